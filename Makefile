@@ -1,0 +1,11 @@
+# The two commands of the README. Each sets up .venv first (quick when it is already there).
+.PHONY: compare test venv
+
+venv:
+	@scripts/setup-venv.sh
+
+compare: venv
+	.venv/bin/kernelprof compare --neuron lif --T 8
+
+test: venv
+	.venv/bin/python -m pytest -q
