@@ -1,0 +1,1 @@
+"""kernelprof: where SNN training time and energy go."""

@@ -1,0 +1,184 @@
+"""How closely an implementation's outputs agree with the float64 oracle.
+
+Spikes are compared exactly. A spike that differs is excused only when it is a threshold tie:
+the oracle's membrane H at that first differing step lies within rounding distance of the
+threshold, so float32 arithmetic may fall on either side. After such a flip the neuron follows
+another trajectory, so its later steps and its gradients are not comparable: those neurons are
+left out of the V and gradient comparisons, and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from kernelprof.lif import LIFConfig
+
+# |H - theta| within which a float32 computation may land on the other side of the threshold.
+# float32 rounds each step's H by ~6e-8 relative; over T steps errors add up but stay far below.
+TIE_ATOL = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 1e-5, torch.bfloat16: 1e-5}
+
+
+@dataclass(frozen=True)
+class SpikeAgreement:
+    """Spike comparison of one implementation with the oracle over a [T, N] sequence."""
+
+    total: int  # spike values compared (T * N)
+    mismatches: int  # spike values that differ
+    neurons_diverged: int  # neurons whose spike train differs anywhere
+    ties: int  # of those neurons, how many first differ at a threshold tie
+    non_ties: int  # neurons that first differ where the oracle is not near the threshold
+    comparable: torch.Tensor  # [N] bool: neurons whose spike train equals the oracle's
+
+    @property
+    def mismatch_fraction(self) -> float:
+        return self.mismatches / self.total if self.total else 0.0
+
+
+def spike_agreement(
+    spikes: torch.Tensor,
+    oracle_spikes: torch.Tensor,
+    oracle_h: torch.Tensor,
+    v_threshold: float,
+    tie_atol: float,
+) -> SpikeAgreement:
+    """Compares spikes [T, ...] with the oracle's; ``oracle_h`` is the oracle's H (float64)."""
+    steps = spikes.shape[0]
+    s = spikes.detach().reshape(steps, -1).to(torch.float64).cpu()
+    ref = oracle_spikes.detach().reshape(steps, -1).to(torch.float64).cpu()
+    h = oracle_h.detach().reshape(steps, -1).to(torch.float64).cpu()
+    differ = s != ref
+    diverged = differ.any(dim=0)
+    first = differ.to(torch.int8).argmax(dim=0)  # first differing step of each neuron
+    h_first = h.gather(0, first.unsqueeze(0)).squeeze(0)
+    is_tie = (h_first - v_threshold).abs() <= tie_atol
+    ties = int((diverged & is_tie).sum())
+    neurons_diverged = int(diverged.sum())
+    return SpikeAgreement(
+        total=differ.numel(),
+        mismatches=int(differ.sum()),
+        neurons_diverged=neurons_diverged,
+        ties=ties,
+        non_ties=neurons_diverged - ties,
+        comparable=~diverged,
+    )
+
+
+def max_abs_excess(
+    actual: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float, keep: torch.Tensor
+) -> float:
+    """Largest amount by which |actual - expected| exceeds atol + rtol*|expected| over the
+    neurons in ``keep`` ([N] bool); <= 0 means every value is within tolerance."""
+    steps = actual.shape[0]
+    a = actual.detach().reshape(steps, -1).to(torch.float64).cpu()[:, keep]
+    e = expected.detach().reshape(steps, -1).to(torch.float64).cpu()[:, keep]
+    if a.numel() == 0:
+        return float("-inf")
+    if not torch.isfinite(a).all():
+        return float("inf")
+    return float(((a - e).abs() - (atol + rtol * e.abs())).max())
+
+
+def max_abs_diff(actual: torch.Tensor, expected: torch.Tensor, keep: torch.Tensor) -> float:
+    """max |actual - expected| over the neurons in ``keep`` (0.0 when none are kept)."""
+    steps = actual.shape[0]
+    a = actual.detach().reshape(steps, -1).to(torch.float64).cpu()[:, keep]
+    e = expected.detach().reshape(steps, -1).to(torch.float64).cpu()[:, keep]
+    return float((a - e).abs().max()) if a.numel() else 0.0
+
+
+# atol = rtol for V and gradients, by the dtype an implementation computes in.
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+
+@dataclass(frozen=True)
+class OracleCheck:
+    """An implementation's outputs against the float64 oracle on one input."""
+
+    verdict: str  # "exact", "close" (threshold ties only) or "WRONG"
+    reason: str
+    spikes: SpikeAgreement
+    firing_rate: float
+    v_max_abs_diff: float
+    grad_max_abs_diff: float
+    v_excess: float  # > 0: some V beyond atol + rtol*|V|
+    grad_excess: float
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "spike_mismatches": self.spikes.mismatches,
+            "spike_mismatch_fraction": self.spikes.mismatch_fraction,
+            "neurons_diverged": self.spikes.neurons_diverged,
+            "threshold_ties": self.spikes.ties,
+            "firing_rate": self.firing_rate,
+            "v_max_abs_diff": self.v_max_abs_diff,
+            "grad_max_abs_diff": self.grad_max_abs_diff,
+        }
+
+
+def check_against_oracle(
+    run: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    x: torch.Tensor,
+    config: LIFConfig,
+    *,
+    seed: int = 0,
+    with_grad_v: bool = True,
+) -> OracleCheck:
+    """Runs ``run(x) -> (spikes, V)`` and the float64 oracle on the same input and upstream
+    gradients (random for S, and for V when ``with_grad_v``), and compares outputs and dX."""
+    from reference_kernels.torch_ref import lif_trajectory
+
+    generator = torch.Generator().manual_seed(seed + 1)
+    grad_s = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
+    grad_v = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
+
+    x_ref = x.detach().to(device="cpu", dtype=torch.float64).requires_grad_()
+    s_ref, v_ref, h_ref = lif_trajectory(x_ref, config)
+    loss = (s_ref * grad_s.double().cpu()).sum()
+    if with_grad_v:
+        loss = loss + (v_ref * grad_v.double().cpu()).sum()
+    loss.backward()
+
+    x_impl = x.detach().clone().requires_grad_()
+    s, v = run(x_impl)
+    outputs, grads = [s], [grad_s]
+    if with_grad_v:
+        outputs.append(v)
+        grads.append(grad_v)
+    torch.autograd.backward(outputs, grads)
+
+    tol = TOLERANCE[x.dtype]
+    spikes = spike_agreement(s, s_ref, h_ref, config.v_threshold, TIE_ATOL[x.dtype])
+    keep = spikes.comparable
+    v_excess = max_abs_excess(v, v_ref, tol, tol, keep)
+    grad_excess = max_abs_excess(x_impl.grad, x_ref.grad, tol, tol, keep)
+    problems = []
+    if spikes.non_ties:
+        problems.append(f"{spikes.non_ties} neurons' spikes differ away from the threshold")
+    if v_excess > 0:
+        problems.append(f"V beyond atol=rtol={tol:g}")
+    if grad_excess > 0:
+        problems.append(f"dX beyond atol=rtol={tol:g}")
+    if problems:
+        verdict, reason = "WRONG", "; ".join(problems)
+    elif spikes.ties:
+        verdict = "close"
+        reason = (
+            f"{spikes.ties} neurons differ at threshold ties (|H - theta| <= {TIE_ATOL[x.dtype]:g})"
+        )
+    else:
+        verdict, reason = "exact", f"spikes equal; V and dX within atol=rtol={tol:g}"
+    return OracleCheck(
+        verdict=verdict,
+        reason=reason,
+        spikes=spikes,
+        firing_rate=float(s_ref.detach().mean()),
+        v_max_abs_diff=max_abs_diff(v, v_ref, keep),
+        grad_max_abs_diff=max_abs_diff(x_impl.grad, x_ref.grad, keep),
+        v_excess=v_excess,
+        grad_excess=grad_excess,
+    )

@@ -1,0 +1,129 @@
+"""Reference multi-step LIF kernels: the yardstick every framework is measured against.
+
+One public entry point, :func:`lif_multistep`, with four implementations of the same canonical
+neuron (:mod:`kernelprof.lif`):
+
+* ``torch``   eager PyTorch, differentiated by autograd: the oracle (also in float64);
+* ``compile`` the same step under torch.compile, forward and backward each one fused loop;
+* ``triton``  fused Triton kernels (forward over T, reverse-time backward), fp32/fp16/bf16;
+* ``cupy``    the same algorithm as CUDA C (``cuda/lif.cu``) compiled once through CuPy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernelprof.lif import LIFConfig
+
+from .fused import FUSED_DTYPES
+
+IMPLS = ("torch", "compile", "triton", "cupy")
+
+
+class ImplementationUnavailable(RuntimeError):
+    """An implementation whose package or device is missing on this machine."""
+
+
+def lif_multistep(
+    x: torch.Tensor,
+    *,
+    tau: float = 2.0,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    detach_reset: bool = False,
+    surrogate: str = "sigmoid",
+    alpha: float = 4.0,
+    impl: str = "torch",
+    return_v: bool = False,
+):
+    """Runs the canonical multi-step LIF over ``x`` of shape [T, ...].
+
+    Returns the spikes (same shape and dtype as ``x``, differentiable w.r.t. ``x`` through the
+    surrogate), and with ``return_v=True`` the pair (spikes, V) where V is the membrane after reset.
+    ``v_reset=None`` selects soft reset. Invalid arguments raise ``ValueError`` naming the argument;
+    an implementation whose package or device is missing raises :class:`ImplementationUnavailable`.
+    """
+    config = LIFConfig(
+        tau=tau,
+        v_threshold=v_threshold,
+        v_reset=v_reset,
+        decay_input=decay_input,
+        detach_reset=detach_reset,
+        surrogate=surrogate,
+        alpha=alpha,
+    )
+    return run(x, config, impl=impl, return_v=return_v)
+
+
+def run(x: torch.Tensor, config: LIFConfig, *, impl: str = "torch", return_v: bool = False):
+    """:func:`lif_multistep` with a ready :class:`~kernelprof.lif.LIFConfig`."""
+    _check_input(x, impl)
+    if impl == "torch":
+        from .torch_ref import lif_torch
+
+        return lif_torch(x, config, return_v)
+    if impl == "compile":
+        from .compiled import lif_compiled
+
+        return lif_compiled(x, config, return_v)
+    from .fused import lif_fused
+
+    return lif_fused(x, fused_kernels(impl, x.device), config, return_v)
+
+
+def fused_kernels(impl: str, device: torch.device):
+    """The fused backend object of ``impl`` ('triton' or 'cupy'), checked for ``device``."""
+    if impl == "triton":
+        try:
+            from . import triton_lif
+        except ImportError as error:
+            raise ImplementationUnavailable(
+                f"impl='triton' is unavailable: triton cannot be imported ({error})"
+            ) from error
+        triton_lif.check_device(device)
+        return triton_lif.TritonKernels()
+    if impl == "cupy":
+        if device.type != "cuda":
+            raise ValueError(f"device: impl='cupy' runs on CUDA tensors, got {device.type!r}")
+        from . import cupy_lif
+
+        reason = cupy_lif.cupy_unavailable_reason()
+        if reason is not None:
+            raise ImplementationUnavailable(f"impl='cupy' is unavailable: {reason}")
+        return cupy_lif.CupyKernels()
+    raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+
+
+def unavailable_reason(impl: str, device: torch.device | str) -> str | None:
+    """None when ``impl`` can run on ``device`` here, else a one-line reason."""
+    device = torch.device(device)
+    if impl not in IMPLS:
+        return f"unknown impl {impl!r} (choose from {', '.join(IMPLS)})"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device (torch.cuda.is_available() is False)"
+    if impl in ("triton", "cupy"):
+        try:
+            fused_kernels(impl, device)
+        except (ValueError, ImplementationUnavailable) as error:
+            return str(error)
+    return None
+
+
+def _check_input(x: torch.Tensor, impl: str) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor of shape [T, ...], got {type(x).__name__}")
+    if x.dim() == 0:
+        raise ValueError("x must have a leading time dimension T, got a 0-d tensor")
+    if x.shape[0] == 0:
+        raise ValueError("x: T (its first dimension) must be >= 1, got 0")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"dtype: x must be a floating-point tensor, got {x.dtype}")
+    if impl in ("triton", "cupy") and x.dtype not in FUSED_DTYPES:
+        raise ValueError(
+            f"dtype: impl={impl!r} supports float32, float16 and bfloat16, got {x.dtype}"
+        )
+    if impl in ("torch", "compile") and x.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: impl={impl!r} supports cpu and cuda, got {x.device.type!r}")

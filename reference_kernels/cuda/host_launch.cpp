@@ -1,0 +1,66 @@
+// Host build of lif.cu for the tests: serial "launches" of its kernels and its fp16/bf16
+// conversions, exported with C linkage for ctypes.
+//
+// Build: g++ -O2 -std=c++17 -shared -fPIC -o liblif_host.so host_launch.cpp
+// lif.cu is included verbatim (the exact file CuPy compiles), after host_shim.h.
+#include "host_shim.h"
+#include "lif.cu"
+
+namespace {
+
+// Runs `kernel` for every (block, thread) of a 1-D grid, one after another, as a GPU would in
+// some order. The kernels' grid-stride loops make any grid/block cover all N neurons.
+template <class Kernel>
+void launch_serial(unsigned int grid, unsigned int block, Kernel kernel) {
+  gridDim = {grid, 1, 1};
+  blockDim = {block, 1, 1};
+  for (unsigned int b = 0; b < grid; ++b) {
+    blockIdx = {b, 0, 0};
+    for (unsigned int t = 0; t < block; ++t) {
+      threadIdx = {t, 0, 0};
+      kernel();
+    }
+  }
+}
+
+}  // namespace
+
+#define LIF_HOST_LAUNCHERS(SUFFIX, S)                                                          \
+  extern "C" void host_launch_lif_forward_##SUFFIX(                                            \
+      unsigned int grid, unsigned int block, const S* x, S* spikes, S* h_out,                   \
+      unsigned char* spikes_u8, S* v_out, long long n, int steps, float tau, float v_threshold, \
+      float v_reset, int soft_reset, int decay_input) {                                         \
+    launch_serial(grid, block, [&] {                                                           \
+      lif_forward_##SUFFIX(x, spikes, h_out, spikes_u8, v_out, n, steps, tau, v_threshold,      \
+                           v_reset, soft_reset, decay_input);                                   \
+    });                                                                                         \
+  }                                                                                             \
+  extern "C" void host_launch_lif_backward_##SUFFIX(                                           \
+      unsigned int grid, unsigned int block, const S* grad_spikes, const S* grad_v, const S* h, \
+      const unsigned char* spikes_u8, S* grad_x, long long n, int steps, float tau,             \
+      float v_threshold, float v_reset, int soft_reset, int decay_input, int detach_reset,      \
+      int surrogate, float alpha) {                                                             \
+    launch_serial(grid, block, [&] {                                                           \
+      lif_backward_##SUFFIX(grad_spikes, grad_v, h, spikes_u8, grad_x, n, steps, tau,          \
+                            v_threshold, v_reset, soft_reset, decay_input, detach_reset,        \
+                            surrogate, alpha);                                                  \
+    });                                                                                         \
+  }
+
+LIF_HOST_LAUNCHERS(f32, float)
+LIF_HOST_LAUNCHERS(f16, unsigned short)
+LIF_HOST_LAUNCHERS(bf16, unsigned short)
+
+// Element-wise access to the software conversions, so the tests can check them exhaustively.
+extern "C" void host_half_to_float(const unsigned short* in, float* out, long long count) {
+  for (long long i = 0; i < count; ++i) out[i] = lif_half_to_float(in[i]);
+}
+extern "C" void host_float_to_half(const float* in, unsigned short* out, long long count) {
+  for (long long i = 0; i < count; ++i) out[i] = lif_float_to_half(in[i]);
+}
+extern "C" void host_bf16_to_float(const unsigned short* in, float* out, long long count) {
+  for (long long i = 0; i < count; ++i) out[i] = lif_bf16_to_float(in[i]);
+}
+extern "C" void host_float_to_bf16(const float* in, unsigned short* out, long long count) {
+  for (long long i = 0; i < count; ++i) out[i] = lif_float_to_bf16(in[i]);
+}

@@ -1,0 +1,64 @@
+"""The eager PyTorch oracle: the canonical LIF written step by step, differentiated by autograd.
+
+It is the definition every other implementation is checked against, so it stays plain: one time
+loop, the equations of :mod:`kernelprof.lif`, and a Heaviside whose backward is the surrogate.
+It computes in float64 for float64 inputs and in float32 otherwise (half inputs are upcast and
+the results cast back), the same arithmetic precision as the fused kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernelprof.lif import LIFConfig, charge, reset, surrogate_grad
+
+
+class SpikeFunction(torch.autograd.Function):
+    """S = Heaviside(H - theta) (fires on equality); backward uses the surrogate derivative."""
+
+    @staticmethod
+    def forward(ctx, h_minus_threshold: torch.Tensor, surrogate: str, alpha: float):
+        ctx.save_for_backward(h_minus_threshold)
+        ctx.surrogate = surrogate
+        ctx.alpha = alpha
+        return (h_minus_threshold >= 0).to(h_minus_threshold.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spike: torch.Tensor):
+        (h_minus_threshold,) = ctx.saved_tensors
+        return grad_spike * surrogate_grad(h_minus_threshold, ctx.surrogate, ctx.alpha), None, None
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The arithmetic precision used for an input dtype: float64 stays, everything else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def lif_trajectory(
+    x: torch.Tensor, config: LIFConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Runs the canonical LIF over ``x`` ([T, ...]); returns (S, V, H), each [T, ...].
+
+    H (the membrane before reset) is what threshold-tie analysis needs; it is returned in the
+    compute precision, S and V in the input dtype.
+    """
+    xc = x.to(compute_dtype(x.dtype))
+    v = torch.full_like(xc[0], config.v_initial)
+    spikes, membranes, charges = [], [], []
+    for t in range(xc.shape[0]):
+        h = charge(v, xc[t], config)
+        spike = SpikeFunction.apply(h - config.v_threshold, config.surrogate, config.alpha)
+        v = reset(h, spike.detach() if config.detach_reset else spike, config)
+        spikes.append(spike)
+        membranes.append(v)
+        charges.append(h)
+    return (
+        torch.stack(spikes).to(x.dtype),
+        torch.stack(membranes).to(x.dtype),
+        torch.stack(charges),
+    )
+
+
+def lif_torch(x: torch.Tensor, config: LIFConfig, return_v: bool):
+    spikes, membranes, _ = lif_trajectory(x, config)
+    return (spikes, membranes) if return_v else spikes
