@@ -1,0 +1,1 @@
+"""Measurement: the one timing harness and the device facts it needs."""

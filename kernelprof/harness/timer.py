@@ -1,0 +1,163 @@
+"""The one timing harness: every figure kernelprof prints comes from :func:`measure`.
+
+* CUDA: each call timed with its own pair of CUDA events on the current stream, the L2 cache
+  flushed (a 256 MiB write) before each call, outside the timed region.
+* CPU: a synchronous host clock (``time.perf_counter``) around each call; the last-level cache
+  is flushed the same way (64 MiB) unless ``flush_cache=False``.
+
+Warm-up and repetitions are time budgets, turned into call counts from a first estimate. The
+first call is timed on its own and reported as ``first_call_s``: it holds one-off work such as
+compilation (torch.compile, Triton, CuPy) and never enters the statistics. The clock is
+injectable so the statistics are unit-tested without real time.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+SPREAD_WARNING = 0.10  # warn when the interquartile range exceeds 10 % of the median
+CUDA_FLUSH_BYTES = 256 * 2**20
+CPU_FLUSH_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Raw per-call times of one workload, with the statistics derived from them."""
+
+    samples_s: tuple[float, ...]
+    first_call_s: float | None = None
+    label: str = ""
+    metadata: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.samples_s:
+            raise ValueError("a Measurement needs at least one sample")
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.samples_s)
+
+    @property
+    def quartiles_s(self) -> tuple[float, float]:
+        if len(self.samples_s) < 2:
+            return self.samples_s[0], self.samples_s[0]
+        q1, _, q3 = statistics.quantiles(self.samples_s, n=4, method="inclusive")
+        return q1, q3
+
+    @property
+    def iqr_s(self) -> float:
+        q1, q3 = self.quartiles_s
+        return q3 - q1
+
+    @property
+    def spread(self) -> float:
+        """Interquartile range relative to the median."""
+        return self.iqr_s / self.median_s if self.median_s > 0 else math.inf
+
+    @property
+    def warnings(self) -> list[str]:
+        found = []
+        if self.spread > SPREAD_WARNING:
+            found.append(
+                f"{self.label or 'measurement'}: large spread, IQR is {self.spread:.0%} of the "
+                f"median over {len(self.samples_s)} calls"
+            )
+        return found
+
+    def as_dict(self) -> dict:
+        q1, q3 = self.quartiles_s
+        return {
+            "label": self.label,
+            "median_s": self.median_s,
+            "q1_s": q1,
+            "q3_s": q3,
+            "iqr_s": self.iqr_s,
+            "first_call_s": self.first_call_s,
+            "samples_s": list(self.samples_s),
+            "warnings": self.warnings,
+            **self.metadata,
+        }
+
+
+class HostTimer:
+    """Times calls with a host clock, synchronising the device after each call."""
+
+    def __init__(self, device: torch.device, clock: Callable[[], float] = time.perf_counter):
+        self.device = device
+        self.clock = clock
+
+    def time_calls(self, fn: Callable[[], object], count: int, before: Callable[[], None]):
+        times = []
+        for _ in range(count):
+            before()
+            _synchronize(self.device)
+            start = self.clock()
+            fn()
+            _synchronize(self.device)
+            times.append(self.clock() - start)
+        return times
+
+
+class CudaEventTimer:
+    """Times each call with its own pair of CUDA events; one synchronisation at the end."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def time_calls(self, fn: Callable[[], object], count: int, before: Callable[[], None]):
+        pairs = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            for _ in range(count)
+        ]
+        for start, end in pairs:
+            before()
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize(self.device)
+        return [start.elapsed_time(end) / 1e3 for start, end in pairs]
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    device: torch.device | str = "cpu",
+    label: str = "",
+    warmup_s: float = 0.05,
+    repeat_s: float = 0.25,
+    min_calls: int = 5,
+    max_calls: int = 10_000,
+    flush_cache: bool = True,
+    timer: HostTimer | CudaEventTimer | None = None,
+) -> Measurement:
+    """Times ``fn()`` (a closure with its inputs already prepared) on ``device``."""
+    device = torch.device(device)
+    if timer is None:
+        timer = CudaEventTimer(device) if device.type == "cuda" else HostTimer(device)
+    flush = _cache_flusher(device) if flush_cache else (lambda: None)
+
+    (first_call_s,) = timer.time_calls(fn, 1, flush)
+    (estimate_s,) = timer.time_calls(fn, 1, flush)
+    estimate_s = max(estimate_s, 1e-7)
+    warmup_calls = min(max_calls, max(1, int(warmup_s / estimate_s)))
+    timer.time_calls(fn, warmup_calls, flush)
+    calls = min(max_calls, max(min_calls, int(repeat_s / estimate_s)))
+    samples = timer.time_calls(fn, calls, flush)
+    return Measurement(tuple(samples), first_call_s=first_call_s, label=label)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _cache_flusher(device: torch.device) -> Callable[[], None]:
+    nbytes = CUDA_FLUSH_BYTES if device.type == "cuda" else CPU_FLUSH_BYTES
+    buffer = torch.empty(nbytes // 4, dtype=torch.int32, device=device)
+    return lambda: buffer.zero_()
