@@ -1,0 +1,77 @@
+"""The kernelprof command line: results, JSON, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+
+def kernelprof(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kernelprof.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_compare_json_has_verdicts_timings_and_environment(tmp_path):
+    out = tmp_path / "result.json"
+    done = kernelprof(
+        "compare",
+        "--neuron",
+        "lif",
+        "--T",
+        "4",
+        "--N",
+        "4096",
+        "--impls",
+        "torch,cupy",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+        "--repeat-s",
+        "0.02",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert json.loads(out.read_text())["runs"] == document["runs"]
+    (run,) = document["runs"]
+    rows = {row["impl"]: row for row in run["rows"]}
+    assert rows["torch"]["check"]["verdict"] == "exact"
+    for phase in ("fwd", "bwd", "fwd+bwd"):
+        timing = rows["torch"]["timings"][phase]
+        assert timing["median_s"] > 0 and timing["gb_per_s"] > 0
+        assert len(timing["samples_s"]) >= 5
+    assert rows["cupy"]["status"] == "unavailable" and "device" in rows["cupy"]["reason"]
+    assert document["copy_bandwidth_gb_per_s"] > 0
+    assert document["environment"]["versions"]["torch"] == torch.__version__
+
+
+def test_unknown_implementation_is_a_usage_error_listing_valid_names():
+    done = kernelprof("compare", "--impls", "torch,numba")
+    assert done.returncode == 2
+    assert "numba" in done.stderr and "torch, compile, triton, cupy" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_neuron_is_a_usage_error():
+    done = kernelprof("compare", "--neuron", "izhikevich")
+    assert done.returncode == 2 and "lif" in done.stderr
+
+
+def test_bad_numbers_are_usage_errors():
+    for args in (["--T", "0"], ["--T", "eight"], ["--tau", "-1"], ["--dtype", "fp8"]):
+        done = kernelprof("compare", *args)
+        assert done.returncode == 2, args
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        return
+    done = kernelprof("compare", "--device", "cuda")
+    assert done.returncode == 2 and "no CUDA device" in done.stderr

@@ -1,0 +1,62 @@
+"""The timing harness's statistics, with an injected clock instead of real time."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernelprof.harness.timer import HostTimer, Measurement, measure
+
+
+class ScriptedClock:
+    """A clock that advances by the scripted duration of each call it brackets."""
+
+    def __init__(self, durations):
+        self.durations = list(durations)
+        self.now = 0.0
+        self.started = False
+
+    def __call__(self) -> float:
+        if self.started:
+            self.now += self.durations.pop(0)
+        self.started = not self.started
+        return self.now
+
+
+def test_first_call_is_reported_apart_and_excluded_from_statistics():
+    # first call 5 s (compilation), estimate 1 ms, then warm-up and measured calls
+    durations = [5.0, 1e-3] + [1e-3] * 10 + [1e-3, 2e-3, 3e-3, 4e-3, 5e-3]
+    clock = ScriptedClock(durations)
+    timer = HostTimer(torch.device("cpu"), clock=clock)
+    result = measure(
+        lambda: None, timer=timer, warmup_s=10.5e-3, repeat_s=5.5e-3, flush_cache=False
+    )
+    assert result.first_call_s == pytest.approx(5.0)
+    assert result.samples_s == pytest.approx((1e-3, 2e-3, 3e-3, 4e-3, 5e-3))
+    assert result.median_s == pytest.approx(3e-3)
+    assert result.iqr_s == pytest.approx(2e-3)
+
+
+def test_large_spread_warns_and_small_spread_does_not():
+    steady = Measurement((1.0, 1.01, 0.99, 1.0, 1.02), label="steady")
+    noisy = Measurement((1.0, 2.0, 0.5, 1.5, 3.0), label="noisy")
+    assert steady.warnings == []
+    assert noisy.warnings and "noisy" in noisy.warnings[0]
+
+
+def test_call_count_follows_the_time_budget():
+    clock = ScriptedClock([1e-3] * 400)
+    calls = []
+    timer = HostTimer(torch.device("cpu"), clock=clock)
+    result = measure(
+        lambda: calls.append(1), timer=timer, warmup_s=20.5e-3, repeat_s=100.5e-3, flush_cache=False
+    )
+    assert len(result.samples_s) == 100
+    assert len(calls) == 1 + 1 + 20 + 100
+
+
+def test_real_clock_measures_real_work():
+    import time
+
+    result = measure(lambda: time.sleep(0.002), repeat_s=0.03, warmup_s=0.0, flush_cache=False)
+    assert 0.002 <= result.median_s < 0.05
