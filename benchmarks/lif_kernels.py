@@ -1,0 +1,111 @@
+"""Benchmark of the reference LIF kernels against the device's measured copy bandwidth.
+
+Prints, for each reference implementation on the current device: the verdict against the float64
+oracle, fwd / bwd / fwd+bwd median times, achieved GB/s and % of the measured copy bandwidth, then
+the project's targets and whether this run met them:
+
+* 2-core CPU, T=8, N=2^20, fp32: the fastest reference impl reaches >= 25 % of copy bandwidth;
+* H100/H200, T=8, N=2^22, fp32: triton and cupy each reach >= 85 %.
+
+    .venv/bin/python benchmarks/lif_kernels.py [--device cuda] [--dtype fp32,fp16,bf16]
+        [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from kernelprof import kernel_bench, report
+from kernelprof.cli import environment
+from kernelprof.harness.device import resolve_device
+from kernelprof.lif import LIFConfig
+from reference_kernels import IMPLS
+
+CPU_TARGET = 0.25
+GPU_TARGET = 0.85
+
+
+def targets(document: dict) -> list[dict]:
+    """The targets that apply to this run's fp32 T=8 case, each with its measured value."""
+    found = []
+    for run in document["runs"]:
+        case = run["case"]
+        if case["dtype"] != "fp32" or case["T"] != 8:
+            continue
+        fractions = {
+            row["impl"]: row["timings"]["fwd+bwd"]["copy_bandwidth_fraction"]
+            for row in run["rows"]
+            if row["status"] == "ok" and row["check"]["verdict"] in ("exact", "close")
+        }
+        if document["environment"]["device"]["type"] == "cpu":
+            best = max(fractions, key=fractions.get, default=None)
+            found.append(
+                {
+                    "target": f"CPU N={case['N']:,}: fastest reference impl >= 25 % of copy bw",
+                    "impl": best,
+                    "fraction": fractions.get(best),
+                    "met": best is not None and fractions[best] >= CPU_TARGET,
+                }
+            )
+        else:
+            for impl in ("triton", "cupy"):
+                found.append(
+                    {
+                        "target": f"GPU N={case['N']:,}: {impl} >= 85 % of copy bw",
+                        "impl": impl,
+                        "fraction": fractions.get(impl),
+                        "met": fractions.get(impl, 0.0) >= GPU_TARGET,
+                    }
+                )
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--T", type=int, default=8)
+    parser.add_argument("--N", type=int, default=None, help="default 2^20 on CPU, 2^22 on CUDA")
+    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--impls", default=",".join(IMPLS))
+    parser.add_argument("--repeat-s", type=float, default=0.5)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args(argv)
+
+    device = resolve_device(args.device)
+    neurons = args.N or (2**22 if device.type == "cuda" else 2**20)
+    console = Console(width=160)
+    document = kernel_bench.run_compare(
+        LIFConfig(),
+        args.impls.split(","),
+        steps_list=[args.T],
+        neurons_list=[neurons],
+        dtypes=args.dtype.split(","),
+        device=device,
+        repeat_s=args.repeat_s,
+        environment=environment(device),
+        status=console.status,
+        on_run=lambda run: console.print(report.kernel_table(run)),
+    )
+    for note in document["notes"]:
+        console.print(f"[dim]{note}[/]")
+    document["targets"] = targets(document)
+    for target in document["targets"]:
+        fraction = target["fraction"]
+        measured = "n/a" if fraction is None else f"{100 * fraction:.1f} %"
+        console.print(
+            f"target {target['target']}: {target['impl']} {measured} -> "
+            + ("[green]met[/]" if target["met"] else "[red]NOT met[/]")
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
