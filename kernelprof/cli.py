@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "forward, backward and forward+backward and reports achieved bandwidth against the "
         "device's measured copy bandwidth.",
     )
-    compare.add_argument("--neuron", default="lif", help="neuron model (only: lif)")
+    _add_case_arguments(compare, surrogate="sigmoid:4")
     compare.add_argument("--T", default="8", help="time steps; a comma list sweeps (e.g. 4,8,16)")
     compare.add_argument(
         "--N",
@@ -51,26 +51,55 @@ def _parser() -> argparse.ArgumentParser:
         help="neurons per step; comma list sweeps (default 2^20 CPU, 2^22 CUDA)",
     )
     compare.add_argument("--dtype", default="fp32", help="fp32, fp16, bf16; a comma list sweeps")
-    compare.add_argument(
+    compare.add_argument("--repeat-s", type=float, default=0.25, help="timing budget per phase")
+    compare.set_defaults(handler=_compare)
+
+    check = commands.add_parser(
+        "check",
+        help="every framework's LIF against the float64 oracle, with a verdict",
+        description="Builds each implementation's LIF for the canonical config, runs it on the "
+        "same input as the float64 oracle in its own worker process, and gives a verdict: "
+        "exact, close, approximate, WRONG, unsupported, unavailable or error. Exit code 1 if "
+        "any verdict is WRONG.",
+    )
+    # SuperSpike with alpha 1 is the one surrogate SpikingJelly, snnTorch and Norse all express
+    # exactly (Norse 1.1's 'super' ignores alpha; SpikingJelly's SuperSpike(a) is a/(1+|x|)^2).
+    _add_case_arguments(check, surrogate="superspike:1")
+    check.add_argument("--T", type=int, default=8, help="time steps")
+    check.add_argument("--N", default="4096", help="neurons per step")
+    check.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16")
+    check.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="IMPL=PATH",
+        help="run IMPL's worker under another interpreter (repeatable)",
+    )
+    check.add_argument("--timeout", type=float, default=300.0, help="seconds per implementation")
+    check.set_defaults(handler=_check)
+    return parser
+
+
+def _add_case_arguments(command: argparse.ArgumentParser, surrogate: str) -> None:
+    """The options that say which neuron, config, implementations and device (shared)."""
+    command.add_argument("--neuron", default="lif", help="neuron model (only: lif)")
+    command.add_argument(
         "--impls", default=None, help="comma list of implementations (default all)"
     )
-    compare.add_argument("--skip", default="", help="comma list of implementations to leave out")
-    compare.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    compare.add_argument("--reset", choices=("hard", "soft"), default="hard")
-    compare.add_argument("--v-reset", type=float, default=0.0, help="V_reset for hard reset")
-    compare.add_argument("--detach-reset", action="store_true")
-    compare.add_argument("--no-decay-input", action="store_true")
-    compare.add_argument("--tau", type=float, default=2.0)
-    compare.add_argument("--v-threshold", type=float, default=1.0)
-    compare.add_argument(
-        "--surrogate", default="sigmoid:4", help="NAME[:ALPHA], e.g. atan:2 (default sigmoid:4)"
+    command.add_argument("--skip", default="", help="comma list of implementations to leave out")
+    command.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    command.add_argument("--reset", choices=("hard", "soft"), default="hard")
+    command.add_argument("--v-reset", type=float, default=0.0, help="V_reset for hard reset")
+    command.add_argument("--detach-reset", action="store_true")
+    command.add_argument("--no-decay-input", action="store_true")
+    command.add_argument("--tau", type=float, default=2.0)
+    command.add_argument("--v-threshold", type=float, default=1.0)
+    command.add_argument(
+        "--surrogate", default=surrogate, help=f"NAME[:ALPHA], e.g. atan:2 (default {surrogate})"
     )
-    compare.add_argument("--seed", type=int, default=0)
-    compare.add_argument("--repeat-s", type=float, default=0.25, help="timing budget per phase")
-    compare.add_argument("--format", choices=FORMATS, default="table")
-    compare.add_argument("--out", type=Path, default=None, help="also write JSON results here")
-    compare.set_defaults(handler=_compare)
-    return parser
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--format", choices=FORMATS, default="table")
+    command.add_argument("--out", type=Path, default=None, help="also write JSON results here")
 
 
 def _int_list(text: str, name: str) -> list[int]:
@@ -95,11 +124,15 @@ def eval_power(text: str) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from kernelprof.lif import SURROGATES, LIFConfig
+    from kernelprof.lif import DEFAULT_ALPHA, SURROGATES, LIFConfig
 
     name, _, alpha = args.surrogate.partition(":")
     if name not in SURROGATES:
         raise UsageError(f"--surrogate: unknown {name!r} (choose from {', '.join(SURROGATES)})")
+    try:
+        alpha_value = float(alpha) if alpha else DEFAULT_ALPHA[name]
+    except ValueError:
+        raise UsageError(f"--surrogate: alpha {alpha!r} is not a number") from None
     try:
         return LIFConfig(
             tau=args.tau,
@@ -108,42 +141,123 @@ def _config(args: argparse.Namespace):
             decay_input=not args.no_decay_input,
             detach_reset=args.detach_reset,
             surrogate=name,
-            alpha=float(alpha) if alpha else 4.0,
+            alpha=alpha_value,
         )
     except ValueError as error:
         raise UsageError(str(error)) from None
 
 
-def _impls(args: argparse.Namespace) -> list[str]:
-    from reference_kernels import IMPLS
-
-    chosen = list(IMPLS) if args.impls is None else [i for i in args.impls.split(",") if i]
+def _impls(args: argparse.Namespace, valid: list[str]) -> list[str]:
+    chosen = list(valid) if args.impls is None else [i for i in args.impls.split(",") if i]
     skipped = [i for i in args.skip.split(",") if i]
     for impl in chosen + skipped:
-        if impl not in IMPLS:
-            raise UsageError(f"unknown implementation {impl!r} (valid: {', '.join(IMPLS)})")
+        if impl not in valid:
+            raise UsageError(f"unknown implementation {impl!r} (valid: {', '.join(valid)})")
     return [impl for impl in chosen if impl not in skipped]
 
 
-def _compare(args: argparse.Namespace) -> int:
+def _check_neuron(args: argparse.Namespace) -> None:
     if args.neuron not in NEURONS:
         raise UsageError(f"--neuron: unknown {args.neuron!r} (valid: {', '.join(NEURONS)})")
+
+
+def _device(args: argparse.Namespace):
+    from kernelprof.harness.device import resolve_device
+
+    try:
+        return resolve_device(args.device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _write_out(args: argparse.Namespace, document: dict[str, Any]) -> None:
+    from kernelprof import report
+
+    if args.format == "json":
+        print(report.to_json(document))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report.to_json(document))
+
+
+def _check(args: argparse.Namespace) -> int:
+    _check_neuron(args)
+    from rich.console import Console
+
+    from kernelprof import report
+    from kernelprof.checking import DTYPES
+    from kernelprof.harness.worker import run_task
+    from kernelprof.impls import registry
+
+    config = _config(args)
+    names = list(registry.implementations())
+    impls = _impls(args, names)
+    if args.dtype not in DTYPES:
+        raise UsageError(f"--dtype: unknown {args.dtype!r} (valid: {', '.join(DTYPES)})")
+    (neurons,) = _int_list(args.N, "N")[:1]
+    if args.T < 1:
+        raise UsageError(f"--T: must be >= 1, got {args.T}")
+    pythons = {}
+    for item in args.python:
+        impl, sep, path = item.partition("=")
+        if not sep or impl not in names:
+            raise UsageError(f"--python: expected IMPL=PATH with IMPL one of {', '.join(names)}")
+        pythons[impl] = path
+    device = _device(args)
+
+    console = Console(stderr=args.format != "table")
+    if not console.is_terminal:
+        console.width = 160
+    case = {"T": args.T, "N": neurons, "dtype": args.dtype, "device": str(device)}
+    document: dict[str, Any] = {
+        "kernelprof": "check",
+        "environment": environment(device),
+        "config": config.as_dict(),
+        "case": case,
+        "rows": [],
+        "interrupted": False,
+    }
+    try:
+        for impl in impls:
+            task = {
+                "kind": "check",
+                "impl": impl,
+                "config": config.as_dict(),
+                "seed": args.seed,
+                **case,
+            }
+            with console.status(f"checking {impl}"):
+                row = run_task(task, python=pythons.get(impl), timeout_s=args.timeout)
+            row.setdefault("impl", impl)
+            row.setdefault("verdict", row.get("status", "error"))
+            if impl in pythons:
+                row["python"] = pythons[impl]
+            document["rows"].append(row)
+    except KeyboardInterrupt:
+        document["interrupted"] = True
+    if args.format == "table":
+        console.print(report.check_table(document))
+    _write_out(args, document)
+    if document["interrupted"]:
+        return 130
+    return 1 if any(row["verdict"] == "WRONG" for row in document["rows"]) else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    _check_neuron(args)
     from rich.console import Console
 
     from kernelprof import kernel_bench, report
-    from kernelprof.harness import device as device_facts
+    from reference_kernels import IMPLS
 
     config = _config(args)
-    impls = _impls(args)
+    impls = _impls(args, list(IMPLS))
     steps_list = _int_list(args.T, "T")
     dtypes = [d for d in args.dtype.split(",") if d]
     for dtype in dtypes:
         if dtype not in kernel_bench.DTYPES:
             raise UsageError(f"--dtype: unknown {dtype!r} (valid: fp32, fp16, bf16)")
-    try:
-        device = device_facts.resolve_device(args.device)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    device = _device(args)
     default_n = "4194304" if device.type == "cuda" else "1048576"
     neurons_list = _int_list(args.N or default_n, "N")
 
@@ -168,15 +282,10 @@ def _compare(args: argparse.Namespace) -> int:
         status=console.status,
         on_run=show,
     )
-    notes = document["notes"]
-    if args.format == "json":
-        print(report.to_json(document))
-    else:
-        for note in notes:
+    if args.format == "table":
+        for note in document["notes"]:
             console.print(f"[dim]{note}[/]")
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report.to_json(document))
+    _write_out(args, document)
     return 130 if document["interrupted"] else 0
 
 

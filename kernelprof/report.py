@@ -71,3 +71,60 @@ def print_runs(runs: list[dict[str, Any]], console: Console, notes: list[str]) -
 
 def to_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, default=str)
+
+
+CHECK_STYLE = {
+    "exact": "green",
+    "close": "green",
+    "approximate": "yellow",
+    "WRONG": "bold red",
+    "error": "red",
+    "unsupported": "dim",
+    "unavailable": "dim",
+}
+
+
+def check_table(document: dict[str, Any]) -> Table:
+    """The table of ``kernelprof check``: one row per implementation, reasons underneath."""
+    case, config = document["case"], document["config"]
+    reset = "soft" if config["v_reset"] is None else f"hard (V_r={config['v_reset']:g})"
+    table = Table(
+        title=(
+            f"LIF vs float64 oracle: T={case['T']} N={case['N']:,} {case['dtype']} on "
+            f"{document['environment']['device']['name']}; tau={config['tau']:g}, {reset}, "
+            f"detach_reset={config['detach_reset']}, decay_input={config['decay_input']}, "
+            f"{config['surrogate']}({config['alpha']:g})"
+        ),
+        title_justify="left",
+        caption_justify="left",
+    )
+    table.add_column("impl")
+    table.add_column("verdict")
+    for column in ("spike mismatches", "ties", "max |dV|", "max |d dX|", "cos dX"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("code path")
+    reasons = []
+    for row in document["rows"]:
+        verdict = row["verdict"]
+        style = CHECK_STYLE.get(verdict, "")
+        if row.get("status") != "ok":
+            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * 5, "")
+            reasons.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
+            continue
+        v_diff = row["v_max_abs_diff"]
+        table.add_row(
+            row["impl"],
+            f"[{style}]{verdict}[/]",
+            f"{row['spike_mismatches']:,} ({100 * row['spike_mismatch_fraction']:.3f} %)",
+            str(row["threshold_ties"]),
+            "not exposed" if v_diff is None else f"{v_diff:.2e}",
+            f"{row['grad_max_abs_diff']:.2e}",
+            f"{row['grad_cosine']:.6f}",
+            row["path"],
+        )
+        if verdict != "exact":
+            reasons.append(f"{row['impl']}: {verdict}: {row['reason']}")
+    table.caption = "\n".join(
+        ["ties: neurons whose spikes first differ where the oracle's |H - theta| <= 1e-5"] + reasons
+    )
+    return table

@@ -1,0 +1,1 @@
+"""LIF implementations kernelprof compares: one module per framework, each registering itself."""

@@ -1,0 +1,85 @@
+"""`kernelprof check`: verdicts, isolation of crashing and hanging implementations, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def kernelprof_check(*args: str, extra_impls: bool = False) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if extra_impls:
+        env["KERNELPROF_EXTRA_IMPLS"] = "tests.planted_impls"
+    return subprocess.run(
+        [sys.executable, "-m", "kernelprof.cli", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def planted_run():
+    done = kernelprof_check(
+        "--neuron", "lif", "--T", "8", "--N", "2000", "--device", "cpu", "--format", "json",
+        "--timeout", "20",
+        "--impls", "ref-torch,planted-wrong,planted-approximate,planted-crash,planted-hang,"
+        "planted-missing",
+        extra_impls=True,
+    )  # fmt: skip
+    return done, {row["impl"]: row for row in json.loads(done.stdout)["rows"]}
+
+
+def test_a_wrong_implementation_is_wrong_and_fails_the_run(planted_run):
+    done, rows = planted_run
+    assert rows["planted-wrong"]["verdict"] == "WRONG"
+    assert rows["planted-wrong"]["spike_mismatches"] > 0
+    assert done.returncode == 1
+
+
+def test_declared_approximations_make_it_approximate(planted_run):
+    _, rows = planted_run
+    assert rows["planted-approximate"]["verdict"] == "approximate"
+    assert "rounded up by 5 %" in rows["planted-approximate"]["reason"]
+
+
+def test_crash_and_hang_become_error_rows_and_the_others_complete(planted_run):
+    _, rows = planted_run
+    assert rows["planted-crash"]["verdict"] == "error"
+    assert "SIGABRT" in rows["planted-crash"]["reason"]
+    assert rows["planted-hang"]["verdict"] == "error"
+    assert "timed out after 20 s" in rows["planted-hang"]["reason"]
+    assert rows["ref-torch"]["verdict"] == "exact"
+
+
+def test_missing_package_is_unavailable_with_the_reason(planted_run):
+    _, rows = planted_run
+    assert rows["planted-missing"]["verdict"] == "unavailable"
+    assert rows["planted-missing"]["reason"] == "kernelprof-no-such-package is not installed"
+
+
+def test_other_interpreter_is_used_when_asked(tmp_path):
+    # A wrapper "interpreter" that records it ran, then runs this Python.
+    marker = tmp_path / "ran"
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    done = kernelprof_check(
+        "--impls", "ref-torch", "--N", "500", "--device", "cpu", "--format", "json",
+        "--python", f"ref-torch={wrapper}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["rows"]
+    assert row["verdict"] == "exact" and row["python"] == str(wrapper)
+    assert marker.exists()
+
+
+def test_unknown_implementation_is_a_usage_error():
+    done = kernelprof_check("--impls", "ref-torch,brian2")
+    assert done.returncode == 2 and "brian2" in done.stderr and "ref-torch" in done.stderr
+    assert "Traceback" not in done.stderr
