@@ -1,0 +1,161 @@
+"""snnTorch's ``snn.Leaky`` as a row of the comparison, looped over T in ``run``.
+
+What snnTorch 1.0.0 does, read from its sources (``_neurons/leaky.py``, ``_neurons/neurons.py``,
+``surrogate.py``), with U its membrane ``mem``, r the reset signal, s the spike:
+
+* One step per call: r = Heaviside(U_prev - theta) *detached* (``mem_reset``), then
+  'zero':     U = beta * (1 - r) * U_prev + I
+  'subtract': U = beta * U_prev + I - r * theta
+  s = spike_grad(U - theta), which fires on U > theta (strict; the canonical model fires on >=).
+  With ``reset_delay=False`` the reset of this step is applied at once, through the *attached*
+  spike: U <- U - (s - r) * U ('zero') or U - (s - r) * theta ('subtract'); the ``- r`` undoes
+  the reset already applied from U_prev ("avoid double reset"). With ``reset_delay=True`` the
+  returned U is H (before reset) and the reset happens at the next step through the detached r.
+* Hence, with beta = 1 - 1/tau and I = X/tau (decay_input) or X:
+  hard reset to 0, detach_reset=False: 'zero', reset_delay=False. r is always 0 when theta >= 0
+  (U after reset is 0 or H <= theta), so U is the canonical V after reset and the reset's
+  gradient flows through s, as in the canonical model (dV/dS = -H).
+  hard reset to 0, detach_reset=True: 'zero', reset_delay=True. r of step t equals s of step t-1,
+  so U_prev * (1 - r) is V after reset with the spike detached; the returned U is H, not V, so
+  no V is returned.
+  soft reset, detach_reset=False: 'subtract', reset_delay=False; exact while V after reset stays
+  <= theta. Where V after reset > theta (H > 2 theta for theta > 0), r = 1 at the next step and
+  snnTorch subtracts theta before firing, so it fires on H > 2 theta there and evaluates the
+  surrogate at H - 2 theta: an approximation, recorded in ``approximations``.
+  soft reset, detach_reset=True: not expressible (reset_delay=False keeps the spike's gradient in
+  the reset; reset_delay=True subtracts theta undecayed: beta * H + I - theta).
+* snnTorch resets to 0 only and its leak beta * U has no rest potential, so a hard reset to
+  V_r != 0 is unsupported. beta is clamped to [0, 1], so tau < 1 is unsupported.
+* Surrogates: atan(alpha) is the canonical atan; fast_sigmoid(slope=alpha) is the canonical
+  superspike; sigmoid(slope=alpha) computes slope * e^(-slope x) / (e^(-slope x) + 1)^2, the
+  canonical sigmoid' in exact arithmetic, but e^(-slope x) overflows to inf for very negative x
+  and inf/inf gives NaN gradients there (recorded in ``approximations``). There is no built-in
+  piecewise-exponential surrogate (``spike_rate_escape`` is centred at x = 1).
+* Spikes come out as float32 whatever the input dtype (``(x > 0).float()``), so for half inputs
+  the membrane is float32 from the first reset on; spikes are cast back to the input's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kernelprof.impls.registry import Built, Implementation, Requirement, Unsupported, register
+from kernelprof.lif import LIFConfig
+
+REQUIREMENT = Requirement("snntorch", ">=0.9,<2")
+PATH = "eager PyTorch: Python loop over T of snn.Leaky (a handful of aten ops per step), autograd"
+TIE_NOTE = "fires on H > theta, not >= (snnTorch's surrogates compute (x > 0).float())"
+# The rows this module registers, by name (tests use them without importing every framework).
+IMPLEMENTATIONS: dict[str, Implementation] = {}
+
+
+def leaky_kwargs(config: LIFConfig) -> dict:
+    """``snn.Leaky`` keyword arguments for ``config`` (without the surrogate); raises
+    :class:`Unsupported` where snnTorch cannot express it (see the module docstring)."""
+    if config.tau < 1:
+        raise Unsupported(
+            f"beta = 1 - 1/tau = {1 - 1 / config.tau:g} < 0 for tau={config.tau:g}, and "
+            "snnTorch clamps beta to [0, 1]"
+        )
+    if config.v_reset is not None and config.v_reset != 0:
+        raise Unsupported(
+            f"snnTorch resets to 0 only (its leak beta*U has no rest potential), "
+            f"got v_reset={config.v_reset:g}"
+        )
+    if config.v_reset is None:
+        if config.detach_reset:
+            raise Unsupported(
+                "snnTorch cannot detach a subtractive reset: with reset_delay=False the reset "
+                "term (spk - reset) * threshold keeps the spike's gradient, and reset_delay=True "
+                "subtracts the threshold after the decay (beta*H + I - theta, not "
+                "beta*(H - theta) + I)"
+            )
+        mechanism, reset_delay = "subtract", False
+    elif config.detach_reset:
+        # The delayed reset multiplies by the detached (1 - reset): canonical detach_reset=True.
+        mechanism, reset_delay = "zero", True
+    else:
+        if config.v_threshold < 0:
+            raise Unsupported(
+                "with reset_delay=False snnTorch re-applies the reset when V after reset (0) "
+                f"exceeds the threshold, which happens for v_threshold={config.v_threshold:g} < 0"
+            )
+        mechanism, reset_delay = "zero", False
+    return {
+        "beta": 1.0 - 1.0 / config.tau,
+        "threshold": float(config.v_threshold),
+        "reset_mechanism": mechanism,
+        "reset_delay": reset_delay,
+    }
+
+
+def spike_grad(config: LIFConfig, dtype: torch.dtype) -> tuple[object, list[str]]:
+    """snnTorch's surrogate for ``config`` and the approximations it brings."""
+    from snntorch import surrogate
+
+    alpha = float(config.alpha)
+    if config.surrogate == "atan":
+        return surrogate.atan(alpha=alpha), []
+    if config.surrogate == "superspike":
+        return surrogate.fast_sigmoid(slope=alpha), []
+    if config.surrogate == "sigmoid":
+        # exp(-slope*x) overflows below -log(max)/slope; for half inputs the first step runs
+        # in half, later ones in float32 (see the module docstring), so this is the worst case.
+        limit = math.log(torch.finfo(dtype).max) / alpha
+        return surrogate.sigmoid(slope=alpha), [
+            "sigmoid surrogate: snnTorch computes slope*exp(-slope*x)/(exp(-slope*x)+1)^2, "
+            f"which gives NaN gradients where H - theta < -{limit:.4g} (exp overflows in "
+            f"{str(dtype).removeprefix('torch.')}); the canonical sigmoid' is ~0 there"
+        ]
+    raise Unsupported(
+        f"snnTorch 1.0.0 has no built-in {config.surrogate} surrogate (spike_rate_escape is "
+        "centred at x = 1; a custom_surrogate would be kernelprof's code, not snnTorch's)"
+    )
+
+
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+    kwargs = leaky_kwargs(config)
+    grad, approximations = spike_grad(config, dtype)
+    import snntorch as snn
+
+    lif = snn.Leaky(spike_grad=grad, **kwargs).to(device=device, dtype=dtype)
+    scale = 1.0 / config.tau if config.decay_input else 1.0
+    returns_v = not kwargs["reset_delay"]  # with reset_delay=True, mem is H (before reset)
+    if config.v_reset is None:
+        approximations.append(
+            "soft reset: where V after reset exceeds theta (H > 2*theta), snnTorch's "
+            "reset_delay=False subtracts theta again before the next spike decision, so that "
+            "step fires on H > 2*theta and its surrogate is taken at H - 2*theta"
+        )
+
+    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        lif.reset_mem()  # no state leaks between sequences
+        mem = torch.zeros_like(x[0])  # V[-1] = 0 = V_r (hard, V_r=0) or soft reset's start
+        current = x * scale if scale != 1.0 else x
+        spikes, membrane = [], []
+        for t in range(x.shape[0]):
+            spk, mem = lif(current[t], mem)
+            spikes.append(spk)
+            membrane.append(mem)
+        s = torch.stack(spikes).to(x.dtype)
+        return s, torch.stack(membrane) if returns_v else None
+
+    return Built(
+        run=run,
+        path=f"{PATH}; membrane float32 after the first step" if dtype.itemsize < 4 else PATH,
+        approximations=approximations,
+        tie_notes=[TIE_NOTE],
+    )
+
+
+IMPLEMENTATIONS["snntorch"] = register(
+    Implementation(
+        name="snntorch",
+        framework="snnTorch",
+        build=build,
+        requires=(REQUIREMENT,),
+        description="snn.Leaky looped over T (beta = 1 - 1/tau, reset_delay per detach_reset)",
+    )
+)

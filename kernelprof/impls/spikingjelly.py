@@ -1,0 +1,410 @@
+"""SpikingJelly's ``LIFNode`` as rows of the comparison: 2.x (auto and each CUDA provider) and
+0.0.0.0.14 (the older release, ``backend='torch'|'cupy'``, still widely used).
+
+What SpikingJelly 2.0.0 does, read from its sources (``activation_based/neuron/lif.py``,
+``activation_based/functional/neuron.py:lif_multi_step``, ``_ops/lif``, ``_ops/selection.py``):
+
+* ``LIFNode(step_mode='m')`` takes the whole [T, ...] sequence in one call and keeps V in the
+  module; ``functional.reset_net`` puts it back to V_r (hard) or 0 (soft). ``store_v_seq=True``
+  records ``v_seq`` [T, ...], which is V *after* reset in every path (``reference.step`` appends
+  the value returned by ``reset.voltage``; the fused kernels write V after reset too).
+* The fused op ``sj_lif::forward`` is used only when the surrogate is one of seven built-ins
+  with a scalar alpha (Sigmoid, ATan, PiecewiseQuadratic, PiecewiseExp, SoftSign, SuperSpike,
+  Erf), the input is float32/float16/bfloat16 *and* the state V is float32. V takes the input's
+  dtype (``BaseNode.materialize_states``), so float16/bfloat16 inputs fall back as well. Any
+  fallback runs ``_ops/lif/reference.multi_step``: a Python loop with autograd per step.
+* On CPU the fused op itself is a Python loop too (``reference._forward_impl``, autograd per step
+  through ``_SurrogateSpike``). On CUDA the op dispatches to a provider chosen once per device
+  and cached: native CUDA -> Triton -> torch (a Python loop over T with a hand-written
+  reverse-time backward loop). ``SJ_LIF_CUDA_IMPLEMENTATION=auto|cuda|triton|torch`` forces one;
+  with a forced provider a profile that needs the fallback raises ``RuntimeError`` instead of
+  falling back silently (``_require_automatic_torch``), and a missing provider raises at the
+  first call ("No available sj_lif CUDA implementation").
+* The variable is read once, when ``spikingjelly._ops.lif`` is first imported (at the first
+  multi-step LIF call, not when ``LIFNode`` is built), into ``_selection._requested``; setting
+  the variable later has no effect. The forced rows therefore set the variable around that import
+  and, since SpikingJelly has no public per-call switch, set ``_selection._requested`` and swap in
+  a per-provider selection cache before every call. This is left in place after the call, not
+  restored, because the backward (run later by autograd) dispatches through the same selection:
+  restoring it would time another provider's backward. Each row normally runs in its own worker
+  process, where this is moot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+
+import torch
+
+from kernelprof.impls.registry import Built, Implementation, Requirement, Unsupported, register
+from kernelprof.lif import LIFConfig
+
+REQUIREMENT = Requirement("spikingjelly", ">=2.0,<3", module="spikingjelly.activation_based")
+LEGACY_REQUIREMENT = Requirement(
+    "spikingjelly", "==0.0.0.0.14", module="spikingjelly.activation_based"
+)
+BACKEND_ENV = "SJ_LIF_CUDA_IMPLEMENTATION"
+CUDA_BACKENDS = ("torch", "triton", "cuda")
+# Canonical surrogate -> SpikingJelly class (same formula; superspike only at alpha=1, see below).
+SURROGATE_CLASSES = {
+    "sigmoid": "Sigmoid",
+    "atan": "ATan",
+    "piecewise_exp": "PiecewiseExp",
+    "superspike": "SuperSpike",
+}
+# Autograd Functions of SpikingJelly's surrogate classes (their names show in a profile when the
+# fallback loop runs) and of the fused op's torch reference.
+_FALLBACK_SURROGATE_FUNCTIONS = ("sigmoid", "atan", "piecewise_exp", "super_spike")
+_REFERENCE_SURROGATE_FUNCTION = "_SurrogateSpike"
+# The rows this module registers, by name (tests use them without importing every framework).
+IMPLEMENTATIONS: dict[str, Implementation] = {}
+_CUDA_PROVIDER_PATHS = {
+    "cuda": "native CUDA: fused forward kernel over T, fused reverse-time backward kernel",
+    "triton": "Triton: fused forward kernel over T, fused reverse-time backward kernel",
+    "torch": "torch provider: Python loop over T (sj_lif op), hand-written reverse-time "
+    "backward loop",
+}
+
+
+def _add(implementation: Implementation) -> None:
+    IMPLEMENTATIONS[implementation.name] = register(implementation)
+
+
+def lif_kwargs(config: LIFConfig) -> dict:
+    """``LIFNode`` keyword arguments for ``config`` (shared by 2.x and 0.0.0.0.14), without the
+    surrogate; raises :class:`Unsupported` where SpikingJelly cannot express it."""
+    if config.tau <= 1:
+        raise Unsupported(
+            f"SpikingJelly's LIFNode needs tau > 1 (it asserts a float tau > 1), got "
+            f"tau={config.tau:g}"
+        )
+    surrogate_spec(config)  # raises for a surrogate SpikingJelly has no exact match for
+    return {
+        "tau": float(config.tau),  # ints fail SpikingJelly's isinstance(tau, float) assert
+        "v_threshold": float(config.v_threshold),
+        "v_reset": None if config.v_reset is None else float(config.v_reset),
+        "decay_input": bool(config.decay_input),
+        "detach_reset": bool(config.detach_reset),
+    }
+
+
+def surrogate_spec(config: LIFConfig) -> tuple[str, float]:
+    """(SpikingJelly surrogate class name, alpha) computing the canonical surrogate."""
+    if config.surrogate == "superspike" and config.alpha != 1:
+        raise Unsupported(
+            "SpikingJelly's SuperSpike(alpha) computes alpha/(1+|x|)^2, which equals the "
+            f"canonical superspike 1/(1+alpha|x|)^2 only at alpha=1, got alpha={config.alpha:g}"
+        )
+    return SURROGATE_CLASSES[config.surrogate], float(config.alpha)
+
+
+def fallback_reason(surrogate_function, dtype: torch.dtype) -> str | None:
+    """Why ``lif_multi_step`` would skip its fused op for this surrogate and input dtype, by
+    SpikingJelly 2.x's own test; None when the fused op runs."""
+    from spikingjelly._ops.surrogate import _DTYPES, _surrogate_spec
+
+    if _surrogate_spec(surrogate_function) is None:
+        return f"surrogate {type(surrogate_function).__name__} not fused"
+    if dtype not in _DTYPES:
+        return f"dtype {str(dtype).removeprefix('torch.')} not fused"
+    if dtype != torch.float32:  # V takes the input's dtype; the op wants a float32 V
+        return f"state dtype {str(dtype).removeprefix('torch.')} not fused (needs float32 V)"
+    return None
+
+
+# ---- CUDA provider selection ------------------------------------------------------------------
+
+# SpikingJelly's own choice: the variable as set when spikingjelly._ops.lif was imported.
+_SJ_DEFAULT: list[str] = []
+# One selection cache per provider, so switching rows never reuses another provider's binding.
+_CACHES: dict[str, tuple[dict, dict]] = {}
+_LIF_OPS = "spikingjelly._ops.lif"
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def _selection():
+    """SpikingJelly's LIF provider selection (``spikingjelly._ops.lif._selection``)."""
+    module = sys.modules.get(_LIF_OPS) or importlib.import_module(_LIF_OPS)
+    selection = module._selection
+    if not _CACHES:  # the caches SpikingJelly fills for the provider it was imported with
+        _CACHES[selection._requested] = (selection._selections, selection._compiled_selections)
+    return selection
+
+
+def use_cuda_backend(backend: str | None) -> None:
+    """Makes SpikingJelly's next LIF calls use ``backend`` (None: SpikingJelly's own choice).
+
+    SpikingJelly reads the variable only when ``spikingjelly._ops.lif`` is imported, so it is
+    set around that import (and restored); afterwards the selection object is set directly and
+    left so (see the module docstring)."""
+    if not _SJ_DEFAULT:
+        imported = _LIF_OPS in sys.modules
+        _SJ_DEFAULT.append(
+            _selection()._requested if imported else os.environ.get(BACKEND_ENV, "auto")
+        )
+    requested = backend or _SJ_DEFAULT[0]
+    if _LIF_OPS not in sys.modules:
+        with _environment(BACKEND_ENV, requested):
+            _selection()
+    selection = _selection()
+    if requested not in _CACHES:
+        _CACHES[requested] = ({}, {})
+    selection._requested = requested
+    selection._selections, selection._compiled_selections = _CACHES[requested]
+
+
+def _provider_problem(backend: str):
+    """device_problem for a forced provider: why SpikingJelly could not load it, else None."""
+
+    def problem(device: torch.device) -> str | None:
+        if backend == "torch":
+            return None
+        module = {"cuda": "native", "triton": "triton"}[backend]
+        try:
+            loaded = importlib.import_module(f"spikingjelly._ops.lif.{module}")
+            if backend == "cuda":
+                from spikingjelly._ops.native_loader import _check_native_device
+
+                index = device.index if device.index is not None else torch.cuda.current_device()
+                _check_native_device(loaded._build_info, index)
+        except (ImportError, OSError) as error:  # what SpikingJelly's selection catches too
+            return f"SpikingJelly's {backend} LIF provider is unavailable: {error}"
+        return None
+
+    return problem
+
+
+def _cuda_provider(device: torch.device) -> str:
+    """The provider SpikingJelly has bound (or now binds) for ``device``."""
+    return _selection().diagnostics(device)["implementation"]
+
+
+# ---- path detection ---------------------------------------------------------------------------
+
+
+def classify_profile(names: Counter, steps: int, device: torch.device) -> str:
+    """Names the code path from the op and kernel names of one profiled forward+backward."""
+    where = "CPU" if device.type == "cpu" else "CUDA"
+    aten = sum(count for name, count in names.items() if name.startswith("aten::"))
+    loop = f"{aten} aten ops for T={steps}"
+    kernels = sorted(name for name in names if "lif_forward" in name or "lif_backward" in name)
+    if kernels:
+        return f"native CUDA kernels ({', '.join(kernels)})"
+    triton = sorted(
+        name
+        for name in names
+        if name in ("_forward_kernel", "_backward_kernel") or name.startswith("triton_")
+    )
+    if triton:
+        return f"Triton kernels ({', '.join(triton)})"
+    fallback = [name for name in _FALLBACK_SURROGATE_FUNCTIONS if names.get(name)]
+    if fallback:
+        return (
+            f"python loop ({where}): fallback, surrogate autograd Function "
+            f"{fallback[0]} x{names[fallback[0]]} ({loop})"
+        )
+    if names.get(_REFERENCE_SURROGATE_FUNCTION):
+        return (
+            f"python loop ({where}): torch reference of the sj_lif op, autograd per step ({loop})"
+        )
+    if names.get("sj_lif::forward"):
+        return f"torch provider ({where}): sj_lif op, Python loop over T ({loop})"
+    return f"unrecognised ({loop}; no SpikingJelly op or kernel in the profile)"
+
+
+def _profile(run, x: torch.Tensor, device: torch.device) -> Counter:
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    x = x.detach().clone().requires_grad_()
+    with profile(activities=activities) as prof:
+        spikes, v = run(x)
+        outputs = [spikes] if v is None else [spikes, v]
+        torch.autograd.backward(outputs, [torch.ones_like(o) for o in outputs])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return Counter(event.name for event in prof.events())
+
+
+# ---- SpikingJelly 2.x -------------------------------------------------------------------------
+
+
+def _expected_path(surrogate_function, device, dtype, backend: str | None) -> str:
+    reason = fallback_reason(surrogate_function, dtype)
+    if device.type == "cpu":
+        if reason:
+            return f"python loop (CPU): fallback, {reason}"
+        return "python loop (CPU): torch reference of the sj_lif op, autograd per step"
+    if reason:
+        if backend is not None:
+            raise Unsupported(
+                f"{BACKEND_ENV}={backend}: SpikingJelly raises instead of falling back to its "
+                f"Python loop for this profile ({reason})"
+            )
+        return f"python loop: fallback, {reason}"
+    provider = backend or _cuda_provider(device)
+    return _CUDA_PROVIDER_PATHS.get(provider, provider)
+
+
+def _builder(backend: str | None):
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+        kwargs = lif_kwargs(config)
+        name, alpha = surrogate_spec(config)
+        from spikingjelly.activation_based import functional, neuron, surrogate
+
+        surrogate_function = getattr(surrogate, name)(alpha=alpha)
+        if device.type == "cuda":
+            use_cuda_backend(backend)
+        path = _expected_path(surrogate_function, device, dtype, backend)
+        node = neuron.LIFNode(
+            step_mode="m", surrogate_function=surrogate_function, store_v_seq=True, **kwargs
+        ).to(device)
+        last: list[tuple[torch.Size, torch.dtype]] = []  # shape and dtype of the last call
+
+        def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            functional.reset_net(node)  # V back to V_r (or 0) so no state leaks between calls
+            if x.is_cuda:
+                use_cuda_backend(backend)
+            spikes = node(x)
+            last[:] = [(x.shape, x.dtype)]
+            return spikes, node.v_seq  # V after reset, [T, ...] (float32 on the fused path)
+
+        def detect_path() -> str:
+            if not last:
+                return f"{path} (expected; not run yet)"
+            # The path depends on shape, dtype and device only, so any input of the last call's
+            # shape and dtype shows it (and no input is kept alive between calls).
+            shape, x_dtype = last[0]
+            x = torch.randn(shape, device=device).to(x_dtype) + 1.0
+            return classify_profile(_profile(run, x, device), shape[0], device)
+
+        return Built(run=run, path=path, detect_path=detect_path)
+
+    return build
+
+
+_add(
+    Implementation(
+        name="spikingjelly",
+        framework="SpikingJelly",
+        build=_builder(None),
+        requires=(REQUIREMENT,),
+        description="neuron.LIFNode(step_mode='m'); on CUDA SpikingJelly picks the provider",
+    )
+)
+for _backend in CUDA_BACKENDS:
+    _add(
+        Implementation(
+            name=f"spikingjelly-{_backend}",
+            framework="SpikingJelly",
+            build=_builder(_backend),
+            requires=(REQUIREMENT,),
+            devices=("cuda",),
+            description=f"neuron.LIFNode(step_mode='m') with {BACKEND_ENV}={_backend}: "
+            + _CUDA_PROVIDER_PATHS[_backend],
+            device_problem=_provider_problem(_backend),
+        )
+    )
+
+
+# ---- SpikingJelly 0.0.0.0.14 ------------------------------------------------------------------
+
+LEGACY_BACKENDS = ("torch", "cupy")
+_LEGACY_PATHS = {
+    "torch": "python loop: BaseNode.multi_step_forward, one single step per t, autograd backward",
+    "cupy": "CuPy: one forward kernel over T, one reverse-time backward kernel (multiplies by "
+    "1/tau)",
+}
+
+
+def _legacy_builder(backend: str):
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+        kwargs = lif_kwargs(config)
+        name, alpha = surrogate_spec(config)
+        from spikingjelly.activation_based import functional, neuron, surrogate
+
+        surrogate_class = getattr(surrogate, name, None)
+        if surrogate_class is None:
+            raise Unsupported(f"this SpikingJelly has no surrogate.{name}")
+        surrogate_function = surrogate_class(alpha=alpha)
+        if backend == "cupy":
+            # LIFNode's cupy branch accepts float and half only (NotImplementedError otherwise).
+            if dtype not in (torch.float32, torch.float16):
+                raise Unsupported(
+                    f"SpikingJelly's cupy LIF kernels take float32/float16, not {dtype}"
+                )
+            try:  # the backward kernel is generated from the surrogate's CUDA code
+                surrogate_function.cuda_codes(y="grad_s", x="over_th", dtype="float")
+            except (NotImplementedError, AttributeError) as error:  # base class: no CUDA code
+                raise Unsupported(
+                    f"SpikingJelly 0.0.0.0.14's {name} has no CUDA code for the cupy backend "
+                    f"({type(error).__name__})"
+                ) from error
+        node = neuron.LIFNode(
+            step_mode="m",
+            backend=backend,
+            surrogate_function=surrogate_function,
+            store_v_seq=True,
+            **kwargs,
+        ).to(device)
+        node.train()  # in eval mode 0.0.0.0.14 ignores backend and runs its JIT inference loops
+
+        def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            functional.reset_net(node)  # also clears v_seq
+            spikes = node(x)
+            # Both backends record V after reset: the torch loop appends self.v after
+            # neuronal_reset, the cupy kernel returns v_v_seq[1:].
+            return spikes, node.v_seq
+
+        return Built(run=run, path=_LEGACY_PATHS[backend])
+
+    return build
+
+
+def _cupy_problem(device: torch.device) -> str | None:
+    try:
+        import cupy  # noqa: F401
+    except ImportError as error:
+        return f"the cupy backend needs CuPy: {error}"
+    return None
+
+
+_add(
+    Implementation(
+        name="spikingjelly-legacy",
+        framework="SpikingJelly 0.0.0.0.14",
+        build=_legacy_builder("torch"),
+        requires=(LEGACY_REQUIREMENT,),
+        description="neuron.LIFNode(step_mode='m', backend='torch')",
+    )
+)
+_add(
+    Implementation(
+        name="spikingjelly-legacy-cupy",
+        framework="SpikingJelly 0.0.0.0.14",
+        build=_legacy_builder("cupy"),
+        requires=(LEGACY_REQUIREMENT,),
+        devices=("cuda",),
+        description="neuron.LIFNode(step_mode='m', backend='cupy')",
+        device_problem=_cupy_problem,
+    )
+)
