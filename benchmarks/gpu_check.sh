@@ -5,7 +5,8 @@
 #    machine's own torch, triton and cupy;
 # 2. runs the CUDA-marked tests (reference kernels on the GPU against the float64 oracle);
 # 3. runs the reference-kernel benchmark (T=8, N=2^22, fp32/fp16/bf16) with its targets;
-# 4. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
+# 4. runs `kernelprof compare --neuron lif --T 8` (every framework) and a sweep over T;
+# 5. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
 # Each step has its own time limit so the whole run stays under 6 minutes; a failing step is
 # recorded in the summary and the next one still runs. Rehearse on CPU: the same script runs there
 # (the CUDA tests are then skipped with their reason and the benchmark runs on the CPU).
@@ -43,13 +44,20 @@ with open(sys.argv[1], "w") as file:  # packages may print on import: keep stdou
 PY
 cat "$out/versions.json"
 
-timeout 270 "$python" -m pytest -q -m cuda -p no:cacheprovider --junitxml="$out/cuda-tests.xml" \
+timeout 120 "$python" -m pytest -q -m cuda -p no:cacheprovider --junitxml="$out/cuda-tests.xml" \
     tests 2>&1 | tee "$out/cuda-tests.log"
 tests_rc=${PIPESTATUS[0]}
 
-timeout 150 "$python" benchmarks/lif_kernels.py --dtype fp32,fp16,bf16 \
+timeout 90 "$python" benchmarks/lif_kernels.py --dtype fp32,fp16,bf16 \
     --json "$out/benchmark.json" 2>&1 | tee "$out/benchmark.log"
 bench_rc=${PIPESTATUS[0]}
+
+# The README's main command on the GPU, then a sweep over T of the fused implementations.
+timeout 100 "$python" -m kernelprof.cli compare --neuron lif --T 8 --out "$out/compare_T8.json" \
+    2>&1 | tee "$out/compare_T8.log"
+timeout 60 "$python" -m kernelprof.cli compare --neuron lif --T 4,8,16,32 --repeat-s 0.1 --no-energy \
+    --impls ref-compile,ref-triton,ref-cupy,spikingjelly,spikingjelly-triton,spikingjelly-cuda \
+    --out "$out/compare_sweep.json" 2>&1 | tee "$out/compare_sweep.log"
 
 "$python" - "$out" "$tests_rc" "$bench_rc" "$start" <<'PY'
 import json, sys, time

@@ -26,6 +26,8 @@ from kernelprof.harness.device import resolve_device
 from kernelprof.lif import LIFConfig
 from reference_kernels import IMPLS
 
+REFERENCE_ROWS = [f"ref-{impl}" for impl in IMPLS]
+
 CPU_TARGET = 0.25
 GPU_TARGET = 0.85
 
@@ -53,7 +55,7 @@ def targets(document: dict) -> list[dict]:
                 }
             )
         else:
-            for impl in ("triton", "cupy"):
+            for impl in ("ref-triton", "ref-cupy"):
                 found.append(
                     {
                         "target": f"GPU N={case['N']:,}: {impl} >= 85 % of copy bw",
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--T", type=int, default=8)
     parser.add_argument("--N", type=int, default=None, help="default 2^20 on CPU, 2^22 on CUDA")
     parser.add_argument("--dtype", default="fp32")
-    parser.add_argument("--impls", default=",".join(IMPLS))
+    parser.add_argument("--impls", default=",".join(REFERENCE_ROWS))
     parser.add_argument("--repeat-s", type=float, default=0.5)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     neurons = args.N or (2**22 if device.type == "cuda" else 2**20)
     console = Console(width=160)
     document = kernel_bench.run_compare(
-        LIFConfig(),
+        LIFConfig(surrogate="superspike", alpha=1.0),
         args.impls.split(","),
         steps_list=[args.T],
         neurons_list=[neurons],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import platform
 import subprocess
 import sys
@@ -10,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 NEURONS = ("lif",)
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "csv", "md")
+# SuperSpike with alpha 1 is the one surrogate SpikingJelly, snnTorch and Norse all express
+# exactly (Norse 1.1's 'super' ignores alpha; SpikingJelly's SuperSpike(a) is a/(1+|x|)^2).
+COMMON_SURROGATE = "superspike:1"
+# Versions recorded with every result (read from package metadata: nothing is imported).
+TRACKED_DISTRIBUTIONS = (
+    "kernelprof", "spikingjelly", "snntorch", "norse", "lava-dl", "sinabs", "sinabs-exodus",
+    "triton", "cupy-cuda13x", "cupy-cuda12x", "nvidia-ml-py", "numpy",
+)  # fmt: skip
 
 
 class UsageError(Exception):
@@ -43,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "forward, backward and forward+backward and reports achieved bandwidth against the "
         "device's measured copy bandwidth.",
     )
-    _add_case_arguments(compare, surrogate="sigmoid:4")
+    _add_case_arguments(compare, surrogate=COMMON_SURROGATE)
     compare.add_argument("--T", default="8", help="time steps; a comma list sweeps (e.g. 4,8,16)")
     compare.add_argument(
         "--N",
@@ -52,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--dtype", default="fp32", help="fp32, fp16, bf16; a comma list sweeps")
     compare.add_argument("--repeat-s", type=float, default=0.25, help="timing budget per phase")
+    compare.add_argument(
+        "--baseline",
+        default=None,
+        help="speedups against this impl (default: the fastest framework row)",
+    )
+    compare.add_argument(
+        "--trace-dir",
+        type=Path,
+        default=None,
+        help="write one Chrome trace per implementation here",
+    )
+    compare.add_argument(
+        "--no-energy",
+        action="store_true",
+        help="skip the energy windows (about 4 s per implementation where a counter exists)",
+    )
     compare.set_defaults(handler=_compare)
 
     check = commands.add_parser(
@@ -62,20 +87,10 @@ def _parser() -> argparse.ArgumentParser:
         "exact, close, approximate, WRONG, unsupported, unavailable or error. Exit code 1 if "
         "any verdict is WRONG.",
     )
-    # SuperSpike with alpha 1 is the one surrogate SpikingJelly, snnTorch and Norse all express
-    # exactly (Norse 1.1's 'super' ignores alpha; SpikingJelly's SuperSpike(a) is a/(1+|x|)^2).
-    _add_case_arguments(check, surrogate="superspike:1")
+    _add_case_arguments(check, surrogate=COMMON_SURROGATE)
     check.add_argument("--T", type=int, default=8, help="time steps")
     check.add_argument("--N", default="4096", help="neurons per step")
     check.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16")
-    check.add_argument(
-        "--python",
-        action="append",
-        default=[],
-        metavar="IMPL=PATH",
-        help="run IMPL's worker under another interpreter (repeatable)",
-    )
-    check.add_argument("--timeout", type=float, default=300.0, help="seconds per implementation")
     check.set_defaults(handler=_check)
     return parser
 
@@ -99,6 +114,14 @@ def _add_case_arguments(command: argparse.ArgumentParser, surrogate: str) -> Non
     )
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--format", choices=FORMATS, default="table")
+    command.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="IMPL=PATH",
+        help="run IMPL's worker under another interpreter (repeatable)",
+    )
+    command.add_argument("--timeout", type=float, default=600.0, help="seconds per implementation")
     command.add_argument("--out", type=Path, default=None, help="also write JSON results here")
 
 
@@ -156,6 +179,16 @@ def _impls(args: argparse.Namespace, valid: list[str]) -> list[str]:
     return [impl for impl in chosen if impl not in skipped]
 
 
+def _pythons(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
+    pythons = {}
+    for item in args.python:
+        impl, sep, path = item.partition("=")
+        if not sep or impl not in names:
+            raise UsageError(f"--python: expected IMPL=PATH with IMPL one of {', '.join(names)}")
+        pythons[impl] = path
+    return pythons
+
+
 def _check_neuron(args: argparse.Namespace) -> None:
     if args.neuron not in NEURONS:
         raise UsageError(f"--neuron: unknown {args.neuron!r} (valid: {', '.join(NEURONS)})")
@@ -175,6 +208,8 @@ def _write_out(args: argparse.Namespace, document: dict[str, Any]) -> None:
 
     if args.format == "json":
         print(report.to_json(document))
+    elif args.format in ("csv", "md"):
+        print(report.flat_table(document, args.format), end="")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report.to_json(document))
@@ -197,17 +232,12 @@ def _check(args: argparse.Namespace) -> int:
     (neurons,) = _int_list(args.N, "N")[:1]
     if args.T < 1:
         raise UsageError(f"--T: must be >= 1, got {args.T}")
-    pythons = {}
-    for item in args.python:
-        impl, sep, path = item.partition("=")
-        if not sep or impl not in names:
-            raise UsageError(f"--python: expected IMPL=PATH with IMPL one of {', '.join(names)}")
-        pythons[impl] = path
+    pythons = _pythons(args, names)
     device = _device(args)
 
     console = Console(stderr=args.format != "table")
     if not console.is_terminal:
-        console.width = 160
+        console.width = 180
     case = {"T": args.T, "N": neurons, "dtype": args.dtype, "device": str(device)}
     document: dict[str, Any] = {
         "kernelprof": "check",
@@ -248,10 +278,14 @@ def _compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from kernelprof import kernel_bench, report
-    from reference_kernels import IMPLS
+    from kernelprof.impls import registry
 
     config = _config(args)
-    impls = _impls(args, list(IMPLS))
+    names = list(registry.implementations())
+    impls = _impls(args, names)
+    pythons = _pythons(args, names)
+    if args.baseline is not None and args.baseline not in impls:
+        raise UsageError(f"--baseline: {args.baseline!r} is not among the compared impls")
     steps_list = _int_list(args.T, "T")
     dtypes = [d for d in args.dtype.split(",") if d]
     for dtype in dtypes:
@@ -263,7 +297,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     console = Console(stderr=args.format != "table")
     if not console.is_terminal:
-        console.width = 160  # files and pipes: keep table rows on one line
+        console.width = 180  # files and pipes: keep table rows on one line
 
     def show(run: dict[str, Any]) -> None:
         if args.format == "table":
@@ -278,6 +312,11 @@ def _compare(args: argparse.Namespace) -> int:
         device=device,
         seed=args.seed,
         repeat_s=args.repeat_s,
+        baseline=args.baseline,
+        trace_dir=args.trace_dir,
+        pythons=pythons,
+        timeout_s=args.timeout,
+        energy=not args.no_energy,
         environment=environment(device),
         status=console.status,
         on_run=show,
@@ -296,11 +335,11 @@ def environment(device) -> dict[str, Any]:
     from kernelprof.harness.device import describe
 
     versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for package in ("triton", "cupy", "numpy"):
+    for distribution in TRACKED_DISTRIBUTIONS:
         try:
-            versions[package] = __import__(package).__version__
-        except Exception as error:  # noqa: BLE001 - a broken package is reported, not fatal
-            versions[package] = f"unavailable: {type(error).__name__}: {error}".splitlines()[0]
+            versions[distribution] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            versions[distribution] = "not installed"
     gpu = {}
     if device.type == "cuda":
         gpu = {"cuda": torch.version.cuda, "capability": torch.cuda.get_device_capability(device)}

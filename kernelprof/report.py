@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-VERDICT_STYLE = {"exact": "green", "close": "green", "WRONG": "bold red"}
+VERDICT_STYLE = {
+    "exact": "green",
+    "close": "green",
+    "approximate": "yellow",
+    "WRONG": "bold red",
+    "error": "red",
+    "unsupported": "dim",
+    "unavailable": "dim",
+}
 
 
 def kernel_table(run: dict[str, Any]) -> Table:
@@ -18,70 +27,85 @@ def kernel_table(run: dict[str, Any]) -> Table:
     table = Table(
         title=(
             f"LIF T={case['T']} N={case['N']:,} {case['dtype']} on {run['device']['name']}  "
-            f"(measured copy bandwidth {copy_gbs:.1f} GB/s)"
+            f"(measured copy bandwidth {copy_gbs:.1f} GB/s; baseline {run.get('baseline')})"
         ),
         title_justify="left",
         caption_justify="left",
     )
-    table.add_column("impl")
-    table.add_column("verdict")
-    for column in ("fwd ms", "bwd ms", "fwd+bwd ms", "GB/s", "% copy", "1st call s"):
+    table.add_column("impl", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    columns = ("fwd ms", "bwd ms", "fwd+bwd ms", "speedup", "kernels", "GB/s", "% copy",
+               "peak MB", "saved MB", "energy mJ", "1st call s")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     notes = []
+    energy_notes: set[str] = set()
     for row in run["rows"]:
-        if row["status"] != "ok":
-            table.add_row(row["impl"], row["status"], *[""] * 6, style="dim")
-            notes.append(f"{row['impl']}: {row['status']}: {row['reason']}")
+        verdict = row["verdict"]
+        style = VERDICT_STYLE.get(verdict, "")
+        if verdict not in ("exact", "close", "approximate", "WRONG"):
+            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * len(columns), style="dim")
+            notes.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
             continue
-        verdict = row["check"]["verdict"]
+        notes.append(f"{row['impl']}: path: {row.get('path', '?')}")
+        if verdict != "exact":
+            notes.append(f"{row['impl']}: {verdict}: {row['reason']}")
+        if "timings" not in row:
+            notes.append(f"{row['impl']}: not timed: {row.get('error', 'no timings')}")
+            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * len(columns))
+            continue
         timings = row["timings"]
         total = timings["fwd+bwd"]
         first_call = sum(t["first_call_s"] or 0.0 for t in timings.values())
-        if verdict != "exact":
-            notes.append(f"{row['impl']}: {verdict}: {row['reason']}")
         notes += [w for t in timings.values() for w in t["warnings"]]
+        energy = row.get("energy") or {}
+        notes += energy.get("warnings", [])
+        if energy.get("joules_per_call") is None:
+            energy_text = "n/a"
+            energy_notes.add(energy.get("unavailable_reason") or "n/a: not measured")
+        else:
+            energy_text = f"{1e3 * energy['joules_per_call']:.2f}"
         table.add_row(
             row["impl"],
-            f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
+            f"[{style}]{verdict}[/]",
             *(_ms_iqr(timings[phase]) for phase in ("fwd", "bwd", "fwd+bwd")),
+            f"{row['speedup']:.2f}x" if row.get("speedup") else "",
+            f"{row['kernels_per_fwd_bwd']}",
             f"{total['gb_per_s']:.1f}",
             f"{100 * total['copy_bandwidth_fraction']:.1f}",
+            _megabytes(row.get("peak_bytes")),
+            _megabytes(row.get("saved_bytes")),
+            energy_text,
             f"{first_call:.2f}",
         )
+    kinds = {row.get("kernel_kind") for row in run["rows"] if row.get("kernel_kind")}
     table.caption = "\n".join(
         [
-            "ms: median ±half the interquartile range; GB/s and % copy: fwd+bwd; "
-            "1st call: one-off compilation, not in the medians"
+            "ms: median ±half the IQR; speedup: fwd+bwd vs the baseline; kernels: "
+            + " / ".join(sorted(kinds))
+            + " per fwd+bwd; GB/s, % copy: fwd+bwd; peak: allocator peak of one fwd+bwd; "
+            "saved: bytes autograd keeps for backward; 1st call: compilation, not in the medians"
         ]
+        + [f"energy: {note}" for note in sorted(energy_notes)]
         + notes
     )
     return table
+
+
+def _megabytes(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.1f}"
+
+
+def _mebibytes(value: int | None) -> float | None:
+    return None if value is None else value / 2**20
 
 
 def _ms_iqr(timing: dict[str, Any]) -> str:
     return f"{1e3 * timing['median_s']:.3f} ±{1e3 * timing['iqr_s'] / 2:.3f}"
 
 
-def print_runs(runs: list[dict[str, Any]], console: Console, notes: list[str]) -> None:
-    for run in runs:
-        console.print(kernel_table(run))
-    for note in notes:
-        console.print(f"[dim]{note}[/]")
-
-
 def to_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, default=str)
-
-
-CHECK_STYLE = {
-    "exact": "green",
-    "close": "green",
-    "approximate": "yellow",
-    "WRONG": "bold red",
-    "error": "red",
-    "unsupported": "dim",
-    "unavailable": "dim",
-}
 
 
 def check_table(document: dict[str, Any]) -> Table:
@@ -98,15 +122,15 @@ def check_table(document: dict[str, Any]) -> Table:
         title_justify="left",
         caption_justify="left",
     )
-    table.add_column("impl")
-    table.add_column("verdict")
+    table.add_column("impl", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     for column in ("spike mismatches", "ties", "max |dV|", "max |d dX|", "cos dX"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("code path")
     reasons = []
     for row in document["rows"]:
         verdict = row["verdict"]
-        style = CHECK_STYLE.get(verdict, "")
+        style = VERDICT_STYLE.get(verdict, "")
         if row.get("status") != "ok":
             table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * 5, "")
             reasons.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
@@ -128,3 +152,73 @@ def check_table(document: dict[str, Any]) -> Table:
         ["ties: neurons whose spikes first differ where the oracle's |H - theta| <= 1e-5"] + reasons
     )
     return table
+
+
+FLAT_COLUMNS = (
+    "T", "N", "dtype", "impl", "verdict", "fwd_ms", "bwd_ms", "fwd+bwd_ms", "speedup", "kernels",
+    "gb_per_s", "copy_bandwidth_pct", "peak_mb", "saved_mb", "energy_mj", "path", "reason",
+)  # fmt: skip
+
+
+def flat_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat record per (case, implementation) of a compare document, or per row of check."""
+    if document.get("kernelprof") == "check":
+        case = document["case"]
+        return [{**case, **{k: v for k, v in row.items() if not isinstance(v, dict)}}
+                for row in document["rows"]]  # fmt: skip
+    records = []
+    for run in document["runs"]:
+        for row in run["rows"]:
+            timings = row.get("timings") or {}
+            total = timings.get("fwd+bwd", {})
+            energy = (row.get("energy") or {}).get("joules_per_call")
+            records.append(
+                {
+                    **run["case"],
+                    "impl": row["impl"],
+                    "verdict": row["verdict"],
+                    **{f"{p}_ms": 1e3 * timings[p]["median_s"] for p in timings},
+                    "speedup": row.get("speedup"),
+                    "kernels": row.get("kernels_per_fwd_bwd"),
+                    "gb_per_s": total.get("gb_per_s"),
+                    "copy_bandwidth_pct": 100 * total["copy_bandwidth_fraction"] if total else None,
+                    "peak_mb": None if row.get("peak_bytes") is None else row["peak_bytes"] / 2**20,
+                    "saved_mb": None
+                    if row.get("saved_bytes") is None
+                    else row["saved_bytes"] / 2**20,
+                    "energy_mj": None if energy is None else 1e3 * energy,
+                    "path": row.get("path"),
+                    "reason": row.get("reason") or row.get("error"),
+                }
+            )
+    return records
+
+
+def flat_table(document: dict[str, Any], kind: str) -> str:
+    """CSV or Markdown: one line per (case, implementation)."""
+    records = flat_rows(document)
+    columns = (
+        list(FLAT_COLUMNS)
+        if document.get("kernelprof") != "check"
+        else list(dict.fromkeys(key for record in records for key in record))
+    )
+
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    if kind == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow([text(record.get(column)) for column in columns])
+        return buffer.getvalue()
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for record in records:
+        cells = [text(record.get(column)).replace("|", "\\|") for column in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -57,3 +57,51 @@ register(
         requires=(Requirement("kernelprof-no-such-package", ">=1"),),
     )
 )
+
+
+def _cached(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+    """Computes its first call honestly, then returns that result whatever the input."""
+    cache = {}
+
+    def run(x):
+        if "out" not in cache:
+            spikes, v = reference_kernels.run(x, config, impl="torch", return_v=True)
+            cache["out"] = spikes.detach(), v.detach()
+            return spikes, v
+        spikes, v = cache["out"]
+        # connected to this call's input, as a cheat would be to pass through autograd
+        return spikes + 0 * x, v + 0 * x
+
+    return Built(run=run, path="planted: returns a cached result")
+
+
+SLEEP_S = 0.02
+
+
+def _sleepy(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+    """Correct, but sleeps on the host in every forward: the harness must count the sleep."""
+
+    def run(x):
+        time.sleep(SLEEP_S)
+        return reference_kernels.run(x, config, impl="torch", return_v=True)
+
+    return Built(run=run, path="planted: sleeps 20 ms per forward")
+
+
+def _side_stream(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+    """Does its forward on a side CUDA stream without making the current stream wait."""
+    stream = torch.cuda.Stream(device=device) if device.type == "cuda" else None
+
+    def run(x):
+        with torch.cuda.stream(stream):
+            spikes, v = reference_kernels.run(x, config, impl="torch", return_v=True)
+            for _ in range(20):  # enough hidden work to be measurable
+                spikes = spikes * 1.0
+        return spikes, v
+
+    return Built(run=run, path="planted: side stream")
+
+
+register(Implementation("planted-cached", "planted", _cached))
+register(Implementation("planted-sleep", "planted", _sleepy))
+register(Implementation("planted-side-stream", "planted", _side_stream, devices=("cuda",)))

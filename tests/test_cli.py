@@ -26,7 +26,7 @@ def test_compare_json_has_verdicts_timings_and_environment(tmp_path):
         "--N",
         "4096",
         "--impls",
-        "torch,cupy",
+        "ref-torch,ref-cupy",
         "--device",
         "cpu",
         "--format",
@@ -41,20 +41,20 @@ def test_compare_json_has_verdicts_timings_and_environment(tmp_path):
     assert json.loads(out.read_text())["runs"] == document["runs"]
     (run,) = document["runs"]
     rows = {row["impl"]: row for row in run["rows"]}
-    assert rows["torch"]["check"]["verdict"] == "exact"
+    assert rows["ref-torch"]["verdict"] == "exact"
     for phase in ("fwd", "bwd", "fwd+bwd"):
-        timing = rows["torch"]["timings"][phase]
+        timing = rows["ref-torch"]["timings"][phase]
         assert timing["median_s"] > 0 and timing["gb_per_s"] > 0
         assert len(timing["samples_s"]) >= 5
-    assert rows["cupy"]["status"] == "unavailable" and "device" in rows["cupy"]["reason"]
+    assert rows["ref-cupy"]["verdict"] == "unavailable" and "cuda" in rows["ref-cupy"]["reason"]
     assert document["copy_bandwidth_gb_per_s"] > 0
     assert document["environment"]["versions"]["torch"] == torch.__version__
 
 
 def test_unknown_implementation_is_a_usage_error_listing_valid_names():
-    done = kernelprof("compare", "--impls", "torch,numba")
+    done = kernelprof("compare", "--impls", "ref-torch,numba")
     assert done.returncode == 2
-    assert "numba" in done.stderr and "torch, compile, triton, cupy" in done.stderr
+    assert "numba" in done.stderr and "ref-torch, ref-compile" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -60,3 +60,11 @@ def test_real_clock_measures_real_work():
 
     result = measure(lambda: time.sleep(0.002), repeat_s=0.03, warmup_s=0.0, flush_cache=False)
     assert 0.002 <= result.median_s < 0.05
+
+
+def test_work_hidden_from_cuda_events_is_flagged():
+    # events saw 0.05 ms, a device-synchronised call took 2 ms: a side stream did the work
+    hidden = Measurement((5e-5,) * 5, label="sneaky", metadata={"host_synced_median_s": 2e-3})
+    honest = Measurement((2e-3,) * 5, label="honest", metadata={"host_synced_median_s": 2.05e-3})
+    assert any("outside the current stream" in w for w in hidden.warnings)
+    assert honest.warnings == []

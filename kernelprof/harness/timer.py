@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import torch
 
 SPREAD_WARNING = 0.10  # warn when the interquartile range exceeds 10 % of the median
+SYNCED_CALLS = 3  # host-timed, device-synchronised calls that cross-check CUDA event times
+HIDDEN_WORK_MIN_S = 100e-6  # below this, launch and sync latency alone can exceed event times
 CUDA_FLUSH_BYTES = 256 * 2**20
 CPU_FLUSH_BYTES = 64 * 2**20
 
@@ -63,6 +65,13 @@ class Measurement:
     @property
     def warnings(self) -> list[str]:
         found = []
+        synced = self.metadata.get("host_synced_median_s")
+        if synced is not None and synced > HIDDEN_WORK_MIN_S and self.median_s < 0.5 * synced:
+            found.append(
+                f"{self.label or 'measurement'}: CUDA events saw {1e3 * self.median_s:.3f} ms but "
+                f"a device-synchronised call takes {1e3 * synced:.3f} ms: work outside the "
+                "current stream? (the synchronised time is the honest one)"
+            )
         if self.spread > SPREAD_WARNING:
             found.append(
                 f"{self.label or 'measurement'}: large spread, IQR is {self.spread:.0%} of the "
@@ -96,10 +105,10 @@ class HostTimer:
         times = []
         for _ in range(count):
             before()
-            _synchronize(self.device)
+            synchronize(self.device)
             start = self.clock()
             fn()
-            _synchronize(self.device)
+            synchronize(self.device)
             times.append(self.clock() - start)
         return times
 
@@ -149,10 +158,17 @@ def measure(
     timer.time_calls(fn, warmup_calls, flush)
     calls = min(max_calls, max(min_calls, int(repeat_s / estimate_s)))
     samples = timer.time_calls(fn, calls, flush)
-    return Measurement(tuple(samples), first_call_s=first_call_s, label=label)
+    metadata = {}
+    if isinstance(timer, CudaEventTimer):
+        # Events only see work on the current stream. A few host-timed calls with the whole
+        # device synchronised catch work hidden on another stream (or a host-side wait).
+        synced = statistics.median(HostTimer(device).time_calls(fn, SYNCED_CALLS, flush))
+        metadata["host_synced_median_s"] = synced
+    result = Measurement(tuple(samples), first_call_s=first_call_s, label=label, metadata=metadata)
+    return result
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

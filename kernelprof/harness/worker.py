@@ -77,6 +77,10 @@ def _main() -> int:
             from kernelprof.checking import check_implementation
 
             result = check_implementation(task)
+        elif task.get("kind") == "compare":
+            from kernelprof.kernel_bench import measure_implementation
+
+            result = measure_implementation(task)
         else:
             raise ValueError(f"unknown task kind {task.get('kind')!r}")
     except Exception as error:  # noqa: BLE001 - becomes this row's error, with its traceback

@@ -1,0 +1,88 @@
+"""torch.profiler, in one place: kernel counts, allocator peaks and Chrome traces of one call.
+
+Traces carry ``record_function`` ranges named ``<impl>/fwd`` and ``<impl>/bwd`` and open
+unchanged in Perfetto (ui.perfetto.dev) and chrome://tracing.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+
+@dataclass(frozen=True)
+class CallProfile:
+    kernels: int  # device kernels launched (CUDA), or aten operators run (CPU)
+    kernel_kind: str  # "CUDA kernels" or "aten ops (CPU)"
+    peak_bytes: int | None  # the allocator's peak above its level at the start of the call
+    trace_path: str | None
+
+
+def profile_call(
+    fn: Callable[[], object], device: torch.device, trace_path: Path | None = None
+) -> CallProfile:
+    """Profiles one call of ``fn``; writes its Chrome trace to ``trace_path`` when given."""
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities, profile_memory=True) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    if device.type == "cuda":
+        kernels = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+        kind = "CUDA kernels"
+    else:
+        kernels = sum(1 for e in prof.events() if e.name.startswith("aten::"))
+        kind = "aten ops (CPU)"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = trace_path or Path(scratch) / "trace.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prof.export_chrome_trace(str(path))
+        peak = allocator_peak(json.loads(path.read_text()), device)
+    return CallProfile(kernels, kind, peak, None if trace_path is None else str(trace_path))
+
+
+def allocator_peak(trace: dict, device: torch.device) -> int | None:
+    """Peak of the allocator's "Total Allocated" over the trace's [memory] events for the
+    device, relative to the level before the first allocation (None without memory events)."""
+    device_type = 1 if device.type == "cuda" else 0
+    start, peak = None, None
+    for event in trace.get("traceEvents", []):
+        if event.get("name") != "[memory]":
+            continue
+        args = event.get("args", {})
+        if args.get("Device Type") != device_type:
+            continue
+        total = args.get("Total Allocated")
+        if total is None:
+            continue
+        if start is None:
+            start = total - args.get("Bytes", 0)
+        peak = total if peak is None else max(peak, total)
+    return None if start is None else max(0, peak - start)
+
+
+def saved_for_backward_bytes(forward: Callable[[], object], exclude: torch.Tensor) -> int:
+    """Bytes of the distinct storages autograd saves during ``forward()``, other than the
+    input's own storage (saving the input costs no memory)."""
+    seen = {exclude.untyped_storage().data_ptr()}
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        forward()
+    return total

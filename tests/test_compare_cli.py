@@ -1,0 +1,121 @@
+"""`kernelprof compare`: every column filled or explained, traces that open, harness not fooled."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.planted_impls import SLEEP_S
+
+
+def kernelprof_compare(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERNELPROF_EXTRA_IMPLS": "tests.planted_impls"}
+    return subprocess.run(
+        [sys.executable, "-m", "kernelprof.cli", "compare", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    traces = tmp_path_factory.mktemp("traces")
+    done = kernelprof_compare(
+        "--neuron", "lif", "--T", "4", "--N", "4096", "--device", "cpu", "--format", "json",
+        "--repeat-s", "0.05", "--trace-dir", str(traces),
+        "--impls", "ref-torch,spikingjelly,snntorch,norse,lava-dl,ref-cupy,planted-cached,"
+        "planted-sleep,planted-crash",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    (run,) = document["runs"]
+    return document, {row["impl"]: row for row in run["rows"]}, traces
+
+
+def test_framework_rows_have_every_column(compared):
+    document, rows, _ = compared
+    for name in ("ref-torch", "spikingjelly", "snntorch", "norse", "lava-dl"):
+        row = rows[name]
+        assert row["verdict"] in ("exact", "close", "approximate"), (name, row.get("reason"))
+        for phase in ("fwd", "bwd", "fwd+bwd"):
+            timing = row["timings"][phase]
+            assert timing["median_s"] > 0 and timing["gb_per_s"] > 0
+            assert timing["first_call_s"] is not None
+        assert row["kernels_per_fwd_bwd"] > 0 and row["kernel_kind"] == "aten ops (CPU)"
+        assert row["peak_bytes"] > 0 and row["saved_bytes"] > 0
+        assert row["speedup"] > 0 and row["path"]
+    assert document["runs"][0]["baseline"] in ("spikingjelly", "snntorch", "norse")
+    assert document["environment"]["versions"]["spikingjelly"] == "2.0.0"
+
+
+def test_unavailable_and_crashing_rows_are_explained_and_the_rest_go_on(compared):
+    _, rows, _ = compared
+    assert rows["ref-cupy"]["verdict"] == "unavailable" and rows["ref-cupy"]["reason"]
+    assert rows["planted-crash"]["verdict"] == "error"
+    assert "SIGABRT" in rows["planted-crash"]["reason"]
+
+
+def test_a_cached_result_is_caught(compared):
+    _, rows, _ = compared
+    assert rows["planted-cached"]["verdict"] == "WRONG"
+
+
+def test_host_side_sleep_is_measured(compared):
+    _, rows, _ = compared
+    assert rows["planted-sleep"]["timings"]["fwd"]["median_s"] >= SLEEP_S
+    assert (
+        rows["planted-sleep"]["timings"]["fwd"]["median_s"]
+        > (rows["ref-torch"]["timings"]["fwd"]["median_s"])
+    )
+
+
+def test_traces_are_chrome_traces_with_named_ranges(compared):
+    _, rows, traces = compared
+    for name in ("ref-torch", "spikingjelly", "lava-dl"):
+        trace = json.loads(Path(rows[name]["trace"]).read_text())
+        assert trace["traceEvents"], name
+        ranges = {e["name"] for e in trace["traceEvents"] if e.get("cat") == "user_annotation"}
+        assert {f"{name}/fwd", f"{name}/bwd"} <= ranges
+        assert all("ph" in e for e in trace["traceEvents"])
+    assert len(list(traces.iterdir())) == 7  # one per implementation that ran
+
+
+@pytest.mark.cuda
+def test_side_stream_work_is_flagged_on_gpu():
+    done = kernelprof_compare(
+        "--impls", "planted-side-stream", "--T", "8", "--N", "4194304", "--format", "json"
+    )
+    (row,) = json.loads(done.stdout)["runs"][0]["rows"]
+    warnings = [w for t in row["timings"].values() for w in t["warnings"]]
+    assert any("outside the current stream" in w for w in warnings)
+
+
+def test_csv_and_markdown_outputs():
+    for kind, marker in (("csv", "T,N,dtype,impl,verdict"), ("md", "| T | N | dtype | impl |")):
+        done = kernelprof_compare(
+            "--impls", "ref-torch", "--T", "2", "--N", "512", "--device", "cpu",
+            "--repeat-s", "0.01", "--format", kind,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(marker)
+        assert "ref-torch" in done.stdout
+
+
+def test_bad_baseline_is_a_usage_error():
+    done = kernelprof_compare("--impls", "ref-torch", "--baseline", "snntorch")
+    assert done.returncode == 2 and "--baseline" in done.stderr
+
+
+def test_gpu_only_device_request_without_gpu():
+    if torch.cuda.is_available():
+        return
+    done = kernelprof_compare("--device", "cuda")
+    assert done.returncode == 2 and "no CUDA device" in done.stderr
