@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="write one Chrome trace per implementation here",
     )
+    compare.add_argument("--plot", type=Path, default=None, help="draw time and bandwidth vs T")
     compare.add_argument(
         "--no-energy",
         action="store_true",
@@ -325,6 +326,13 @@ def _compare(args: argparse.Namespace) -> int:
         for note in document["notes"]:
             console.print(f"[dim]{note}[/]")
     _write_out(args, document)
+    if args.plot is not None:
+        from kernelprof.plots import compare_plot
+
+        try:
+            console.print(f"plot: {compare_plot(document, args.plot)}")
+        except ValueError as error:
+            console.print(f"plot: not drawn: {error}")
     return 130 if document["interrupted"] else 0
 
 

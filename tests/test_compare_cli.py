@@ -119,3 +119,15 @@ def test_gpu_only_device_request_without_gpu():
         return
     done = kernelprof_compare("--device", "cuda")
     assert done.returncode == 2 and "no CUDA device" in done.stderr
+
+
+def test_sweep_over_t_and_plot(tmp_path):
+    plot = tmp_path / "sweep.png"
+    done = kernelprof_compare(
+        "--impls", "ref-torch,spikingjelly", "--T", "2,4", "--N", "1024", "--device", "cpu",
+        "--repeat-s", "0.01", "--no-energy", "--format", "json", "--plot", str(plot),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout)["runs"]
+    assert [run["case"]["T"] for run in runs] == [2, 4]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
