@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--plot", type=Path, default=None, help="draw time and bandwidth vs T")
     compare.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="also time each phase as a CUDA graph replay (launch overhead removed; GPU only)",
+    )
+    compare.add_argument(
         "--no-energy",
         action="store_true",
         help="skip the energy windows (about 4 s per implementation where a counter exists)",
@@ -293,6 +298,8 @@ def _compare(args: argparse.Namespace) -> int:
         if dtype not in kernel_bench.DTYPES:
             raise UsageError(f"--dtype: unknown {dtype!r} (valid: fp32, fp16, bf16)")
     device = _device(args)
+    if args.cuda_graph and device.type != "cuda":
+        raise UsageError("--cuda-graph: CUDA graphs need a CUDA device")
     default_n = "4194304" if device.type == "cuda" else "1048576"
     neurons_list = _int_list(args.N or default_n, "N")
 
@@ -318,6 +325,7 @@ def _compare(args: argparse.Namespace) -> int:
         pythons=pythons,
         timeout_s=args.timeout,
         energy=not args.no_energy,
+        cuda_graph=args.cuda_graph,
         environment=environment(device),
         status=console.status,
         on_run=show,

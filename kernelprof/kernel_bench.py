@@ -21,7 +21,7 @@ import torch
 from kernelprof import checking
 from kernelprof.harness import device as device_facts
 from kernelprof.harness.energy import EnergyMeasurement, measure_energy
-from kernelprof.harness.timer import Measurement, measure
+from kernelprof.harness.timer import Measurement, cuda_graph_replay, measure
 from kernelprof.harness.worker import run_task
 from kernelprof.inputs import lif_input
 from kernelprof.lif import LIFConfig
@@ -79,6 +79,22 @@ def _measure(task, x, grad, forward, forward_backward, device) -> dict[str, Any]
     timings["fwd+bwd"] = measure(
         forward_backward, device=device, label=f"{name} fwd+bwd", repeat_s=repeat_s
     )
+    graph_timings = {}
+    if task.get("cuda_graph") and device.type == "cuda":
+        spikes = forward()
+        closures = {
+            "fwd": forward,
+            "bwd": lambda: torch.autograd.grad(spikes, x, grad, retain_graph=True),
+            "fwd+bwd": forward_backward,
+        }
+        for phase, closure in closures.items():
+            replay = cuda_graph_replay(closure, device)
+            graph_timings[phase] = (
+                {"unavailable_reason": replay}
+                if isinstance(replay, str)
+                else measure(replay, device=device, label=f"{name} {phase} (CUDA graph)",
+                             repeat_s=repeat_s).as_dict()
+            )  # fmt: skip
 
     def traced():
         with torch.profiler.record_function(f"{name}/fwd"):
@@ -97,6 +113,7 @@ def _measure(task, x, grad, forward, forward_backward, device) -> dict[str, Any]
         energy = EnergyMeasurement.unavailable("n/a: not measured (--no-energy)")
     return dict(
         timings={phase: timing.as_dict() for phase, timing in timings.items()},
+        graph_timings=graph_timings,
         kernels_per_fwd_bwd=call.kernels,
         kernel_kind=call.kernel_kind,
         peak_bytes=_peak_bytes(forward_backward, device, call.peak_bytes),
@@ -143,6 +160,7 @@ def run_compare(
     pythons: dict[str, str] | None = None,
     timeout_s: float = 600.0,
     energy: bool = True,
+    cuda_graph: bool = False,
     environment: dict[str, Any] | None = None,
     status: Callable[[str], contextlib.AbstractContextManager] = lambda _: contextlib.nullcontext(),
     on_run: Callable[[dict[str, Any]], None] = lambda _: None,
@@ -187,6 +205,7 @@ def run_compare(
                         "repeat_s": repeat_s,
                         "trace_dir": None if trace_dir is None else str(trace_dir),
                         "energy": energy,
+                        "cuda_graph": cuda_graph,
                         **case,
                     }
                     for impl in impls:

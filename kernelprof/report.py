@@ -58,6 +58,14 @@ def kernel_table(run: dict[str, Any]) -> Table:
         total = timings["fwd+bwd"]
         first_call = sum(t["first_call_s"] or 0.0 for t in timings.values())
         notes += [w for t in timings.values() for w in t["warnings"]]
+        graphs = row.get("graph_timings") or {}
+        if graphs:
+            parts = [
+                f"{phase} {g['unavailable_reason']}" if "unavailable_reason" in g
+                else f"{phase} {_ms_iqr(g)}"
+                for phase, g in graphs.items()
+            ]  # fmt: skip
+            notes.append(f"{row['impl']}: CUDA graph replay (ms): " + ", ".join(parts))
         energy = row.get("energy") or {}
         notes += energy.get("warnings", [])
         if energy.get("joules_per_call") is None:

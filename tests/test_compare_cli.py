@@ -131,3 +131,23 @@ def test_sweep_over_t_and_plot(tmp_path):
     runs = json.loads(done.stdout)["runs"]
     assert [run["case"]["T"] for run in runs] == [2, 4]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_cuda_graph_option_needs_a_gpu():
+    if torch.cuda.is_available():
+        return
+    done = kernelprof_compare("--cuda-graph", "--device", "cpu", "--impls", "ref-torch")
+    assert done.returncode == 2 and "CUDA graphs" in done.stderr
+
+
+@pytest.mark.cuda
+def test_cuda_graph_replay_times_are_reported():
+    done = kernelprof_compare(
+        "--impls", "ref-triton,ref-cupy", "--T", "8", "--N", "1048576", "--cuda-graph",
+        "--no-energy", "--format", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for row in json.loads(done.stdout)["runs"][0]["rows"]:
+        graphs = row["graph_timings"]
+        assert set(graphs) == {"fwd", "bwd", "fwd+bwd"}
+        assert all(g.get("median_s", 0) > 0 or "unavailable_reason" in g for g in graphs.values())

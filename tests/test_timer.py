@@ -68,3 +68,23 @@ def test_work_hidden_from_cuda_events_is_flagged():
     honest = Measurement((2e-3,) * 5, label="honest", metadata={"host_synced_median_s": 2.05e-3})
     assert any("outside the current stream" in w for w in hidden.warnings)
     assert honest.warnings == []
+
+
+def test_cuda_graph_replay_needs_a_cuda_device():
+    from kernelprof.harness.timer import cuda_graph_replay
+
+    assert cuda_graph_replay(lambda: None, torch.device("cpu")).startswith("n/a: CUDA graphs")
+
+
+@pytest.mark.cuda
+def test_cuda_graph_replay_reproduces_the_work():
+    from kernelprof.harness.timer import cuda_graph_replay
+
+    x = torch.ones(1 << 20, device="cuda")
+    out = torch.empty_like(x)
+    replay = cuda_graph_replay(lambda: torch.mul(x, 2.0, out=out), torch.device("cuda"))
+    out.zero_()
+    x.fill_(3.0)
+    replay()
+    torch.cuda.synchronize()
+    assert float(out[0]) == 6.0

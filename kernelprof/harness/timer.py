@@ -177,3 +177,29 @@ def _cache_flusher(device: torch.device) -> Callable[[], None]:
     nbytes = CUDA_FLUSH_BYTES if device.type == "cuda" else CPU_FLUSH_BYTES
     buffer = torch.empty(nbytes // 4, dtype=torch.int32, device=device)
     return lambda: buffer.zero_()
+
+
+GRAPH_WARMUP_CALLS = 3
+
+
+def cuda_graph_replay(fn: Callable[[], object], device: torch.device) -> Callable[[], None] | str:
+    """``fn`` captured once into a CUDA graph: returns the replay (one launch for all its
+    kernels, so timing it takes launch overhead out), or "n/a: ..." when capture fails (e.g. a
+    host synchronisation or a CPU fallback inside ``fn``)."""
+    if device.type != "cuda":
+        return "n/a: CUDA graphs need a CUDA device"
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    try:
+        with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+            for _ in range(GRAPH_WARMUP_CALLS):
+                fn()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+    except RuntimeError as error:
+        torch.cuda.synchronize(device)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"n/a: CUDA graph capture failed: {detail}"
+    return graph.replay
