@@ -81,10 +81,9 @@ try:
     summary["benchmark"]["copy_bandwidth_gb_per_s"] = document["copy_bandwidth_gb_per_s"]
     summary["benchmark"]["targets"] = document["targets"]
     summary["benchmark"]["rows"] = [
-        {"case": run["case"], "impl": row["impl"], "status": row["status"],
-         "verdict": (row["check"] or {}).get("verdict"),
-         **{f"{phase}_ms": 1e3 * t["median_s"] for phase, t in row["timings"].items()},
-         "copy_bandwidth_fraction": row["timings"].get("fwd+bwd", {}).get("copy_bandwidth_fraction")}
+        {"case": run["case"], "impl": row["impl"], "verdict": row.get("verdict"),
+         **{f"{phase}_ms": 1e3 * t["median_s"] for phase, t in row.get("timings", {}).items()},
+         "copy_bandwidth_fraction": row.get("timings", {}).get("fwd+bwd", {}).get("copy_bandwidth_fraction")}
         for run in document["runs"] for row in run["rows"]]
 except (OSError, KeyError, json.JSONDecodeError) as error:
     summary["benchmark"]["error"] = str(error)
