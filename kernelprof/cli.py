@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import platform
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,12 @@ class UsageError(Exception):
     """Bad input from the user: reported in one line, exit code 2."""
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (e.g. from `timeout`) ends a sweep like Ctrl-C does
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -47,14 +47,27 @@ def covering_cases(dtypes=DTYPES, every: int = 1) -> list[tuple]:
     return cases
 
 
-def case_id(case) -> str:
-    config, steps, neurons, dtype, seed = case
+def framework_cases(steps=(1, 4, 8), neurons: int = 2000) -> list[tuple]:
+    """Every config of the grid at each T, float32: what the framework adapters are checked on."""
+    return [
+        (config, t, neurons, torch.float32, index * len(steps) + k)
+        for index, config in enumerate(config_grid())
+        for k, t in enumerate(steps)
+    ]
+
+
+def config_id(config: LIFConfig) -> str:
     reset = "soft" if config.v_reset is None else f"hard{config.v_reset:g}"
     return (
         f"{reset}-{'detach' if config.detach_reset else 'attach'}-"
-        f"{'decay' if config.decay_input else 'nodecay'}-{config.surrogate}-"
-        f"T{steps}-N{neurons}-{str(dtype).removeprefix('torch.')}-s{seed}"
+        f"{'decay' if config.decay_input else 'nodecay'}-{config.surrogate}{config.alpha:g}"
+        f"-tau{config.tau:g}"
     )
+
+
+def case_id(case) -> str:
+    config, steps, neurons, dtype, seed = case
+    return f"{config_id(config)}-T{steps}-N{neurons}-{str(dtype).removeprefix('torch.')}-s{seed}"
 
 
 def check_case(run, case, device, request=None):

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 
+from tests.cli_runner import run_kernelprof
 
-def kernelprof_check(*args: str, extra_impls: bool = False) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if extra_impls:
-        env["KERNELPROF_EXTRA_IMPLS"] = "tests.planted_impls"
-    return subprocess.run(
-        [sys.executable, "-m", "kernelprof.cli", "check", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+
+def kernelprof_check(*args: str, extra_impls: bool = False):
+    return run_kernelprof("check", *args, planted=extra_impls)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +74,47 @@ def test_unknown_implementation_is_a_usage_error():
     done = kernelprof_check("--impls", "ref-torch,brian2")
     assert done.returncode == 2 and "brian2" in done.stderr and "ref-torch" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_sigterm_reports_finished_rows_and_leaves_no_worker(tmp_path):
+    """`timeout` sends SIGTERM: the finished rows are written and the hanging worker is ended."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "partial.json"
+    env = {**os.environ, "KERNELPROF_EXTRA_IMPLS": "tests.planted_impls"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernelprof.cli", "check", "--impls", "ref-torch,planted-hang",
+         "--N", "500", "--device", "cpu", "--format", "json", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    seen: set[str] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(seen) < 2:  # the second worker is planted-hang
+        seen.update(_workers(process.pid))
+        time.sleep(0.2)
+    assert len(seen) == 2, seen
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["impl"] for row in rows] == ["ref-torch"] and rows[0]["verdict"] == "exact"
+    time.sleep(1)
+    assert not _workers(process.pid)
+
+
+def _workers(parent: int) -> set[str]:
+    """PIDs of the live kernelprof workers started by ``parent``."""
+    import subprocess
+
+    listing = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True)
+    return {
+        fields[0]
+        for fields in (line.split(None, 2) for line in listing.stdout.splitlines()[1:])
+        if len(fields) == 3
+        and fields[1] == str(parent)
+        and "kernelprof.harness.worker" in fields[2]
+    }

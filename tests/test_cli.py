@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import torch
 
+from tests.cli_runner import run_kernelprof
 
-def kernelprof(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kernelprof.cli", *args], capture_output=True, text=True, timeout=600
-    )
+
+def kernelprof(*args: str):
+    return run_kernelprof(*args)
 
 
 def test_compare_json_has_verdicts_timings_and_environment(tmp_path):

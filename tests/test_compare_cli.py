@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.cli_runner import run_kernelprof
 from tests.planted_impls import SLEEP_S
 
 
-def kernelprof_compare(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KERNELPROF_EXTRA_IMPLS": "tests.planted_impls"}
-    return subprocess.run(
-        [sys.executable, "-m", "kernelprof.cli", "compare", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+def kernelprof_compare(*args: str):
+    return run_kernelprof("compare", *args, planted=True)
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +103,6 @@ def test_csv_and_markdown_outputs():
 def test_bad_baseline_is_a_usage_error():
     done = kernelprof_compare("--impls", "ref-torch", "--baseline", "snntorch")
     assert done.returncode == 2 and "--baseline" in done.stderr
-
-
-def test_gpu_only_device_request_without_gpu():
-    if torch.cuda.is_available():
-        return
-    done = kernelprof_compare("--device", "cuda")
-    assert done.returncode == 2 and "no CUDA device" in done.stderr
 
 
 def test_sweep_over_t_and_plot(tmp_path):

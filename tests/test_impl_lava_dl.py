@@ -20,7 +20,7 @@ from kernelprof.impls.registry import Unsupported
 from kernelprof.impls.sinabs import SINABS, SINABS_EXODUS, sinabs_parameters
 from kernelprof.inputs import lif_input
 from kernelprof.lif import LIFConfig
-from tests.lif_cases import config_grid
+from tests.lif_cases import config_grid, config_id
 
 CPU = torch.device("cpu")
 STEPS = (1, 4, 8)
@@ -30,15 +30,6 @@ CONFIGS = config_grid() + [LIFConfig(tau=3.0, v_threshold=0.7, v_reset=0.1, surr
 lava_missing = pytest.mark.skipif(
     LAVA_DL.unavailable_reason(CPU) is not None, reason=str(LAVA_DL.unavailable_reason(CPU))
 )
-
-
-def config_id(config: LIFConfig) -> str:
-    reset = "soft" if config.v_reset is None else f"hard{config.v_reset:g}"
-    return (
-        f"{reset}-{'detach' if config.detach_reset else 'attach'}-"
-        f"{'decay' if config.decay_input else 'nodecay'}-{config.surrogate}{config.alpha:g}"
-        f"-tau{config.tau:g}"
-    )
 
 
 SOFT = [c for c in CONFIGS if c.soft_reset]

@@ -15,7 +15,7 @@ from kernelprof.impls.norse import NORSE
 from kernelprof.impls.registry import Unsupported
 from kernelprof.inputs import lif_input
 from kernelprof.lif import LIFConfig
-from tests.lif_cases import config_grid
+from tests.lif_cases import config_grid, config_id
 
 CPU = torch.device("cpu")
 STEPS = (1, 4, 8)
@@ -44,15 +44,6 @@ def expected_causes(config: LIFConfig) -> list[str]:
     if (config.surrogate, config.alpha) not in EXACT_SURROGATES:
         causes.append(f"surrogate {config.surrogate}")
     return causes
-
-
-def config_id(config: LIFConfig) -> str:
-    reset = "soft" if config.v_reset is None else f"hard{config.v_reset:g}"
-    return (
-        f"{reset}-{'detach' if config.detach_reset else 'attach'}-"
-        f"{'decay' if config.decay_input else 'nodecay'}-{config.surrogate}{config.alpha:g}"
-        f"-tau{config.tau:g}"
-    )
 
 
 UNSUPPORTED = [c for c in CONFIGS if expected_causes(c)]

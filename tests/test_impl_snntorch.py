@@ -22,17 +22,11 @@ from kernelprof.impls.registry import Unsupported
 from kernelprof.inputs import lif_input
 from kernelprof.lif import LIFConfig
 from reference_kernels.torch_ref import lif_trajectory
-from tests.lif_cases import case_id, check_case, config_grid
+from tests.lif_cases import case_id, check_case, framework_cases
 
 CPU = torch.device("cpu")
 IMPL = snn_impl.IMPLEMENTATIONS["snntorch"]
-STEPS = (1, 4, 8)
-NEURONS = 2000
-CASES = [
-    (config, steps, NEURONS, torch.float32, index * len(STEPS) + k)
-    for index, config in enumerate(config_grid())
-    for k, steps in enumerate(STEPS)
-]
+CASES = framework_cases()
 
 
 def expected_refusal(config: LIFConfig) -> str | None:

@@ -19,16 +19,10 @@ from kernelprof.impls import spikingjelly as sj
 from kernelprof.impls.registry import Requirement, Unsupported
 from kernelprof.inputs import lif_input
 from kernelprof.lif import LIFConfig
-from tests.lif_cases import case_id, check_case, config_grid
+from tests.lif_cases import case_id, check_case, framework_cases
 
 CPU = torch.device("cpu")
-STEPS = (1, 4, 8)
-NEURONS = 2000
-CASES = [
-    (config, steps, NEURONS, torch.float32, index * len(STEPS) + k)
-    for index, config in enumerate(config_grid())
-    for k, steps in enumerate(STEPS)
-]
+CASES = framework_cases()
 
 
 def expected_refusal(config: LIFConfig) -> str | None:

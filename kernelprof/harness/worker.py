@@ -9,6 +9,7 @@ only needs torch and the framework there; kernelprof itself is found through PYT
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,13 +46,22 @@ def run_task(
     try:
         stdout, stderr = process.communicate(json.dumps(task), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        _kill(process)
         return _error(f"timed out after {timeout_s:g} s (worker killed)")
+    except BaseException:  # Ctrl-C or SIGTERM in the parent: the worker must not outlive it
+        _kill(process)
+        raise
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_MARK):
             return json.loads(line[len(RESULT_MARK) :])
     return _error(_death(process.returncode, stderr))
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Ends the worker and everything it started (it leads its own process group)."""
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
 
 
 def _error(reason: str) -> dict[str, Any]:
