@@ -166,3 +166,18 @@ def test_cuda_rows_match_oracle(backend, case):
     detected = built.detect_path()
     expected = {None: "", "torch": "torch provider", "triton": "Triton", "cuda": "native CUDA"}
     assert detected.startswith(expected[backend]), detected
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_state_is_declared_and_explains_the_difference(dtype):
+    """SpikingJelly keeps V in the input dtype: its half-precision results are approximate."""
+    from kernelprof.agreement import check_against_oracle
+    from kernelprof.checking import classify
+
+    config = LIFConfig(surrogate="superspike", alpha=1.0)
+    built = sj.IMPLEMENTATIONS["spikingjelly"].build(config, CPU, dtype)
+    assert any(str(dtype).removeprefix("torch.") in a for a in built.approximations)
+    assert not sj.IMPLEMENTATIONS["spikingjelly"].build(config, CPU, torch.float32).approximations
+    result = check_against_oracle(built.run, lif_input((8, 4096), config, dtype=dtype), config)
+    verdict, _ = classify(result.verdict, result.reason, built)
+    assert verdict in ("exact", "close", "approximate")

@@ -297,7 +297,16 @@ def _builder(backend: str | None):
             x = torch.randn(shape, device=device).to(x_dtype) + 1.0
             return classify_profile(_profile(run, x, device), shape[0], device)
 
-        return Built(run=run, path=path, detect_path=detect_path)
+        approximations = []
+        if dtype in (torch.float16, torch.bfloat16):
+            # V takes the input's dtype (BaseNode.materialize_states), so the whole recurrence
+            # runs in half precision, where the canonical model accumulates in float32.
+            dtype_name = str(dtype).removeprefix("torch.")
+            approximations.append(
+                f"membrane state kept in {dtype_name} (SpikingJelly's V takes the input dtype), "
+                "not float32: rounding accumulates over T"
+            )
+        return Built(run=run, path=path, detect_path=detect_path, approximations=approximations)
 
     return build
 
