@@ -8,7 +8,8 @@
 # 4. runs `kernelprof compare --neuron lif --T 8` (every framework) and a sweep over T;
 # 5. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
 # Each step has its own time limit so the whole run stays under 6 minutes; a failing step is
-# recorded in the summary and the next one still runs. Rehearse on CPU: the same script runs there
+# recorded in the summary and the next one still runs. All output goes to RESULTS_DIR/run.log;
+# RESULTS_DIR holds 7 files (the device tool brings back at most 8). Rehearse on CPU: the same script runs there
 # (the CUDA tests are then skipped with their reason and the benchmark runs on the CPU).
 set -uo pipefail
 out="${1:?usage: benchmarks/gpu_check.sh RESULTS_DIR}"
@@ -21,12 +22,12 @@ export PYTHONUNBUFFERED=1
 site="$(mktemp -d)"
 if compgen -G ".whl/*.whl" >/dev/null; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl \
-        >"$out/wheels.log" 2>&1 || echo "wheel install failed: see wheels.log" >&2
+        >>"$out/run.log" 2>&1 || echo "wheel install failed: see run.log" >&2
 fi
 export PYTHONPATH="$root:$site${PYTHONPATH:+:$PYTHONPATH}"
 
 start=$(date +%s)
-"$python" - "$out/versions.json" >"$out/versions.log" 2>&1 <<'PY'
+"$python" - "$out/versions.json" >>"$out/run.log" 2>&1 <<'PY'
 import json, platform, importlib, sys
 out = {"python": platform.python_version()}
 for name in ("torch", "triton", "cupy", "pynvml", "rich", "pytest", "spikingjelly", "snntorch", "norse"):
@@ -45,19 +46,19 @@ PY
 cat "$out/versions.json"
 
 timeout 100 "$python" -m pytest -q -m cuda -p no:cacheprovider --junitxml="$out/cuda-tests.xml" \
-    tests 2>&1 | tee "$out/cuda-tests.log"
+    tests 2>&1 | tee -a "$out/run.log"
 tests_rc=${PIPESTATUS[0]}
 
 timeout 60 "$python" benchmarks/lif_kernels.py --dtype fp32,fp16,bf16 --impls ref-triton,ref-cupy \
-    --json "$out/benchmark.json" 2>&1 | tee "$out/benchmark.log"
+    --json "$out/benchmark.json" 2>&1 | tee -a "$out/run.log"
 bench_rc=${PIPESTATUS[0]}
 
 # The README's main command on the GPU, then a sweep over T of the fused implementations.
 timeout 150 "$python" -m kernelprof.cli compare --neuron lif --T 8 --out "$out/compare_T8.json" \
-    2>&1 | tee "$out/compare_T8.log"
+    2>&1 | tee -a "$out/run.log"
 timeout 50 "$python" -m kernelprof.cli compare --neuron lif --T 4,8,16,32 --repeat-s 0.1 --no-energy \
     --impls ref-compile,ref-triton,ref-cupy,spikingjelly,spikingjelly-triton,spikingjelly-cuda \
-    --out "$out/compare_sweep.json" 2>&1 | tee "$out/compare_sweep.log"
+    --out "$out/compare_sweep.json" 2>&1 | tee -a "$out/run.log"
 
 "$python" - "$out" "$tests_rc" "$bench_rc" "$start" <<'PY'
 import json, sys, time
@@ -68,7 +69,7 @@ summary = {"tests": {"exit_code": tests_rc}, "benchmark": {"exit_code": bench_rc
 try:
     summary["versions"] = json.loads((out / "versions.json").read_text())
 except (OSError, json.JSONDecodeError) as error:
-    summary["versions"] = {"error": f"{error} (see versions.log)"}
+    summary["versions"] = {"error": f"{error} (see run.log)"}
 try:
     suite = ET.parse(out / "cuda-tests.xml").getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
