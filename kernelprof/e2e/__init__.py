@@ -1,0 +1,1 @@
+"""End-to-end SNN training benchmarks: networks, data, training loop, breakdowns."""

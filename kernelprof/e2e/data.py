@@ -1,0 +1,321 @@
+"""Datasets for the end-to-end training benchmark, held in memory as normalised tensors.
+
+``load_dataset(name, data_dir)`` returns a :class:`Dataset` with float32 images ``[n, C, H, W]``
+(zero mean, unit variance per channel, statistics taken from the training images kept) and int64
+labels; ``batches(...)`` cuts such tensors into mini-batches for one epoch.
+
+Where the files go (``data_dir`` defaults to ``~/.cache/kernelprof/data``):
+
+- ``mnist``: ``DIR/MNIST/raw/`` holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+  ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, gzipped (``.gz``, as distributed)
+  or not; gzipped files are unpacked next to themselves on first use.
+- ``fmnist``: the same four file names in ``DIR/FashionMNIST/raw/``.
+- ``cifar10``: ``DIR/cifar-10-python.tar.gz`` or its extracted folder ``DIR/cifar-10-batches-py/``
+  (``data_batch_1`` .. ``data_batch_5``, ``test_batch``, ``batches.meta``).
+- ``digits``: nothing; scikit-learn ships the 1,797 8x8 images.
+- ``synthetic``: nothing; generated from the seed.
+
+If the files are missing, torchvision downloads them (when ``download`` is true); when that is
+impossible, :class:`DatasetUnavailable` says in one line where to put them.
+
+Why in memory: the benchmark times data loading as its own category, and these data sets are
+small (CIFAR-10 is 600 MB as float32), so converting once up front and then only indexing tensors
+per batch keeps that category to what a training loop cannot avoid: gathering and copying a batch.
+A torchvision per-item transform pipeline or DataLoader worker processes would instead measure
+PIL conversion and inter-process traffic, which says more about the loader than about SNN training.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("mnist", "fmnist", "cifar10", "digits", "synthetic")
+
+DEFAULT_DATA_DIR = Path("~/.cache/kernelprof/data")
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+
+SYNTHETIC_CLASSES = 10
+SYNTHETIC_SHAPE = (1, 16, 16)
+SYNTHETIC_TRAIN = 2000
+SYNTHETIC_TEST = 500
+
+# What torchvision raises when files are missing or a download fails: its own RuntimeError
+# ("Dataset not found", "Error downloading ..."), URLError/socket errors (OSError) and
+# http.client errors from a broken connection.
+_FETCH_ERRORS = (RuntimeError, OSError, http.client.HTTPException)
+
+
+class DatasetUnavailable(Exception):
+    """The data set's files are not on disk and could not be downloaded; the message says where
+    to put them (one line, so it reads well as a CLI error)."""
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == is ambiguous
+class Dataset:
+    """One data set, fully in memory."""
+
+    name: str
+    train_x: torch.Tensor  # float32 [n, C, H, W], normalised per channel
+    train_y: torch.Tensor  # int64 [n]
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: int
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    source: str
+
+
+def load_dataset(
+    name: str,
+    data_dir: Path | None = None,
+    *,
+    download: bool = True,
+    seed: int = 0,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+) -> Dataset:
+    """Load a data set by name (see ``DATASETS``) into memory as normalised tensors.
+
+    ``seed`` drives the digits train/test split and the synthetic data; the torchvision data sets
+    have fixed splits. ``limit_train`` / ``limit_test`` keep the first n samples of each split
+    (deterministic, no shuffling), and normalisation statistics come from the kept training images.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    for label, limit in (("limit_train", limit_train), ("limit_test", limit_test)):
+        if limit is not None and limit < 1:
+            raise ValueError(f"{label} must be at least 1, got {limit}")
+
+    if name in ("mnist", "fmnist", "cifar10"):
+        root = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
+        train_x, train_y, test_x, test_y, source = _load_torchvision(name, root, download)
+        classes = 10
+    elif name == "digits":
+        train_x, train_y, test_x, test_y = _load_digits(seed)
+        classes = 10
+        source = "scikit-learn load_digits (1,797 real 8x8 images)"
+    else:
+        train_x, train_y, test_x, test_y = _make_synthetic(seed)
+        classes = SYNTHETIC_CLASSES
+        source = f"synthetic, seed {seed}"
+
+    # Limit before converting to float so a small run never pays for the whole set.
+    train_x, train_y = train_x[:limit_train], train_y[:limit_train]
+    test_x, test_y = test_x[:limit_test], test_y[:limit_test]
+    train_x, test_x = _normalise(train_x, test_x)
+    return Dataset(
+        name=name,
+        train_x=train_x,
+        train_y=train_y.to(torch.int64).contiguous(),
+        test_x=test_x,
+        test_y=test_y.to(torch.int64).contiguous(),
+        classes=classes,
+        input_shape=tuple(train_x.shape[1:]),
+        source=source,
+    )
+
+
+def batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    drop_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of ``(x_batch, y_batch)`` mini-batches, by indexing the tensors directly.
+
+    With ``shuffle`` the order is a permutation from a ``torch.Generator`` seeded with ``seed``,
+    so pass a different seed per epoch (e.g. ``seed + epoch``) for a fresh order each epoch.
+    Without it batches are contiguous slices (views, no copy). The tensors may live on any
+    device; the permutation is drawn on the CPU and moved there. The last partial batch is kept
+    unless ``drop_last``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if len(x) != len(y):
+        raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+    n = len(x)
+    order = None
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=generator).to(x.device)
+    stop = n - n % batch_size if drop_last else n
+    return _iterate(x, y, batch_size, order, stop)
+
+
+def _iterate(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, order: torch.Tensor | None, stop: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    # Kept apart from batches() so argument errors raise at the call, not at the first next().
+    for start in range(0, stop, batch_size):
+        end = min(start + batch_size, stop)
+        if order is None:
+            yield x[start:end], y[start:end]
+        else:
+            index = order[start:end]
+            yield x[index], y[index.to(y.device)]
+
+
+def _normalise(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 copies with zero mean and unit variance per channel, using training statistics."""
+    train_x = train_x.to(torch.float32).contiguous()
+    test_x = test_x.to(torch.float32).contiguous()
+    var, mean = torch.var_mean(train_x, dim=(0, 2, 3), keepdim=True, correction=0)
+    # A constant channel (or a single constant image) would divide by zero.
+    std = var.sqrt().clamp_min(1e-8)
+    # In place: the float copies above are ours, and CIFAR-10 is large enough to avoid a third.
+    train_x.sub_(mean).div_(std)
+    test_x.sub_(mean).div_(std)
+    return train_x, test_x
+
+
+# --- torchvision data sets -------------------------------------------------------------------
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _where_to_put(name: str, root: Path) -> tuple[Path, str]:
+    """The folder torchvision reads and what to put where, for the error message."""
+    if name == "cifar10":
+        where = root / CIFAR10_FOLDER
+        return where, (
+            f"put {CIFAR10_ARCHIVE} in {root} (or its extracted {CIFAR10_FOLDER} folder: "
+            f"data_batch_1..data_batch_5, test_batch, batches.meta)"
+        )
+    where = root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw"
+    files = ", ".join(f"{f}.gz" for f in MNIST_FILES)
+    return where, f"put {files} (gzipped or not) in {where}"
+
+
+def _unpack_local_files(name: str, root: Path) -> None:
+    """Unpack archives the user placed by hand, which torchvision only unpacks after a download."""
+    if name == "cifar10":
+        archive = root / CIFAR10_ARCHIVE
+        if archive.is_file() and not (root / CIFAR10_FOLDER).is_dir():
+            from torchvision.datasets.utils import extract_archive
+
+            extract_archive(str(archive), str(root))
+        return
+    raw = root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw"
+    for base in MNIST_FILES:
+        packed, unpacked = raw / f"{base}.gz", raw / base
+        if packed.is_file() and not unpacked.is_file():
+            # Write to a temporary name first so an interrupted unpack never looks complete.
+            partial = raw / f"{base}.partial"
+            with gzip.open(packed, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            partial.replace(unpacked)
+
+
+def _load_torchvision(
+    name: str, root: Path, download: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    where, advice = _where_to_put(name, root)
+    try:
+        import torchvision.datasets as tvd
+    except ImportError as err:
+        raise DatasetUnavailable(
+            f"{name}: needs torchvision ({_one_line(err)}); pip install 'kernelprof[data]'"
+        ) from err
+    cls = {"mnist": tvd.MNIST, "fmnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+
+    try:
+        _unpack_local_files(name, root)
+        train, test = cls(str(root), train=True), cls(str(root), train=False)
+    except _FETCH_ERRORS as missing:
+        if not download:
+            raise DatasetUnavailable(
+                f"{name}: not found under {where} ({_one_line(missing)}) and download is "
+                f"disabled; {advice}, or run once with internet and download enabled"
+            ) from missing
+        try:
+            train = cls(str(root), train=True, download=True)
+            test = cls(str(root), train=False, download=True)
+        except _FETCH_ERRORS as failed:
+            raise DatasetUnavailable(
+                f"{name}: not found under {where} and the download failed "
+                f"({_one_line(failed)}); {advice}, or run once with internet"
+            ) from failed
+
+    source = f"torchvision {cls.__name__} from {root}"
+    return (
+        _as_nchw(train.data),
+        _as_labels(train.targets),
+        _as_nchw(test.data),
+        _as_labels(test.targets),
+        source,
+    )
+
+
+def _as_nchw(data: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 images as [n, C, H, W]: MNIST keeps [n, H, W] tensors, CIFAR-10 [n, H, W, C] arrays."""
+    images = torch.as_tensor(data)
+    return images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+
+
+def _as_labels(targets: torch.Tensor | list[int]) -> torch.Tensor:
+    return torch.as_tensor(targets, dtype=torch.int64)
+
+
+# --- offline data sets -----------------------------------------------------------------------
+
+
+def _load_digits(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as err:
+        raise DatasetUnavailable(
+            f"digits: needs scikit-learn ({_one_line(err)}); pip install 'kernelprof[data]'"
+        ) from err
+    digits = load_digits()
+    # Pixels are counts 0..16; scale to 0..1 (normalisation follows, but this keeps the
+    # pre-normalisation range the same as the image data sets).
+    x = torch.as_tensor(digits.data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    y = torch.as_tensor(digits.target, dtype=torch.int64)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(y)), test_size=0.2, stratify=digits.target, random_state=seed
+    )
+    train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    return x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+
+
+def _make_synthetic(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class-conditional Gaussian images: a fixed random template per class plus pixel noise.
+
+    With template amplitude 0.5 and unit noise over 256 pixels, classes are separable by a linear
+    read-out but not from a single pixel, so a network has to learn something.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    templates = 0.5 * torch.randn((SYNTHETIC_CLASSES, *SYNTHETIC_SHAPE), generator=generator)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # Balanced classes in a shuffled order, so any prefix (limit_*) still mixes classes.
+        labels = torch.arange(n) % SYNTHETIC_CLASSES
+        labels = labels[torch.randperm(n, generator=generator)]
+        noise = torch.randn((n, *SYNTHETIC_SHAPE), generator=generator)
+        return templates[labels] + noise, labels
+
+    train_x, train_y = draw(SYNTHETIC_TRAIN)
+    test_x, test_y = draw(SYNTHETIC_TEST)
+    return train_x, train_y, test_x, test_y
