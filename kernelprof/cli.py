@@ -104,6 +104,46 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--N", default="4096", help="neurons per step")
     check.add_argument("--dtype", default="fp32", help="fp32, fp16 or bf16")
     check.set_defaults(handler=_check)
+
+    e2e = commands.add_parser(
+        "e2e",
+        help="train the same network with each framework; attribute the step-time differences",
+        description="Trains the same network (same seeded weights, data order, encoding, loss "
+        "and optimizer) with each framework in its own worker, times epochs and steps, splits "
+        "a step into categories of work and attributes each framework's difference from the "
+        "fastest to them.",
+    )
+    e2e.add_argument("--model", choices=("cnn", "fc"), default="cnn")
+    e2e.add_argument(
+        "--dataset", default="digits", help="mnist, fmnist, cifar10, digits, synthetic"
+    )
+    e2e.add_argument("--data-dir", type=Path, default=None, help="where datasets are (or go)")
+    e2e.add_argument(
+        "--frameworks",
+        default="spikingjelly,snntorch,norse,lava-dl,reference",
+        help="comma list (spikingjelly, snntorch, norse, lava-dl, reference, reference-compile)",
+    )
+    e2e.add_argument("--mode", choices=("direct",), default="direct",
+                     help="direct: surrogate-gradient BPTT")  # fmt: skip
+    e2e.add_argument("--epochs", type=int, default=1)
+    e2e.add_argument("--steps", type=int, default=None, help="stop each run after this many steps")
+    e2e.add_argument("--T", type=int, default=8, help="time steps")
+    e2e.add_argument("--batch-size", type=int, default=64)
+    e2e.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
+    e2e.add_argument(
+        "--weight-gain",
+        type=float,
+        default=4.0,
+        help="scale of the kaiming initial weights (1 leaves deep layers silent)",
+    )
+    e2e.add_argument("--limit-train", type=int, default=None)
+    e2e.add_argument("--limit-test", type=int, default=None)
+    e2e.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    e2e.add_argument("--seed", type=int, default=0)
+    e2e.add_argument("--format", choices=("table", "json", "md"), default="table")
+    e2e.add_argument("--out", type=Path, default=None, help="also write JSON results here")
+    e2e.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework")
+    e2e.set_defaults(handler=_e2e)
     return parser
 
 
@@ -347,6 +387,76 @@ def _compare(args: argparse.Namespace) -> int:
             console.print(f"plot: {compare_plot(document, args.plot)}")
         except ValueError as error:
             console.print(f"plot: not drawn: {error}")
+    return 130 if document["interrupted"] else 0
+
+
+def _e2e(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kernelprof import report
+    from kernelprof.e2e.data import DATASETS
+    from kernelprof.e2e.networks import FRAMEWORKS
+    from kernelprof.e2e.run import attribution
+    from kernelprof.harness.worker import run_task
+    from kernelprof.lif import LIFConfig
+
+    if args.dataset not in DATASETS:
+        raise UsageError(f"--dataset: unknown {args.dataset!r} (valid: {', '.join(DATASETS)})")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir: {args.data_dir} is not a folder")
+    frameworks = [f for f in args.frameworks.split(",") if f]
+    for framework in frameworks:
+        if framework not in FRAMEWORKS:
+            raise UsageError(
+                f"--frameworks: unknown {framework!r} (valid: {', '.join(FRAMEWORKS)})"
+            )
+    for name in ("epochs", "T", "batch_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')}: must be >= 1")
+    device = _device(args)
+    console = Console(stderr=args.format != "table")
+    if not console.is_terminal:
+        console.width = 180
+    config = LIFConfig(surrogate="superspike", alpha=1.0)
+    task = {
+        "kind": "e2e", "model": args.model, "dataset": args.dataset,
+        "data_dir": None if args.data_dir is None else str(args.data_dir),
+        "device": str(device), "seed": args.seed, "epochs": args.epochs, "steps": args.steps,
+        "T": args.T, "batch_size": args.batch_size, "lr": args.lr,
+        "weight_gain": args.weight_gain, "limit_train": args.limit_train,
+        "limit_test": args.limit_test, "config": config.as_dict(),
+    }  # fmt: skip
+    document: dict[str, Any] = {
+        "kernelprof": "e2e",
+        "environment": environment(device),
+        "task": {k: v for k, v in task.items() if k != "kind"},
+        "rows": [],
+        "interrupted": False,
+    }
+    try:
+        for framework in frameworks:
+            with console.status(f"training {framework} ({args.model} on {args.dataset})"):
+                row = run_task({**task, "framework": framework}, timeout_s=args.timeout)
+            row.setdefault("framework", framework)
+            document["rows"].append(row)
+            if row.get("status") == "error" and "DatasetUnavailable" in row.get("reason", ""):
+                break  # every framework would fail the same way: say it once
+    except KeyboardInterrupt:
+        document["interrupted"] = True
+    document["attribution"] = attribution(document["rows"])
+    if args.format == "table":
+        for renderable in report.e2e_tables(document):
+            console.print(renderable)
+    elif args.format == "md":
+        print(report.e2e_markdown(document), end="")
+    else:
+        print(report.to_json(document))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report.to_json(document))
+    failed = [row for row in document["rows"] if row.get("status") == "error"]
+    if failed and all(row.get("status") == "error" for row in document["rows"]):
+        return 1
     return 130 if document["interrupted"] else 0
 
 

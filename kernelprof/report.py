@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from typing import Any
 
 from rich.table import Table
@@ -229,4 +230,92 @@ def flat_table(document: dict[str, Any], kind: str) -> str:
     for record in records:
         cells = [text(record.get(column)).replace("|", "\\|") for column in columns]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def e2e_tables(document: dict[str, Any]) -> list[Table]:
+    """The per-framework table, the step breakdown by category, and the attribution lines."""
+    task = document["task"]
+    summary = Table(
+        title=f"{task['model']} on {task['dataset']}, T={task['T']}, batch {task['batch_size']}, "
+        f"{task['epochs']} epoch(s) on {document['environment']['device']['name']}",
+        title_justify="left",
+        caption_justify="left",
+    )
+    summary.add_column("framework", no_wrap=True)
+    columns = ("status", "test acc", "epoch s", "step ms", "samples/s", "peak MB", "energy J/ep")
+    for column in columns:
+        summary.add_column(column, justify="right", no_wrap=True)
+    notes = []
+    for row in document["rows"]:
+        if row.get("status") != "ok":
+            summary.add_row(row["framework"], row.get("status", "error"), *[""] * 5, style="dim")
+            notes.append(f"{row['framework']}: {row.get('status')}: {row.get('reason', '')}")
+            continue
+        energy = row["energy"]
+        summary.add_row(
+            row["framework"],
+            "ok",
+            f"{100 * row['test_accuracy']:.1f} %",
+            f"{statistics.median(row['epoch_s']):.2f}",
+            f"{1e3 * row['step_median_s']:.2f}",
+            f"{row['samples_per_s']:.0f}",
+            _megabytes(row["peak_bytes"]),
+            "n/a" if energy["joules_per_epoch"] is None else f"{energy['joules_per_epoch']:.1f}",
+        )
+        notes += [f"{row['framework']}: {note}" for note in row.get("notes", [])]
+        if not row["breakdown_matches_plain_step"]:
+            notes.append(
+                f"{row['framework']}: instrumented step {1e3 * row['instrumented_step_s']:.2f} ms "
+                f"vs plain {1e3 * row['step_median_s']:.2f} ms: more than 5 % apart, read the "
+                "breakdown with care"
+            )
+        if energy["joules_per_epoch"] is None:
+            notes.append(f"{row['framework']}: energy {energy['reason']}")
+    summary.caption = "\n".join(notes)
+
+    trained = [row for row in document["rows"] if row.get("status") == "ok"]
+    breakdown = Table(title="median step breakdown (ms), instrumented steps", title_justify="left")
+    breakdown.add_column("category", no_wrap=True)
+    for row in trained:
+        breakdown.add_column(row["framework"], justify="right", no_wrap=True)
+    labels = sorted({label for row in trained for label in row["breakdown_s"]})
+    for label in labels:
+        breakdown.add_row(
+            label, *(f"{1e3 * r['breakdown_s'].get(label, 0.0):.2f}" for r in trained)
+        )
+    breakdown.add_row(
+        "step (sum)", *(f"{1e3 * r['instrumented_step_s']:.2f}" for r in trained), style="bold"
+    )
+    attribution = Table(
+        title=f"where the time goes, against the fastest ({document['attribution']['fastest']})",
+        title_justify="left",
+        show_header=False,
+    )
+    attribution.add_column("difference")
+    for framework, difference in document["attribution"]["differences"].items():
+        from kernelprof.e2e.run import describe_difference
+
+        attribution.add_row(describe_difference(framework, difference))
+    return [summary, breakdown, attribution]
+
+
+def e2e_markdown(document: dict[str, Any]) -> str:
+    from kernelprof.e2e.run import describe_difference
+
+    lines = [
+        "| framework | status | test acc | step ms | samples/s |",
+        "|---|---|---|---|---|",
+    ]
+    for row in document["rows"]:
+        if row.get("status") != "ok":
+            lines.append(f"| {row['framework']} | {row.get('status')} | | | |")
+            continue
+        lines.append(
+            f"| {row['framework']} | ok | {100 * row['test_accuracy']:.1f} % | "
+            f"{1e3 * row['step_median_s']:.2f} | {row['samples_per_s']:.0f} |"
+        )
+    lines.append("")
+    for framework, difference in document["attribution"]["differences"].items():
+        lines.append(f"- {describe_difference(framework, difference)}")
     return "\n".join(lines) + "\n"

@@ -87,6 +87,10 @@ def _main() -> int:
             from kernelprof.checking import check_implementation
 
             result = check_implementation(task)
+        elif task.get("kind") == "e2e":
+            from kernelprof.e2e.run import run_framework
+
+            result = run_framework(task)
         elif task.get("kind") == "compare":
             from kernelprof.kernel_bench import measure_implementation
 
