@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     e2e.add_argument("--seed", type=int, default=0)
     e2e.add_argument("--format", choices=("table", "json", "md"), default="table")
     e2e.add_argument("--out", type=Path, default=None, help="also write JSON results here")
+    e2e.add_argument(
+        "--trace-dir",
+        type=Path,
+        default=None,
+        help="write one Chrome trace of a training step per framework here",
+    )
     e2e.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework")
     e2e.set_defaults(handler=_e2e)
     return parser
@@ -425,6 +431,7 @@ def _e2e(args: argparse.Namespace) -> int:
         "T": args.T, "batch_size": args.batch_size, "lr": args.lr,
         "weight_gain": args.weight_gain, "limit_train": args.limit_train,
         "limit_test": args.limit_test, "config": config.as_dict(),
+        "trace_dir": None if args.trace_dir is None else str(args.trace_dir),
     }  # fmt: skip
     document: dict[str, Any] = {
         "kernelprof": "e2e",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +117,18 @@ def test_missing_mnist_files_say_where_to_put_them(tmp_path):
     rows = json.loads(done.stdout)["rows"]
     assert len(rows) == 1  # said once, not once per framework
     assert "MNIST/raw" in rows[0]["reason"] and "train-images-idx3-ubyte" in rows[0]["reason"]
+
+
+def test_trace_dir_writes_one_chrome_trace_per_framework_with_layer_ranges(tmp_path):
+    done = run_kernelprof(
+        "e2e", "--model", "cnn", "--dataset", "synthetic", "--frameworks", "reference,norse",
+        "--steps", "3", "--T", "2", "--limit-train", "128", "--limit-test", "32",
+        "--device", "cpu", "--format", "json", "--trace-dir", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for row in json.loads(done.stdout)["rows"]:
+        trace = json.loads(Path(row["trace"]).read_text())
+        names = {e["name"] for e in trace["traceEvents"] if e.get("cat") == "user_annotation"}
+        framework = row["framework"]
+        assert {f"{framework}/conv fwd", f"{framework}/lif fwd", f"{framework}/pool fwd"} <= names
+    assert len(list(tmp_path.iterdir())) == 2

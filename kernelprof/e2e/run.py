@@ -9,6 +9,7 @@ optimizer, other), largest first, e.g. "+41 ms/step: lif bwd +22, lif fwd +15, c
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,6 +50,11 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
         return {**row, "status": "unavailable", "reason": str(error)}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    trace_path = None
+    if task.get("trace_dir"):
+        trace_path = (
+            Path(task["trace_dir"]) / f"e2e_{framework}_{task['model']}_{task['dataset']}.json"
+        )
     counter = energy_counter(device)
     energy_start = None if isinstance(counter, str) else counter.read_joules()
     result = train_direct(
@@ -60,6 +66,8 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
         lr=task["lr"],
         seed=task["seed"],
         max_steps=task.get("steps"),
+        trace_path=trace_path,
+        trace_label=framework,
     )
     if isinstance(counter, str):
         energy = {"joules_per_epoch": None, "reason": counter}
@@ -83,6 +91,7 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
         "peak_bytes": peak,
         "peak_kind": "CUDA allocator peak" if device.type == "cuda" else "process peak RSS",
         "energy": energy,
+        "trace": None if trace_path is None else str(trace_path),
         **result,
     }
 

@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ from torch import nn
 from kernelprof.e2e.data import Dataset, batches
 from kernelprof.e2e.networks import SpikingNetwork
 from kernelprof.harness.timer import synchronize
+from kernelprof.profiling import profile_call
 
 ADD_UP_TOLERANCE = 0.05
 INSTRUMENTED_STEPS = 8
@@ -109,8 +111,11 @@ def train_direct(
     lr: float,
     seed: int,
     max_steps: int | None = None,
+    trace_path: Path | None = None,
+    trace_label: str = "",
 ) -> dict[str, Any]:
-    """Trains with Adam on cross-entropy of the logits; returns the measurements."""
+    """Trains with Adam on cross-entropy of the logits; returns the measurements. With
+    ``trace_path``, one more step is profiled and written there as a Chrome trace."""
     network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
@@ -147,6 +152,10 @@ def train_direct(
         epoch_times.append(time.perf_counter() - epoch_start)
 
     breakdowns, instrumented = _instrumented_steps(network, data, step, device, batch_size, seed)
+    if trace_path is not None:
+        x, y = next(batches(data.train_x, data.train_y, batch_size, shuffle=True, seed=seed))
+        with _layer_ranges(network, trace_label):
+            profile_call(lambda: step(x, y, None), device, trace_path)
     plain_step_s = statistics.median(step_times[1:] or step_times)  # first step warms caches
     instrumented_s = statistics.median(instrumented)
     categories = {
@@ -194,6 +203,27 @@ def _instrumented_steps(network, data, step, device, batch_size, seed):
         breakdowns.append(timeline.categories(start, end, backward_end))
         lengths.append(end - start)
     return breakdowns, lengths
+
+
+@contextmanager
+def _layer_ranges(network: SpikingNetwork, prefix: str) -> Iterator[None]:
+    """record_function ranges named '<prefix>/<category> fwd' around every layer's forward."""
+    handles = []
+    for category, module in network.layers:
+        open_ranges: list = []
+
+        def pre(module, args, open_ranges=open_ranges, label=f"{prefix}/{category} fwd"):
+            open_ranges.append(torch.profiler.record_function(label).__enter__())
+
+        def post(module, args, output, open_ranges=open_ranges):
+            open_ranges.pop().__exit__(None, None, None)
+
+        handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _copy(x, y, device, timeline):
