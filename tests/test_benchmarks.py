@@ -45,3 +45,12 @@ def test_gpu_targets_need_triton_and_cupy_each():
         document("cuda", [row("ref-triton", "exact", 0.9), row("ref-cupy", "exact", 0.5)])
     )
     assert {t["impl"]: t["met"] for t in found} == {"ref-triton": True, "ref-cupy": False}
+
+
+def test_study_table_cells_show_accuracy_and_time_or_why_not():
+    cell = load("study_table").cell
+    assert (
+        cell({"status": "ok", "test_accuracy": 0.8912, "epoch_s": [1.0, 1.5]}) == "89.1 % / 2.5 s"
+    )
+    assert cell({"status": "unsupported", "reason": "soft reset"}) == "unsupported"
+    assert cell({}) == "error"
