@@ -28,6 +28,7 @@ a training loop can attribute time per category with hooks or ``record_function`
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 
@@ -204,7 +205,7 @@ def framework_problem(framework: str) -> str | None:
     return None
 
 
-class SpikingNetwork(nn.Module):
+class SpikingNetwork(nn.Module, abc.ABC):
     """A spec built with one framework's layers. Subclasses make each layer and run the input.
 
     ``layers`` holds (category, module) in order; ``notes`` the departures from the spec."""
@@ -235,8 +236,9 @@ class SpikingNetwork(nn.Module):
 
     # ---- what a framework provides -----------------------------------------------------------
 
+    @abc.abstractmethod
     def make_layer(self, layer: LayerPlan) -> nn.Module:
-        raise NotImplementedError
+        """The framework's module for one planned layer."""
 
     def container(self, modules: list[nn.Module]) -> nn.Module:
         return nn.ModuleList(modules)
@@ -245,9 +247,9 @@ class SpikingNetwork(nn.Module):
         """The weight parameter of a conv/linear/readout module (unwrapped where needed)."""
         return module.weight
 
+    @abc.abstractmethod
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
         """Logits [B, classes] from the encoded input [T, B, C, H, W]."""
-        raise NotImplementedError
 
     def reset(self) -> None:
         """Clears neuron state (a no-op where the framework keeps none between calls)."""
