@@ -20,7 +20,10 @@ from torch.profiler import ProfilerActivity, profile
 class CallProfile:
     kernels: int  # device kernels launched (CUDA), or aten operators run (CPU)
     kernel_kind: str  # "CUDA kernels" or "aten ops (CPU)"
-    peak_bytes: int | None  # the allocator's peak above its level at the start of the call
+    # the allocator's peak above its level at the start of the call, read from the trace's
+    # memory events; on CUDA only when a trace is written (the caching allocator's own
+    # statistics are the better source there)
+    peak_bytes: int | None
     trace_path: str | None
 
 
@@ -41,11 +44,13 @@ def profile_call(
     else:
         kernels = sum(1 for e in prof.events() if e.name.startswith("aten::"))
         kind = "aten ops (CPU)"
-    with tempfile.TemporaryDirectory() as scratch:
-        path = trace_path or Path(scratch) / "trace.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        prof.export_chrome_trace(str(path))
-        peak = allocator_peak(json.loads(path.read_text()), device)
+    peak = None
+    if trace_path is not None or device.type != "cuda":  # CUDA peaks come from its allocator
+        with tempfile.TemporaryDirectory() as scratch:
+            path = trace_path or Path(scratch) / "trace.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            prof.export_chrome_trace(str(path))
+            peak = allocator_peak(json.loads(path.read_text()), device)
     return CallProfile(kernels, kind, peak, None if trace_path is None else str(trace_path))
 
 

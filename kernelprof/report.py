@@ -102,7 +102,7 @@ def kernel_table(run: dict[str, Any]) -> Table:
 
 
 def _megabytes(value: int | None) -> str:
-    return "n/a" if value is None else f"{value / 2**20:.1f}"
+    return "n/a" if value is None else f"{_mebibytes(value):.1f}"
 
 
 def _mebibytes(value: int | None) -> float | None:

@@ -164,8 +164,7 @@ def measure(
         # device synchronised catch work hidden on another stream (or a host-side wait).
         synced = statistics.median(HostTimer(device).time_calls(fn, SYNCED_CALLS, flush))
         metadata["host_synced_median_s"] = synced
-    result = Measurement(tuple(samples), first_call_s=first_call_s, label=label, metadata=metadata)
-    return result
+    return Measurement(tuple(samples), first_call_s=first_call_s, label=label, metadata=metadata)
 
 
 def synchronize(device: torch.device) -> None:
