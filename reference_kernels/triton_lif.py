@@ -39,7 +39,10 @@ def _surrogate_grad(x, alpha, SURROGATE: tl.constexpr):
     return grad
 
 
-@triton.jit
+# The launcher turns an int argument equal to 1 into a compile-time constant (a Python int in
+# the kernel body), so T=1 or N=1 would get code where `steps.to(...)` fails to compile: the
+# sizes are never specialised.
+@triton.jit(do_not_specialize=["n", "steps"])
 def _lif_forward_kernel(
     x_ptr,
     spikes_ptr,
@@ -81,7 +84,7 @@ def _lif_forward_kernel(
         index += n
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "steps"])
 def _lif_backward_kernel(
     grad_spikes_ptr,
     grad_v_ptr,

@@ -126,6 +126,19 @@ def test_window_count_is_honoured_and_the_device_synchronised_at_every_edge(wind
     assert power.synchronized == 2 * (windows + 1)  # the idle window and each measured window
 
 
+def test_without_a_synchronize_hook_the_device_is_synchronised(monkeypatch):
+    # the default hook synchronises the measured device (it used to call itself, a TypeError)
+    devices = []
+    monkeypatch.setattr(energy, "synchronize_device", devices.append)
+    power = ReplayingPower()
+    result = measure_energy(
+        power.workload(), counter=power, clock=power.clock, sleep=power.sleep,
+        min_window_s=0.25, windows=2, idle_s=0.5, device="cpu",
+    )  # fmt: skip
+    assert result.joules_per_call == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
+    assert devices == [torch.device("cpu")] * (2 * (2 + 1))
+
+
 def test_the_median_window_is_reported():
     power = ReplayingPower()
     extra = iter([100.0] * 256 + [300.0] * 256 + [200.0] * 256)

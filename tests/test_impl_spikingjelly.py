@@ -97,12 +97,22 @@ def test_forced_provider_refuses_a_profile_that_would_fall_back():
     assert path == "python loop: fallback, state dtype float16 not fused (needs float32 V)"
 
 
+SJ_AUTOGRAD_NODES = {
+    "GeneratedBackwardFor_sj_lif_forward_default": 1,
+    "GeneratedBackwardFor_sj_lif_forward_defaultBackward": 1,
+    "autograd::engine::evaluate_function: GeneratedBackwardFor_sj_lif_forward_defaultBackward": 1,
+}
+
+
 @pytest.mark.parametrize(
     ("names", "expected"),
     [
         ({"void lif_forward<float>(...)": 1, "void lif_backward<float>(...)": 1}, "native CUDA"),
         ({"_forward_kernel": 1, "_backward_kernel": 1, "sj_lif::forward": 1}, "Triton kernels"),
         ({"sj_lif::forward": 1, "aten::mul": 40}, "torch provider (CUDA)"),
+        # as profiled on an H200: the op's autograd nodes name "lif_forward" but are no kernels
+        ({**SJ_AUTOGRAD_NODES, "_forward_kernel": 1, "_backward_kernel": 1}, "Triton kernels"),
+        ({**SJ_AUTOGRAD_NODES, "sj_lif::forward": 1, "aten::mul": 40}, "torch provider (CUDA)"),
         ({"atan": 8, "aten::mul": 40}, "python loop (CUDA): fallback"),
         ({"_SurrogateSpike": 8, "sj_lif::forward": 1}, "python loop (CUDA): torch reference"),
     ],

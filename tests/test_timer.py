@@ -70,6 +70,24 @@ def test_work_hidden_from_cuda_events_is_flagged():
     assert honest.warnings == []
 
 
+def test_launch_bound_calls_are_not_taken_for_hidden_work():
+    # as measured on an H200 for ref-triton fwd: the kernel takes 0.144 ms, but Python needs
+    # 0.40 ms to launch it, so a synchronised call takes 0.42 ms; nothing is hidden
+    metadata = {"host_synced_median_s": 0.42e-3, "host_launch_median_s": 0.40e-3}
+    assert Measurement((0.144e-3,) * 5, label="launch-bound", metadata=metadata).warnings == []
+    # the same events and launch, but 3 ms of work the events did not see
+    metadata = {"host_synced_median_s": 3.4e-3, "host_launch_median_s": 0.40e-3}
+    hidden = Measurement((0.144e-3,) * 5, label="hidden", metadata=metadata).warnings
+    assert any("outside the current stream" in w for w in hidden)
+
+
+def test_host_timer_reports_the_launch_apart_from_the_wait():
+    clock = iter([0.0, 1.0, 3.0, 10.0, 10.5, 14.0]).__next__
+    timer = HostTimer(torch.device("cpu"), clock=clock)
+    times, launches = timer.time_calls_and_launches(lambda: None, 2, lambda: None)
+    assert times == [3.0, 4.0] and launches == [1.0, 0.5]
+
+
 def test_cuda_graph_replay_needs_a_cuda_device():
     from kernelprof.harness.timer import cuda_graph_replay
 

@@ -48,6 +48,8 @@ from typing import Protocol
 
 import torch
 
+from kernelprof.harness.timer import synchronize as synchronize_device
+
 RAPL_ROOT = Path("/sys/class/powercap")
 NVML_UPDATE_PERIOD_S = 0.1  # the slow end of the ~20-100 ms seen for the total-energy counter
 RAPL_UPDATE_PERIOD_S = 0.001
@@ -427,7 +429,7 @@ def measure_energy(
     if synchronize is None:
 
         def synchronize() -> None:
-            synchronize(device)
+            synchronize_device(device)
 
     try:
         return _measure(

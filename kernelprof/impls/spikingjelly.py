@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -199,12 +200,18 @@ def _cuda_provider(device: torch.device) -> str:
 # ---- path detection ---------------------------------------------------------------------------
 
 
+_NATIVE_KERNEL = re.compile(r"(void )?lif_(forward|backward)\b")
+
+
 def classify_profile(names: Counter, steps: int, device: torch.device) -> str:
     """Names the code path from the op and kernel names of one profiled forward+backward."""
     where = "CPU" if device.type == "cpu" else "CUDA"
     aten = sum(count for name, count in names.items() if name.startswith("aten::"))
     loop = f"{aten} aten ops for T={steps}"
-    kernels = sorted(name for name in names if "lif_forward" in name or "lif_backward" in name)
+    # The native kernels are lif_forward<T>/lif_backward<T> (spikingjelly/_ops/lif/kernels.cuh).
+    # Every provider's profile also holds the sj_lif op's autograd node, named e.g.
+    # "GeneratedBackwardFor_sj_lif_forward_default": that is not a kernel.
+    kernels = sorted(name for name in names if _NATIVE_KERNEL.match(name))
     if kernels:
         return f"native CUDA kernels ({', '.join(kernels)})"
     triton = sorted(

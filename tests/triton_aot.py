@@ -1,0 +1,95 @@
+"""Compiles the Triton reference kernels for a GPU that is not there: Triton's own launcher
+binder specialises the arguments exactly as a launch would (an int equal to 1 becomes a
+compile-time constant, pointers get alignment hints), then Triton compiles to a cubin for sm_90.
+
+Run as ``python -m tests.triton_aot`` without TRITON_INTERPRET (the interpreter never compiles):
+prints one JSON line per launch, {"kernel", "T", "N", "dtype", "ok", "error"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+
+
+def launches():
+    """The kernel launches of one forward and one backward, as TritonKernels makes them."""
+    from kernelprof.lif import LIFConfig
+    from reference_kernels.triton_lif import TritonKernels
+
+    recorded = []
+
+    class Recorder:
+        def __init__(self, name):
+            self.name = name
+
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                recorded.append((self.name, args, kwargs))
+
+            return launch
+
+    import reference_kernels.triton_lif as module
+
+    kernels = {"forward": module._lif_forward_kernel, "backward": module._lif_backward_kernel}
+    config = LIFConfig(surrogate="sigmoid", alpha=4.0)
+    cases = []
+    for steps, n in ((1, 1), (1, 300), (8, 1), (8, 4097)):
+        for dtype in (torch.float32, torch.float16):
+            x = torch.zeros(steps, n, dtype=dtype)
+            half = dtype != torch.float32
+            spikes_u8 = torch.zeros(steps, n, dtype=torch.uint8) if half else None
+            module._lif_forward_kernel, module._lif_backward_kernel = (
+                Recorder("forward"),
+                Recorder("backward"),
+            )
+            try:
+                TritonKernels().forward(x, x.clone(), x.clone(), spikes_u8, x.clone(), config)
+                TritonKernels().backward(x, x.clone(), x.clone(), spikes_u8, x.clone(), config)
+            finally:
+                module._lif_forward_kernel = kernels["forward"]
+                module._lif_backward_kernel = kernels["backward"]
+            cases += [(steps, n, str(dtype).removeprefix("torch."), launch) for launch in recorded]
+            recorded.clear()
+    return kernels, cases
+
+
+def main() -> int:
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        print("run without TRITON_INTERPRET=1: the interpreter does not compile", file=sys.stderr)
+        return 2
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile, make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    target = GPUTarget("cuda", 90, 32)
+    backend = make_backend(target)
+    kernels, cases = launches()
+    for steps, n, dtype, (name, args, kwargs) in cases:
+        kernel = kernels[name]
+        kwargs = {k: v for k, v in kwargs.items() if k != "num_warps"} | {"num_warps": 4}
+        result = {"kernel": name, "T": steps, "N": n, "dtype": dtype, "ok": True, "error": None}
+        try:
+            binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+            bound, specialization, options = binder(*args, **kwargs)
+            options, signature, constexprs, attrs = kernel._pack_args(
+                backend, kwargs, bound, specialization, options
+            )
+            compiled = compile(
+                ASTSource(kernel, signature, constexprs, attrs),
+                target=target,
+                options=options.__dict__,
+            )
+            result["ok"] = "cubin" in compiled.asm
+        except Exception as error:  # reported per launch
+            result["ok"] = False
+            result["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
