@@ -21,6 +21,11 @@ TRACKED_DISTRIBUTIONS = (
     "kernelprof", "spikingjelly", "snntorch", "norse", "lava-dl", "sinabs", "sinabs-exodus",
     "triton", "cupy-cuda13x", "cupy-cuda12x", "nvidia-ml-py", "numpy",
 )  # fmt: skip
+# The frameworks `kernelprof e2e` runs when --frameworks is not given, per mode.
+E2E_DEFAULTS = {
+    "direct": "spikingjelly,snntorch,norse,lava-dl,reference",
+    "conversion": "spikingjelly,sinabs,lava-dl,reference",
+}
 
 
 class UsageError(Exception):
@@ -120,11 +125,16 @@ def _parser() -> argparse.ArgumentParser:
     e2e.add_argument("--data-dir", type=Path, default=None, help="where datasets are (or go)")
     e2e.add_argument(
         "--frameworks",
-        default="spikingjelly,snntorch,norse,lava-dl,reference",
-        help="comma list (spikingjelly, snntorch, norse, lava-dl, reference, reference-compile)",
+        default=None,
+        help="comma list (spikingjelly, snntorch, norse, lava-dl, reference, reference-compile; "
+        f"conversion also sinabs). Default: {E2E_DEFAULTS['direct']} (direct), "
+        f"{E2E_DEFAULTS['conversion']} (conversion)",
     )
-    e2e.add_argument("--mode", choices=("direct",), default="direct",
-                     help="direct: surrogate-gradient BPTT")  # fmt: skip
+    e2e.add_argument(
+        "--mode", choices=("direct", "conversion"), default="direct",
+        help="direct: surrogate-gradient BPTT; conversion: train the ANN once, convert it with "
+        "each framework, report accuracy against T (powers of two up to --T)",
+    )  # fmt: skip
     e2e.add_argument("--epochs", type=int, default=1)
     e2e.add_argument("--steps", type=int, default=None, help="stop each run after this many steps")
     e2e.add_argument("--T", type=int, default=8, help="time steps")
@@ -397,10 +407,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _e2e(args: argparse.Namespace) -> int:
+    import torch
     from rich.console import Console
 
     from kernelprof import report
     from kernelprof.e2e.data import DATASETS
+    from kernelprof.e2e.distributed import agree_on_ports, torchrun_environment
     from kernelprof.e2e.networks import FRAMEWORKS
     from kernelprof.e2e.run import attribution
     from kernelprof.harness.worker import run_task
@@ -410,17 +422,27 @@ def _e2e(args: argparse.Namespace) -> int:
         raise UsageError(f"--dataset: unknown {args.dataset!r} (valid: {', '.join(DATASETS)})")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir: {args.data_dir} is not a folder")
-    frameworks = [f for f in args.frameworks.split(",") if f]
+    valid = FRAMEWORKS + (("sinabs",) if args.mode == "conversion" else ())
+    frameworks = [f for f in (args.frameworks or E2E_DEFAULTS[args.mode]).split(",") if f]
+    if not frameworks:
+        raise UsageError("--frameworks: name at least one framework")
     for framework in frameworks:
-        if framework not in FRAMEWORKS:
+        if framework not in valid:
             raise UsageError(
-                f"--frameworks: unknown {framework!r} (valid: {', '.join(FRAMEWORKS)})"
+                f"--frameworks: unknown {framework!r} for --mode {args.mode} "
+                f"(valid: {', '.join(valid)})"
             )
     for name in ("epochs", "T", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')}: must be >= 1")
+    launch = torchrun_environment()
+    if launch is not None and args.mode != "direct":
+        raise UsageError("--mode conversion runs in one process: torchrun is for direct training")
     device = _device(args)
-    console = Console(stderr=args.format != "table")
+    if launch is not None and device.type == "cuda":
+        device = torch.device("cuda", launch["local_rank"])
+    quiet = launch is not None and launch["rank"] != 0  # rank 0 reports for every rank
+    console = Console(stderr=args.format != "table" or quiet, quiet=quiet)
     if not console.is_terminal:
         console.width = 180
     config = LIFConfig(surrogate="superspike", alpha=1.0)
@@ -435,22 +457,47 @@ def _e2e(args: argparse.Namespace) -> int:
     }  # fmt: skip
     document: dict[str, Any] = {
         "kernelprof": "e2e",
+        "mode": args.mode,
         "environment": environment(device),
         "task": {k: v for k, v in task.items() if k != "kind"},
         "rows": [],
         "interrupted": False,
     }
+    ports: list[int | None] = [None] * len(frameworks)
+    if launch is not None:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")  # torchrun's rendezvous, only to agree on the ports
+        ports = agree_on_ports(len(frameworks), launch["master_addr"])
+        document["world_size"] = launch["world_size"]
     try:
-        for framework in frameworks:
-            with console.status(f"training {framework} ({args.model} on {args.dataset})"):
-                row = run_task({**task, "framework": framework}, timeout_s=args.timeout)
-            row.setdefault("framework", framework)
-            document["rows"].append(row)
-            if row.get("status") == "error" and "DatasetUnavailable" in row.get("reason", ""):
-                break  # every framework would fail the same way: say it once
+        if args.mode == "conversion":
+            _e2e_conversion(args, task, frameworks, document, console)
+        else:
+            for framework, port in zip(frameworks, ports, strict=True):
+                framework_task = {**task, "framework": framework}
+                if launch is not None:
+                    framework_task["distributed"] = {
+                        "rank": launch["rank"], "world_size": launch["world_size"],
+                        "master_addr": launch["master_addr"], "port": port,
+                        "backend": "nccl" if device.type == "cuda" else "gloo",
+                    }  # fmt: skip
+                with console.status(f"training {framework} ({args.model} on {args.dataset})"):
+                    row = run_task(framework_task, timeout_s=args.timeout)
+                row.setdefault("framework", framework)
+                document["rows"].append(row)
+                if row.get("status") == "error" and "DatasetUnavailable" in row.get("reason", ""):
+                    break  # every framework would fail the same way: say it once
     except KeyboardInterrupt:
         document["interrupted"] = True
-    document["attribution"] = attribution(document["rows"])
+    if launch is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if quiet:  # the other ranks' figures are in rank 0's report
+            return 130 if document["interrupted"] else 0
+    if args.mode == "direct":
+        document["attribution"] = attribution(document["rows"])
     if args.format == "table":
         for renderable in report.e2e_tables(document):
             console.print(renderable)
@@ -461,10 +508,34 @@ def _e2e(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report.to_json(document))
+    if document.get("ann", {}).get("status", "ok") != "ok":
+        return 1
     failed = [row for row in document["rows"] if row.get("status") == "error"]
     if failed and all(row.get("status") == "error" for row in document["rows"]):
         return 1
     return 130 if document["interrupted"] else 0
+
+
+def _e2e_conversion(args, task, frameworks, document, console) -> None:
+    """Trains the ANN once in a worker, then converts it with each framework in its own."""
+    import tempfile
+
+    from kernelprof.harness.worker import run_task
+
+    with tempfile.TemporaryDirectory(prefix="kernelprof-ann-") as scratch:
+        ann_task = {**task, "kind": "e2e-ann", "ann_path": str(Path(scratch) / "ann.pt")}
+        with console.status(f"training the ANN ({args.model} on {args.dataset})"):
+            document["ann"] = run_task(ann_task, timeout_s=args.timeout)
+        if document["ann"].get("status") != "ok":
+            return
+        for framework in frameworks:
+            with console.status(f"converting with {framework}, testing T = 1..{args.T}"):
+                row = run_task(
+                    {**ann_task, "kind": "e2e-convert", "framework": framework},
+                    timeout_s=args.timeout,
+                )
+            row.setdefault("framework", framework)
+            document["rows"].append(row)
 
 
 def environment(device) -> dict[str, Any]:

@@ -235,6 +235,8 @@ def flat_table(document: dict[str, Any], kind: str) -> str:
 
 def e2e_tables(document: dict[str, Any]) -> list[Table]:
     """The per-framework table, the step breakdown by category, and the attribution lines."""
+    if document.get("mode") == "conversion":
+        return conversion_tables(document)
     task = document["task"]
     summary = Table(
         title=f"{task['model']} on {task['dataset']}, T={task['T']}, batch {task['batch_size']}, "
@@ -297,11 +299,129 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
         from kernelprof.e2e.run import describe_difference
 
         attribution.add_row(describe_difference(framework, difference))
-    return [summary, breakdown, attribution]
+    tables = [summary, breakdown, attribution]
+    if document.get("world_size"):
+        tables.append(ranks_table(document))
+    return tables
+
+
+def ranks_table(document: dict[str, Any]) -> Table:
+    """Data-parallel runs: each rank's throughput and communication, and the total."""
+    table = Table(
+        title=f"data-parallel over {document['world_size']} processes (DistributedDataParallel)",
+        title_justify="left",
+        caption_justify="left",
+    )
+    for column in ("framework", "rank", "steps", "step ms", "samples/s", "communication ms"):
+        table.add_column(column, justify="left" if column == "framework" else "right")
+    totals = []
+    for row in document["rows"]:
+        for rank in row.get("ranks") or []:
+            table.add_row(
+                row["framework"],
+                str(rank["rank"]),
+                str(rank["steps"]),
+                f"{1e3 * rank['step_median_s']:.2f}",
+                f"{rank['samples_per_s']:.0f}",
+                f"{1e3 * rank['communication_s']:.2f}",
+            )
+        if row.get("ranks"):
+            totals.append(f"{row['framework']}: {row['total_samples_per_s']:.0f} samples/s in all")
+    table.caption = "\n".join(
+        totals
+        + [
+            "communication: the gradient all-reduce per instrumented step, made blocking there; "
+            "plain steps overlap it with backward"
+        ]
+    )
+    return table
+
+
+def _ann_line(document: dict[str, Any]) -> str:
+    ann = document.get("ann") or {}
+    if ann.get("status") != "ok":
+        return f"ANN: {ann.get('status', 'not trained')}: {ann.get('reason', 'interrupted')}"
+    return (
+        f"ANN (ReLU twin, same initial weights): test accuracy {100 * ann['test_accuracy']:.1f} "
+        f"%, {statistics.median(ann['epoch_s']):.2f} s/epoch, "
+        f"{1e3 * ann['step_median_s']:.2f} ms/step"
+    )
+
+
+def conversion_tables(document: dict[str, Any]) -> list[Table]:
+    """ANN-to-SNN conversion: one row per framework, then accuracy against T."""
+    task = document["task"]
+    summary = Table(
+        title=f"{task['model']} on {task['dataset']}: ANN-to-SNN conversion, T up to {task['T']}, "
+        f"on {document['environment']['device']['name']}",
+        title_justify="left",
+        caption_justify="left",
+    )
+    summary.add_column("framework", no_wrap=True)
+    columns = ("status", f"acc T={task['T']}", "convert s", "ms/batch", "samples/s", "peak MB")
+    for column in columns:
+        summary.add_column(column, justify="right", no_wrap=True)
+    notes = [_ann_line(document)]
+    ok = []
+    for row in document["rows"]:
+        if row.get("status") != "ok":
+            summary.add_row(row["framework"], row.get("status", "error"), *[""] * 5, style="dim")
+            notes.append(f"{row['framework']}: {row.get('status')}: {row.get('reason', '')}")
+            continue
+        ok.append(row)
+        summary.add_row(
+            row["framework"],
+            "ok",
+            f"{100 * row['test_accuracy']:.1f} %",
+            f"{row['convert_s']:.2f}",
+            f"{1e3 * row['inference_batch_median_s']:.1f}",
+            f"{row['inference_samples_per_s']:.0f}",
+            _megabytes(row["peak_bytes"]),
+        )
+        notes += [note for note in row.get("notes", [])]
+    notes.append(f"ms/batch: one test batch of {task['batch_size']} through all T steps")
+    summary.caption = "\n".join(notes)
+    by_t = Table(title="test accuracy against T", title_justify="left")
+    by_t.add_column("T", justify="right")
+    for row in ok:
+        by_t.add_column(row["framework"], justify="right", no_wrap=True)
+    ann = document.get("ann") or {}
+    if ann.get("status") == "ok":
+        by_t.add_column("ANN", justify="right", no_wrap=True)
+    steps = list(ok[0]["accuracy_by_T"]) if ok else []
+    for t in steps:
+        cells = [f"{100 * row['accuracy_by_T'][t]:.1f} %" for row in ok]
+        if ann.get("status") == "ok":
+            cells.append(f"{100 * ann['test_accuracy']:.1f} %")
+        by_t.add_row(t, *cells)
+    return [summary, by_t]
+
+
+def conversion_markdown(document: dict[str, Any]) -> str:
+    ok = [row for row in document["rows"] if row.get("status") == "ok"]
+    steps = list(ok[0]["accuracy_by_T"]) if ok else []
+    lines = [_ann_line(document), "", "| framework | status | " + " | ".join(
+        f"T={t}" for t in steps) + " | convert s | ms/batch |",
+        "|---|---|" + "---|" * len(steps) + "---|---|"]  # fmt: skip
+    for row in document["rows"]:
+        if row.get("status") != "ok":
+            reason = row.get("reason", "")
+            lines.append(f"| {row['framework']} | {row.get('status')}: {reason} |" + " |" * (
+                len(steps) + 2))  # fmt: skip
+            continue
+        cells = " | ".join(f"{100 * row['accuracy_by_T'][t]:.1f} %" for t in steps)
+        lines.append(
+            f"| {row['framework']} | ok | {cells} | {row['convert_s']:.2f} | "
+            f"{1e3 * row['inference_batch_median_s']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def e2e_markdown(document: dict[str, Any]) -> str:
     from kernelprof.e2e.run import describe_difference
+
+    if document.get("mode") == "conversion":
+        return conversion_markdown(document)
 
     lines = [
         "| framework | status | test acc | step ms | samples/s |",

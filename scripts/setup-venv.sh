@@ -10,7 +10,7 @@ stamp="$venv/.kernelprof-setup"
 python="${KERNELPROF_PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
 
-want="$(cat requirements/cpu.txt requirements/cpu-constraints.txt requirements/lava-dl.txt pyproject.toml scripts/setup-venv.sh | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements/cpu.txt requirements/cpu-constraints.txt requirements/no-deps.txt pyproject.toml scripts/setup-venv.sh | sha256sum | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
@@ -21,7 +21,7 @@ echo "setting up $venv (pinned set from requirements/; a few minutes the first t
 quiet() { grep -v "is neither a file nor a directory" || true; }
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install -r requirements/cpu.txt -c requirements/cpu-constraints.txt 2>&1 | quiet
-# lava-dl 0.6.0 declares Python 3.10 and torch < 2.4; its slayer runs on this set all the same.
-"${pip[@]}" install --no-deps --ignore-requires-python -r requirements/lava-dl.txt 2>&1 | quiet
+# lava-dl and Sinabs declare requirements that conflict with this set; they run on it all the same.
+"${pip[@]}" install --no-deps --ignore-requires-python -r requirements/no-deps.txt 2>&1 | quiet
 "${pip[@]}" install --no-deps -e . 2>&1 | quiet
 echo "$want" >"$stamp"

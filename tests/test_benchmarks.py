@@ -54,3 +54,8 @@ def test_study_table_cells_show_accuracy_and_time_or_why_not():
     )
     assert cell({"status": "unsupported", "reason": "soft reset"}) == "unsupported"
     assert cell({}) == "error"
+    conversion_cell = load("study_table").conversion_cell
+    assert conversion_cell({"status": "ok", "test_accuracy": 0.9, "convert_s": 0.125}) == (
+        "90.0 % / 0.12 s"
+    )
+    assert conversion_cell({"status": "unsupported"}) == "unsupported"

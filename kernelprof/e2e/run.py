@@ -1,5 +1,6 @@
 """``kernelprof e2e``: each framework trains the same network in its own worker, then the
-step-time differences are attributed to categories of work.
+step-time differences are attributed to categories of work. In conversion mode one worker trains
+the ANN, and each framework converts that same ANN in its own worker (kernelprof/e2e/conversion.py).
 
 Attribution: for each framework, its median step breakdown minus the fastest framework's, per
 category (data loading, host-to-device copy, forward and backward of each layer type, loss,
@@ -9,17 +10,21 @@ optimizer, other), largest first, e.g. "+41 ms/step: lif bwd +22, lif fwd +15, c
 from __future__ import annotations
 
 import resource
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from kernelprof.e2e import conversion
 from kernelprof.e2e.data import load_dataset
+from kernelprof.e2e.distributed import Distributed, gather_ranks
 from kernelprof.e2e.networks import NetworkSpec, build_network
 from kernelprof.e2e.train import train_direct
 from kernelprof.harness.energy import energy_counter
 from kernelprof.impls.registry import Unsupported
 from kernelprof.lif import LIFConfig
+from kernelprof.profiling import profile_call
 
 
 def run_framework(task: dict[str, Any]) -> dict[str, Any]:
@@ -27,19 +32,8 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
     framework = task["framework"]
     row: dict[str, Any] = {"framework": framework}
     device = torch.device(task["device"])
-    data = load_dataset(
-        task["dataset"],
-        task.get("data_dir"),
-        seed=task["seed"],
-        limit_train=task.get("limit_train"),
-        limit_test=task.get("limit_test"),
-    )
-    spec = NetworkSpec(
-        kind=task["model"],
-        input_shape=data.input_shape,
-        classes=data.classes,
-        weight_gain=task["weight_gain"],
-    )
+    data = _load(task)
+    spec = _spec(task, data)
     try:
         network = build_network(
             spec, framework, LIFConfig(**task["config"]), task["T"], task["seed"]
@@ -50,25 +44,38 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
         return {**row, "status": "unavailable", "reason": str(error)}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    distributed = Distributed.from_task(task)
     trace_path = None
     if task.get("trace_dir"):
-        trace_path = (
-            Path(task["trace_dir"]) / f"e2e_{framework}_{task['model']}_{task['dataset']}.json"
+        rank = "" if distributed is None else f"_rank{distributed.rank}"
+        trace_path = Path(task["trace_dir"]) / (
+            f"e2e_{framework}_{task['model']}_{task['dataset']}{rank}.json"
         )
     counter = energy_counter(device)
     energy_start = None if isinstance(counter, str) else counter.read_joules()
-    result = train_direct(
-        network,
-        data,
-        device=device,
-        epochs=task["epochs"],
-        batch_size=task["batch_size"],
-        lr=task["lr"],
-        seed=task["seed"],
-        max_steps=task.get("steps"),
-        trace_path=trace_path,
-        trace_label=framework,
-    )
+    if distributed is not None:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        distributed.join()
+    try:
+        result = train_direct(
+            network,
+            data,
+            device=device,
+            epochs=task["epochs"],
+            batch_size=task["batch_size"],
+            lr=task["lr"],
+            seed=task["seed"],
+            max_steps=task.get("steps"),
+            trace_path=trace_path,
+            trace_label=framework,
+            distributed=distributed,
+        )
+        if distributed is not None:
+            result.update(_across_ranks(result, distributed))
+    finally:
+        if distributed is not None:
+            Distributed.leave()
     if isinstance(counter, str):
         energy = {"joules_per_epoch": None, "reason": counter}
     else:
@@ -77,23 +84,121 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
             "joules_per_epoch": joules / max(1, task["epochs"]),
             "reason": f"{counter.name}, whole device, idle not subtracted",
         }
-    peak = (
-        torch.cuda.max_memory_allocated(device)
-        if device.type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
     return {
         **row,
         "status": "ok",
         "dataset_source": data.source,
         "network": spec.describe(),
         "notes": network.notes,
-        "peak_bytes": peak,
-        "peak_kind": "CUDA allocator peak" if device.type == "cuda" else "process peak RSS",
+        "peak_bytes": _peak_bytes(device),
+        "peak_kind": _peak_kind(device),
         "energy": energy,
         "trace": None if trace_path is None else str(trace_path),
         **result,
     }
+
+
+def _across_ranks(result: dict[str, Any], distributed: Distributed) -> dict[str, Any]:
+    """Each rank's throughput and communication, gathered on rank 0; the total throughput."""
+    mine = {
+        "rank": distributed.rank,
+        "steps": result["steps"],
+        "step_median_s": result["step_median_s"],
+        "samples_per_s": result["samples_per_s"],
+        "communication_s": result["breakdown_s"].get("communication", 0.0),
+        "instrumented_step_s": result["instrumented_step_s"],
+    }
+    ranks = gather_ranks(mine)
+    extra: dict[str, Any] = {"rank": distributed.rank, "world_size": distributed.world_size}
+    if ranks is not None:
+        extra["ranks"] = ranks
+        extra["total_samples_per_s"] = sum(r["samples_per_s"] for r in ranks)
+    return extra
+
+
+def _spec(task: dict[str, Any], data) -> NetworkSpec:
+    return NetworkSpec(
+        kind=task["model"],
+        input_shape=data.input_shape,
+        classes=data.classes,
+        weight_gain=task["weight_gain"],
+    )
+
+
+def _load(task: dict[str, Any]):
+    return load_dataset(
+        task["dataset"],
+        task.get("data_dir"),
+        seed=task["seed"],
+        limit_train=task.get("limit_train"),
+        limit_test=task.get("limit_test"),
+    )
+
+
+def run_ann(task: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a worker: trains the ANN twin of the network once and saves it for the converters."""
+    device = torch.device(task["device"])
+    data = _load(task)
+    spec = _spec(task, data)
+    ann = conversion.build_ann(spec, task["seed"])
+    result = conversion.train_ann(
+        ann, data, device=device, epochs=task["epochs"], batch_size=task["batch_size"],
+        lr=task["lr"], seed=task["seed"], max_steps=task.get("steps"),
+    )  # fmt: skip
+    conversion.save_ann(ann, Path(task["ann_path"]))
+    return {"status": "ok", "dataset_source": data.source, "network": spec.describe(), **result}
+
+
+def run_conversion(task: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a worker: converts the saved ANN with ``task['framework']`` and tests it over T."""
+    framework = task["framework"]
+    row: dict[str, Any] = {"framework": framework}
+    device = torch.device(task["device"])
+    data = _load(task)
+    spec = _spec(task, data)
+    ann = conversion.load_ann(spec, task["seed"], Path(task["ann_path"]), device)
+    calibration = [x.to(device) for x in conversion.calibration_batches(data, task["batch_size"])]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    try:
+        snn = conversion.convert(framework, ann, calibration, spec)
+    except Unsupported as error:
+        return {**row, "status": "unsupported", "reason": str(error)}
+    except RuntimeError as error:  # the framework is not installed
+        return {**row, "status": "unavailable", "reason": str(error)}
+    convert_s = time.perf_counter() - start
+    result = conversion.evaluate_over_t(
+        snn, data, device=device, steps=task["T"], batch_size=task["batch_size"]
+    )
+    trace_path = None
+    if task.get("trace_dir"):
+        # one test batch through all T steps, with the converted network's layers as ranges
+        trace_path = Path(task["trace_dir"]) / (
+            f"e2e_conversion_{framework}_{task['model']}_{task['dataset']}.json"
+        )
+        x = data.test_x[: task["batch_size"]].to(device)
+        profile_call(lambda: snn.readout(x, task["T"]), device, trace_path)
+    return {
+        **row,
+        "status": "ok",
+        "trace": None if trace_path is None else str(trace_path),
+        "notes": snn.notes,
+        "convert_s": convert_s,
+        "peak_bytes": _peak_bytes(device),
+        "peak_kind": _peak_kind(device),
+        **result,
+    }
+
+
+def _peak_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _peak_kind(device: torch.device) -> str:
+    return "CUDA allocator peak" if device.type == "cuda" else "process peak RSS"
 
 
 def attribution(rows: list[dict[str, Any]]) -> dict[str, Any]:

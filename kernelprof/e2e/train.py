@@ -11,6 +11,9 @@ steps run instrumented, each on one timeline:
   backward layer by layer, so the stretch from one mark to the next is that layer's backward
   (its glue included), and the last stretch ends when backward returns. Tensor hooks add no
   autograd nodes (module full-backward hooks do, and tripled lava-dl's step time);
+* communication (data-parallel runs only): each gradient bucket's all-reduce, made blocking in
+  the instrumented steps and carved out of the backward it happened in (e2e/distributed.py);
+  it includes waiting for the slowest rank;
 * other: whatever no interval covers (Python glue, framework loops between layers).
 
 The categories of an instrumented step add up to its length by construction; what is checked is
@@ -33,11 +36,13 @@ import torch
 from torch import nn
 
 from kernelprof.e2e.data import Dataset, batches
+from kernelprof.e2e.distributed import CommunicationHook, Distributed, shard
 from kernelprof.e2e.networks import SpikingNetwork
 from kernelprof.harness.timer import synchronize
 from kernelprof.profiling import profile_call
 
 ADD_UP_TOLERANCE = 0.05
+COMMUNICATION = "communication"
 INSTRUMENTED_STEPS = 8
 
 
@@ -68,11 +73,17 @@ class Timeline:
             ends = [mark[1] for mark in marks[1:]] + [backward_end]
             for (label, begin), finish in zip(marks, ends, strict=True):
                 intervals.append((label, begin, finish))
+        # Communication (a blocking all-reduce inside backward, see e2e/distributed.py) is its
+        # own category: it is carved out of whatever interval it happened in.
+        communication = [(b, f) for label, b, f in intervals if label == COMMUNICATION]
         totals: dict[str, float] = defaultdict(float)
         covered = 0.0
         for label, begin, finish in intervals:
-            totals[label] += finish - begin
-            covered += finish - begin
+            length = finish - begin
+            if label != COMMUNICATION:
+                length -= sum(max(0.0, min(f, finish) - max(b, begin)) for b, f in communication)
+            totals[label] += length
+            covered += length
         totals["other"] = max(0.0, (end - start) - covered)
         return dict(totals)
 
@@ -113,17 +124,38 @@ def train_direct(
     max_steps: int | None = None,
     trace_path: Path | None = None,
     trace_label: str = "",
+    distributed: Distributed | None = None,
 ) -> dict[str, Any]:
     """Trains with Adam on cross-entropy of the logits; returns the measurements. With
-    ``trace_path``, one more step is profiled and written there as a Chrome trace."""
+    ``trace_path``, one more step is profiled and written there as a Chrome trace. With
+    ``distributed`` (a joined process group), trains this rank's share under
+    DistributedDataParallel (see kernelprof/e2e/distributed.py)."""
     network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
+    model: nn.Module = network
+    communication = None
+    if distributed is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(
+            network, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        communication = CommunicationHook(distributed.world_size)
+        model.register_comm_hook(None, communication.hook)
+
+    def shuffled(seed_: int):
+        order = batches(data.train_x, data.train_y, batch_size, shuffle=True, seed=seed_)
+        if distributed is None:
+            return order
+        return shard(order, distributed.rank, distributed.world_size)
 
     def step(x, y, timeline: Timeline | None):
         x, y = _copy(x, y, device, timeline)
         optimizer.zero_grad(set_to_none=True)
-        logits = network(x)
+        if communication is not None:
+            communication.timeline = timeline
+        logits = model(x)
         with _maybe(timeline, "loss"):
             loss = loss_fn(logits, y)
         loss.backward()
@@ -138,7 +170,7 @@ def train_direct(
         network.train()
         synchronize(device)
         epoch_start = time.perf_counter()
-        data_iter = batches(data.train_x, data.train_y, batch_size, shuffle=True, seed=seed + epoch)
+        data_iter = shuffled(seed + epoch)
         while max_steps is None or steps_done < max_steps:
             step_start = time.perf_counter()
             batch = next(data_iter, None)
@@ -151,9 +183,9 @@ def train_direct(
             steps_done += 1
         epoch_times.append(time.perf_counter() - epoch_start)
 
-    breakdowns, instrumented = _instrumented_steps(network, data, step, device, batch_size, seed)
+    breakdowns, instrumented = _instrumented_steps(network, shuffled(seed + 10_000), step, device)
     if trace_path is not None:
-        x, y = next(batches(data.train_x, data.train_y, batch_size, shuffle=True, seed=seed))
+        x, y = next(shuffled(seed))
         with _layer_ranges(network, trace_label):
             profile_call(lambda: step(x, y, None), device, trace_path)
     plain_step_s = statistics.median(step_times[1:] or step_times)  # first step warms caches
@@ -182,10 +214,9 @@ def train_direct(
     }
 
 
-def _instrumented_steps(network, data, step, device, batch_size, seed):
+def _instrumented_steps(network, data_iter, step, device):
     """A few steps on one timeline each; returns their breakdowns and lengths."""
     breakdowns, lengths = [], []
-    data_iter = batches(data.train_x, data.train_y, batch_size, shuffle=True, seed=seed + 10_000)
     for _ in range(INSTRUMENTED_STEPS):
         timeline = Timeline(device)
         handles = _hook_layers(network, timeline)

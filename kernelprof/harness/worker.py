@@ -91,6 +91,14 @@ def _main() -> int:
             from kernelprof.e2e.run import run_framework
 
             result = run_framework(task)
+        elif task.get("kind") == "e2e-ann":
+            from kernelprof.e2e.run import run_ann
+
+            result = run_ann(task)
+        elif task.get("kind") == "e2e-convert":
+            from kernelprof.e2e.run import run_conversion
+
+            result = run_conversion(task)
         elif task.get("kind") == "compare":
             from kernelprof.kernel_bench import measure_implementation
 

@@ -1,9 +1,10 @@
 """Sinabs (and its EXODUS CUDA kernels) as rows of the comparison.
 
-Sinabs is not installed where this module was written, so it has never been run: it is kept small
-and follows the Sinabs 3.x sources (sinabs/layers/lif.py, layers/functional/lif.py,
-activation/spike_generation.py, reset_mechanism.py, surrogate_gradient_fn.py, and
-sinabs-exodus's sinabs/exodus/layers/lif.py and spike.py) as read from the repositories:
+Sinabs 3.1.3 is installed with --no-deps (requirements/no-deps.txt) and its row is checked over
+the config grid (tests/test_impl_sinabs.py); sinabs-exodus, source-only and CUDA-only, has never
+been built here. The mapping follows the Sinabs 3.x sources (sinabs/layers/lif.py,
+layers/functional/lif.py, activation/spike_generation.py, reset_mechanism.py,
+surrogate_gradient_fn.py, and sinabs-exodus's sinabs/exodus/layers/lif.py and spike.py):
 
 * ``sinabs.layers.LIF(tau_mem, spike_threshold, spike_fn, reset_fn, surrogate_grad_fn,
   norm_input, record_states)`` takes batch-first [B, T, ...] and keeps its state between calls
