@@ -8,4 +8,5 @@ compare: venv
 	.venv/bin/kernelprof compare --neuron lif --T 8
 
 test: venv
+	@scripts/setup-browser.sh
 	.venv/bin/python -m pytest -q

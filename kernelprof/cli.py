@@ -160,6 +160,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     e2e.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework")
     e2e.set_defaults(handler=_e2e)
+
+    trace = commands.add_parser(
+        "trace",
+        help="summarise a torch.profiler Chrome trace, or diff two",
+        description="Reads any torch.profiler Chrome trace (.json or .json.gz) in one streaming "
+        "pass: top kernels, operators and record_function ranges, time per category, launch "
+        "statistics and GPU idle time; or the differences between two traces by impact.",
+    )
+    trace_commands = trace.add_subparsers(dest="trace_command", required=True)
+    summary = trace_commands.add_parser("summary", help="what one trace spends its time on")
+    summary.add_argument("trace", type=Path)
+    diff = trace_commands.add_parser("diff", help="B minus A per kernel, operator and category")
+    diff.add_argument("a", type=Path, metavar="A")
+    diff.add_argument("b", type=Path, metavar="B")
+    for command in (summary, diff):
+        command.add_argument("--top", type=int, default=15, help="rows per table")
+        command.add_argument("--format", choices=("table", "json", "md"), default="table")
+    trace.set_defaults(handler=_trace)
+
+    report_command = commands.add_parser(
+        "report",
+        help="compare and e2e results as one self-contained HTML file, or Markdown",
+        description="Turns results files written with --out (compare and e2e) into one HTML "
+        "file with every chart embedded (opens offline), or, for a .md output, Markdown with "
+        "the charts as PNG files beside it.",
+    )
+    report_command.add_argument("results", type=Path, nargs="+", metavar="RESULTS.json")
+    report_command.add_argument(
+        "-o", "--out", type=Path, required=True, help="report.html, or report.md for Markdown"
+    )
+    report_command.set_defaults(handler=_report)
     return parser
 
 
@@ -536,6 +567,68 @@ def _e2e_conversion(args, task, frameworks, document, console) -> None:
                 )
             row.setdefault("framework", framework)
             document["rows"].append(row)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kernelprof import report, traces
+
+    if args.top < 1:
+        raise UsageError("--top: must be >= 1")
+    paths = [args.trace] if args.trace_command == "summary" else [args.a, args.b]
+    summaries = []
+    for path in paths:
+        try:
+            summary = traces.summarize(path)
+        except traces.TraceError as error:
+            raise UsageError(str(error)) from None
+        if not summary.complete_events:
+            print(f"{path}: no events" + (
+                f" (none of its {summary.events:,} events has a duration)"
+                if summary.events else ""))  # fmt: skip
+            return 0
+        summaries.append(summary)
+    if args.trace_command == "summary":
+        document = summaries[0].as_dict(top=args.top)
+        tables = report.trace_summary_tables(document)
+        markdown = report.trace_summary_markdown
+    else:
+        document = traces.diff(*summaries, top=args.top)
+        tables = report.trace_diff_tables(document)
+        markdown = report.trace_diff_markdown
+    if args.format == "json":
+        print(report.to_json(document))
+    elif args.format == "md":
+        print(markdown(document), end="")
+    else:
+        console = Console()
+        if not console.is_terminal:
+            console.width = 160
+        for table in tables:
+            console.print(table)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from kernelprof import documents
+    except ImportError as error:  # matplotlib draws the charts
+        print(f"kernelprof report: unavailable: {error} (pip install 'kernelprof[plots]')",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".html", ".htm", ".md"):
+        raise UsageError(f"-o: {args.out} must end in .html or .md")
+    try:
+        loaded = [(path.name, documents.load(path)) for path in args.results]
+    except documents.ReportError as error:
+        raise UsageError(str(error)) from None
+    write = documents.write_markdown if suffix == ".md" else documents.write_html
+    charts = write(loaded, args.out)
+    print(f"{args.out}: {len(loaded)} results file(s), {charts} chart(s)")
+    return 0
 
 
 def environment(device) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import statistics
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 VERDICT_STYLE = {
     "exact": "green",
@@ -438,4 +439,168 @@ def e2e_markdown(document: dict[str, Any]) -> str:
     lines.append("")
     for framework, difference in document["attribution"]["differences"].items():
         lines.append(f"- {describe_difference(framework, difference)}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- traces --------------------------------------------------------------------------------------
+
+
+def _ms(us: float | None) -> str:
+    return "" if us is None else f"{us / 1e3:.3f}"
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else ""
+
+
+def short_name(name: str, width: int = 80) -> str:
+    """A demangled C++ kernel name made readable: no "void ", no parameter list, template
+    arguments nested deeper than one level shown as <…>, then cut to ``width``."""
+    name = name.removeprefix("void ")
+    if len(name) <= width:
+        return name
+    out, depth = [], 0
+    for char in name:
+        if char == "(" and depth == 0:
+            break  # the parameter list
+        if char == "<":
+            depth += 1
+            if depth == 2:
+                out.append("<…>")
+            if depth >= 2:
+                continue
+        elif char == ">":
+            depth -= 1
+            if depth >= 1:
+                continue
+        elif depth >= 2:
+            continue
+        out.append(char)
+    short = "".join(out)
+    return short if len(short) <= width else short[: width - 1] + "…"
+
+
+def _name_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("name", overflow="fold", max_width=90)
+    for header, _ in columns:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(short_name(row["name"]), *(render(row) for _, render in columns))
+    return table
+
+
+def trace_summary_tables(summary: dict[str, Any]) -> list[Table | Text]:
+    """`kernelprof trace summary`: launch statistics, categories, then the top tables."""
+    launch = summary["launch"]
+    heading = Text(
+        f"{summary['path']}: {summary['events']:,} events over {_ms(summary['span_us'])} ms",
+        style="bold",
+    )
+    overview = Table(show_header=False)
+    overview.add_column("what")
+    overview.add_column("value", justify="right")
+    if summary["cpu_only"]:
+        overview.add_row("GPU activity", "none (kernels, memcpy, memset): a CPU-only trace")
+    else:
+        overview.add_row("kernels", f"{launch['kernel_count']:,}")
+        overview.add_row("kernel time ms", _ms(launch["kernel_time_us"]))
+        overview.add_row("mean kernel µs", f"{launch['mean_kernel_us']:.1f}")
+        overview.add_row(
+            f"kernels < {launch['tiny_kernel_us']:g} µs",
+            f"{100 * launch['tiny_kernel_share']:.1f} %",
+        )
+        overview.add_row("GPU idle (active window)", f"{100 * launch['gpu_idle_fraction']:.1f} %")
+        kinds = summary["gpu_kinds_us"]
+        total = sum(kinds.values())
+        for kind, us in sorted(kinds.items(), key=lambda item: -item[1]):
+            overview.add_row(f"GPU {kind}", f"{_ms(us)} ms ({_share(us, total)})")
+    if launch["launch_calls"]:
+        overview.add_row("launch calls", f"{launch['launch_calls']:,}")
+        overview.add_row("mean launch µs", f"{launch['mean_launch_us']:.1f}")
+    categories = Table(title="time per event category (ms, summed)", title_justify="left")
+    categories.add_column("category")
+    categories.add_column("ms", justify="right")
+    for name, us in summary["categories_us"].items():
+        categories.add_row(name, _ms(us))
+    tables = [heading, overview, categories]
+    kernel_total = launch["kernel_time_us"]
+    if summary["kernels"]:
+        tables.append(_name_table("top kernels by total time", summary["kernels"], [
+            ("count", lambda r: f"{r['count']:,}"), ("total ms", lambda r: _ms(r["total_us"])),
+            ("mean µs", lambda r: f"{r['total_us'] / r['count']:.1f}"),
+            ("% kernel time", lambda r: _share(r["total_us"], kernel_total)),
+        ]))  # fmt: skip
+    if summary["operators"]:
+        tables.append(_name_table("top operators by self time", summary["operators"], [
+            ("count", lambda r: f"{r['count']:,}"), ("self ms", lambda r: _ms(r["self_us"])),
+            ("total ms", lambda r: _ms(r["total_us"])),
+        ]))  # fmt: skip
+    if summary["ranges"]:
+        tables.append(_name_table("record_function ranges", summary["ranges"], [
+            ("count", lambda r: f"{r['count']:,}"), ("total ms", lambda r: _ms(r["total_us"])),
+        ]))  # fmt: skip
+    return tables
+
+
+def trace_diff_tables(difference: dict[str, Any]) -> list[Table | Text]:
+    """`kernelprof trace diff A B`: B - A per category, kernel, operator and range."""
+    span = difference["span_us"]
+    columns = [
+        ("A ms", lambda r: _ms(r["a_us"])), ("B ms", lambda r: _ms(r["b_us"])),
+        ("B - A ms", lambda r: f"{r['delta_us'] / 1e3:+.3f}"),
+    ]  # fmt: skip
+    counted = columns + [("A / B count", lambda r: f"{r['a_count']:,} / {r['b_count']:,}")]
+    tables: list[Table | Text] = [
+        Text(
+            f"A = {difference['a']}\nB = {difference['b']}\ntrace span {_ms(span['a'])} -> "
+            f"{_ms(span['b'])} ms ({span['delta'] / 1e3:+.3f})",
+            style="bold",
+        ),
+        _name_table("event categories, largest change first", difference["categories"], columns),
+    ]
+    prefixes = difference.get("range_prefixes")
+    ranges_title = "record_function ranges" + (
+        f" (matched without their prefixes {prefixes[0]!r} and {prefixes[1]!r})"
+        if prefixes else ""
+    )  # fmt: skip
+    for key, title in (("kernels", "kernels (total time)"),
+                       ("operators", "operators (self time)"),
+                       ("ranges", ranges_title)):  # fmt: skip
+        if difference[key]:
+            tables.append(_name_table(f"{title}, largest change first", difference[key], counted))
+    return tables
+
+
+def trace_summary_markdown(summary: dict[str, Any]) -> str:
+    launch = summary["launch"]
+    lines = [
+        f"**{summary['path']}**: {summary['events']:,} events, span {_ms(summary['span_us'])} ms"
+    ]
+    if summary["cpu_only"]:
+        lines.append("\nNo GPU activity: a CPU-only trace.")
+    else:
+        lines.append(
+            f"\n{launch['kernel_count']:,} kernels, {_ms(launch['kernel_time_us'])} ms; mean "
+            f"{launch['mean_kernel_us']:.1f} µs; {100 * launch['tiny_kernel_share']:.1f} % under "
+            f"{launch['tiny_kernel_us']:g} µs; GPU idle {100 * launch['gpu_idle_fraction']:.1f} %"
+        )
+    for key, title, value in (("kernels", "kernel", "total_us"), ("operators", "operator",
+                              "self_us"), ("ranges", "range", "total_us")):  # fmt: skip
+        if summary[key]:
+            lines += ["", f"| {title} | count | ms |", "|---|---|---|"]
+            lines += [f"| `{r['name']}` | {r['count']} | {_ms(r[value])} |" for r in summary[key]]
+    return "\n".join(lines) + "\n"
+
+
+def trace_diff_markdown(difference: dict[str, Any]) -> str:
+    lines = [f"A = `{difference['a']}`, B = `{difference['b']}`"]
+    for key in ("categories", "kernels", "operators", "ranges"):
+        if difference[key]:
+            lines += ["", f"| {key} | A ms | B ms | B - A ms |", "|---|---|---|---|"]
+            lines += [
+                f"| `{r['name']}` | {_ms(r['a_us'])} | {_ms(r['b_us'])} | "
+                f"{r['delta_us'] / 1e3:+.3f} |"
+                for r in difference[key]
+            ]
     return "\n".join(lines) + "\n"
