@@ -26,6 +26,21 @@ VERDICT_ORDER = ("exact", "close", "approximate", "WRONG")  # later is worse
 CHECK_INPUTS = 2
 
 
+def unavailable_row(
+    name: str, device: torch.device | str, *, quick: bool = False
+) -> dict[str, Any] | None:
+    """The final row of an implementation that cannot run on ``device`` in this interpreter
+    (package or device missing), else None. With ``quick``, only what is certain without
+    importing anything (package metadata, device type), so that a caller can skip starting a
+    worker for it; the worker makes the full check."""
+    implementation = registry.get(name)
+    reason = implementation.unavailable_reason(torch.device(device), quick=quick)
+    if reason is None:
+        return None
+    return {"impl": name, "framework": implementation.framework, "status": "unavailable",
+            "verdict": "unavailable", "reason": reason}  # fmt: skip
+
+
 def prepare(task: dict[str, Any]):
     """(row, built) for a task; ``built`` is None when the row is already final (unavailable or
     unsupported)."""
@@ -33,10 +48,9 @@ def prepare(task: dict[str, Any]):
     implementation = registry.get(name)
     row: dict[str, Any] = {"impl": name, "framework": implementation.framework}
     device = torch.device(task["device"])
-    reason = implementation.unavailable_reason(device)
-    if reason is not None:
-        row.update(status="unavailable", verdict="unavailable", reason=reason)
-        return row, None
+    unavailable = unavailable_row(name, device)
+    if unavailable is not None:
+        return unavailable, None
     config = LIFConfig(**task["config"])
     try:
         built = implementation.build(config, device, DTYPES[task["dtype"]])

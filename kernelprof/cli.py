@@ -319,7 +319,7 @@ def _check(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from kernelprof import report
-    from kernelprof.checking import DTYPES
+    from kernelprof.checking import DTYPES, unavailable_row
     from kernelprof.harness.worker import run_task
     from kernelprof.impls import registry
 
@@ -355,8 +355,10 @@ def _check(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 **case,
             }
-            with console.status(f"checking {impl}"):
-                row = run_task(task, python=pythons.get(impl), timeout_s=args.timeout)
+            row = None if impl in pythons else unavailable_row(impl, device, quick=True)
+            if row is None:  # no worker for what cannot run here
+                with console.status(f"checking {impl}"):
+                    row = run_task(task, python=pythons.get(impl), timeout_s=args.timeout)
             row.setdefault("impl", impl)
             row.setdefault("verdict", row.get("status", "error"))
             if impl in pythons:

@@ -209,12 +209,20 @@ def run_compare(
                         **case,
                     }
                     for impl in impls:
-                        with status(f"{impl}: T={steps} N={neurons:,} {dtype_name}"):
-                            row = run_task(
-                                {**task, "impl": impl},
-                                python=pythons.get(impl),
-                                timeout_s=timeout_s,
-                            )
+                        # a row that cannot run here needs no worker (unless another
+                        # interpreter, --python, is to run it)
+                        row = (
+                            None
+                            if impl in pythons
+                            else checking.unavailable_row(impl, device, quick=True)
+                        )
+                        if row is None:
+                            with status(f"{impl}: T={steps} N={neurons:,} {dtype_name}"):
+                                row = run_task(
+                                    {**task, "impl": impl},
+                                    python=pythons.get(impl),
+                                    timeout_s=timeout_s,
+                                )
                         row.setdefault("impl", impl)
                         row.setdefault("verdict", row.get("status", "error"))
                         run["rows"].append(row)

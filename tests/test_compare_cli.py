@@ -135,3 +135,21 @@ def test_cuda_graph_replay_times_are_reported():
         graphs = row["graph_timings"]
         assert set(graphs) == {"fwd", "bwd", "fwd+bwd"}
         assert all(g.get("median_s", 0) > 0 or "unavailable_reason" in g for g in graphs.values())
+
+
+def test_rows_that_cannot_run_here_start_no_worker(monkeypatch):
+    import torch
+
+    from kernelprof import kernel_bench
+    from kernelprof.lif import LIFConfig
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a worker was started for a row that cannot run")
+
+    monkeypatch.setattr(kernel_bench, "run_task", no_worker)
+    document = kernel_bench.run_compare(
+        LIFConfig(), ["ref-cupy"], steps_list=[2], neurons_list=[64], dtypes=["fp32"],
+        device=torch.device("cpu"), energy=False,
+    )  # fmt: skip
+    (row,) = document["runs"][0]["rows"]
+    assert row["verdict"] == "unavailable" and row["reason"] == "runs on cuda, not cpu"

@@ -40,14 +40,17 @@ class Requirement:
     versions: str = ""  # a PEP 440 specifier, e.g. ">=2.0,<3"
     module: str = ""  # the import name when it differs, e.g. "lava.lib.dl.slayer"
 
-    def problem(self) -> str | None:
-        """None when installed in a matching version and importable, else why not."""
+    def problem(self, *, import_it: bool = True) -> str | None:
+        """None when installed in a matching version and importable, else why not. Without
+        ``import_it`` only the package metadata is read (nothing is imported)."""
         try:
             installed = importlib.metadata.version(self.distribution)
         except importlib.metadata.PackageNotFoundError:
             return f"{self.distribution} is not installed"
         if self.versions and Version(installed) not in SpecifierSet(self.versions):
             return f"{self.distribution} {installed} installed, {self.versions} needed"
+        if not import_it:
+            return None
         try:
             importlib.import_module(self.module or self.distribution)
         except Exception as error:  # noqa: BLE001 - a broken install is reported with its error
@@ -81,16 +84,18 @@ class Implementation:
     # Called on a device it supports; returns why it cannot run there (e.g. a missing backend).
     device_problem: Callable[[torch.device], str | None] | None = None
 
-    def unavailable_reason(self, device: torch.device) -> str | None:
+    def unavailable_reason(self, device: torch.device, *, quick: bool = False) -> str | None:
+        """Why this implementation cannot run on ``device`` here, else None. ``quick`` decides
+        only what needs no import (package metadata, device type): None then means "maybe"."""
         for requirement in self.requires:
-            problem = requirement.problem()
+            problem = requirement.problem(import_it=not quick)
             if problem is not None:
                 return problem
         if device.type not in self.devices:
             return f"runs on {' or '.join(self.devices)}, not {device.type}"
         if device.type == "cuda" and not torch.cuda.is_available():
             return "no CUDA device (torch.cuda.is_available() is False)"
-        if self.device_problem is not None:
+        if self.device_problem is not None and not quick:
             return self.device_problem(device)
         return None
 
