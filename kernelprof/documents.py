@@ -17,11 +17,10 @@ import base64
 import html
 import io
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
-from kernelprof import plots
+from kernelprof import plots, report
 
 SELF_CHECK = """
 <script>
@@ -132,19 +131,7 @@ def _direct_sections(document: dict[str, Any], source: str) -> list[tuple]:
         ("h2", f"e2e: {task['model']} on {task['dataset']}, T={task['T']} ({source})"),
         ("note", _environment(document)),
     ]
-    header = ["framework", "status", "test acc", "epoch s", "step ms", "samples/s"]
-    rows = []
-    for row in document["rows"]:
-        if row.get("status") != "ok":
-            rows.append([row["framework"], f"{row.get('status')}: {row.get('reason', '')}",
-                         "", "", "", ""])  # fmt: skip
-            continue
-        rows.append([
-            row["framework"], "ok", f"{100 * row['test_accuracy']:.1f} %",
-            f"{statistics.median(row['epoch_s']):.2f}", f"{1e3 * row['step_median_s']:.2f}",
-            f"{row['samples_per_s']:.0f}",
-        ])  # fmt: skip
-    items.append(("table", header, rows))
+    items.append(("table", *report.e2e_rows(document)))
     if any(row.get("status") == "ok" for row in document["rows"]):
         items.append(("figure", "e2e_breakdown", plots.breakdown_bars(document)))
     attribution = document.get("attribution") or {}
@@ -169,20 +156,8 @@ def _conversion_sections(document: dict[str, Any], source: str) -> list[tuple]:
     ann = document.get("ann") or {}
     if ann.get("status") == "ok":
         items.append(("note", f"ANN test accuracy {100 * ann['test_accuracy']:.1f} %"))
-    ok = [row for row in document["rows"] if row.get("status") == "ok"]
-    steps = list(ok[0]["accuracy_by_T"]) if ok else []
-    header = ["framework", "status", *[f"T={t}" for t in steps], "convert s"]
-    rows = []
-    for row in document["rows"]:
-        if row.get("status") != "ok":
-            rows.append([row["framework"], f"{row.get('status')}: {row.get('reason', '')}",
-                         *[""] * (len(steps) + 1)])  # fmt: skip
-            continue
-        rows.append([row["framework"], "ok",
-                     *[f"{100 * row['accuracy_by_T'][t]:.1f} %" for t in steps],
-                     f"{row['convert_s']:.2f}"])  # fmt: skip
-    items.append(("table", header, rows))
-    if ok:
+    items.append(("table", *report.conversion_rows(document)))
+    if any(row.get("status") == "ok" for row in document["rows"]):
         items.append(("figure", "conversion_accuracy_vs_T", plots.accuracy_vs_t(document)))
     return items
 
@@ -254,10 +229,7 @@ def write_markdown(documents: list[tuple[str, dict[str, Any]]], out: Path) -> in
             elif kind == "note":
                 lines += [item[1], ""]
             elif kind == "table":
-                lines.append("| " + " | ".join(item[1]) + " |")
-                lines.append("|" + "---|" * len(item[1]))
-                lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in item[2]]
-                lines.append("")
+                lines += [*report.markdown_table(item[1], item[2]), ""]
             else:
                 folder.mkdir(parents=True, exist_ok=True)
                 image = folder / f"{item[1]}.png"

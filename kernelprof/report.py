@@ -398,24 +398,51 @@ def conversion_tables(document: dict[str, Any]) -> list[Table]:
     return [summary, by_t]
 
 
-def conversion_markdown(document: dict[str, Any]) -> str:
-    ok = [row for row in document["rows"] if row.get("status") == "ok"]
-    steps = list(ok[0]["accuracy_by_T"]) if ok else []
-    lines = [_ann_line(document), "", "| framework | status | " + " | ".join(
-        f"T={t}" for t in steps) + " | convert s | ms/batch |",
-        "|---|---|" + "---|" * len(steps) + "---|---|"]  # fmt: skip
+def e2e_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Direct training's per-framework table as (header, rows) of text, for Markdown and HTML."""
+    header = ["framework", "status", "test acc", "epoch s", "step ms", "samples/s"]
+    rows = []
     for row in document["rows"]:
         if row.get("status") != "ok":
-            reason = row.get("reason", "")
-            lines.append(f"| {row['framework']} | {row.get('status')}: {reason} |" + " |" * (
-                len(steps) + 2))  # fmt: skip
+            status = f"{row.get('status')}: {row.get('reason', '')}"
+            rows.append([row["framework"], status, *[""] * 4])
             continue
-        cells = " | ".join(f"{100 * row['accuracy_by_T'][t]:.1f} %" for t in steps)
-        lines.append(
-            f"| {row['framework']} | ok | {cells} | {row['convert_s']:.2f} | "
-            f"{1e3 * row['inference_batch_median_s']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+        rows.append([
+            row["framework"], "ok", f"{100 * row['test_accuracy']:.1f} %",
+            f"{statistics.median(row['epoch_s']):.2f}", f"{1e3 * row['step_median_s']:.2f}",
+            f"{row['samples_per_s']:.0f}",
+        ])  # fmt: skip
+    return header, rows
+
+
+def conversion_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Conversion's table (accuracy at each T, conversion and inference time) as (header,
+    rows) of text, for Markdown and HTML."""
+    ok = [row for row in document["rows"] if row.get("status") == "ok"]
+    steps = list(ok[0]["accuracy_by_T"]) if ok else []
+    header = ["framework", "status", *[f"T={t}" for t in steps], "convert s", "ms/batch"]
+    rows = []
+    for row in document["rows"]:
+        if row.get("status") != "ok":
+            status = f"{row.get('status')}: {row.get('reason', '')}"
+            rows.append([row["framework"], status, *[""] * (len(steps) + 2)])
+            continue
+        accuracies = [f"{100 * row['accuracy_by_T'][t]:.1f} %" for t in steps]
+        times = [f"{row['convert_s']:.2f}", f"{1e3 * row['inference_batch_median_s']:.1f}"]
+        rows.append([row["framework"], "ok", *accuracies, *times])
+    return header, rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
+
+
+def conversion_markdown(document: dict[str, Any]) -> str:
+    return "\n".join([_ann_line(document), "", *markdown_table(*conversion_rows(document))]) + "\n"
 
 
 def e2e_markdown(document: dict[str, Any]) -> str:
@@ -423,20 +450,7 @@ def e2e_markdown(document: dict[str, Any]) -> str:
 
     if document.get("mode") == "conversion":
         return conversion_markdown(document)
-
-    lines = [
-        "| framework | status | test acc | step ms | samples/s |",
-        "|---|---|---|---|---|",
-    ]
-    for row in document["rows"]:
-        if row.get("status") != "ok":
-            lines.append(f"| {row['framework']} | {row.get('status')} | | | |")
-            continue
-        lines.append(
-            f"| {row['framework']} | ok | {100 * row['test_accuracy']:.1f} % | "
-            f"{1e3 * row['step_median_s']:.2f} | {row['samples_per_s']:.0f} |"
-        )
-    lines.append("")
+    lines = [*markdown_table(*e2e_rows(document)), ""]
     for framework, difference in document["attribution"]["differences"].items():
         lines.append(f"- {describe_difference(framework, difference)}")
     return "\n".join(lines) + "\n"
