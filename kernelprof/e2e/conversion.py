@@ -38,6 +38,7 @@ from torch import nn
 
 from kernelprof.e2e.data import Dataset, batches
 from kernelprof.e2e.networks import POOL, NetworkSpec, initial_weights
+from kernelprof.e2e.train import evaluate
 from kernelprof.harness.timer import synchronize
 from kernelprof.impls.registry import Requirement, Unsupported
 
@@ -121,16 +122,8 @@ def train_ann(
         "epoch_s": epoch_times,
         "step_median_s": step_median,
         "samples_per_s": None if not step_median else batch_size / step_median,
-        "test_accuracy": ann_accuracy(ann, data, device, batch_size),
+        "test_accuracy": evaluate(ann, data, device, batch_size),
     }
-
-
-@torch.no_grad()
-def ann_accuracy(ann: nn.Module, data: Dataset, device: torch.device, batch_size: int) -> float:
-    correct = 0
-    for x, y in batches(data.test_x, data.test_y, batch_size, shuffle=False, seed=0):
-        correct += int((ann(x.to(device)).argmax(dim=1) == y.to(device)).sum())
-    return correct / len(data.test_y)
 
 
 def checkpoints(max_steps: int) -> list[int]:
@@ -286,10 +279,9 @@ def convert_sinabs(
     )  # fmt: skip
 
 
-def convert(
-    framework: str, ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSpec
-) -> ConvertedSNN:
-    """``framework``'s conversion of the trained ``ann``; Unsupported where it has none."""
+def check_route(framework: str) -> None:
+    """Raises Unsupported when ``framework`` has no converter, RuntimeError when its package is
+    missing: cheap, so a worker can say so before loading any data."""
     if framework in NO_CONVERTER:
         raise Unsupported(NO_CONVERTER[framework])
     if framework not in CONVERTERS:
@@ -297,6 +289,13 @@ def convert(
     requirement = REQUIREMENTS.get(framework)
     if requirement is not None and (problem := requirement.problem()) is not None:
         raise RuntimeError(f"{framework} is unavailable: {problem}")
+
+
+def convert(
+    framework: str, ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSpec
+) -> ConvertedSNN:
+    """``framework``'s conversion of the trained ``ann``; Unsupported where it has none."""
+    check_route(framework)
     if framework == "spikingjelly":
         return convert_spikingjelly(ann, calibration)
     if framework == "sinabs":

@@ -153,6 +153,12 @@ def run_conversion(task: dict[str, Any]) -> dict[str, Any]:
     """Runs in a worker: converts the saved ANN with ``task['framework']`` and tests it over T."""
     framework = task["framework"]
     row: dict[str, Any] = {"framework": framework}
+    try:
+        conversion.check_route(framework)  # before any data is loaded
+    except Unsupported as error:
+        return {**row, "status": "unsupported", "reason": str(error)}
+    except RuntimeError as error:  # the framework is not installed
+        return {**row, "status": "unavailable", "reason": str(error)}
     device = torch.device(task["device"])
     data = _load(task)
     spec = _spec(task, data)
@@ -161,12 +167,7 @@ def run_conversion(task: dict[str, Any]) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    try:
-        snn = conversion.convert(framework, ann, calibration, spec)
-    except Unsupported as error:
-        return {**row, "status": "unsupported", "reason": str(error)}
-    except RuntimeError as error:  # the framework is not installed
-        return {**row, "status": "unavailable", "reason": str(error)}
+    snn = conversion.convert(framework, ann, calibration, spec)
     convert_s = time.perf_counter() - start
     result = conversion.evaluate_over_t(
         snn, data, device=device, steps=task["T"], batch_size=task["batch_size"]
