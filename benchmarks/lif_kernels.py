@@ -20,11 +20,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kernelprof import kernel_bench, report
-from kernelprof.cli import environment
 from kernelprof.harness.device import resolve_device
-from kernelprof.lif import LIFConfig
+from kernelprof.present import report
+from kernelprof.runs.compare import CompareRequest, run_compare
+from kernelprof.runs.environment import environment
 from reference_kernels import IMPLS
+from reference_kernels.model import LIFConfig
 
 REFERENCE_ROWS = [f"ref-{impl}" for impl in IMPLS]
 
@@ -76,19 +77,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--impls", default=",".join(REFERENCE_ROWS))
     parser.add_argument("--repeat-s", type=float, default=0.5)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--keep-host-memory", action="store_true",
+                        help="as kernelprof compare --keep-host-memory")  # fmt: skip
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
     neurons = args.N or (2**22 if device.type == "cuda" else 2**20)
     console = Console(width=160)
-    document = kernel_bench.run_compare(
+    request = CompareRequest(
         LIFConfig(surrogate="superspike", alpha=1.0),
-        args.impls.split(","),
-        steps_list=[args.T],
-        neurons_list=[neurons],
-        dtypes=args.dtype.split(","),
-        device=device,
+        tuple(args.impls.split(",")),
+        steps=(args.T,),
+        neurons=(neurons,),
+        dtypes=tuple(args.dtype.split(",")),
+        device=str(device),
         repeat_s=args.repeat_s,
+        keep_host_memory=args.keep_host_memory,
+    )
+    document = run_compare(
+        request,
         environment=environment(device),
         status=console.status,
         on_run=lambda run: console.print(report.kernel_table(run)),

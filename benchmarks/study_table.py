@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from kernelprof.e2e.conversion import CONVERTERS, NO_CONVERTER
-from kernelprof.e2e.networks import FRAMEWORKS
+from kernelprof.frameworks import registry
 from kernelprof.harness.device import default_device
 from kernelprof.harness.worker import run_task
-from kernelprof.lif import LIFConfig
+from kernelprof.runs.e2e import run as e2e_run
+from reference_kernels.model import LIFConfig
 
 PRESETS = {
     "quick": {"datasets": ["digits"], "models": ["cnn", "fc"], "epochs": 10, "T": 8,
@@ -33,7 +33,7 @@ PRESETS = {
              "T": 8, "conversion_T": 64},
 }  # fmt: skip
 MODES = ("direct", "conversion")
-DIRECT_FRAMEWORKS = [f for f in FRAMEWORKS if f != "reference-compile"]
+DIRECT_FRAMEWORKS = ["spikingjelly", "snntorch", "norse", "lava-dl", "reference"]
 CONVERSION_FRAMEWORKS = ["spikingjelly", "sinabs", "lava-dl", "reference"]
 
 
@@ -65,7 +65,7 @@ def run_direct(columns, frameworks, device, args, preset) -> list[dict]:
     results = []
     for dataset, model in columns:
         for framework in frameworks:
-            task = {**base_task(dataset, model, device, args, preset), "kind": "e2e",
+            task = {**base_task(dataset, model, device, args, preset), "function": e2e_run.DIRECT,
                     "framework": framework, "T": preset["T"]}  # fmt: skip
             row = run_task(task, timeout_s=3600)
             row.setdefault("framework", framework)
@@ -80,7 +80,7 @@ def run_conversion(columns, frameworks, device, args, preset) -> list[dict]:
     for dataset, model in columns:
         with tempfile.TemporaryDirectory(prefix="kernelprof-ann-") as scratch:
             ann_path = str(Path(scratch) / "ann.pt")
-            task = {**base_task(dataset, model, device, args, preset), "kind": "e2e-ann",
+            task = {**base_task(dataset, model, device, args, preset), "function": e2e_run.ANN,
                     "T": preset["conversion_T"], "ann_path": ann_path}  # fmt: skip
             ann = run_task(task, timeout_s=3600)
             results.append({"dataset": dataset, "model": model, "mode": "ann",
@@ -89,7 +89,7 @@ def run_conversion(columns, frameworks, device, args, preset) -> list[dict]:
             for framework in frameworks:
                 row = {"status": "error", "reason": "the ANN did not train"}
                 if ann.get("status") == "ok":
-                    row = run_task({**task, "kind": "e2e-convert", "framework": framework},
+                    row = run_task({**task, "function": e2e_run.CONVERT, "framework": framework},
                                    timeout_s=3600)  # fmt: skip
                 row.setdefault("framework", framework)
                 results.append({"dataset": dataset, "model": model, "mode": "conversion", **row})
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     lines = []
     if "direct" in modes:
-        frameworks = [f for f in chosen or DIRECT_FRAMEWORKS if f in FRAMEWORKS]
+        frameworks = [f for f in chosen or DIRECT_FRAMEWORKS if f in registry.networks()]
         results += run_direct(columns, frameworks, device, args, preset)
         lines += [
             f"Direct training, T={preset['T']}, {preset['epochs']} epochs, batch 64, Adam 1e-2, "
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     if "conversion" in modes:
-        known = set(CONVERTERS) | set(NO_CONVERTER)
+        known = registry.conversion_routes()
         frameworks = [f for f in chosen or CONVERSION_FRAMEWORKS if f in known]
         results += run_conversion(columns, frameworks, device, args, preset)
         lines += [

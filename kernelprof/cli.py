@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import platform
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,11 +13,6 @@ FORMATS = ("table", "json", "csv", "md")
 # SuperSpike with alpha 1 is the one surrogate SpikingJelly, snnTorch and Norse all express
 # exactly (Norse 1.1's 'super' ignores alpha; SpikingJelly's SuperSpike(a) is a/(1+|x|)^2).
 COMMON_SURROGATE = "superspike:1"
-# Versions recorded with every result (read from package metadata: nothing is imported).
-TRACKED_DISTRIBUTIONS = (
-    "kernelprof", "spikingjelly", "snntorch", "norse", "lava-dl", "sinabs", "sinabs-exodus",
-    "triton", "cupy-cuda13x", "cupy-cuda12x", "nvidia-ml-py", "numpy",
-)  # fmt: skip
 # The frameworks `kernelprof e2e` runs when --frameworks is not given, per mode.
 E2E_DEFAULTS = {
     "direct": "spikingjelly,snntorch,norse,lava-dl,reference",
@@ -94,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the energy windows (about 4 s per implementation where a counter exists)",
     )
+    compare.add_argument(
+        "--keep-host-memory",
+        action="store_true",
+        help="CPU: keep freed memory in the glibc heap (mallopt) while measuring; off by "
+        "default, since it speeds frameworks unequally (benchmarks/host_allocator.py)",
+    )
     compare.set_defaults(handler=_compare)
 
     check = commands.add_parser(
@@ -126,8 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     e2e.add_argument(
         "--frameworks",
         default=None,
-        help="comma list (spikingjelly, snntorch, norse, lava-dl, reference, reference-compile; "
-        f"conversion also sinabs). Default: {E2E_DEFAULTS['direct']} (direct), "
+        help="comma list of e2e networks (direct) or conversion routes (conversion), as listed "
+        f"by `kernelprof check`'s frameworks. Default: {E2E_DEFAULTS['direct']} (direct), "
         f"{E2E_DEFAULTS['conversion']} (conversion)",
     )
     e2e.add_argument(
@@ -160,6 +158,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     e2e.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework")
     e2e.set_defaults(handler=_e2e)
+
+    frameworks = commands.add_parser(
+        "frameworks",
+        help="list the frameworks found (built in and installed plugins) and what each provides",
+        description="Lists every framework kernelprof found: the built-in modules and every "
+        "installed package declaring a 'kernelprof.frameworks' entry point, with its neurons "
+        "(the rows of check and compare), e2e networks, converters, its own default neuron "
+        "settings (--format json) and whether its packages are installed here.",
+    )
+    frameworks.add_argument("--format", choices=("table", "json"), default="table")
+    frameworks.set_defaults(handler=_frameworks)
 
     trace = commands.add_parser(
         "trace",
@@ -246,7 +255,7 @@ def eval_power(text: str) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from kernelprof.lif import DEFAULT_ALPHA, SURROGATES, LIFConfig
+    from reference_kernels.model import DEFAULT_ALPHA, SURROGATES, LIFConfig
 
     name, _, alpha = args.surrogate.partition(":")
     if name not in SURROGATES:
@@ -303,7 +312,7 @@ def _device(args: argparse.Namespace):
 
 
 def _write_out(args: argparse.Namespace, document: dict[str, Any]) -> None:
-    from kernelprof import report
+    from kernelprof.present import report
 
     if args.format == "json":
         print(report.to_json(document))
@@ -314,17 +323,27 @@ def _write_out(args: argparse.Namespace, document: dict[str, Any]) -> None:
         args.out.write_text(report.to_json(document))
 
 
+def _registry():
+    """The framework registry, and a note per plugin that failed to load."""
+    from kernelprof.frameworks import registry
+
+    return registry, registry.problems()
+
+
 def _check(args: argparse.Namespace) -> int:
     _check_neuron(args)
     from rich.console import Console
 
-    from kernelprof import report
-    from kernelprof.checking import DTYPES, unavailable_row
     from kernelprof.harness.worker import run_task
-    from kernelprof.impls import registry
+    from kernelprof.inputs import DTYPES
+    from kernelprof.present import report
+    from kernelprof.results import schema
+    from kernelprof.runs import check
+    from kernelprof.runs.environment import environment
 
+    registry, problems = _registry()
     config = _config(args)
-    names = list(registry.implementations())
+    names = list(registry.neurons())
     impls = _impls(args, names)
     if args.dtype not in DTYPES:
         raise UsageError(f"--dtype: unknown {args.dtype!r} (valid: {', '.join(DTYPES)})")
@@ -338,24 +357,13 @@ def _check(args: argparse.Namespace) -> int:
     if not console.is_terminal:
         console.width = 180
     case = {"T": args.T, "N": neurons, "dtype": args.dtype, "device": str(device)}
-    document: dict[str, Any] = {
-        "kernelprof": "check",
-        "environment": environment(device),
-        "config": config.as_dict(),
-        "case": case,
-        "rows": [],
-        "interrupted": False,
-    }
+    document = schema.new_document("check", environment(device))
+    document.update(config=config.as_dict(), case=case, notes=problems, rows=[])
     try:
         for impl in impls:
-            task = {
-                "kind": "check",
-                "impl": impl,
-                "config": config.as_dict(),
-                "seed": args.seed,
-                **case,
-            }
-            row = None if impl in pythons else unavailable_row(impl, device, quick=True)
+            task = {"function": check.FUNCTION, "impl": impl, "config": config.as_dict(),
+                    "seed": args.seed, **case}  # fmt: skip
+            row = None if impl in pythons else check.unavailable_row(impl, device, quick=True)
             if row is None:  # no worker for what cannot run here
                 with console.status(f"checking {impl}"):
                     row = run_task(task, python=pythons.get(impl), timeout_s=args.timeout)
@@ -368,6 +376,8 @@ def _check(args: argparse.Namespace) -> int:
         document["interrupted"] = True
     if args.format == "table":
         console.print(report.check_table(document))
+        for note in problems:
+            console.print(f"[dim]{note}[/]")
     _write_out(args, document)
     if document["interrupted"]:
         return 130
@@ -378,11 +388,14 @@ def _compare(args: argparse.Namespace) -> int:
     _check_neuron(args)
     from rich.console import Console
 
-    from kernelprof import kernel_bench, report
-    from kernelprof.impls import registry
+    from kernelprof.inputs import DTYPES
+    from kernelprof.present import report
+    from kernelprof.runs.compare import CompareRequest, run_compare
+    from kernelprof.runs.environment import environment
 
+    registry, problems = _registry()
     config = _config(args)
-    names = list(registry.implementations())
+    names = list(registry.neurons())
     impls = _impls(args, names)
     pythons = _pythons(args, names)
     if args.baseline is not None and args.baseline not in impls:
@@ -390,13 +403,30 @@ def _compare(args: argparse.Namespace) -> int:
     steps_list = _int_list(args.T, "T")
     dtypes = [d for d in args.dtype.split(",") if d]
     for dtype in dtypes:
-        if dtype not in kernel_bench.DTYPES:
-            raise UsageError(f"--dtype: unknown {dtype!r} (valid: fp32, fp16, bf16)")
+        if dtype not in DTYPES:
+            raise UsageError(f"--dtype: unknown {dtype!r} (valid: {', '.join(DTYPES)})")
     device = _device(args)
     if args.cuda_graph and device.type != "cuda":
         raise UsageError("--cuda-graph: CUDA graphs need a CUDA device")
     default_n = "4194304" if device.type == "cuda" else "1048576"
     neurons_list = _int_list(args.N or default_n, "N")
+    request = CompareRequest(
+        config=config,
+        impls=tuple(impls),
+        steps=tuple(steps_list),
+        neurons=tuple(neurons_list),
+        dtypes=tuple(dtypes),
+        device=str(device),
+        seed=args.seed,
+        repeat_s=args.repeat_s,
+        baseline=args.baseline,
+        trace_dir=args.trace_dir,
+        pythons=pythons,
+        timeout_s=args.timeout,
+        energy=not args.no_energy,
+        cuda_graph=args.cuda_graph,
+        keep_host_memory=args.keep_host_memory,
+    )
 
     console = Console(stderr=args.format != "table")
     if not console.is_terminal:
@@ -406,31 +436,16 @@ def _compare(args: argparse.Namespace) -> int:
         if args.format == "table":
             console.print(report.kernel_table(run))
 
-    document = kernel_bench.run_compare(
-        config,
-        impls,
-        steps_list=steps_list,
-        neurons_list=neurons_list,
-        dtypes=dtypes,
-        device=device,
-        seed=args.seed,
-        repeat_s=args.repeat_s,
-        baseline=args.baseline,
-        trace_dir=args.trace_dir,
-        pythons=pythons,
-        timeout_s=args.timeout,
-        energy=not args.no_energy,
-        cuda_graph=args.cuda_graph,
-        environment=environment(device),
-        status=console.status,
-        on_run=show,
+    document = run_compare(
+        request, environment=environment(device), status=console.status, on_run=show
     )
+    document["notes"] += problems
     if args.format == "table":
         for note in document["notes"]:
             console.print(f"[dim]{note}[/]")
     _write_out(args, document)
     if args.plot is not None:
-        from kernelprof.plots import compare_plot
+        from kernelprof.present.plots import compare_plot
 
         try:
             console.print(f"plot: {compare_plot(document, args.plot)}")
@@ -443,19 +458,22 @@ def _e2e(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from kernelprof import report
-    from kernelprof.e2e.data import DATASETS
-    from kernelprof.e2e.distributed import agree_on_ports, torchrun_environment
-    from kernelprof.e2e.networks import FRAMEWORKS
-    from kernelprof.e2e.run import attribution
     from kernelprof.harness.worker import run_task
-    from kernelprof.lif import LIFConfig
+    from kernelprof.present import report
+    from kernelprof.results import schema
+    from kernelprof.results.analysis import attribution
+    from kernelprof.runs.e2e import run as e2e_run
+    from kernelprof.runs.e2e.data import DATASETS
+    from kernelprof.runs.e2e.distributed import agree_on_ports, torchrun_environment
+    from kernelprof.runs.environment import environment
+    from reference_kernels.model import LIFConfig
 
     if args.dataset not in DATASETS:
         raise UsageError(f"--dataset: unknown {args.dataset!r} (valid: {', '.join(DATASETS)})")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir: {args.data_dir} is not a folder")
-    valid = FRAMEWORKS + (("sinabs",) if args.mode == "conversion" else ())
+    registry, problems = _registry()
+    valid = list(registry.networks() if args.mode == "direct" else registry.conversion_routes())
     frameworks = [f for f in (args.frameworks or E2E_DEFAULTS[args.mode]).split(",") if f]
     if not frameworks:
         raise UsageError("--frameworks: name at least one framework")
@@ -480,7 +498,7 @@ def _e2e(args: argparse.Namespace) -> int:
         console.width = 180
     config = LIFConfig(surrogate="superspike", alpha=1.0)
     task = {
-        "kind": "e2e", "model": args.model, "dataset": args.dataset,
+        "function": e2e_run.DIRECT, "model": args.model, "dataset": args.dataset,
         "data_dir": None if args.data_dir is None else str(args.data_dir),
         "device": str(device), "seed": args.seed, "epochs": args.epochs, "steps": args.steps,
         "T": args.T, "batch_size": args.batch_size, "lr": args.lr,
@@ -488,14 +506,13 @@ def _e2e(args: argparse.Namespace) -> int:
         "limit_test": args.limit_test, "config": config.as_dict(),
         "trace_dir": None if args.trace_dir is None else str(args.trace_dir),
     }  # fmt: skip
-    document: dict[str, Any] = {
-        "kernelprof": "e2e",
-        "mode": args.mode,
-        "environment": environment(device),
-        "task": {k: v for k, v in task.items() if k != "kind"},
-        "rows": [],
-        "interrupted": False,
-    }
+    document = schema.new_document("e2e", environment(device))
+    document.update(
+        mode=args.mode,
+        task={k: v for k, v in task.items() if k != "function"},
+        notes=problems,
+        rows=[],
+    )
     ports: list[int | None] = [None] * len(frameworks)
     if launch is not None:
         import torch.distributed as dist
@@ -554,9 +571,10 @@ def _e2e_conversion(args, task, frameworks, document, console) -> None:
     import tempfile
 
     from kernelprof.harness.worker import run_task
+    from kernelprof.runs.e2e import run as e2e_run
 
     with tempfile.TemporaryDirectory(prefix="kernelprof-ann-") as scratch:
-        ann_task = {**task, "kind": "e2e-ann", "ann_path": str(Path(scratch) / "ann.pt")}
+        ann_task = {**task, "function": e2e_run.ANN, "ann_path": str(Path(scratch) / "ann.pt")}
         with console.status(f"training the ANN ({args.model} on {args.dataset})"):
             document["ann"] = run_task(ann_task, timeout_s=args.timeout)
         if document["ann"].get("status") != "ok":
@@ -564,17 +582,48 @@ def _e2e_conversion(args, task, frameworks, document, console) -> None:
         for framework in frameworks:
             with console.status(f"converting with {framework}, testing T = 1..{args.T}"):
                 row = run_task(
-                    {**ann_task, "kind": "e2e-convert", "framework": framework},
+                    {**ann_task, "function": e2e_run.CONVERT, "framework": framework},
                     timeout_s=args.timeout,
                 )
             row.setdefault("framework", framework)
             document["rows"].append(row)
 
 
+def _frameworks(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from kernelprof.present import report
+
+    registry, problems = _registry()
+    listing = {"frameworks": [], "problems": problems}
+    for framework in registry.frameworks().values():
+        listing["frameworks"].append({
+            "name": framework.name,
+            "display": framework.display,
+            "description": framework.description,
+            "problem": framework.problem(import_it=False),
+            "source": registry.source(framework.name),
+            "neurons": [neuron.name for neuron in framework.neurons],
+            "networks": list(framework.networks),
+            "converters": list(framework.converters),
+            "no_converter": framework.no_converter,
+            "defaults": [vars(default) for default in framework.defaults],
+        })  # fmt: skip
+    if args.format == "json":
+        print(report.to_json(listing))
+    else:
+        console = Console()
+        if not console.is_terminal:
+            console.width = 180
+        console.print(report.frameworks_table(listing))
+    return 0
+
+
 def _trace(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from kernelprof import report, traces
+    from kernelprof import traces
+    from kernelprof.present import report
 
     if args.top < 1:
         raise UsageError("--top: must be >= 1")
@@ -614,7 +663,7 @@ def _trace(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     try:
-        from kernelprof import documents
+        from kernelprof.present import documents
     except ImportError as error:  # matplotlib draws the charts
         print(f"kernelprof report: unavailable: {error} (pip install 'kernelprof[plots]')",
               file=sys.stderr)  # fmt: skip
@@ -631,43 +680,6 @@ def _report(args: argparse.Namespace) -> int:
     charts = write(loaded, args.out)
     print(f"{args.out}: {len(loaded)} results file(s), {charts} chart(s)")
     return 0
-
-
-def environment(device) -> dict[str, Any]:
-    """What a result depends on: machine, device, library versions, kernelprof's commit."""
-    import torch
-
-    from kernelprof.harness.device import describe
-
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
-    for distribution in TRACKED_DISTRIBUTIONS:
-        try:
-            versions[distribution] = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            versions[distribution] = "not installed"
-    gpu = {}
-    if device.type == "cuda":
-        gpu = {"cuda": torch.version.cuda, "capability": torch.cuda.get_device_capability(device)}
-    return {
-        "device": {"type": device.type, "name": describe(device), **gpu},
-        "platform": platform.platform(),
-        "versions": versions,
-        "git_commit": _git_commit(),
-    }
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent,
-            timeout=5,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Inputs that exercise the LIF neuron: a realistic share of neurons fires (about 20-30 %)."""
+"""The inputs of a case: dtypes by their CLI names, and input currents that exercise the LIF
+neuron (a realistic share of neurons fires, about 20-30 %)."""
 
 from __future__ import annotations
 
 import torch
 
-from kernelprof.lif import LIFConfig
+from reference_kernels.model import LIFConfig
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def lif_input(

@@ -1,7 +1,7 @@
 """Reference multi-step LIF kernels: the yardstick every framework is measured against.
 
 One public entry point, :func:`lif_multistep`, with four implementations of the same canonical
-neuron (:mod:`kernelprof.lif`):
+neuron (:mod:`reference_kernels.model`):
 
 * ``torch``   eager PyTorch, differentiated by autograd: the oracle (also in float64);
 * ``compile`` the same step under torch.compile, forward and backward each one fused loop;
@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from kernelprof.lif import LIFConfig
-
 from .fused import FUSED_DTYPES
+from .model import LIFConfig
 
 IMPLS = ("torch", "compile", "triton", "cupy")
 
@@ -57,7 +56,7 @@ def lif_multistep(
 
 
 def run(x: torch.Tensor, config: LIFConfig, *, impl: str = "torch", return_v: bool = False):
-    """:func:`lif_multistep` with a ready :class:`~kernelprof.lif.LIFConfig`."""
+    """:func:`lif_multistep` with a ready :class:`~reference_kernels.model.LIFConfig`."""
     _check_input(x, impl)
     if impl == "torch":
         from .torch_ref import lif_torch

@@ -1,7 +1,7 @@
 """The canonical LIF step under torch.compile: forward and backward each one fused loop.
 
-Forward runs the step functions of :mod:`kernelprof.lif` (``charge``, ``reset``) over T; backward
-runs the BPTT equations of the same module in reverse time. Each is compiled once per
+Forward runs the step functions of :mod:`reference_kernels.model` (``charge``, ``reset``) over
+T; backward runs the BPTT equations of the same module in reverse time. Each is compiled once per
 (config, T, dtype, device) with the parameters as constants, so Inductor fuses the whole time loop
 into one kernel that reads X once and writes S and H once (forward), and reads dS and H once and
 writes dX once (backward). Only H is saved; S is recomputed from it as H >= theta. Arithmetic is
@@ -15,8 +15,7 @@ import functools
 import torch
 import torch._dynamo
 
-from kernelprof.lif import LIFConfig, charge, reset, surrogate_grad
-
+from .model import LIFConfig, charge, reset, surrogate_grad
 from .torch_ref import compute_dtype
 
 # Every (config, T, dtype) is its own graph; dynamo's default limit of 8 would silently fall back

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from kernelprof.lif import SURROGATE_ID, LIFConfig
 from reference_kernels.fused import FUSED_DTYPES
+
+from .model import SURROGATE_ID, LIFConfig
 
 if TYPE_CHECKING:
     import cupy

@@ -8,8 +8,8 @@ A fused backend provides two kernels over a contiguous [T, N] layout:
   far more precision than H itself in fp16/bf16. For float32, backward recomputes S exactly as
   margin >= 0; for half dtypes the spikes are also saved as uint8, since a margin rounded to
   fp16/bf16 could land on the other side of zero. Optionally V after reset;
-* backward: the reverse time loop of BPTT (see :mod:`kernelprof.lif`), from the saved margin (and
-  uint8 spikes) and the upstream gradients of S (and of V when it was returned).
+* backward: the reverse time loop of BPTT (see :mod:`reference_kernels.model`), from the saved
+  margin (and uint8 spikes) and the upstream gradients of S (and of V when it was returned).
 
 Arithmetic inside both kernels is float32 for every storage dtype.
 """
@@ -20,7 +20,7 @@ from typing import Protocol
 
 import torch
 
-from kernelprof.lif import LIFConfig
+from .model import LIFConfig
 
 FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 

@@ -1,7 +1,8 @@
 """The eager PyTorch oracle: the canonical LIF written step by step, differentiated by autograd.
 
 It is the definition every other implementation is checked against, so it stays plain: one time
-loop, the equations of :mod:`kernelprof.lif`, and a Heaviside whose backward is the surrogate.
+loop, the equations of :mod:`reference_kernels.model`, and a Heaviside whose backward is the
+surrogate.
 It computes in float64 for float64 inputs and in float32 otherwise (half inputs are upcast and
 the results cast back), the same arithmetic precision as the fused kernels.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from kernelprof.lif import LIFConfig, charge, reset, surrogate_grad
+from .model import LIFConfig, charge, reset, surrogate_grad
 
 
 class SpikeFunction(torch.autograd.Function):

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernelprof.lif import SURROGATE_ID, LIFConfig
+from .model import SURROGATE_ID, LIFConfig
 
 BLOCK = 1024
 NUM_WARPS = 4

@@ -12,7 +12,7 @@ def run_kernelprof(*args: str, planted: bool = False) -> subprocess.CompletedPro
     tests/planted_impls.py are registered too."""
     env = dict(os.environ)
     if planted:
-        env["KERNELPROF_EXTRA_IMPLS"] = "tests.planted_impls"
+        env["KERNELPROF_EXTRA_FRAMEWORKS"] = "tests.planted_impls"
     return subprocess.run(
         [sys.executable, "-m", "kernelprof.cli", *args],
         capture_output=True,

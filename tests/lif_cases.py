@@ -6,9 +6,9 @@ import itertools
 
 import torch
 
-from kernelprof.agreement import check_against_oracle
 from kernelprof.inputs import lif_input
-from kernelprof.lif import DEFAULT_ALPHA, SURROGATES, LIFConfig
+from kernelprof.verify.agreement import check_against_oracle
+from reference_kernels.model import DEFAULT_ALPHA, SURROGATES, LIFConfig
 
 STEPS = (1, 4, 8, 16)
 SIZES = (1, 300, 4097)

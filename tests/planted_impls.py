@@ -1,6 +1,7 @@
-"""Implementations planted to prove that `kernelprof check` catches what it must.
+"""Neurons planted to prove that `kernelprof check` and `compare` catch what they must.
 
-Loaded into workers through KERNELPROF_EXTRA_IMPLS=tests.planted_impls (never in normal runs).
+Loaded into workers through KERNELPROF_EXTRA_FRAMEWORKS=tests.planted_impls (never in normal
+runs): a framework module like the built-in ones, exposing FRAMEWORK.
 """
 
 from __future__ import annotations
@@ -12,54 +13,52 @@ import time
 import torch
 
 import reference_kernels
-from kernelprof.impls.registry import Built, Implementation, Requirement, register
-from kernelprof.lif import LIFConfig
+from kernelprof.frameworks.base import (
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+)
+from reference_kernels.model import LIFConfig
+
+SLEEP_S = 0.02
+WRONG_TAIL = 10  # planted-timed-tail: its timed build is wrong on the last this many neurons
 
 
-def _shifted_threshold(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def _honest(config: LIFConfig, run_v) -> NeuronBuild:
+    """A build whose timed build is the checking build's spikes."""
+    return NeuronBuild(check=run_v, timed=TimedBuild(run=lambda x: run_v(x)[0]), path="planted")
+
+
+def _shifted_threshold(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     wrong = dataclasses.replace(config, v_threshold=config.v_threshold * 1.05)
-
-    def run(x):
-        return reference_kernels.run(x, wrong, impl="torch", return_v=True)
-
-    return Built(run=run, path="planted: threshold 5 % too high")
+    build = _honest(config, lambda x: reference_kernels.run(x, wrong, impl="torch", return_v=True))
+    build.path = "planted: threshold 5 % too high"
+    return build
 
 
-def _approximate(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
-    built = _shifted_threshold(config, device, dtype)
-    built.approximations.append("planted: threshold rounded up by 5 %")
-    return built
+def _approximate(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    build = _shifted_threshold(config, device, dtype)
+    build.approximations.append("planted: threshold rounded up by 5 %")
+    return build
 
 
-def _crash(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def _crash(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     def run(x):
         os.abort()  # what a segfaulting extension looks like from outside
 
-    return Built(run=run, path="planted: aborts")
+    return _honest(config, run)
 
 
-def _hang(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def _hang(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     def run(x):
         time.sleep(3600)
 
-    return Built(run=run, path="planted: hangs")
+    return _honest(config, run)
 
 
-register(Implementation("planted-wrong", "planted", _shifted_threshold))
-register(Implementation("planted-approximate", "planted", _approximate))
-register(Implementation("planted-crash", "planted", _crash))
-register(Implementation("planted-hang", "planted", _hang))
-register(
-    Implementation(
-        "planted-missing",
-        "planted",
-        _shifted_threshold,
-        requires=(Requirement("kernelprof-no-such-package", ">=1"),),
-    )
-)
-
-
-def _cached(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def _cached(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     """Computes its first call honestly, then returns that result whatever the input."""
     cache = {}
 
@@ -72,23 +71,37 @@ def _cached(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Buil
         # connected to this call's input, as a cheat would be to pass through autograd
         return spikes + 0 * x, v + 0 * x
 
-    return Built(run=run, path="planted: returns a cached result")
+    return _honest(config, run)
 
 
-SLEEP_S = 0.02
-
-
-def _sleepy(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def _sleepy(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     """Correct, but sleeps on the host in every forward: the harness must count the sleep."""
 
     def run(x):
         time.sleep(SLEEP_S)
         return reference_kernels.run(x, config, impl="torch", return_v=True)
 
-    return Built(run=run, path="planted: sleeps 20 ms per forward")
+    return _honest(config, run)
 
 
-def _side_stream(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def _timed_tail(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    """An honest checking build whose timed build computes the last WRONG_TAIL neurons of the
+    tensor with a 5 % higher threshold: only a sample that includes the last neurons sees it."""
+    wrong = dataclasses.replace(config, v_threshold=config.v_threshold * 1.05)
+
+    def timed(x):
+        flat = x.reshape(x.shape[0], -1)
+        head = reference_kernels.run(flat[:, :-WRONG_TAIL], config, impl="torch")
+        tail = reference_kernels.run(flat[:, -WRONG_TAIL:], wrong, impl="torch")
+        return torch.cat([head, tail], dim=1).reshape(x.shape)
+
+    def check(x):
+        return reference_kernels.run(x, config, impl="torch", return_v=True)
+
+    return NeuronBuild(check=check, timed=TimedBuild(run=timed), path="planted: timed tail")
+
+
+def _side_stream(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     """Computes its result on the current stream, then queues heavy work on a side stream that
     the current stream never waits for: few launches, milliseconds of GPU time the events miss."""
     stream = torch.cuda.Stream(device=device) if device.type == "cuda" else None
@@ -102,9 +115,29 @@ def _side_stream(config: LIFConfig, device: torch.device, dtype: torch.dtype) ->
                 product = product @ matrix
         return spikes, v
 
-    return Built(run=run, path="planted: side stream")
+    return _honest(config, run)
 
 
-register(Implementation("planted-cached", "planted", _cached))
-register(Implementation("planted-sleep", "planted", _sleepy))
-register(Implementation("planted-side-stream", "planted", _side_stream, devices=("cuda",)))
+def _neuron(name: str, build, **kwargs) -> Neuron:
+    return Neuron(name=name, framework="planted", build=build, **kwargs)
+
+
+FRAMEWORK = Framework(
+    name="planted",
+    display="planted",
+    neurons=(
+        _neuron("planted-wrong", _shifted_threshold),
+        _neuron("planted-approximate", _approximate),
+        _neuron("planted-crash", _crash),
+        _neuron("planted-hang", _hang),
+        _neuron(
+            "planted-missing",
+            _shifted_threshold,
+            requires=(Requirement("kernelprof-no-such-package", ">=1"),),
+        ),
+        _neuron("planted-cached", _cached),
+        _neuron("planted-sleep", _sleepy),
+        _neuron("planted-timed-tail", _timed_tail),
+        _neuron("planted-side-stream", _side_stream, devices=("cuda",)),
+    ),
+)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 import reference_kernels
-from kernelprof.agreement import check_against_oracle, spike_agreement
 from kernelprof.inputs import lif_input
-from kernelprof.lif import LIFConfig, surrogate_grad
+from kernelprof.verify.agreement import check_against_oracle, spike_agreement
+from reference_kernels.model import LIFConfig, surrogate_grad
 from reference_kernels.torch_ref import lif_trajectory
 
 CONFIG = LIFConfig()

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from kernelprof.results import schema
 from tests.cli_runner import run_kernelprof
 
 
@@ -20,10 +21,12 @@ def planted_run():
         "--neuron", "lif", "--T", "8", "--N", "2000", "--device", "cpu", "--format", "json",
         "--timeout", "20",
         "--impls", "ref-torch,planted-wrong,planted-approximate,planted-crash,planted-hang,"
-        "planted-missing",
+        "planted-missing,planted-timed-tail",
         extra_impls=True,
     )  # fmt: skip
-    return done, {row["impl"]: row for row in json.loads(done.stdout)["rows"]}
+    document = json.loads(done.stdout)
+    assert schema.validate(document) == "check"
+    return done, {row["impl"]: row for row in document["rows"]}
 
 
 def test_a_wrong_implementation_is_wrong_and_fails_the_run(planted_run):
@@ -46,6 +49,15 @@ def test_crash_and_hang_become_error_rows_and_the_others_complete(planted_run):
     assert rows["planted-hang"]["verdict"] == "error"
     assert "timed out after 20 s" in rows["planted-hang"]["reason"]
     assert rows["ref-torch"]["verdict"] == "exact"
+
+
+def test_a_timed_build_that_disagrees_with_its_checking_build_is_an_error(planted_run):
+    _, rows = planted_run
+    row = rows["planted-timed-tail"]
+    assert row["checking_verdict"] == "exact" and row["verdict"] == "error"
+    assert row["reason"].startswith("timed build disagrees with the checking build")
+    assert not row["timed_build"]["agrees"]
+    assert rows["ref-torch"]["timed_build"]["agrees"]
 
 
 def test_missing_package_is_unavailable_with_the_reason(planted_run):
@@ -84,7 +96,7 @@ def test_sigterm_reports_finished_rows_and_leaves_no_worker(tmp_path):
     import time
 
     out = tmp_path / "partial.json"
-    env = {**os.environ, "KERNELPROF_EXTRA_IMPLS": "tests.planted_impls"}
+    env = {**os.environ, "KERNELPROF_EXTRA_FRAMEWORKS": "tests.planted_impls"}
     process = subprocess.Popen(
         [sys.executable, "-m", "kernelprof.cli", "check", "--impls", "ref-torch,planted-hang",
          "--N", "500", "--device", "cpu", "--format", "json", "--out", str(out)],

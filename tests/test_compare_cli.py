@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from kernelprof.results import schema
 from tests.cli_runner import run_kernelprof
 from tests.planted_impls import SLEEP_S
 
@@ -23,10 +24,11 @@ def compared(tmp_path_factory):
         "--neuron", "lif", "--T", "4", "--N", "4096", "--device", "cpu", "--format", "json",
         "--repeat-s", "0.05", "--trace-dir", str(traces),
         "--impls", "ref-torch,spikingjelly,snntorch,norse,lava-dl,ref-cupy,planted-cached,"
-        "planted-sleep,planted-crash",
+        "planted-sleep,planted-crash,planted-timed-tail",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
+    assert schema.validate(document) == "compare"
     (run,) = document["runs"]
     return document, {row["impl"]: row for row in run["rows"]}, traces
 
@@ -52,6 +54,23 @@ def test_unavailable_and_crashing_rows_are_explained_and_the_rest_go_on(compared
     assert rows["ref-cupy"]["verdict"] == "unavailable" and rows["ref-cupy"]["reason"]
     assert rows["planted-crash"]["verdict"] == "error"
     assert "SIGABRT" in rows["planted-crash"]["reason"]
+
+
+def test_only_timed_builds_that_agree_with_their_checking_build_are_timed(compared):
+    _, rows, _ = compared
+    for name in ("ref-torch", "spikingjelly", "snntorch", "norse", "lava-dl"):
+        assert rows[name]["timed_build"]["agrees"], rows[name]["timed_build"]
+        assert rows[name]["timed_build"]["neurons"] == 4096  # N=4096: every neuron is compared
+    tail = rows["planted-timed-tail"]
+    assert tail["verdict"] == "error" and tail["checking_verdict"] == "exact"
+    assert "timed build disagrees" in tail["reason"] and "timings" not in tail
+
+
+def test_the_timed_code_is_what_the_frameworks_users_write(compared):
+    _, rows, _ = compared
+    assert rows["spikingjelly"]["timed_code"] == "functional.reset_net(node); spikes = node(x)"
+    assert "reset_mem" in rows["snntorch"]["timed_code"]
+    assert rows["norse"]["timed_code"].startswith("spikes, state = norse.torch.LIF")
 
 
 def test_a_cached_result_is_caught(compared):
@@ -138,18 +157,15 @@ def test_cuda_graph_replay_times_are_reported():
 
 
 def test_rows_that_cannot_run_here_start_no_worker(monkeypatch):
-    import torch
-
-    from kernelprof import kernel_bench
-    from kernelprof.lif import LIFConfig
+    from kernelprof.runs import compare
+    from reference_kernels.model import LIFConfig
 
     def no_worker(*args, **kwargs):
         raise AssertionError("a worker was started for a row that cannot run")
 
-    monkeypatch.setattr(kernel_bench, "run_task", no_worker)
-    document = kernel_bench.run_compare(
-        LIFConfig(), ["ref-cupy"], steps_list=[2], neurons_list=[64], dtypes=["fp32"],
-        device=torch.device("cpu"), energy=False,
-    )  # fmt: skip
+    monkeypatch.setattr(compare, "run_task", no_worker)
+    request = compare.CompareRequest(LIFConfig(), ("ref-cupy",), steps=(2,), neurons=(64,),
+                                     energy=False)  # fmt: skip
+    document = compare.run_compare(request, environment={"device": {"type": "cpu"}})
     (row,) = document["runs"][0]["rows"]
     assert row["verdict"] == "unavailable" and row["reason"] == "runs on cuda, not cpu"

@@ -24,9 +24,9 @@ import pytest
 import torch
 
 from kernelprof.inputs import lif_input
-from kernelprof.lif import DEFAULT_ALPHA, SURROGATES, LIFConfig
 from reference_kernels.cupy_lif import KERNEL_NAMES, CupyKernels, cupy_unavailable_reason
 from reference_kernels.fused import FusedKernels, lif_fused
+from reference_kernels.model import DEFAULT_ALPHA, SURROGATES, LIFConfig
 from reference_kernels.torch_ref import lif_trajectory
 from tests.lif_cases import case_id, check_case, covering_cases
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from kernelprof.e2e.data import load_dataset
-from kernelprof.e2e.networks import NetworkSpec, build_network
-from kernelprof.e2e.run import attribution
-from kernelprof.e2e.train import train_direct
-from kernelprof.lif import LIFConfig
+from kernelprof.frameworks.networks import NetworkSpec
+from kernelprof.results.analysis import attribution
+from kernelprof.runs.e2e.data import load_dataset
+from kernelprof.runs.e2e.run import build_network
+from kernelprof.runs.e2e.train import train_direct
+from reference_kernels.model import LIFConfig
 from tests.cli_runner import run_kernelprof
 
 LIF = LIFConfig(surrogate="superspike", alpha=1.0)

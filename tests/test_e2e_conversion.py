@@ -1,4 +1,5 @@
-"""ANN-to-SNN conversion (kernelprof/e2e/conversion.py and `kernelprof e2e --mode conversion`)."""
+"""ANN-to-SNN conversion (kernelprof/runs/e2e/conversion.py, the framework modules' converters,
+and `kernelprof e2e --mode conversion`)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from kernelprof.e2e import conversion
-from kernelprof.e2e.data import Dataset
-from kernelprof.e2e.networks import NetworkSpec, initial_weights
+from kernelprof.frameworks import reference
+from kernelprof.frameworks.base import Unsupported
+from kernelprof.frameworks.networks import ConvertedSNN, NetworkSpec, build_ann, initial_weights
+from kernelprof.runs.e2e import conversion
+from kernelprof.runs.e2e.data import Dataset
 from tests.cli_runner import run_kernelprof
 
 
 def test_the_ann_twin_has_relu_for_lif_and_the_seeded_initial_weights():
     spec = NetworkSpec("cnn", (1, 8, 8), 10)
-    ann = conversion.build_ann(spec, seed=3)
+    ann = build_ann(spec, seed=3)
     kinds = [type(m).__name__ for m in ann]
     assert kinds == ["Conv2d", "ReLU", "AvgPool2d", "Conv2d", "ReLU", "AvgPool2d", "Flatten",
                      "Linear"]  # fmt: skip
@@ -35,7 +38,7 @@ def test_checkpoints_are_powers_of_two_and_t_max(steps, expected):
 @pytest.mark.parametrize("current", [0.0, 0.3, 1.7, 2.5, 4.0])
 def test_an_if_neuron_rate_approximates_the_relu_it_replaces(current):
     # constant input x, threshold level 2.5: the mean output over T tends to min(max(x, 0), 2.5)
-    neuron = conversion.IFNeuron(level=2.5)
+    neuron = reference.IFNeuron(level=2.5)
     x = torch.full((3,), current)
     steps = 200
     mean = torch.stack([neuron(x) for _ in range(steps)]).mean(0)
@@ -46,7 +49,7 @@ def test_an_if_neuron_rate_approximates_the_relu_it_replaces(current):
 def test_activation_percentiles_are_per_relu_order_statistics():
     ann = nn.Sequential(nn.Identity(), nn.ReLU(), nn.Identity(), nn.ReLU())
     x = torch.arange(1, 1001, dtype=torch.float32).reshape(10, 100)
-    levels = conversion.activation_percentiles(ann, [x[:5], x[5:]])
+    levels = reference.activation_percentiles(ann, [x[:5], x[5:]])
     assert levels == [pytest.approx(999.0), pytest.approx(999.0)]  # 99.9th of 1..1000
 
 
@@ -62,7 +65,7 @@ def test_accuracy_over_t_is_cumulative_over_steps():
         later = torch.tensor([0.0, 2.0]).expand(len(x), 2)
         return torch.stack([first] + [later] * (steps - 1))
 
-    snn = conversion.ConvertedSNN(readout, [])
+    snn = ConvertedSNN(readout, [])
     result = conversion.evaluate_over_t(snn, data, device=torch.device("cpu"), steps=4,
                                         batch_size=3)  # fmt: skip
     assert result["accuracy_by_T"] == {"1": 0.0, "2": 1.0, "4": 1.0}
@@ -71,9 +74,9 @@ def test_accuracy_over_t_is_cumulative_over_steps():
 
 def test_frameworks_without_a_converter_say_why():
     spec = NetworkSpec("fc", (1, 4, 4), 3)
-    ann = conversion.build_ann(spec, 0)
+    ann = build_ann(spec, 0)
     for framework, reason in [("snntorch", "no ANN-to-SNN converter"), ("lava-dl", "bootstrap")]:
-        with pytest.raises(conversion.Unsupported, match=reason):
+        with pytest.raises(Unsupported, match=reason):
             conversion.convert(framework, ann, [torch.zeros(2, 1, 4, 4)], spec)
 
 

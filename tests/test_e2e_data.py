@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernelprof.e2e.data import (
+from kernelprof.runs.e2e.data import (
     DATASETS,
     MNIST_FILES,
     Dataset,

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from kernelprof.e2e.distributed import shard
-from kernelprof.e2e.train import Timeline
+from kernelprof.runs.e2e.distributed import shard
+from kernelprof.runs.e2e.train import Timeline
 from tests.cli_runner import run_kernelprof
 
 TRAIN = ("e2e", "--model", "fc", "--dataset", "digits", "--frameworks", "reference",

@@ -11,17 +11,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelprof.e2e.networks import (
-    CATEGORIES,
-    FRAMEWORKS,
-    NetworkSpec,
-    build_network,
-    encode,
-    framework_problem,
-    initial_weights,
-)
-from kernelprof.impls.registry import Unsupported
-from kernelprof.lif import LIFConfig
+from kernelprof.frameworks import registry
+from kernelprof.frameworks.base import Unsupported
+from kernelprof.frameworks.networks import CATEGORIES, NetworkSpec, encode, initial_weights
+from kernelprof.runs.e2e.run import build_network
+from reference_kernels.model import LIFConfig
+
+FRAMEWORKS = tuple(registry.networks())
+
+
+def framework_problem(name: str) -> str | None:
+    return registry.networks()[name].problem()
+
 
 SHAPE, CLASSES, STEPS, BATCH, SEED = (1, 8, 8), 10, 4, 3, 0
 GAIN, INPUT_SCALE = 4.0, 4.0
@@ -218,7 +219,7 @@ def test_notes_and_bad_arguments():
     assert build("fc", "reference").notes == []
     assert any("> theta" in note for note in build("fc", "snntorch").notes)
     assert any("block" in note for note in build("cnn", "lava-dl").notes)
-    with pytest.raises(ValueError, match="framework"):
+    with pytest.raises(ValueError, match="no e2e network named 'brian2'"):
         build_network(spec("fc"), "brian2", EXACT[0], STEPS, SEED)
     with pytest.raises(ValueError, match="static batch"):
         build("fc", "reference")(torch.zeros(2, 1, 4, 4))

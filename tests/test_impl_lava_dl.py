@@ -14,12 +14,12 @@ import math
 import pytest
 import torch
 
-from kernelprof.agreement import check_against_oracle
-from kernelprof.impls.lava_dl import LAVA_DL
-from kernelprof.impls.registry import Unsupported
-from kernelprof.impls.sinabs import SINABS, SINABS_EXODUS, sinabs_parameters
+from kernelprof.frameworks.base import Unsupported
+from kernelprof.frameworks.lava_dl import LAVA_DL
+from kernelprof.frameworks.sinabs import SINABS, SINABS_EXODUS, sinabs_parameters
 from kernelprof.inputs import lif_input
-from kernelprof.lif import LIFConfig
+from kernelprof.verify.agreement import check_against_oracle
+from reference_kernels.model import LIFConfig
 from tests.lif_cases import config_grid, config_id
 
 CPU = torch.device("cpu")
@@ -55,7 +55,7 @@ def test_soft_reset_is_refused(config):
 def test_hard_reset_is_a_listed_approximation(config, steps, seed):
     built = LAVA_DL.build(config, CPU, torch.float32)
     x = lif_input((steps, NEURONS), config, seed=seed)
-    result = check_against_oracle(built.run, x, config, seed=seed)
+    result = check_against_oracle(built.check, x, config, seed=seed)
     assert result.spikes.mismatch_fraction < 0.01, result.as_dict()
     assert result.grad_cosine > 0, result.as_dict()
     assert result.v_max_abs_diff is None  # lava returns v before reset: no V is offered
@@ -74,7 +74,7 @@ def test_piecewise_exp_surrogate_is_lavas_own(v_reset):
     config = LIFConfig(v_reset=v_reset, surrogate="piecewise_exp", alpha=2.0)
     built = LAVA_DL.build(config, CPU, torch.float32)
     x = lif_input((1, NEURONS), config, seed=5)
-    result = check_against_oracle(built.run, x, config, seed=5)
+    result = check_against_oracle(built.check, x, config, seed=5)
     assert result.spikes.mismatches == 0
     assert result.grad_max_abs_diff < 1e-3, result.as_dict()
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernelprof.agreement import check_against_oracle
-from kernelprof.impls.norse import NORSE
-from kernelprof.impls.registry import Unsupported
+from kernelprof.frameworks.base import Unsupported
+from kernelprof.frameworks.norse import NORSE
 from kernelprof.inputs import lif_input
-from kernelprof.lif import LIFConfig
+from kernelprof.verify.agreement import check_against_oracle
+from reference_kernels.model import LIFConfig
 from tests.lif_cases import config_grid, config_id
 
 CPU = torch.device("cpu")
@@ -71,7 +71,7 @@ def test_unsupported_config_names_every_cause(config):
 def test_supported_config_matches_oracle(config, steps, seed):
     built = NORSE.build(config, CPU, torch.float32)
     x = lif_input((steps, NEURONS), config, seed=seed)
-    result = check_against_oracle(built.run, x, config, seed=seed)
+    result = check_against_oracle(built.check, x, config, seed=seed)
     assert result.spikes.non_ties == 0, result.reason
     assert result.verdict in ("exact", "close"), result.reason
     # LIF records V after reset; Lift(LIFBoxCell), used for soft reset, keeps the last state only.
@@ -84,9 +84,9 @@ def test_trailing_shape_is_kept():
     config = LIFConfig(surrogate="superspike", alpha=1.0)
     built = NORSE.build(config, CPU, torch.float32)
     x = lif_input((4, 3, 5, 7), config, seed=1)
-    spikes, v = built.run(x)
+    spikes, v = built.check(x)
     assert spikes.shape == v.shape == x.shape
-    flat_spikes, flat_v = built.run(x.reshape(4, -1))
+    flat_spikes, flat_v = built.check(x.reshape(4, -1))
     assert torch.equal(spikes.reshape(4, -1), flat_spikes)
     assert torch.equal(v.reshape(4, -1), flat_v)
 

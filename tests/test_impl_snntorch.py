@@ -16,16 +16,16 @@ import math
 import pytest
 import torch
 
-from kernelprof.agreement import TIE_ATOL, check_against_oracle
-from kernelprof.impls import snntorch as snn_impl
-from kernelprof.impls.registry import Unsupported
+from kernelprof.frameworks import snntorch as snn_impl
+from kernelprof.frameworks.base import Unsupported
 from kernelprof.inputs import lif_input
-from kernelprof.lif import LIFConfig
+from kernelprof.verify.agreement import TIE_ATOL, check_against_oracle
+from reference_kernels.model import LIFConfig
 from reference_kernels.torch_ref import lif_trajectory
 from tests.lif_cases import case_id, check_case, framework_cases
 
 CPU = torch.device("cpu")
-IMPL = snn_impl.IMPLEMENTATIONS["snntorch"]
+IMPL = snn_impl.NEURON
 CASES = framework_cases()
 
 
@@ -63,18 +63,18 @@ def test_grid_matches_oracle_or_is_refused_with_reason(case):
     built = IMPL.build(config, CPU, dtype)
     assert any("H > theta, not >=" in note for note in built.tie_notes)
     if config.v_reset is not None:
-        result = check_case(built.run, case, CPU)
+        result = check_case(built.check, case, CPU)
         # mem is V after reset only with reset_delay=False, i.e. without detach_reset.
         assert (result.v_max_abs_diff is None) == config.detach_reset
         return
     assert any("V after reset exceeds theta" in a for a in built.approximations)
     x = lif_input((steps, neurons), config, dtype=dtype, seed=seed)
     affected = reset_above_threshold(x, config)
-    unaffected = check_against_oracle(built.run, x[:, ~affected], config, seed=seed)
+    unaffected = check_against_oracle(built.check, x[:, ~affected], config, seed=seed)
     assert unaffected.spikes.non_ties == 0, unaffected.reason
     assert unaffected.verdict in ("exact", "close"), unaffected.reason
     if not affected.any():  # e.g. T=1: nothing for the approximation to explain
-        whole = check_against_oracle(built.run, x, config, seed=seed)
+        whole = check_against_oracle(built.check, x, config, seed=seed)
         assert whole.verdict in ("exact", "close"), whole.reason
 
 
@@ -84,7 +84,7 @@ def test_soft_reset_departs_where_v_after_reset_exceeds_theta():
     config = LIFConfig(v_reset=None, surrogate="atan", alpha=2.0)
     built = IMPL.build(config, CPU, torch.float32)
     x = torch.tensor([[5.0], [1.0]])
-    spikes, v = built.run(x)
+    spikes, v = built.check(x)
     oracle_spikes, oracle_v, _ = lif_trajectory(x.double(), config)
     assert oracle_spikes[:, 0].tolist() == [1.0, 1.0]
     assert spikes[:, 0].tolist() == [1.0, 0.0]
@@ -96,7 +96,7 @@ def test_threshold_tie_is_the_only_difference():
     built = IMPL.build(config, CPU, torch.float32)
     x = lif_input((4, 200), config, seed=5)
     x[0, :3] = 2.0
-    result = check_against_oracle(built.run, x, config)
+    result = check_against_oracle(built.check, x, config)
     assert result.verdict == "close", result.reason
     assert result.spikes.ties == 3 and result.spikes.non_ties == 0
 
@@ -109,7 +109,7 @@ def test_sigmoid_nan_gradient_below_the_declared_limit():
     # One step from V = 0 without input decay: H - theta = X - theta.
     x = torch.tensor([[config.v_threshold - 1.1 * limit, config.v_threshold - 0.9 * limit]])
     x.requires_grad_(True)
-    spikes, _ = built.run(x)
+    spikes, _ = built.check(x)
     spikes.sum().backward()
     assert torch.isnan(x.grad[0, 0]) and torch.isfinite(x.grad[0, 1])
 
@@ -118,9 +118,9 @@ def test_state_does_not_leak_between_calls():
     config = LIFConfig(surrogate="atan", alpha=2.0)
     built = IMPL.build(config, CPU, torch.float32)
     x = lif_input((6, 500), config, seed=3)
-    first = built.run(x)
-    built.run(lif_input((6, 300), config, seed=4))
-    again = built.run(x)
+    first = built.check(x)
+    built.check(lif_input((6, 300), config, seed=4))
+    again = built.check(x)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
 
 

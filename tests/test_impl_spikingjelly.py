@@ -14,11 +14,11 @@ from collections import Counter
 import pytest
 import torch
 
-from kernelprof.agreement import check_against_oracle
-from kernelprof.impls import spikingjelly as sj
-from kernelprof.impls.registry import Requirement, Unsupported
+from kernelprof.frameworks import spikingjelly as sj
+from kernelprof.frameworks.base import Requirement, Unsupported
 from kernelprof.inputs import lif_input
-from kernelprof.lif import LIFConfig
+from kernelprof.verify.agreement import check_against_oracle
+from reference_kernels.model import LIFConfig
 from tests.lif_cases import case_id, check_case, framework_cases
 
 CPU = torch.device("cpu")
@@ -37,38 +37,38 @@ def expected_refusal(config: LIFConfig) -> str | None:
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_grid_matches_oracle_or_is_refused_with_reason(case):
     config = case[0]
-    implementation = sj.IMPLEMENTATIONS["spikingjelly"]
+    implementation = sj.NEURONS["spikingjelly"]
     refusal = expected_refusal(config)
     if refusal is not None:
         with pytest.raises(Unsupported, match=refusal):
             implementation.build(config, CPU, torch.float32)
         return
     built = implementation.build(config, CPU, torch.float32)
-    result = check_case(built.run, case, CPU)
+    result = check_case(built.check, case, CPU)
     assert result.v_max_abs_diff is not None  # v_seq is V after reset, so V is compared
 
 
 def test_tau_at_most_one_is_refused():
     with pytest.raises(Unsupported, match="tau > 1"):
-        sj.IMPLEMENTATIONS["spikingjelly"].build(LIFConfig(tau=1.0), CPU, torch.float32)
+        sj.NEURONS["spikingjelly"].build(LIFConfig(tau=1.0), CPU, torch.float32)
 
 
 def test_state_does_not_leak_between_calls():
     config = LIFConfig()
-    built = sj.IMPLEMENTATIONS["spikingjelly"].build(config, CPU, torch.float32)
+    built = sj.NEURONS["spikingjelly"].build(config, CPU, torch.float32)
     x = lif_input((6, 500), config, seed=3)
-    first = built.run(x)
-    built.run(lif_input((6, 500), config, seed=4))
-    again = built.run(x)
+    first = built.check(x)
+    built.check(lif_input((6, 500), config, seed=4))
+    again = built.check(x)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
 
 
 def test_cpu_path_is_the_python_loop():
     config = LIFConfig(surrogate="atan", alpha=2.0)
-    built = sj.IMPLEMENTATIONS["spikingjelly"].build(config, CPU, torch.float32)
+    built = sj.NEURONS["spikingjelly"].build(config, CPU, torch.float32)
     assert built.path.startswith("python loop (CPU)") and "fallback" not in built.path
     assert "not run yet" in built.detect_path()
-    built.run(lif_input((4, 100), config))
+    built.timed.run(lif_input((4, 100), config))
     detected = built.detect_path()
     assert detected.startswith("python loop (CPU)"), detected
     assert "sj_lif" in detected and "fallback" not in detected
@@ -77,11 +77,12 @@ def test_cpu_path_is_the_python_loop():
 def test_fallback_is_predicted_detected_and_still_correct():
     """float64 is not a fused dtype: SpikingJelly silently takes its surrogate-module loop."""
     config = LIFConfig(v_reset=None, surrogate="piecewise_exp", alpha=1.0)
-    built = sj.IMPLEMENTATIONS["spikingjelly"].build(config, CPU, torch.float64)
+    built = sj.NEURONS["spikingjelly"].build(config, CPU, torch.float64)
     assert "fallback" in built.path and "float64" in built.path
     x = lif_input((4, 300), config, dtype=torch.float64)
-    result = check_against_oracle(built.run, x, config)
+    result = check_against_oracle(built.check, x, config)
     assert result.verdict in ("exact", "close") and result.spikes.non_ties == 0, result.reason
+    built.timed.run(x)
     detected = built.detect_path()
     assert detected.startswith("python loop (CPU): fallback"), detected
     assert "piecewise_exp" in detected
@@ -142,12 +143,12 @@ def test_cuda_provider_switch_sets_spikingjelly_selection_and_keeps_environment(
 
 def test_requirements_and_devices_give_the_right_reasons(monkeypatch):
     installed = importlib.metadata.version("spikingjelly")
-    assert sj.IMPLEMENTATIONS["spikingjelly"].unavailable_reason(CPU) is None
+    assert sj.NEURONS["spikingjelly"].unavailable_reason(CPU) is None
     for name in ("spikingjelly-legacy", "spikingjelly-legacy-cupy"):
-        reason = sj.IMPLEMENTATIONS[name].unavailable_reason(CPU)
+        reason = sj.NEURONS[name].unavailable_reason(CPU)
         assert reason == f"spikingjelly {installed} installed, ==0.0.0.0.14 needed"
     for backend in sj.CUDA_BACKENDS:
-        reason = sj.IMPLEMENTATIONS[f"spikingjelly-{backend}"].unavailable_reason(CPU)
+        reason = sj.NEURONS[f"spikingjelly-{backend}"].unavailable_reason(CPU)
         assert reason == "runs on cuda, not cpu"
 
     def missing(distribution):
@@ -162,7 +163,7 @@ def test_requirements_and_devices_give_the_right_reasons(monkeypatch):
 @pytest.mark.parametrize("case", CASES[::7], ids=case_id)
 def test_cuda_rows_match_oracle(backend, case):
     name = "spikingjelly" if backend is None else f"spikingjelly-{backend}"
-    implementation = sj.IMPLEMENTATIONS[name]
+    implementation = sj.NEURONS[name]
     cuda = torch.device("cuda")
     reason = implementation.unavailable_reason(cuda)
     if reason is not None:
@@ -172,7 +173,8 @@ def test_cuda_rows_match_oracle(backend, case):
             implementation.build(case[0], cuda, torch.float32)
         return
     built = implementation.build(case[0], cuda, torch.float32)
-    check_case(built.run, case, cuda)
+    check_case(built.check, case, cuda)
+    built.timed.run(lif_input((case[1], 4096), case[0], device=cuda))
     detected = built.detect_path()
     expected = {None: "", "torch": "torch provider", "triton": "Triton", "cuda": "native CUDA"}
     assert detected.startswith(expected[backend]), detected
@@ -181,13 +183,13 @@ def test_cuda_rows_match_oracle(backend, case):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_state_is_declared_and_explains_the_difference(dtype):
     """SpikingJelly keeps V in the input dtype: its half-precision results are approximate."""
-    from kernelprof.agreement import check_against_oracle
-    from kernelprof.checking import classify
+    from kernelprof.verify.agreement import check_against_oracle
+    from kernelprof.verify.verdicts import classify
 
     config = LIFConfig(surrogate="superspike", alpha=1.0)
-    built = sj.IMPLEMENTATIONS["spikingjelly"].build(config, CPU, dtype)
+    built = sj.NEURONS["spikingjelly"].build(config, CPU, dtype)
     assert any(str(dtype).removeprefix("torch.") in a for a in built.approximations)
-    assert not sj.IMPLEMENTATIONS["spikingjelly"].build(config, CPU, torch.float32).approximations
-    result = check_against_oracle(built.run, lif_input((8, 4096), config, dtype=dtype), config)
+    assert not sj.NEURONS["spikingjelly"].build(config, CPU, torch.float32).approximations
+    result = check_against_oracle(built.check, lif_input((8, 4096), config, dtype=dtype), config)
     verdict, _ = classify(result.verdict, result.reason, built)
     assert verdict in ("exact", "close", "approximate")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import reference_kernels
-from kernelprof.lif import SURROGATES, LIFConfig, surrogate_grad
+from reference_kernels.model import SURROGATES, LIFConfig, surrogate_grad
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import torch
 
 def launches():
     """The kernel launches of one forward and one backward, as TritonKernels makes them."""
-    from kernelprof.lif import LIFConfig
+    from reference_kernels.model import LIFConfig
     from reference_kernels.triton_lif import TritonKernels
 
     recorded = []

@@ -1,15 +1,20 @@
 """Runs one task (one implementation) in its own process, so a crash, hang or out-of-memory in
 one framework becomes that row's error while the others still report.
 
-The parent sends the task as JSON on stdin and reads one result line, marked with
-:data:`RESULT_MARK`, from stdout (frameworks may print their own lines there). A task can run
-under another Python interpreter (``python=``), e.g. a Python 3.10 environment for lava-dl: it
-only needs torch and the framework there; kernelprof itself is found through PYTHONPATH.
+A task is a JSON object naming the function to run, ``"function": "package.module:name"``
+(e.g. ``kernelprof.runs.compare:measure_implementation``), which gets the whole task and
+returns a JSON-able result. The worker imports that module by name and nothing else of
+kernelprof: it knows no run, framework or report. The parent sends the task on stdin and reads
+one result line, marked with :data:`RESULT_MARK`, from stdout (frameworks may print their own
+lines there). A task can run under another Python interpreter (``python=``), e.g. a Python 3.10
+environment for lava-dl: it only needs torch and the framework there; kernelprof itself is
+found through PYTHONPATH.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -80,31 +85,23 @@ def _death(returncode: int, stderr: str) -> str:
     return f"{cause}: {lines[-1].strip()}" if lines else cause
 
 
+def resolve(function: str):
+    """The callable named ``package.module:name``."""
+    module_name, sep, name = function.partition(":")
+    if not sep or not module_name or not name:
+        raise ValueError(f"task function must be 'package.module:name', got {function!r}")
+    target = importlib.import_module(module_name)
+    for part in name.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"task function {function!r} is not callable")
+    return target
+
+
 def _main() -> int:
     task = json.loads(sys.stdin.read())
     try:
-        if task.get("kind") == "check":
-            from kernelprof.checking import check_implementation
-
-            result = check_implementation(task)
-        elif task.get("kind") == "e2e":
-            from kernelprof.e2e.run import run_framework
-
-            result = run_framework(task)
-        elif task.get("kind") == "e2e-ann":
-            from kernelprof.e2e.run import run_ann
-
-            result = run_ann(task)
-        elif task.get("kind") == "e2e-convert":
-            from kernelprof.e2e.run import run_conversion
-
-            result = run_conversion(task)
-        elif task.get("kind") == "compare":
-            from kernelprof.kernel_bench import measure_implementation
-
-            result = measure_implementation(task)
-        else:
-            raise ValueError(f"unknown task kind {task.get('kind')!r}")
+        result = resolve(task.get("function", ""))(task)
     except Exception as error:  # noqa: BLE001 - becomes this row's error, with its traceback
         traceback.print_exc()
         detail = f"{type(error).__name__}: {error}".strip().splitlines()[0]

@@ -1,10 +1,9 @@
-"""``kernelprof e2e``: each framework trains the same network in its own worker, then the
-step-time differences are attributed to categories of work. In conversion mode one worker trains
-the ANN, and each framework converts that same ANN in its own worker (kernelprof/e2e/conversion.py).
-
-Attribution: for each framework, its median step breakdown minus the fastest framework's, per
-category (data loading, host-to-device copy, forward and backward of each layer type, loss,
-optimizer, other), largest first, e.g. "+41 ms/step: lif bwd +22, lif fwd +15, conv fwd +1".
+"""``kernelprof e2e``'s workers: each framework trains the same network in its own worker
+(:func:`run_framework`); in conversion mode one worker trains the ANN (:func:`run_ann`) and each
+converter converts that same ANN in its own (:func:`run_conversion`, see
+:mod:`kernelprof.runs.e2e.conversion`). The networks come from the framework modules' builders
+(:mod:`kernelprof.frameworks.registry`); the step-time attribution of the results is in
+:mod:`kernelprof.results.analysis`.
 """
 
 from __future__ import annotations
@@ -16,15 +15,40 @@ from typing import Any
 
 import torch
 
-from kernelprof.e2e import conversion
-from kernelprof.e2e.data import load_dataset
-from kernelprof.e2e.distributed import Distributed, gather_ranks
-from kernelprof.e2e.networks import NetworkSpec, build_network
-from kernelprof.e2e.train import train_direct
+from kernelprof.frameworks import registry
+from kernelprof.frameworks.base import Unsupported
+from kernelprof.frameworks.networks import NetworkSpec, SpikingNetwork
 from kernelprof.harness.energy import energy_counter
-from kernelprof.impls.registry import Unsupported
-from kernelprof.lif import LIFConfig
-from kernelprof.profiling import profile_call
+from kernelprof.harness.profiling import profile_call
+from kernelprof.runs.e2e import conversion
+from kernelprof.runs.e2e.data import load_dataset
+from kernelprof.runs.e2e.distributed import Distributed, gather_ranks
+from kernelprof.runs.e2e.train import train_direct
+from reference_kernels.model import LIFConfig
+
+# What each kind of e2e worker runs (the task's "function").
+DIRECT = "kernelprof.runs.e2e.run:run_framework"
+ANN = "kernelprof.runs.e2e.run:run_ann"
+CONVERT = "kernelprof.runs.e2e.run:run_conversion"
+
+
+def build_network(
+    spec: NetworkSpec, name: str, lif: LIFConfig, steps: int, seed: int
+) -> SpikingNetwork:
+    """Builds ``spec`` with the e2e network ``name`` (a framework module's builder), weights
+    drawn from ``seed``.
+
+    Raises ValueError for an unknown name, RuntimeError when the framework is not installed,
+    and :class:`~kernelprof.frameworks.base.Unsupported` (with the framework's reason) for a
+    LIF config it cannot express."""
+    known = registry.networks()
+    if name not in known:
+        raise ValueError(f"no e2e network named {name!r} (valid: {', '.join(known)})")
+    framework = known[name]
+    problem = framework.problem()
+    if problem is not None:
+        raise RuntimeError(f"{name} is unavailable: {problem}")
+    return framework.networks[name](spec, lif, steps, seed)
 
 
 def run_framework(task: dict[str, Any]) -> dict[str, Any]:
@@ -200,36 +224,3 @@ def _peak_bytes(device: torch.device) -> int:
 
 def _peak_kind(device: torch.device) -> str:
     return "CUDA allocator peak" if device.type == "cuda" else "process peak RSS"
-
-
-def attribution(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each trained framework's step-time difference from the fastest, split by category."""
-    trained = [row for row in rows if row.get("status") == "ok"]
-    if not trained:
-        return {"fastest": None, "differences": {}}
-    fastest = min(trained, key=lambda row: row["instrumented_step_s"])
-    base = fastest["breakdown_s"]
-    differences = {}
-    for row in trained:
-        if row is fastest:
-            continue
-        labels = set(base) | set(row["breakdown_s"])
-        by_category = {
-            label: row["breakdown_s"].get(label, 0.0) - base.get(label, 0.0) for label in labels
-        }
-        differences[row["framework"]] = {
-            "total_s": row["instrumented_step_s"] - fastest["instrumented_step_s"],
-            "by_category_s": dict(
-                sorted(by_category.items(), key=lambda item: abs(item[1]), reverse=True)
-            ),
-        }
-    return {"fastest": fastest["framework"], "differences": differences}
-
-
-def describe_difference(framework: str, difference: dict[str, Any], top: int = 5) -> str:
-    """One line: '+41.0 ms/step: lif bwd +22.1, lif fwd +15.3, ...'."""
-    parts = [
-        f"{label} {1e3 * seconds:+.1f}"
-        for label, seconds in list(difference["by_category_s"].items())[:top]
-    ]
-    return f"{framework}: {1e3 * difference['total_s']:+.1f} ms/step: " + ", ".join(parts)

@@ -7,8 +7,8 @@ records whether every chart decoded and whether any script error happened (on ``
 The Markdown variant has the same tables, with the charts written as PNG files in a folder next
 to it (``NAME_files/``), for pasting into issues and papers.
 
-This module only formats: the figures come from :mod:`kernelprof.plots`, the numbers from the
-documents as measured.
+This module only formats: the figures come from :mod:`kernelprof.present.plots`, the numbers
+from the documents as measured.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kernelprof import plots, report
+from kernelprof.present import plots, report
+from kernelprof.results import schema
 
 SELF_CHECK = """
 <script>
@@ -54,22 +55,20 @@ class ReportError(Exception):
 
 
 def load(path: Path) -> dict[str, Any]:
-    """A compare or e2e results document (as written by --out)."""
+    """A compare or e2e results document (as written by --out), checked against the schema."""
     path = Path(path)
     try:
         document = json.loads(path.read_text())
     except OSError as error:
         raise ReportError(f"{path}: cannot read ({error.strerror or error})") from None
-    except json.JSONDecodeError as error:
-        raise ReportError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
-    kind = document.get("kernelprof") if isinstance(document, dict) else None
-    if kind == "compare" and "runs" in document:
-        return document
-    if kind == "e2e" and "rows" in document:
-        return document
-    raise ReportError(
-        f"{path}: not a kernelprof compare or e2e results file (write one with --out)"
-    )
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        detail = f"{error.msg} at line {error.lineno}" if hasattr(error, "lineno") else error
+        raise ReportError(f"{path}: not JSON ({detail})") from None
+    try:
+        schema.validate(document, kinds=("compare", "e2e"))
+    except schema.SchemaError as error:
+        raise ReportError(f"{path}: {error}") from None
+    return document
 
 
 # ---- the content, format-neutral: sections of headings, tables, figures and notes ------------
@@ -136,9 +135,7 @@ def _direct_sections(document: dict[str, Any], source: str) -> list[tuple]:
         items.append(("figure", "e2e_breakdown", plots.breakdown_bars(document)))
     attribution = document.get("attribution") or {}
     for framework, difference in (attribution.get("differences") or {}).items():
-        from kernelprof.e2e.run import describe_difference
-
-        items.append(("note", describe_difference(framework, difference)))
+        items.append(("note", report.describe_difference(framework, difference)))
         items.append(
             ("figure", f"e2e_waterfall_{framework}",
              plots.attribution_waterfall(document, framework))

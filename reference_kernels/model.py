@@ -30,7 +30,9 @@ Surrogates (the derivative used in place of Heaviside'(x), x = H - theta):
     superspike(alpha):     1 / (1 + alpha |x|)^2          (Zenke & Ganguli; snnTorch fast_sigmoid)
     piecewise_exp(alpha):  (alpha / 2) * exp(-alpha |x|)
 
-This module is pure: it holds definitions and small pure functions, no kernels.
+This module is pure: it holds definitions and small pure functions, no kernels. It lives in
+reference_kernels, the lowest layer, so that the kernels and kernelprof both use it and neither
+imports the other upward (reference_kernels imports nothing of kernelprof).
 """
 
 from __future__ import annotations

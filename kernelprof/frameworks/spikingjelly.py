@@ -1,5 +1,10 @@
-"""SpikingJelly's ``LIFNode`` as rows of the comparison: 2.x (auto and each CUDA provider) and
-0.0.0.0.14 (the older release, ``backend='torch'|'cupy'``, still widely used).
+"""SpikingJelly: its ``LIFNode`` (2.x, auto and each CUDA provider, and 0.0.0.0.14, the older
+release with ``backend='torch'|'cupy'``, still widely used), its e2e network and its ANN-to-SNN
+converter.
+
+The timed build is the node as SpikingJelly's users build it, ``LIFNode(step_mode='m', ...)``
+with ``store_v_seq`` at its default (False), called as ``functional.reset_net(node);
+node(x)``; the checking build is a second node with ``store_v_seq=True``, to expose V.
 
 What SpikingJelly 2.0.0 does, read from its sources (``activation_based/neuron/lif.py``,
 ``activation_based/functional/neuron.py:lif_multi_step``, ``_ops/lif``, ``_ops/selection.py``):
@@ -41,9 +46,29 @@ from collections import Counter
 from collections.abc import Iterator
 
 import torch
+from torch import nn
 
-from kernelprof.impls.registry import Built, Implementation, Requirement, Unsupported, register
-from kernelprof.lif import LIFConfig
+from kernelprof.frameworks.base import (
+    Default,
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+    Unsupported,
+)
+from kernelprof.frameworks.networks import (
+    KERNEL,
+    PADDING,
+    PERCENTILE,
+    POOL,
+    ConvertedSNN,
+    LayerPlan,
+    NetworkSpec,
+    SpikingNetwork,
+    run_layers,
+)
+from reference_kernels.model import LIFConfig
 
 REQUIREMENT = Requirement("spikingjelly", ">=2.0,<3", module="spikingjelly.activation_based")
 LEGACY_REQUIREMENT = Requirement(
@@ -62,8 +87,8 @@ SURROGATE_CLASSES = {
 # fallback loop runs) and of the fused op's torch reference.
 _FALLBACK_SURROGATE_FUNCTIONS = ("sigmoid", "atan", "piecewise_exp", "super_spike")
 _REFERENCE_SURROGATE_FUNCTION = "_SurrogateSpike"
-# The rows this module registers, by name (tests use them without importing every framework).
-IMPLEMENTATIONS: dict[str, Implementation] = {}
+# This module's neurons (the rows of check and compare), by name.
+NEURONS: dict[str, Neuron] = {}
 _CUDA_PROVIDER_PATHS = {
     "cuda": "native CUDA: fused forward kernel over T, fused reverse-time backward kernel",
     "triton": "Triton: fused forward kernel over T, fused reverse-time backward kernel",
@@ -72,8 +97,8 @@ _CUDA_PROVIDER_PATHS = {
 }
 
 
-def _add(implementation: Implementation) -> None:
-    IMPLEMENTATIONS[implementation.name] = register(implementation)
+def _add(neuron: Neuron) -> None:
+    NEURONS[neuron.name] = neuron
 
 
 def lif_kwargs(config: LIFConfig) -> dict:
@@ -244,9 +269,8 @@ def _profile(run, x: torch.Tensor, device: torch.device) -> Counter:
         activities.append(ProfilerActivity.CUDA)
     x = x.detach().clone().requires_grad_()
     with profile(activities=activities) as prof:
-        spikes, v = run(x)
-        outputs = [spikes] if v is None else [spikes, v]
-        torch.autograd.backward(outputs, [torch.ones_like(o) for o in outputs])
+        spikes = run(x)
+        spikes.backward(torch.ones_like(spikes))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return Counter(event.name for event in prof.events())
@@ -273,7 +297,7 @@ def _expected_path(surrogate_function, device, dtype, backend: str | None) -> st
 
 
 def _builder(backend: str | None):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
         kwargs = lif_kwargs(config)
         name, alpha = surrogate_spec(config)
         from spikingjelly.activation_based import functional, neuron, surrogate
@@ -282,18 +306,29 @@ def _builder(backend: str | None):
         if device.type == "cuda":
             use_cuda_backend(backend)
         path = _expected_path(surrogate_function, device, dtype, backend)
-        node = neuron.LIFNode(
+        # The checking build records V (store_v_seq=True); the timed build is the node as its
+        # users build it (store_v_seq defaults to False).
+        checking = neuron.LIFNode(
             step_mode="m", surrogate_function=surrogate_function, store_v_seq=True, **kwargs
         ).to(device)
-        last: list[tuple[torch.Size, torch.dtype]] = []  # shape and dtype of the last call
+        node = neuron.LIFNode(step_mode="m", surrogate_function=surrogate_function, **kwargs)
+        node = node.to(device)
+        last: list[tuple[torch.Size, torch.dtype]] = []  # shape and dtype of the last timed call
 
-        def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            functional.reset_net(node)  # V back to V_r (or 0) so no state leaks between calls
+        def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            functional.reset_net(checking)  # V back to V_r (or 0): no state between calls
             if x.is_cuda:
                 use_cuda_backend(backend)
+            spikes = checking(x)
+            return spikes, checking.v_seq  # V after reset, [T, ...] (float32 on the fused path)
+
+        def timed(x: torch.Tensor) -> torch.Tensor:
+            functional.reset_net(node)
+            if x.is_cuda:
+                use_cuda_backend(backend)  # a no-op unless another row switched the provider
             spikes = node(x)
             last[:] = [(x.shape, x.dtype)]
-            return spikes, node.v_seq  # V after reset, [T, ...] (float32 on the fused path)
+            return spikes
 
         def detect_path() -> str:
             if not last:
@@ -302,7 +337,7 @@ def _builder(backend: str | None):
             # shape and dtype shows it (and no input is kept alive between calls).
             shape, x_dtype = last[0]
             x = torch.randn(shape, device=device).to(x_dtype) + 1.0
-            return classify_profile(_profile(run, x, device), shape[0], device)
+            return classify_profile(_profile(timed, x, device), shape[0], device)
 
         approximations = []
         if dtype in (torch.float16, torch.bfloat16):
@@ -313,13 +348,21 @@ def _builder(backend: str | None):
                 f"membrane state kept in {dtype_name} (SpikingJelly's V takes the input dtype), "
                 "not float32: rounding accumulates over T"
             )
-        return Built(run=run, path=path, detect_path=detect_path, approximations=approximations)
+        return NeuronBuild(
+            check=check,
+            timed=TimedBuild(
+                run=timed, code="functional.reset_net(node); spikes = node(x)", module=node
+            ),
+            path=path,
+            detect_path=detect_path,
+            approximations=approximations,
+        )
 
     return build
 
 
 _add(
-    Implementation(
+    Neuron(
         name="spikingjelly",
         framework="SpikingJelly",
         build=_builder(None),
@@ -329,7 +372,7 @@ _add(
 )
 for _backend in CUDA_BACKENDS:
     _add(
-        Implementation(
+        Neuron(
             name=f"spikingjelly-{_backend}",
             framework="SpikingJelly",
             build=_builder(_backend),
@@ -353,7 +396,7 @@ _LEGACY_PATHS = {
 
 
 def _legacy_builder(backend: str):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
         kwargs = lif_kwargs(config)
         name, alpha = surrogate_spec(config)
         from spikingjelly.activation_based import functional, neuron, surrogate
@@ -375,23 +418,38 @@ def _legacy_builder(backend: str):
                     f"SpikingJelly 0.0.0.0.14's {name} has no CUDA code for the cupy backend "
                     f"({type(error).__name__})"
                 ) from error
-        node = neuron.LIFNode(
-            step_mode="m",
-            backend=backend,
-            surrogate_function=surrogate_function,
-            store_v_seq=True,
-            **kwargs,
-        ).to(device)
-        node.train()  # in eval mode 0.0.0.0.14 ignores backend and runs its JIT inference loops
+        nodes = [
+            neuron.LIFNode(
+                step_mode="m",
+                backend=backend,
+                surrogate_function=surrogate_function,
+                store_v_seq=store,
+                **kwargs,
+            ).to(device)
+            for store in (True, False)  # the checking build records V; the timed one does not
+        ]
+        for node in nodes:
+            node.train()  # in eval mode 0.0.0.0.14 ignores backend and runs its JIT loops
+        checking, node = nodes
 
-        def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            functional.reset_net(node)  # also clears v_seq
-            spikes = node(x)
+        def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            functional.reset_net(checking)  # also clears v_seq
+            spikes = checking(x)
             # Both backends record V after reset: the torch loop appends self.v after
             # neuronal_reset, the cupy kernel returns v_v_seq[1:].
-            return spikes, node.v_seq
+            return spikes, checking.v_seq
 
-        return Built(run=run, path=_LEGACY_PATHS[backend])
+        def timed(x: torch.Tensor) -> torch.Tensor:
+            functional.reset_net(node)
+            return node(x)
+
+        return NeuronBuild(
+            check=check,
+            timed=TimedBuild(
+                run=timed, code="functional.reset_net(node); spikes = node(x)", module=node
+            ),
+            path=_LEGACY_PATHS[backend],
+        )
 
     return build
 
@@ -405,7 +463,7 @@ def _cupy_problem(device: torch.device) -> str | None:
 
 
 _add(
-    Implementation(
+    Neuron(
         name="spikingjelly-legacy",
         framework="SpikingJelly 0.0.0.0.14",
         build=_legacy_builder("torch"),
@@ -414,7 +472,7 @@ _add(
     )
 )
 _add(
-    Implementation(
+    Neuron(
         name="spikingjelly-legacy-cupy",
         framework="SpikingJelly 0.0.0.0.14",
         build=_legacy_builder("cupy"),
@@ -423,4 +481,100 @@ _add(
         description="neuron.LIFNode(step_mode='m', backend='cupy')",
         device_problem=_cupy_problem,
     )
+)
+
+
+# ---- e2e network -------------------------------------------------------------------------------
+
+
+class SpikingJellyNetwork(SpikingNetwork):
+    """SpikingJelly's multi-step layers (step_mode='m') and ``neuron.LIFNode`` on [T, B, ...]."""
+
+    framework = "spikingjelly"
+
+    def make_layer(self, layer: LayerPlan) -> nn.Module:
+        from spikingjelly.activation_based import layer as sj_layer
+        from spikingjelly.activation_based import neuron, surrogate
+
+        if layer.category == "conv":
+            return sj_layer.Conv2d(
+                layer.in_shape[0],
+                layer.out_shape[0],
+                KERNEL,
+                padding=PADDING,
+                bias=False,
+                step_mode="m",
+            )
+        if layer.category == "pool":
+            return sj_layer.AvgPool2d(POOL, step_mode="m")
+        if layer.category == "flatten":
+            return sj_layer.Flatten(step_mode="m")
+        if layer.category in ("linear", "readout"):
+            return sj_layer.Linear(layer.in_shape[0], layer.out_shape[0], bias=False, step_mode="m")
+        kwargs = lif_kwargs(self.lif_config)
+        name, alpha = surrogate_spec(self.lif_config)
+        return neuron.LIFNode(
+            step_mode="m", surrogate_function=getattr(surrogate, name)(alpha=alpha), **kwargs
+        )
+
+    def run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return run_layers(self.layers, x_seq).mean(0)
+
+    def reset(self) -> None:
+        from spikingjelly.activation_based import functional
+
+        # reset_net calls reset() on every module that has one: given self, it would recurse.
+        functional.reset_net(self.body)
+
+
+# ---- ANN-to-SNN conversion ---------------------------------------------------------------------
+
+
+def convert(ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSpec) -> ConvertedSNN:
+    """``ann2snn.FXConverter(RateCodingRecipe(loader, mode="99.9%"))``: each ReLU becomes
+    scale(1/s) -> IFNode (soft reset, threshold 1) -> scale(s), s the layer's activation
+    percentile (a running average over calibration batches, momentum 0.1). Run step by step."""
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.ann2snn import FXConverter, RateCodingRecipe
+
+    device = next(ann.parameters()).device
+    recipe = RateCodingRecipe([x.to(device) for x in calibration], mode=f"{PERCENTILE}%")
+    snn = FXConverter(recipe, device=device).convert(ann).eval()
+
+    @torch.no_grad()
+    def readout(x: torch.Tensor, steps: int) -> torch.Tensor:
+        functional.reset_net(snn)
+        return torch.stack([snn(x) for _ in range(steps)])
+
+    return ConvertedSNN(
+        readout,
+        [f"spikingjelly: FXConverter(RateCodingRecipe(mode='{PERCENTILE}%')): ReLU -> "
+         "scale(1/s) -> IFNode(soft reset) -> scale(s), run step by step"],
+    )  # fmt: skip
+
+
+# ---- the framework's own defaults --------------------------------------------------------------
+
+_LIF_NODE = "spikingjelly/activation_based/neuron/lif.py: LIFNode.__init__"
+DEFAULTS = (
+    Default("tau", "2.0", _LIF_NODE, canonical="tau"),
+    Default("decay_input", "True", _LIF_NODE, canonical="decay_input"),
+    Default("v_threshold", "1.0", _LIF_NODE, canonical="v_threshold"),
+    Default("v_reset", "0.0 (hard reset)", _LIF_NODE, canonical="v_reset"),
+    Default("surrogate_function", "Sigmoid(alpha=4.0, spiking=True)", _LIF_NODE,
+            canonical="surrogate"),
+    Default("detach_reset", "False", _LIF_NODE, canonical="detach_reset"),
+    Default("step_mode", "'s' (one step per call; multi-step networks pass 'm')", _LIF_NODE),
+    Default("store_v_seq", "False", _LIF_NODE),
+)  # fmt: skip
+
+FRAMEWORK = Framework(
+    name="spikingjelly",
+    display="SpikingJelly",
+    requires=(REQUIREMENT,),
+    neurons=tuple(NEURONS.values()),
+    networks={"spikingjelly": SpikingJellyNetwork},
+    converters={"spikingjelly": convert},
+    defaults=DEFAULTS,
+    description="multi-step LIFNode; fused CUDA/Triton kernels on GPU, a Python loop on CPU",
 )

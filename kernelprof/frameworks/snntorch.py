@@ -1,4 +1,10 @@
-"""snnTorch's ``snn.Leaky`` as a row of the comparison, looped over T in ``run``.
+"""snnTorch: its ``snn.Leaky`` neuron (looped over T, as its users do), and the e2e networks.
+
+The timed build is the loop of snnTorch's tutorials: ``mem = lif.reset_mem()``, then
+``spk, mem = lif(x[t], mem)`` for each step and ``torch.stack`` of the spikes; the checking build
+also stacks ``mem`` (V after reset where it is V). The input scaling the mapping needs (X/tau,
+see below) is what a user's synapse weights would hold, so it is applied to the input before the
+timed loop (``TimedBuild.prepare``), not inside it.
 
 What snnTorch 1.0.0 does, read from its sources (``_neurons/leaky.py``, ``_neurons/neurons.py``,
 ``surrogate.py``), with U its membrane ``mem``, r the reset signal, s the spike:
@@ -40,15 +46,23 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
-from kernelprof.impls.registry import Built, Implementation, Requirement, Unsupported, register
-from kernelprof.lif import LIFConfig
+from kernelprof.frameworks.base import (
+    Default,
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+    Unsupported,
+)
+from kernelprof.frameworks.networks import KERNEL, PADDING, POOL, LayerPlan, SpikingNetwork
+from reference_kernels.model import LIFConfig
 
 REQUIREMENT = Requirement("snntorch", ">=0.9,<2")
 PATH = "eager PyTorch: Python loop over T of snn.Leaky (a handful of aten ops per step), autograd"
 TIE_NOTE = "fires on H > theta, not >= (snnTorch's surrogates compute (x > 0).float())"
-# The rows this module registers, by name (tests use them without importing every framework).
-IMPLEMENTATIONS: dict[str, Implementation] = {}
 
 
 def leaky_kwargs(config: LIFConfig) -> dict:
@@ -115,7 +129,7 @@ def spike_grad(config: LIFConfig, dtype: torch.dtype) -> tuple[object, list[str]
     )
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
     kwargs = leaky_kwargs(config)
     grad, approximations = spike_grad(config, dtype)
     import snntorch as snn
@@ -130,32 +144,134 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
             "step fires on H > 2*theta and its surrogate is taken at H - 2*theta"
         )
 
-    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        lif.reset_mem()  # no state leaks between sequences
-        mem = torch.zeros_like(x[0])  # V[-1] = 0 = V_r (hard, V_r=0) or soft reset's start
-        current = x * scale if scale != 1.0 else x
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return x * scale if scale != 1.0 else x
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        current = prepare(x)
+        mem = lif.reset_mem()  # no state leaks between sequences
         spikes, membrane = [], []
-        for t in range(x.shape[0]):
+        for t in range(current.shape[0]):
             spk, mem = lif(current[t], mem)
             spikes.append(spk)
             membrane.append(mem)
         s = torch.stack(spikes).to(x.dtype)
         return s, torch.stack(membrane) if returns_v else None
 
-    return Built(
-        run=run,
+    def timed(current: torch.Tensor) -> torch.Tensor:
+        # snnTorch's tutorial loop, as its users write it.
+        mem = lif.reset_mem()
+        spk_rec = []
+        for step in range(current.shape[0]):
+            spk, mem = lif(current[step], mem)
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+    def canonical_spikes(spikes: torch.Tensor) -> torch.Tensor:
+        return spikes.to(dtype)  # snnTorch's spikes are float32 whatever the input dtype
+
+    return NeuronBuild(
+        check=check,
+        timed=TimedBuild(
+            run=timed,
+            prepare=prepare,
+            spikes=canonical_spikes,
+            code="mem = lif.reset_mem(); for t: spk, mem = lif(x[t], mem); torch.stack(spks)",
+            module=lif,
+        ),
         path=f"{PATH}; membrane float32 after the first step" if dtype.itemsize < 4 else PATH,
         approximations=approximations,
         tie_notes=[TIE_NOTE],
     )
 
 
-IMPLEMENTATIONS["snntorch"] = register(
-    Implementation(
-        name="snntorch",
-        framework="snnTorch",
-        build=build,
-        requires=(REQUIREMENT,),
-        description="snn.Leaky looped over T (beta = 1 - 1/tau, reset_delay per detach_reset)",
-    )
+# ---- e2e network -------------------------------------------------------------------------------
+
+
+class SnnTorchNetwork(SpikingNetwork):
+    """torch.nn layers and ``snn.Leaky`` applied step by step in a Python loop over T, as
+    snnTorch's tutorials write a network's forward. The input scaling of the mapping (X/tau for
+    decay_input) multiplies the synaptic current before each Leaky."""
+
+    framework = "snntorch"
+
+    def make_layer(self, layer: LayerPlan) -> nn.Module:
+        if layer.category == "conv":
+            return nn.Conv2d(
+                layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False
+            )
+        if layer.category == "pool":
+            return nn.AvgPool2d(POOL)
+        if layer.category == "flatten":
+            return nn.Flatten()
+        if layer.category in ("linear", "readout"):
+            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+        import snntorch as snn
+
+        config = self.lif_config
+        kwargs = leaky_kwargs(config)
+        grad, approximations = spike_grad(config, torch.float32)
+        for note in [*approximations, TIE_NOTE]:
+            if f"LIF: {note}" not in self.notes:
+                self.notes.append(f"LIF: {note}")
+        if config.soft_reset and not any(n.startswith("LIF: soft reset:") for n in self.notes):
+            self.notes.append(
+                "LIF: soft reset: where V after reset exceeds theta (H > 2*theta), snnTorch "
+                "subtracts theta again before the next spike decision (see "
+                "kernelprof/frameworks/snntorch.py)"
+            )
+        self.input_scale = 1.0 / config.tau if config.decay_input else 1.0
+        return snn.Leaky(spike_grad=grad, init_hidden=False, **kwargs)
+
+    def run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        mems = {
+            index: module.reset_mem()
+            for index, (category, module) in enumerate(self.layers)
+            if category == "lif"
+        }
+        outputs = []
+        for t in range(x_seq.shape[0]):
+            y = x_seq[t]
+            for index, (category, module) in enumerate(self.layers):
+                if category == "lif":
+                    current = y * self.input_scale if self.input_scale != 1.0 else y
+                    y, mems[index] = module(current, mems[index])
+                else:
+                    y = module(y)
+            outputs.append(y)
+        return torch.stack(outputs).mean(0)
+
+
+# ---- the framework's own defaults --------------------------------------------------------------
+
+_LEAKY = "snntorch/_neurons/leaky.py: Leaky.__init__"
+DEFAULTS = (
+    Default("beta", "required (no default; snnTorch's tutorials use 0.95)", _LEAKY),
+    Default("threshold", "1.0", _LEAKY, canonical="v_threshold"),
+    Default("spike_grad", "None, which is surrogate.atan(alpha=2.0)",
+            "snntorch/_neurons/neurons.py: SpikingNeuron.__init__ (spike_grad == None -> "
+            "atan()); snntorch/surrogate.py: atan(alpha=2.0)", canonical="surrogate"),
+    Default("reset_mechanism", "'subtract' (soft reset, V - theta)", _LEAKY, canonical="v_reset"),
+    Default("reset_delay", "True (the reset of step t applies at step t+1)", _LEAKY,
+            canonical="detach_reset"),
+    Default("input", "added undecayed: U = beta*U + I (no 1/tau on the input)",
+            "snntorch/_neurons/leaky.py: Leaky._base_state_function", canonical="decay_input"),
+)  # fmt: skip
+
+NEURON = Neuron(
+    name="snntorch",
+    framework="snnTorch",
+    build=build,
+    requires=(REQUIREMENT,),
+    description="snn.Leaky looped over T (beta = 1 - 1/tau, reset_delay per detach_reset)",
+)
+FRAMEWORK = Framework(
+    name="snntorch",
+    display="snnTorch",
+    requires=(REQUIREMENT,),
+    neurons=(NEURON,),
+    networks={"snntorch": SnnTorchNetwork},
+    no_converter="snnTorch ships no ANN-to-SNN converter",
+    defaults=DEFAULTS,
+    description="eager PyTorch, one snn.Leaky call per time step",
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernelprof.lif import LIFConfig
+from reference_kernels.model import LIFConfig
 
 # |H - theta| within which a float32 computation may land on the other side of the threshold.
 # float32 rounds each step's H by ~6e-8 relative; over T steps errors add up but stay far below.

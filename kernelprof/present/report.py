@@ -114,6 +114,15 @@ def _ms_iqr(timing: dict[str, Any]) -> str:
     return f"{1e3 * timing['median_s']:.3f} ±{1e3 * timing['iqr_s'] / 2:.3f}"
 
 
+def describe_difference(framework: str, difference: dict[str, Any], top: int = 5) -> str:
+    """One line: '+41.0 ms/step: lif bwd +22.1, lif fwd +15.3, ...'."""
+    parts = [
+        f"{label} {1e3 * seconds:+.1f}"
+        for label, seconds in list(difference["by_category_s"].items())[:top]
+    ]
+    return f"{framework}: {1e3 * difference['total_s']:+.1f} ms/step: " + ", ".join(parts)
+
+
 def to_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, default=str)
 
@@ -136,13 +145,15 @@ def check_table(document: dict[str, Any]) -> Table:
     table.add_column("verdict", no_wrap=True)
     for column in ("spike mismatches", "ties", "max |dV|", "max |d dX|", "cos dX"):
         table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("timed build", no_wrap=True)
     table.add_column("code path")
     reasons = []
     for row in document["rows"]:
         verdict = row["verdict"]
         style = VERDICT_STYLE.get(verdict, "")
         if row.get("status") != "ok":
-            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * 5, "")
+            agreed = _timed_build(row)
+            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * 5, agreed, "")
             reasons.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
             continue
         v_diff = row["v_max_abs_diff"]
@@ -154,13 +165,44 @@ def check_table(document: dict[str, Any]) -> Table:
             "not exposed" if v_diff is None else f"{v_diff:.2e}",
             f"{row['grad_max_abs_diff']:.2e}",
             f"{row['grad_cosine']:.6f}",
+            _timed_build(row),
             row["path"],
         )
         if verdict != "exact":
             reasons.append(f"{row['impl']}: {verdict}: {row['reason']}")
     table.caption = "\n".join(
-        ["ties: neurons whose spikes first differ where the oracle's |H - theta| <= 1e-5"] + reasons
+        [
+            "ties: neurons whose spikes first differ where the oracle's |H - theta| <= 1e-5",
+            "timed build: what the framework's users run (timed by compare), against the "
+            "checking build on the same input (spikes and dX)",
+        ]
+        + reasons
     )
+    return table
+
+
+def _timed_build(row: dict[str, Any]) -> str:
+    agreement = row.get("timed_build")
+    if agreement is None:
+        return ""
+    return "agrees" if agreement["agrees"] else "[red]DIFFERS[/]"
+
+
+def frameworks_table(listing: dict[str, Any]) -> Table:
+    """``kernelprof frameworks``: every framework found, what it provides and whether it runs."""
+    table = Table(title="frameworks (built in, and installed plugins)", title_justify="left",
+                  caption_justify="left")  # fmt: skip
+    for column in ("framework", "status", "neurons (check, compare)", "e2e networks",
+                   "conversion", "source"):  # fmt: skip
+        table.add_column(column)
+    for fw in listing["frameworks"]:
+        status = "[green]ok[/]" if fw["problem"] is None else f"[dim]{fw['problem']}[/]"
+        conversion = ", ".join(fw["converters"]) or "[dim]none[/]"
+        table.add_row(
+            f"{fw['name']} ({fw['display']})", status, ", ".join(fw["neurons"]),
+            ", ".join(fw["networks"]), conversion, fw["source"],
+        )  # fmt: skip
+    table.caption = "\n".join(listing["problems"])
     return table
 
 
@@ -297,8 +339,6 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
     )
     attribution.add_column("difference")
     for framework, difference in document["attribution"]["differences"].items():
-        from kernelprof.e2e.run import describe_difference
-
         attribution.add_row(describe_difference(framework, difference))
     tables = [summary, breakdown, attribution]
     if document.get("world_size"):
@@ -446,8 +486,6 @@ def conversion_markdown(document: dict[str, Any]) -> str:
 
 
 def e2e_markdown(document: dict[str, Any]) -> str:
-    from kernelprof.e2e.run import describe_difference
-
     if document.get("mode") == "conversion":
         return conversion_markdown(document)
     lines = [*markdown_table(*e2e_rows(document)), ""]

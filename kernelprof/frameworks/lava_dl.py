@@ -1,4 +1,9 @@
-"""lava-dl (SLAYER) as a row of the comparison: its Loihi CUBA neuron mapped onto the canonical LIF.
+"""lava-dl (SLAYER): its Loihi CUBA neuron mapped onto the canonical LIF, and the e2e network.
+
+The timed build is the neuron called as lava-dl's users call it, on their time-last input:
+``spikes = neuron(x)`` with x [N, 1, T]. Putting kernelprof's [T, N] input into that layout
+(and dividing it by tau, which a user's synapse weights would hold) is ``TimedBuild.prepare``,
+outside the timed region; the checking build does both inside its call.
 
 Read from the lava-dl 0.6.0 sources (lava/lib/dl/slayer/neuron/base.py, cuba.py,
 neuron/dynamics/leaky_integrator.py and .cu, spike/spike.py):
@@ -38,9 +43,27 @@ import math
 import os
 
 import torch
+from torch import nn
 
-from kernelprof.impls.registry import Built, Implementation, Requirement, Unsupported, register
-from kernelprof.lif import LIFConfig
+from kernelprof.frameworks.base import (
+    Default,
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+    Unsupported,
+)
+from kernelprof.frameworks.networks import (
+    KERNEL,
+    PADDING,
+    POOL,
+    LayerPlan,
+    NetworkSpec,
+    SpikingNetwork,
+    run_layers,
+)
+from reference_kernels.model import LIFConfig
 
 STATE_SCALE = 4096  # lava's s_scale = scale * 64 with the default scale = 1 << 6
 THRESHOLD_STEP = 64  # lava's w_scale: the threshold is truncated to 1/64 steps
@@ -50,7 +73,8 @@ TIE_NOTES = ["fires on H > theta in fixed point (v >= theta + 0.01/4096), not >=
 
 
 def surrogate_peak_and_area(surrogate: str, alpha: float) -> tuple[float, float]:
-    """The canonical surrogate's value at x = 0 and its integral over x (see kernelprof.lif)."""
+    """The canonical surrogate's value at x = 0 and its integral over x
+    (see reference_kernels.model)."""
     if surrogate == "sigmoid":
         return alpha / 4.0, 1.0
     if surrogate == "atan":
@@ -138,7 +162,7 @@ def _prepare_cuda_arch(device: torch.device) -> None:
         jitconfig.TORCH_CUDA_ARCH_LIST = own
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
     """Maps the canonical config onto lava-dl's cuba.Neuron (see the module docstring)."""
     from lava.lib.dl.slayer.neuron import cuba
     from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
@@ -157,18 +181,24 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
         )
     tau = config.tau
     decay_input = config.decay_input
+    shapes: list[torch.Size] = []  # the canonical shape of the last prepared input
 
-    def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def prepare(x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[0]
         flat = x.reshape(steps, -1)
         if decay_input:
             flat = flat / tau  # CUBA adds its input undecayed
+        shapes[:] = [x.shape]
         # Time last, every neuron its own batch entry: [M, 1, T]. The neuron's shape stays (1,),
         # so one built neuron serves every input shape.
-        lava_in = flat.t().unsqueeze(1).contiguous()
-        spikes = neuron(lava_in)
+        return flat.t().unsqueeze(1).contiguous()
+
+    def canonical_spikes(spikes: torch.Tensor) -> torch.Tensor:
+        return spikes.squeeze(1).t().reshape(shapes[0])
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         # dynamics() returns v before reset: V after reset is not exposed.
-        return spikes.squeeze(1).t().reshape(x.shape), None
+        return canonical_spikes(neuron(prepare(x))), None
 
     def detect_path() -> str:
         if device.type != "cuda":
@@ -176,13 +206,17 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Built:
         loaded = leaky_integrator.Accelerated.module is not None
         return PATH_CUDA if loaded else PATH_CUDA + " (not loaded yet)"
 
-    return Built(
-        run=run,
+    return NeuronBuild(
+        check=check,
+        timed=TimedBuild(
+            run=neuron, prepare=prepare, spikes=canonical_spikes,
+            code="spikes = cuba.Neuron(...)(x)  # x time-last [N, 1, T]", module=neuron,
+        ),
         path=PATH_CUDA if device.type == "cuda" else PATH_CPU,
         approximations=mapping["approximations"],
         tie_notes=list(TIE_NOTES),
         detect_path=detect_path,
-    )
+    )  # fmt: skip
 
 
 def _device_problem(device: torch.device) -> str | None:
@@ -200,14 +234,116 @@ def _device_problem(device: torch.device) -> str | None:
     return None
 
 
-LAVA_DL = register(
-    Implementation(
-        name="lava-dl",
-        framework="lava-dl",
-        build=build,
-        requires=(Requirement("lava-dl", "==0.6.*", module="lava.lib.dl.slayer"),),
-        devices=("cpu", "cuda"),
-        description="slayer cuba.Neuron: Loihi fixed point, SLAYER backward (approximate)",
-        device_problem=_device_problem,
-    )
+REQUIREMENT = Requirement("lava-dl", "==0.6.*", module="lava.lib.dl.slayer")
+LAVA_DL = Neuron(
+    name="lava-dl",
+    framework="lava-dl",
+    build=build,
+    requires=(REQUIREMENT,),
+    devices=("cpu", "cuda"),
+    description="slayer cuba.Neuron: Loihi fixed point, SLAYER backward (approximate)",
+    device_problem=_device_problem,
+)
+
+
+# ---- e2e network -------------------------------------------------------------------------------
+
+
+class LavaLIF(nn.Module):
+    """lava-dl's ``neuron.cuba.Neuron`` on time-last [B, ..., T], as mapped by
+    :func:`lava_parameters` (input divided by tau first when decay_input)."""
+
+    def __init__(self, config: LIFConfig) -> None:
+        super().__init__()
+        from lava.lib.dl.slayer.neuron import cuba
+
+        self.mapping = lava_parameters(config)
+        self.neuron = cuba.Neuron(**self.mapping["kwargs"])
+        self.scale = 1.0 / config.tau if config.decay_input else 1.0
+        self._cuda_prepared = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and not self._cuda_prepared:
+            _prepare_cuda_arch(x.device)  # lava's JIT build must target this GPU's architecture
+            self._cuda_prepared = True
+        return self.neuron(x * self.scale if self.scale != 1.0 else x)
+
+
+class LavaNetwork(SpikingNetwork):
+    """lava-dl (SLAYER) synapses and CUBA neurons in its time-last layout [B, C, H, W, T]."""
+
+    framework = "lava-dl"
+
+    def __init__(self, spec: NetworkSpec, lif: LIFConfig, steps: int, seed: int) -> None:
+        super().__init__(spec, lif, steps, seed)
+        self.notes[:0] = [
+            "built from slayer.synapse.Conv/Pool/Dense + slayer.neuron.cuba.Neuron, not "
+            "slayer.block.cuba.*: a block fuses a CUBA neuron into every layer (a spiking Pool "
+            "and readout) and delays each block's output by one step (delay_shift); the spec "
+            "has neither",
+            f"avgpool {POOL}: slayer.synapse.Pool with weight_scale=1/{POOL * POOL}, a fixed "
+            "(requires_grad=False) conv3d of ones over each window, i.e. the average (summed in "
+            "a different order than AvgPool2d)",
+            "conv/linear: Conv3d weights [out, in, k, k, 1] / [out, in, 1, 1, 1] (the neutral "
+            "weights reshaped, no scaling: the neuron quantises its input, not the weight)",
+            "layout time-last [B, C, H, W, T]: the same repeated input, logits = mean over the "
+            "last axis",
+            "LIF is lava's CUBA neuron (current_decay=1, voltage_decay=1/tau"
+            + (", synaptic output divided by tau first" if lif.decay_input else "")
+            + "), an approximation of the canonical LIF (the LIF: notes say how)",
+        ]
+
+    def make_layer(self, layer: LayerPlan) -> nn.Module:
+        from lava.lib.dl import slayer
+
+        if layer.category == "conv":
+            return slayer.synapse.Conv(
+                layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING
+            )
+        if layer.category == "pool":
+            return slayer.synapse.Pool(POOL, weight_scale=1.0 / (POOL * POOL))
+        if layer.category == "flatten":
+            return slayer.block.cuba.Flatten()  # [B, C, H, W, T] -> [B, C*H*W, T]
+        if layer.category in ("linear", "readout"):
+            return slayer.synapse.Dense(layer.in_shape[0], layer.out_shape[0])
+        neuron = LavaLIF(self.lif_config)
+        for note in [*neuron.mapping["approximations"], *TIE_NOTES]:
+            if f"LIF: {note}" not in self.notes:
+                self.notes.append(f"LIF: {note}")
+        return neuron
+
+    def run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        x = x_seq.movedim(0, -1).contiguous()  # [T, B, C, H, W] -> [B, C, H, W, T]
+        return run_layers(self.layers, x).mean(-1)
+
+
+# ---- the framework's own defaults --------------------------------------------------------------
+
+_CUBA = "lava/lib/dl/slayer/neuron/cuba.py: Neuron.__init__"
+DEFAULTS = (
+    Default("threshold", "required (no default)", _CUBA, canonical="v_threshold"),
+    Default("current_decay", "required (no default): a synaptic current", _CUBA),
+    Default("voltage_decay", "required (no default)", _CUBA, canonical="tau"),
+    Default("tau_grad", "1", _CUBA, canonical="alpha"),
+    Default("scale_grad", "1", _CUBA),
+    Default("scale", "64 (fixed point: states in 1/4096 steps)", _CUBA),
+    Default("persistent_state", "False (every call starts from zero)", _CUBA),
+    Default("surrogate", "exponential scale_rho/(2 tau_rho) exp(-|v - theta|/tau_rho)",
+            "lava/lib/dl/slayer/spike/spike.py", canonical="surrogate"),
+    Default("reset", "to 0, multiplicative (1 - spike), ignored in backward",
+            "lava/lib/dl/slayer/neuron/dynamics/leaky_integrator.py", canonical="v_reset"),
+)  # fmt: skip
+
+FRAMEWORK = Framework(
+    name="lava-dl",
+    display="lava-dl",
+    requires=(REQUIREMENT,),
+    neurons=(LAVA_DL,),
+    networks={"lava-dl": LavaNetwork},
+    no_converter=(
+        "lava-dl has no converter for a trained ANN: its ANN-to-SNN route, lava.lib.dl.bootstrap, "
+        "trains the SNN itself (ANN, SAMPLE and FIT modes of its CUBA blocks)"
+    ),
+    defaults=DEFAULTS,
+    description="SLAYER: Loihi fixed-point CUBA neuron, time-last layout",
 )

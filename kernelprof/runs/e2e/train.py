@@ -35,11 +35,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernelprof.e2e.data import Dataset, batches
-from kernelprof.e2e.distributed import CommunicationHook, Distributed, shard
-from kernelprof.e2e.networks import SpikingNetwork
+from kernelprof.frameworks.networks import SpikingNetwork
+from kernelprof.harness.profiling import profile_call
 from kernelprof.harness.timer import synchronize
-from kernelprof.profiling import profile_call
+from kernelprof.runs.e2e.data import Dataset, batches
+from kernelprof.runs.e2e.distributed import CommunicationHook, Distributed, shard
 
 ADD_UP_TOLERANCE = 0.05
 COMMUNICATION = "communication"

@@ -1,1 +1,0 @@
-"""End-to-end SNN training benchmarks: networks, data, training loop, breakdowns."""

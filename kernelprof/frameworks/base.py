@@ -1,0 +1,198 @@
+"""What a framework module provides: the :class:`Framework` record and the types it builds.
+
+A framework module is the one place that imports its framework's package. It exposes one
+:class:`Framework` (built in: ``kernelprof/frameworks/<name>.py``; from a third party: any
+installed package that declares an entry point in the group ``kernelprof.frameworks``, see
+:mod:`kernelprof.frameworks.registry`), which holds everything kernelprof knows about it:
+
+* ``requires``: the packages it needs, with version ranges;
+* ``neurons``: its multi-step LIF neurons, the rows of ``kernelprof check`` and ``compare``.
+  Each maps the canonical :class:`~reference_kernels.model.LIFConfig` onto the framework's own
+  parameters (raising :class:`Unsupported` with the reason where it cannot) and builds a
+  :class:`NeuronBuild` with two builds: the *checking* build, which exposes V where the
+  framework can, and the *timed* build, exactly what the framework's users write to get spikes;
+* ``networks``: builders of the end-to-end networks (``kernelprof e2e``), by name;
+* ``converters``: its ANN-to-SNN converters, by name, or ``no_converter`` saying why it has none;
+* ``defaults``: the framework's own default neuron settings, each with where it is written.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import torch
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from reference_kernels.model import LIFConfig
+
+
+class Unsupported(Exception):
+    """The framework cannot express this configuration; the message says why."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    distribution: str  # the name pip knows, e.g. "spikingjelly"
+    versions: str = ""  # a PEP 440 specifier, e.g. ">=2.0,<3"
+    module: str = ""  # the import name when it differs, e.g. "lava.lib.dl.slayer"
+
+    def problem(self, *, import_it: bool = True) -> str | None:
+        """None when installed in a matching version and importable, else why not. Without
+        ``import_it`` only the package metadata is read (nothing is imported)."""
+        try:
+            installed = importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return f"{self.distribution} is not installed"
+        if self.versions and Version(installed) not in SpecifierSet(self.versions):
+            return f"{self.distribution} {installed} installed, {self.versions} needed"
+        if not import_it:
+            return None
+        try:
+            importlib.import_module(self.module or self.distribution)
+        except Exception as error:  # noqa: BLE001 - a broken install is reported with its error
+            detail = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+            return f"{self.distribution} {installed} fails to import: {detail}"
+        return None
+
+
+def first_problem(requirements: tuple[Requirement, ...], *, import_it: bool = True) -> str | None:
+    """The first requirement that is not met, as a reason, else None."""
+    for requirement in requirements:
+        problem = requirement.problem(import_it=import_it)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _same(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+@dataclass
+class TimedBuild:
+    """What the framework's users write to get spikes, timed exactly as it is.
+
+    ``run`` takes the input as the framework's users hold it and returns the spikes as the
+    framework returns them, nothing more: no recorded states, no V sequence, nothing of
+    kernelprof's in the loop. ``prepare`` turns kernelprof's canonical input [T, ...] into that
+    input (a layout such as lava-dl's time-last one, or an input scaling that a user's synapse
+    weights would hold); ``spikes`` turns what ``run`` returns back into canonical [T, ...] spikes
+    in the input's dtype. Both are differentiable and run outside every timed region.
+    """
+
+    run: Callable[[torch.Tensor], torch.Tensor]
+    prepare: Callable[[torch.Tensor], torch.Tensor] = _same
+    spikes: Callable[[torch.Tensor], torch.Tensor] = _same
+    code: str = ""  # the user's code in one line, shown with the row
+    module: object = None  # the framework's own module that ``run`` calls, where there is one
+
+    def canonical(self, x: torch.Tensor) -> torch.Tensor:
+        """prepare -> run -> spikes: canonical spikes of canonical input (for checking only)."""
+        return self.spikes(self.run(self.prepare(x)))
+
+
+@dataclass
+class NeuronBuild:
+    """A framework's LIF built for one config, device and dtype: its two builds."""
+
+    # The checking build: [T, ...] input -> (spikes, V after reset, or None where the framework
+    # does not expose it). Never timed.
+    check: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+    timed: TimedBuild
+    path: str  # the code path expected to run (refined by ``detect_path`` after a call)
+    # Known, explained departures from the canonical model. A difference beyond tolerance is
+    # "approximate" when one of these explains it, WRONG otherwise.
+    approximations: list[str] = field(default_factory=list)
+    # Known behaviours that make results differ only at exact threshold ties.
+    tie_notes: list[str] = field(default_factory=list)
+    # The code path that the timed build actually ran (e.g. from a profile of one call).
+    detect_path: Callable[[], str] | None = None
+
+
+NeuronBuilder = Callable[[LIFConfig, torch.device, torch.dtype], NeuronBuild]
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """One LIF neuron of a framework: one row of ``kernelprof check`` and ``compare``."""
+
+    name: str  # the CLI name, e.g. "spikingjelly" or "spikingjelly-triton"
+    framework: str  # the framework's display name, e.g. "SpikingJelly"
+    build: NeuronBuilder
+    requires: tuple[Requirement, ...] = ()
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    description: str = ""
+    # Called on a device it supports; returns why it cannot run there (e.g. a missing backend).
+    device_problem: Callable[[torch.device], str | None] | None = None
+    reference: bool = False  # one of kernelprof's own reference kernels, not a framework's
+
+    def unavailable_reason(self, device: torch.device, *, quick: bool = False) -> str | None:
+        """Why this neuron cannot run on ``device`` here, else None. ``quick`` decides only
+        what needs no import (package metadata, device type): None then means "maybe"."""
+        problem = first_problem(self.requires, import_it=not quick)
+        if problem is not None:
+            return problem
+        if device.type not in self.devices:
+            return f"runs on {' or '.join(self.devices)}, not {device.type}"
+        if device.type == "cuda" and not torch.cuda.is_available():
+            return "no CUDA device (torch.cuda.is_available() is False)"
+        if self.device_problem is not None and not quick:
+            return self.device_problem(device)
+        return None
+
+
+@dataclass(frozen=True)
+class Default:
+    """One of a framework's own default neuron settings, and where it is written."""
+
+    setting: str  # e.g. "surrogate"
+    value: str  # e.g. "surrogate.Sigmoid(alpha=4.0)"
+    source: str  # e.g. "spikingjelly/activation_based/neuron/lif.py: LIFNode.__init__"
+    # The canonical LIFConfig field it corresponds to, where it has one (for comparisons).
+    canonical: str = ""
+
+
+def _frozen(mapping: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Framework:
+    """Everything kernelprof knows about one framework (see the module docstring).
+
+    ``networks`` maps an e2e name to a builder ``(spec, lif_config, steps, seed) ->
+    SpikingNetwork`` (:mod:`kernelprof.frameworks.networks`); ``converters`` maps a conversion
+    name to ``(ann, calibration_batches, spec) -> ConvertedSNN``. Builders raise
+    :class:`Unsupported` for what the framework cannot express."""
+
+    name: str  # the CLI name, e.g. "spikingjelly"
+    display: str  # e.g. "SpikingJelly"
+    requires: tuple[Requirement, ...] = ()
+    neurons: tuple[Neuron, ...] = ()
+    networks: Mapping[str, Callable] = field(default_factory=dict)
+    converters: Mapping[str, Callable] = field(default_factory=dict)
+    no_converter: str = ""  # why the framework has no converter (shown as its conversion row)
+    defaults: tuple[Default, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "networks", _frozen(self.networks))
+        object.__setattr__(self, "converters", _frozen(self.converters))
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"framework name must be letters, digits, - or _, got {self.name!r}")
+
+    def problem(self, *, import_it: bool = True) -> str | None:
+        """None when the framework's packages are installed and import, else why not."""
+        return first_problem(self.requires, import_it=import_it)
+
+    @property
+    def distributions(self) -> tuple[str, ...]:
+        """The pip names of everything it needs (recorded with every result)."""
+        names = [r.distribution for r in self.requires]
+        names += [r.distribution for neuron in self.neurons for r in neuron.requires]
+        return tuple(dict.fromkeys(names))

@@ -1,0 +1,343 @@
+"""Norse: its multi-step LIF modules mapped onto the canonical LIF, and the e2e network.
+
+The timed build is what Norse's documentation does: ``spikes, state = lif(x)`` with no state
+passed (Norse creates its own initial state) and ``record_states`` left at its default, False.
+The checking build passes an initial state in the compute precision and, for hard reset,
+records the states (``record_states=True``) to expose V after reset.
+
+Read from the Norse 1.1.0 sources (norse/torch/functional/lif.py, lif_box.py, threshold.py,
+superspike.py, reset.py and module/snn.py, lift.py):
+
+* ``norse.torch.LIF(p, dt)`` takes [T, N, ...] and loops over ``lif_feed_forward_step`` in Python
+  (no fused kernel, no JIT). One step: i' = i + x; v' = v + dt*tau_mem_inv*((v_leak - v) + i');
+  i_next = i' - dt*tau_syn_inv*i'; z = heaviside(v' - v_th) with ``torch.gt`` (fires on v' > v_th);
+  v_next = (1 - z)*v' + z*v_reset, the reset *not* detached (only the recurrent ``lif_step``
+  detaches it). With dt=1 and tau_syn_inv=1 the synaptic current is exactly zero after every
+  step, so v' = V + (X - (V - V_r))/tau: the canonical hard reset with decay_input.
+  ``record_states=True`` (an argument of Norse's ``SNN`` base module) stacks the state of every
+  step, so the checking build returns V after reset.
+* Norse's LIF has no subtractive reset, but ``LIFBoxCell`` (the same LIF without the current term)
+  takes a ``reset_method``, and Norse ships ``reset_subtract`` = V - z*theta, attached. Soft reset
+  therefore runs ``norse.torch.Lift(LIFBoxCell(...))``, Norse's documented way to run a cell over
+  time; Lift returns only the last state, so V is None for soft reset.
+* decay_input=False has no switch in Norse: the input is multiplied by tau before the call, so
+  tau_mem_inv * (tau * X) = X (equal up to float rounding).
+* Surrogates (``threshold(x, method, alpha)``): 'super' is 1/(|x| + 1)^2 and ignores alpha in
+  1.1.0, i.e. canonical superspike(1) only; 'tanh' is 1 - tanh(kx)^2 = 4*sig(2kx)*(1 - sig(2kx)),
+  i.e. canonical sigmoid(4) with k = 2 and no other alpha; 'triangle', 'circ' (alpha^3/(alpha^2 +
+  x^2)^1.5) and 'heavi_erfc' (a Gaussian) match none of the canonical surrogates, and nothing
+  matches atan or piecewise_exp. Each candidate is checked against the canonical derivative when
+  a config is built, so a Norse release that honours alpha in 'super' is picked up.
+* detach_reset=True cannot be expressed by the feed-forward modules; raising Unsupported.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kernelprof.frameworks.base import (
+    Default,
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+    Unsupported,
+)
+from kernelprof.frameworks.networks import KERNEL, PADDING, POOL, LayerPlan, SpikingNetwork
+from reference_kernels.model import LIFConfig, surrogate_grad
+
+# Which Norse threshold method could stand for each canonical surrogate, and the Norse alpha
+# it would take. Whether it really is the same derivative is verified by _probe_surrogate.
+_CANDIDATES = {
+    "superspike": lambda alpha: ("super", alpha),
+    "sigmoid": lambda alpha: ("tanh", alpha / 2.0),  # 1 - tanh(kx)^2 = 4 sig(2kx)(1 - sig(2kx))
+}
+_NO_EQUIVALENT = {
+    "atan": "Norse has no atan surrogate ('circ' is alpha^3/(alpha^2 + x^2)^1.5, not a Lorentzian)",
+    "piecewise_exp": "Norse has no exponential surrogate (only heaviside, super, triangle, tanh, "
+    "circ, heavi_erfc)",
+}
+_WHY_NOT = {
+    "superspike": "Norse's 'super' computes 1/(|x| + 1)^2 whatever its alpha, "
+    "so only superspike(alpha=1) maps",
+    "sigmoid": "Norse's 'tanh' gives 1 - tanh(kx)^2 = 4*sig(2kx)*(1 - sig(2kx)), "
+    "which equals alpha*sig(alpha x)*(1 - sig(alpha x)) only for alpha = 4",
+}
+# Where the derivatives are compared, in units of x = H - theta.
+_PROBE = torch.linspace(-3.0, 3.0, 25, dtype=torch.float64)
+
+PATH_LIF = "python loop: norse.torch.LIF over lif_feed_forward_step (norse 1.1.0: no fused kernel)"
+PATH_SOFT = (
+    "python loop: norse.torch.Lift(LIFBoxCell) with reset_subtract (norse 1.1.0: no fused kernel)"
+)
+TIE_NOTES = ["fires on H > theta, not >= (norse heaviside is torch.gt)"]
+
+
+def _probe_surrogate(method: str, norse_alpha: float, config: LIFConfig) -> bool:
+    """Whether Norse's ``threshold(x, method, alpha)`` backward equals the canonical surrogate."""
+    from norse.torch.functional.threshold import threshold
+
+    x = _PROBE.clone().requires_grad_()
+    threshold(x, method, torch.as_tensor(norse_alpha, dtype=torch.float64)).sum().backward()
+    expected = surrogate_grad(_PROBE, config.surrogate, config.alpha)
+    return x.grad is not None and torch.allclose(x.grad, expected, rtol=1e-9, atol=1e-12)
+
+
+def norse_method(config: LIFConfig) -> tuple[str, float]:
+    """The Norse threshold method and alpha whose derivative is the config's surrogate."""
+    name, alpha = config.surrogate, config.alpha
+    if name in _NO_EQUIVALENT:
+        raise Unsupported(f"surrogate {name}(alpha={alpha:g}): {_NO_EQUIVALENT[name]}")
+    method, norse_alpha = _CANDIDATES[name](alpha)
+    if not _probe_surrogate(method, norse_alpha, config):
+        raise Unsupported(f"surrogate {name}(alpha={alpha:g}): {_WHY_NOT[name]}")
+    return method, norse_alpha
+
+
+REQUIREMENT = Requirement("norse", ">=1.0")
+
+
+def _problems(config: LIFConfig) -> list[str]:
+    problems = []
+    if config.detach_reset:
+        problems.append(
+            "detach_reset=True: norse.torch.LIF and LIFBoxCell keep the reset attached "
+            "(only the recurrent lif_step detaches it, and it needs weight matrices)"
+        )
+    try:
+        norse_method(config)
+    except Unsupported as error:
+        problems.append(str(error))
+    return problems
+
+
+def check_expressible(config: LIFConfig) -> tuple[str, float]:
+    """The Norse threshold method and alpha for ``config``; Unsupported with every reason why
+    Norse cannot express it. (The surrogate is checked by differentiating Norse's threshold,
+    so gradients are enabled here even under no_grad.)"""
+    with torch.enable_grad():
+        problems = _problems(config)
+        if problems:
+            raise Unsupported("norse cannot express " + "; ".join(problems))
+        return norse_method(config)
+
+
+def parameters(config: LIFConfig, method: str, norse_alpha: float, device, dtype):
+    """Norse's parameter tuple for ``config``: ``LIFParameters`` for hard reset (the canonical
+    LIF), ``LIFBoxParameters`` with ``reset_subtract`` for soft reset, tensors on ``device``."""
+    import norse.torch as norse_torch
+
+    def scalar(value: float) -> torch.Tensor:
+        return torch.tensor(value, dtype=dtype, device=device)
+
+    if config.soft_reset:
+        return norse_torch.LIFBoxParameters(
+            tau_mem_inv=scalar(1.0 / config.tau),
+            v_leak=scalar(0.0),  # canonical soft reset leaks towards 0
+            v_th=scalar(config.v_threshold),
+            v_reset=scalar(0.0),  # unused by reset_subtract
+            method=method,
+            alpha=scalar(norse_alpha),
+            reset_method=norse_torch.reset_subtract,
+        )
+    v_reset = float(config.v_reset)
+    return norse_torch.LIFParameters(
+        tau_syn_inv=scalar(1.0),  # with dt=1 the synaptic current is zeroed after every step
+        tau_mem_inv=scalar(1.0 / config.tau),
+        v_leak=scalar(v_reset),  # canonical hard reset leaks towards V_r
+        v_th=scalar(config.v_threshold),
+        v_reset=scalar(v_reset),
+        method=method,
+        alpha=scalar(norse_alpha),
+    )
+
+
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    """Maps the canonical config onto Norse's LIF (hard reset) or Lift(LIFBoxCell) (soft reset)."""
+    method, norse_alpha = check_expressible(config)
+    import norse.torch as norse_torch
+
+    # Norse's default state is float32; float64 inputs get float64 parameters and state so that
+    # 1/tau is not rounded to float32. Half inputs are computed in float32, as Norse does.
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    p = parameters(config, method, norse_alpha, device, compute)
+    # decay_input=False: H = V - (V - V_r)/tau + X. Norse always multiplies its input by
+    # tau_mem_inv, so the input is scaled by tau first (what a user's synapse would hold).
+    scale = None if config.decay_input else config.tau
+    path_suffix = "" if config.decay_input else "; input pre-scaled by tau (decay_input=False)"
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return x if scale is None else x * scale
+
+    def canonical_spikes(spikes: torch.Tensor) -> torch.Tensor:
+        return spikes.to(dtype)
+
+    if config.soft_reset:
+        module = norse_torch.Lift(norse_torch.LIFBoxCell(p, dt=1.0)).to(device)
+
+        def check_soft(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            # LIFBoxCell would start from its 0-dim v_leak, which lets half inputs set the
+            # precision; a full state in the compute precision keeps float32 arithmetic, as
+            # norse.torch.LIF's own float32 state does. Lift takes (input, state) tuples.
+            state = norse_torch.LIFBoxFeedForwardState(
+                v=torch.zeros(x.shape[1:], dtype=compute, device=x.device)
+            )
+            spikes, _ = module((prepare(x), state))
+            return spikes, None  # Lift keeps only the last state: no V sequence
+
+        def timed_soft(x: torch.Tensor) -> torch.Tensor:
+            spikes, _ = module(x)  # Norse's own initial state
+            return spikes
+
+        return NeuronBuild(
+            check=check_soft,
+            timed=TimedBuild(
+                run=timed_soft, prepare=prepare, spikes=canonical_spikes,
+                code="spikes = norse.torch.Lift(LIFBoxCell(p))(x)", module=module,
+            ),
+            path=PATH_SOFT + path_suffix,
+            tie_notes=list(TIE_NOTES),
+        )  # fmt: skip
+
+    checking = norse_torch.LIF(p, dt=1.0, record_states=True).to(device)
+    users = norse_torch.LIF(p, dt=1.0).to(device)
+
+    def check_lif(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # The state Norse would create itself (v = v_leak, i = 0), in the compute precision.
+        state = norse_torch.LIFFeedForwardState(
+            v=torch.full(x.shape[1:], float(config.v_reset), dtype=compute, device=x.device),
+            i=torch.zeros(x.shape[1:], dtype=compute, device=x.device),
+        )
+        spikes, states = checking(prepare(x), state)
+        return spikes, states.v  # record_states: V after reset at every step
+
+    def timed(x: torch.Tensor) -> torch.Tensor:
+        spikes, _ = users(x)  # Norse's own initial state, no recorded states
+        return spikes
+
+    return NeuronBuild(
+        check=check_lif,
+        timed=TimedBuild(
+            run=timed, prepare=prepare, spikes=canonical_spikes,
+            code="spikes, state = norse.torch.LIF(p, dt=1)(x)", module=users,
+        ),
+        path=PATH_LIF + path_suffix,
+        tie_notes=list(TIE_NOTES),
+    )  # fmt: skip
+
+
+# ---- e2e network -------------------------------------------------------------------------------
+
+
+class NorseNetwork(SpikingNetwork):
+    """``norse.torch.SequentialState``: torch layers (``Lift`` -ed over T where they need
+    [B, ...]) and Norse's LIF on [T, B, ...], called without a state as Norse's users do."""
+
+    framework = "norse"
+
+    def make_layer(self, layer: LayerPlan) -> nn.Module:
+        import norse.torch as norse_torch
+
+        if layer.category == "conv":
+            return norse_torch.Lift(
+                nn.Conv2d(
+                    layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False
+                )
+            )
+        if layer.category == "pool":
+            return norse_torch.Lift(nn.AvgPool2d(POOL))
+        if layer.category == "flatten":
+            return nn.Flatten(start_dim=2)  # keeps [T, B]
+        if layer.category in ("linear", "readout"):
+            # nn.Linear maps the last axis, so [T, B, F] needs no Lift.
+            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+        for note in TIE_NOTES:
+            if f"LIF: {note}" not in self.notes:
+                self.notes.append(f"LIF: {note}")
+        config = self.lif_config
+        method, norse_alpha = check_expressible(config)
+        if not config.decay_input:
+            self.notes.append("LIF: synaptic current multiplied by tau (decay_input=False)")
+        return NorseLIF(config, method, norse_alpha)
+
+    def container(self, modules: list[nn.Module]) -> nn.Module:
+        import norse.torch as norse_torch
+
+        return norse_torch.SequentialState(*modules)
+
+    def weight_of(self, module: nn.Module) -> nn.Parameter:
+        return getattr(module, "lifted_module", module).weight
+
+    def run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        # No state passed: every LIF starts from Norse's initial state, so calls are independent.
+        out, _ = self.body(x_seq)
+        return out.mean(0)
+
+
+class NorseLIF(nn.Module):
+    """Norse's LIF module on [T, B, ...] with its parameters kept on the input's device
+    (``module.to()`` does not move Norse's parameter namedtuple) and, for decay_input=False,
+    the input multiplied by tau first. Its ``state`` argument makes ``SequentialState`` treat it
+    as stateful; with no state, Norse creates its own initial state."""
+
+    def __init__(self, config: LIFConfig, method: str, norse_alpha: float) -> None:
+        super().__init__()
+        import norse.torch as norse_torch
+
+        self.config, self.method, self.norse_alpha = config, method, norse_alpha
+        self.scale = 1.0 if config.decay_input else float(config.tau)
+        p = parameters(config, method, norse_alpha, "cpu", torch.float32)
+        if config.soft_reset:
+            self.neuron = norse_torch.Lift(norse_torch.LIFBoxCell(p, dt=1.0))
+        else:
+            self.neuron = norse_torch.LIF(p, dt=1.0)
+        self._device = torch.device("cpu")
+
+    def forward(self, x: torch.Tensor, state: object = None) -> tuple[torch.Tensor, object]:
+        if x.device != self._device:
+            cell = self.neuron.lifted_module if self.config.soft_reset else self.neuron
+            cell.p = parameters(self.config, self.method, self.norse_alpha, x.device,
+                                torch.float32)  # fmt: skip
+            self._device = x.device
+        if self.scale != 1.0:
+            x = x * self.scale
+        if self.config.soft_reset:
+            return self.neuron(x if state is None else (x, state))
+        return self.neuron(x, state)
+
+
+# ---- the framework's own defaults --------------------------------------------------------------
+
+_PARAMETERS = "norse/torch/functional/lif.py: LIFParameters"
+DEFAULTS = (
+    Default("tau_mem_inv", "100.0 (1/s: tau_mem = 10 ms)", _PARAMETERS, canonical="tau"),
+    Default("tau_syn_inv", "200.0 (1/s: a synaptic current with tau_syn = 5 ms)", _PARAMETERS),
+    Default("v_leak", "0.0", _PARAMETERS),
+    Default("v_th", "1.0", _PARAMETERS, canonical="v_threshold"),
+    Default("v_reset", "0.0 (hard reset, attached)", _PARAMETERS, canonical="v_reset"),
+    Default("method", "'super' (SuperSpike)", _PARAMETERS, canonical="surrogate"),
+    Default("alpha", "100.0", _PARAMETERS, canonical="alpha"),
+    Default("dt", "0.001 (s)", "norse/torch/module/snn.py: SNN.__init__"),
+    Default("record_states", "False", "norse/torch/module/snn.py: SNN.__init__"),
+)
+
+NORSE = Neuron(
+    name="norse",
+    framework="Norse",
+    build=build,
+    requires=(REQUIREMENT,),
+    devices=("cpu", "cuda"),
+    description="norse.torch.LIF (hard reset) / Lift(LIFBoxCell) (soft reset): eager loop",
+)
+FRAMEWORK = Framework(
+    name="norse",
+    display="Norse",
+    requires=(REQUIREMENT,),
+    neurons=(NORSE,),
+    networks={"norse": NorseNetwork},
+    no_converter="Norse ships no ANN-to-SNN converter",
+    defaults=DEFAULTS,
+    description="eager PyTorch, a Python loop over lif_feed_forward_step",
+)

@@ -1,0 +1,210 @@
+"""kernelprof's own reference kernels (``reference_kernels``) as a framework: the yardstick.
+
+* Neurons ``ref-torch``, ``ref-compile``, ``ref-triton``, ``ref-cupy``: the checking build asks
+  for V after reset (``return_v=True``); the timed build asks for spikes only, so the fused
+  kernels write no V (``reference_kernels.run(x, config, impl=...)``).
+* Networks ``reference`` (the eager LIF, autograd backward) and ``reference-compile`` (the
+  torch.compile LIF): torch layers with T folded into the batch.
+* Converter ``reference``: a rate-coding conversion written from Rueckauer et al. (2017): each
+  ReLU becomes an integrate-and-fire neuron with threshold = the layer's activation percentile
+  over the calibration set, soft reset, emitting spikes of that height (so the rate approximates
+  the ReLU). It is the yardstick the framework converters are compared with.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import reference_kernels
+from kernelprof.frameworks.base import Framework, Neuron, NeuronBuild, TimedBuild
+from kernelprof.frameworks.networks import (
+    KERNEL,
+    PADDING,
+    PERCENTILE,
+    POOL,
+    ConvertedSNN,
+    LayerPlan,
+    NetworkSpec,
+    SpikingNetwork,
+    TimeFolded,
+    run_layers,
+)
+from reference_kernels.model import LIFConfig
+
+PATHS = {
+    "torch": "eager PyTorch loop (the oracle's code, autograd backward)",
+    "compile": "torch.compile: one fused forward loop, one fused reverse-time backward loop",
+    "triton": "Triton: one forward kernel over T, one reverse-time backward kernel",
+    "cupy": "CUDA C (lif.cu) through CuPy: one forward kernel, one backward kernel",
+}
+
+
+def _builder(impl: str):
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+        def check(x: torch.Tensor):
+            return reference_kernels.run(x, config, impl=impl, return_v=True)
+
+        def timed(x: torch.Tensor) -> torch.Tensor:
+            return reference_kernels.run(x, config, impl=impl)  # spikes only: no V written
+
+        return NeuronBuild(
+            check=check,
+            timed=TimedBuild(run=timed, code=f"lif_multistep(x, impl={impl!r})"),
+            path=PATHS[impl],
+        )
+
+    return build
+
+
+def _device_problem(impl: str):
+    def problem(device: torch.device) -> str | None:
+        return reference_kernels.unavailable_reason(impl, device)
+
+    return problem
+
+
+NEURONS = tuple(
+    Neuron(
+        name=f"ref-{impl}",
+        framework="kernelprof reference",
+        build=_builder(impl),
+        devices=("cuda",) if impl == "cupy" else ("cpu", "cuda"),
+        description=PATHS[impl],
+        device_problem=_device_problem(impl),
+        reference=True,
+    )
+    for impl in reference_kernels.IMPLS
+)
+
+
+# ---- e2e networks ------------------------------------------------------------------------------
+
+
+class ReferenceLIF(nn.Module):
+    """kernelprof's reference kernel (``reference_kernels.run``) on [T, B, ...]."""
+
+    def __init__(self, config: LIFConfig, impl: str) -> None:
+        super().__init__()
+        self.config = config
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reference_kernels.run(x, self.config, impl=self.impl)
+
+    def extra_repr(self) -> str:
+        return f"impl={self.impl!r}"
+
+
+class ReferenceNetwork(SpikingNetwork):
+    """torch layers with T folded into the batch, and kernelprof's reference LIF kernel."""
+
+    framework = "reference"
+    impl = "torch"
+
+    def make_layer(self, layer: LayerPlan) -> nn.Module:
+        if layer.category == "conv":
+            return TimeFolded(
+                nn.Conv2d(
+                    layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False
+                )
+            )
+        if layer.category == "pool":
+            return TimeFolded(nn.AvgPool2d(POOL))
+        if layer.category == "flatten":
+            return nn.Flatten(start_dim=2)
+        if layer.category in ("linear", "readout"):
+            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+        return ReferenceLIF(self.lif_config, self.impl)
+
+    def weight_of(self, module: nn.Module) -> nn.Parameter:
+        return getattr(module, "module", module).weight
+
+    def run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return run_layers(self.layers, x_seq).mean(0)
+
+
+class ReferenceCompileNetwork(ReferenceNetwork):
+    """The reference network with the torch.compile LIF kernel (compiled at first call)."""
+
+    framework = "reference-compile"
+    impl = "compile"
+
+
+# ---- ANN-to-SNN conversion ---------------------------------------------------------------------
+
+
+def activation_percentiles(ann: nn.Sequential, calibration: list[torch.Tensor]) -> list[float]:
+    """Per ReLU, in order: the PERCENTILE-th percentile of its outputs over the calibration set."""
+    outputs: dict[int, list[torch.Tensor]] = {}
+    handles = []
+    for index, module in enumerate(ann):
+        if isinstance(module, nn.ReLU):
+            outputs[index] = []
+            handles.append(
+                module.register_forward_hook(
+                    lambda m, a, out, index=index: outputs[index].append(out.detach().flatten())
+                )
+            )
+    try:
+        with torch.no_grad():
+            for x in calibration:
+                ann(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    levels = []
+    for index in sorted(outputs):
+        values = torch.cat(outputs[index]).float()
+        # torch.quantile refuses very large inputs; kthvalue gives the same order statistic
+        k = max(1, min(values.numel(), round(PERCENTILE / 100 * values.numel())))
+        levels.append(max(float(values.kthvalue(k).values), 1e-6))
+    return levels
+
+
+class IFNeuron(nn.Module):
+    """Integrate-and-fire, soft reset, threshold ``level``, spikes of height ``level``."""
+
+    def __init__(self, level: float) -> None:
+        super().__init__()
+        self.level = level
+        self.v: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = x if self.v is None else self.v + x
+        spikes = (v >= self.level).to(x.dtype)
+        self.v = v - spikes * self.level
+        return spikes * self.level
+
+
+def convert_reference(
+    ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSpec
+) -> ConvertedSNN:
+    levels = iter(activation_percentiles(ann, calibration))
+    snn = nn.Sequential(
+        *[IFNeuron(next(levels)) if isinstance(m, nn.ReLU) else m for m in ann]
+    ).eval()
+
+    @torch.no_grad()
+    def readout(x: torch.Tensor, steps: int) -> torch.Tensor:
+        for module in snn:
+            if isinstance(module, IFNeuron):
+                module.v = None
+        return torch.stack([snn(x) for _ in range(steps)])
+
+    levels_text = ", ".join(f"{m.level:.3g}" for m in snn if isinstance(m, IFNeuron))
+    return ConvertedSNN(
+        readout,
+        [f"reference: IF neurons, soft reset, thresholds = {PERCENTILE}th percentile "
+         f"activations ({levels_text})"],
+    )  # fmt: skip
+
+
+FRAMEWORK = Framework(
+    name="reference",
+    display="kernelprof reference",
+    neurons=NEURONS,
+    networks={"reference": ReferenceNetwork, "reference-compile": ReferenceCompileNetwork},
+    converters={"reference": convert_reference},
+    description="kernelprof's reference kernels: eager oracle, torch.compile, Triton, CUDA C",
+)

@@ -1,0 +1,151 @@
+"""Finding the frameworks: the built-in modules, installed plugins, and extra modules.
+
+Three sources, in display order:
+
+* the built-in modules of this package (:data:`BUILT_IN`), each exposing ``FRAMEWORK``;
+* every installed distribution that declares an entry point in the group
+  :data:`ENTRY_POINT_GROUP` (``kernelprof.frameworks``), e.g. in its ``pyproject.toml``::
+
+      [project.entry-points."kernelprof.frameworks"]
+      myfw = "myfw_kernelprof:FRAMEWORK"
+
+  The entry point names a :class:`~kernelprof.frameworks.base.Framework` (or a module that has
+  a ``FRAMEWORK``). A third party adds a framework this way without editing kernelprof;
+* the modules named in the environment variable :data:`EXTRA_ENV` (comma separated, each
+  ``module`` or ``module:attribute``), e.g. the planted implementations of the tests.
+
+Nothing here imports a framework's package: a framework module imports it only when one of
+its builders runs. A plugin that fails to load, or reuses a name, is left out, and why is kept
+in :func:`problems` for the commands to print.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from types import ModuleType
+
+from kernelprof.frameworks.base import Framework, Neuron
+
+BUILT_IN = ("reference", "spikingjelly", "snntorch", "norse", "lava_dl", "sinabs")
+ENTRY_POINT_GROUP = "kernelprof.frameworks"
+EXTRA_ENV = "KERNELPROF_EXTRA_FRAMEWORKS"
+
+_FRAMEWORKS: dict[str, Framework] = {}
+_SOURCES: dict[str, str] = {}
+_PROBLEMS: list[str] = []
+_LOADED = False
+
+
+def _as_framework(loaded: object, where: str) -> Framework:
+    if isinstance(loaded, ModuleType):
+        loaded = getattr(loaded, "FRAMEWORK", None)
+    if not isinstance(loaded, Framework):
+        raise TypeError(f"{where} is not a kernelprof Framework (got {type(loaded).__name__})")
+    return loaded
+
+
+def _add(framework: Framework, where: str) -> None:
+    if framework.name in _FRAMEWORKS:
+        _PROBLEMS.append(
+            f"framework {framework.name!r} from {where} left out: the name is already taken"
+        )
+        return
+    taken = {neuron.name for fw in _FRAMEWORKS.values() for neuron in fw.neurons}
+    clashes = sorted(taken & {neuron.name for neuron in framework.neurons})
+    if clashes:
+        _PROBLEMS.append(
+            f"framework {framework.name!r} from {where} left out: neuron names already taken "
+            f"({', '.join(clashes)})"
+        )
+        return
+    _FRAMEWORKS[framework.name] = framework
+    _SOURCES[framework.name] = where
+
+
+def _load_reference(reference: str) -> object:
+    module_name, _, attribute = reference.partition(":")
+    loaded: object = importlib.import_module(module_name.strip())
+    for part in filter(None, attribute.strip().split(".")):
+        loaded = getattr(loaded, part)
+    return loaded
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for name in BUILT_IN:
+        module = importlib.import_module(f"kernelprof.frameworks.{name}")
+        _add(_as_framework(module, f"kernelprof.frameworks.{name}"), f"built in ({name}.py)")
+    entry_points = sorted(
+        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name
+    )
+    for entry_point in entry_points:
+        where = f"entry point {entry_point.name} = {entry_point.value}"
+        try:
+            _add(_as_framework(entry_point.load(), where), where)
+        except Exception as error:  # noqa: BLE001 - a broken plugin must not stop the others
+            detail = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+            _PROBLEMS.append(f"framework plugin ({where}) failed to load: {detail}")
+    for reference in filter(None, os.environ.get(EXTRA_ENV, "").split(",")):
+        where = f"{EXTRA_ENV} module {reference.strip()}"
+        loaded = _load_reference(reference)  # an explicit request: failures are loud
+        candidates = getattr(loaded, "FRAMEWORKS", None) if isinstance(loaded, ModuleType) else None
+        for framework in candidates or [loaded]:
+            _add(_as_framework(framework, where), where)
+
+
+def frameworks() -> dict[str, Framework]:
+    """Every framework found, by name, in display order."""
+    _load()
+    return dict(_FRAMEWORKS)
+
+
+def source(name: str) -> str:
+    """Where the framework ``name`` came from (built in, an entry point, an extra module)."""
+    _load()
+    return _SOURCES[name]
+
+
+def problems() -> list[str]:
+    """Plugins that were left out, with why (one line each)."""
+    _load()
+    return list(_PROBLEMS)
+
+
+def framework(name: str) -> Framework:
+    known = frameworks()
+    if name not in known:
+        raise KeyError(f"unknown framework {name!r} (valid: {', '.join(known)})")
+    return known[name]
+
+
+def neurons() -> dict[str, Neuron]:
+    """Every framework's neurons (the rows of check and compare), by name."""
+    return {neuron.name: neuron for fw in frameworks().values() for neuron in fw.neurons}
+
+
+def neuron(name: str) -> Neuron:
+    known = neurons()
+    if name not in known:
+        raise KeyError(f"unknown implementation {name!r} (valid: {', '.join(known)})")
+    return known[name]
+
+
+def networks() -> dict[str, Framework]:
+    """The e2e network names, each with the framework that builds it."""
+    return {name: fw for fw in frameworks().values() for name in fw.networks}
+
+
+def conversion_routes() -> dict[str, Framework]:
+    """The conversion names: each converter, and each framework that says why it has none."""
+    routes: dict[str, Framework] = {}
+    for fw in frameworks().values():
+        for name in fw.converters:
+            routes[name] = fw
+        if not fw.converters and fw.no_converter:
+            routes[fw.name] = fw
+    return routes

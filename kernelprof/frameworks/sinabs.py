@@ -1,0 +1,258 @@
+"""Sinabs (and its EXODUS CUDA kernels): its LIF layers and its ANN-to-SNN converter.
+
+The timed build is the layer as Sinabs users call it, on their batch-first input
+(``layer.reset_states(); spikes = layer(x)`` with x [B, T, ...], ``record_states`` at its
+default, False); putting kernelprof's [T, N] input batch-first is ``TimedBuild.prepare``. The
+checking build records the membrane (``record_states=True``) to expose V.
+
+Sinabs 3.1.3 is installed with --no-deps (requirements/no-deps.txt) and its row is checked over
+the config grid (tests/test_impl_sinabs.py); sinabs-exodus, source-only and CUDA-only, has never
+been built here. The mapping follows the Sinabs 3.x sources (sinabs/layers/lif.py,
+layers/functional/lif.py, activation/spike_generation.py, reset_mechanism.py,
+surrogate_gradient_fn.py, and sinabs-exodus's sinabs/exodus/layers/lif.py and spike.py):
+
+* ``sinabs.layers.LIF(tau_mem, spike_threshold, spike_fn, reset_fn, surrogate_grad_fn,
+  norm_input, record_states)`` takes batch-first [B, T, ...] and keeps its state between calls
+  (``reset_states()`` zeroes it). Per step: v = alpha*v + (1 - alpha)*x (norm_input) or
+  alpha*v + x, alpha = exp(-1/tau_mem); then spikes and reset. So the canonical 1 - 1/tau needs
+  tau_mem = -1/ln(1 - 1/tau) (tau > 1), and v rests at 0: v_reset must be 0 for hard reset.
+* ``SingleSpike``: (v - theta >= 0), one spike per step, fires on equality like the canonical
+  model (the default MultiSpike emits several).
+* ``MembraneReset(0.)``: v * (spikes == 0), a comparison with no gradient: hard reset with
+  detach_reset=True only. ``MembraneSubtract()``: v - spikes*theta, attached: soft reset with
+  detach_reset=False only.
+* ``SingleExponential(grad_width, grad_scale)``: grad_scale/(theta*w) * exp(-|v - theta|/(theta*w))
+  equals piecewise_exp(alpha) for w = 1/(alpha*theta), grad_scale = 1/2. Sinabs ships no
+  sigmoid, atan or fast-sigmoid surrogate, so those raise Unsupported.
+* ``record_states=True`` records v after reset in ``layer.recordings["v_mem"]`` ([B, T, ...]).
+* EXODUS (``sinabs.exodus.layers.LIF``, CUDA only) accepts MembraneSubtract only (soft reset),
+  returns v before reset from its kernel, and raises NotImplementedError when a gradient reaches
+  v_mem, so its row returns V = None.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from kernelprof.frameworks.base import (
+    Default,
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+    Unsupported,
+)
+from kernelprof.frameworks.networks import PERCENTILE, ConvertedSNN, NetworkSpec
+from reference_kernels.model import LIFConfig
+
+PATH_SINABS = "python loop: sinabs functional.lif_forward, eager torch ops per step"
+PATH_EXODUS = "EXODUS CUDA kernels: forward over T per neuron, backward O(T^2) in parallel"
+
+
+def sinabs_parameters(config: LIFConfig, *, exodus: bool) -> dict:
+    """Keyword arguments for sinabs.layers.LIF (or EXODUS's LIF) with the activation objects
+    still to be instantiated by the caller: {"reset": "reset"|"subtract", "tau_mem", ...}."""
+    problems = []
+    if config.tau <= 1.0:
+        problems.append(f"tau={config.tau:g}: alpha = exp(-1/tau_mem) = 1 - 1/tau needs tau > 1")
+    if config.v_threshold <= 0:
+        problems.append("a threshold <= 0 (SingleExponential's width is proportional to it)")
+    if config.soft_reset:
+        if config.detach_reset:
+            problems.append(
+                "soft reset with detach_reset=True: MembraneSubtract keeps the gradient of S"
+            )
+    else:
+        if exodus:
+            problems.append("hard reset: EXODUS accepts MembraneSubtract (soft reset) only")
+        if config.v_reset != 0.0:
+            problems.append(f"v_reset={config.v_reset:g}: the sinabs LIF leaks towards 0")
+        if not config.detach_reset:
+            problems.append(
+                "hard reset with detach_reset=False: MembraneReset multiplies by (spikes == 0), "
+                "which has no gradient"
+            )
+    if config.surrogate != "piecewise_exp":
+        problems.append(
+            f"surrogate {config.surrogate}: sinabs ships SingleExponential, Gaussian, "
+            "MultiGaussian, Heaviside and PeriodicExponential only"
+        )
+    if problems:
+        name = "sinabs-exodus" if exodus else "sinabs"
+        raise Unsupported(f"{name} cannot express " + "; ".join(problems))
+    return {
+        "tau_mem": -1.0 / math.log(1.0 - 1.0 / config.tau),
+        "spike_threshold": float(config.v_threshold),
+        "grad_width": 1.0 / (config.alpha * config.v_threshold),
+        "grad_scale": 0.5,
+        "norm_input": config.decay_input,
+        "reset": "subtract" if config.soft_reset else "reset",
+    }
+
+
+def _batch_first(x: torch.Tensor) -> torch.Tensor:
+    return x.movedim(0, 1).contiguous()  # [T, B, ...] -> [B, T, ...], as Sinabs users hold it
+
+
+def _time_first(spikes: torch.Tensor) -> torch.Tensor:
+    return spikes.movedim(1, 0)
+
+
+def _timed(layer) -> TimedBuild:
+    """The layer as Sinabs users call it, on their batch-first input."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        layer.reset_states()  # the state persists between calls
+        return layer(x)
+
+    return TimedBuild(
+        run=run, prepare=_batch_first, spikes=_time_first, module=layer,
+        code="layer.reset_states(); spikes = layer(x)  # x batch-first [B, T, ...]",
+    )  # fmt: skip
+
+
+def _build_sinabs(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    from sinabs.activation import MembraneReset, MembraneSubtract, SingleExponential, SingleSpike
+    from sinabs.layers import LIF
+
+    p = sinabs_parameters(config, exodus=False)
+
+    def layer(record_states: bool):
+        return LIF(
+            tau_mem=p["tau_mem"],
+            spike_threshold=torch.tensor(p["spike_threshold"]),
+            spike_fn=SingleSpike,
+            reset_fn=MembraneSubtract() if p["reset"] == "subtract" else MembraneReset(0.0),
+            surrogate_grad_fn=SingleExponential(
+                grad_width=p["grad_width"], grad_scale=p["grad_scale"]
+            ),
+            norm_input=p["norm_input"],
+            record_states=record_states,
+        ).to(device)
+
+    checking, users = layer(True), layer(False)
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        checking.reset_states()  # the state persists between calls
+        spikes = checking(_batch_first(x))
+        return _time_first(spikes), _time_first(checking.recordings["v_mem"])
+
+    return NeuronBuild(check=check, timed=_timed(users), path=PATH_SINABS)
+
+
+def _build_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
+    from sinabs.exodus.layers import LIF
+
+    p = sinabs_parameters(config, exodus=True)
+    layer = LIF(
+        tau_mem=p["tau_mem"],
+        spike_threshold=p["spike_threshold"],
+        spike_fn=SingleSpike,
+        reset_fn=MembraneSubtract(),
+        surrogate_grad_fn=SingleExponential(grad_width=p["grad_width"], grad_scale=p["grad_scale"]),
+        norm_input=p["norm_input"],
+    ).to(device)
+
+    timed = _timed(layer)
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # EXODUS's backward refuses gradients through v_mem: V is not offered.
+        return timed.canonical(x), None
+
+    return NeuronBuild(check=check, timed=timed, path=PATH_EXODUS)
+
+
+REQUIREMENT = Requirement("sinabs", ">=3")
+SINABS = Neuron(
+    name="sinabs",
+    framework="Sinabs",
+    build=_build_sinabs,
+    requires=(REQUIREMENT,),
+    devices=("cpu", "cuda"),
+    description="sinabs.layers.LIF with SingleSpike: eager loop",
+)
+SINABS_EXODUS = Neuron(
+    name="sinabs-exodus",
+    framework="Sinabs",
+    build=_build_exodus,
+    requires=(REQUIREMENT, Requirement("sinabs-exodus", module="sinabs.exodus")),
+    devices=("cuda",),
+    description="sinabs.exodus.layers.LIF: EXODUS CUDA kernels (not run here: not installed)",
+)
+
+
+# ---- ANN-to-SNN conversion ---------------------------------------------------------------------
+
+
+def convert(ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSpec) -> ConvertedSNN:
+    """``sinabs.utils.normalize_weights`` (weights rescaled so each layer's activation
+    percentile is 1), then ``sinabs.from_model`` with its defaults: IAFSqueeze neurons,
+    MultiSpike (several spikes per step where v allows), MembraneSubtract, threshold 1,
+    v >= -1. Run on all T steps at once, batch and time folded."""
+    import copy
+
+    import sinabs
+    from sinabs.utils import normalize_weights
+
+    device = next(ann.parameters()).device
+    ann = copy.deepcopy(ann)  # normalize_weights rescales in place
+    names = [name for name, _ in ann.named_children()]
+    relus = [i for i, m in enumerate(ann) if isinstance(m, nn.ReLU)]
+    params = [max(j for j in range(i) if isinstance(ann[j], (nn.Conv2d, nn.Linear))) for i in relus]
+    normalize_weights(
+        ann,
+        torch.cat(calibration).to(device),
+        output_layers=[names[i] for i in relus],
+        param_layers=[names[j] for j in params],
+        percentile=PERCENTILE,
+    )
+    converted: dict[int, object] = {}
+
+    @torch.no_grad()
+    def readout(x: torch.Tensor, steps: int) -> torch.Tensor:
+        if steps not in converted:  # IAFSqueeze folds batch and time: built per T
+            converted[steps] = sinabs.from_model(
+                ann, input_shape=spec.input_shape, num_timesteps=steps
+            ).to(device)
+        network = converted[steps]
+        network.reset_states()
+        folded = x.unsqueeze(1).expand(-1, steps, *x.shape[1:]).flatten(0, 1)
+        return network(folded).unflatten(0, (x.shape[0], steps)).transpose(0, 1)
+
+    return ConvertedSNN(
+        readout,
+        [f"sinabs: normalize_weights(percentile={PERCENTILE}) then from_model defaults "
+         "(IAFSqueeze, MultiSpike, MembraneSubtract, threshold 1, min_v_mem -1)"],
+    )  # fmt: skip
+
+
+# ---- the framework's own defaults --------------------------------------------------------------
+
+_LIF = "sinabs/layers/lif.py: LIF.__init__"
+DEFAULTS = (
+    Default("tau_mem", "required (no default)", _LIF, canonical="tau"),
+    Default("tau_syn", "None (no synaptic current)", _LIF),
+    Default("spike_threshold", "1.0", _LIF, canonical="v_threshold"),
+    Default("spike_fn", "MultiSpike (several spikes per step)", _LIF),
+    Default("reset_fn", "MembraneSubtract(subtract_value=None) (soft reset)", _LIF,
+            canonical="v_reset"),
+    Default("surrogate_grad_fn", "SingleExponential(grad_width=0.5, grad_scale=1.0)", _LIF,
+            canonical="surrogate"),
+    Default("norm_input", "True (input scaled by 1 - alpha)", _LIF, canonical="decay_input"),
+    Default("record_states", "False", _LIF),
+)  # fmt: skip
+
+FRAMEWORK = Framework(
+    name="sinabs",
+    display="Sinabs",
+    requires=(REQUIREMENT,),
+    neurons=(SINABS, SINABS_EXODUS),
+    converters={"sinabs": convert},
+    defaults=DEFAULTS,
+    description="batch-first LIF layers; EXODUS CUDA kernels where sinabs-exodus is built",
+)

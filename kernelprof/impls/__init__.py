@@ -1,1 +1,0 @@
-"""LIF implementations kernelprof compares: one module per framework, each registering itself."""

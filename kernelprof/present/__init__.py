@@ -1,0 +1,1 @@
+"""Presentation: terminal tables, CSV/Markdown, plots and HTML reports. It never measures."""

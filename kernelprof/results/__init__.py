@@ -1,0 +1,1 @@
+"""Results documents: their schema (versioned, typed records) and their analysis."""

@@ -1,0 +1,1 @@
+"""Verification: agreement with the float64 oracle, verdicts, and timed-build agreement."""

@@ -1,0 +1,107 @@
+"""A framework from outside the source tree: installed with pip into a scratch folder, found
+through its `kernelprof.frameworks` entry point alone, and seen in check, compare and e2e."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURE = Path(__file__).parent / "plugin_fixture"
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory):
+    """An environment whose PYTHONPATH holds the plugin, pip-installed (not a source folder)."""
+    scratch = tmp_path_factory.mktemp("plugin")
+    source = scratch / "source"
+    shutil.copytree(FIXTURE, source)
+    site = scratch / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "--target", str(site), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    entry_points = next(site.glob("kpfake_lif-*.dist-info")) / "entry_points.txt"
+    assert "kernelprof.frameworks" in entry_points.read_text()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    env.pop("KERNELPROF_EXTRA_FRAMEWORKS", None)
+    return env
+
+
+def kernelprof(env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kernelprof.cli", *args], capture_output=True,
+                          text=True, timeout=600, env=env)  # fmt: skip
+
+
+def test_the_plugin_is_checked(plugin_env):
+    done = kernelprof(plugin_env, "check", "--impls", "fakefw-lif,ref-torch", "--T", "6",
+                      "--N", "3000", "--device", "cpu", "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {row["impl"]: row for row in json.loads(done.stdout)["rows"]}
+    assert rows["fakefw-lif"]["framework"] == "FakeFW"
+    assert rows["fakefw-lif"]["verdict"] in ("exact", "close"), rows["fakefw-lif"]
+    assert rows["fakefw-lif"]["timed_build"]["agrees"]
+
+
+def test_the_plugin_is_compared(plugin_env):
+    done = kernelprof(plugin_env, "compare", "--impls", "fakefw-lif,ref-torch", "--T", "4",
+                      "--N", "8192", "--device", "cpu", "--repeat-s", "0.05", "--no-energy",
+                      "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {row["impl"]: row for row in json.loads(done.stdout)["runs"][0]["rows"]}
+    row = rows["fakefw-lif"]
+    assert row["verdict"] in ("exact", "close") and row["timed_build"]["agrees"], row
+    assert row["timings"]["fwd+bwd"]["median_s"] > 0 and row["speedup"] > 0
+    assert row["timed_code"].startswith("spikes, _ = fake_lif")
+    versions = json.loads(done.stdout)["environment"]["versions"]
+    assert "spikingjelly" in versions  # the built-in frameworks are still there
+
+
+def test_the_plugin_trains_end_to_end(plugin_env):
+    done = kernelprof(plugin_env, "e2e", "--model", "fc", "--dataset", "synthetic",
+                      "--frameworks", "fakefw,reference", "--epochs", "1", "--steps", "4",
+                      "--limit-test", "64", "--device", "cpu", "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {row["framework"]: row for row in json.loads(done.stdout)["rows"]}
+    assert rows["fakefw"]["status"] == "ok", rows["fakefw"]
+    # the same LIF (exact), weights and data order as the reference: the same accuracy
+    assert rows["fakefw"]["test_accuracy"] == rows["reference"]["test_accuracy"]
+    conversion = kernelprof(plugin_env, "e2e", "--mode", "conversion", "--frameworks",
+                            "fakefw", "--dataset", "synthetic", "--epochs", "1", "--steps", "2",
+                            "--T", "2", "--limit-test", "64", "--device", "cpu",
+                            "--format", "json")  # fmt: skip
+    assert conversion.returncode == 0, conversion.stderr
+    (row,) = json.loads(conversion.stdout)["rows"]
+    assert row["status"] == "unsupported" and "FakeFW ships no" in row["reason"]
+
+
+def test_the_plugin_is_listed_and_its_absence_changes_nothing(plugin_env):
+    done = kernelprof(plugin_env, "frameworks", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    listed = {fw["name"]: fw for fw in json.loads(done.stdout)["frameworks"]}
+    assert listed["fakefw"]["neurons"] == ["fakefw-lif"]
+    assert listed["fakefw"]["networks"] == ["fakefw"]
+    without = {k: v for k, v in plugin_env.items() if k != "PYTHONPATH"}
+    done = kernelprof(without, "frameworks", "--format", "json")
+    assert "fakefw" not in {fw["name"] for fw in json.loads(done.stdout)["frameworks"]}
+
+
+def test_a_broken_plugin_is_reported_and_the_others_still_run(tmp_path, plugin_env):
+    site = tmp_path / "broken"
+    info = site / "kpbroken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kpbroken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[kernelprof.frameworks]\nbroken = kpbroken:FRAMEWORK\n")
+    env = {**plugin_env, "PYTHONPATH": f"{site}{os.pathsep}{plugin_env['PYTHONPATH']}"}
+    done = kernelprof(env, "check", "--impls", "fakefw-lif", "--T", "2", "--N", "64",
+                      "--device", "cpu")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "broken = kpbroken:FRAMEWORK" in done.stdout and "failed to load" in done.stdout
