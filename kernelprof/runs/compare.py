@@ -207,13 +207,14 @@ def _peak_bytes(forward_backward, device: torch.device, profiled_peak: int | Non
 
 
 def host_memory_note(keep: bool) -> str:
+    """The run's note on the host allocator (applying the setting in this process when kept)."""
     if not keep:
         return (
             "host allocator: glibc defaults, as the frameworks' users run them "
             "(--keep-host-memory keeps freed memory in the heap instead)"
         )
     return (
-        device_facts.keep_host_memory() + " (--keep-host-memory; it does not speed every "
+        f"{device_facts.keep_host_memory()} (--keep-host-memory; it does not speed every "
         "framework alike: benchmarks/host_allocator.py)"
     )
 
