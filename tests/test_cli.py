@@ -73,3 +73,22 @@ def test_cuda_without_a_gpu_is_a_clear_error():
         return
     done = kernelprof("compare", "--device", "cuda")
     assert done.returncode == 2 and "no CUDA device" in done.stderr
+
+
+def test_free_text_in_tables_is_shown_as_written_not_read_as_markup():
+    from rich.console import Console
+
+    from kernelprof.present import report
+
+    document = {
+        "case": {"T": 4, "N": 64, "dtype": "fp32"},
+        "config": {"tau": 2.0, "v_reset": 0.0, "detach_reset": False, "decay_input": True,
+                   "surrogate": "superspike", "alpha": 1.0},
+        "environment": {"device": {"name": "cpu"}},
+        "rows": [{"impl": "a", "verdict": "unsupported", "status": "unsupported",
+                  "reason": "weights [out, in, k, k, 1] and [bold]x[/bold]"}],
+    }  # fmt: skip
+    console = Console(record=True, width=200)
+    console.print(report.check_table(document))
+    text = console.export_text()
+    assert "weights [out, in, k, k, 1] and [bold]x[/bold]" in text

@@ -89,7 +89,7 @@ def kernel_table(run: dict[str, Any]) -> Table:
             f"{first_call:.2f}",
         )
     kinds = {row.get("kernel_kind") for row in run["rows"] if row.get("kernel_kind")}
-    table.caption = "\n".join(
+    table.caption = _plain(
         [
             "ms: median ±half the IQR; speedup: fwd+bwd vs the baseline; kernels: "
             + " / ".join(sorted(kinds))
@@ -100,6 +100,12 @@ def kernel_table(run: dict[str, Any]) -> Table:
         + notes
     )
     return table
+
+
+def _plain(lines: list[str]) -> Text:
+    """A caption of free text (reasons, notes, shapes such as [out, in, k, k]): shown as
+    written, never read as rich markup."""
+    return Text("\n".join(lines))
 
 
 def _megabytes(value: int | None) -> str:
@@ -170,7 +176,7 @@ def check_table(document: dict[str, Any]) -> Table:
         )
         if verdict != "exact":
             reasons.append(f"{row['impl']}: {verdict}: {row['reason']}")
-    table.caption = "\n".join(
+    table.caption = _plain(
         [
             "ties: neurons whose spikes first differ where the oracle's |H - theta| <= 1e-5",
             "timed build: what the framework's users run (timed by compare), against the "
@@ -202,7 +208,7 @@ def frameworks_table(listing: dict[str, Any]) -> Table:
             f"{fw['name']} ({fw['display']})", status, ", ".join(fw["neurons"]),
             ", ".join(fw["networks"]), conversion, fw["source"],
         )  # fmt: skip
-    table.caption = "\n".join(listing["problems"])
+    table.caption = _plain(listing["problems"])
     return table
 
 
@@ -317,7 +323,7 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
             )
         if energy["joules_per_epoch"] is None:
             notes.append(f"{row['framework']}: energy {energy['reason']}")
-    summary.caption = "\n".join(notes)
+    summary.caption = _plain(notes)
 
     trained = [row for row in document["rows"] if row.get("status") == "ok"]
     breakdown = Table(title="median step breakdown (ms), instrumented steps", title_justify="left")
@@ -368,7 +374,7 @@ def ranks_table(document: dict[str, Any]) -> Table:
             )
         if row.get("ranks"):
             totals.append(f"{row['framework']}: {row['total_samples_per_s']:.0f} samples/s in all")
-    table.caption = "\n".join(
+    table.caption = _plain(
         totals
         + [
             "communication: the gradient all-reduce per instrumented step, made blocking there; "
@@ -421,7 +427,7 @@ def conversion_tables(document: dict[str, Any]) -> list[Table]:
         )
         notes += [note for note in row.get("notes", [])]
     notes.append(f"ms/batch: one test batch of {task['batch_size']} through all T steps")
-    summary.caption = "\n".join(notes)
+    summary.caption = _plain(notes)
     by_t = Table(title="test accuracy against T", title_justify="left")
     by_t.add_column("T", justify="right")
     for row in ok:
