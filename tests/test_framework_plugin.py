@@ -105,3 +105,22 @@ def test_a_broken_plugin_is_reported_and_the_others_still_run(tmp_path, plugin_e
                       "--device", "cpu")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "broken = kpbroken:FRAMEWORK" in done.stdout and "failed to load" in done.stdout
+
+
+def test_a_plugin_that_reuses_a_name_or_does_not_import_is_left_out_with_why(tmp_path):
+    (tmp_path / "kpclash.py").write_text(
+        "from kernelprof.frameworks.base import Framework\n"
+        "FRAMEWORK = Framework(name='snntorch', display='clash')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path),
+           "KERNELPROF_EXTRA_FRAMEWORKS": "kpclash,kpnothere"}  # fmt: skip
+    done = kernelprof(env, "frameworks", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(done.stdout)
+    names = [fw["name"] for fw in listing["frameworks"]]
+    assert names.count("snntorch") == 1
+    assert next(fw for fw in listing["frameworks"] if fw["name"] == "snntorch")["display"] == (
+        "snnTorch")  # fmt: skip
+    problems = " | ".join(listing["problems"])
+    assert "'snntorch' from KERNELPROF_EXTRA_FRAMEWORKS module kpclash left out" in problems
+    assert "kpnothere failed to load: ModuleNotFoundError" in problems

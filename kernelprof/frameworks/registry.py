@@ -92,10 +92,16 @@ def _load() -> None:
             _PROBLEMS.append(f"framework plugin ({where}) failed to load: {detail}")
     for reference in filter(None, os.environ.get(EXTRA_ENV, "").split(",")):
         where = f"{EXTRA_ENV} module {reference.strip()}"
-        loaded = _load_reference(reference)  # an explicit request: failures are loud
-        candidates = getattr(loaded, "FRAMEWORKS", None) if isinstance(loaded, ModuleType) else None
-        for framework in candidates or [loaded]:
-            _add(_as_framework(framework, where), where)
+        try:
+            loaded = _load_reference(reference)
+            many = getattr(loaded, "FRAMEWORKS", None) if isinstance(loaded, ModuleType) else None
+            found = [_as_framework(framework, where) for framework in many or [loaded]]
+        except Exception as error:  # noqa: BLE001 - reported like a broken plugin
+            detail = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+            _PROBLEMS.append(f"frameworks from {where} failed to load: {detail}")
+            continue
+        for framework in found:
+            _add(framework, where)
 
 
 def frameworks() -> dict[str, Framework]:
