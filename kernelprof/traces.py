@@ -9,13 +9,17 @@ activity (kernel, memcpy, memset), and of every CPU operator per thread (for sel
 What a summary holds (all times in microseconds, as the trace has them):
 
 * kernels, CPU operators (inclusive and self time: self excludes the operators nested in it on
-  the same thread) and ``record_function`` ranges (``user_annotation`` and
-  ``gpu_user_annotation`` events), each by name: count and total;
+  the same thread) and ``record_function`` ranges, each by name: count and total. A range is
+  recorded twice by Kineto, on the CPU (``user_annotation``: host time) and on the GPU
+  (``gpu_user_annotation``: the device work it enclosed), under the same name; the two are kept
+  apart (``ranges`` and ``gpu_ranges``), since adding host and device time means nothing;
 * time per event category (``cat``: kernel, gpu_memcpy, cpu_op, cuda_runtime, ...), and GPU
   time by kind as Holistic Trace Analysis names it (computation, communication: NCCL kernels,
   memory: memcpy and memset);
 * launch statistics: kernel count, mean kernel duration, the share of kernels shorter than
-  ``TINY_KERNEL_US``, the CUDA launch calls and their mean duration, and the GPU idle fraction:
+  ``TINY_KERNEL_US``, the launch calls and their mean duration (runtime API ``cudaLaunchKernel``
+  under ``cuda_runtime`` and driver API ``cuLaunchKernel`` under ``cuda_driver``, which is how
+  Triton, CuPy and NVRTC kernels are launched), and the GPU idle fraction:
   the part of each device's active window (first GPU activity to last) that no kernel, memcpy
   or memset covers, all streams merged.
 
@@ -33,8 +37,10 @@ from typing import Any
 
 TINY_KERNEL_US = 10.0
 GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
-RANGE_CATEGORIES = ("user_annotation", "gpu_user_annotation")
-LAUNCH_NAMES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
+CPU_RANGE_CATEGORY, GPU_RANGE_CATEGORY = "user_annotation", "gpu_user_annotation"
+LAUNCH_CATEGORIES = ("cuda_runtime", "cuda_driver")
+LAUNCH_NAMES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx",
+                "cudaLaunchCooperativeKernel", "cuLaunchCooperativeKernel")  # fmt: skip
 
 
 class TraceError(Exception):
@@ -60,6 +66,7 @@ class TraceSummary:
     kernels: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
     operators: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
     ranges: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
+    gpu_ranges: dict[str, Totals] = field(default_factory=lambda: defaultdict(Totals))
     categories: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     gpu_kinds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     tiny_kernels: int = 0
@@ -104,6 +111,7 @@ class TraceSummary:
             "kernels": table(self.kernels),
             "operators": table(self.operators, "self_us"),
             "ranges": table(self.ranges),
+            "gpu_ranges": table(self.gpu_ranges),
             "categories_us": dict(sorted(self.categories.items(), key=lambda i: -i[1])),
             "gpu_kinds_us": dict(self.gpu_kinds),
             "launch": {
@@ -214,9 +222,11 @@ def summarize(path: Path) -> TraceSummary:
             starts.append(ts)
             ends.append(ts + duration)
             ids.append(names.setdefault(name, len(names)))
-        elif category in RANGE_CATEGORIES:
+        elif category == CPU_RANGE_CATEGORY:
             summary.ranges[name].add(duration)
-        elif category == "cuda_runtime" and name in LAUNCH_NAMES:
+        elif category == GPU_RANGE_CATEGORY:
+            summary.gpu_ranges[name].add(duration)
+        elif category in LAUNCH_CATEGORIES and name in LAUNCH_NAMES:
             summary.launches.add(duration)
     if summary.complete_events:
         summary.span_us = last_end - first_ts
@@ -300,6 +310,7 @@ def diff(a: TraceSummary, b: TraceSummary, top: int | None = None) -> dict[str, 
         return rows[:top]
 
     ranges_a, ranges_b, prefixes = _matched_ranges(a.ranges, b.ranges)
+    gpu_ranges_a, gpu_ranges_b, _ = _matched_ranges(a.gpu_ranges, b.gpu_ranges)
     categories = [
         {"name": name, "a_us": a.categories.get(name, 0.0), "b_us": b.categories.get(name, 0.0),
          "delta_us": b.categories.get(name, 0.0) - a.categories.get(name, 0.0)}
@@ -313,6 +324,7 @@ def diff(a: TraceSummary, b: TraceSummary, top: int | None = None) -> dict[str, 
         "kernels": compare(a.kernels, b.kernels, "total_us"),
         "operators": compare(a.operators, b.operators, "self_us"),
         "ranges": compare(ranges_a, ranges_b, "total_us"),
+        "gpu_ranges": compare(gpu_ranges_a, gpu_ranges_b, "total_us"),
         "range_prefixes": prefixes,
         "categories": categories[:top],
     }

@@ -226,3 +226,63 @@ def test_a_200_mb_trace_is_summarised_in_one_streaming_pass(tmp_path):
     grown = (peak - baseline) * 1024
     # json.load would hold several times the file as Python objects; the stream keeps arrays
     assert grown < size / 2, f"memory grew {grown / 2**20:.0f} MiB for {size / 2**20:.0f} MiB"
+
+
+# ---- launches, annotations and names (what a GPU engineer reads first) -------------------------
+
+
+def test_driver_api_launches_count_like_runtime_ones(tmp_path):
+    """Triton, CuPy and NVRTC kernels are launched with cuLaunchKernel, filed under cuda_driver."""
+    path = write_trace(tmp_path / "t.json", [
+        event("cuLaunchKernel", "cuda_driver", 0, 5),
+        event("cudaLaunchKernel", "cuda_runtime", 10, 3),
+        event("cudaMemcpyAsync", "cuda_runtime", 20, 4),
+        event("_lif_forward_kernel", "kernel", 6, 100, args={"device": 0}),
+    ])  # fmt: skip
+    launch = traces.summarize(path).as_dict()["launch"]
+    assert launch["launch_calls"] == 2 and launch["mean_launch_us"] == pytest.approx(4.0)
+
+
+def test_cpu_and_gpu_annotations_of_one_range_are_kept_apart(tmp_path):
+    path = write_trace(tmp_path / "t.json", [
+        event("ref-triton/fwd", "user_annotation", 0, 2100),
+        event("ref-triton/fwd", "gpu_user_annotation", 50, 138, args={"device": 0}),
+    ])  # fmt: skip
+    summary = traces.summarize(path).as_dict()
+    assert summary["ranges"] == [{"name": "ref-triton/fwd", "count": 1, "total_us": 2100,
+                                  "self_us": 0.0}]  # fmt: skip
+    assert summary["gpu_ranges"][0]["total_us"] == 138
+    done = run_kernelprof("trace", "summary", str(path))
+    printed = " ".join(done.stdout.split())  # table titles wrap at the table's width
+    assert "on the CPU (host time)" in printed and "on the GPU (device time)" in printed
+
+
+def test_different_kernels_keep_different_short_names():
+    from kernelprof.present.report import distinct_short_names, short_name
+
+    anonymous = [
+        "void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int, "
+        "float const*, long, long, long, int, int, int, int, int, int, int, int, int, int, "
+        "float*, long*)",
+        "void at::native::(anonymous namespace)::adaptive_average_pool<float>(float const*, "
+        "float*, int, int, int, int, long, long, long)",
+    ]
+    assert (
+        short_name(anonymous[0]) == "at::native::{anonymous}::max_pool_forward_nchw<float, float>"
+    )
+    deep = [
+        "void k<a<b<c<" + "x" * 60 + "1>>>>(int, float, float, float, float, float, float, float)",
+        "void k<a<b<c<" + "x" * 60 + "2>>>>(int, float, float, float, float, float, float, float)",
+    ]
+    for names in (anonymous, deep):
+        shorts = distinct_short_names(names)
+        assert len(set(shorts.values())) == len(names), shorts
+        assert all(len(short) <= 80 for short in shorts.values())
+
+
+@needs_shared
+def test_the_real_traces_kernels_all_have_distinct_short_names():
+    from kernelprof.present.report import distinct_short_names
+
+    names = list(traces.summarize(ALEXNET).kernels)
+    assert len(set(distinct_short_names(names).values())) == len(names) == 16

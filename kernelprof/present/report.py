@@ -511,31 +511,72 @@ def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole else ""
 
 
-def short_name(name: str, width: int = 80) -> str:
+def short_name(name: str, width: int = 80, depth: int = 2) -> str:
     """A demangled C++ kernel name made readable: no "void ", no parameter list, template
-    arguments nested deeper than one level shown as <…>, then cut to ``width``."""
-    name = name.removeprefix("void ")
+    arguments nested deeper than ``depth`` levels shown as <…>, then cut to ``width``."""
+    name = name.removeprefix("void ").replace("(anonymous namespace)", "{anonymous}")
     if len(name) <= width:
         return name
-    out, depth = [], 0
+    out, level = [], 0
     for char in name:
-        if char == "(" and depth == 0:
+        if char == "(" and level == 0:
             break  # the parameter list
         if char == "<":
-            depth += 1
-            if depth == 2:
+            level += 1
+            if level == depth:
                 out.append("<…>")
-            if depth >= 2:
+            if level >= depth:
                 continue
         elif char == ">":
-            depth -= 1
-            if depth >= 1:
+            level -= 1
+            if level >= depth - 1:
                 continue
-        elif depth >= 2:
+        elif level >= depth:
             continue
         out.append(char)
     short = "".join(out)
     return short if len(short) <= width else short[: width - 1] + "…"
+
+
+def distinct_short_names(names: list[str], width: int = 80) -> dict[str, str]:
+    """Each name shortened (see :func:`short_name`) so that different names stay different:
+    where two shorten alike, deeper template levels are kept, and as a last resort the part
+    where they first differ is shown after the common start."""
+    shorts = {name: short_name(name, width) for name in names}
+    for depth in (3, 4, 6, 1000):
+        clashing = _clashes(shorts)
+        if not clashing:
+            return shorts
+        for name in clashing:
+            shorts[name] = short_name(name, width, depth)
+    for group in _groups(shorts).values():
+        if len(group) < 2:
+            continue
+        common = len(_common_prefix(group))
+        for name in group:
+            keep = max(0, width // 2 - 1)
+            start = max(0, common - 8)
+            shorts[name] = (name[:keep] + "…" + name[start : start + width - keep - 1])[:width]
+    return shorts
+
+
+def _groups(shorts: dict[str, str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for name, short in shorts.items():
+        groups.setdefault(short, []).append(name)
+    return groups
+
+
+def _clashes(shorts: dict[str, str]) -> list[str]:
+    return [name for group in _groups(shorts).values() if len(group) > 1 for name in group]
+
+
+def _common_prefix(names: list[str]) -> str:
+    first, last = min(names), max(names)
+    length = 0
+    while length < min(len(first), len(last)) and first[length] == last[length]:
+        length += 1
+    return first[:length]
 
 
 def _name_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> Table:
@@ -543,8 +584,9 @@ def _name_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) ->
     table.add_column("name", overflow="fold", max_width=90)
     for header, _ in columns:
         table.add_column(header, justify="right", no_wrap=True)
+    shorts = distinct_short_names([row["name"] for row in rows])
     for row in rows:
-        table.add_row(short_name(row["name"]), *(render(row) for _, render in columns))
+        table.add_row(shorts[row["name"]], *(render(row) for _, render in columns))
     return table
 
 
@@ -594,10 +636,13 @@ def trace_summary_tables(summary: dict[str, Any]) -> list[Table | Text]:
             ("count", lambda r: f"{r['count']:,}"), ("self ms", lambda r: _ms(r["self_us"])),
             ("total ms", lambda r: _ms(r["total_us"])),
         ]))  # fmt: skip
-    if summary["ranges"]:
-        tables.append(_name_table("record_function ranges", summary["ranges"], [
-            ("count", lambda r: f"{r['count']:,}"), ("total ms", lambda r: _ms(r["total_us"])),
-        ]))  # fmt: skip
+    titles = {"ranges": "record_function ranges on the CPU (host time)",
+              "gpu_ranges": "record_function ranges on the GPU (device time)"}  # fmt: skip
+    for key, title in titles.items():
+        if summary.get(key):
+            tables.append(_name_table(title, summary[key], [
+                ("count", lambda r: f"{r['count']:,}"), ("total ms", lambda r: _ms(r["total_us"])),
+            ]))  # fmt: skip
     return tables
 
 
@@ -624,8 +669,9 @@ def trace_diff_tables(difference: dict[str, Any]) -> list[Table | Text]:
     )  # fmt: skip
     for key, title in (("kernels", "kernels (total time)"),
                        ("operators", "operators (self time)"),
-                       ("ranges", ranges_title)):  # fmt: skip
-        if difference[key]:
+                       ("ranges", ranges_title),
+                       ("gpu_ranges", "record_function ranges on the GPU")):  # fmt: skip
+        if difference.get(key):
             tables.append(_name_table(f"{title}, largest change first", difference[key], counted))
     return tables
 
@@ -644,8 +690,9 @@ def trace_summary_markdown(summary: dict[str, Any]) -> str:
             f"{launch['tiny_kernel_us']:g} µs; GPU idle {100 * launch['gpu_idle_fraction']:.1f} %"
         )
     for key, title, value in (("kernels", "kernel", "total_us"), ("operators", "operator",
-                              "self_us"), ("ranges", "range", "total_us")):  # fmt: skip
-        if summary[key]:
+                              "self_us"), ("ranges", "CPU range", "total_us"),
+                              ("gpu_ranges", "GPU range", "total_us")):  # fmt: skip
+        if summary.get(key):
             lines += ["", f"| {title} | count | ms |", "|---|---|---|"]
             lines += [f"| `{r['name']}` | {r['count']} | {_ms(r[value])} |" for r in summary[key]]
     return "\n".join(lines) + "\n"
@@ -653,8 +700,8 @@ def trace_summary_markdown(summary: dict[str, Any]) -> str:
 
 def trace_diff_markdown(difference: dict[str, Any]) -> str:
     lines = [f"A = `{difference['a']}`, B = `{difference['b']}`"]
-    for key in ("categories", "kernels", "operators", "ranges"):
-        if difference[key]:
+    for key in ("categories", "kernels", "operators", "ranges", "gpu_ranges"):
+        if difference.get(key):
             lines += ["", f"| {key} | A ms | B ms | B - A ms |", "|---|---|---|---|"]
             lines += [
                 f"| `{r['name']}` | {_ms(r['a_us'])} | {_ms(r['b_us'])} | "
