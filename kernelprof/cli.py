@@ -297,6 +297,47 @@ def _pythons(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
     return pythons
 
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output the command will write is checked before anything is measured, so that a
+    long run never ends in losing its results: --out and --plot must be files that can be
+    created, --trace-dir a folder, --timeout positive."""
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout: must be > 0 seconds, got {timeout:g}")
+    if getattr(args, "out", None) is not None:
+        _writable_file(args.out, "--out")
+    if getattr(args, "plot", None) is not None:
+        if args.plot.suffix.lower() not in PLOT_SUFFIXES:
+            raise UsageError(f"--plot: {args.plot} must end in {', '.join(PLOT_SUFFIXES)}")
+        _writable_file(args.plot, "--plot")
+    if getattr(args, "trace_dir", None) is not None:
+        _writable_folder(args.trace_dir, "--trace-dir")
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """Creates ``folder`` if needed and proves a file can be written in it."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option}: {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kernelprof-probe-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or error
+        raise UsageError(f"{option}: cannot write in {folder} ({reason})") from None
+
+
+def _writable_file(path: Path, option: str) -> None:
+    if path.is_dir():
+        raise UsageError(f"{option}: {path} is a folder, not a file")
+    _writable_folder(path.parent, option)
+
+
 def _check_neuron(args: argparse.Namespace) -> None:
     if args.neuron not in NEURONS:
         raise UsageError(f"--neuron: unknown {args.neuron!r} (valid: {', '.join(NEURONS)})")
@@ -319,8 +360,7 @@ def _write_out(args: argparse.Namespace, document: dict[str, Any]) -> None:
     elif args.format in ("csv", "md"):
         print(report.flat_table(document, args.format), end="")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report.to_json(document))
+        save(document, args.out)
 
 
 def _registry():
@@ -330,8 +370,31 @@ def _registry():
     return registry, registry.problems()
 
 
+def save(document: dict[str, Any], path: Path) -> Path:
+    """Writes the results document to ``path``; should that fail after all (checked before the
+    run, but a disk can fill), it goes to a file in the temporary folder instead, and stderr says
+    where: a result already measured is never lost."""
+    import tempfile
+
+    from kernelprof.present import report
+
+    text = report.to_json(document)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+    except OSError as error:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="kernelprof-results-",
+                                         delete=False) as fallback:  # fmt: skip
+            fallback.write(text)
+        print(f"kernelprof: cannot write {path} ({error.strerror or error}); the results are in "
+              f"{fallback.name}", file=sys.stderr)  # fmt: skip
+        return Path(fallback.name)
+
+
 def _check(args: argparse.Namespace) -> int:
     _check_neuron(args)
+    _check_outputs(args)
     from rich.console import Console
 
     from kernelprof.harness.worker import run_task
@@ -386,6 +449,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     _check_neuron(args)
+    _check_outputs(args)
     from rich.console import Console
 
     from kernelprof.inputs import DTYPES
@@ -486,6 +550,7 @@ def _e2e(args: argparse.Namespace) -> int:
     for name in ("epochs", "T", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')}: must be >= 1")
+    _check_outputs(args)
     launch = torchrun_environment()
     if launch is not None and args.mode != "direct":
         raise UsageError("--mode conversion runs in one process: torchrun is for direct training")
@@ -556,8 +621,7 @@ def _e2e(args: argparse.Namespace) -> int:
     else:
         print(report.to_json(document))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report.to_json(document))
+        save(document, args.out)
     if document.get("ann", {}).get("status", "ok") != "ok":
         return 1
     failed = [row for row in document["rows"] if row.get("status") == "error"]
@@ -672,6 +736,7 @@ def _report(args: argparse.Namespace) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in (".html", ".htm", ".md"):
         raise UsageError(f"-o: {args.out} must end in .html or .md")
+    _writable_file(args.out, "-o")
     try:
         loaded = [(path.name, documents.load(path)) for path in args.results]
     except documents.ReportError as error:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 
+import pytest
 import torch
 
 from tests.cli_runner import run_kernelprof
@@ -92,3 +94,37 @@ def test_free_text_in_tables_is_shown_as_written_not_read_as_markup():
     console.print(report.check_table(document))
     text = console.export_text()
     assert "weights [out, in, k, k, 1] and [bold]x[/bold]" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "expected"),
+    [
+        ("compare", ["--out", "/proc/kernelprof-no/out.json"], "--out: cannot write in /proc"),
+        ("compare", ["--out", "/tmp"], "--out: /tmp is a folder, not a file"),
+        ("compare", ["--trace-dir", "/etc/hostname"], "exists and is not a folder"),
+        ("compare", ["--plot", "/proc/kernelprof-no/p.png"], "--plot: cannot write"),
+        ("compare", ["--plot", "plot.jpeg"], "must end in .png, .pdf, .svg"),
+        ("compare", ["--timeout", "0"], "--timeout: must be > 0"),
+        ("check", ["--out", "/proc/kernelprof-no/out.json"], "--out: cannot write"),
+        ("check", ["--timeout", "-1"], "--timeout: must be > 0"),
+        ("e2e", ["--out", "/proc/kernelprof-no/e2e.json"], "--out: cannot write"),
+        ("e2e", ["--trace-dir", "/proc/kernelprof-no"], "--trace-dir: cannot write"),
+    ],
+)
+def test_outputs_are_checked_before_anything_is_measured(command, option, expected):
+    started = time.perf_counter()
+    done = kernelprof(command, "--device", "cpu", *option)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert expected in line
+    assert time.perf_counter() - started < 30  # refused up front, not after measuring
+
+
+def test_a_results_file_that_cannot_be_written_at_the_end_is_kept_elsewhere(tmp_path):
+    from kernelprof.cli import save
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    kept = save({"kernelprof": "compare", "rows": [1]}, blocked / "out.json")
+    assert kept != blocked / "out.json" and json.loads(kept.read_text())["rows"] == [1]
+    kept.unlink()
