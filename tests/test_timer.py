@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -106,3 +108,22 @@ def test_cuda_graph_replay_reproduces_the_work():
     replay()
     torch.cuda.synchronize()
     assert float(out[0]) == 6.0
+
+
+def test_the_cache_flush_reads_and_says_so():
+    """A flush by writing would leave dirty lines whose write-back lands in the timed call."""
+    from kernelprof.harness.timer import CPU_FLUSH_BYTES, _cache_flusher
+
+    flush = _cache_flusher(torch.device("cpu"))
+    buffer = flush.__closure__[0].cell_contents
+    before = buffer.clone()
+    assert int(flush()) == CPU_FLUSH_BYTES // 4  # every element read
+    assert torch.equal(buffer, before)  # and none written
+
+    def work():
+        time.sleep(0.002)
+
+    timing = measure(work, warmup_s=0.0, repeat_s=0.0)
+    assert timing.as_dict()["cache_flush"] == "read 64 MiB"
+    unflushed = measure(work, warmup_s=0.0, repeat_s=0.0, flush_cache=False)
+    assert unflushed.metadata["cache_flush"] == "none"

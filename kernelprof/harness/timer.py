@@ -1,9 +1,14 @@
 """The one timing harness: every figure kernelprof prints comes from :func:`measure`.
 
 * CUDA: each call timed with its own pair of CUDA events on the current stream, the L2 cache
-  flushed (a 256 MiB write) before each call, outside the timed region.
+  flushed before each call by *reading* a 256 MiB buffer, outside the timed region.
 * CPU: a synchronous host clock (``time.perf_counter``) around each call; the last-level cache
   is flushed the same way (64 MiB) unless ``flush_cache=False``.
+
+The flush reads rather than writes: the eviction it causes writes the previous call's dirty
+lines back during the flush, and leaves only clean lines of its own, so that no write-back of
+the flush lands inside the next timed call (a ``zero_()`` flush leaves 256 MiB of dirty lines,
+whose write-back the timed call would pay for).
 
 Warm-up and repetitions are time budgets, turned into call counts from a first estimate. The
 first call is timed on its own and reported as ``first_call_s``: it holds one-off work such as
@@ -181,7 +186,8 @@ def measure(
     timer.time_calls(fn, warmup_calls, flush)
     calls = min(max_calls, max(min_calls, int(repeat_s / estimate_s)))
     samples = timer.time_calls(fn, calls, flush)
-    metadata = {}
+    metadata = {"cache_flush": f"{CACHE_FLUSH} {_flush_bytes(device) // 2**20} MiB"
+                if flush_cache else "none"}  # fmt: skip
     if isinstance(timer, CudaEventTimer):
         # Events only see work on the current stream. A few host-timed calls with the whole
         # device synchronised catch work hidden on another stream (or a host-side wait).
@@ -196,10 +202,17 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _flush_bytes(device: torch.device) -> int:
+    return CUDA_FLUSH_BYTES if device.type == "cuda" else CPU_FLUSH_BYTES
+
+
+CACHE_FLUSH = "read"  # how the flush works, recorded with every measurement
+
+
 def _cache_flusher(device: torch.device) -> Callable[[], None]:
-    nbytes = CUDA_FLUSH_BYTES if device.type == "cuda" else CPU_FLUSH_BYTES
-    buffer = torch.empty(nbytes // 4, dtype=torch.int32, device=device)
-    return lambda: buffer.zero_()
+    nbytes = _flush_bytes(device)
+    buffer = torch.ones(nbytes // 4, dtype=torch.int32, device=device)
+    return lambda: buffer.sum()  # reads every line once; writes one scalar
 
 
 GRAPH_WARMUP_CALLS = 3
