@@ -14,6 +14,7 @@ import torch
 
 import reference_kernels
 from kernelprof.frameworks.base import (
+    Approximation,
     Framework,
     Neuron,
     NeuronBuild,
@@ -38,9 +39,48 @@ def _shifted_threshold(config: LIFConfig, device: torch.device, dtype: torch.dty
     return build
 
 
+# A 5 % higher threshold changes about 4 % of the spikes and brings dX's cosine to about 0.96.
+ROUNDED_UP = Approximation("planted: threshold rounded up by 5 %", spike_mismatch=0.06,
+                           grad_cosine_drop=0.06)  # fmt: skip
+
+
 def _approximate(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     build = _shifted_threshold(config, device, dtype)
-    build.approximations.append("planted: threshold rounded up by 5 %")
+    build.approximations.append(ROUNDED_UP)
+    return build
+
+
+def _approximate_too_far(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    """Declares the 5 % approximation, but its threshold is 50 % too high (17 % of spikes)."""
+    wrong = dataclasses.replace(config, v_threshold=config.v_threshold * 1.5)
+    build = _honest(config, lambda x: reference_kernels.run(x, wrong, impl="torch", return_v=True))
+    build.approximations.append(ROUNDED_UP)
+    return build
+
+
+class _PoisonedGradient(torch.autograd.Function):
+    """Identity forward; backward puts a NaN into the last element of the gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        grad.view(-1)[-1] = float("nan")
+        return grad
+
+
+def _nan_gradient(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    """Correct spikes and V, one NaN in dX, and an approximation declared: still WRONG."""
+
+    def run(x):
+        return reference_kernels.run(_PoisonedGradient.apply(x), config, impl="torch",
+                                     return_v=True)  # fmt: skip
+
+    build = _honest(config, run)
+    build.approximations.append(ROUNDED_UP)
     return build
 
 
@@ -128,6 +168,8 @@ FRAMEWORK = Framework(
     neurons=(
         _neuron("planted-wrong", _shifted_threshold),
         _neuron("planted-approximate", _approximate),
+        _neuron("planted-approximate-too-far", _approximate_too_far),
+        _neuron("planted-nan", _nan_gradient),
         _neuron("planted-crash", _crash),
         _neuron("planted-hang", _hang),
         _neuron(

@@ -21,7 +21,7 @@ def planted_run():
         "--neuron", "lif", "--T", "8", "--N", "2000", "--device", "cpu", "--format", "json",
         "--timeout", "20",
         "--impls", "ref-torch,planted-wrong,planted-approximate,planted-crash,planted-hang,"
-        "planted-missing,planted-timed-tail",
+        "planted-missing,planted-timed-tail,planted-approximate-too-far,planted-nan",
         extra_impls=True,
     )  # fmt: skip
     document = json.loads(done.stdout)
@@ -49,6 +49,21 @@ def test_crash_and_hang_become_error_rows_and_the_others_complete(planted_run):
     assert rows["planted-hang"]["verdict"] == "error"
     assert "timed out after 20 s" in rows["planted-hang"]["reason"]
     assert rows["ref-torch"]["verdict"] == "exact"
+
+
+def test_an_approximation_beyond_its_declared_bound_is_wrong(planted_run):
+    _, rows = planted_run
+    row = rows["planted-approximate-too-far"]
+    assert row["verdict"] == "WRONG"
+    assert "beyond the declared approximations' bounds: spike mismatch" in row["reason"]
+    assert "rounded up by 5 %" in row["reason"]  # what was declared, beside what was measured
+
+
+def test_nan_anywhere_is_wrong_whatever_is_declared(planted_run):
+    _, rows = planted_run
+    row = rows["planted-nan"]
+    assert row["verdict"] == "WRONG" and row["spike_mismatches"] == 0
+    assert "NaN or Inf in dX (1 values)" in row["reason"] and row["non_finite"]
 
 
 def test_a_timed_build_that_disagrees_with_its_checking_build_is_an_error(planted_run):

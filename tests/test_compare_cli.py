@@ -66,6 +66,14 @@ def test_only_timed_builds_that_agree_with_their_checking_build_are_timed(compar
     assert "timed build disagrees" in tail["reason"] and "timings" not in tail
 
 
+def test_the_timed_input_itself_is_checked_against_the_oracle(compared):
+    _, rows, _ = compared
+    for name in ("ref-torch", "spikingjelly", "snntorch", "norse"):
+        check = rows[name]["timed_input_check"]
+        assert check["verdict"] == "exact" and check["neurons"] == 4096, check
+    assert rows["lava-dl"]["timed_input_check"]["verdict"] == "approximate"
+
+
 def test_the_timed_code_is_what_the_frameworks_users_write(compared):
     _, rows, _ = compared
     assert rows["spikingjelly"]["timed_code"] == "functional.reset_net(node); spikes = node(x)"

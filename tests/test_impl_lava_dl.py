@@ -19,6 +19,7 @@ from kernelprof.frameworks.lava_dl import LAVA_DL
 from kernelprof.frameworks.sinabs import SINABS, SINABS_EXODUS, sinabs_parameters
 from kernelprof.inputs import lif_input
 from kernelprof.verify.agreement import check_against_oracle
+from kernelprof.verify.verdicts import classify
 from reference_kernels.model import LIFConfig
 from tests.lif_cases import config_grid, config_id
 
@@ -59,11 +60,14 @@ def test_hard_reset_is_a_listed_approximation(config, steps, seed):
     assert result.spikes.mismatch_fraction < 0.01, result.as_dict()
     assert result.grad_cosine > 0, result.as_dict()
     assert result.v_max_abs_diff is None  # lava returns v before reset: no V is offered
-    assert any("fixed point" in a for a in built.approximations)
-    assert any("backward ignores the reset" in a for a in built.approximations)
-    surrogate_listed = any(a.startswith("surrogate is") for a in built.approximations)
+    assert any("fixed point" in a.reason for a in built.approximations)
+    assert any("backward ignores the reset" in a.reason for a in built.approximations)
+    surrogate_listed = any(a.reason.startswith("surrogate is") for a in built.approximations)
     assert surrogate_listed == (config.surrogate != "piecewise_exp")
     assert built.path.startswith("CPU int64 python loop")
+    # the declared approximations' bounds hold over the whole grid
+    verdict, reason = classify(result, built)
+    assert verdict in ("approximate", "exact", "close"), reason
 
 
 @lava_missing
@@ -95,7 +99,7 @@ def test_inexpressible_parameters_are_refused(config, cause):
 @lava_missing
 def test_rounded_threshold_and_decay_are_listed():
     built = LAVA_DL.build(LIFConfig(tau=3.0, v_threshold=0.7), CPU, torch.float32)
-    text = "\n".join(built.approximations)
+    text = "\n".join(a.reason for a in built.approximations)
     assert "threshold 0.7 truncated to 0.6875" in text
     assert "rounded to 1365/4096" in text
 

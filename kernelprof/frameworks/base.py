@@ -96,6 +96,25 @@ class TimedBuild:
         return self.spikes(self.run(self.prepare(x)))
 
 
+@dataclass(frozen=True)
+class Approximation:
+    """A known, explained departure from the canonical model, with a bound on how far its
+    cause can move the results: beyond the bound the verdict is WRONG, not approximate.
+
+    The bounds of all of a build's approximations add up: the spike mismatch fraction may
+    reach the sum of ``spike_mismatch``, the cosine of dX with the oracle's may fall to one
+    minus the sum of ``grad_cosine_drop``, and |dV| may exceed the tolerance by the sum of
+    ``v_diff``. A bound left at 0 allows that approximation no effect on that measure."""
+
+    reason: str
+    spike_mismatch: float = 0.0  # fraction of spike values it may change
+    grad_cosine_drop: float = 0.0  # how far below 1 it may bring dX's cosine with the oracle's
+    v_diff: float = 0.0  # how far beyond the tolerance it may move V (where V is compared)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 @dataclass
 class NeuronBuild:
     """A framework's LIF built for one config, device and dtype: its two builds."""
@@ -105,9 +124,10 @@ class NeuronBuild:
     check: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
     timed: TimedBuild
     path: str  # the code path expected to run (refined by ``detect_path`` after a call)
-    # Known, explained departures from the canonical model. A difference beyond tolerance is
-    # "approximate" when one of these explains it, WRONG otherwise.
-    approximations: list[str] = field(default_factory=list)
+    # Known, explained departures from the canonical model, each with its bound. A difference
+    # beyond tolerance is "approximate" when these explain it within their bounds, WRONG
+    # otherwise.
+    approximations: list[Approximation] = field(default_factory=list)
     # Known behaviours that make results differ only at exact threshold ties.
     tie_notes: list[str] = field(default_factory=list)
     # The code path that the timed build actually ran (e.g. from a profile of one call).

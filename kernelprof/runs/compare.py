@@ -1,7 +1,8 @@
 """``kernelprof compare``: every LIF neuron checked, then its timed build measured side by side.
 
 For each neuron, in its own worker process: available here? (else the reason), does its
-checking build agree with the float64 oracle (the verdict, from :mod:`kernelprof.runs.check`),
+checking build agree with the float64 oracle (the verdict, from :mod:`kernelprof.runs.check`,
+on two check inputs and on sampled neurons of the timed input itself),
 does its timed build compute what its checking build computes on the very input that is timed
 (sampled neurons; a mismatch is an error row), then forward, backward and forward+backward times
 of the timed build from the one timing harness, kernels launched, allocator peak and bytes saved
@@ -129,6 +130,7 @@ def measure_implementation(task: dict[str, Any]) -> dict[str, Any]:
     config = LIFConfig(**task["config"])
     x = lif_input((task["T"], task["N"]), config, dtype=dtype, device=device, seed=task["seed"])
     try:
+        check.recheck_on(row, build, x, task)
         if not check.compare_builds(row, build, x, task):
             return row  # no timing without a timed build known to compute the checked result
         closures = timed_closures(build.timed, x, task["seed"])

@@ -116,6 +116,7 @@ class OracleCheck:
     grad_cosine: float  # cosine similarity of dX with the oracle's, over all neurons
     v_excess: float  # > 0: some V beyond atol + rtol*|V|
     grad_excess: float
+    non_finite: str = ""  # where NaN or Inf appeared (spikes, V, dX), "" when nowhere
 
     def as_dict(self) -> dict:
         return {
@@ -129,6 +130,7 @@ class OracleCheck:
             "v_max_abs_diff": self.v_max_abs_diff,
             "grad_max_abs_diff": self.grad_max_abs_diff,
             "grad_cosine": self.grad_cosine,
+            "non_finite": self.non_finite or None,
         }
 
 
@@ -169,11 +171,12 @@ def check_against_oracle(
     torch.autograd.backward(outputs, grads)
 
     tol = TOLERANCE[x.dtype]
+    non_finite = _non_finite({"spikes": s, "V": v, "dX": x_impl.grad})
     spikes = spike_agreement(s, s_ref, h_ref, config.v_threshold, TIE_ATOL[x.dtype])
     keep = spikes.comparable
     v_excess = float("-inf") if v is None else max_abs_excess(v, v_ref, tol, tol, keep)
     grad_excess = max_abs_excess(x_impl.grad, x_ref.grad, tol, tol, keep)
-    problems = []
+    problems = [f"NaN or Inf in {non_finite}"] if non_finite else []
     if spikes.non_ties:
         problems.append(f"{spikes.non_ties} neurons' spikes differ away from the threshold")
     if v_excess > 0:
@@ -200,4 +203,17 @@ def check_against_oracle(
         grad_cosine=cosine(x_impl.grad, x_ref.grad),
         v_excess=v_excess,
         grad_excess=grad_excess,
+        non_finite=non_finite,
     )
+
+
+def _non_finite(outputs: dict[str, torch.Tensor | None]) -> str:
+    """'dX (12 values)' for every output holding NaN or Inf; "" when all are finite."""
+    found = []
+    for name, tensor in outputs.items():
+        if tensor is None:
+            continue
+        bad = int((~torch.isfinite(tensor.detach())).sum())
+        if bad:
+            found.append(f"{name} ({bad:,} values)")
+    return ", ".join(found)

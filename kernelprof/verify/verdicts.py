@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from kernelprof.frameworks.base import NeuronBuild
-from kernelprof.verify.agreement import TIE_ATOL, TOLERANCE, spike_agreement
+from kernelprof.frameworks.base import Approximation, NeuronBuild
+from kernelprof.verify.agreement import TIE_ATOL, TOLERANCE, OracleCheck, spike_agreement
 from reference_kernels.model import LIFConfig
 
 VERDICT_ORDER = ("exact", "close", "approximate", "WRONG")  # later is worse
@@ -23,16 +23,46 @@ SAMPLE_SPREAD = 4096  # neurons spread evenly over the tensor, first and last in
 SAMPLE_TAIL = 64  # plus the last ones
 
 
-def classify(oracle_verdict: str, oracle_reason: str, build: NeuronBuild) -> tuple[str, str]:
-    """The final verdict: the oracle comparison, explained by what the build declares."""
-    if oracle_verdict == "exact":
-        return "exact", oracle_reason
-    if oracle_verdict == "close":
+def classify(result: OracleCheck, build: NeuronBuild) -> tuple[str, str]:
+    """The final verdict: the oracle comparison, explained by what the build declares.
+
+    NaN or Inf anywhere is WRONG whatever is declared. A difference beyond tolerance is
+    approximate only when the build declares approximations and the measured spike mismatch,
+    dX cosine and |dV| stay within their summed bounds; beyond them it is WRONG, with the
+    figure and the bound."""
+    if result.non_finite:
+        return "WRONG", result.reason
+    if result.verdict == "exact":
+        return "exact", result.reason
+    if result.verdict == "close":
         why = "; ".join(build.tie_notes) or "float rounding at the threshold"
-        return "close", f"{why} ({oracle_reason})"
-    if build.approximations:
-        return "approximate", f"{'; '.join(build.approximations)} ({oracle_reason})"
-    return "WRONG", oracle_reason
+        return "close", f"{why} ({result.reason})"
+    if not build.approximations:
+        return "WRONG", result.reason
+    beyond = bound_problems(result, build.approximations)
+    declared = "; ".join(a.reason for a in build.approximations)
+    if beyond:
+        return (
+            "WRONG",
+            f"beyond the declared approximations' bounds: {'; '.join(beyond)} "
+            f"(declared: {declared})",
+        )
+    return "approximate", f"{declared} ({result.reason}; within the declared bounds)"
+
+
+def bound_problems(result: OracleCheck, approximations: list[Approximation]) -> list[str]:
+    """How the measured differences exceed the summed bounds of the approximations."""
+    spikes = sum(a.spike_mismatch for a in approximations)
+    cosine = 1.0 - sum(a.grad_cosine_drop for a in approximations)
+    v_diff = sum(a.v_diff for a in approximations)
+    problems = []
+    if result.spikes.mismatch_fraction > spikes:
+        problems.append(f"spike mismatch {result.spikes.mismatch_fraction:.4%} > {spikes:.4%}")
+    if not result.grad_cosine >= cosine and result.grad_excess > 0:  # a NaN cosine fails too
+        problems.append(f"dX cosine {result.grad_cosine:.4f} < {cosine:.4f}")
+    if result.v_excess > v_diff:
+        problems.append(f"|dV| beyond tolerance by {result.v_excess:.3g} > {v_diff:.3g}")
+    return problems
 
 
 def sample_neurons(neurons: int, spread: int = SAMPLE_SPREAD, tail: int = SAMPLE_TAIL):
