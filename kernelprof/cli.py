@@ -223,6 +223,11 @@ def _add_case_arguments(command: argparse.ArgumentParser, surrogate: str) -> Non
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--format", choices=FORMATS, default="table")
     command.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="keep unavailable and unsupported rows in the table (default: listed under it)",
+    )
+    command.add_argument(
         "--python",
         action="append",
         default=[],
@@ -438,7 +443,7 @@ def _check(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         document["interrupted"] = True
     if args.format == "table":
-        console.print(report.check_table(document))
+        console.print(report.check_table(document, all_rows=args.all_rows))
         for note in problems:
             console.print(f"[dim]{note}[/]")
     _write_out(args, document)
@@ -498,7 +503,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     def show(run: dict[str, Any]) -> None:
         if args.format == "table":
-            console.print(report.kernel_table(run))
+            console.print(report.kernel_table(run, all_rows=args.all_rows))
 
     document = run_compare(
         request, environment=environment(device), status=console.status, on_run=show

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -22,31 +24,34 @@ VERDICT_STYLE = {
 }
 
 
-def kernel_table(run: dict[str, Any]) -> Table:
-    """The table of one compare case; the notes of each row are printed under it."""
+NOT_RUN = ("unavailable", "unsupported")  # rows listed under a table, not in it
+WIDTH = 120  # the compare and check tables fit this many columns
+
+
+def kernel_table(run: dict[str, Any], all_rows: bool = False) -> Table:
+    """The table of one compare case. Rows that did not run here (unavailable, unsupported)
+    are listed under it with their reasons unless ``all_rows``; columns empty in every row are
+    left out; each row's notes (path, warnings, reasons) follow."""
     case = run["case"]
-    copy_gbs = run["copy_bandwidth_gb_per_s"]
-    table = Table(
-        title=(
-            f"LIF T={case['T']} N={case['N']:,} {case['dtype']} on {run['device']['name']}  "
-            f"(measured copy bandwidth {copy_gbs:.1f} GB/s; baseline {run.get('baseline')})"
-        ),
-        title_justify="left",
-        caption_justify="left",
+    table = _table(
+        f"LIF T={case['T']} N={case['N']:,} {case['dtype']} on {run['device']['name']}\n"
+        f"copy bandwidth {run['copy_bandwidth_gb_per_s']:.1f} GB/s (measured); speedups "
+        f"against {run.get('baseline')}"
     )
-    table.add_column("impl", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    columns = ("fwd ms", "bwd ms", "fwd+bwd ms", "speedup", "kernels", "GB/s", "% copy",
-               "peak MB", "saved MB", "energy mJ", "1st call s")  # fmt: skip
-    for column in columns:
-        table.add_column(column, justify="right", no_wrap=True)
-    notes = []
+    headers = ("impl", "verdict", "fwd\nms", "bwd\nms", "fwd+bwd\nms", "speed-\nup", "kernels",
+               "%\ncopy", "peak\nMB", "saved\nMB", "mJ", "1st\ns")  # fmt: skip
+    cells: list[list[str]] = []
+    notes, not_run = [], []
     energy_notes: set[str] = set()
     for row in run["rows"]:
         verdict = row["verdict"]
         style = VERDICT_STYLE.get(verdict, "")
+        shown = [row["impl"], f"[{style}]{verdict}[/]"]
+        if verdict in NOT_RUN and not all_rows:
+            not_run.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
+            continue
         if verdict not in ("exact", "close", "approximate", "WRONG"):
-            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * len(columns), style="dim")
+            cells.append(shown + [""] * (len(headers) - 2))
             notes.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
             continue
         notes.append(f"{row['impl']}: path: {row.get('path', '?')}")
@@ -54,7 +59,7 @@ def kernel_table(run: dict[str, Any]) -> Table:
             notes.append(f"{row['impl']}: {verdict}: {row['reason']}")
         if "timings" not in row:
             notes.append(f"{row['impl']}: not timed: {row.get('error', 'no timings')}")
-            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * len(columns))
+            cells.append(shown + [""] * (len(headers) - 2))
             continue
         timings = row["timings"]
         total = timings["fwd+bwd"]
@@ -71,35 +76,52 @@ def kernel_table(run: dict[str, Any]) -> Table:
         energy = row.get("energy") or {}
         notes += energy.get("warnings", [])
         if energy.get("joules_per_call") is None:
-            energy_text = "n/a"
+            energy_text = ""
             energy_notes.add(energy.get("unavailable_reason") or "n/a: not measured")
         else:
-            energy_text = f"{1e3 * energy['joules_per_call']:.2f}"
-        table.add_row(
-            row["impl"],
-            f"[{style}]{verdict}[/]",
+            energy_text = _significant(1e3 * energy["joules_per_call"], 3)
+        cells.append(shown + [
             *(_ms_iqr(timings[phase]) for phase in ("fwd", "bwd", "fwd+bwd")),
             f"{row['speedup']:.2f}x" if row.get("speedup") else "",
             f"{row['kernels_per_fwd_bwd']}",
-            f"{total['gb_per_s']:.1f}",
             f"{100 * total['copy_bandwidth_fraction']:.1f}",
             _megabytes(row.get("peak_bytes")),
             _megabytes(row.get("saved_bytes")),
             energy_text,
             f"{first_call:.2f}",
-        )
+        ])  # fmt: skip
+    _fill(table, headers, cells, left=2)
     kinds = {row.get("kernel_kind") for row in run["rows"] if row.get("kernel_kind")}
     table.caption = _plain(
         [
-            "ms: median ±half the IQR; speedup: fwd+bwd vs the baseline; kernels: "
+            "ms: median ±half the IQR (as a share of the median); speedup: fwd+bwd vs the "
+            "baseline; kernels: "
             + " / ".join(sorted(kinds))
-            + " per fwd+bwd; GB/s, % copy: fwd+bwd; peak: allocator peak of one fwd+bwd; "
-            "saved: bytes autograd keeps for backward; 1st call: compilation, not in the medians"
+            + " per fwd+bwd; % copy: fwd+bwd's traffic against the measured copy bandwidth (GB/s in"
+            " --format json, csv, md); peak: allocator peak of one fwd+bwd; "
+            "saved: bytes autograd keeps for backward; mJ: energy per fwd+bwd; 1st s: the first "
+            "calls (compilation), not in the medians"
         ]
         + [f"energy: {note}" for note in sorted(energy_notes)]
         + notes
+        + (["not run here:", *[f"  {line}" for line in not_run]] if not_run else [])
     )
     return table
+
+
+def _table(title: str) -> Table:
+    return Table(title=title, title_justify="left", caption_justify="left",
+                 box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+
+
+def _fill(table: Table, headers: tuple[str, ...], cells: list[list[str]], left: int) -> None:
+    """Adds the columns (the first ``left`` left-aligned) and rows, leaving out every column
+    that is empty in all rows."""
+    keep = [i for i in range(len(headers)) if i < left or any(row[i] for row in cells)]
+    for i in keep:
+        table.add_column(headers[i], justify="left" if i < left else "right", no_wrap=True)
+    for row in cells:
+        table.add_row(*(row[i] for i in keep))
 
 
 def _plain(lines: list[str]) -> Text:
@@ -117,7 +139,17 @@ def _mebibytes(value: int | None) -> float | None:
 
 
 def _ms_iqr(timing: dict[str, Any]) -> str:
-    return f"{1e3 * timing['median_s']:.3f} ±{1e3 * timing['iqr_s'] / 2:.3f}"
+    """'72.87 ±3%': the median in ms to 4 significant digits, half the IQR as a share of it."""
+    median, spread = 1e3 * timing["median_s"], timing["iqr_s"] / 2
+    share = spread / timing["median_s"] if timing["median_s"] else float("nan")
+    return f"{_significant(median, 4)} ±{100 * share:.0f}%"
+
+
+def _significant(value: float, digits: int) -> str:
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
 
 
 def describe_difference(framework: str, difference: dict[str, Any], top: int = 5) -> str:
@@ -133,56 +165,53 @@ def to_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, default=str)
 
 
-def check_table(document: dict[str, Any]) -> Table:
-    """The table of ``kernelprof check``: one row per implementation, reasons underneath."""
+def check_table(document: dict[str, Any], all_rows: bool = False) -> Table:
+    """The table of ``kernelprof check``: one row per implementation that ran, its code path
+    and reasons underneath, then what did not run here (unless ``all_rows``)."""
     case, config = document["case"], document["config"]
     reset = "soft" if config["v_reset"] is None else f"hard (V_r={config['v_reset']:g})"
-    table = Table(
-        title=(
-            f"LIF vs float64 oracle: T={case['T']} N={case['N']:,} {case['dtype']} on "
-            f"{document['environment']['device']['name']}; tau={config['tau']:g}, {reset}, "
-            f"detach_reset={config['detach_reset']}, decay_input={config['decay_input']}, "
-            f"{config['surrogate']}({config['alpha']:g})"
-        ),
-        title_justify="left",
-        caption_justify="left",
+    table = _table(
+        f"LIF vs float64 oracle: T={case['T']} N={case['N']:,} {case['dtype']} on "
+        f"{document['environment']['device']['name']}\ntau={config['tau']:g}, {reset}, "
+        f"detach_reset={config['detach_reset']}, decay_input={config['decay_input']}, "
+        f"{config['surrogate']}({config['alpha']:g})"
     )
-    table.add_column("impl", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    for column in ("spike mismatches", "ties", "max |dV|", "max |d dX|", "cos dX"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("timed build", no_wrap=True)
-    table.add_column("code path")
-    reasons = []
+    headers = ("impl", "verdict", "spike\nmismatches", "ties", "max\n|dV|", "max\n|d dX|",
+               "cos\ndX", "timed\nbuild")  # fmt: skip
+    cells: list[list[str]] = []
+    reasons, paths, not_run = [], [], []
     for row in document["rows"]:
         verdict = row["verdict"]
-        style = VERDICT_STYLE.get(verdict, "")
+        shown = [row["impl"], f"[{VERDICT_STYLE.get(verdict, '')}]{verdict}[/]"]
+        if verdict in NOT_RUN and not all_rows:
+            not_run.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
+            continue
         if row.get("status") != "ok":
-            agreed = _timed_build(row)
-            table.add_row(row["impl"], f"[{style}]{verdict}[/]", *[""] * 5, agreed, "")
+            cells.append(shown + [""] * 5 + [_timed_build(row)])
             reasons.append(f"{row['impl']}: {verdict}: {row.get('reason', '')}")
             continue
         v_diff = row["v_max_abs_diff"]
-        table.add_row(
-            row["impl"],
-            f"[{style}]{verdict}[/]",
+        cells.append(shown + [
             f"{row['spike_mismatches']:,} ({100 * row['spike_mismatch_fraction']:.3f} %)",
             str(row["threshold_ties"]),
             "not exposed" if v_diff is None else f"{v_diff:.2e}",
             f"{row['grad_max_abs_diff']:.2e}",
             f"{row['grad_cosine']:.6f}",
             _timed_build(row),
-            row["path"],
-        )
+        ])  # fmt: skip
+        paths.append(f"{row['impl']}: path: {row['path']}")
         if verdict != "exact":
             reasons.append(f"{row['impl']}: {verdict}: {row['reason']}")
+    _fill(table, headers, cells, left=2)
     table.caption = _plain(
         [
             "ties: neurons whose spikes first differ where the oracle's |H - theta| <= 1e-5",
             "timed build: what the framework's users run (timed by compare), against the "
             "checking build on the same input (spikes and dX)",
         ]
+        + paths
         + reasons
+        + (["not run here:", *[f"  {line}" for line in not_run]] if not_run else [])
     )
     return table
 
