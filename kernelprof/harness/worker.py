@@ -4,69 +4,159 @@ one framework becomes that row's error while the others still report.
 A task is a JSON object naming the function to run, ``"function": "package.module:name"``
 (e.g. ``kernelprof.runs.compare:measure_implementation``), which gets the whole task and
 returns a JSON-able result. The worker imports that module by name and nothing else of
-kernelprof: it knows no run, framework or report. The parent sends the task on stdin and reads
-one result line, marked with :data:`RESULT_MARK`, from stdout (frameworks may print their own
-lines there). A task can run under another Python interpreter (``python=``), e.g. a Python 3.10
-environment for lava-dl: it only needs torch and the framework there; kernelprof itself is
-found through PYTHONPATH.
+kernelprof: it knows no run, framework or report. The parent sends the task as one line on
+stdin and reads one result line, marked with :data:`RESULT_MARK`, from stdout (frameworks may
+print their own lines there). A task can run under another Python interpreter (``python=``),
+e.g. a Python 3.10 environment for lava-dl: it only needs torch and the framework there;
+kernelprof itself is found through PYTHONPATH.
+
+A function may instead return a :class:`Session`: its first result, and a handler that the
+worker then serves further messages with (one JSON line each, one result line back) until the
+parent says ``{"command": "exit"}``. :class:`WorkerSession` is the parent's side: it keeps the
+worker (its framework imported, its inputs built) alive between requests, which is how compare
+measures every implementation in several interleaved rounds without starting it again.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 RESULT_MARK = "@@kernelprof-result@@"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EXIT = {"command": "exit"}
+
+
+class Session:
+    """What a task function returns to keep its worker alive for further messages."""
+
+    def __init__(self, result: dict[str, Any], handle: Callable[[dict], dict[str, Any]]):
+        self.result = result
+        self.handle = handle
+
+
+class WorkerSession:
+    """The parent's side of one worker process: the task's first result, further requests,
+    and an end. Never raises for what happens inside the worker: a crash, a hang (the timeout)
+    or a missing result becomes ``{"status": "error", "reason": ...}``."""
+
+    def __init__(self, task: dict[str, Any], *, python: str | None = None,
+                 timeout_s: float = 300.0) -> None:  # fmt: skip
+        self.process: subprocess.Popen | None = None
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: collections.deque[str] = collections.deque(maxlen=50)
+        command = [python or sys.executable, "-m", "kernelprof.harness.worker"]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])
+        )
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                start_new_session=True,  # so a timeout can end the worker and all it started
+            )
+        except OSError as error:
+            self.first = _error(f"cannot start {command[0]}: {error}")
+            return
+        pumps = ((self.process.stdout, self.lines.put, lambda: self.lines.put(None)),
+                 (self.process.stderr, self.stderr.append, None))  # fmt: skip
+        for stream, sink, end in pumps:
+            threading.Thread(target=_pump, args=(stream, sink, end), daemon=True).start()
+        self.first = self._send(task, timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def request(self, message: dict[str, Any], timeout_s: float = 300.0) -> dict[str, Any]:
+        """One more message to a worker serving a Session; its result."""
+        if not self.alive:
+            return _error(self._death() if self.process else "the worker never started")
+        return self._send(message, timeout_s)
+
+    def close(self) -> None:
+        """Asks a serving worker to exit, and makes sure it is gone."""
+        if self.process is None:
+            return
+        if self.alive:
+            with contextlib.suppress(OSError, ValueError):
+                self.process.stdin.write(json.dumps(EXIT) + "\n")
+                self.process.stdin.flush()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        _kill(self.process)
+
+    def _send(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # the worker is gone
+            return _error(self._death())
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    _kill(self.process)
+                    return _error(f"timed out after {timeout_s:g} s (worker killed)")
+                if line is None:  # stdout closed: the worker ended without a result
+                    return _error(self._death())
+                if line.startswith(RESULT_MARK):
+                    return json.loads(line[len(RESULT_MARK) :])
+        except BaseException:  # Ctrl-C or SIGTERM in the parent: the worker must not outlive it
+            _kill(self.process)
+            raise
+
+    def _death(self) -> str:
+        returncode = self.process.wait()
+        time.sleep(0.05)  # let the stderr pump catch the last lines
+        return _death(returncode, "\n".join(self.stderr))
+
+
+def _pump(stream, sink: Callable[[str], None], end: Callable[[], None] | None) -> None:
+    """Moves a worker's output lines to ``sink`` as they come; ``end`` when it closes."""
+    for line in stream:
+        sink(line.rstrip("\n"))
+    if end is not None:
+        end()
 
 
 def run_task(
     task: dict[str, Any], *, python: str | None = None, timeout_s: float = 300.0
 ) -> dict[str, Any]:
-    """Runs ``task`` in a fresh worker process; always returns a result dict, never raises for
+    """Runs ``task`` in a fresh worker process and returns its result dict; never raises for
     what happens inside the worker (its failure becomes ``{"status": "error", ...}``)."""
-    command = [python or sys.executable, "-m", "kernelprof.harness.worker"]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            start_new_session=True,  # so a timeout can end the worker and all it started
-        )
-    except OSError as error:
-        return _error(f"cannot start {command[0]}: {error}")
-    try:
-        stdout, stderr = process.communicate(json.dumps(task), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill(process)
-        return _error(f"timed out after {timeout_s:g} s (worker killed)")
-    except BaseException:  # Ctrl-C or SIGTERM in the parent: the worker must not outlive it
-        _kill(process)
-        raise
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK) :])
-    return _error(_death(process.returncode, stderr))
+    session = WorkerSession(task, python=python, timeout_s=timeout_s)
+    session.close()
+    return session.first
 
 
 def _kill(process: subprocess.Popen) -> None:
     """Ends the worker and everything it started (it leads its own process group)."""
     with contextlib.suppress(ProcessLookupError):  # already gone
         os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    with contextlib.suppress(OSError, ValueError):
+        process.stdin.close()
+    process.wait()
 
 
 def _error(reason: str) -> dict[str, Any]:
@@ -98,16 +188,33 @@ def resolve(function: str):
     return target
 
 
-def _main() -> int:
-    task = json.loads(sys.stdin.read())
-    try:
-        result = resolve(task.get("function", ""))(task)
-    except Exception as error:  # noqa: BLE001 - becomes this row's error, with its traceback
-        traceback.print_exc()
-        detail = f"{type(error).__name__}: {error}".strip().splitlines()[0]
-        result = _error(detail)
+def _emit(result: dict[str, Any]) -> None:
     sys.stdout.write(f"\n{RESULT_MARK}{json.dumps(result, default=str)}\n")
     sys.stdout.flush()
+
+
+def _call(function: Callable, argument: dict[str, Any]):
+    try:
+        return function(argument)
+    except Exception as error:  # noqa: BLE001 - becomes this row's error, with its traceback
+        traceback.print_exc()
+        return _error(f"{type(error).__name__}: {error}".strip().splitlines()[0])
+
+
+def _main() -> int:
+    task = json.loads(sys.stdin.readline())
+    outcome = _call(lambda t: resolve(t.get("function", ""))(t), task)
+    # run with -m, this file is __main__: task functions return the importable module's Session
+    sessions = (Session, importlib.import_module("kernelprof.harness.worker").Session)
+    if not isinstance(outcome, sessions):
+        _emit(outcome)
+        return 0
+    _emit(outcome.result)
+    for line in sys.stdin:
+        message = json.loads(line)
+        if message == EXIT:
+            break
+        _emit(_call(outcome.handle, message))
     return 0
 
 
