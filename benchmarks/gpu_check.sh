@@ -127,12 +127,18 @@ for name in ("compare_T8", "compare_sweep"):
     try:
         document = json.loads((out / f"{name}.json").read_text())
         summary[name] = {"copy_bandwidth_gb_per_s": document.get("copy_bandwidth_gb_per_s"),
+                         "noise_probe": document.get("noise_probe"),
                          "interrupted": document.get("interrupted"), "rows": [
             {"T": run["case"].get("T"), "energy": (row.get("energy") or {}).get("joules_per_call")}
             | {key: row.get(key) for key in ("impl", "status", "verdict", "reason", "path",
-                                             "kernels_per_fwd_bwd", "peak_bytes", "speedup")}
-            | {f"{phase}_ms": 1e3 * t["median_s"]
-               for phase, t in (row.get("timings") or {}).items() if "median_s" in t}
+                                             "kernels_per_fwd_bwd", "peak_bytes", "speedup",
+                                             "speedup_interval", "speedup_call",
+                                             "launch_bound", "inconsistent")}
+            | {f"{phase}_{kind}_ms": 1e3 * t[f"{kind}_s"]
+               for phase, t in (row.get("timings") or {}).items()
+               for kind in ("device", "call", "launch") if f"{kind}_s" in t}
+            | {f"{phase}_events_busy_ms": 1e3 * t["events_busy_median_s"]
+               for phase, t in (row.get("timings") or {}).items() if "events_busy_median_s" in t}
             | {"copy_bw_fraction": (row.get("timings") or {}).get("fwd+bwd", {}).get(
                 "copy_bandwidth_fraction")}
             for run in document.get("runs", []) for row in run.get("rows", [])]}

@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--dtype", default="fp32", help="fp32, fp16, bf16; a comma list sweeps")
     compare.add_argument("--repeat-s", type=float, default=0.25, help="timing budget per phase")
     compare.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of timings per implementation, order rotated (default 3)",
+    )
+    compare.add_argument(
         "--baseline",
         default=None,
         help="speedups against this impl (default: the fastest framework row)",
@@ -475,6 +481,10 @@ def _compare(args: argparse.Namespace) -> int:
         if dtype not in DTYPES:
             raise UsageError(f"--dtype: unknown {dtype!r} (valid: {', '.join(DTYPES)})")
     device = _device(args)
+    if args.rounds < 1:
+        raise UsageError(f"--rounds: must be at least 1, got {args.rounds}")
+    if not args.repeat_s > 0:
+        raise UsageError(f"--repeat-s: must be > 0 seconds, got {args.repeat_s:g}")
     if args.cuda_graph and device.type != "cuda":
         raise UsageError("--cuda-graph: CUDA graphs need a CUDA device")
     default_n = "4194304" if device.type == "cuda" else "1048576"
@@ -495,6 +505,7 @@ def _compare(args: argparse.Namespace) -> int:
         energy=not args.no_energy,
         cuda_graph=args.cuda_graph,
         keep_host_memory=args.keep_host_memory,
+        rounds=args.rounds,
     )
 
     console = Console(stderr=args.format != "table")

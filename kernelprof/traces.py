@@ -351,3 +351,68 @@ def _matched_ranges(a: dict[str, Totals], b: dict[str, Totals]):
         return stripped
 
     return strip(a), strip(b), [left.pop() + "/", right.pop() + "/"]
+
+
+@dataclass(frozen=True)
+class RangeActivity:
+    """What happened inside one occurrence of a CPU ``record_function`` range."""
+
+    name: str
+    ts_us: float
+    duration_us: float  # host time of the range
+    kernels: int  # GPU kernels launched from inside it
+    device_us: float  # summed durations of the kernels, memcpys and memsets it launched
+    op_us: float  # host time covered by CPU operators inside it (overlaps merged)
+    aten_ops: int  # aten operators run inside it, nested ones included
+
+
+def range_activity(events, prefix: str = "", any_thread: bool = False) -> list[RangeActivity]:
+    """Each CPU range whose name starts with ``prefix``, in time order, with the GPU work
+    launched from inside it (launch calls, linked to their kernels by correlation id) and the
+    time spent inside CPU operators. Only the range's own thread counts unless ``any_thread``:
+    for a trace of one workload at a time, where autograd's device threads launch the backward
+    while the range waits. A pure function of the events (e.g. :func:`iter_events`), shared by
+    the profiler harness and the trace tools."""
+    ranges, launches, device, operators = [], defaultdict(list), {}, defaultdict(list)
+    for event in events:
+        if not isinstance(event, dict) or event.get("ph") != "X":
+            continue
+        try:
+            ts, duration = float(event["ts"]), float(event.get("dur", 0.0))
+        except (KeyError, TypeError, ValueError):
+            continue
+        category, args = event.get("cat"), event.get("args") or {}
+        name = str(event.get("name", ""))
+        thread = None if any_thread else (event.get("pid"), event.get("tid"))
+        if category == CPU_RANGE_CATEGORY and name.startswith(prefix):
+            ranges.append((ts, duration, name, thread))
+        elif category in LAUNCH_CATEGORIES and "correlation" in args:
+            launches[thread].append((ts, args["correlation"]))
+        elif category in GPU_CATEGORIES and "correlation" in args:
+            kernel = category == "kernel"
+            count, total = device.get(args["correlation"], (0, 0.0))
+            device[args["correlation"]] = (count + kernel, total + duration)
+        elif category == "cpu_op":
+            operators[thread].append((ts, ts + duration, name.startswith("aten::")))
+    found = []
+    for ts, duration, name, thread in sorted(ranges):
+        end = ts + duration
+        linked = [device[c] for t, c in launches[thread] if ts <= t <= end and c in device]
+        inside = [(max(a, ts), min(b, end), aten) for a, b, aten in operators[thread]
+                  if a < end and b > ts]  # fmt: skip
+        found.append(RangeActivity(
+            name, ts, duration, kernels=sum(k for k, _ in linked),
+            device_us=sum(d for _, d in linked), op_us=_covered(sorted(inside)),
+            aten_ops=sum(aten for _, _, aten in inside),
+        ))  # fmt: skip
+    return found
+
+
+def _covered(intervals) -> float:
+    """Length of the union of intervals sorted by start."""
+    total, reach = 0.0, float("-inf")
+    for start, end, *_ in intervals:
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total

@@ -24,6 +24,8 @@ from kernelprof.frameworks.base import (
 from reference_kernels.model import LIFConfig
 
 SLEEP_S = 0.02
+LAUNCH_GAP_S = 0.005  # planted-launch-bound: the host's pause between two tiny operators
+DRIFT_ROUND, DRIFT_FACTOR = 2, 4  # planted-drift: this round is this many times slower
 WRONG_TAIL = 10  # planted-timed-tail: its timed build is wrong on the last this many neurons
 
 
@@ -124,6 +126,69 @@ def _sleepy(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     return _honest(config, run)
 
 
+def _launch_bound(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    """Correct, but its timed build pauses on the host between two tiny operators: the device
+    (or on CPU, torch's operators) works a small part of each call."""
+
+    def timed(x):
+        half = x * 0.5
+        time.sleep(LAUNCH_GAP_S)
+        return reference_kernels.run(half + half, config, impl="torch")
+
+    def check(x):
+        return reference_kernels.run(x, config, impl="torch", return_v=True)
+
+    return NeuronBuild(check=check, timed=TimedBuild(run=timed), path="planted: launch-bound")
+
+
+def _drift(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    """Correct, but DRIFT_FACTOR times slower in round DRIFT_ROUND (as if the machine got busy
+    then): compare tells the worker which round it times through KERNELPROF_ROUND."""
+
+    def timed(x):
+        started = time.perf_counter()
+        spikes = reference_kernels.run(x, config, impl="torch")
+        if os.environ.get("KERNELPROF_ROUND") == str(DRIFT_ROUND):
+            time.sleep((DRIFT_FACTOR - 1) * (time.perf_counter() - started) + SLEEP_S)
+        return spikes
+
+    def check(x):
+        return reference_kernels.run(x, config, impl="torch", return_v=True)
+
+    return NeuronBuild(check=check, timed=TimedBuild(run=timed), path="planted: drifts")
+
+
+class _Warming(torch.autograd.Function):
+    """Identity on the spikes; its backward marks the state warm."""
+
+    @staticmethod
+    def forward(ctx, spikes, state):
+        ctx.state = state
+        return spikes.view_as(spikes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.state["warm"] = True
+        return grad, None
+
+
+def _stateful(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    """Correct, but its forward is slow unless a backward ran since the last forward (a cache
+    that only the backward fills): timed alone, fwd takes longer than fwd+bwd."""
+    state = {"warm": False}
+
+    def timed(x):
+        if not state["warm"]:
+            time.sleep(SLEEP_S)
+        state["warm"] = False
+        return _Warming.apply(reference_kernels.run(x, config, impl="torch"), state)
+
+    def check(x):
+        return reference_kernels.run(x, config, impl="torch", return_v=True)
+
+    return NeuronBuild(check=check, timed=TimedBuild(run=timed), path="planted: stateful")
+
+
 def _timed_tail(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     """An honest checking build whose timed build computes the last WRONG_TAIL neurons of the
     tensor with a 5 % higher threshold: only a sample that includes the last neurons sees it."""
@@ -181,5 +246,8 @@ FRAMEWORK = Framework(
         _neuron("planted-sleep", _sleepy),
         _neuron("planted-timed-tail", _timed_tail),
         _neuron("planted-side-stream", _side_stream, devices=("cuda",)),
+        _neuron("planted-launch-bound", _launch_bound),
+        _neuron("planted-drift", _drift),
+        _neuron("planted-stateful", _stateful),
     ),
 )

@@ -171,7 +171,7 @@ def test_rows_that_cannot_run_here_start_no_worker(monkeypatch):
     def no_worker(*args, **kwargs):
         raise AssertionError("a worker was started for a row that cannot run")
 
-    monkeypatch.setattr(compare, "run_task", no_worker)
+    monkeypatch.setattr(compare, "WorkerSession", no_worker)
     request = compare.CompareRequest(LIFConfig(), ("ref-cupy",), steps=(2,), neurons=(64,),
                                      energy=False)  # fmt: skip
     document = compare.run_compare(request, environment={"device": {"type": "cpu"}})

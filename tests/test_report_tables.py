@@ -15,7 +15,9 @@ NOT_RUN = {"ref-triton": "unavailable", "spikingjelly-legacy-cupy": "unavailable
 
 def timing(ms: float) -> dict:
     return {"median_s": ms / 1e3, "iqr_s": ms / 1e3 * 0.04, "first_call_s": 0.2, "warnings": [],
-            "gb_per_s": 2.5, "copy_bandwidth_fraction": 0.103}  # fmt: skip
+            "gb_per_s": 2.5, "copy_bandwidth_fraction": 0.103, "device_s": 0.8 * ms / 1e3,
+            "device_iqr_s": ms / 1e3 * 0.02, "call_s": ms / 1e3, "launch_s": 1.2 * ms / 1e3,
+            "device_source": "kernels"}  # fmt: skip
 
 
 def compare_run(energy: bool) -> dict:
@@ -24,6 +26,12 @@ def compare_run(energy: bool) -> dict:
         rows.append({
             "impl": impl, "verdict": "approximate" if impl == "lava-dl" else "exact",
             "reason": "fixed point", "path": "python loop", "speedup": 0.375 + index,
+            "speedup_interval": [0.3 + index, 10.5 + index], "speedup_call": 0.5 + index,
+            "speedup_call_interval": [0.45 + index, 10.55 + index],
+            "inconsistent": ["fwd rounds disagree: 1, 2, 3 ms"] if index == 1 else [],
+            "launch_bound": {"fwd": {"call_s": 2.0, "device_s": 1.0, "launch_s": 2.0,
+                                     "basis": "call time against the summed kernel time"}}
+            if index == 2 else {},
             "timings": {p: timing(213.985 + 100 * index) for p in ("fwd", "bwd", "fwd+bwd")},
             "kernels_per_fwd_bwd": 1108, "kernel_kind": "aten ops (CPU)",
             "peak_bytes": 256 * 2**20, "saved_bytes": 152 * 2**20,
@@ -64,14 +72,26 @@ def rendered(table) -> tuple[list[str], str]:
 
 
 @pytest.mark.parametrize("energy", [False, True])
-def test_the_compare_table_fits_120_columns(energy):
-    grid, text = rendered(report.kernel_table(compare_run(energy)))
+def test_the_compare_tables_fit_120_columns(energy):
+    grid, text = rendered(report.verdict_table(compare_run(energy)))
     assert max(len(line) for line in grid) <= 120, "\n".join(grid)
     assert ("mJ" in "\n".join(grid)) == energy  # an energy column only where energy was measured
+    times, _ = rendered(report.time_table(compare_run(energy)))
+    assert max(len(line) for line in times) <= 120, "\n".join(times)
+    assert "5.45-15.55" in "\n".join(times)  # the widest call-speedup interval fits too
     for impl in NOT_RUN:
         assert not any(line.lstrip().startswith(impl) for line in grid)
         assert f"{impl}: {NOT_RUN[impl]}: {impl} cannot run here" in text
     assert "not run here:" in text
+
+
+def test_flags_and_their_reasons_are_shown():
+    grid, text = rendered(report.verdict_table(compare_run(False)))
+    last = {line.split()[0]: line.split()[-1] for line in grid[4:] if line.strip()}
+    assert (last["ref-compile"], last["spikingjelly"], last["snntorch"]) == ("busy?", "launch",
+                                                                            "152.0")  # fmt: skip
+    assert "ref-compile: inconsistent (machine busy?): fwd rounds disagree: 1, 2, 3 ms" in text
+    assert "spikingjelly: fwd launch-bound: call 2000 ms vs device 1000 ms (+100%)" in text
 
 
 def test_all_rows_keeps_what_did_not_run_in_the_compare_table():

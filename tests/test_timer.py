@@ -31,8 +31,9 @@ def test_first_call_is_reported_apart_and_excluded_from_statistics():
     clock = ScriptedClock(durations)
     timer = HostTimer(torch.device("cpu"), clock=clock)
     result = measure(
-        lambda: None, timer=timer, warmup_s=10.5e-3, repeat_s=5.5e-3, flush_cache=False
-    )
+        lambda: None, timer=timer, warmup_s=10.5e-3, repeat_s=5.5e-3, flush_cache=False,
+        adapt_s=0,
+    )  # fmt: skip
     assert result.first_call_s == pytest.approx(5.0)
     assert result.samples_s == pytest.approx((1e-3, 2e-3, 3e-3, 4e-3, 5e-3))
     assert result.median_s == pytest.approx(3e-3)
@@ -55,6 +56,25 @@ def test_call_count_follows_the_time_budget():
     )
     assert len(result.samples_s) == 100
     assert len(calls) == 1 + 1 + 20 + 100
+
+
+def test_a_large_spread_is_timed_longer_before_it_is_warned_about():
+    # 5 noisy calls (IQR 100 % of the median), then steady ones: more calls settle it
+    noisy = [1e-3, 2e-3, 1e-3, 2e-3, 3e-3]
+    clock = ScriptedClock([1e-3, 1e-3, 1e-3] + noisy + [2e-3] * 40)
+    timer = HostTimer(torch.device("cpu"), clock=clock)
+    settled = measure(lambda: None, timer=timer, warmup_s=0, repeat_s=5e-3, min_calls=5,
+                      flush_cache=False)  # fmt: skip
+    assert len(settled.samples_s) > 5 and settled.metadata["adapted_calls"] > 0
+    assert settled.spread <= 0.10 and settled.warnings == []
+    # noisy throughout: it stops when the extra budget (3 x 5 ms) is spent, then warns
+    clock = ScriptedClock([1e-3, 1e-3, 1e-3] + noisy * 20)
+    timer = HostTimer(torch.device("cpu"), clock=clock)
+    unsettled = measure(lambda: None, timer=timer, warmup_s=0, repeat_s=5e-3, min_calls=5,
+                        flush_cache=False)  # fmt: skip
+    extra = sum(unsettled.samples_s[5:])
+    assert 15e-3 <= extra < 15e-3 + 5 * 3e-3
+    assert unsettled.warnings and "after timing more calls" in unsettled.warnings[0]
 
 
 def test_real_clock_measures_real_work():
@@ -112,9 +132,9 @@ def test_cuda_graph_replay_reproduces_the_work():
 
 def test_the_cache_flush_reads_and_says_so():
     """A flush by writing would leave dirty lines whose write-back lands in the timed call."""
-    from kernelprof.harness.timer import CPU_FLUSH_BYTES, _cache_flusher
+    from kernelprof.harness.timer import CPU_FLUSH_BYTES, cache_flusher
 
-    flush = _cache_flusher(torch.device("cpu"))
+    flush = cache_flusher(torch.device("cpu"))
     buffer = flush.__closure__[0].cell_contents
     before = buffer.clone()
     assert int(flush()) == CPU_FLUSH_BYTES // 4  # every element read
@@ -127,3 +147,17 @@ def test_the_cache_flush_reads_and_says_so():
     assert timing.as_dict()["cache_flush"] == "read 64 MiB"
     unflushed = measure(work, warmup_s=0.0, repeat_s=0.0, flush_cache=False)
     assert unflushed.metadata["cache_flush"] == "none"
+
+
+def test_the_cache_flush_allocates_no_copy_of_its_buffer():
+    """Summing int32 into int64 (torch's default) copies the buffer first: 128 MiB written per
+    flush, which is the very write-back the read flush avoids (and 10x its time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from kernelprof.harness.timer import cache_flusher
+
+    flush = cache_flusher(torch.device("cpu"))
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        flush()
+    allocated = sum(max(0, e.cpu_memory_usage) for e in prof.key_averages())
+    assert allocated < 2**20, allocated

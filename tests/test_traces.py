@@ -286,3 +286,36 @@ def test_the_real_traces_kernels_all_have_distinct_short_names():
 
     names = list(traces.summarize(ALEXNET).kernels)
     assert len(set(distinct_short_names(names).values())) == len(names) == 16
+
+
+@needs_shared
+def test_range_activity_links_a_real_traces_kernels_to_the_ranges_that_launched_them():
+    events = list(traces.iter_events(ALEXNET))
+    gpu = [e for e in events if e.get("cat") in traces.GPU_CATEGORIES]
+    activity = traces.range_activity(events, prefix="[param|")
+    outer = activity[0]
+    assert outer.name == "[param|cuda]"  # encloses the whole run: every GPU event is its
+    assert outer.kernels == sum(e["cat"] == "kernel" for e in gpu) == 79
+    assert outer.device_us == pytest.approx(sum(e["dur"] for e in gpu))
+    forwards = [a for a in activity if a.name.endswith("|measure|forward]")]
+    assert [a.kernels for a in forwards] == [39, 39]  # the same forward, twice
+    assert all(0 < a.device_us < a.duration_us for a in forwards)
+    assert all(a.kernels == 0 for a in activity if a.name == "[param|clear_cache]")
+
+
+def test_range_activity_counts_driver_launches_and_host_time_inside_operators():
+    events = [
+        event("kp/fwd", "user_annotation", 0, 100),
+        event("aten::mul", "cpu_op", 5, 20),
+        event("aten::mul_inner", "cpu_op", 10, 5),  # nested: not counted twice
+        event("cuLaunchKernel", "cuda_driver", 12, 2, args={"correlation": 7}),
+        event("aten::add", "cpu_op", 60, 10),  # 35 us of Python between the two
+        event("cudaLaunchKernel", "cuda_runtime", 62, 2, args={"correlation": 8}),
+        event("triton_lif", "kernel", 30, 40, args={"correlation": 7}),
+        event("add_kernel", "kernel", 75, 3, args={"correlation": 8}),
+        event("elsewhere", "kernel", 300, 9, args={"correlation": 99}),  # launched outside
+        event("other", "user_annotation", 200, 10),
+    ]
+    (fwd,) = traces.range_activity(events, prefix="kp/")
+    assert (fwd.kernels, fwd.device_us, fwd.op_us, fwd.duration_us) == (2, 43.0, 30.0, 100.0)
+    assert fwd.aten_ops == 3

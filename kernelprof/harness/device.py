@@ -71,3 +71,18 @@ def copy_bandwidth(device: torch.device, nbytes: int | None = None) -> float:
     target = torch.empty_like(source)
     timing = measure(lambda: target.copy_(source), device=device, label="copy", flush_cache=False)
     return 2 * nbytes / timing.median_s
+
+
+NOISE_BYTES = 32 * 2**20  # the probe's tensor: one [8, 2^20] fp32 pass, the default case's size
+
+
+def noise_floor(device: torch.device, repeat_s: float = 0.5) -> dict:
+    """How much the same fixed work varies on this machine now: an allocating elementwise
+    multiply over 32 MiB (allocation, page faults and memory traffic, as every framework's
+    call has), timed like any implementation. Its spread (IQR over median) is the floor below
+    which no implementation's spread can be read: a busy or shared machine raises it."""
+    x = torch.ones(NOISE_BYTES // 4, dtype=torch.float32, device=device)
+    timing = measure(lambda: x * 2.0, device=device, label="noise probe", repeat_s=repeat_s,
+                     min_calls=20, adapt_s=0)  # fmt: skip
+    return {"workload": "x * 2.0 over 32 MiB, allocating its result", "median_s": timing.median_s,
+            "spread": timing.spread, "calls": len(timing.samples_s)}  # fmt: skip

@@ -1,7 +1,12 @@
-"""torch.profiler, in one place: kernel counts, allocator peaks and Chrome traces of one call.
+"""torch.profiler, in one place: kernel counts, device time, allocator peaks and Chrome traces.
 
-Traces carry ``record_function`` ranges named ``<impl>/fwd`` and ``<impl>/bwd`` and open
-unchanged in Perfetto (ui.perfetto.dev) and chrome://tracing.
+:func:`profile_phases` profiles a few calls of each phase of a workload, each call in its own
+``record_function`` range named ``<label>/<phase>``, and reads the trace back with
+:func:`kernelprof.traces.range_activity`: per call, the kernels it launched and their summed
+durations (the *device time*: what the GPU worked, however long the host took to enqueue it),
+and the host time spent inside torch operators (on CPU the rest of the call is Python between
+them). :func:`profile_call` profiles one call. Traces open unchanged in Perfetto
+(ui.perfetto.dev) and chrome://tracing.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from kernelprof.traces import iter_events, range_activity
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,60 @@ def profile_call(
             prof.export_chrome_trace(str(path))
             peak = allocator_peak(json.loads(path.read_text()), device)
     return CallProfile(kernels, kind, peak, None if trace_path is None else str(trace_path))
+
+
+@dataclass(frozen=True)
+class PhaseProfile:
+    """Per phase, one value per profiled call."""
+
+    device_s: dict[str, list[float]]  # summed kernel, memcpy and memset durations (CUDA)
+    op_s: dict[str, list[float]]  # host time inside torch operators
+    span_s: dict[str, list[float]]  # host time of each profiled call (its range)
+    kernels: dict[str, list[int]]  # CUDA kernels launched, or aten operators run on CPU
+    kernel_kind: str
+    peak_bytes: int | None  # allocator peak over the profiled calls (CPU; CUDA with a trace)
+    trace_path: str | None
+
+
+def profile_phases(
+    phases: dict[str, Callable[[], object]],
+    device: torch.device,
+    *,
+    label: str,
+    calls: int = 3,
+    before: Callable[[], None] = lambda: None,
+    trace_path: Path | None = None,
+) -> PhaseProfile:
+    """Profiles ``calls`` calls of every phase (``before()`` between them, outside the ranges)
+    and writes the Chrome trace to ``trace_path`` when given."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities, profile_memory=True) as prof:
+        for phase, fn in phases.items():
+            for _ in range(calls):
+                before()
+                with record_function(f"{label}/{phase}"):
+                    fn()
+                    if cuda:  # the range then holds the launches of everything it queued
+                        torch.cuda.synchronize(device)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = trace_path or Path(scratch) / "trace.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prof.export_chrome_trace(str(path))
+        # autograd's device threads launch the backward while the range waits: any thread
+        found = range_activity(iter_events(path), prefix=f"{label}/", any_thread=True)
+        peak = None if cuda and trace_path is None else allocator_peak(
+            json.loads(path.read_text()), device)  # fmt: skip
+    device_s, op_s, span_s, kernels = {}, {}, {}, {}
+    for activity in found:
+        phase = activity.name[len(label) + 1 :]
+        device_s.setdefault(phase, []).append(activity.device_us / 1e6)
+        op_s.setdefault(phase, []).append(activity.op_us / 1e6)
+        span_s.setdefault(phase, []).append(activity.duration_us / 1e6)
+        kernels.setdefault(phase, []).append(activity.kernels if cuda else activity.aten_ops)
+    kind = "CUDA kernels" if cuda else "aten ops (CPU)"
+    return PhaseProfile(device_s, op_s, span_s, kernels, kind, peak,
+                        None if trace_path is None else str(trace_path))  # fmt: skip
 
 
 def allocator_peak(trace: dict, device: torch.device) -> int | None:

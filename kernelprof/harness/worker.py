@@ -54,7 +54,10 @@ class WorkerSession:
     or a missing result becomes ``{"status": "error", "reason": ...}``."""
 
     def __init__(self, task: dict[str, Any], *, python: str | None = None,
-                 timeout_s: float = 300.0) -> None:  # fmt: skip
+                 timeout_s: float = 300.0, wait: bool = True) -> None:  # fmt: skip
+        """Starts the worker and sends it ``task``; waits for the first result unless
+        ``wait=False`` (then :meth:`receive_first` does, so that several can work at once)."""
+        self.first: dict[str, Any] | None = None
         self.process: subprocess.Popen | None = None
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: collections.deque[str] = collections.deque(maxlen=50)
@@ -80,7 +83,17 @@ class WorkerSession:
                  (self.process.stderr, self.stderr.append, None))  # fmt: skip
         for stream, sink, end in pumps:
             threading.Thread(target=_pump, args=(stream, sink, end), daemon=True).start()
-        self.first = self._send(task, timeout_s)
+        sent = self._write(task)
+        if sent is not None:
+            self.first = sent
+        elif wait:
+            self.first = self._receive(timeout_s)
+
+    def receive_first(self, timeout_s: float = 300.0) -> dict[str, Any]:
+        """The task's result (started with ``wait=False``)."""
+        if self.first is None:
+            self.first = self._receive(timeout_s)
+        return self.first
 
     @property
     def alive(self) -> bool:
@@ -105,11 +118,18 @@ class WorkerSession:
         _kill(self.process)
 
     def _send(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        return self._write(message) or self._receive(timeout_s)
+
+    def _write(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Sends one message; an error result if the worker is gone, else None."""
         try:
             self.process.stdin.write(json.dumps(message) + "\n")
             self.process.stdin.flush()
         except (OSError, ValueError):  # the worker is gone
             return _error(self._death())
+        return None
+
+    def _receive(self, timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         try:
             while True:

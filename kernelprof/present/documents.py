@@ -94,7 +94,8 @@ def _environment(document: dict[str, Any]) -> str:
 
 def _compare_sections(document: dict[str, Any], source: str) -> list[tuple]:
     items: list[tuple] = [("h2", f"compare ({source})"), ("note", _environment(document))]
-    header = ["impl", "verdict", "fwd ms", "bwd ms", "fwd+bwd ms", "speedup", "% copy bw"]
+    header = ["impl", "verdict", "fwd ms", "bwd ms", "fwd+bwd ms", "speedup", "95 % interval",
+              "fwd+bwd call ms", "% copy bw", "flags"]  # fmt: skip
     for run in document["runs"]:
         case = run["case"]
         items.append(("h3", f"T={case['T']}, N={case['N']:,}, {case['dtype']}"))
@@ -102,16 +103,26 @@ def _compare_sections(document: dict[str, Any], source: str) -> list[tuple]:
         for row in run["rows"]:
             timings = row.get("timings") or {}
 
-            def ms(phase: str, timings=timings) -> str:
-                return f"{1e3 * timings[phase]['median_s']:.3f}" if phase in timings else ""
+            def ms(phase: str, timings=timings, kind: str = "device_s") -> str:
+                if phase not in timings:
+                    return ""
+                return f"{1e3 * timings[phase].get(kind, timings[phase]['median_s']):.3f}"
 
             fraction = timings.get("fwd+bwd", {}).get("copy_bandwidth_fraction")
-            speedup = row.get("speedup")
+            speedup, interval = row.get("speedup"), row.get("speedup_interval")
+            flags = ", ".join([*(["inconsistent (machine busy?)"] if row.get("inconsistent")
+                                 else []), *(f"{phase} launch-bound" for phase in
+                                             row.get("launch_bound") or {})])  # fmt: skip
             rows.append([
                 row["impl"], row.get("verdict", row.get("status", "")), ms("fwd"), ms("bwd"),
                 ms("fwd+bwd"), "" if speedup is None else f"{speedup:.2f}x",
-                "" if fraction is None else f"{100 * fraction:.1f} %",
+                "" if not interval else f"{interval[0]:.2f}-{interval[1]:.2f}",
+                ms("fwd+bwd", kind="call_s"),
+                "" if fraction is None else f"{100 * fraction:.1f} %", flags,
             ])  # fmt: skip
+        for row in run["rows"]:
+            for reason in row.get("inconsistent") or []:
+                items.append(("note", f"{row['impl']}: inconsistent (machine busy?): {reason}"))
         items.append(("table", header, rows))
         if any(row.get("timings") for row in run["rows"]):
             name = f"compare_T{case['T']}_N{case['N']}_{case['dtype']}"

@@ -13,6 +13,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from kernelprof.results.analysis import ROUND_TOLERANCE
+
 VERDICT_STYLE = {
     "exact": "green",
     "close": "green",
@@ -28,18 +30,27 @@ NOT_RUN = ("unavailable", "unsupported")  # rows listed under a table, not in it
 WIDTH = 120  # the compare and check tables fit this many columns
 
 
-def kernel_table(run: dict[str, Any], all_rows: bool = False) -> Table:
-    """The table of one compare case. Rows that did not run here (unavailable, unsupported)
-    are listed under it with their reasons unless ``all_rows``; columns empty in every row are
-    left out; each row's notes (path, warnings, reasons) follow."""
+def kernel_table(run: dict[str, Any], all_rows: bool = False):
+    """The tables of one compare case: verdicts and device times, then device, call and launch
+    time per phase (see :func:`time_table`), in one renderable."""
+    from rich.console import Group
+
+    return Group(verdict_table(run, all_rows), time_table(run))
+
+
+def verdict_table(run: dict[str, Any], all_rows: bool = False) -> Table:
+    """Verdict, device time per phase, speedup with its interval, bandwidth, memory, energy and
+    flags per implementation. Rows that did not run here (unavailable, unsupported) are listed
+    under it with their reasons unless ``all_rows``; columns empty in every row are left out;
+    each row's notes (path, warnings, reasons, flags) follow."""
     case = run["case"]
     table = _table(
         f"LIF T={case['T']} N={case['N']:,} {case['dtype']} on {run['device']['name']}\n"
         f"copy bandwidth {run['copy_bandwidth_gb_per_s']:.1f} GB/s (measured); speedups "
         f"against {run.get('baseline')}"
     )
-    headers = ("impl", "verdict", "fwd\nms", "bwd\nms", "fwd+bwd\nms", "speed-\nup", "kernels",
-               "%\ncopy", "peak\nMB", "saved\nMB", "mJ", "1st\ns")  # fmt: skip
+    headers = ("impl", "verdict", "fwd\nms", "bwd\nms", "fwd+bwd\nms", "speed-\nup",
+               "95 %\ninterval", "%\ncopy", "peak\nMB", "saved\nMB", "mJ", "flag")  # fmt: skip
     cells: list[list[str]] = []
     notes, not_run = [], []
     energy_notes: set[str] = set()
@@ -63,8 +74,9 @@ def kernel_table(run: dict[str, Any], all_rows: bool = False) -> Table:
             continue
         timings = row["timings"]
         total = timings["fwd+bwd"]
-        first_call = sum(t["first_call_s"] or 0.0 for t in timings.values())
         notes += [w for t in timings.values() for w in t["warnings"]]
+        notes += [f"{row['impl']}: {error}" for error in row.get("round_errors", [])]
+        notes += _flag_notes(row)
         graphs = row.get("graph_timings") or {}
         if graphs:
             parts = [
@@ -81,37 +93,124 @@ def kernel_table(run: dict[str, Any], all_rows: bool = False) -> Table:
         else:
             energy_text = _significant(1e3 * energy["joules_per_call"], 3)
         cells.append(shown + [
-            *(_ms_iqr(timings[phase]) for phase in ("fwd", "bwd", "fwd+bwd")),
-            f"{row['speedup']:.2f}x" if row.get("speedup") else "",
-            f"{row['kernels_per_fwd_bwd']}",
+            *(_ms_iqr(timings[phase], "device") for phase in PHASES),
+            _speedup(row.get("speedup")),
+            _interval(row.get("speedup_interval")),
             f"{100 * total['copy_bandwidth_fraction']:.1f}",
             _megabytes(row.get("peak_bytes")),
             _megabytes(row.get("saved_bytes")),
             energy_text,
-            f"{first_call:.2f}",
+            _flags(row),
         ])  # fmt: skip
     _fill(table, headers, cells, left=2)
-    kinds = {row.get("kernel_kind") for row in run["rows"] if row.get("kernel_kind")}
     table.caption = _plain(
         [
-            "ms: median ±half the IQR (as a share of the median); speedup: fwd+bwd vs the "
-            "baseline; kernels: "
-            + " / ".join(sorted(kinds))
-            + " per fwd+bwd; % copy: fwd+bwd's traffic against the measured copy bandwidth (GB/s in"
-            " --format json, csv, md); peak: allocator peak of one fwd+bwd; "
-            "saved: bytes autograd keeps for backward; mJ: energy per fwd+bwd; 1st s: the first "
-            "calls (compilation), not in the medians"
+            "ms: device time, median ±half the IQR (as a share of the median), rounds pooled; "
+            "speedup: fwd+bwd device time vs the baseline, median of the per-round ratios, with "
+            "its bootstrap interval; % copy: fwd+bwd's traffic (6 passes over [T, N]) in its "
+            "device time against the measured copy bandwidth (GB/s in --format json, csv, md); "
+            "peak: allocator peak of one fwd+bwd; saved: bytes autograd keeps for backward; "
+            "mJ: energy per fwd+bwd; flag: busy? = inconsistent (machine busy?), launch = "
+            "launch-bound, host = host-bound (CPU analogue)"
         ]
         + [f"energy: {note}" for note in sorted(energy_notes)]
+        + _machine_notes(run)
         + notes
         + (["not run here:", *[f"  {line}" for line in not_run]] if not_run else [])
     )
     return table
 
 
+PHASES = ("fwd", "bwd", "fwd+bwd")
+
+
+def time_table(run: dict[str, Any]) -> Table:
+    """Per timed row and phase: device time (CUDA: the summed durations of the kernels a call
+    launched, from the profiler; CPU: the host does the work, so device = call = launch), call
+    time (what one call takes in a loop: CUDA events, or the host clock) and the host's launch
+    time; the fwd+bwd speedup on call time, kernels per fwd+bwd and the first calls."""
+    timed = [row for row in run["rows"] if row.get("timings")]
+    table = _table("device, call and launch time per phase (ms)")
+    headers = ("impl", *(f"\n{phase}\n{kind}" for phase in PHASES
+                         for kind in ("device", "call", "launch")),
+               "call\nspeed-\nup", "\n95 %\ninterval", "\nkern-\nels", "\n1st\ns")  # fmt: skip
+    cells = []
+    for row in timed:
+        timings = row["timings"]
+        first_call = sum(t["first_call_s"] or 0.0 for t in timings.values())
+        cells.append([
+            row["impl"],
+            *(_significant(1e3 * timings[phase][key], 4) for phase in PHASES
+              for key in ("device_s", "call_s", "launch_s")),
+            _speedup(row.get("speedup_call")),
+            _interval(row.get("speedup_call_interval")),
+            f"{row.get('kernels_per_fwd_bwd', '')}",
+            f"{first_call:.2f}",
+        ])  # fmt: skip
+    _fill(table, headers, cells, left=1)
+    kinds = {row.get("kernel_kind") for row in timed if row.get("kernel_kind")}
+    sources = {t.get("device_source") for row in timed for t in row["timings"].values()}
+    table.caption = _plain([
+        ("device: summed kernel durations of a call (profiler); call: CUDA events around a call "
+         "in a loop; launch: host time until the call returns"
+         if "kernels" in sources else
+         "CPU: the host does the work, so device = call = launch (host clock around a call)"),
+        "kernels: " + " / ".join(sorted(kinds)) + " per fwd+bwd; 1st s: the first calls "
+        "(compilation), not in the medians",
+    ])  # fmt: skip
+    return table
+
+
+def _machine_notes(run: dict[str, Any]) -> list[str]:
+    """The noise probe timed before each round: the machine's own drift between rounds."""
+    probes = run.get("noise_rounds_s") or []
+    if len(probes) < 2:
+        return []
+    shown = ", ".join(_significant(1e3 * probe, 3) for probe in probes)
+    ratio = max(probes) / min(probes)
+    drifted = " (the machine itself changed between rounds)" if ratio > 1 + ROUND_TOLERANCE else ""
+    return [f"machine: the noise probe took {shown} ms before rounds 1-{len(probes)}, "
+            f"{ratio:.2f}x apart{drifted}"]  # fmt: skip
+
+
+def _speedup(value: float | None) -> str:
+    return f"{value:.2f}x" if value else ""
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return f"{bounds[0]:.2f}-{bounds[1]:.2f}" if bounds else ""
+
+
+def _flags(row: dict[str, Any]) -> str:
+    flags = ["busy?"] if row.get("inconsistent") else []
+    bases = {bound["basis"] for bound in (row.get("launch_bound") or {}).values()}
+    flags += ["host" if "CPU" in basis else "launch" for basis in sorted(bases)]
+    return " ".join(dict.fromkeys(flags))
+
+
+def _flag_notes(row: dict[str, Any]) -> list[str]:
+    notes = [f"{row['impl']}: inconsistent (machine busy?): {reason}"
+             for reason in row.get("inconsistent") or []]  # fmt: skip
+    for phase, bound in (row.get("launch_bound") or {}).items():
+        if "device_s" in bound:
+            notes.append(
+                f"{row['impl']}: {phase} launch-bound: call {1e3 * bound['call_s']:.4g} ms vs "
+                f"device {1e3 * bound['device_s']:.4g} ms (+"
+                f"{bound['call_s'] / bound['device_s'] - 1:.0%}); the host launches in "
+                f"{1e3 * bound['launch_s']:.4g} ms"
+            )
+        else:
+            notes.append(
+                f"{row['impl']}: {phase} host-bound (CPU analogue of launch-bound): "
+                f"{1 - bound['in_ops_s'] / bound['call_s']:.0%} of the {1e3 * bound['call_s']:.4g} "
+                "ms call is outside torch operators"
+            )
+    return notes
+
+
 def _table(title: str) -> Table:
     return Table(title=title, title_justify="left", caption_justify="left",
-                 box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+                 box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))  # fmt: skip
 
 
 def _fill(table: Table, headers: tuple[str, ...], cells: list[list[str]], left: int) -> None:
@@ -138,11 +237,13 @@ def _mebibytes(value: int | None) -> float | None:
     return None if value is None else value / 2**20
 
 
-def _ms_iqr(timing: dict[str, Any]) -> str:
-    """'72.87 ±3%': the median in ms to 4 significant digits, half the IQR as a share of it."""
-    median, spread = 1e3 * timing["median_s"], timing["iqr_s"] / 2
-    share = spread / timing["median_s"] if timing["median_s"] else float("nan")
-    return f"{_significant(median, 4)} ±{100 * share:.0f}%"
+def _ms_iqr(timing: dict[str, Any], kind: str = "call") -> str:
+    """'72.87 ±3%': the median (call or device time) in ms to 4 significant digits, half the
+    IQR as a share of it."""
+    median = timing.get("device_s", timing["median_s"]) if kind == "device" else timing["median_s"]
+    iqr = timing.get("device_iqr_s", timing["iqr_s"]) if kind == "device" else timing["iqr_s"]
+    share = iqr / 2 / median if median else float("nan")
+    return f"{_significant(1e3 * median, 4)} ±{100 * share:.0f}%"
 
 
 def _significant(value: float, digits: int) -> str:
@@ -242,8 +343,10 @@ def frameworks_table(listing: dict[str, Any]) -> Table:
 
 
 FLAT_COLUMNS = (
-    "T", "N", "dtype", "impl", "verdict", "fwd_ms", "bwd_ms", "fwd+bwd_ms", "speedup", "kernels",
-    "gb_per_s", "copy_bandwidth_pct", "peak_mb", "saved_mb", "energy_mj", "path", "reason",
+    "T", "N", "dtype", "impl", "verdict", "fwd_ms", "bwd_ms", "fwd+bwd_ms",
+    "fwd_call_ms", "bwd_call_ms", "fwd+bwd_call_ms", "fwd_launch_ms", "bwd_launch_ms",
+    "fwd+bwd_launch_ms", "speedup", "speedup_low", "speedup_high", "speedup_call", "kernels",
+    "gb_per_s", "copy_bandwidth_pct", "peak_mb", "saved_mb", "energy_mj", "flags", "path", "reason",
 )  # fmt: skip
 
 
@@ -264,8 +367,25 @@ def flat_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
                     **run["case"],
                     "impl": row["impl"],
                     "verdict": row["verdict"],
-                    **{f"{p}_ms": 1e3 * timings[p]["median_s"] for p in timings},
+                    **{
+                        f"{p}_ms": 1e3 * t.get("device_s", t["median_s"])
+                        for p, t in timings.items()
+                    },
+                    **{
+                        f"{p}_call_ms": 1e3 * t["call_s"]
+                        for p, t in timings.items()
+                        if "call_s" in t
+                    },
+                    **{
+                        f"{p}_launch_ms": 1e3 * t["launch_s"]
+                        for p, t in timings.items()
+                        if "launch_s" in t
+                    },
                     "speedup": row.get("speedup"),
+                    "speedup_low": (row.get("speedup_interval") or [None, None])[0],
+                    "speedup_high": (row.get("speedup_interval") or [None, None])[1],
+                    "speedup_call": row.get("speedup_call"),
+                    "flags": _flags(row) or None,
                     "kernels": row.get("kernels_per_fwd_bwd"),
                     "gb_per_s": total.get("gb_per_s"),
                     "copy_bandwidth_pct": 100 * total["copy_bandwidth_fraction"] if total else None,

@@ -1,10 +1,19 @@
-"""Analysis of results documents: traffic and bandwidth, speedups, e2e attribution.
+"""Analysis of results documents: rounds pooled, traffic and bandwidth, speedups with their
+intervals, launch-bound and inconsistent rows, e2e attribution.
 
 Pure functions over measured records; nothing here measures or formats.
+
+Compare measures each implementation in several rounds, interleaved with the others (order
+rotated), so that a machine's drift lands on every row alike rather than on whichever ran
+during it. A phase's rounds are pooled (:func:`pool_rounds`); speedups are the median over
+rounds of the per-round ratio (rounds are paired: round r of every row ran at about the same
+time), with a bootstrap interval that resamples the calls within each round.
 """
 
 from __future__ import annotations
 
+import random
+import statistics
 from typing import Any
 
 import torch
@@ -12,45 +21,201 @@ import torch
 from kernelprof.inputs import DTYPES
 
 TRUSTED_VERDICTS = ("exact", "close")
+# A phase warns when its rounds' median spread (IQR/median) exceeds SPREAD_WARNING, or on a
+# noisy machine NOISE_MULTIPLE times the spread of the machine's noise probe (a fixed workload
+# timed the same way): what the machine adds to every row alike is reported once, as the
+# probe, and a row is flagged for what it adds beyond.
+SPREAD_WARNING = 0.10
+NOISE_MULTIPLE = 2.0
+# Rounds disagree when their medians differ by more than ROUND_TOLERANCE and by more than
+# NOISE_MULTIPLE times the spread within the rounds (a drift, not the calls' own scatter).
+ROUND_TOLERANCE = 0.25
+PHASE_TOLERANCE = 0.05  # fwd or bwd alone above fwd+bwd by more than this: inconsistent
+LAUNCH_BOUND = 0.20  # call time above device time by more than this: launch-bound
+# CPU analogue: more than this share of the call outside torch operators. Higher than the CUDA
+# threshold, since allocator work between operators (page faults, munmap of freed tensors) is
+# outside them too: it reaches 20-25 % of a torch.compile'd forward on the 2-core CPU.
+HOST_BOUND = 0.50
+BOOTSTRAP = 1000  # resamples for a speedup's interval
+INTERVAL = (0.025, 0.975)
+BUSY = "inconsistent (machine busy?)"
+
+
+def spread_limit(noise: float | None) -> float:
+    """The spread above which a phase is warned about, given the machine's noise probe."""
+    return max(SPREAD_WARNING, NOISE_MULTIPLE * (noise or 0.0))
+
+
+def pool_rounds(rounds: list[dict[str, Any]], noise: float | None = None) -> dict[str, Any]:
+    """One phase's timing from its rounds. Each round is a timing record with ``samples_s``
+    (call times), ``device_samples_s`` and ``launch_s``; the result keeps the rounds and adds
+    the pooled call statistics, ``device_s``, ``launch_s`` and the spread warnings."""
+    samples = [s for r in rounds for s in r["samples_s"]]
+    q1, q3 = _quartiles(samples)
+    device = [s for r in rounds for s in r["device_samples_s"]]
+    d1, d3 = _quartiles(device)
+    spreads = [_spread(r["samples_s"]) for r in rounds]
+    label = rounds[0].get("label", "")
+    warnings = [w for w in rounds[0].get("warnings", []) if "large spread" not in w]
+    if statistics.median(spreads) > spread_limit(noise):
+        adapted = " after timing more calls" if any(r.get("adapted_calls") for r in rounds) else ""
+        shares = ", ".join(f"{spread:.0%}" for spread in spreads)
+        warnings.append(f"{label}: large spread{adapted}: IQR {shares} of the median in its "
+                        f"{len(rounds)} rounds")  # fmt: skip
+    pooled = {key: value for key, value in rounds[0].items()
+              if key not in ("samples_s", "device_samples_s", "warnings")}  # fmt: skip
+    pooled.update(
+        median_s=statistics.median(samples), q1_s=q1, q3_s=q3, iqr_s=q3 - q1,
+        samples_s=samples, call_s=statistics.median(samples),
+        device_s=statistics.median(device),
+        device_iqr_s=d3 - d1,
+        # on the host clock the host does the work: launch time is call time
+        launch_s=statistics.median(samples)
+        if rounds[0].get("device_source") == "host clock"
+        else statistics.median(r["launch_s"] for r in rounds),
+        warnings=warnings,
+        rounds=[{"median_s": statistics.median(r["samples_s"]),
+                 "device_s": statistics.median(r["device_samples_s"]),
+                 "spread": spread, "started_at": r.get("started_at"), "samples_s": r["samples_s"],
+                 "device_samples_s": r["device_samples_s"]}
+                for r, spread in zip(rounds, spreads, strict=True)],
+    )  # fmt: skip
+    return pooled
+
+
+def _quartiles(samples: list[float]) -> tuple[float, float]:
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
+
+
+def _spread(samples: list[float]) -> float:
+    q1, q3 = _quartiles(samples)
+    median = statistics.median(samples)
+    return (q3 - q1) / median if median > 0 else float("inf")
+
+
+def inconsistencies(timings: dict[str, dict[str, Any]]) -> list[str]:
+    """Why a row's figures cannot all be right: rounds that disagree, or a part (fwd, bwd)
+    slower than the whole (fwd+bwd). Empty when consistent."""
+    found = []
+    for phase, timing in timings.items():
+        medians = [r["median_s"] for r in timing.get("rounds", [])]
+        within = statistics.median(r["spread"] for r in timing["rounds"]) if medians else 0.0
+        tolerance = max(ROUND_TOLERANCE, NOISE_MULTIPLE * within)
+        if len(medians) > 1 and max(medians) > (1 + tolerance) * min(medians):
+            shown = ", ".join(f"{1e3 * m:.4g}" for m in medians)
+            found.append(f"{phase} rounds disagree: {shown} ms")
+    whole = timings.get("fwd+bwd")
+    for phase in ("fwd", "bwd"):
+        part = timings.get(phase)
+        if whole and part and part["device_s"] > (1 + PHASE_TOLERANCE) * whole["device_s"]:
+            found.append(f"{phase} alone ({1e3 * part['device_s']:.4g} ms) takes longer than "
+                         f"fwd+bwd ({1e3 * whole['device_s']:.4g} ms)")  # fmt: skip
+    return found
+
+
+def launch_bound(timings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The phases whose call time exceeds their device time by more than LAUNCH_BOUND, with
+    the figures. On CPU, where device time is call time, the analogue: a call that spends more
+    than HOST_BOUND of its time outside torch operators (``op_fraction``, from the profiler) is
+    bound by the Python between them."""
+    found = {}
+    for phase, timing in timings.items():
+        call, device = timing["call_s"], timing["device_s"]
+        fraction = timing.get("op_fraction")
+        if timing.get("device_source") == "kernels" and call > (1 + LAUNCH_BOUND) * device:
+            found[phase] = {"call_s": call, "device_s": device, "launch_s": timing["launch_s"],
+                            "basis": "call time against the summed kernel time"}  # fmt: skip
+        elif fraction is not None and fraction < 1 - HOST_BOUND:
+            found[phase] = {"call_s": call, "in_ops_s": fraction * call,
+                            "basis": "host time inside torch operators (CPU analogue)"}  # fmt: skip
+    return found
+
+
+def paired_speedup(base: dict[str, Any], row: dict[str, Any], key: str,
+                   seed: int = 0) -> dict[str, Any] | None:  # fmt: skip
+    """``base``'s time over ``row``'s for one phase's pooled timings: the median over paired
+    rounds of the per-round ratio of medians (``key``: "device" or "call" samples), with a
+    bootstrap interval that resamples the calls within each round."""
+    field = "device_samples_s" if key == "device" else "samples_s"
+    pairs = [
+        (a[field], b[field])
+        for a, b in zip(base.get("rounds", []), row.get("rounds", []), strict=False)
+    ]
+    if not pairs:
+        return None
+    rng = random.Random(seed)
+
+    def ratio(a: list[float], b: list[float], resample: bool) -> float:
+        if resample:
+            a, b = rng.choices(a, k=len(a)), rng.choices(b, k=len(b))
+        return statistics.median(a) / statistics.median(b)
+
+    value = statistics.median(ratio(a, b, False) for a, b in pairs)
+    boot = sorted(statistics.median(ratio(a, b, True) for a, b in pairs)
+                  for _ in range(BOOTSTRAP))  # fmt: skip
+    low, high = (boot[int(q * (BOOTSTRAP - 1))] for q in INTERVAL)
+    return {"value": value, "low": low, "high": high, "rounds": len(pairs)}
 
 
 def traffic_bytes(steps: int, neurons: int, dtype: torch.dtype) -> dict[str, int]:
-    """Bytes the fused algorithm must move, at storage precision, per phase.
+    """Bytes the fused algorithm must move, at storage precision, per phase, for what the timed
+    build returns: spikes only (no membrane potential is asked for).
 
     Forward reads X and writes S and the state backward needs (3 passes over [T, N]); backward
-    reads dS and that state and writes dX (3 passes). Every implementation is held to the same
-    count, so GB/s compares times directly; one that moves more shows a lower figure.
+    reads dS and that state and writes dX (3 passes): 6 for fwd+bwd. Every implementation is
+    held to the same count, so GB/s compares times directly; one that moves more shows a lower
+    figure. Element sizes are the dtype's own (2 bytes for fp16 and bf16).
     """
     one_pass = steps * neurons * torch.finfo(dtype).bits // 8
     return {"fwd": 3 * one_pass, "bwd": 3 * one_pass, "fwd+bwd": 6 * one_pass}
 
 
 def add_bandwidth_and_speedup(run: dict[str, Any], copy_bandwidth: float, baseline: str | None):
-    """GB/s and % of copy bandwidth per phase, and fwd+bwd speedup against the baseline row
-    (``baseline``, else the fastest framework row with a trustworthy verdict)."""
+    """GB/s and % of copy bandwidth per phase on device time (and on call time), fwd+bwd
+    speedups against the baseline row (``baseline``, else the fastest framework row with a
+    trustworthy verdict) on device and on call time with their intervals, and each row's
+    launch-bound phases and inconsistencies."""
     case = run["case"]
     traffic = traffic_bytes(case["T"], case["N"], DTYPES[case["dtype"]])
     timed = [row for row in run["rows"] if row.get("timings")]
     for row in timed:
         for phase, timing in row["timings"].items():
-            bandwidth = traffic[phase] / timing["median_s"]
+            timing.setdefault("device_s", timing["median_s"])  # one-round documents
+            timing.setdefault("call_s", timing["median_s"])
+            bandwidth = traffic[phase] / timing["device_s"]
             timing.update(
                 bytes=traffic[phase],
                 gb_per_s=bandwidth / 1e9,
                 copy_bandwidth_fraction=bandwidth / copy_bandwidth,
+                call_copy_bandwidth_fraction=traffic[phase] / timing["call_s"] / copy_bandwidth,
             )
+        row["launch_bound"] = launch_bound(row["timings"])
+        row["inconsistent"] = inconsistencies(row["timings"])
     trusted = [row for row in timed if row["verdict"] in TRUSTED_VERDICTS]
     candidates = [row for row in trusted if not row.get("reference")]
     chosen = None
     if baseline is not None:
         chosen = next((row for row in timed if row["impl"] == baseline), None)
     elif candidates or trusted:
-        chosen = min(candidates or trusted, key=lambda row: row["timings"]["fwd+bwd"]["median_s"])
+        chosen = min(candidates or trusted, key=lambda row: row["timings"]["fwd+bwd"]["device_s"])
     run["baseline"] = None if chosen is None else chosen["impl"]
+    if chosen is None:
+        return
     for row in timed:
-        if chosen is not None:
-            reference_s = chosen["timings"]["fwd+bwd"]["median_s"]
-            row["speedup"] = reference_s / row["timings"]["fwd+bwd"]["median_s"]
+        base, this = chosen["timings"]["fwd+bwd"], row["timings"]["fwd+bwd"]
+        row["speedup"] = base["device_s"] / this["device_s"]
+        row["speedup_call"] = base["call_s"] / this["call_s"]
+        if row is chosen:
+            row["speedup_interval"] = row["speedup_call_interval"] = [1.0, 1.0]
+            continue
+        for key, name in (("device", "speedup"), ("call", "speedup_call")):
+            paired = paired_speedup(base, this, key)
+            if paired is not None:
+                row[name] = paired["value"]
+                row[f"{name}_interval"] = [paired["low"], paired["high"]]
 
 
 def attribution(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -96,6 +96,12 @@ TIMING = Record("timing", (
     Field("warnings", (list,)),
     Field("gb_per_s", NUMBER),  # added by the analysis of every timed row
     Field("copy_bandwidth_fraction", NUMBER),
+    # compare: rounds pooled; device time (summed kernels on CUDA, the host clock on CPU)
+    Field("device_s", NUMBER, required=False),
+    Field("call_s", NUMBER, required=False),
+    Field("launch_s", NUMBER, required=False),
+    Field("device_source", (str,), required=False, choices=("kernels", "host clock")),
+    Field("rounds", (list,), required=False),
 ))  # fmt: skip
 TIMED_BUILD = Record("timed-build agreement", (
     Field("agrees", (bool,)),
@@ -111,7 +117,11 @@ NEURON_ROW = Record("row", (
     Field("path", (str,), required=False),
     Field("timed_build", (dict,), required=False, record=TIMED_BUILD),
     Field("timings", (dict,), required=False, values=TIMING),
-    Field("speedup", NUMBER, required=False),
+    Field("speedup", NUMBER, required=False),  # fwd+bwd device time against the baseline
+    Field("speedup_interval", (list,), required=False),
+    Field("speedup_call", NUMBER, required=False),
+    Field("launch_bound", (dict,), required=False),
+    Field("inconsistent", (list,), required=False),
     Field("kernels_per_fwd_bwd", (int, NONE), required=False),
     Field("peak_bytes", (int, NONE), required=False),
     Field("saved_bytes", (int, NONE), required=False),
@@ -128,6 +138,7 @@ COMPARE_RUN = Record("run", (
     Field("copy_bandwidth_gb_per_s", NUMBER),
     Field("rows", (list,), items=NEURON_ROW),
     Field("baseline", (str, NONE), required=False),
+    Field("noise_rounds_s", (list,), required=False),  # the noise probe before each round
 ))  # fmt: skip
 _HEADER = (
     Field("kernelprof", (str,), choices=KINDS),

@@ -1,21 +1,30 @@
 """``kernelprof compare``: every LIF neuron checked, then its timed build measured side by side.
 
-For each neuron, in its own worker process: available here? (else the reason), does its
-checking build agree with the float64 oracle (the verdict, from :mod:`kernelprof.runs.check`,
-on two check inputs and on sampled neurons of the timed input itself),
-does its timed build compute what its checking build computes on the very input that is timed
-(sampled neurons; a mismatch is an error row), then forward, backward and forward+backward times
-of the timed build from the one timing harness, kernels launched, allocator peak and bytes saved
-for backward, energy, and optionally a Chrome trace. Only the timed build is ever timed: what
-the framework's users write to get spikes, with the input already in the layout they hold it in
-(:class:`~kernelprof.frameworks.base.TimedBuild`). The parent measures the copy bandwidth once and
-hands the document to :mod:`kernelprof.results.analysis` (GB/s, speedups) and the presentation.
+For each neuron, in its own worker process (a few at a time: checking is never timed):
+available here? (else the reason), does its checking build agree with the float64 oracle (the
+verdict, from :mod:`kernelprof.runs.check`, on two check inputs and on sampled neurons of the
+timed input itself), does its timed build compute what its checking build computes on the very
+input that is timed (sampled neurons; a mismatch is an error row). Then the workers stay alive
+and are timed in ``rounds`` interleaved rounds, one worker at a time, the order rotated each
+round, so that a machine's drift lands on every row alike (each round: forward, backward and
+forward+backward from the one timing harness; on CUDA also their device time, the summed
+kernel durations from the profiler); a fixed noise probe is timed before each round. Last, each
+worker profiles its build once: kernels, the host's share inside torch operators, allocator peak,
+bytes saved for backward, energy, optionally a Chrome trace and CUDA graph replays. Only the
+timed build is ever timed: what the framework's users write to get spikes, with the input
+already in the layout they hold it in (:class:`~kernelprof.frameworks.base.TimedBuild`). The
+parent hands the rounds to :mod:`kernelprof.results.analysis` (pooling, GB/s, paired speedups
+with intervals, launch-bound and inconsistent rows) and the document to the presentation.
 Nothing here formats output.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import os
+import statistics
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +34,12 @@ import torch
 
 from kernelprof.harness import device as device_facts
 from kernelprof.harness.energy import EnergyMeasurement, measure_energy
-from kernelprof.harness.profiling import profile_call, saved_for_backward_bytes
-from kernelprof.harness.timer import Measurement, cuda_graph_replay, measure
-from kernelprof.harness.worker import run_task
+from kernelprof.harness.profiling import profile_phases, saved_for_backward_bytes
+from kernelprof.harness.timer import cache_flusher, cuda_graph_replay, measure
+from kernelprof.harness.worker import Session, WorkerSession
 from kernelprof.inputs import DTYPES, lif_input
 from kernelprof.results import schema
-from kernelprof.results.analysis import add_bandwidth_and_speedup
+from kernelprof.results.analysis import add_bandwidth_and_speedup, pool_rounds, spread_limit
 from kernelprof.runs import check
 from reference_kernels.model import LIFConfig
 
@@ -60,6 +69,7 @@ class CompareRequest:
     # glibc keeps freed memory in the heap (mallopt) in the workers: an explicit option, off by
     # default, since it does not speed every framework alike (benchmarks/host_allocator.py).
     keep_host_memory: bool = False
+    rounds: int = 3  # interleaved rounds of timings per implementation
 
     def cases(self) -> list[dict[str, Any]]:
         return [
@@ -117,9 +127,11 @@ def timed_closures(timed, x: torch.Tensor, seed: int) -> TimedClosures:
     return TimedClosures(prepared, grad, forward, forward_backward)
 
 
-def measure_implementation(task: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a worker: verdict, agreement of the builds, then timings, profile, memory and
-    energy of one neuron's timed build."""
+def measure_implementation(task: dict[str, Any]) -> dict[str, Any] | Session:
+    """Runs in a worker: the verdict and the agreement of the builds, then the timed build bound
+    to the timed input. A row that may be timed keeps its worker, which then serves
+    ``{"command": "round", "round": r}`` (one round of timings; every round alike) and
+    ``{"command": "profile"}`` (kernels, memory, energy, the optional trace)."""
     if task.get("keep_host_memory"):
         device_facts.keep_host_memory()
     row, build = check.prepare(task)
@@ -129,36 +141,85 @@ def measure_implementation(task: dict[str, Any]) -> dict[str, Any]:
     device, dtype = torch.device(task["device"]), DTYPES[task["dtype"]]
     config = LIFConfig(**task["config"])
     x = lif_input((task["T"], task["N"]), config, dtype=dtype, device=device, seed=task["seed"])
+    row["path"] = build.path
     try:
         check.recheck_on(row, build, x, task)
         if not check.compare_builds(row, build, x, task):
             return row  # no timing without a timed build known to compute the checked result
         closures = timed_closures(build.timed, x, task["seed"])
         del x
-        row.update(_measure(task, closures, device))
     except (RuntimeError, torch.cuda.OutOfMemoryError) as error:  # keeps the verdict
         row["error"] = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        return row
     row["path"] = build.detect_path() if build.detect_path is not None else build.path
-    return row
+    row["timeable"] = True
+    with torch.profiler.profile():  # its first start imports much of torch: here, untimed
+        pass
+
+    def handle(message: dict[str, Any]) -> dict[str, Any]:
+        command = message.get("command")
+        try:
+            if command == "round":
+                # the round being timed, for the code in this worker to see (tests plant drift)
+                os.environ["KERNELPROF_ROUND"] = str(message.get("round", "?"))
+                return {"round": time_round(task, closures, device, message.get("round", 1))}
+            if command == "profile":
+                return {"profile": _profile(task, closures, device)}
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as error:
+            return {"error": f"{type(error).__name__}: {error}".strip().splitlines()[0]}
+        raise ValueError(f"unknown request {message!r}")
+
+    return Session(row, handle)
 
 
-def _measure(task, closures: TimedClosures, device) -> dict[str, Any]:
-    name = task["impl"]
-    repeat_s = task["repeat_s"]
-    forward, forward_backward = closures.forward, closures.forward_backward
-    timings: dict[str, Measurement] = {
-        "fwd": measure(forward, device=device, label=f"{name} fwd", repeat_s=repeat_s)
-    }
-    timings["bwd"] = measure(
-        closures.backward_of(forward()), device=device, label=f"{name} bwd", repeat_s=repeat_s
-    )
-    timings["fwd+bwd"] = measure(
-        forward_backward, device=device, label=f"{name} fwd+bwd", repeat_s=repeat_s
-    )
+def time_round(task, closures: TimedClosures, device, number: int = 1) -> dict[str, Any]:
+    """One round: every phase timed by the harness (its first call, timed apart, in round 1
+    only; then one untimed warm-up call, since the other workers ran in between); on CUDA also
+    profiled for its device time (the summed durations of the kernels each call launched).
+    Every round is timed alike."""
+    name, repeat_s = task["impl"], task["repeat_s"] / ROUND_SHARE
+    phases = _phases(closures)
+    timings, started = {}, time.time()
+    for phase, closure in phases.items():
+        timing = measure(closure, device=device, label=f"{name} {phase}", repeat_s=repeat_s,
+                         warmup_s=0.0, min_calls=ROUND_MIN_CALLS,
+                         first_call=number == 1)  # fmt: skip
+        timings[phase] = {**timing.as_dict(), "started_at": started, "round": number}
+    if device.type == "cuda":
+        profiled = profile_phases(phases, device, label=name, calls=PROFILED_CALLS,
+                                  before=cache_flusher(device))  # fmt: skip
+        for phase, timing in timings.items():
+            timing.update(device_samples_s=profiled.device_s[phase], device_source="kernels",
+                          launch_s=timing["host_launch_median_s"])  # fmt: skip
+    else:  # the host does the work: device, call and launch time are one
+        for timing in timings.values():
+            timing.update(device_samples_s=timing["samples_s"], device_source="host clock",
+                          launch_s=timing["median_s"])  # fmt: skip
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # idle between rounds: hand back what the allocator cached
+    return timings
+
+
+NOISE_ROUND_S = 0.2  # the noise probe before each round
+ROUND_SHARE = 3  # each round times for repeat_s / ROUND_SHARE per phase (before adapting)
+ROUND_MIN_CALLS = 3
+PROFILED_CALLS = 5  # profiled calls per phase (CUDA: per round, for the device time)
+CPU_PROFILED_CALLS = 1  # CPU: once, for the operator counts and the time inside operators
+
+
+def _phases(closures: TimedClosures) -> dict[str, Callable[[], object]]:
+    forward = closures.forward
+    return {"fwd": forward, "bwd": closures.backward_of(forward()),
+            "fwd+bwd": closures.forward_backward}  # fmt: skip
+
+
+def _profile(task, closures: TimedClosures, device) -> dict[str, Any]:
+    """What one round does not time: kernels, the share of host time inside torch operators,
+    CUDA graph replays, memory, energy and the optional Chrome trace."""
+    name, repeat_s = task["impl"], task["repeat_s"]
+    phases = _phases(closures)
     graph_timings = {}
     if task.get("cuda_graph") and device.type == "cuda":
-        phases = {"fwd": forward, "bwd": closures.backward_of(forward()),
-                  "fwd+bwd": forward_backward}  # fmt: skip
         for phase, closure in phases.items():
             replay = cuda_graph_replay(closure, device)
             graph_timings[phase] = (
@@ -167,30 +228,30 @@ def _measure(task, closures: TimedClosures, device) -> dict[str, Any]:
                 else measure(replay, device=device, label=f"{name} {phase} (CUDA graph)",
                              repeat_s=repeat_s).as_dict()
             )  # fmt: skip
-
-    def traced():
-        with torch.profiler.record_function(f"{name}/fwd"):
-            spikes = forward()
-        with torch.profiler.record_function(f"{name}/bwd"):
-            torch.autograd.grad(spikes, closures.x, closures.grad)
-
     trace_path = None
     if task.get("trace_dir"):
         trace_name = f"{name}_T{task['T']}_N{task['N']}_{task['dtype']}.json"
         trace_path = Path(task["trace_dir"]) / trace_name
-    call = profile_call(traced, device, trace_path)
+    calls = PROFILED_CALLS if device.type == "cuda" else CPU_PROFILED_CALLS
+    profiled = profile_phases(phases, device, label=name, calls=calls,
+                              before=cache_flusher(device), trace_path=trace_path)  # fmt: skip
+    op_fraction = {
+        phase: statistics.median(op / span for op, span in zip(
+            profiled.op_s[phase], profiled.span_s[phase], strict=True) if span > 0)
+        for phase in phases
+    }  # fmt: skip
     if task.get("energy", True):
-        energy = measure_energy(forward_backward, device=device, label=f"{name} fwd+bwd")
+        energy = measure_energy(closures.forward_backward, device=device, label=f"{name} fwd+bwd")
     else:
         energy = EnergyMeasurement.unavailable("n/a: not measured (--no-energy)")
     return dict(
-        timings={phase: timing.as_dict() for phase, timing in timings.items()},
+        op_fraction=op_fraction,
         graph_timings=graph_timings,
-        kernels_per_fwd_bwd=call.kernels,
-        kernel_kind=call.kernel_kind,
-        peak_bytes=_peak_bytes(forward_backward, device, call.peak_bytes),
-        saved_bytes=saved_for_backward_bytes(forward, exclude=closures.x),
-        trace=call.trace_path,
+        kernels_per_fwd_bwd=int(statistics.median(profiled.kernels["fwd+bwd"])),
+        kernel_kind=profiled.kernel_kind,
+        peak_bytes=_peak_bytes(closures.forward_backward, device, profiled.peak_bytes),
+        saved_bytes=saved_for_backward_bytes(closures.forward, exclude=closures.x),
+        trace=profiled.trace_path,
         energy=energy.as_dict(),
     )
 
@@ -230,17 +291,29 @@ def run_compare(
 ) -> dict[str, Any]:
     """Every neuron on every (T, N, dtype) case; returns the results document.
 
-    ``on_run`` is called with each finished case (for display); Ctrl-C stops the sweep and the
-    document keeps the rows finished so far, with ``interrupted`` set.
+    Per case, every neuron's worker is started in turn (its verdict and builds); the workers
+    then stay alive for ``request.rounds`` rounds of timings, each in a rotated order, and a
+    profile. ``on_run`` is called with each finished case (for display); Ctrl-C stops the
+    sweep and the document keeps the rows finished so far, with ``interrupted`` set.
     """
     device = torch.device(request.device)
-    notes = [host_memory_note(request.keep_host_memory)]
-    with status("measuring copy bandwidth"):
+    notes = [
+        host_memory_note(request.keep_host_memory),
+        f"rounds: {request.rounds} per implementation, interleaved, order rotated",
+    ]
+    with status("measuring copy bandwidth and the machine's noise"):
         copy_bandwidth = device_facts.copy_bandwidth(device)
+        noise = device_facts.noise_floor(device)
+    notes.append(
+        f"machine noise: {noise['workload']} varies by IQR {noise['spread']:.0%} of its median "
+        f"over {noise['calls']} calls; spreads are flagged above "
+        f"{spread_limit(noise['spread']):.0%}"
+    )
     document = schema.new_document("compare", environment)
     document.update(
         config=request.config.as_dict(),
         copy_bandwidth_gb_per_s=copy_bandwidth / 1e9,
+        noise_probe=noise,
         notes=notes,
         interrupted=False,
         runs=[],
@@ -254,21 +327,17 @@ def run_compare(
                 "rows": [],
             }
             document["runs"].append(run)
-            for impl in request.impls:
-                # a row that cannot run here needs no worker (unless another interpreter,
-                # --python, is to run it)
-                python = request.pythons.get(impl)
-                row = None if python else check.unavailable_row(impl, device, quick=True)
-                if row is None:
-                    label = f"{impl}: T={case['T']} N={case['N']:,} {case['dtype']}"
-                    with status(label):
-                        row = run_task(request.task(case, impl), python=python,
-                                       timeout_s=request.timeout_s)  # fmt: skip
-                row.setdefault("impl", impl)
-                row.setdefault("verdict", row.get("status", "error"))
-                if python:
-                    row["python"] = python
-                run["rows"].append(row)
+            sessions: dict[str, WorkerSession] = {}
+            try:
+                _start(request, case, run, sessions, status)
+                for number in range(1, request.rounds + 1):
+                    _round(request, case, run, sessions, number, status)
+                _profile_all(request, case, run, sessions, status)
+            finally:
+                for session in sessions.values():
+                    session.close()
+                for row in run["rows"]:
+                    pool(row, noise["spread"])
             add_bandwidth_and_speedup(run, copy_bandwidth, request.baseline)
             on_run(run)
     except KeyboardInterrupt:
@@ -279,3 +348,110 @@ def run_compare(
         elif document["runs"]:
             add_bandwidth_and_speedup(document["runs"][-1], copy_bandwidth, request.baseline)
     return document
+
+
+SETUP_PARALLEL = 2  # workers checking at once (nothing is timed while they check)
+
+
+def _start(request, case, run, sessions, status) -> None:
+    """Every neuron's worker: its verdict and builds, a few workers at a time (checking is not
+    timed); timeable rows keep their worker for the rounds."""
+    device = torch.device(request.device)
+    rows: list[dict[str, Any] | None] = []
+    pending: collections.deque = collections.deque()
+    parallel = max(1, min(SETUP_PARALLEL, os.cpu_count() or 1))
+
+    def finish() -> None:
+        index, impl, session, started = pending.popleft()
+        with status(f"T={case['T']} N={case['N']:,} {case['dtype']}: checking {impl}"):
+            row = session.receive_first(request.timeout_s)
+        row["wall_s"] = {"check": time.monotonic() - started}
+        if row.pop("timeable", False):
+            sessions[impl] = session
+            row["rounds"] = []
+        else:
+            session.close()
+        rows[index] = row
+
+    try:
+        for impl in request.impls:
+            # a row that cannot run here needs no worker (unless another interpreter,
+            # --python, is to run it)
+            python = request.pythons.get(impl)
+            rows.append(None if python else check.unavailable_row(impl, device, quick=True))
+            if rows[-1] is None:
+                session = WorkerSession(request.task(case, impl), python=python,
+                                        timeout_s=request.timeout_s, wait=False)  # fmt: skip
+                pending.append((len(rows) - 1, impl, session, time.monotonic()))
+                if len(pending) >= parallel:
+                    finish()
+        while pending:
+            finish()
+    finally:
+        for _, _, session, _ in pending:  # interrupted: no worker outlives the run
+            session.close()
+    for impl, row in zip(request.impls, rows, strict=True):
+        row.setdefault("impl", impl)
+        row.setdefault("verdict", row.get("status", "error"))
+        if request.pythons.get(impl):
+            row["python"] = request.pythons[impl]
+        run["rows"].append(row)
+
+
+def _round(request, case, run, sessions, number: int, status) -> None:
+    """Round ``number`` of timings of every live worker, the order rotated by one each round."""
+    rows = {row["impl"]: row for row in run["rows"]}
+    order = [impl for impl in request.impls if impl in sessions]
+    if order:  # the same fixed work each round: did the machine itself change between rounds?
+        probe = device_facts.noise_floor(torch.device(request.device), repeat_s=NOISE_ROUND_S)
+        run.setdefault("noise_rounds_s", []).append(probe["median_s"])
+    shift = (number - 1) % len(order) if order else 0
+    for impl in order[shift:] + order[:shift]:
+        label = f"{impl}: T={case['T']} N={case['N']:,} {case['dtype']}: round {number}"
+        started = time.monotonic()
+        with status(label):
+            reply = sessions[impl].request({"command": "round", "round": number},
+                                           timeout_s=request.timeout_s)  # fmt: skip
+        rows[impl]["wall_s"].setdefault("rounds", []).append(time.monotonic() - started)
+        if "round" in reply:
+            rows[impl]["rounds"].append(reply["round"])
+        else:
+            _lost(rows[impl], sessions, f"round {number}", reply)
+
+
+def _profile_all(request, case, run, sessions, status) -> None:
+    for row in run["rows"]:
+        if row["impl"] not in sessions:
+            continue
+        with status(f"{row['impl']}: T={case['T']} N={case['N']:,} {case['dtype']}: profiling"):
+            started = time.monotonic()
+            reply = sessions[row["impl"]].request({"command": "profile"},
+                                                  timeout_s=request.timeout_s)  # fmt: skip
+            row["wall_s"]["profile"] = time.monotonic() - started
+        if "profile" in reply:
+            row.update(reply["profile"])
+        else:
+            _lost(row, sessions, "profile", reply)
+
+
+def _lost(row, sessions, what: str, reply: dict[str, Any]) -> None:
+    """A request that failed: said on the row; a worker that died takes no more requests."""
+    reason = reply.get("error") or reply.get("reason", "no result")
+    row.setdefault("round_errors", []).append(f"{what}: {reason}")
+    if not sessions[row["impl"]].alive:
+        sessions.pop(row["impl"]).close()
+
+
+def pool(row: dict[str, Any], noise: float | None = None) -> None:
+    """A row's rounds become its pooled timings (:func:`pool_rounds`); on CPU each phase also
+    gets the share of its host time spent inside torch operators."""
+    rounds = row.pop("rounds", None)
+    if not rounds:
+        if rounds is not None:  # timeable, but no round came back
+            row["error"] = "; ".join(row.get("round_errors", [])) or "no round of timings"
+        return
+    row["timings"] = {phase: pool_rounds([r[phase] for r in rounds], noise) for phase in PHASES}
+    row["rounds"] = len(rounds)
+    for phase, fraction in (row.pop("op_fraction", None) or {}).items():
+        if row["timings"][phase].get("device_source") == "host clock":
+            row["timings"][phase]["op_fraction"] = fraction
