@@ -81,6 +81,19 @@ def test_launch_bound_needs_call_time_20_percent_above_device_time():
     assert set(analysis.launch_bound({"fwd": dict(cpu, op_fraction=0.2)})) == {"fwd"}
 
 
+def test_the_two_measures_of_device_time_are_checked_against_each_other():
+    def cuda_round(busy, kernels):
+        return dict(round_of([busy * 1.5], device=[kernels]), device_source="kernels",
+                    events_busy_median_s=busy)  # fmt: skip
+
+    agree = analysis.pool_rounds([cuda_round(1.05e-3, 1e-3)] * 3)
+    assert agree["warnings"] == [] and agree["device_s"] == 1e-3
+    waits = analysis.pool_rounds([cuda_round(2e-3, 1e-3)] * 3)
+    assert any("the device waits inside the call" in w for w in waits["warnings"])
+    overlap = analysis.pool_rounds([cuda_round(0.5e-3, 1e-3)] * 3)
+    assert any("kernels overlap" in w for w in overlap["warnings"])
+
+
 # ---- planted implementations, through the command line -------------------------------------
 
 

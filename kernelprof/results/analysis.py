@@ -62,12 +62,16 @@ def pool_rounds(rounds: list[dict[str, Any]], noise: float | None = None) -> dic
         shares = ", ".join(f"{spread:.0%}" for spread in spreads)
         warnings.append(f"{label}: large spread{adapted}: IQR {shares} of the median in its "
                         f"{len(rounds)} rounds")  # fmt: skip
+    busy = [r["events_busy_median_s"] for r in rounds if "events_busy_median_s" in r]
+    device_s = statistics.median(device)
+    if busy and rounds[0].get("device_source") == "kernels":
+        warnings += _device_cross_check(label, statistics.median(busy), device_s)
     pooled = {key: value for key, value in rounds[0].items()
               if key not in ("samples_s", "device_samples_s", "warnings")}  # fmt: skip
     pooled.update(
         median_s=statistics.median(samples), q1_s=q1, q3_s=q3, iqr_s=q3 - q1,
         samples_s=samples, call_s=statistics.median(samples),
-        device_s=statistics.median(device),
+        device_s=device_s,
         device_iqr_s=d3 - d1,
         # on the host clock the host does the work: launch time is call time
         launch_s=statistics.median(samples)
@@ -81,6 +85,25 @@ def pool_rounds(rounds: list[dict[str, Any]], noise: float | None = None) -> dic
                 for r, spread in zip(rounds, spreads, strict=True)],
     )  # fmt: skip
     return pooled
+
+
+DEVICE_AGREEMENT = 0.20  # held-busy events and summed kernels further apart than this: warned
+DEVICE_SLACK_S = 10e-6  # gaps between back-to-back kernels, never warned about
+
+
+def _device_cross_check(label: str, busy_s: float, kernels_s: float) -> list[str]:
+    """Two measures of the device's work should agree: CUDA events with the GPU held busy
+    (they include the device's own gaps between kernels) and the summed kernel durations."""
+    if busy_s > (1 + DEVICE_AGREEMENT) * kernels_s + DEVICE_SLACK_S:
+        return [f"{label}: events with the GPU held busy saw {1e3 * busy_s:.4g} ms but its "
+                f"kernels sum to {1e3 * kernels_s:.4g} ms: the device waits inside the call "
+                "(a host synchronisation, or work queued late)"]  # fmt: skip
+    if busy_s < (1 - DEVICE_AGREEMENT) * kernels_s:
+        return [
+            f"{label}: its kernels sum to {1e3 * kernels_s:.4g} ms but events with the GPU "
+            f"held busy saw {1e3 * busy_s:.4g} ms: kernels overlap (several streams?)"
+        ]
+    return []
 
 
 def _quartiles(samples: list[float]) -> tuple[float, float]:
