@@ -24,7 +24,7 @@ from kernelprof.frameworks.base import (
 from reference_kernels.model import LIFConfig
 
 SLEEP_S = 0.02
-LAUNCH_GAP_S = 0.005  # planted-launch-bound: the host's pause between two tiny operators
+LAUNCH_GAP_S = 0.02  # planted-launch-bound: the host's pause between two tiny operators
 DRIFT_ROUND, DRIFT_FACTOR = 2, 4  # planted-drift: this round is this many times slower
 WRONG_TAIL = 10  # planted-timed-tail: its timed build is wrong on the last this many neurons
 

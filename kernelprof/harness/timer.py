@@ -207,6 +207,7 @@ def measure(
     max_calls: int = 10_000,
     adapt_s: float | None = None,
     first_call: bool = True,
+    min_warmup_calls: int = 0,
     flush_cache: bool = True,
     timer: HostTimer | CudaEventTimer | None = None,
 ) -> Measurement:
@@ -214,7 +215,8 @@ def measure(
 
     ``adapt_s`` (default ``ADAPT_BUDGET * repeat_s``; 0 turns it off) is the extra time spent
     timing more calls while their spread exceeds :data:`SPREAD_WARNING`. ``first_call=False``
-    skips the separately reported first call, for a workload already run in this process."""
+    skips the separately reported first call, for a workload already run in this process.
+    Warm-up is ``warmup_s`` of calls, at least ``min_warmup_calls``, after the estimate call."""
     device = torch.device(device)
     if timer is None:
         timer = CudaEventTimer(device) if device.type == "cuda" else HostTimer(device)
@@ -223,7 +225,7 @@ def measure(
     first_call_s = timer.time_calls(fn, 1, flush)[0] if first_call else None
     (estimate_s,) = timer.time_calls(fn, 1, flush)  # also a warm-up call
     estimate_s = max(estimate_s, 1e-7)
-    warmup_calls = min(max_calls, int(warmup_s / estimate_s))
+    warmup_calls = min(max_calls, max(min_warmup_calls, int(warmup_s / estimate_s)))
     timer.time_calls(fn, warmup_calls, flush)
     calls = min(max_calls, max(min_calls, int(repeat_s / estimate_s)))
     samples = timer.time_calls(fn, calls, flush)

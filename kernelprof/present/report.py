@@ -164,13 +164,19 @@ def time_table(run: dict[str, Any]) -> Table:
 def _machine_notes(run: dict[str, Any]) -> list[str]:
     """The noise probe timed before each round: the machine's own drift between rounds."""
     probes = run.get("noise_rounds_s") or []
-    if len(probes) < 2:
+    if not probes:
         return []
     shown = ", ".join(_significant(1e3 * probe, 3) for probe in probes)
     ratio = max(probes) / min(probes)
     drifted = " (the machine itself changed between rounds)" if ratio > 1 + ROUND_TOLERANCE else ""
-    return [f"machine: the noise probe took {shown} ms before rounds 1-{len(probes)}, "
-            f"{ratio:.2f}x apart{drifted}"]  # fmt: skip
+    lines = [f"machine: a fixed noise probe (an allocating multiply over 32 MiB) took {shown} ms "
+             f"before rounds 1-{len(probes)}, {ratio:.2f}x apart{drifted}"]  # fmt: skip
+    if run.get("noise_spread") is not None:
+        lines.append(
+            f"machine: the probe's calls spread by {run['noise_spread']:.0%} of their median; "
+            f"a phase is warned about above {run['spread_limit']:.0%}"
+        )
+    return lines
 
 
 def _speedup(value: float | None) -> str:

@@ -139,6 +139,8 @@ COMPARE_RUN = Record("run", (
     Field("rows", (list,), items=NEURON_ROW),
     Field("baseline", (str, NONE), required=False),
     Field("noise_rounds_s", (list,), required=False),  # the noise probe before each round
+    Field("noise_spread", NUMBER, required=False),  # its calls' median spread over the probes
+    Field("spread_limit", NUMBER, required=False),
 ))  # fmt: skip
 _HEADER = (
     Field("kernelprof", (str,), choices=KINDS),

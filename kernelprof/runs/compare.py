@@ -173,8 +173,9 @@ def measure_implementation(task: dict[str, Any]) -> dict[str, Any] | Session:
 
 
 def time_round(task, closures: TimedClosures, device, number: int = 1) -> dict[str, Any]:
-    """One round: every phase timed by the harness (its first call, timed apart, in round 1
-    only; then one untimed warm-up call, since the other workers ran in between); on CUDA also
+    """One round: every phase timed by the harness (in round 1 its first call, timed apart, and
+    a warm-up: the host allocator settles over the first calls of a process; in every round an
+    untimed call first, since the other workers ran in between); on CUDA also
     profiled for its device time (the summed durations of the kernels each call launched).
     Every round is timed alike."""
     name, repeat_s = task["impl"], task["repeat_s"] / ROUND_SHARE
@@ -182,8 +183,9 @@ def time_round(task, closures: TimedClosures, device, number: int = 1) -> dict[s
     timings, started = {}, time.time()
     for phase, closure in phases.items():
         timing = measure(closure, device=device, label=f"{name} {phase}", repeat_s=repeat_s,
-                         warmup_s=0.0, min_calls=ROUND_MIN_CALLS,
-                         first_call=number == 1)  # fmt: skip
+                         warmup_s=ROUND1_WARMUP_S if number == 1 else 0.0,
+                         min_warmup_calls=1 if number == 1 else 0,
+                         min_calls=ROUND_MIN_CALLS, first_call=number == 1)  # fmt: skip
         timings[phase] = {**timing.as_dict(), "started_at": started, "round": number}
     if device.type == "cuda":
         profiled = profile_phases(phases, device, label=name, calls=PROFILED_CALLS,
@@ -201,6 +203,7 @@ def time_round(task, closures: TimedClosures, device, number: int = 1) -> dict[s
 
 
 NOISE_ROUND_S = 0.2  # the noise probe before each round
+ROUND1_WARMUP_S = 0.05
 ROUND_SHARE = 3  # each round times for repeat_s / ROUND_SHARE per phase (before adapting)
 ROUND_MIN_CALLS = 3
 PROFILED_CALLS = 5  # profiled calls per phase (CUDA: per round, for the device time)
@@ -304,11 +307,6 @@ def run_compare(
     with status("measuring copy bandwidth and the machine's noise"):
         copy_bandwidth = device_facts.copy_bandwidth(device)
         noise = device_facts.noise_floor(device)
-    notes.append(
-        f"machine noise: {noise['workload']} varies by IQR {noise['spread']:.0%} of its median "
-        f"over {noise['calls']} calls; spreads are flagged above "
-        f"{spread_limit(noise['spread']):.0%}"
-    )
     document = schema.new_document("compare", environment)
     document.update(
         config=request.config.as_dict(),
@@ -336,8 +334,11 @@ def run_compare(
             finally:
                 for session in sessions.values():
                     session.close()
+                spreads = [noise["spread"], *(p["spread"] for p in run.get("noise_rounds", []))]
+                run["noise_spread"] = statistics.median(spreads)
+                run["spread_limit"] = spread_limit(run["noise_spread"])
                 for row in run["rows"]:
-                    pool(row, noise["spread"])
+                    pool(row, run["noise_spread"])
             add_bandwidth_and_speedup(run, copy_bandwidth, request.baseline)
             on_run(run)
     except KeyboardInterrupt:
@@ -404,6 +405,7 @@ def _round(request, case, run, sessions, number: int, status) -> None:
     order = [impl for impl in request.impls if impl in sessions]
     if order:  # the same fixed work each round: did the machine itself change between rounds?
         probe = device_facts.noise_floor(torch.device(request.device), repeat_s=NOISE_ROUND_S)
+        run.setdefault("noise_rounds", []).append(probe)
         run.setdefault("noise_rounds_s", []).append(probe["median_s"])
     shift = (number - 1) % len(order) if order else 0
     for impl in order[shift:] + order[:shift]:
