@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -54,9 +55,12 @@ class Slowed(nn.Module):
         super().__init__()
         self.inner = inner
         self.delay_s = delay_s
+        self.slept_s: list[float] = []  # what each sleep really took (a busy VM oversleeps)
 
     def forward(self, x):
+        started = time.perf_counter()
         time.sleep(self.delay_s)
+        self.slept_s.append(time.perf_counter() - started)
         return self.inner(x)
 
 
@@ -82,7 +86,9 @@ def test_a_slow_lif_shows_up_in_the_lif_category_and_nowhere_else(data):
     by_category = found["differences"]["slow"]["by_category_s"]
     top = next(iter(by_category))
     assert top == "lif fwd"
-    assert by_category["lif fwd"] == pytest.approx(2 * delay, rel=0.5)  # two LIF layers
+    planted = sum(statistics.median(wrapper.slept_s) for _, wrapper in slowed)  # two LIF layers
+    assert planted >= 2 * delay
+    assert by_category["lif fwd"] == pytest.approx(planted, rel=0.5)
     others = [abs(v) for k, v in by_category.items() if k != "lif fwd"]
     assert max(others) < 0.25 * by_category["lif fwd"]
 
