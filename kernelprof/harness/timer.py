@@ -231,8 +231,12 @@ def measure(
     samples = timer.time_calls(fn, calls, flush)
     budget = ADAPT_BUDGET * repeat_s if adapt_s is None else adapt_s
     adapted, spent = 0, 0.0
-    while _spread(samples) > SPREAD_WARNING and spent < budget and len(samples) < max_calls:
-        block = min(max_calls - len(samples), max(min_calls, len(samples) // 2))
+    while _spread(samples) > SPREAD_WARNING and len(samples) < max_calls:
+        # blocks that fit in what is left of the budget: a slow call is not timed past it
+        affordable = int((budget - spent) / statistics.median(samples))
+        if affordable < 1:
+            break
+        block = min(max_calls - len(samples), max(min_calls, len(samples) // 2), affordable)
         more = timer.time_calls(fn, block, flush)
         samples += more
         adapted += block
