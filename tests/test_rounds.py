@@ -62,6 +62,8 @@ def test_rounds_that_disagree_and_parts_slower_than_the_whole_are_inconsistent()
     drifted = dict(steady, bwd=pooled([1.0], [1.0], [3.0]))
     (reason,) = analysis.inconsistencies(drifted)
     assert reason.startswith("bwd rounds disagree: 1000, 1000, 3000 ms")
+    scattered = dict(steady, bwd=pooled([1.0, 1.5, 1.1], [1.4, 1.45, 0.9], [1.0, 1.9, 1.4]))
+    assert analysis.inconsistencies(scattered) == []  # medians 1.1 vs 1.4, but overlapping
     upside_down = dict(steady, fwd=pooled([2.5], [2.5], [2.5]))
     (reason,) = analysis.inconsistencies(upside_down)
     assert reason == "fwd alone (2500 ms) takes longer than fwd+bwd (2000 ms)"

@@ -27,8 +27,9 @@ TRUSTED_VERDICTS = ("exact", "close")
 # probe, and a row is flagged for what it adds beyond.
 SPREAD_WARNING = 0.10
 NOISE_MULTIPLE = 2.0
-# Rounds disagree when their medians differ by more than ROUND_TOLERANCE and by more than
-# NOISE_MULTIPLE times the spread within the rounds (a drift, not the calls' own scatter).
+# Rounds disagree when their medians differ by more than ROUND_TOLERANCE and the slowest
+# round's interquartile range lies wholly above the fastest one's (a drift, not the calls' own
+# scatter, which with a few calls per round moves a round's median by that much on its own).
 ROUND_TOLERANCE = 0.25
 PHASE_TOLERANCE = 0.05  # fwd or bwd alone above fwd+bwd by more than this: inconsistent
 LAUNCH_BOUND = 0.20  # call time above device time by more than this: launch-bound
@@ -124,10 +125,9 @@ def inconsistencies(timings: dict[str, dict[str, Any]]) -> list[str]:
     slower than the whole (fwd+bwd). Empty when consistent."""
     found = []
     for phase, timing in timings.items():
-        medians = [r["median_s"] for r in timing.get("rounds", [])]
-        within = statistics.median(r["spread"] for r in timing["rounds"]) if medians else 0.0
-        tolerance = max(ROUND_TOLERANCE, NOISE_MULTIPLE * within)
-        if len(medians) > 1 and max(medians) > (1 + tolerance) * min(medians):
+        rounds = timing.get("rounds", [])
+        medians = [r["median_s"] for r in rounds]
+        if len(rounds) > 1 and _apart(rounds):
             shown = ", ".join(f"{1e3 * m:.4g}" for m in medians)
             found.append(f"{phase} rounds disagree: {shown} ms")
     whole = timings.get("fwd+bwd")
@@ -137,6 +137,16 @@ def inconsistencies(timings: dict[str, dict[str, Any]]) -> list[str]:
             found.append(f"{phase} alone ({1e3 * part['device_s']:.4g} ms) takes longer than "
                          f"fwd+bwd ({1e3 * whole['device_s']:.4g} ms)")  # fmt: skip
     return found
+
+
+def _apart(rounds: list[dict[str, Any]]) -> bool:
+    """The slowest and the fastest round differ by more than ROUND_TOLERANCE and beyond their
+    calls' scatter: the slowest round's first quartile lies above the fastest one's third."""
+    slowest = max(rounds, key=lambda r: r["median_s"])
+    fastest = min(rounds, key=lambda r: r["median_s"])
+    if slowest["median_s"] <= (1 + ROUND_TOLERANCE) * fastest["median_s"]:
+        return False
+    return _quartiles(slowest["samples_s"])[0] > _quartiles(fastest["samples_s"])[1]
 
 
 def launch_bound(timings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
