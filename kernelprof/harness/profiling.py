@@ -74,6 +74,13 @@ class PhaseProfile:
     trace_path: str | None
 
 
+def warm_up_profiler() -> None:
+    """Starts and stops the profiler once: its first start imports torch._inductor (about 2 s
+    on the 2-core CPU), which would otherwise land in the first profile taken."""
+    with profile(activities=[ProfilerActivity.CPU]):
+        torch.empty(0)
+
+
 def profile_phases(
     phases: dict[str, Callable[[], object]],
     device: torch.device,
