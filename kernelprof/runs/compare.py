@@ -210,7 +210,7 @@ ROUND1_WARMUP_S = 0.05
 ROUND_SHARE = 3  # each round times for repeat_s / ROUND_SHARE per phase (before adapting)
 ROUND_MIN_CALLS = 3
 PROFILED_CALLS = 5  # profiled calls per phase (CUDA: per round, for the device time)
-CPU_PROFILED_CALLS = 1  # CPU: once, for the operator counts and the time inside operators
+CPU_PROFILED_CALLS = 3  # CPU: once, for the operator counts and the time inside operators
 
 
 def _phases(closures: TimedClosures) -> dict[str, Callable[[], object]]:
