@@ -291,7 +291,7 @@ def test_the_real_traces_kernels_all_have_distinct_short_names():
 @needs_shared
 def test_range_activity_links_a_real_traces_kernels_to_the_ranges_that_launched_them():
     events = list(traces.iter_events(ALEXNET))
-    gpu = [e for e in events if e.get("cat") in traces.GPU_CATEGORIES]
+    gpu = [e for e in events if e.get("cat") in traces.read.GPU_CATEGORIES]
     activity = traces.range_activity(events, prefix="[param|")
     outer = activity[0]
     assert outer.name == "[param|cuda]"  # encloses the whole run: every GPU event is its

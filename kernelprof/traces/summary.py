@@ -28,23 +28,21 @@ A CPU-only trace has no GPU events: its summary says so and keeps the operator a
 
 from __future__ import annotations
 
-import gzip
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TINY_KERNEL_US = 10.0
-GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
-CPU_RANGE_CATEGORY, GPU_RANGE_CATEGORY = "user_annotation", "gpu_user_annotation"
-LAUNCH_CATEGORIES = ("cuda_runtime", "cuda_driver")
-LAUNCH_NAMES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx",
-                "cudaLaunchCooperativeKernel", "cuLaunchCooperativeKernel")  # fmt: skip
-
-
-class TraceError(Exception):
-    """A trace that cannot be read: the message is one line naming the file and the problem."""
+from kernelprof.traces.read import (
+    CPU_RANGE_CATEGORY,
+    GPU_CATEGORIES,
+    GPU_RANGE_CATEGORY,
+    LAUNCH_CATEGORIES,
+    LAUNCH_NAMES,
+    TINY_KERNEL_US,
+    iter_events,
+)
 
 
 @dataclass
@@ -128,57 +126,6 @@ class TraceSummary:
                 "gpu_idle_fraction": self.idle_fraction,
             },
         }
-
-
-def iter_events(path: Path):
-    """The trace's events, one dict at a time; TraceError for anything unreadable."""
-    import ijson
-
-    path = Path(path)
-    try:
-        raw = path.open("rb")
-    except OSError as error:
-        raise TraceError(f"{path}: cannot open ({error.strerror or error})") from None
-    with raw:
-        stream = gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
-        try:
-            first = _first_significant_byte(stream)
-            if first is None:
-                return  # an empty file: no events
-            if first not in (b"{", b"["):
-                raise TraceError(f"{path}: not a Chrome trace (it starts with {first!r})")
-            prefix = "traceEvents.item" if first == b"{" else "item"
-            yield from ijson.items(_Rewound(stream, first), prefix, use_float=True)
-        except ijson.common.JSONError as error:
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else "bad JSON"
-            raise TraceError(f"{path}: truncated or invalid JSON ({detail})") from None
-        except (EOFError, gzip.BadGzipFile, OSError) as error:
-            raise TraceError(f"{path}: truncated or corrupt gzip ({error})") from None
-
-
-def _first_significant_byte(stream) -> bytes | None:
-    while True:
-        byte = stream.read(1)
-        if not byte:
-            return None
-        if not byte.isspace():
-            return byte
-
-
-class _Rewound:
-    """A binary stream with one byte already read put back in front."""
-
-    def __init__(self, stream, first: bytes) -> None:
-        self.stream = stream
-        self.pending = first
-
-    def read(self, size: int = -1) -> bytes:
-        head, self.pending = self.pending, b""
-        if size is not None and 0 <= size <= len(head):
-            self.pending = head[size:]
-            return head[:size]
-        rest = self.stream.read(-1 if size is None or size < 0 else size - len(head))
-        return head + rest
 
 
 def summarize(path: Path) -> TraceSummary:
@@ -351,68 +298,3 @@ def _matched_ranges(a: dict[str, Totals], b: dict[str, Totals]):
         return stripped
 
     return strip(a), strip(b), [left.pop() + "/", right.pop() + "/"]
-
-
-@dataclass(frozen=True)
-class RangeActivity:
-    """What happened inside one occurrence of a CPU ``record_function`` range."""
-
-    name: str
-    ts_us: float
-    duration_us: float  # host time of the range
-    kernels: int  # GPU kernels launched from inside it
-    device_us: float  # summed durations of the kernels, memcpys and memsets it launched
-    op_us: float  # host time covered by CPU operators inside it (overlaps merged)
-    aten_ops: int  # aten operators run inside it, nested ones included
-
-
-def range_activity(events, prefix: str = "", any_thread: bool = False) -> list[RangeActivity]:
-    """Each CPU range whose name starts with ``prefix``, in time order, with the GPU work
-    launched from inside it (launch calls, linked to their kernels by correlation id) and the
-    time spent inside CPU operators. Only the range's own thread counts unless ``any_thread``:
-    for a trace of one workload at a time, where autograd's device threads launch the backward
-    while the range waits. A pure function of the events (e.g. :func:`iter_events`), shared by
-    the profiler harness and the trace tools."""
-    ranges, launches, device, operators = [], defaultdict(list), {}, defaultdict(list)
-    for event in events:
-        if not isinstance(event, dict) or event.get("ph") != "X":
-            continue
-        try:
-            ts, duration = float(event["ts"]), float(event.get("dur", 0.0))
-        except (KeyError, TypeError, ValueError):
-            continue
-        category, args = event.get("cat"), event.get("args") or {}
-        name = str(event.get("name", ""))
-        thread = None if any_thread else (event.get("pid"), event.get("tid"))
-        if category == CPU_RANGE_CATEGORY and name.startswith(prefix):
-            ranges.append((ts, duration, name, thread))
-        elif category in LAUNCH_CATEGORIES and "correlation" in args:
-            launches[thread].append((ts, args["correlation"]))
-        elif category in GPU_CATEGORIES and "correlation" in args:
-            kernel = category == "kernel"
-            count, total = device.get(args["correlation"], (0, 0.0))
-            device[args["correlation"]] = (count + kernel, total + duration)
-        elif category == "cpu_op":
-            operators[thread].append((ts, ts + duration, name.startswith("aten::")))
-    found = []
-    for ts, duration, name, thread in sorted(ranges):
-        end = ts + duration
-        linked = [device[c] for t, c in launches[thread] if ts <= t <= end and c in device]
-        inside = [(max(a, ts), min(b, end), aten) for a, b, aten in operators[thread]
-                  if a < end and b > ts]  # fmt: skip
-        found.append(RangeActivity(
-            name, ts, duration, kernels=sum(k for k, _ in linked),
-            device_us=sum(d for _, d in linked), op_us=_covered(sorted(inside)),
-            aten_ops=sum(aten for _, _, aten in inside),
-        ))  # fmt: skip
-    return found
-
-
-def _covered(intervals) -> float:
-    """Length of the union of intervals sorted by start."""
-    total, reach = 0.0, float("-inf")
-    for start, end, *_ in intervals:
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
