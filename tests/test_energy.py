@@ -450,3 +450,33 @@ def test_matmuls_on_a_real_gpu_cost_positive_energy():
         result.window_joules_per_call, result.window_calls, result.window_seconds, strict=True
     ):
         assert joules * calls / seconds < 2000.0  # watts above idle: plausible for one GPU
+
+
+# --- training epochs ------------------------------------------------------------------------------
+
+
+def test_training_energy_is_the_epochs_above_idle_and_nothing_after_stop():
+    from kernelprof.harness.energy import TrainingEnergy
+
+    power = ReplayingPower()
+    energy = TrainingEnergy("cpu", counter=power, idle_s=0.5, clock=power.clock,
+                            sleep=power.sleep, synchronize=power.synchronize)  # fmt: skip
+    energy.start()
+    assert power.slept_s == pytest.approx(0.5)  # idle first, asleep
+    for _ in range(2):  # two epochs of 1 s at +230 W
+        power.advance(1.0, WORKLOAD_WATTS)
+    result = energy.stop(epochs=2)
+    power.advance(5.0, 1000.0)  # evaluation or profiling after the window: not counted
+    assert result["joules_per_epoch"] == pytest.approx(WORKLOAD_WATTS * 1.0)
+    assert result["raw_joules"] == pytest.approx((IDLE_WATTS + WORKLOAD_WATTS) * 2.0)
+    assert result["idle_watts"] == pytest.approx(IDLE_WATTS)
+    assert result["window_s"] == pytest.approx(2.0)
+    assert "2.00 s" in result["reason"] and result["warnings"] == []
+
+
+def test_training_energy_without_a_counter_says_why():
+    from kernelprof.harness.energy import TrainingEnergy
+
+    energy = TrainingEnergy("cpu", counter="n/a: no RAPL here")
+    energy.start()
+    assert energy.stop(epochs=1) == {"joules_per_epoch": None, "reason": "n/a: no RAPL here"}

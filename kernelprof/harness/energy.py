@@ -465,20 +465,7 @@ def _measure(
 ) -> EnergyMeasurement:
     warnings = []
     period = counter.update_period_s
-
-    idle_duration = max(idle_s, IDLE_UPDATE_PERIODS * period)
-    with EnergyWindow(counter, synchronize=synchronize, clock=clock) as idle:
-        # sleep rather than spin: a spinning host would itself draw power on a CPU counter
-        while (remaining := idle_duration - (clock() - idle.started_at)) > 0:
-            sleep(remaining)
-    if idle.joules > 0:
-        idle_watts = idle.joules / idle.seconds
-    else:
-        warnings.append(
-            f"the counter did not advance during {idle.seconds:.2f} s of idle: idle power "
-            "is not known, nothing was subtracted"
-        )
-        idle_watts = 0.0
+    idle_watts = _idle_watts(counter, idle_s, clock, sleep, synchronize, warnings)
 
     for _ in range(warmup_calls):
         fn()
@@ -525,6 +512,88 @@ def _measure(
         warnings=tuple(warnings),
         label=label,
     )
+
+
+def _idle_watts(counter, idle_s, clock, sleep, synchronize, warnings: list[str]) -> float:
+    """Idle power over ``idle_s`` (at least a few counter updates), the device synchronised and
+    the process asleep; 0 with a warning when the counter did not move."""
+    idle_duration = max(idle_s, IDLE_UPDATE_PERIODS * counter.update_period_s)
+    with EnergyWindow(counter, synchronize=synchronize, clock=clock) as idle:
+        # sleep rather than spin: a spinning host would itself draw power on a CPU counter
+        while (remaining := idle_duration - (clock() - idle.started_at)) > 0:
+            sleep(remaining)
+    if idle.joules > 0:
+        return idle.joules / idle.seconds
+    warnings.append(
+        f"the counter did not advance during {idle.seconds:.2f} s of idle: idle power "
+        "is not known, nothing was subtracted"
+    )
+    return 0.0
+
+
+class TrainingEnergy:
+    """Energy of a stretch of training (the epochs: not evaluation, not profiled steps): idle
+    power first, then the counter read at :meth:`start` and :meth:`stop` with the device
+    synchronised; J/epoch = (raw energy - idle W x window) / epochs. With no counter, every
+    figure is None and ``reason`` says why."""
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        counter: EnergyCounter | str | None = None,
+        *,
+        idle_s: float = 0.5,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+        synchronize: Callable[[], None] | None = None,
+    ) -> None:
+        device = torch.device(device)
+        self.counter = energy_counter(device) if counter is None else counter
+        self.idle_s, self.clock, self.sleep = idle_s, clock, sleep
+        self.synchronize = synchronize or (lambda: synchronize_device(device))
+        self.warnings: list[str] = []
+        self.idle_watts: float | None = None
+        self._window: EnergyWindow | None = None
+
+    def start(self) -> None:
+        if isinstance(self.counter, str):
+            return
+        self.idle_watts = _idle_watts(self.counter, self.idle_s, self.clock, self.sleep,
+                                      self.synchronize, self.warnings)  # fmt: skip
+        self._window = EnergyWindow(self.counter, synchronize=self.synchronize, clock=self.clock)
+        self._window.__enter__()
+
+    def stop(self, epochs: int) -> dict:
+        if isinstance(self.counter, str) or self._window is None:
+            reason = self.counter if isinstance(self.counter, str) else "n/a: never started"
+            return {"joules_per_epoch": None, "reason": reason}
+        window = self._window
+        window.__exit__(None, None, None)
+        close = getattr(self.counter, "close", None)
+        if close is not None:
+            close()
+        net = window.joules - self.idle_watts * window.seconds
+        if window.seconds < WINDOW_UPDATE_PERIODS * self.counter.update_period_s:
+            self.warnings.append(
+                f"the window lasted {window.seconds:.3g} s, under {WINDOW_UPDATE_PERIODS} "
+                f"updates of the {self.counter.name}: its edges may be off by an update each"
+            )
+        if net < RESOLVED_FRACTION * window.joules:
+            self.warnings.append(
+                f"training added {_format_joules(net)} to {_format_joules(window.joules)} raw: "
+                "not resolved above idle"
+            )
+        return {
+            "joules_per_epoch": net / max(1, epochs),
+            "raw_joules": window.joules,
+            "idle_watts": self.idle_watts,
+            "window_s": window.seconds,
+            "epochs": epochs,
+            "counter": self.counter.name,
+            "warnings": list(self.warnings),
+            "reason": f"{self.counter.name}; idle {self.idle_watts:.1f} W x {window.seconds:.2f} s "
+            "subtracted; epochs only (no evaluation, no profiled steps)",
+        }
 
 
 def _format_joules(joules: float) -> str:
