@@ -149,7 +149,12 @@ try:
     summary["e2e"] = {
         "rows": [{key: row.get(key) for key in
                   ("framework", "status", "reason", "test_accuracy", "step_median_s",
-                   "instrumented_step_s", "breakdown_matches_plain_step", "peak_bytes")}
+                   "instrumented_step_s", "breakdown_matches_plain_step", "breakdown_kind",
+                   "breakdown_s", "energy", "peak_bytes")}
+                 | {key: (row.get("breakdown") or {}).get(key) for key in
+                    ("plain_step_us", "profiled_step_us", "detailed_overhead", "problems")}
+                 | {"coarse_launch": ((row.get("breakdown") or {}).get("coarse") or {}).get(
+                     "launch")}
                  for row in document["rows"]],
         "attribution": document.get("attribution")}
 except (OSError, KeyError, json.JSONDecodeError) as error:

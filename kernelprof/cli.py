@@ -704,6 +704,8 @@ def _trace(args: argparse.Namespace) -> int:
 
     from kernelprof import traces
     from kernelprof.present import report
+    from kernelprof.traces import steps
+    from kernelprof.traces.timeline import Timeline
 
     if args.top < 1:
         raise UsageError("--top: must be >= 1")
@@ -726,6 +728,11 @@ def _trace(args: argparse.Namespace) -> int:
         markdown = report.trace_summary_markdown
     else:
         document = traces.diff(*summaries, top=args.top)
+        if all(steps.STEP in summary.ranges for summary in summaries):
+            # two kernelprof training traces: the e2e attribution between them, same code
+            found = [steps.attribute(Timeline.from_events(traces.iter_events(path)), str(path))
+                     for path in paths]  # fmt: skip
+            document["steps"] = steps.compare(*(a.as_dict() for a in found), top=args.top)
         tables = report.trace_diff_tables(document)
         markdown = report.trace_diff_markdown
     if args.format == "json":

@@ -158,17 +158,17 @@ def _drift(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     return NeuronBuild(check=check, timed=TimedBuild(run=timed), path="planted: drifts")
 
 
-class _Warming(torch.autograd.Function):
-    """Identity on the spikes; its backward marks the state warm."""
+class OnBackward(torch.autograd.Function):
+    """Identity on a tensor; its backward calls ``then()`` (a planted side effect or delay)."""
 
     @staticmethod
-    def forward(ctx, spikes, state):
-        ctx.state = state
-        return spikes.view_as(spikes)
+    def forward(ctx, tensor, then):
+        ctx.then = then
+        return tensor.view_as(tensor)
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.state["warm"] = True
+        ctx.then()
         return grad, None
 
 
@@ -181,7 +181,8 @@ def _stateful(config: LIFConfig, device: torch.device, dtype: torch.dtype):
         if not state["warm"]:
             time.sleep(SLEEP_S)
         state["warm"] = False
-        return _Warming.apply(reference_kernels.run(x, config, impl="torch"), state)
+        return OnBackward.apply(reference_kernels.run(x, config, impl="torch"),
+                                lambda: state.update(warm=True))  # fmt: skip
 
     def check(x):
         return reference_kernels.run(x, config, impl="torch", return_v=True)

@@ -28,7 +28,7 @@ ALLOWED = {
     "kernelprof.harness": {"kernelprof.traces"},  # the profiler reads its traces back
     "kernelprof.frameworks": set(),
     "kernelprof.verify": {"kernelprof.frameworks", "kernelprof.inputs"},
-    "kernelprof.results": {"kernelprof.inputs"},
+    "kernelprof.results": {"kernelprof.inputs", "kernelprof.traces"},  # trace attribution
     "kernelprof.present": {"kernelprof.results"},
     "kernelprof.runs": {
         "kernelprof.frameworks",
@@ -36,6 +36,7 @@ ALLOWED = {
         "kernelprof.inputs",
         "kernelprof.verify",
         "kernelprof.results",
+        "kernelprof.traces",
     },  # fmt: skip
     "kernelprof.cli": {"kernelprof"},  # parsing and dispatch: anything below it
 }

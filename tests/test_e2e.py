@@ -11,13 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from kernelprof.frameworks.networks import NetworkSpec
-from kernelprof.results.analysis import attribution
+from kernelprof.frameworks.networks import NetworkSpec, run_layers
+from kernelprof.results.analysis import attribution, breakdown_record
 from kernelprof.runs.e2e.data import load_dataset
 from kernelprof.runs.e2e.run import build_network
 from kernelprof.runs.e2e.train import train_direct
+from kernelprof.traces.steps import compare
 from reference_kernels.model import LIFConfig
 from tests.cli_runner import run_kernelprof
+from tests.planted_impls import OnBackward
 
 LIF = LIFConfig(surrogate="superspike", alpha=1.0)
 CPU = torch.device("cpu")
@@ -38,59 +40,166 @@ def network(data, framework="reference"):
     return build_network(spec, framework, LIF, steps=4, seed=0)
 
 
-def test_every_instrumented_step_adds_up_to_its_length(data):
+def named(result, framework):
+    return {**result, "framework": framework, "status": "ok"}
+
+
+def test_profiled_steps_add_up_and_synchronise_only_at_their_end(data, monkeypatch):
+    from kernelprof.runs.e2e import breakdown
+
+    syncs = []
+    monkeypatch.setattr(breakdown, "synchronize", lambda device: syncs.append(device))
     result = train(network(data), data)
-    for step in result["instrumented_steps"]:
-        assert sum(step["categories_s"].values()) == pytest.approx(step["length_s"], rel=1e-9)
-        assert {"lif fwd", "lif bwd", "conv fwd", "conv bwd", "optimizer"} <= set(
-            step["categories_s"]
-        )
+    measured = result["breakdown"]
+    plain = breakdown.BREAKDOWN_ROUNDS * breakdown.STEPS_PER_ROUND
+    profiled = breakdown.BREAKDOWN_ROUNDS * (breakdown.STEPS_PER_ROUND + 1)  # + warm-up steps
+    operations = 3 * breakdown.OPERATION_STEPS * breakdown.STEPS_PER_ROUND  # plain, warm-up, ops
+    assert len(syncs) == plain + profiled + operations  # once per step, never inside one
+    coarse = measured["coarse"]
+    assert len(coarse["per_step"]) == breakdown.BREAKDOWN_ROUNDS * breakdown.STEPS_PER_ROUND
+    for step in coarse["per_step"]:
+        assert sum(step["host_us"].values()) == pytest.approx(step["length_us"], rel=1e-9)
+    assert {"lif fwd", "lif bwd", "conv fwd", "conv bwd", "optimizer"} <= set(
+        coarse["categories_us"]
+    )
+    assert coarse["unlinked_nodes"] == 0 and measured["problems"] == []
+    assert not coarse["detailed"] and measured["detailed"]["detailed"]
     assert result["steps"] == 6 and 0.0 <= result["test_accuracy"] <= 1.0
 
 
 class Slowed(nn.Module):
-    """A LIF layer that sleeps before doing its work: a planted slow LIF implementation."""
+    """A layer that sleeps before (or, ``backward``, in the backward of) its work: a planted
+    slow implementation. ``slept_s`` is what each sleep really took (a busy VM oversleeps)."""
 
-    def __init__(self, inner: nn.Module, delay_s: float):
+    def __init__(self, inner: nn.Module, delay_s: float, backward: bool = False,
+                 extra_mul: bool = False):  # fmt: skip
         super().__init__()
         self.inner = inner
         self.delay_s = delay_s
-        self.slept_s: list[float] = []  # what each sleep really took (a busy VM oversleeps)
+        self.backward = backward
+        self.extra_mul = extra_mul
+        self.slept_s: list[float] = []
+
+    def sleep(self) -> None:
+        started = time.perf_counter()
+        time.sleep(self.delay_s)
+        self.slept_s.append(time.perf_counter() - started)
+
+    def forward(self, x):
+        if self.delay_s and not self.backward:
+            self.sleep()
+        out = self.inner(x)
+        if self.backward:
+            out = OnBackward.apply(out, self.sleep)
+        return out * 1.0 if self.extra_mul else out
+
+
+def planted(data, category, **how):
+    """The reference network with every ``category`` layer wrapped in :class:`Slowed`."""
+    built = network(data)
+    wrappers = []
+    for index, (name, module) in enumerate(built.layers):
+        if name == category:
+            wrapper = Slowed(module, **how)
+            built.layers[index] = (name, wrapper)
+            for child_name, child in built.body.named_children():
+                if child is module:
+                    setattr(built.body, child_name, wrapper)
+            wrappers.append(wrapper)
+    assert wrappers
+    return built, wrappers
+
+
+def planted_seconds(wrappers, count_per_step):
+    """The median sleep, times the sleeps per step."""
+    return count_per_step * statistics.median(s for w in wrappers for s in w.slept_s)
+
+
+@pytest.fixture(scope="module")
+def baseline(data):
+    return named(train(network(data), data), "normal")
+
+
+@pytest.mark.parametrize(
+    "category, how, charged",
+    [("lif", {"delay_s": 0.01}, "lif fwd"),
+     ("lif", {"delay_s": 0.01, "backward": True}, "lif bwd"),
+     ("pool", {"delay_s": 0.01}, "pool fwd")],
+    ids=["slow LIF forward", "slow LIF backward", "slow pooling"],
+)  # fmt: skip
+def test_a_planted_slow_layer_shows_up_in_its_own_category_and_nowhere_else(
+    data, baseline, category, how, charged
+):
+    slow_network, wrappers = planted(data, category, **how)
+    slow = named(train(slow_network, data), "slow")
+    found = attribution([baseline, slow])
+    assert found["fastest"] == "normal"
+    by_category = found["differences"]["slow"]["by_category_s"]
+    expected = planted_seconds(wrappers, len(wrappers))  # each layer sleeps once a step
+    assert next(iter(by_category)) == charged
+    assert by_category[charged] == pytest.approx(expected, rel=0.10)
+    others = {k: v for k, v in by_category.items() if k != charged}
+    assert max(abs(v) for v in others.values()) < 0.10 * expected, others
+
+
+def test_an_extra_operator_is_named_with_its_count(data, baseline):
+    """One more ``x * 1.0`` in each LIF layer's forward: per step, one more aten::mul per LIF
+    layer in lif fwd, and its MulBackward0 node in lif bwd (counts are exact)."""
+    extra, wrappers = planted(data, "lif", delay_s=0.0, extra_mul=True)
+    result = named(train(extra, data), "extra")
+    compared = compare(breakdown_record(baseline), breakdown_record(result), top=10_000)
+    categories = {c["name"]: {o["name"]: o for o in c["operations"]}
+                  for c in compared["categories"]}  # fmt: skip
+    assert categories["lif fwd"]["aten::mul"]["delta_count"] == len(wrappers)
+    assert categories["lif bwd"]["MulBackward0"]["delta_count"] == len(wrappers)
+    assert categories["conv fwd"]["aten::conv2d"]["delta_count"] == 0
+
+
+class Ticking(nn.Module):
+    """Called ``calls`` times per forward, each call a sleep: a layer that loops over T."""
+
+    def __init__(self, delay_s: float):
+        super().__init__()
+        self.delay_s = delay_s
+        self.slept_s: list[float] = []
 
     def forward(self, x):
         started = time.perf_counter()
         time.sleep(self.delay_s)
         self.slept_s.append(time.perf_counter() - started)
+        return x
+
+
+class Looped(nn.Module):
+    def __init__(self, inner: nn.Module, tick: Ticking, calls: int):
+        super().__init__()
+        self.inner, self.tick, self.calls = inner, tick, calls
+
+    def forward(self, x):
+        for _ in range(self.calls):
+            self.tick(x)
         return self.inner(x)
 
 
-def test_a_slow_lif_shows_up_in_the_lif_category_and_nowhere_else(data):
-    normal = train(network(data), data)
-    slow_network = network(data)
-    delay = 0.02
-    slowed = []
-    for index, (category, module) in enumerate(slow_network.layers):
-        if category == "lif":
-            wrapper = Slowed(module, delay)
-            slow_network.layers[index] = (category, wrapper)
-            slowed.append((module, wrapper))
-    for module, wrapper in slowed:  # swap the module inside the network's body as well
-        for name, child in slow_network.body.named_children():
-            if child is module:
-                setattr(slow_network.body, name, wrapper)
-    slow = train(slow_network, data)
-    normal["framework"], slow["framework"] = "normal", "slow"
-    normal["status"] = slow["status"] = "ok"
-    found = attribution([normal, slow])
-    assert found["fastest"] == "normal"
-    by_category = found["differences"]["slow"]["by_category_s"]
-    top = next(iter(by_category))
-    assert top == "lif fwd"
-    planted = sum(statistics.median(wrapper.slept_s) for _, wrapper in slowed)  # two LIF layers
-    assert planted >= 2 * delay
-    assert by_category["lif fwd"] == pytest.approx(planted, rel=0.5)
-    others = [abs(v) for k, v in by_category.items() if k != "lif fwd"]
-    assert max(others) < 0.25 * by_category["lif fwd"]
+def test_a_layer_called_t_times_a_step_is_not_charged_for_its_instrumentation(data):
+    """A network that calls its LIF layer 32 times a step (as snnTorch's loop over T does),
+    the layer only sleeping 0.2 ms: the lif category is the sleeps, i.e. the hooks and ranges
+    around each call cost it well under 10 % of 0.2 ms."""
+    built, calls = network(data), 32
+    tick = Ticking(0.0002)
+    execution = list(built.layers)
+    for index, (name, module) in enumerate(built.layers):
+        if name == "lif":
+            execution[index] = ("other", Looped(module, tick, calls))
+            built.layers[index] = ("lif", tick)  # the categorised layer: called 32 times
+            break
+    built.layers = [(name, m) for name, m in built.layers if name != "lif" or m is tick]
+    built.run = lambda x_seq: run_layers(execution, x_seq).mean(0)
+    result = train(built, data)
+    lif_us = result["breakdown"]["coarse"]["categories_us"]["lif fwd"]
+    # a step's 32 sleeps add up to about 32 x their mean (a busy VM oversleeps now and then)
+    expected_us = 1e6 * calls * statistics.fmean(tick.slept_s)
+    assert lif_us == pytest.approx(expected_us, rel=0.10)
 
 
 def test_e2e_command_trains_and_attributes(tmp_path):
@@ -126,16 +235,32 @@ def test_missing_mnist_files_say_where_to_put_them(tmp_path):
     assert "MNIST/raw" in rows[0]["reason"] and "train-images-idx3-ubyte" in rows[0]["reason"]
 
 
-def test_trace_dir_writes_one_chrome_trace_per_framework_with_layer_ranges(tmp_path):
+def test_trace_dir_keeps_both_traces_and_trace_diff_of_them_gives_the_attribution(tmp_path):
     done = run_kernelprof(
-        "e2e", "--model", "cnn", "--dataset", "synthetic", "--frameworks", "reference,norse",
+        "e2e", "--model", "cnn", "--dataset", "synthetic", "--frameworks", "reference,snntorch",
         "--steps", "3", "--T", "2", "--limit-train", "128", "--limit-test", "32",
         "--device", "cpu", "--format", "json", "--trace-dir", str(tmp_path),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    for row in json.loads(done.stdout)["rows"]:
+    document = json.loads(done.stdout)
+    rows = {row["framework"]: row for row in document["rows"]}
+    assert len(list(tmp_path.iterdir())) == 4
+    for row in rows.values():
         trace = json.loads(Path(row["trace"]).read_text())
         names = {e["name"] for e in trace["traceEvents"] if e.get("cat") == "user_annotation"}
-        framework = row["framework"]
-        assert {f"{framework}/conv fwd", f"{framework}/lif fwd", f"{framework}/pool fwd"} <= names
-    assert len(list(tmp_path.iterdir())) == 2
+        assert {"kernelprof/step", "kernelprof/conv fwd", "kernelprof/lif fwd",
+                "kernelprof/pool fwd"} <= names  # fmt: skip
+    fastest = document["attribution"]["fastest"]
+    ((other, difference),) = document["attribution"]["differences"].items()
+    for key, top in (("trace", "5"), ("ops_trace", "5")):
+        diffed = run_kernelprof("trace", "diff", rows[fastest][key], rows[other][key],
+                                "--format", "json", "--top", top)  # fmt: skip
+        assert diffed.returncode == 0, diffed.stderr
+        steps = json.loads(diffed.stdout)["steps"]
+        by_name = {c["name"]: c for c in steps["categories"]}
+        for category in difference["categories"]:
+            if key == "trace":  # the categories come from the breakdown trace
+                assert by_name[category["name"]]["delta_us"] == pytest.approx(
+                    category["delta_us"], abs=1e-6)  # fmt: skip
+            else:  # the named operations from the operations trace
+                assert by_name[category["name"]]["operations"] == category["operations"]

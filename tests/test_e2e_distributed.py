@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from kernelprof.runs.e2e.distributed import shard
-from kernelprof.runs.e2e.train import Timeline
+from kernelprof.traces.steps import SEQ_ARG, attribute
+from kernelprof.traces.timeline import Timeline
 from tests.cli_runner import run_kernelprof
 
 TRAIN = ("e2e", "--model", "fc", "--dataset", "digits", "--frameworks", "reference",
@@ -26,16 +26,20 @@ def test_each_rank_takes_every_nth_batch_and_whole_rounds_only():
 
 
 def test_communication_is_carved_out_of_the_backward_it_happened_in():
-    clock = iter([0.0]).__next__  # unused: intervals are placed by hand
-    timeline = Timeline(torch.device("cpu"), clock=clock)
-    timeline.intervals += [("lif fwd", 0.0, 2.0), ("communication", 3.0, 4.5)]
-    timeline.backward_marks += [("lif bwd", 2.5), ("linear bwd", 4.0)]
-    categories = timeline.categories(0.0, 6.0, backward_end=5.0)
-    # lif bwd 2.5..4.0 loses 3.0..4.0, linear bwd 4.0..5.0 loses 4.0..4.5
-    assert categories["communication"] == pytest.approx(1.5)
-    assert categories["lif bwd"] == pytest.approx(0.5)
-    assert categories["linear bwd"] == pytest.approx(0.5)
-    assert sum(categories.values()) == pytest.approx(6.0)
+    def event(cat, name, ts, dur, **args):
+        return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur, "pid": 1, "tid": 1,
+                "args": args}  # fmt: skip
+
+    trace = [
+        event("user_annotation", "kernelprof/step", 0, 60, **{SEQ_ARG: [0, 9]}),
+        event("user_annotation", "kernelprof/lif fwd", 0, 20, **{SEQ_ARG: [1, 5]}),
+        event("cpu_op", "MulBackward0", 25, 15, **{"Sequence number": 2, "Fwd thread id": 1}),
+        event("user_annotation", "kernelprof/communication", 30, 5),
+    ]
+    (step,) = attribute(Timeline.from_events(trace)).steps
+    assert step.host_us["communication"] == pytest.approx(5)
+    assert step.host_us["lif bwd"] == pytest.approx(10)
+    assert sum(step.host_us.values()) == pytest.approx(60)
 
 
 def torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
@@ -61,9 +65,9 @@ def test_two_processes_report_per_rank_and_total_throughput_and_communication(tw
     assert [r["steps"] for r in ranks] == [20, 20]
     assert row["total_samples_per_s"] == pytest.approx(sum(r["samples_per_s"] for r in ranks))
     assert all(r["communication_s"] > 0 for r in ranks)
-    for step in row["instrumented_steps"]:
-        assert "communication" in step["categories_s"]
-        assert sum(step["categories_s"].values()) == pytest.approx(step["length_s"], rel=1e-9)
+    for step in row["breakdown"]["coarse"]["per_step"]:
+        assert step["host_us"]["communication"] > 0
+        assert sum(step["host_us"].values()) == pytest.approx(step["length_us"], rel=1e-9)
 
 
 def test_two_ranks_of_32_train_exactly_like_one_process_of_64(two_ranks):

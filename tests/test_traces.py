@@ -99,9 +99,12 @@ def test_kernelprof_compare_and_e2e_traces_are_summarised_and_diffed(tmp_path):
         "--device", "cpu", "--format", "json", "--trace-dir", str(tmp_path / "e2e"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    (path,) = (tmp_path / "e2e").iterdir()
-    done = run_kernelprof("trace", "summary", str(path))
-    assert done.returncode == 0 and "reference/lif fwd" in done.stdout
+    paths = sorted((tmp_path / "e2e").iterdir())
+    assert [p.name for p in paths] == ["e2e_reference_fc_synthetic.json",
+                                       "e2e_reference_fc_synthetic_ops.json"]  # fmt: skip
+    for path in paths:
+        done = run_kernelprof("trace", "summary", str(path))
+        assert done.returncode == 0 and "kernelprof/lif fwd" in done.stdout
 
 
 # ---- known answers -------------------------------------------------------------------------

@@ -151,6 +151,10 @@ def _direct_sections(document: dict[str, Any], source: str) -> list[tuple]:
             ("figure", f"e2e_waterfall_{framework}",
              plots.attribution_waterfall(document, framework))
         )  # fmt: skip
+        if difference.get("categories"):  # the operations behind the bars
+            items.append(("table", *report.drill_down_rows(difference)))
+    for framework, launch in (attribution.get("launch") or {}).items():
+        items.append(("note", f"{framework}: {launch['text']}"))
     return items
 
 

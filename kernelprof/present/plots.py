@@ -109,7 +109,7 @@ def compare_bars(run: dict[str, Any]):
 
 
 def breakdown_bars(document: dict[str, Any]):
-    """e2e: each framework's median instrumented step, stacked by category."""
+    """e2e: each framework's median profiled step, stacked by category."""
     rows = [row for row in document["rows"] if row.get("status") == "ok"]
     if not rows:
         raise ValueError("no trained framework")
@@ -123,7 +123,7 @@ def breakdown_bars(document: dict[str, Any]):
         axis.barh(positions, values, left=left, label=label, color=colours(index % 20))
         left = [a + b for a, b in zip(left, values, strict=True)]
     axis.set(yticks=positions, yticklabels=[row["framework"] for row in rows],
-             xlabel="ms per training step (instrumented)",
+             xlabel="ms per training step (profiled)",
              title="where a training step goes")  # fmt: skip
     axis.invert_yaxis()
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))

@@ -265,7 +265,41 @@ def describe_difference(framework: str, difference: dict[str, Any], top: int = 5
         f"{label} {1e3 * seconds:+.1f}"
         for label, seconds in list(difference["by_category_s"].items())[:top]
     ]
-    return f"{framework}: {1e3 * difference['total_s']:+.1f} ms/step: " + ", ".join(parts)
+    plain = difference.get("plain_total_s")
+    also = "" if plain is None else f" (plain steps {1e3 * plain:+.1f})"
+    return f"{framework}: {1e3 * difference['total_s']:+.1f} ms/step{also}: " + ", ".join(parts)
+
+
+def describe_operations(category: dict[str, Any], named: str, top: int = 4) -> str:
+    """'lif fwd +6.9 ms: aten::mul 184 more calls +2.8 ms, aten::sub +1.9 ms, ...': the
+    operations (operators, or GPU work) behind one category's change, largest first."""
+    parts = []
+    for operation in category["operations"][:top]:
+        count = operation["delta_count"]
+        calls = "" if not count else (
+            f" {abs(count):g} {'more' if count > 0 else 'fewer'} "
+            f"{'kernels' if named == 'gpu' else 'calls'}"
+        )  # fmt: skip
+        name = short_name(operation["name"], 48)
+        parts.append(f"{name}{calls} {operation['delta_us'] / 1e3:+.2f} ms")
+    return f"{category['name']} {category['delta_us'] / 1e3:+.2f} ms: " + (
+        ", ".join(parts) if parts else "no named operations"
+    )
+
+
+def drill_down_rows(difference: dict[str, Any], categories: int = 5, top: int = 4):
+    """(category, change ms, operation, count change, time change ms) rows: the operations
+    behind the largest category changes, for Markdown and HTML."""
+    rows = []
+    for category in difference.get("categories", [])[:categories]:
+        for operation in category["operations"][:top]:
+            rows.append([
+                category["name"], f"{category['delta_us'] / 1e3:+.2f}",
+                short_name(operation["name"], 60), f"{operation['delta_count']:+g}",
+                f"{operation['delta_us'] / 1e3:+.3f}",
+            ])  # fmt: skip
+    unit = "kernel" if difference.get("named") == "gpu" else "operation"
+    return ["category", "change ms", unit, "count change", "time change ms"], rows
 
 
 def to_json(document: dict[str, Any]) -> str:
@@ -470,18 +504,37 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
             "n/a" if energy["joules_per_epoch"] is None else f"{energy['joules_per_epoch']:.1f}",
         )
         notes += [f"{row['framework']}: {note}" for note in row.get("notes", [])]
-        if not row["breakdown_matches_plain_step"]:
-            notes.append(
-                f"{row['framework']}: instrumented step {1e3 * row['instrumented_step_s']:.2f} ms "
-                f"vs plain {1e3 * row['step_median_s']:.2f} ms: more than 5 % apart, read the "
-                "breakdown with care"
+        measured = row.get("breakdown") or {}
+        if measured:
+            low, high = measured.get("profiled_over_plain_interval") or [float("nan")] * 2
+            ratio = measured.get("profiled_over_plain", float("nan"))
+            line = (
+                f"{row['framework']}: profiled step {1e3 * row['instrumented_step_s']:.2f} ms vs "
+                f"plain {measured.get('plain_step_us', 0) / 1e3:.2f} ms, paired "
+                f"{100 * (ratio - 1):+.1f} % (95 % {100 * (low - 1):+.0f}..{100 * (high - 1):+.0f})"
             )
+            if not row["breakdown_matches_plain_step"]:
+                notes.append(line + ": more than 5 % apart, read the breakdown with care")
+            elif not measured.get("within_tolerance", True):
+                notes.append(line + ": beyond 5 %, but not resolved from the machine's noise")
+        notes += [f"{row['framework']}: breakdown: {problem}"
+                  for problem in measured.get("problems", [])]  # fmt: skip
         if energy["joules_per_epoch"] is None:
             notes.append(f"{row['framework']}: energy {energy['reason']}")
+        else:
+            notes.append(f"{row['framework']}: energy {energy['reason']}")
+            notes += [f"{row['framework']}: energy: {w}" for w in energy.get("warnings", [])]
     summary.caption = _plain(notes)
 
     trained = [row for row in document["rows"] if row.get("status") == "ok"]
-    breakdown = Table(title="median step breakdown (ms), instrumented steps", title_justify="left")
+    kinds = {row.get("breakdown_kind", "host") for row in trained}
+    kind = (
+        "device time (GPU)"
+        if kinds == {"device"}
+        else ("host time (CPU)" if kinds == {"host"} else "device time where a GPU ran, else host")
+    )
+    breakdown = Table(title=f"median step breakdown (ms), profiled steps, {kind}",
+                      title_justify="left", caption_justify="left")  # fmt: skip
     breakdown.add_column("category", no_wrap=True)
     for row in trained:
         breakdown.add_column(row["framework"], justify="right", no_wrap=True)
@@ -491,16 +544,32 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
             label, *(f"{1e3 * r['breakdown_s'].get(label, 0.0):.2f}" for r in trained)
         )
     breakdown.add_row(
-        "step (sum)", *(f"{1e3 * r['instrumented_step_s']:.2f}" for r in trained), style="bold"
-    )
+        "step (profiled)", *(f"{1e3 * r['instrumented_step_s']:.2f}" for r in trained),
+        style="bold",
+    )  # fmt: skip
+    breakdown.add_row("plain step (alternating)", *(
+        f"{(r.get('breakdown') or {}).get('plain_step_us', float('nan')) / 1e3:.2f}"
+        for r in trained))  # fmt: skip
+    breakdown.caption = _plain([
+        "categories from a trace recording only ranges and autograd nodes (no operator "
+        "events), no synchronisation inside a step; the operations from a second trace that "
+        "records every operator (their times carry its overhead: "
+        + ", ".join(f"{r['framework']} {100 * r['breakdown']['detailed_overhead']:+.0f} %"
+                    for r in trained if r.get("breakdown")) + " over plain steps)"
+    ])  # fmt: skip
+    fastest = document["attribution"]["fastest"]
     attribution = Table(
-        title=f"where the time goes, against the fastest ({document['attribution']['fastest']})",
+        title=f"where the time goes, against the fastest ({fastest}), and the operations behind it",
         title_justify="left",
         show_header=False,
     )
     attribution.add_column("difference")
     for framework, difference in document["attribution"]["differences"].items():
-        attribution.add_row(describe_difference(framework, difference))
+        attribution.add_row(describe_difference(framework, difference), style="bold")
+        for category in difference.get("categories", [])[:3]:
+            attribution.add_row("  " + describe_operations(category, difference["named"]))
+    for framework, launch in (document["attribution"].get("launch") or {}).items():
+        attribution.add_row(f"{framework}: {launch['text']}", style="dim")
     tables = [summary, breakdown, attribution]
     if document.get("world_size"):
         tables.append(ranks_table(document))
@@ -532,7 +601,7 @@ def ranks_table(document: dict[str, Any]) -> Table:
     table.caption = _plain(
         totals
         + [
-            "communication: the gradient all-reduce per instrumented step, made blocking there; "
+            "communication: the gradient all-reduce per profiled step, made blocking there; "
             "plain steps overlap it with backward"
         ]
     )
@@ -650,8 +719,12 @@ def e2e_markdown(document: dict[str, Any]) -> str:
     if document.get("mode") == "conversion":
         return conversion_markdown(document)
     lines = [*markdown_table(*e2e_rows(document)), ""]
-    for framework, difference in document["attribution"]["differences"].items():
-        lines.append(f"- {describe_difference(framework, difference)}")
+    attribution = document["attribution"]
+    for framework, difference in attribution["differences"].items():
+        lines += [f"- {describe_difference(framework, difference)}", ""]
+        lines += [*markdown_table(*drill_down_rows(difference)), ""]
+    for framework, launch in (attribution.get("launch") or {}).items():
+        lines.append(f"- {framework}: {launch['text']}")
     return "\n".join(lines) + "\n"
 
 
@@ -828,7 +901,24 @@ def trace_diff_tables(difference: dict[str, Any]) -> list[Table | Text]:
                        ("gpu_ranges", "record_function ranges on the GPU")):  # fmt: skip
         if difference.get(key):
             tables.append(_name_table(f"{title}, largest change first", difference[key], counted))
+    if difference.get("steps"):
+        tables.append(steps_diff_table(difference["steps"]))
     return tables
+
+
+def steps_diff_table(compared: dict[str, Any], categories: int = 8) -> Table:
+    """Two kernelprof training traces: B - A per category of a step, and the operations behind
+    each change (the e2e attribution, from the same code)."""
+    step = compared["step_us"]
+    table = Table(
+        title=f"training steps (median): {step['a'] / 1e3:.2f} -> {step['b'] / 1e3:.2f} ms "
+        f"({step['delta'] / 1e3:+.2f}); per category, largest change first",
+        title_justify="left", show_header=False,
+    )  # fmt: skip
+    table.add_column("change")
+    for category in compared["categories"][:categories]:
+        table.add_row(describe_operations(category, compared["named"]))
+    return table
 
 
 def trace_summary_markdown(summary: dict[str, Any]) -> str:
@@ -863,4 +953,8 @@ def trace_diff_markdown(difference: dict[str, Any]) -> str:
                 f"{r['delta_us'] / 1e3:+.3f} |"
                 for r in difference[key]
             ]
+    if difference.get("steps"):
+        delta = difference["steps"]["step_us"]["delta"] / 1e3
+        lines += ["", f"Training steps, B - A: {delta:+.2f} ms per step", ""]
+        lines += markdown_table(*drill_down_rows(difference["steps"]))
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from kernelprof.inputs import DTYPES
+from kernelprof.traces.steps import compare
 
 TRUSTED_VERDICTS = ("exact", "close")
 # A phase warns when its rounds' median spread (IQR/median) exceeds SPREAD_WARNING, or on a
@@ -193,6 +194,14 @@ def paired_speedup(base: dict[str, Any], row: dict[str, Any], key: str,
     return {"value": value, "low": low, "high": high, "rounds": len(pairs)}
 
 
+def median_interval(values: list[float], seed: int = 0) -> tuple[float, float, float]:
+    """The median of ``values`` and its 95 % bootstrap interval."""
+    rng = random.Random(seed)
+    boot = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(BOOTSTRAP))
+    low, high = (boot[int(q * (BOOTSTRAP - 1))] for q in INTERVAL)
+    return statistics.median(values), low, high
+
+
 def traffic_bytes(steps: int, neurons: int, dtype: torch.dtype) -> dict[str, int]:
     """Bytes the fused algorithm must move, at storage precision, per phase, for what the timed
     build returns: spikes only (no membrane potential is asked for).
@@ -251,25 +260,73 @@ def add_bandwidth_and_speedup(run: dict[str, Any], copy_bandwidth: float, baseli
                 row[f"{name}_interval"] = [paired["low"], paired["high"]]
 
 
-def attribution(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each trained framework's step-time difference from the fastest, split by category."""
-    trained = [row for row in rows if row.get("status") == "ok"]
+GPU_IDLE_BOUND = 0.50  # a training step whose GPU is idle more than half the time: launch-bound
+
+
+def breakdown_record(row: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`kernelprof.traces.steps.compare` takes, for one trained framework: the
+    categories and GPU work from the breakdown trace, the named operators from the operations
+    trace (the breakdown trace records no operators, only autograd nodes)."""
+    breakdown = row["breakdown"]
+    coarse, detailed = breakdown["coarse"], breakdown["detailed"]
+    launch = {k: v for k, v in coarse["launch"].items() if "operator" not in k}
+    launch.update({k: v for k, v in detailed["launch"].items() if "operator" in k})
+    return {
+        "kind": coarse["kind"],
+        "categories_us": coarse["categories_us"],
+        "step_us": coarse["step_us"],
+        "operators": detailed["operators"],
+        "gpu": coarse["gpu"],
+        "launch": launch,
+    }
+
+
+def launch_diagnosis(launch: dict[str, Any]) -> dict[str, Any]:
+    """Per framework: kernels per step, their mean duration and the GPU's idle share (GPU);
+    operators per step, their mean self time and the share of the step outside operators (CPU);
+    and whether the step is bound by launching rather than by device work."""
+    idle, outside = launch.get("gpu_idle_share"), launch.get("outside_operators_share")
+    if idle is not None:
+        bound = idle > GPU_IDLE_BOUND
+        mean = launch.get("mean_kernel_us") or 0.0
+        text = (f"{launch['kernels']:.0f} kernels/step, mean {mean:.1f} us, "
+                f"GPU idle {100 * idle:.0f} % of the step")  # fmt: skip
+    elif outside is not None:
+        bound = outside > HOST_BOUND
+        mean = launch.get("mean_operator_us") or 0.0
+        text = (f"{launch['operators']:.0f} operators/step, mean {mean:.1f} us, "
+                f"{100 * outside:.0f} % of the step outside operators")  # fmt: skip
+    else:
+        return {"launch_bound": None, "text": "no launch statistics in the traces"}
+    if bound:
+        text += " (launch-bound)" if idle is not None else " (bound by the host, not operators)"
+    return {"launch_bound": bound, "text": text, **launch}
+
+
+def attribution(rows: list[dict[str, Any]], top: int = 5) -> dict[str, Any]:
+    """Each trained framework's step-time difference from the fastest (by plain step time),
+    per category of the profiled steps, with the named operations behind each category
+    (:func:`kernelprof.traces.steps.compare`, as ``kernelprof trace diff`` gives it)."""
+    trained = [row for row in rows if row.get("status") == "ok" and row.get("breakdown")]
     if not trained:
-        return {"fastest": None, "differences": {}}
-    fastest = min(trained, key=lambda row: row["instrumented_step_s"])
-    base = fastest["breakdown_s"]
+        return {"fastest": None, "differences": {}, "launch": {}}
+    fastest = min(trained, key=lambda row: row["step_median_s"])
+    base = breakdown_record(fastest)
     differences = {}
     for row in trained:
         if row is fastest:
             continue
-        labels = set(base) | set(row["breakdown_s"])
-        by_category = {
-            label: row["breakdown_s"].get(label, 0.0) - base.get(label, 0.0) for label in labels
-        }
+        compared = compare(base, breakdown_record(row), top=top)
         differences[row["framework"]] = {
-            "total_s": row["instrumented_step_s"] - fastest["instrumented_step_s"],
-            "by_category_s": dict(
-                sorted(by_category.items(), key=lambda item: abs(item[1]), reverse=True)
-            ),
+            "total_s": compared["step_us"]["delta"] / 1e6,
+            "plain_total_s": row["step_median_s"] - fastest["step_median_s"],
+            "by_category_s": {c["name"]: c["delta_us"] / 1e6 for c in compared["categories"]},
+            "named": compared["named"],
+            "categories": compared["categories"],
         }
-    return {"fastest": fastest["framework"], "differences": differences}
+    return {
+        "fastest": fastest["framework"],
+        "differences": differences,
+        "launch": {row["framework"]: launch_diagnosis(breakdown_record(row)["launch"])
+                   for row in trained},
+    }  # fmt: skip

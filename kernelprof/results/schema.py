@@ -170,6 +170,9 @@ E2E_ROW = Record("e2e row", (
     Field("epoch_s", (list,), required=False),
     Field("step_median_s", (*NUMBER, NONE), required=False),
     Field("breakdown_s", (dict,), required=False),
+    Field("breakdown_kind", (str,), choices=("device", "host"), required=False),
+    Field("breakdown", (dict,), required=False),  # the attributed traces, see traces/steps.py
+    Field("energy", (dict,), required=False),
     Field("accuracy_by_T", (dict,), required=False),
     Field("notes", (list,), required=False),
 ))  # fmt: skip

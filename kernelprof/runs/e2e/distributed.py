@@ -9,10 +9,10 @@ worker never leaves the launcher's group behind.
 Every rank draws the same shuffled order of global batches and trains on every N-th batch of it
 (rank r takes batches r, r+N, ...; an incomplete last round is dropped so that all ranks take the
 same number of steps). Throughput is per rank (its batch size / its median step) and in total
-(their sum). Communication is its own category: in the instrumented steps the gradient
-all-reduce of each DDP bucket is made blocking and timed on the step's timeline (and carved out
-of the backward it happens in); the plain steps keep DDP's overlapped all-reduce, so the
-difference between the two step times shows what the overlap saves.
+(their sum). Communication is its own category: in the profiled steps the gradient all-reduce of
+each DDP bucket is made blocking, inside a range ``kernelprof/communication`` (the innermost
+range, so it is carved out of the backward it happens in); the plain steps keep DDP's overlapped
+all-reduce, so the difference between the two step times shows what the overlap saves.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from kernelprof.harness.profiling import FastRange
+from kernelprof.traces.steps import COMMUNICATION
 
 GROUP_TIMEOUT_S = 600  # a rank whose peer died gives up after this, rather than gloo's 30 min
 
@@ -106,21 +109,24 @@ def shard(batches: Iterator, rank: int, world_size: int) -> Iterator:
 
 class CommunicationHook:
     """A DDP communication hook: the default averaging all-reduce, asynchronous (overlapped
-    with backward) unless ``timeline`` is set; then blocking, and timed as "communication"."""
+    with backward) unless ``profiled`` is set; then blocking, inside a range
+    ``kernelprof/communication`` (its own category in the step breakdown)."""
 
     def __init__(self, world_size: int) -> None:
         self.world_size = world_size
-        self.timeline = None
+        self.profiled = False
 
     # DDP checks a hook's annotations against the real types (strings here would fail) and
     # reads its __name__, so the hook is this plain, unannotated method.
     def hook(self, state, bucket):
         buffer = bucket.buffer()
-        if self.timeline is None:
+        if not self.profiled:
             work = dist.all_reduce(buffer, async_op=True)
             return work.get_future().then(lambda future: future.value()[0].div_(self.world_size))
-        with self.timeline.interval("communication"):
+        with FastRange(COMMUNICATION):
             dist.all_reduce(buffer)
+            if buffer.is_cuda:  # the range holds the all-reduce itself, not its launch
+                torch.cuda.synchronize(buffer.device)
         future = torch.futures.Future()
         future.set_result(buffer.div_(self.world_size))
         return future

@@ -18,7 +18,6 @@ import torch
 from kernelprof.frameworks import registry
 from kernelprof.frameworks.base import Unsupported
 from kernelprof.frameworks.networks import NetworkSpec, SpikingNetwork
-from kernelprof.harness.energy import energy_counter
 from kernelprof.harness.profiling import profile_call
 from kernelprof.runs.e2e import conversion
 from kernelprof.runs.e2e.data import load_dataset
@@ -75,8 +74,6 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
         trace_path = Path(task["trace_dir"]) / (
             f"e2e_{framework}_{task['model']}_{task['dataset']}{rank}.json"
         )
-    counter = energy_counter(device)
-    energy_start = None if isinstance(counter, str) else counter.read_joules()
     if distributed is not None:
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -100,14 +97,6 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
     finally:
         if distributed is not None:
             Distributed.leave()
-    if isinstance(counter, str):
-        energy = {"joules_per_epoch": None, "reason": counter}
-    else:
-        joules = counter.read_joules() - energy_start
-        energy = {
-            "joules_per_epoch": joules / max(1, task["epochs"]),
-            "reason": f"{counter.name}, whole device, idle not subtracted",
-        }
     return {
         **row,
         "status": "ok",
@@ -116,8 +105,6 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
         "notes": network.notes,
         "peak_bytes": _peak_bytes(device),
         "peak_kind": _peak_kind(device),
-        "energy": energy,
-        "trace": None if trace_path is None else str(trace_path),
         **result,
     }
 
@@ -130,7 +117,7 @@ def _across_ranks(result: dict[str, Any], distributed: Distributed) -> dict[str,
         "step_median_s": result["step_median_s"],
         "samples_per_s": result["samples_per_s"],
         "communication_s": result["breakdown_s"].get("communication", 0.0),
-        "instrumented_step_s": result["instrumented_step_s"],
+        "profiled_step_s": result["instrumented_step_s"],
     }
     ranks = gather_ranks(mine)
     extra: dict[str, Any] = {"rank": distributed.rank, "world_size": distributed.world_size}

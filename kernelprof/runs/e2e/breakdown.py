@@ -1,0 +1,211 @@
+"""The step breakdown of e2e training, read from profiler traces of a few extra steps.
+
+Nothing inside a step synchronises: the device is synchronised once, at the end of each step,
+as in the plain steps. Each step is a range ``kernelprof/step``; the phases (data loading,
+host-to-device copy, forward, loss, backward, optimizer) and every categorised layer's forward
+(module hooks) are ranges ``kernelprof/<label>`` that also note the autograd sequence numbers
+taken while they were open, so that the backward nodes in the trace (which carry their forward
+op's sequence number) are charged to the layer that created them. The attribution itself is
+:mod:`kernelprof.traces.steps`, the same code ``kernelprof trace diff`` runs.
+
+Two traces:
+
+* the *breakdown* trace (``BREAKDOWN_ROUNDS`` steps) records only ranges and autograd nodes on
+  the host (plus all GPU activity): its categories are the breakdown, and each of its steps is
+  held to the plain step next to it: flagged when the median ratio's 95 % interval lies wholly
+  beyond 5 %;
+* the *operations* trace (``OPERATION_STEPS`` steps) records every operator: the named
+  operations behind each category (counts are exact; times carry the profiler's cost of about
+  1 us per operator on the 2-core CPU, 10-30 % of a step, which is why the categories come
+  from the other trace).
+
+Both alternate with plain steps, one profiled step per profiler session (sessions start and
+stop in about 1 ms): see BREAKDOWN_ROUNDS.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kernelprof.frameworks.networks import SpikingNetwork
+from kernelprof.harness.profiling import FastRange, StepProfile, warm_up_profiler
+from kernelprof.harness.timer import synchronize
+from kernelprof.results.analysis import median_interval
+from kernelprof.traces import steps as trace_steps
+from kernelprof.traces.timeline import Timeline
+
+# A plain step and a profiled one (in a session of its own, after an unrecorded first step)
+# alternate, ABBA: this machine's step times drift by 20-50 % over a fraction of a second, so
+# blocks of several steps each compared drift, not the profiler (measured: block medians 8-21 %
+# apart either way; profiler sessions start and stop in about 1 ms). Even paired, one step's
+# ratio scatters by 10-15 % here: 24 pairs put the median's 95 % interval at about +-5 %.
+BREAKDOWN_ROUNDS = 24
+STEPS_PER_ROUND = 1
+OPERATION_STEPS = 8  # rounds of the operations trace, alternating the same way
+ADD_UP_TOLERANCE = 0.05
+
+
+def _sequence_counter() -> Callable[[], int]:
+    """The next autograd sequence number of this thread, without creating a node."""
+    peek = getattr(torch.autograd, "_get_sequence_nr", None)
+    if peek is not None:
+        return peek
+    probe = torch.zeros((), requires_grad=True)  # older torch: a node of our own, then + 1
+    return lambda: probe.view(()).grad_fn._sequence_nr() + 1
+
+
+class StepRanges:
+    """While entered: every categorised layer's forward is a range ``kernelprof/<category>
+    fwd``; :meth:`phase` opens the others. ``calls`` holds (name, first, end) sequence numbers
+    of every range, in the order they were opened."""
+
+    def __init__(self, network: SpikingNetwork) -> None:
+        self.network = network
+        self.calls: list[list] = []
+        self._open: list[tuple[list, FastRange]] = []
+        self._handles: list = []
+        self._sequence = _sequence_counter()
+
+    def _enter(self, name: str) -> None:
+        record = [name, self._sequence(), None]
+        self.calls.append(record)
+        self._open.append((record, FastRange(name).__enter__()))
+
+    def _exit(self) -> None:
+        record, handle = self._open.pop()
+        handle.__exit__(None, None, None)
+        record[2] = self._sequence()
+
+    @contextmanager
+    def phase(self, label: str) -> Iterator[None]:
+        self._enter(trace_steps.PREFIX + label)
+        try:
+            yield
+        finally:
+            self._exit()
+
+    def __enter__(self) -> StepRanges:
+        for category, module in self.network.layers:
+            name = f"{trace_steps.PREFIX}{category} fwd"
+            self._handles.append(
+                module.register_forward_pre_hook(lambda m, a, name=name: self._enter(name))
+            )
+            self._handles.append(
+                module.register_forward_hook(lambda m, a, o: self._exit(), always_call=True)
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
+def phase_of(ranges: StepRanges | None) -> Callable[[str], Any]:
+    """``ranges.phase``, or a no-op for plain steps."""
+    return ranges.phase if ranges is not None else (lambda label: nullcontext())
+
+
+def measure(
+    network: SpikingNetwork,
+    run_step: Callable[[Any, StepRanges | None], object],
+    next_batch: Callable[[], Any],
+    device: torch.device,
+    trace_dir: Path,
+    name: str,
+    rounds: int = BREAKDOWN_ROUNDS,
+    steps: int = STEPS_PER_ROUND,
+) -> dict[str, Any]:
+    """``rounds`` rounds of ``steps`` plain and ``steps`` profiled (breakdown) steps, the
+    profiled ones first every other round, then one operations profile. The two traces go to
+    ``trace_dir`` as ``<name>.json`` (the breakdown rounds merged) and ``<name>_ops.json``, and
+    are attributed."""
+    warm_up_profiler()
+    plain: list[float] = []
+
+    def plain_steps() -> None:
+        for _ in range(steps):
+            start = time.perf_counter()
+            batch = next_batch()
+            run_step(batch, None)
+            synchronize(device)
+            plain.append(time.perf_counter() - start)
+
+    def alternating(count: int, coarse: bool, path: Path):
+        """``count`` rounds of a plain and a profiled step, ABBA; the profiled sessions merged
+        into one trace, attributed; per round, the profiled step over the plain one."""
+        calls: list[list] = []
+        sessions, problems, ratios = [], [], []
+        for number in range(count):
+            before = len(plain)
+            if number % 2 == 0:
+                plain_steps()
+            trace, found = _profiled(network, run_step, next_batch, device, steps, calls, coarse)
+            if number % 2 == 1:
+                plain_steps()
+            sessions.append(trace)
+            problems += found
+            this_round = trace_steps.attribute(Timeline.from_events(trace["traceEvents"]))
+            if this_round.steps:
+                ratios.append(this_round.step_us / (1e6 * statistics.median(plain[before:])))
+        attributed = _written(trace_steps.merge(sessions), calls, path)
+        return attributed, ratios, sorted(set(problems)) + attributed.problems
+
+    coarse, ratios, problems = alternating(rounds, True, trace_dir / f"{name}.json")
+    detailed, detailed_ratios, more = alternating(OPERATION_STEPS, False,
+                                                  trace_dir / f"{name}_ops.json")  # fmt: skip
+    plain_us = 1e6 * statistics.median(plain)
+    profiled_us = coarse.step_us
+    # the profiled step against the plain step next to it, round by round: drift cancels.
+    # Flagged when the profiler shows itself beyond the noise: the interval wholly outside 5 %
+    ratio, low, high = median_interval(ratios) if ratios else (profiled_us / plain_us,) * 3
+    return {
+        "coarse": coarse.as_dict(),
+        "detailed": detailed.as_dict(),
+        "plain_step_us": plain_us,
+        "plain_steps_us": [1e6 * s for s in plain],
+        "profiled_step_us": profiled_us,
+        "paired_ratios": ratios,
+        "profiled_over_plain": ratio,
+        "profiled_over_plain_interval": [low, high],
+        "matches_plain_step": low <= 1.0 + ADD_UP_TOLERANCE and high >= 1.0 - ADD_UP_TOLERANCE,
+        "within_tolerance": abs(ratio - 1.0) <= ADD_UP_TOLERANCE,
+        "detailed_overhead": (
+            statistics.median(detailed_ratios) if detailed_ratios else detailed.step_us / plain_us
+        )
+        - 1.0,  # fmt: skip
+        "problems": sorted(set(problems + more)),
+    }
+
+
+def _profiled(network, run_step, next_batch, device, steps, calls: list, coarse: bool):
+    """One profiler session of ``steps`` steps; the ranges' sequence numbers go to ``calls``."""
+    ranges = StepRanges(network)
+    ranges.calls = calls
+    profiler = StepProfile(device, coarse=coarse)
+    with profiler:
+        run_step(next_batch(), None)  # the session's first step: outside any kernelprof range
+        synchronize(device)
+        with ranges:
+            for _ in range(steps):
+                with ranges.phase("step"):
+                    with ranges.phase("data loading"):
+                        batch = next_batch()
+                    run_step(batch, ranges)
+                    synchronize(device)
+    return profiler.trace(), profiler.problems
+
+
+def _written(trace: dict, calls: list, path: Path) -> trace_steps.Attribution:
+    trace_steps.annotate(trace, [tuple(call) for call in calls])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(trace))
+    return trace_steps.attribute(Timeline.from_events(trace["traceEvents"]), str(path))
