@@ -8,12 +8,13 @@
 # 4. runs `kernelprof compare --neuron lif --T 8` (every framework) and a sweep over T;
 # 5. runs `kernelprof e2e` (CNN on digits, one epoch, every framework) with its traces;
 # 6. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
-# Each step has its own time limit (tests 150 s, bench 100 s, compare 200 s, sweep 45 s, e2e 75 s;
-# on an H200 every step used all of it); a failing step is recorded in the summary and the next
-# one still runs. All steps take about 10 minutes, so within a 15-minute lease run them as two
+# Each step has its own time limit (tests 150 s, bench 100 s, compare 200 s, sweep 45 s, e2e 150 s,
+# its 24 + 8 profiled steps per framework each in a profiler session of their own; on an H200
+# every step used all of its limit, e2e then 75 s); a failing step is recorded in the summary
+# and the next one still runs. All steps take about 11 minutes, so within a 15-minute lease as two
 # back-to-back calls (the machine stays warm between them):
 #   GPU_CHECK_STEPS=tests,bench,sweep benchmarks/gpu_check.sh $OUT      (about 5 minutes)
-#   GPU_CHECK_STEPS=compare,e2e benchmarks/gpu_check.sh $OUT            (about 5 minutes)
+#   GPU_CHECK_STEPS=compare,e2e benchmarks/gpu_check.sh $OUT            (about 6 minutes)
 # All output goes to RESULTS_DIR/run.log; RESULTS_DIR holds at most 8 files (the device tool
 # brings back at most 8; the Chrome traces travel as one traces.tar.gz). Rehearse on CPU: the
 # same script runs there (the CUDA tests are then skipped with their reason and the benchmark
@@ -88,7 +89,7 @@ fi
 
 # End-to-end training on the device (digits ships with scikit-learn, so no download is needed).
 if want e2e; then
-    timeout 75 "$python" -m kernelprof.cli e2e --model cnn --dataset digits --epochs 1 \
+    timeout 150 "$python" -m kernelprof.cli e2e --model cnn --dataset digits --epochs 1 \
         --frameworks spikingjelly,snntorch,norse,lava-dl,reference \
         --out "$out/e2e_cnn_digits.json" --trace-dir "$work/traces/e2e" 2>&1 | tee -a "$out/run.log"
 fi

@@ -155,12 +155,6 @@ class Attribution:
         }
 
 
-def has_steps(timeline: Timeline) -> bool:
-    return any(
-        s.kind == RANGE and s.name == STEP for spans in timeline.spans.values() for s in spans
-    )
-
-
 def attribute(timeline: Timeline, path: str = "", step: str = STEP) -> Attribution:
     """Every ``step`` range of the trace attributed (see the module's docstring). ``step`` may
     name any range that marks a unit of work in a trace written by others (its inner ranges
@@ -172,6 +166,12 @@ def attribute(timeline: Timeline, path: str = "", step: str = STEP) -> Attributi
     detailed = any(s.kind == OPERATOR and s.name.startswith("aten::")
                    for spans in timeline.spans.values() for s in spans)  # fmt: skip
     result = Attribution(path, [], "device" if on_gpu else "host", detailed)
+    starts = {thread: [s.ts for s in spans] for thread, spans in timeline.spans.items()}
+    launch_times = {thread: [ts for ts, _ in items] for thread, items in launched.items()}
+
+    def between(items: list, times: list[float], start: float, end: float) -> list:
+        return items[bisect.bisect_left(times, start) : bisect.bisect_right(times, end)]
+
     for window in steps_found:
         sequences = _SequenceMap(
             [s for s in timeline.within(window.thread, window.ts, window.end)
@@ -182,9 +182,10 @@ def attribute(timeline: Timeline, path: str = "", step: str = STEP) -> Attributi
         gpu: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(_zero))
         op_cover: list[tuple[float, float]] = []
         for thread, spans in timeline.spans.items():
-            inside = [s for s in spans if window.ts <= s.ts and s.end <= window.end]
-            launches = [(ts, a) for ts, a in launched.get(thread, ())
-                        if window.ts <= ts <= window.end]  # fmt: skip
+            inside = [s for s in between(spans, starts[thread], window.ts, window.end)
+                      if s.end <= window.end]  # fmt: skip
+            launches = between(launched.get(thread, []), launch_times.get(thread, []),
+                               window.ts, window.end)  # fmt: skip
             if not inside and not launches:
                 continue
             own = thread == window.thread

@@ -18,6 +18,7 @@ huge traces (:mod:`kernelprof.traces.summary`) streams instead and keeps no even
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,10 @@ class Timeline:
 
     def within(self, thread: tuple, start: float, end: float) -> list[Span]:
         """The spans of ``thread`` that start in [start, end], in order."""
-        return [s for s in self.spans.get(thread, ()) if start <= s.ts <= end]
+        spans = self.spans.get(thread, [])
+        first = bisect.bisect_left(spans, start, key=lambda span: span.ts)
+        last = bisect.bisect_right(spans, end, key=lambda span: span.ts)
+        return spans[first:last]
 
     def launched_by(self) -> dict[tuple, list[tuple[float, Activity]]]:
         """Per launching thread, (launch time, activity) for every activity whose launch is in
