@@ -141,21 +141,29 @@ def measure(
 
     def alternating(count: int, coarse: bool, path: Path):
         """``count`` rounds of a plain and a profiled step, ABBA; the profiled sessions merged
-        into one trace, attributed; per round, the profiled step over the plain one."""
+        into one trace, attributed; per round, the profiled step over the plain one. Nothing
+        is exported or parsed between the steps: megabytes of Python objects made and freed
+        there would have the allocator return memory that the next step faults in again (seen:
+        norse's fill_ 4x slower in six of eight steps)."""
         calls: list[list] = []
-        sessions, problems, ratios = [], [], []
+        profilers, plain_of_round = [], []
         for number in range(count):
             before = len(plain)
             if number % 2 == 0:
                 plain_steps()
-            trace, found = _profiled(network, run_step, next_batch, device, steps, calls, coarse)
+            profilers.append(_profiled(network, run_step, next_batch, device, steps, calls,
+                                       coarse))  # fmt: skip
             if number % 2 == 1:
                 plain_steps()
+            plain_of_round.append(statistics.median(plain[before:]))
+        sessions, problems, ratios = [], [], []
+        for profiler, plain_s in zip(profilers, plain_of_round, strict=True):
+            trace = profiler.trace()
             sessions.append(trace)
-            problems += found
+            problems += profiler.problems
             this_round = trace_steps.attribute(Timeline.from_events(trace["traceEvents"]))
             if this_round.steps:
-                ratios.append(this_round.step_us / (1e6 * statistics.median(plain[before:])))
+                ratios.append(this_round.step_us / (1e6 * plain_s))
         attributed = _written(trace_steps.merge(sessions), calls, path)
         return attributed, ratios, sorted(set(problems)) + attributed.problems
 
@@ -187,7 +195,8 @@ def measure(
 
 
 def _profiled(network, run_step, next_batch, device, steps, calls: list, coarse: bool):
-    """One profiler session of ``steps`` steps; the ranges' sequence numbers go to ``calls``."""
+    """One profiler session of ``steps`` steps, not yet exported; the ranges' sequence numbers
+    go to ``calls``."""
     ranges = StepRanges(network)
     ranges.calls = calls
     profiler = StepProfile(device, coarse=coarse)
@@ -201,7 +210,7 @@ def _profiled(network, run_step, next_batch, device, steps, calls: list, coarse:
                         batch = next_batch()
                     run_step(batch, ranges)
                     synchronize(device)
-    return profiler.trace(), profiler.problems
+    return profiler
 
 
 def _written(trace: dict, calls: list, path: Path) -> trace_steps.Attribution:
