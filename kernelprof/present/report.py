@@ -519,11 +519,8 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
                 notes.append(line + ": beyond 5 %, but not resolved from the machine's noise")
         notes += [f"{row['framework']}: breakdown: {problem}"
                   for problem in measured.get("problems", [])]  # fmt: skip
-        if energy["joules_per_epoch"] is None:
-            notes.append(f"{row['framework']}: energy {energy['reason']}")
-        else:
-            notes.append(f"{row['framework']}: energy {energy['reason']}")
-            notes += [f"{row['framework']}: energy: {w}" for w in energy.get("warnings", [])]
+        notes.append(f"{row['framework']}: energy {energy['reason']}")
+        notes += [f"{row['framework']}: energy: {w}" for w in energy.get("warnings", [])]
     summary.caption = _plain(notes)
 
     trained = [row for row in document["rows"] if row.get("status") == "ok"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -188,17 +189,21 @@ def paired_speedup(base: dict[str, Any], row: dict[str, Any], key: str,
         return statistics.median(a) / statistics.median(b)
 
     value = statistics.median(ratio(a, b, False) for a, b in pairs)
-    boot = sorted(statistics.median(ratio(a, b, True) for a, b in pairs)
-                  for _ in range(BOOTSTRAP))  # fmt: skip
-    low, high = (boot[int(q * (BOOTSTRAP - 1))] for q in INTERVAL)
+    low, high = _bootstrap(lambda: statistics.median(ratio(a, b, True) for a, b in pairs))
     return {"value": value, "low": low, "high": high, "rounds": len(pairs)}
+
+
+def _bootstrap(resampled: Callable[[], float]) -> tuple[float, float]:
+    """The INTERVAL quantiles of BOOTSTRAP draws of ``resampled()``."""
+    boot = sorted(resampled() for _ in range(BOOTSTRAP))
+    low, high = (boot[int(q * (BOOTSTRAP - 1))] for q in INTERVAL)
+    return low, high
 
 
 def median_interval(values: list[float], seed: int = 0) -> tuple[float, float, float]:
     """The median of ``values`` and its 95 % bootstrap interval."""
     rng = random.Random(seed)
-    boot = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(BOOTSTRAP))
-    low, high = (boot[int(q * (BOOTSTRAP - 1))] for q in INTERVAL)
+    low, high = _bootstrap(lambda: statistics.median(rng.choices(values, k=len(values))))
     return statistics.median(values), low, high
 
 
@@ -312,12 +317,13 @@ def attribution(rows: list[dict[str, Any]], top: int = 5) -> dict[str, Any]:
         return {"fastest": None, "differences": {}, "launch": {}}
     # the fastest in the profiled steps' own terms, so that every difference is one of them
     fastest = min(trained, key=lambda row: row["breakdown"]["profiled_step_us"])
-    base = breakdown_record(fastest)
+    records = {row["framework"]: breakdown_record(row) for row in trained}
+    base = records[fastest["framework"]]
     differences = {}
     for row in trained:
         if row is fastest:
             continue
-        compared = compare(base, breakdown_record(row), top=top)
+        compared = compare(base, records[row["framework"]], top=top)
         differences[row["framework"]] = {
             "total_s": compared["step_us"]["delta"] / 1e6,
             # the plain steps that alternated with the profiled ones
@@ -332,6 +338,5 @@ def attribution(rows: list[dict[str, Any]], top: int = 5) -> dict[str, Any]:
     return {
         "fastest": fastest["framework"],
         "differences": differences,
-        "launch": {row["framework"]: launch_diagnosis(breakdown_record(row)["launch"])
-                   for row in trained},
+        "launch": {name: launch_diagnosis(record["launch"]) for name, record in records.items()},
     }  # fmt: skip

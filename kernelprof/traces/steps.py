@@ -201,14 +201,8 @@ def attribute(timeline: Timeline, path: str = "", step: str = STEP) -> Attributi
                         named = sum(v[1] for v in sweep.operators.get(category, {}).values())
                         if us - named > 0:
                             operators[category][OUTSIDE_OPERATORS][1] += us - named
-            for category, names in sweep.operators.items():
-                for name, (count, us) in names.items():
-                    operators[category][name][0] += count
-                    operators[category][name][1] += us
-            for category, names in sweep.gpu.items():
-                for name, (count, us) in names.items():
-                    gpu[category][name][0] += count
-                    gpu[category][name][1] += us
+            _add(operators, sweep.operators)
+            _add(gpu, sweep.gpu)
         device_us = _device_categories(window, gpu, timeline) if on_gpu else None
         result.steps.append(Step(
             window.ts, window.duration, dict(host_us), device_us,
@@ -222,6 +216,15 @@ def attribute(timeline: Timeline, path: str = "", step: str = STEP) -> Attributi
 
 def _zero() -> list[float]:
     return [0, 0.0]
+
+
+def _add(into, named) -> None:
+    """Adds one thread's [count, us] per category and name into the step's."""
+    for category, names in named.items():
+        for name, (count, us) in names.items():
+            entry = into[category][name]
+            entry[0] += count
+            entry[1] += us
 
 
 class _SequenceMap:
@@ -276,12 +279,19 @@ class _Sweep:
         return backward_category(forward)
 
     def run(self, spans: list[Span], launches: list, window: Span | None) -> None:
-        units: list[list] = []  # [end, category, child time]
+        units: list[list] = []  # [end, category, child time, start]
         if window is not None:  # the step itself is the outermost unit
             units.append([window.end, "other", 0.0, window.ts])
         ops: list[list] = []  # [end, name, child time, duration, category]
         points = iter(launches)
         point = next(points, None)
+
+        def launches_before(ts: float) -> None:  # each goes to the unit open at its launch
+            nonlocal point
+            while point is not None and point[0] < ts:
+                close_until(point[0])
+                self._gpu(current(), point[1])
+                point = next(points, None)
 
         def close_until(ts: float) -> None:
             while ops and ts >= ops[-1][0]:
@@ -297,10 +307,7 @@ class _Sweep:
             return units[-1][1] if units else self.default
 
         for span in spans:
-            while point is not None and point[0] < span.ts:
-                close_until(point[0])
-                self._gpu(current(), point[1])
-                point = next(points, None)
+            launches_before(span.ts)
             close_until(span.ts)
             category = self.unit_category(span)
             if category is not None and span is not window:
@@ -313,10 +320,7 @@ class _Sweep:
                 else:
                     self.top_operators.append((span.ts, span.end))
                 ops.append([span.end, span.name, 0.0, span.duration, current()])
-        while point is not None:
-            close_until(point[0])
-            self._gpu(current(), point[1])
-            point = next(points, None)
+        launches_before(float("inf"))
         close_until(float("inf"))
         if window is not None:
             end, category, children, start = units.pop()

@@ -43,6 +43,7 @@ from kernelprof.traces.read import (
     TINY_KERNEL_US,
     iter_events,
 )
+from kernelprof.traces.timeline import covered
 
 
 @dataclass
@@ -202,16 +203,7 @@ def _sorted(*columns: array, keys: tuple[array, ...]) -> list[array]:
 def _busy_and_window(starts: array, ends: array) -> tuple[float, float]:
     """The union length of [start, end) intervals, and the window from first start to last end."""
     starts, ends = _sorted(starts, ends, keys=(starts,))
-    busy, current_start, current_end = 0.0, None, None
-    for start, end in zip(starts, ends, strict=True):
-        if current_end is None or start > current_end:
-            if current_end is not None:
-                busy += current_end - current_start
-            current_start, current_end = start, end
-        else:
-            current_end = max(current_end, end)
-    if current_end is not None:
-        busy += current_end - current_start
+    busy = covered(zip(starts, ends, strict=True))
     return busy, max(ends) - min(starts) if len(starts) else 0.0
 
 

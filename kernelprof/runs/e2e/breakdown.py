@@ -161,15 +161,16 @@ def measure(
             if number % 2 == 1:
                 plain_steps()
             plain_of_round.append(statistics.median(plain[before:]))
-        sessions, problems, ratios = [], [], []
-        for profiler, plain_s in zip(profilers, plain_of_round, strict=True):
-            trace = profiler.trace()
-            sessions.append(trace)
-            problems += profiler.problems
-            this_round = trace_steps.attribute(Timeline.from_events(trace["traceEvents"]))
-            if this_round.steps:
-                ratios.append(this_round.step_us / (1e6 * plain_s))
+        sessions = [profiler.trace() for profiler in profilers]
+        problems = [problem for profiler in profilers for problem in profiler.problems]
         attributed = _written(trace_steps.merge(sessions), calls, path)
+        lengths = [step.length_us for step in attributed.steps]  # in time order: round by round
+        ratios = []
+        if len(lengths) == count * steps:
+            ratios = [statistics.median(lengths[n * steps : (n + 1) * steps]) / (1e6 * plain_s)
+                      for n, plain_s in enumerate(plain_of_round)]  # fmt: skip
+        else:
+            problems.append(f"{len(lengths)} profiled steps in the trace, {count * steps} run")
         return attributed, ratios, sorted(set(problems)) + attributed.problems
 
     coarse, ratios, problems = alternating(rounds, True, trace_dir / f"{name}.json")

@@ -89,7 +89,6 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
             seed=task["seed"],
             max_steps=task.get("steps"),
             trace_path=trace_path,
-            trace_label=framework,
             distributed=distributed,
         )
         if distributed is not None:

@@ -41,7 +41,6 @@ def train_direct(
     seed: int,
     max_steps: int | None = None,
     trace_path: Path | None = None,
-    trace_label: str = "",
     distributed: Distributed | None = None,
     energy: TrainingEnergy | None = None,
 ) -> dict[str, Any]:
