@@ -264,3 +264,27 @@ def test_trace_dir_keeps_both_traces_and_trace_diff_of_them_gives_the_attributio
                     category["delta_us"], abs=1e-6)  # fmt: skip
             else:  # the named operations from the operations trace
                 assert by_name[category["name"]]["operations"] == category["operations"]
+
+
+def test_step_ranges_wrap_each_layer_once_and_leave_it_as_it_was(data):
+    """Inside StepRanges every call of a categorised layer opens one range noting the autograd
+    sequence numbers it took, a scripted layer (which holds a forward of its own) and a layer
+    listed twice included; on exit each layer is left as it was and the outputs unchanged."""
+    from kernelprof.runs.e2e.breakdown import StepRanges
+
+    built = network(data)
+    scripted = torch.jit.script(nn.ReLU())
+    built.layers = [*built.layers, ("relu", scripted), ("relu", scripted)]  # listed twice
+    x = torch.randn(3, 4, requires_grad=True)
+    before = {id(m): m.__dict__.get("forward") for _, m in built.layers}
+    with StepRanges(built) as ranges:
+        built.layers[0][1](torch.zeros(2, 3, *data.input_shape))  # [T, N, C, H, W]
+        y = scripted(x * 2.0)
+    names = [call[0] for call in ranges.calls]
+    assert names == ["kernelprof/conv fwd", "kernelprof/relu fwd"]
+    first, end = ranges.calls[0][1:]
+    assert end > first  # the convolution made an autograd node inside its range
+    assert torch.equal(y, torch.relu(x * 2.0))
+    assert before[id(scripted)] is not None
+    for _, module in built.layers:
+        assert module.__dict__.get("forward") is before[id(module)]

@@ -5,8 +5,8 @@ The convention (kernelprof's e2e training writes it, :mod:`kernelprof.runs.e2e.b
 * each step is a CPU range ``kernelprof/step``; inside it, ranges ``kernelprof/<label>`` for the
   phases (``data loading``, ``host-to-device copy``, ``forward``, ``loss``, ``backward``,
   ``optimizer``, ``communication``) and for every categorised layer's forward
-  (``kernelprof/lif fwd``, ``kernelprof/conv fwd``, ...), entered from module hooks without any
-  synchronisation;
+  (``kernelprof/lif fwd``, ``kernelprof/conv fwd``, ...), entered around each layer's forward
+  without any synchronisation;
 * every such range carries the arg ``kernelprof seq``: ``[first, end)`` of the autograd sequence
   numbers given out on the forward thread while it was open, i.e. the autograd nodes its work
   created.
