@@ -613,8 +613,12 @@ def _e2e(args: argparse.Namespace) -> int:
                         "master_addr": launch["master_addr"], "port": port,
                         "backend": "nccl" if device.type == "cuda" else "gloo",
                     }  # fmt: skip
-                with console.status(f"training {framework} ({args.model} on {args.dataset})"):
-                    row = run_task(framework_task, timeout_s=args.timeout)
+                row = _with_progress(
+                    console, args.format == "table" and not quiet,
+                    f"{framework} ({args.dataset})",
+                    lambda on_progress, t=framework_task: run_task(
+                        t, timeout_s=args.timeout, on_progress=on_progress),
+                )  # fmt: skip
                 row.setdefault("framework", framework)
                 document["rows"].append(row)
                 if row.get("status") == "error" and "DatasetUnavailable" in row.get("reason", ""):
@@ -644,6 +648,38 @@ def _e2e(args: argparse.Namespace) -> int:
     if failed and all(row.get("status") == "error" for row in document["rows"]):
         return 1
     return 130 if document["interrupted"] else 0
+
+
+def _with_progress(console, show: bool, label: str, run):
+    """``run(on_progress)`` under a progress bar fed by the worker's reports (steps done of
+    total, epoch, ETA) where ``show`` and the console is a terminal; else a spinner line (which
+    rich leaves out when the output is not a terminal)."""
+    if not (show and console.is_terminal):
+        with console.status(f"training {label}"):
+            return run(None)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("steps, {task.fields[where]}"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"training {label}", total=None, where="starting")
+
+        def on_progress(report: dict) -> None:
+            training = report.get("phase") == "training"
+            where = f"epoch {report.get('epoch')}/{report.get('epochs')}" if training else str(
+                report.get("phase"))  # fmt: skip
+            bar.update(task, completed=report.get("done"), total=report.get("total"),
+                       where=where)  # fmt: skip
+
+        return run(on_progress)
 
 
 def _e2e_conversion(args, task, frameworks, document, console) -> None:

@@ -303,3 +303,16 @@ def test_trains_on_real_fashion_mnist():
                           seed=0)  # fmt: skip
     assert result["steps"] == 47
     assert result["test_accuracy"] > 0.6
+
+
+def test_training_reports_its_progress_up_to_the_last_step(data, monkeypatch):
+    from kernelprof.runs.e2e import train as train_module
+
+    reports = []
+    monkeypatch.setattr(train_module, "report_progress", lambda **f: reports.append(f))
+    train(network(data), data, steps=5)
+    training = [r for r in reports if r["phase"] == "training"]
+    assert training[0]["total"] == 5 and training[-1]["done"] == 5
+    assert [r["done"] for r in training] == sorted(r["done"] for r in training)
+    assert reports[-1] == {"done": 5, "total": 5, "epoch": 1, "epochs": 1,
+                           "phase": "profiled steps"}  # fmt: skip

@@ -29,6 +29,15 @@ def counting_task(task):
     return Session(dict(state), handle)
 
 
+def progressing_task(task):
+    from kernelprof.harness.worker import report_progress
+
+    for done in range(1, task["steps"] + 1):
+        report_progress(done=done, total=task["steps"])
+        print("a framework's own line")  # stdout lines between reports are not progress
+    return {"finished": True}
+
+
 def plain_task(task):
     return {"doubled": 2 * task["value"], "pid": os.getpid()}
 
@@ -75,3 +84,16 @@ def test_a_task_that_is_not_a_session_ends_its_worker():
     again = session.request({"value": 2})
     assert again["status"] == "error"
     session.close()
+
+
+def test_progress_reports_reach_the_parent_in_order_before_the_result():
+    seen = []
+    result = run_task({"function": f"{HERE}:progressing_task", "steps": 5},
+                      on_progress=seen.append)  # fmt: skip
+    assert result == {"finished": True}
+    assert seen == [{"done": n, "total": 5} for n in range(1, 6)]
+
+
+def test_progress_outside_a_worker_writes_nothing(capsys):
+    assert progressing_task({"steps": 3}) == {"finished": True}
+    assert "@@" not in capsys.readouterr().out

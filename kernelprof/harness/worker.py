@@ -36,8 +36,20 @@ from pathlib import Path
 from typing import Any
 
 RESULT_MARK = "@@kernelprof-result@@"
+PROGRESS_MARK = "@@kernelprof-progress@@"  # a task's progress line, for the parent's callback
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXIT = {"command": "exit"}
+
+
+_reporting = False  # set in a worker: report_progress() writes lines only there
+
+
+def report_progress(**fields: Any) -> None:
+    """From a task function: one progress line (JSON-able fields, e.g. steps done and total)
+    for the parent's ``on_progress``; nothing outside a worker (a task run in-process)."""
+    if _reporting:
+        sys.stdout.write(f"\n{PROGRESS_MARK}{json.dumps(fields, default=str)}\n")
+        sys.stdout.flush()
 
 
 class Session:
@@ -54,10 +66,13 @@ class WorkerSession:
     or a missing result becomes ``{"status": "error", "reason": ...}``."""
 
     def __init__(self, task: dict[str, Any], *, python: str | None = None,
-                 timeout_s: float = 300.0, wait: bool = True) -> None:  # fmt: skip
+                 timeout_s: float = 300.0, wait: bool = True,
+                 on_progress: Callable[[dict], None] | None = None) -> None:  # fmt: skip
         """Starts the worker and sends it ``task``; waits for the first result unless
-        ``wait=False`` (then :meth:`receive_first` does, so that several can work at once)."""
+        ``wait=False`` (then :meth:`receive_first` does, so that several can work at once).
+        ``on_progress`` gets each :func:`report_progress` of the worker while it waits."""
         self.first: dict[str, Any] | None = None
+        self.on_progress = on_progress
         self.process: subprocess.Popen | None = None
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: collections.deque[str] = collections.deque(maxlen=50)
@@ -142,6 +157,8 @@ class WorkerSession:
                     return _error(self._death())
                 if line.startswith(RESULT_MARK):
                     return json.loads(line[len(RESULT_MARK) :])
+                if line.startswith(PROGRESS_MARK) and self.on_progress is not None:
+                    self.on_progress(json.loads(line[len(PROGRESS_MARK) :]))
         except BaseException:  # Ctrl-C or SIGTERM in the parent: the worker must not outlive it
             _kill(self.process)
             raise
@@ -161,11 +178,15 @@ def _pump(stream, sink: Callable[[str], None], end: Callable[[], None] | None) -
 
 
 def run_task(
-    task: dict[str, Any], *, python: str | None = None, timeout_s: float = 300.0
+    task: dict[str, Any],
+    *,
+    python: str | None = None,
+    timeout_s: float = 300.0,
+    on_progress: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Runs ``task`` in a fresh worker process and returns its result dict; never raises for
     what happens inside the worker (its failure becomes ``{"status": "error", ...}``)."""
-    session = WorkerSession(task, python=python, timeout_s=timeout_s)
+    session = WorkerSession(task, python=python, timeout_s=timeout_s, on_progress=on_progress)
     session.close()
     return session.first
 
@@ -223,6 +244,8 @@ def _call(function: Callable, argument: dict[str, Any]):
 
 def _main() -> int:
     task = json.loads(sys.stdin.readline())
+    # run with -m, this file is __main__: task functions see the importable module
+    importlib.import_module("kernelprof.harness.worker")._reporting = True
     outcome = _call(lambda t: resolve(t.get("function", ""))(t), task)
     # run with -m, this file is __main__: task functions return the importable module's Session
     sessions = (Session, importlib.import_module("kernelprof.harness.worker").Session)

@@ -11,6 +11,7 @@ inside a step) and are attributed to categories of work and to the operations in
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 import tempfile
 import time
@@ -23,6 +24,7 @@ from torch import nn
 from kernelprof.frameworks.networks import SpikingNetwork
 from kernelprof.harness.energy import TrainingEnergy
 from kernelprof.harness.timer import synchronize
+from kernelprof.harness.worker import report_progress
 from kernelprof.runs.e2e import breakdown
 from kernelprof.runs.e2e.data import Dataset, batches
 from kernelprof.runs.e2e.distributed import CommunicationHook, Distributed, shard
@@ -90,6 +92,10 @@ def train_direct(
 
     epoch_times, step_times, losses = [], [], []
     steps_done = 0
+    world = 1 if distributed is None else distributed.world_size
+    per_epoch = math.ceil(math.ceil(len(data.train_x) / batch_size) / world)
+    total = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
+    progress = _Progress(total, epochs)
     energy.start()
     for epoch in range(epochs):
         network.train()
@@ -106,12 +112,15 @@ def train_direct(
             step_times.append(time.perf_counter() - step_start)
             losses.append(loss)
             steps_done += 1
+            progress(steps_done, epoch)
         epoch_times.append(time.perf_counter() - epoch_start)
     energy_result = energy.stop(epochs=len(epoch_times))
     # evaluated before the profiled steps, which train on: the accuracy is the epochs'
     test_accuracy = evaluate(network, data, device, batch_size)
     network.train()
 
+    report_progress(done=steps_done, total=total, epoch=len(epoch_times), epochs=epochs,
+                    phase="profiled steps")  # fmt: skip
     profiled_batches = _endless(shuffled, seed + BREAKDOWN_SEED_OFFSET)
     with tempfile.TemporaryDirectory(prefix="kernelprof-e2e-") as scratch:
         folder = trace_path.parent if trace_path is not None else Path(scratch)
@@ -139,6 +148,21 @@ def train_direct(
         "trace": None if trace_path is None else str(trace_path),
         "ops_trace": None if trace_path is None else str(folder / f"{name}_ops.json"),
     }
+
+
+class _Progress:
+    """Reports steps done to a parent process (kernelprof e2e's progress bar), at most every
+    0.2 s and after the last step: a time check per step, outside the step's timing."""
+
+    def __init__(self, total: int, epochs: int) -> None:
+        self.total, self.epochs, self.next_at = total, epochs, 0.0
+
+    def __call__(self, done: int, epoch: int) -> None:
+        now = time.monotonic()
+        if now >= self.next_at or done == self.total:
+            self.next_at = now + 0.2
+            report_progress(done=done, total=self.total, epoch=epoch + 1, epochs=self.epochs,
+                            phase="training")  # fmt: skip
 
 
 def _endless(shuffled, seed: int):
