@@ -615,7 +615,7 @@ def _e2e(args: argparse.Namespace) -> int:
                     }  # fmt: skip
                 row = _with_progress(
                     console, args.format == "table" and not quiet,
-                    f"{framework} ({args.dataset})",
+                    f"training {framework} ({args.dataset})",
                     lambda on_progress, t=framework_task: run_task(
                         t, timeout_s=args.timeout, on_progress=on_progress),
                 )  # fmt: skip
@@ -655,7 +655,7 @@ def _with_progress(console, show: bool, label: str, run):
     total, epoch, ETA) where ``show`` and the console is a terminal; else a spinner line (which
     rich leaves out when the output is not a terminal)."""
     if not (show and console.is_terminal):
-        with console.status(f"training {label}"):
+        with console.status(label):
             return run(None)
     from rich.progress import (
         BarColumn,
@@ -670,7 +670,7 @@ def _with_progress(console, show: bool, label: str, run):
                TextColumn("steps, {task.fields[where]}"), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"training {label}", total=None, where="starting")
+        task = bar.add_task(label, total=None, where="starting")
 
         def on_progress(report: dict) -> None:
             training = report.get("phase") == "training"
@@ -691,16 +691,21 @@ def _e2e_conversion(args, task, frameworks, document, console) -> None:
 
     with tempfile.TemporaryDirectory(prefix="kernelprof-ann-") as scratch:
         ann_task = {**task, "function": e2e_run.ANN, "ann_path": str(Path(scratch) / "ann.pt")}
-        with console.status(f"training the ANN ({args.model} on {args.dataset})"):
-            document["ann"] = run_task(ann_task, timeout_s=args.timeout)
+        show = args.format == "table"
+        document["ann"] = _with_progress(
+            console, show, f"training the ANN ({args.model} on {args.dataset})",
+            lambda on_progress: run_task(ann_task, timeout_s=args.timeout,
+                                         on_progress=on_progress),
+        )  # fmt: skip
         if document["ann"].get("status") != "ok":
             return
         for framework in frameworks:
-            with console.status(f"converting with {framework}, testing T = 1..{args.T}"):
-                row = run_task(
-                    {**ann_task, "function": e2e_run.CONVERT, "framework": framework},
-                    timeout_s=args.timeout,
-                )
+            row = _with_progress(  # a route that trains its own SNN reports its steps
+                console, show, f"{framework}: converting (or training), testing T = 1..{args.T}",
+                lambda on_progress, f=framework: run_task(
+                    {**ann_task, "function": e2e_run.CONVERT, "framework": f},
+                    timeout_s=args.timeout, on_progress=on_progress),
+            )  # fmt: skip
             row.setdefault("framework", framework)
             document["rows"].append(row)
 

@@ -75,9 +75,52 @@ def test_accuracy_over_t_is_cumulative_over_steps():
 def test_frameworks_without_a_converter_say_why():
     spec = NetworkSpec("fc", (1, 4, 4), 3)
     ann = build_ann(spec, 0)
-    for framework, reason in [("snntorch", "no ANN-to-SNN converter"), ("lava-dl", "bootstrap")]:
-        with pytest.raises(Unsupported, match=reason):
-            conversion.convert(framework, ann, [torch.zeros(2, 1, 4, 4)], spec)
+    with pytest.raises(Unsupported, match="no ANN-to-SNN converter"):
+        conversion.convert("snntorch", ann, [torch.zeros(2, 1, 4, 4)], spec)
+    # lava-dl's route trains its own SNN: it is never handed the shared ANN
+    with pytest.raises(ValueError, match="trains its own network"):
+        conversion.convert("lava-dl", ann, [torch.zeros(2, 1, 4, 4)], spec)
+
+
+def _toy_data(n: int = 24) -> Dataset:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 1, 4, 4, generator=generator)
+    y = torch.randint(0, 3, (n,), generator=generator)
+    return Dataset("toy", x, y, x[:8], y[:8], 3, (1, 4, 4), "random")
+
+
+@pytest.mark.parametrize("kind", ["fc", "cnn"])
+def test_lava_bootstrap_samples_then_fits_then_trains_as_an_ann(kind):
+    pytest.importorskip("lava.lib.dl.bootstrap")
+    from kernelprof.frameworks import lava_dl
+
+    spec = NetworkSpec(kind, (1, 4, 4), 3)
+    # 5 steps: bootstrap's 10 sampling iterations do not fit, so it samples 4 and fits at the 5th
+    snn = lava_dl.BOOTSTRAP.build(spec, 8, 0, 5)
+    result = conversion.train_route(snn, _toy_data(), device=torch.device("cpu"), epochs=3,
+                                    batch_size=4, seed=0, max_steps=5)  # fmt: skip
+    assert result["steps_by_mode"] == {"SAMPLE": 4, "FIT": 1}
+    snn = lava_dl.BOOTSTRAP.build(spec, 8, 0, None)
+    result = conversion.train_route(snn, _toy_data(64), device=torch.device("cpu"), epochs=1,
+                                    batch_size=4, seed=0)  # fmt: skip
+    assert result["steps_by_mode"] == {"SAMPLE": 10, "FIT": 1, "ANN": 5}
+    assert result["train_s"] == pytest.approx(sum(result["epoch_s"]))
+
+
+def test_lava_bootstrap_readout_is_a_causal_snn_from_a_fresh_state():
+    # evaluate_over_t reads every T off one pass at T max: the first t steps of a longer run
+    # must be the run of t steps, and a second call must not remember the first
+    pytest.importorskip("lava.lib.dl.bootstrap")
+    from kernelprof.frameworks import lava_dl
+
+    snn = lava_dl.BOOTSTRAP.build(NetworkSpec("cnn", (1, 4, 4), 3), 8, 0, 2)
+    conversion.train_route(snn, _toy_data(), device=torch.device("cpu"), epochs=1, batch_size=8,
+                           seed=0, max_steps=2)  # fmt: skip
+    x = 3 * torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    long, short = snn.readout(x, 12), snn.readout(x, 5)
+    assert long.shape == (12, 5, 3)
+    assert torch.equal(long[:5], short)
+    assert long.abs().sum() > 0  # spikes reached the readout
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +128,8 @@ def converted(tmp_path_factory):
     traces = tmp_path_factory.mktemp("traces")
     done = run_kernelprof(
         "e2e", "--mode", "conversion", "--model", "fc", "--dataset", "digits",
-        "--frameworks", "spikingjelly,sinabs,reference,snntorch", "--epochs", "3", "--T", "32",
+        "--frameworks", "spikingjelly,sinabs,reference,snntorch,lava-dl", "--epochs", "3",
+        "--T", "32",
         "--device", "cpu", "--format", "json", "--trace-dir", str(traces),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -105,6 +149,20 @@ def test_conversion_reaches_the_ann_accuracy_with_enough_steps(converted):
         assert row["accuracy_by_T"]["1"] < ann["test_accuracy"] - 0.2
         assert row["accuracy_by_T"]["32"] > ann["test_accuracy"] - 0.05
         assert row["inference_batch_median_s"] > 0 and row["convert_s"] >= 0
+        assert row["route"] == "converts the shared trained ANN"
+
+
+def test_lava_dl_row_is_trained_through_bootstrap_and_tested_as_an_snn(converted):
+    row = {row["framework"]: row for row in converted["rows"]}["lava-dl"]
+    if row["status"] == "unavailable":
+        pytest.skip(row["reason"])
+    assert row["status"] == "ok", row
+    assert "bootstrap" in row["route"] and "not a converter of the shared ANN" in row["route"]
+    training = row["training"]
+    assert training["steps_by_mode"]["SAMPLE"] == 10 and training["steps_by_mode"]["FIT"] == 1
+    assert training["epochs"] == 3 and training["train_s"] > 0 and row["convert_s"] is None
+    assert list(row["accuracy_by_T"]) == ["1", "2", "4", "8", "16", "32"]
+    assert row["accuracy_by_T"]["32"] > 0.8  # a pure SNN trained three epochs on digits
 
 
 def test_each_converted_network_leaves_a_chrome_trace_of_one_test_batch(converted):
@@ -112,6 +170,9 @@ def test_each_converted_network_leaves_a_chrome_trace_of_one_test_batch(converte
         if row["status"] != "ok":
             continue
         events = json.loads(Path(row["trace"]).read_text())["traceEvents"]
+        if row["framework"] == "lava-dl":  # time-last: one conv3d per layer for all T steps
+            assert sum(e.get("name") == "aten::conv3d" for e in events) == 3
+            continue
         linears = sum(e.get("name") == "aten::linear" for e in events)
         # three linear layers, run per step (T=32) or once on batch and time folded (sinabs)
         assert linears == (3 if row["framework"] == "sinabs" else 3 * 32), linears

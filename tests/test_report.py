@@ -36,7 +36,7 @@ def results(tmp_path_factory) -> dict[str, Path]:
                 "reference,snntorch", "--steps", "3", "--T", "2", "--limit-train", "128",
                 "--limit-test", "32", "--device", "cpu"],
         "conversion": ["e2e", "--mode", "conversion", "--model", "fc", "--dataset", "digits",
-                       "--frameworks", "spikingjelly,reference,lava-dl", "--epochs", "1",
+                       "--frameworks", "spikingjelly,reference,snntorch", "--epochs", "1",
                        "--T", "8", "--device", "cpu"],
     }  # fmt: skip
     paths = {}
@@ -65,7 +65,7 @@ def test_the_html_is_one_self_contained_file(html_report):
     assert not re.search(r'(src|href)="(https?:)?//', page)
     for heading in ("compare (compare.json)", "e2e: fc on synthetic", "e2e conversion: fc on"):
         assert heading in page
-    assert "lava-dl has no converter" in page  # why a row is empty is in the report
+    assert "snnTorch ships no ANN-to-SNN converter" in page  # why a row is empty is in it
 
 
 def browse(url: str, *flags: str, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -12,7 +12,9 @@ installed package that declares an entry point in the group ``kernelprof.framewo
   :class:`NeuronBuild` with two builds: the *checking* build, which exposes V where the
   framework can, and the *timed* build, exactly what the framework's users write to get spikes;
 * ``networks``: builders of the end-to-end networks (``kernelprof e2e``), by name;
-* ``converters``: its ANN-to-SNN converters, by name, or ``no_converter`` saying why it has none;
+* ``converters``: its ANN-to-SNN routes, by name: a converter of the shared trained ANN, or a
+  :class:`TrainedRoute` where the framework's route trains its own network; or ``no_converter``
+  saying why it has none;
 * ``defaults``: the framework's own default neuron settings, each with where it is written.
 """
 
@@ -177,6 +179,18 @@ class Default:
     canonical: str = ""
 
 
+@dataclass(frozen=True)
+class TrainedRoute:
+    """An ANN-to-SNN route that trains the network itself from the data (lava-dl's bootstrap),
+    rather than converting the shared trained ANN. ``build(spec, steps, seed, max_steps)``
+    returns a :class:`~kernelprof.frameworks.networks.TrainedSNN` trained at ``steps`` time
+    steps within at most ``max_steps`` iterations (None: whole epochs); ``summary`` says in one
+    line what the route is, and heads its row."""
+
+    build: Callable
+    summary: str
+
+
 def _frozen(mapping: Mapping | None) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
 
@@ -187,7 +201,8 @@ class Framework:
 
     ``networks`` maps an e2e name to a builder ``(spec, lif_config, steps, seed) ->
     SpikingNetwork`` (:mod:`kernelprof.frameworks.networks`); ``converters`` maps a conversion
-    name to ``(ann, calibration_batches, spec) -> ConvertedSNN``. Builders raise
+    name to ``(ann, calibration_batches, spec) -> ConvertedSNN`` or to a :class:`TrainedRoute`.
+    Builders raise
     :class:`Unsupported` for what the framework cannot express."""
 
     name: str  # the CLI name, e.g. "spikingjelly"

@@ -53,6 +53,7 @@ from kernelprof.frameworks.base import (
     NeuronBuild,
     Requirement,
     TimedBuild,
+    TrainedRoute,
     Unsupported,
 )
 from kernelprof.frameworks.networks import (
@@ -62,6 +63,7 @@ from kernelprof.frameworks.networks import (
     LayerPlan,
     NetworkSpec,
     SpikingNetwork,
+    TrainedSNN,
     run_layers,
 )
 from reference_kernels.model import LIFConfig
@@ -335,6 +337,126 @@ class LavaNetwork(SpikingNetwork):
         return run_layers(self.layers, x).mean(-1)
 
 
+# ---- ANN-to-SNN: lava.lib.dl.bootstrap --------------------------------------------------------
+
+# As lava-dl's bootstrap tutorial (tutorials/lava/lib/dl/bootstrap/mnist/train.ipynb) sets them.
+BOOTSTRAP_SOURCE = "lava-dl tutorials/lava/lib/dl/bootstrap/mnist/train.ipynb"
+BOOTSTRAP_NEURON = {"threshold": 1.25, "current_decay": 1, "voltage_decay": 0.03,
+                    "tau_grad": 1, "scale_grad": 1}  # fmt: skip
+BOOTSTRAP_BLOCK = {"weight_norm": True, "weight_scale": 2}
+BOOTSTRAP_STEPS = 16  # the tutorial's T: it trains at 16 steps, tested at each T of the sweep
+BOOTSTRAP_LR = 1e-3
+SAMPLE_ITERATIONS = 10  # bootstrap.routine.Scheduler's default num_sample_iter
+
+
+class _BootstrapPool(nn.Module):
+    """Average pooling as a bootstrap block takes it (bootstrap has no Pool block): slayer's
+    Pool synapse, the same in every mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from lava.lib.dl import slayer
+
+        self.synapse = slayer.synapse.Pool(POOL, weight_scale=1.0 / (POOL * POOL))
+
+    def forward(self, x: torch.Tensor, mode=None) -> torch.Tensor:
+        return self.synapse(x)
+
+
+class BootstrapNetwork(TrainedSNN):
+    """The spec built from ``lava.lib.dl.bootstrap.block.cuba`` blocks and trained as lava-dl's
+    bootstrap tutorial trains it: each conv or linear layer with the LIF after it is one CUBA
+    block; ``bootstrap.routine.Scheduler`` runs the first iterations of a sampling epoch as SNN
+    (SAMPLE: spikes, recording input-rate/spike-rate pairs), fits each block's piecewise-linear
+    rate model (FIT), then trains through that model as an ANN; testing runs every block as an
+    SNN (``Mode.SNN``)."""
+
+    lr = BOOTSTRAP_LR
+
+    def __init__(self, spec: NetworkSpec, steps: int, seed: int, max_steps: int | None) -> None:
+        super().__init__()
+        from lava.lib.dl import bootstrap, slayer
+
+        self.bootstrap = bootstrap
+        self.replicate = slayer.utils.time.replicate  # [B, ...] -> [B, ..., T], as the tutorial
+        self.steps = steps
+        torch.manual_seed(seed)  # the blocks draw their own initial weights
+        blocks: list[nn.Module] = []
+        plan = spec.plan()
+        cuba = bootstrap.block.cuba
+        for layer, after in zip(plan, [*plan[1:], None], strict=True):
+            spiking = after is not None and after.category == "lif"
+            if layer.category == "conv":
+                blocks.append(cuba.Conv(BOOTSTRAP_NEURON, layer.in_shape[0], layer.out_shape[0],
+                                        KERNEL, padding=PADDING, delay_shift=False,
+                                        **BOOTSTRAP_BLOCK))  # fmt: skip
+            elif layer.category == "linear" and spiking:
+                blocks.append(cuba.Dense(BOOTSTRAP_NEURON, layer.in_shape[0], layer.out_shape[0],
+                                         delay_shift=False, **BOOTSTRAP_BLOCK))  # fmt: skip
+            elif layer.category == "readout":
+                blocks.append(cuba.Affine(BOOTSTRAP_NEURON, layer.in_shape[0],
+                                          layer.out_shape[0], **BOOTSTRAP_BLOCK))  # fmt: skip
+            elif layer.category == "pool":
+                blocks.append(_BootstrapPool())
+            elif layer.category == "flatten":
+                blocks.append(cuba.Flatten())
+            elif layer.category != "lif":
+                raise Unsupported(f"bootstrap has no block for a {layer.category} layer")
+        self.blocks = nn.ModuleList(blocks)
+        # A run shorter than the sampling phase samples for all but its last iteration, which
+        # fits: training through the rate model before any fit fails inside bootstrap.
+        sample = SAMPLE_ITERATIONS if max_steps is None else max(0, min(SAMPLE_ITERATIONS,
+                                                                        max_steps - 1))  # fmt: skip
+        self.scheduler = bootstrap.routine.Scheduler(num_sample_iter=sample)
+        self.notes = [
+            f"trained through lava.lib.dl.bootstrap ({BOOTSTRAP_SOURCE}), not a post-hoc "
+            "converter of the shared ANN: conv/linear + LIF are CUBA blocks "
+            "(bootstrap.block.cuba.Conv/Dense, delay_shift=False), "
+            + ("avgpool is slayer.synapse.Pool, " if spec.kind == "cnn" else "")
+            + "the readout a non-spiking bootstrap Affine block",
+            f"schedule: bootstrap.routine.Scheduler(num_sample_iter={sample}): in epoch 0 the "
+            f"first {sample} iterations SAMPLE (SNN at T={steps}), the next FITs the rate model, "
+            "the rest train as an ANN through it; tested as a pure SNN (Mode.SNN) at every T",
+            f"neuron and blocks as the tutorial: CUBA {BOOTSTRAP_NEURON}, {BOOTSTRAP_BLOCK}; "
+            f"weights drawn by the blocks from seed {seed} (not the shared initial weights); "
+            f"Adam lr {BOOTSTRAP_LR}; logits = mean of the readout over T",
+        ]
+
+    def _run(self, x: torch.Tensor, layer_mode) -> torch.Tensor:
+        modes = iter(layer_mode)
+        for block in self.blocks:
+            x = block(x, mode=next(modes))
+        return x
+
+    def train_step(self, x, y, epoch, iteration):
+        routine = self.bootstrap.routine
+        layer_mode = self.scheduler.mode(epoch, iteration, True)
+        mode = layer_mode.base_mode
+        if mode in (routine.Mode.ANN, routine.Mode.FIT):
+            x = x.unsqueeze(-1)  # a rate model: one step
+        else:
+            x = self.replicate(x, self.steps)
+        logits = self._run(x, layer_mode).mean(-1)
+        return nn.functional.cross_entropy(logits, y), mode.name
+
+    @torch.no_grad()
+    def readout(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        routine = self.bootstrap.routine
+        x = self.replicate(x, steps)
+        return self._run(x, routine.LayerMode(0, routine.Mode.SNN)).movedim(-1, 0)
+
+
+BOOTSTRAP = TrainedRoute(
+    build=lambda spec, steps, seed, max_steps: BootstrapNetwork(
+        spec, BOOTSTRAP_STEPS, seed, max_steps
+    ),  # fmt: skip
+    summary=(
+        "lava.lib.dl.bootstrap: trains its own CUBA SNN (ANN-proxy training with SNN "
+        "sampling), not a converter of the shared ANN"
+    ),  # fmt: skip
+)
+
+
 # ---- the framework's own defaults --------------------------------------------------------------
 
 _CUBA = "lava/lib/dl/slayer/neuron/cuba.py: Neuron.__init__"
@@ -358,10 +480,7 @@ FRAMEWORK = Framework(
     requires=(REQUIREMENT,),
     neurons=(LAVA_DL,),
     networks={"lava-dl": LavaNetwork},
-    no_converter=(
-        "lava-dl has no converter for a trained ANN: its ANN-to-SNN route, lava.lib.dl.bootstrap, "
-        "trains the SNN itself (ANN, SAMPLE and FIT modes of its CUBA blocks)"
-    ),
+    converters={"lava-dl": BOOTSTRAP},
     defaults=DEFAULTS,
     description="SLAYER: Loihi fixed-point CUBA neuron, time-last layout",
 )

@@ -328,3 +328,31 @@ class ConvertedSNN:
     def __init__(self, readout: Callable[[torch.Tensor, int], torch.Tensor], notes: list[str]):
         self.readout = readout
         self.notes = notes
+
+
+class TrainedSNN(nn.Module, abc.ABC):
+    """A framework's own ANN-to-SNN route that trains its network from the data (such as
+    lava-dl's bootstrap), instead of converting the shared trained ANN.
+
+    The runner's training loop (:func:`kernelprof.runs.e2e.conversion.train_route`) calls
+    ``train_step`` on each batch, back-propagates the loss it returns and steps an Adam over
+    ``parameters()`` at ``lr`` (the route's own, as its tutorial trains it); ``readout`` then runs
+    the trained network as a pure SNN, as :class:`ConvertedSNN` does. ``notes`` say what it is
+    and how it departs from the spec."""
+
+    lr: float = 1e-3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
+
+    @abc.abstractmethod
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, epoch: int, iteration: int
+    ) -> tuple[torch.Tensor, str]:
+        """The loss of one training batch (static images [B, C, H, W]) and the mode it ran in
+        (e.g. "ANN" or "SAMPLE"), for per-mode step times."""
+
+    @abc.abstractmethod
+    def readout(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """The readout at every step, [steps, B, classes], as a pure SNN from a fresh state."""

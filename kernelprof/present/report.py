@@ -489,7 +489,7 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
     notes = []
     for row in document["rows"]:
         if row.get("status") != "ok":
-            summary.add_row(row["framework"], row.get("status", "error"), *[""] * 5, style="dim")
+            summary.add_row(row["framework"], row.get("status", "error"), *[""] * 6, style="dim")
             notes.append(f"{row['framework']}: {row.get('status')}: {row.get('reason', '')}")
             continue
         energy = row["energy"]
@@ -616,6 +616,16 @@ def _ann_line(document: dict[str, Any]) -> str:
     )
 
 
+def _conversion_times(row: dict[str, Any], document: dict[str, Any]) -> list[str]:
+    """A conversion row's training and conversion seconds: a route that trains its own SNN
+    has its training time and no conversion; a converter shares the ANN's training time."""
+    if row.get("training"):
+        return [f"{row['training']['train_s']:.1f}", "-"]
+    ann = document.get("ann") or {}
+    shared = f"{sum(ann['epoch_s']):.1f} (ANN)" if ann.get("status") == "ok" else "-"
+    return [shared, f"{row['convert_s']:.2f}"]
+
+
 def conversion_tables(document: dict[str, Any]) -> list[Table]:
     """ANN-to-SNN conversion: one row per framework, then accuracy against T."""
     task = document["task"]
@@ -626,14 +636,15 @@ def conversion_tables(document: dict[str, Any]) -> list[Table]:
         caption_justify="left",
     )
     summary.add_column("framework", no_wrap=True)
-    columns = ("status", f"acc T={task['T']}", "convert s", "ms/batch", "samples/s", "peak MB")
+    columns = ("status", f"acc T={task['T']}", "train s", "convert s", "ms/batch", "samples/s",
+               "peak MB")  # fmt: skip
     for column in columns:
         summary.add_column(column, justify="right", no_wrap=True)
     notes = [_ann_line(document)]
     ok = []
     for row in document["rows"]:
         if row.get("status") != "ok":
-            summary.add_row(row["framework"], row.get("status", "error"), *[""] * 5, style="dim")
+            summary.add_row(row["framework"], row.get("status", "error"), *[""] * 6, style="dim")
             notes.append(f"{row['framework']}: {row.get('status')}: {row.get('reason', '')}")
             continue
         ok.append(row)
@@ -641,7 +652,7 @@ def conversion_tables(document: dict[str, Any]) -> list[Table]:
             row["framework"],
             "ok",
             f"{100 * row['test_accuracy']:.1f} %",
-            f"{row['convert_s']:.2f}",
+            *_conversion_times(row, document),
             f"{1e3 * row['inference_batch_median_s']:.1f}",
             f"{row['inference_samples_per_s']:.0f}",
             _megabytes(row["peak_bytes"]),
@@ -687,15 +698,16 @@ def conversion_rows(document: dict[str, Any]) -> tuple[list[str], list[list[str]
     rows) of text, for Markdown and HTML."""
     ok = [row for row in document["rows"] if row.get("status") == "ok"]
     steps = list(ok[0]["accuracy_by_T"]) if ok else []
-    header = ["framework", "status", *[f"T={t}" for t in steps], "convert s", "ms/batch"]
+    header = ["framework", "status", *[f"T={t}" for t in steps], "train s", "convert s",
+              "ms/batch"]  # fmt: skip
     rows = []
     for row in document["rows"]:
         if row.get("status") != "ok":
             status = f"{row.get('status')}: {row.get('reason', '')}"
-            rows.append([row["framework"], status, *[""] * (len(steps) + 2)])
+            rows.append([row["framework"], status, *[""] * (len(steps) + 3)])
             continue
         accuracies = [f"{100 * row['accuracy_by_T'][t]:.1f} %" for t in steps]
-        times = [f"{row['convert_s']:.2f}", f"{1e3 * row['inference_batch_median_s']:.1f}"]
+        times = [*_conversion_times(row, document), f"{1e3 * row['inference_batch_median_s']:.1f}"]
         rows.append([row["framework"], "ok", *accuracies, *times])
     return header, rows
 

@@ -11,10 +11,16 @@ every T <= T max. Every converter gets the same calibration data (the first
 ``CALIBRATION_SAMPLES`` training samples) and activation percentile
 (:data:`~kernelprof.frameworks.networks.PERCENTILE`). A framework without a converter says why
 (its ``no_converter``), and that is its row.
+
+A framework whose ANN-to-SNN route trains its own network (a
+:class:`~kernelprof.frameworks.base.TrainedRoute`: lava-dl's bootstrap) does not get the shared
+ANN: it is trained by the same loop (:func:`train_route`, its own learning rate and T), its
+training time reported like the ANN's, then tested over T like the converted networks.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -23,11 +29,11 @@ import torch
 from torch import nn
 
 from kernelprof.frameworks import registry
-from kernelprof.frameworks.base import Unsupported
-from kernelprof.frameworks.networks import ConvertedSNN, NetworkSpec, build_ann
+from kernelprof.frameworks.base import TrainedRoute, Unsupported
+from kernelprof.frameworks.networks import ConvertedSNN, NetworkSpec, TrainedSNN, build_ann
 from kernelprof.harness.timer import synchronize
 from kernelprof.runs.e2e.data import Dataset, batches
-from kernelprof.runs.e2e.train import evaluate
+from kernelprof.runs.e2e.train import StepProgress, evaluate
 
 CALIBRATION_SAMPLES = 512
 
@@ -44,36 +50,76 @@ def train_ann(
     max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Adam on cross-entropy; returns epoch and step times, samples/s and test accuracy."""
-    ann.to(device).train()
-    optimizer = torch.optim.Adam(ann.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
+    result = _fit(ann, lambda x, y, epoch, i: (loss_fn(ann(x), y), "ANN"), data, device=device,
+                  epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                  max_steps=max_steps)  # fmt: skip
+    ann.eval()
+    return {**result, "test_accuracy": evaluate(ann, data, device, batch_size)}
+
+
+def train_route(
+    snn: TrainedSNN,
+    data: Dataset,
+    *,
+    device: torch.device,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Trains a framework's own route (a :class:`TrainedSNN`) with Adam at the route's
+    learning rate through the same loop as the ANN; its step times are also given per mode."""
+    return _fit(snn, snn.train_step, data, device=device, epochs=epochs, batch_size=batch_size,
+                lr=snn.lr, seed=seed, max_steps=max_steps)  # fmt: skip
+
+
+def _fit(model, loss_of, data, *, device, epochs, batch_size, lr, seed, max_steps):
+    """The training loop of both: ``loss_of(x, y, epoch, iteration) -> (loss, mode)`` per batch,
+    each step timed to its end (synchronised), progress reported to the parent process."""
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    per_epoch = math.ceil(len(data.train_x) / batch_size)
+    total = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
+    progress = StepProgress(total, epochs)
     epoch_times, step_times, steps = [], [], 0
+    by_mode: dict[str, list[float]] = {}
     for epoch in range(epochs):
         synchronize(device)
         epoch_start = time.perf_counter()
         order = seed + epoch  # a fresh order each epoch, as in direct training
-        for x, y in batches(data.train_x, data.train_y, batch_size, shuffle=True, seed=order):
+        for iteration, (x, y) in enumerate(
+            batches(data.train_x, data.train_y, batch_size, shuffle=True, seed=order)
+        ):
             if max_steps is not None and steps >= max_steps:
                 break
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(ann(x.to(device)), y.to(device))
+            loss, mode = loss_of(x.to(device), y.to(device), epoch, iteration)
             loss.backward()
             optimizer.step()
             synchronize(device)
             step_times.append(time.perf_counter() - start)
+            by_mode.setdefault(mode, []).append(step_times[-1])
             steps += 1
+            progress(steps, epoch)
         epoch_times.append(time.perf_counter() - epoch_start)
-    ann.eval()
-    step_median = sorted(step_times)[len(step_times) // 2] if step_times else None
+    model.eval()
+    step_median = _median(step_times)
     return {
         "epochs": epochs,
         "steps": steps,
         "epoch_s": epoch_times,
+        "train_s": sum(epoch_times),
         "step_median_s": step_median,
         "samples_per_s": None if not step_median else batch_size / step_median,
-        "test_accuracy": evaluate(ann, data, device, batch_size),
+        "steps_by_mode": {mode: len(times) for mode, times in by_mode.items()},
+        "step_median_s_by_mode": {mode: _median(times) for mode, times in by_mode.items()},
     }
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
 
 
 def checkpoints(max_steps: int) -> list[int]:
@@ -99,7 +145,9 @@ def calibration_batches(data: Dataset, batch_size: int) -> list[torch.Tensor]:
 def check_route(name: str):
     """The converter named ``name``. Raises Unsupported when its framework has none (the
     framework's reason), RuntimeError when the framework is not installed, ValueError for an
-    unknown name: cheap, so a worker can say so before loading any data."""
+    unknown name: cheap, so a worker can say so before loading any data. The route is a
+    converter ``(ann, calibration, spec) -> ConvertedSNN`` or a
+    :class:`~kernelprof.frameworks.base.TrainedRoute`."""
     routes = registry.conversion_routes()
     if name not in routes:
         raise ValueError(f"no conversion route named {name!r} (valid: {', '.join(routes)})")
@@ -116,11 +164,14 @@ def convert(
     name: str, ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSpec
 ) -> ConvertedSNN:
     """The conversion of the trained ``ann`` by the converter ``name``."""
-    return check_route(name)(ann, calibration, spec)
+    route = check_route(name)
+    if isinstance(route, TrainedRoute):
+        raise ValueError(f"{name} trains its own network: build it with its TrainedRoute")
+    return route(ann, calibration, spec)
 
 
 def evaluate_over_t(
-    snn: ConvertedSNN,
+    snn: ConvertedSNN | TrainedSNN,
     data: Dataset,
     *,
     device: torch.device,

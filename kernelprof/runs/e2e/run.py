@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from kernelprof.frameworks import registry
-from kernelprof.frameworks.base import Unsupported
+from kernelprof.frameworks.base import TrainedRoute, Unsupported
 from kernelprof.frameworks.networks import NetworkSpec, SpikingNetwork
 from kernelprof.harness.profiling import profile_call
 from kernelprof.runs.e2e import conversion
@@ -160,11 +160,12 @@ def run_ann(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_conversion(task: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a worker: converts the saved ANN with ``task['framework']`` and tests it over T."""
+    """Runs in a worker: converts the saved ANN with ``task['framework']`` (or, for a route
+    that trains its own SNN, trains it) and tests it over T."""
     framework = task["framework"]
     row: dict[str, Any] = {"framework": framework}
     try:
-        conversion.check_route(framework)  # before any data is loaded
+        route = conversion.check_route(framework)  # before any data is loaded
     except Unsupported as error:
         return {**row, "status": "unsupported", "reason": str(error)}
     except RuntimeError as error:  # the framework is not installed
@@ -172,13 +173,28 @@ def run_conversion(task: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(task["device"])
     data = _load(task)
     spec = _spec(task, data)
-    ann = conversion.load_ann(spec, task["seed"], Path(task["ann_path"]), device)
-    calibration = [x.to(device) for x in conversion.calibration_batches(data, task["batch_size"])]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    snn = conversion.convert(framework, ann, calibration, spec)
-    convert_s = time.perf_counter() - start
+    if isinstance(route, TrainedRoute):  # the framework trains its own SNN from the data
+        try:
+            snn = route.build(spec, task["T"], task["seed"], task.get("steps"))
+        except Unsupported as error:
+            return {**row, "status": "unsupported", "reason": str(error)}
+        snn.to(device)
+        row["route"] = route.summary
+        row["training"] = conversion.train_route(
+            snn, data, device=device, epochs=task["epochs"], batch_size=task["batch_size"],
+            seed=task["seed"], max_steps=task.get("steps"),
+        )  # fmt: skip
+        convert_s = None  # nothing is converted: its time is the training's
+    else:
+        ann = conversion.load_ann(spec, task["seed"], Path(task["ann_path"]), device)
+        calibration = conversion.calibration_batches(data, task["batch_size"])
+        calibration = [x.to(device) for x in calibration]
+        row["route"] = "converts the shared trained ANN"
+        start = time.perf_counter()
+        snn = conversion.convert(framework, ann, calibration, spec)
+        convert_s = time.perf_counter() - start
     result = conversion.evaluate_over_t(
         snn, data, device=device, steps=task["T"], batch_size=task["batch_size"]
     )

@@ -95,7 +95,7 @@ def train_direct(
     world = 1 if distributed is None else distributed.world_size
     per_epoch = math.ceil(math.ceil(len(data.train_x) / batch_size) / world)
     total = epochs * per_epoch if max_steps is None else min(max_steps, epochs * per_epoch)
-    progress = _Progress(total, epochs)
+    progress = StepProgress(total, epochs)
     energy.start()
     for epoch in range(epochs):
         network.train()
@@ -150,7 +150,7 @@ def train_direct(
     }
 
 
-class _Progress:
+class StepProgress:
     """Reports steps done to a parent process (kernelprof e2e's progress bar), at most every
     0.2 s and after the last step: a time check per step, outside the step's timing."""
 
