@@ -139,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
         help="direct: surrogate-gradient BPTT; conversion: train the ANN once, convert it with "
         "each framework, report accuracy against T (powers of two up to --T)",
     )  # fmt: skip
+    e2e.add_argument(
+        "--neuron-setting", choices=("canonical", "framework-defaults"), default="canonical",
+        help="canonical: the same LIF in every framework (differences are speed only); "
+        "framework-defaults: each framework's LIF as its documentation builds it by default, "
+        "with how it differs from the canonical one (direct mode)",
+    )  # fmt: skip
     e2e.add_argument("--epochs", type=int, default=1)
     e2e.add_argument("--steps", type=int, default=None, help="stop each run after this many steps")
     e2e.add_argument("--T", type=int, default=8, help="time steps")
@@ -567,6 +573,11 @@ def _e2e(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')}: must be >= 1")
     _check_outputs(args)
+    if args.mode == "conversion" and args.neuron_setting != "canonical":
+        raise UsageError(
+            "--neuron-setting framework-defaults is for --mode direct: each converter builds "
+            "its own spiking neurons"
+        )
     launch = torchrun_environment()
     if launch is not None and args.mode != "direct":
         raise UsageError("--mode conversion runs in one process: torchrun is for direct training")
@@ -585,6 +596,7 @@ def _e2e(args: argparse.Namespace) -> int:
         "T": args.T, "batch_size": args.batch_size, "lr": args.lr,
         "weight_gain": args.weight_gain, "limit_train": args.limit_train,
         "limit_test": args.limit_test, "config": config.as_dict(),
+        "neuron_setting": args.neuron_setting,
         "trace_dir": None if args.trace_dir is None else str(args.trace_dir),
     }  # fmt: skip
     document = schema.new_document("e2e", environment(device))

@@ -15,7 +15,9 @@ installed package that declares an entry point in the group ``kernelprof.framewo
 * ``converters``: its ANN-to-SNN routes, by name: a converter of the shared trained ANN, or a
   :class:`TrainedRoute` where the framework's route trains its own network; or ``no_converter``
   saying why it has none;
-* ``defaults``: the framework's own default neuron settings, each with where it is written.
+* ``defaults``: the framework's own default neuron settings, each with where it is written, and
+  ``default_neuron``: that neuron as its documentation builds it by default, run on canonical
+  [T, N] input (the framework-defaults setting's check against the canonical LIF).
 """
 
 from __future__ import annotations
@@ -213,6 +215,9 @@ class Framework:
     converters: Mapping[str, Callable] = field(default_factory=dict)
     no_converter: str = ""  # why the framework has no converter (shown as its conversion row)
     defaults: tuple[Default, ...] = ()
+    # Its LIF with every setting at its documented default: canonical input [T, N] -> spikes
+    # [T, N] (the same module its e2e network's make_default_lif builds), None where it has none.
+    default_neuron: Callable[[torch.Tensor], torch.Tensor] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -308,10 +308,13 @@ class LavaNetwork(SpikingNetwork):
             "weights reshaped, no scaling: the neuron quantises its input, not the weight)",
             "layout time-last [B, C, H, W, T]: the same repeated input, logits = mean over the "
             "last axis",
-            "LIF is lava's CUBA neuron (current_decay=1, voltage_decay=1/tau"
-            + (", synaptic output divided by tau first" if lif.decay_input else "")
-            + "), an approximation of the canonical LIF (the LIF: notes say how)",
         ]
+        if lif is not None:
+            self.notes.append(
+                "LIF is lava's CUBA neuron (current_decay=1, voltage_decay=1/tau"
+                + (", synaptic output divided by tau first" if lif.decay_input else "")
+                + "), an approximation of the canonical LIF (the LIF: notes say how)"
+            )
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         from lava.lib.dl import slayer
@@ -332,9 +335,46 @@ class LavaNetwork(SpikingNetwork):
                 self.notes.append(f"LIF: {note}")
         return neuron
 
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        note = (f"LIF: lava-dl's CUBA neuron as its SLAYER tutorial sets it ({SLAYER_SOURCE}): "
+                f"{SLAYER_NEURON}, input fed undivided")  # fmt: skip
+        if note not in self.notes:
+            self.notes.append(note)
+        return LavaDefaultLIF()
+
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
         x = x_seq.movedim(0, -1).contiguous()  # [T, B, C, H, W] -> [B, C, H, W, T]
         return run_layers(self.layers, x).mean(-1)
+
+
+# cuba.Neuron has no defaults for its threshold and decays: its users copy them from the
+# tutorials. The SLAYER training tutorial's (NMNIST) neuron, a synaptic current included:
+SLAYER_SOURCE = "lava-dl tutorials/lava/lib/dl/slayer/nmnist/train.ipynb"
+SLAYER_NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03,
+                 "tau_grad": 0.03, "scale_grad": 3, "requires_grad": True}  # fmt: skip
+
+
+class LavaDefaultLIF(nn.Module):
+    """``cuba.Neuron(**SLAYER_NEURON)`` on time-last input, as the tutorial feeds it (no
+    input scaling); its learnable decays are parameters of the network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from lava.lib.dl.slayer.neuron import cuba
+
+        self.neuron = cuba.Neuron(**SLAYER_NEURON)
+        self._cuda_prepared = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and not self._cuda_prepared:
+            _prepare_cuda_arch(x.device)
+            self._cuda_prepared = True
+        return self.neuron(x)
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    """[T, N] -> [T, N] through lava's layout [N, 1, T]."""
+    return LavaDefaultLIF()(x.t().unsqueeze(1).contiguous()).squeeze(1).t()
 
 
 # ---- ANN-to-SNN: lava.lib.dl.bootstrap --------------------------------------------------------
@@ -461,11 +501,14 @@ BOOTSTRAP = TrainedRoute(
 
 _CUBA = "lava/lib/dl/slayer/neuron/cuba.py: Neuron.__init__"
 DEFAULTS = (
-    Default("threshold", "required (no default)", _CUBA, canonical="v_threshold"),
-    Default("current_decay", "required (no default): a synaptic current", _CUBA),
-    Default("voltage_decay", "required (no default)", _CUBA, canonical="tau"),
-    Default("tau_grad", "1", _CUBA, canonical="alpha"),
-    Default("scale_grad", "1", _CUBA),
+    Default("threshold", "required (no default; the SLAYER tutorial's 1.25)", _CUBA,
+            canonical="v_threshold"),
+    Default("current_decay", "required (no default; the tutorial's 0.25: a synaptic current)",
+            _CUBA),
+    Default("voltage_decay", "required (no default; the tutorial's 0.03, tau ~ 33 steps)", _CUBA,
+            canonical="tau"),
+    Default("tau_grad", "1 (the tutorial sets 0.03)", _CUBA, canonical="alpha"),
+    Default("scale_grad", "1 (the tutorial sets 3)", _CUBA),
     Default("scale", "64 (fixed point: states in 1/4096 steps)", _CUBA),
     Default("persistent_state", "False (every call starts from zero)", _CUBA),
     Default("surrogate", "exponential scale_rho/(2 tau_rho) exp(-|v - theta|/tau_rho)",
@@ -481,6 +524,7 @@ FRAMEWORK = Framework(
     neurons=(LAVA_DL,),
     networks={"lava-dl": LavaNetwork},
     converters={"lava-dl": BOOTSTRAP},
+    default_neuron=default_spikes,
     defaults=DEFAULTS,
     description="SLAYER: Loihi fixed-point CUBA neuron, time-last layout",
 )

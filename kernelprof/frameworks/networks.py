@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kernelprof.frameworks.base import Unsupported
 from reference_kernels.model import LIFConfig
 
 KINDS = ("cnn", "fc")
@@ -191,17 +192,22 @@ class SpikingNetwork(nn.Module, abc.ABC):
 
     framework = ""
 
-    def __init__(self, spec: NetworkSpec, lif: LIFConfig, steps: int, seed: int) -> None:
+    def __init__(self, spec: NetworkSpec, lif: LIFConfig | None, steps: int, seed: int) -> None:
         super().__init__()
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.spec = spec
-        self.lif_config = lif
+        self.lif_config = lif  # None: the framework's own default neuron (make_default_lif)
         self.steps = steps
         self.seed = seed
         self.notes: list[str] = []
         self.plan = spec.plan()
-        modules = [self.make_layer(layer) for layer in self.plan]
+        modules = [
+            self.make_default_lif(layer)
+            if lif is None and layer.category == "lif"
+            else self.make_layer(layer)
+            for layer in self.plan
+        ]
         self.body = self.container(modules)
         self.layers: list[tuple[str, nn.Module]] = [
             (layer.category, module) for layer, module in zip(self.plan, modules, strict=True)
@@ -218,6 +224,11 @@ class SpikingNetwork(nn.Module, abc.ABC):
     @abc.abstractmethod
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         """The framework's module for one planned layer."""
+
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        """The LIF as the framework's own documentation builds it, every setting at its default
+        (the framework-defaults setting: built when the network is given no LIFConfig)."""
+        raise Unsupported(f"{self.framework} has no framework-defaults neuron")
 
     def container(self, modules: list[nn.Module]) -> nn.Module:
         return nn.ModuleList(modules)

@@ -262,6 +262,9 @@ class NorseNetwork(SpikingNetwork):
             self.notes.append("LIF: synaptic current multiplied by tau (decay_input=False)")
         return NorseLIF(config, method, norse_alpha)
 
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        return NorseDefaultLIF()
+
     def container(self, modules: list[nn.Module]) -> nn.Module:
         import norse.torch as norse_torch
 
@@ -308,6 +311,31 @@ class NorseLIF(nn.Module):
         return self.neuron(x, state)
 
 
+class NorseDefaultLIF(nn.Module):
+    """``norse.torch.LIF()``: Norse's LIF with ``LIFParameters()`` and ``dt=0.001`` at their
+    defaults (DEFAULTS: a synaptic current, tau_mem 10 ms, tau_syn 5 ms, SuperSpike alpha 100),
+    its parameters moved to the input's device (``module.to()`` does not move them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import norse.torch as norse_torch
+
+        self.neuron = norse_torch.LIF()
+        self._device = torch.device("cpu")
+
+    def forward(self, x: torch.Tensor, state: object = None) -> tuple[torch.Tensor, object]:
+        if x.device != self._device:
+            p = self.neuron.p
+            self.neuron.p = type(p)(*[v.to(x.device) if isinstance(v, torch.Tensor) else v
+                                      for v in p])  # fmt: skip
+            self._device = x.device
+        return self.neuron(x, state)
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    return NorseDefaultLIF()(x)[0]  # [T, N] in, [T, N] out, from Norse's initial state
+
+
 # ---- the framework's own defaults --------------------------------------------------------------
 
 _PARAMETERS = "norse/torch/functional/lif.py: LIFParameters"
@@ -337,6 +365,7 @@ FRAMEWORK = Framework(
     requires=(REQUIREMENT,),
     neurons=(NORSE,),
     networks={"norse": NorseNetwork},
+    default_neuron=default_spikes,
     no_converter="Norse ships no ANN-to-SNN converter",
     defaults=DEFAULTS,
     description="eager PyTorch, a Python loop over lif_feed_forward_step",

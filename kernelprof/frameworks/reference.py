@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import reference_kernels
-from kernelprof.frameworks.base import Framework, Neuron, NeuronBuild, TimedBuild
+from kernelprof.frameworks.base import Default, Framework, Neuron, NeuronBuild, TimedBuild
 from kernelprof.frameworks.networks import (
     KERNEL,
     PADDING,
@@ -117,6 +117,9 @@ class ReferenceNetwork(SpikingNetwork):
             return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
         return ReferenceLIF(self.lif_config, self.impl)
 
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        return ReferenceLIF(LIFConfig(), self.impl)  # the canonical model's own defaults
+
     def weight_of(self, module: nn.Module) -> nn.Parameter:
         return getattr(module, "module", module).weight
 
@@ -200,11 +203,28 @@ def convert_reference(
     )  # fmt: skip
 
 
+_MODEL = "reference_kernels/model.py: LIFConfig"
+DEFAULTS = (
+    Default("tau", "2.0", _MODEL, canonical="tau"),
+    Default("v_threshold", "1.0", _MODEL, canonical="v_threshold"),
+    Default("v_reset", "0.0 (hard reset)", _MODEL, canonical="v_reset"),
+    Default("decay_input", "True", _MODEL, canonical="decay_input"),
+    Default("detach_reset", "False", _MODEL, canonical="detach_reset"),
+    Default("surrogate", "sigmoid (alpha=4.0)", _MODEL, canonical="surrogate"),
+)
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    return ReferenceLIF(LIFConfig(), "torch")(x)  # the canonical model at its own defaults
+
+
 FRAMEWORK = Framework(
     name="reference",
     display="kernelprof reference",
     neurons=NEURONS,
     networks={"reference": ReferenceNetwork, "reference-compile": ReferenceCompileNetwork},
     converters={"reference": convert_reference},
+    defaults=DEFAULTS,
+    default_neuron=default_spikes,
     description="kernelprof's reference kernels: eager oracle, torch.compile, Triton, CUDA C",
 )

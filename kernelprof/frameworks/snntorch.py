@@ -231,6 +231,10 @@ class SnnTorchNetwork(SpikingNetwork):
         self.input_scale = 1.0 / config.tau if config.decay_input else 1.0
         return snn.Leaky(spike_grad=grad, init_hidden=False, **kwargs)
 
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        self.input_scale = 1.0  # snnTorch adds the synaptic current undecayed
+        return default_lif()
+
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
         mems = {
             index: module.reset_mem()
@@ -266,6 +270,29 @@ DEFAULTS = (
             "snntorch/_neurons/leaky.py: Leaky._base_state_function", canonical="decay_input"),
 )  # fmt: skip
 
+# beta has no default; snnTorch's tutorials (tutorial_5, "Training SNNs") write beta = 0.95.
+TUTORIAL_BETA = 0.95
+
+
+def default_lif() -> nn.Module:
+    """``snn.Leaky(beta=0.95)``: the tutorials' beta, every other argument at its default
+    (DEFAULTS: atan surrogate, subtractive reset, reset_delay)."""
+    import snntorch as snn
+
+    return snn.Leaky(beta=TUTORIAL_BETA)
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    """[T, N] -> [T, N]: the default Leaky stepped over T as the tutorials loop it."""
+    leaky = default_lif()
+    mem = leaky.reset_mem()
+    spikes = []
+    for step in x:
+        spike, mem = leaky(step, mem)
+        spikes.append(spike)
+    return torch.stack(spikes).to(x.dtype)
+
+
 NEURON = Neuron(
     name="snntorch",
     framework="snnTorch",
@@ -281,5 +308,6 @@ FRAMEWORK = Framework(
     networks={"snntorch": SnnTorchNetwork},
     no_converter="snnTorch ships no ANN-to-SNN converter",
     defaults=DEFAULTS,
+    default_neuron=default_spikes,
     description="eager PyTorch, one snn.Leaky call per time step",
 )

@@ -525,6 +525,9 @@ class SpikingJellyNetwork(SpikingNetwork):
             step_mode="m", surrogate_function=getattr(surrogate, name)(alpha=alpha), **kwargs
         )
 
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        return default_lif()
+
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
         return run_layers(self.layers, x_seq).mean(0)
 
@@ -576,6 +579,19 @@ DEFAULTS = (
     Default("store_v_seq", "False", _LIF_NODE),
 )  # fmt: skip
 
+
+def default_lif() -> nn.Module:
+    """``neuron.LIFNode(step_mode="m")``: SpikingJelly's LIF with every other argument at its
+    default (DEFAULTS), multi-step as its tutorials' networks run it."""
+    from spikingjelly.activation_based import neuron
+
+    return neuron.LIFNode(step_mode="m")
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    return default_lif()(x)  # [T, N] in, [T, N] out: a fresh node has no state
+
+
 FRAMEWORK = Framework(
     name="spikingjelly",
     display="SpikingJelly",
@@ -584,5 +600,6 @@ FRAMEWORK = Framework(
     networks={"spikingjelly": SpikingJellyNetwork},
     converters={"spikingjelly": convert},
     defaults=DEFAULTS,
+    default_neuron=default_spikes,
     description="multi-step LIFNode; fused CUDA/Triton kernels on GPU, a Python loop on CPU",
 )

@@ -471,6 +471,34 @@ def flat_table(document: dict[str, Any], kind: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def neuron_difference_line(differences: dict[str, Any]) -> str:
+    """A framework-defaults neuron against the canonical one, in a line: the written defaults
+    that differ from their canonical values, then what check's machinery measured."""
+    differing = [
+        f"{s['setting']} {s['default']} (canonical {s['canonical']})"
+        for s in differences["settings"]
+        if s["canonical"] is not None and not s["default"].startswith(s["canonical"].split()[0])
+    ]
+    check = differences["check"]
+    measured = "no default neuron to check"
+    if check is not None and check["same_neuron"]:
+        measured = f"the same neuron as the canonical LIF (check: {check['verdict']})"
+    elif check is not None:
+        measured = (
+            f"on check's input {100 * check['spike_mismatch_fraction']:.1f} % of spikes differ "
+            f"(firing rate {100 * check['default_firing_rate']:.1f} % vs canonical "
+            f"{100 * check['canonical_firing_rate']:.1f} %), dX cosine {check['grad_cosine']:.2f}"
+        )
+    return "; ".join([*differing, measured])
+
+
+def _setting_notes(row: dict[str, Any]) -> list[str]:
+    if "neuron_differences" not in row:
+        return []
+    return [f"{row['framework']}: its default neuron: "
+            f"{neuron_difference_line(row['neuron_differences'])}"]  # fmt: skip
+
+
 def e2e_tables(document: dict[str, Any]) -> list[Table]:
     """The per-framework table, the step breakdown by category, and the attribution lines."""
     if document.get("mode") == "conversion":
@@ -478,7 +506,8 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
     task = document["task"]
     summary = Table(
         title=f"{task['model']} on {task['dataset']}, T={task['T']}, batch {task['batch_size']}, "
-        f"{task['epochs']} epoch(s) on {document['environment']['device']['name']}",
+        f"{task['epochs']} epoch(s) on {document['environment']['device']['name']}, neurons: "
+        f"{task.get('neuron_setting', 'canonical')}",
         title_justify="left",
         caption_justify="left",
     )
@@ -503,6 +532,7 @@ def e2e_tables(document: dict[str, Any]) -> list[Table]:
             _megabytes(row["peak_bytes"]),
             "n/a" if energy["joules_per_epoch"] is None else f"{energy['joules_per_epoch']:.1f}",
         )
+        notes += _setting_notes(row)
         notes += [f"{row['framework']}: {note}" for note in row.get("notes", [])]
         measured = row.get("breakdown") or {}
         if measured:
@@ -727,7 +757,9 @@ def conversion_markdown(document: dict[str, Any]) -> str:
 def e2e_markdown(document: dict[str, Any]) -> str:
     if document.get("mode") == "conversion":
         return conversion_markdown(document)
-    lines = [*markdown_table(*e2e_rows(document)), ""]
+    setting = document["task"].get("neuron_setting", "canonical")
+    lines = [f"Neurons: {setting}", "", *markdown_table(*e2e_rows(document)), ""]
+    lines += [f"- {note}" for row in document["rows"] for note in _setting_notes(row)]
     attribution = document["attribution"]
     for framework, difference in attribution["differences"].items():
         lines += [f"- {describe_difference(framework, difference)}", ""]

@@ -19,7 +19,7 @@ from kernelprof.frameworks import registry
 from kernelprof.frameworks.base import TrainedRoute, Unsupported
 from kernelprof.frameworks.networks import NetworkSpec, SpikingNetwork
 from kernelprof.harness.profiling import profile_call
-from kernelprof.runs.e2e import conversion
+from kernelprof.runs.e2e import conversion, settings
 from kernelprof.runs.e2e.data import load_dataset
 from kernelprof.runs.e2e.distributed import Distributed, gather_ranks
 from kernelprof.runs.e2e.train import train_direct
@@ -32,10 +32,10 @@ CONVERT = "kernelprof.runs.e2e.run:run_conversion"
 
 
 def build_network(
-    spec: NetworkSpec, name: str, lif: LIFConfig, steps: int, seed: int
+    spec: NetworkSpec, name: str, lif: LIFConfig | None, steps: int, seed: int
 ) -> SpikingNetwork:
     """Builds ``spec`` with the e2e network ``name`` (a framework module's builder), weights
-    drawn from ``seed``.
+    drawn from ``seed``; ``lif=None`` gives the framework's own default neuron.
 
     Raises ValueError for an unknown name, RuntimeError when the framework is not installed,
     and :class:`~kernelprof.frameworks.base.Unsupported` (with the framework's reason) for a
@@ -57,14 +57,20 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(task["device"])
     data = _load(task)
     spec = _spec(task, data)
+    canonical = LIFConfig(**task["config"])
+    setting = task.get("neuron_setting", "canonical")
+    defaults = setting == "framework-defaults"
     try:
         network = build_network(
-            spec, framework, LIFConfig(**task["config"]), task["T"], task["seed"]
+            spec, framework, None if defaults else canonical, task["T"], task["seed"]
         )
     except Unsupported as error:
         return {**row, "status": "unsupported", "reason": str(error)}
     except RuntimeError as error:  # the framework is not installed
         return {**row, "status": "unavailable", "reason": str(error)}
+    row["neuron_setting"] = setting
+    if defaults:  # how this framework's own neuron differs from the canonical one, and why
+        row["neuron_differences"] = settings.neuron_differences(framework, canonical)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     distributed = Distributed.from_task(task)
