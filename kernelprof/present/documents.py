@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -192,28 +193,33 @@ def _cell(value: Any) -> str:
     )
 
 
-def write_html(documents: list[tuple[str, dict[str, Any]]], out: Path) -> int:
-    """Writes the self-contained HTML report; returns the number of charts."""
+def write_html(
+    documents: list[tuple[str, dict[str, Any]]], out: Path, intro: list[tuple] = ()
+) -> int:
+    """Writes the self-contained HTML report; returns the number of charts. ``intro`` items
+    (as :func:`sections` gives them) come first, e.g. a study's summary tables."""
     body = ["<h1>kernelprof report</h1>"]
     charts = 0
-    for source, document in documents:
-        for item in sections(document, source):
-            kind = item[0]
-            if kind in ("h2", "h3"):
-                body.append(f"<{kind}>{html.escape(item[1])}</{kind}>")
-            elif kind == "note":
-                body.append(f'<p class="note">{html.escape(item[1])}</p>')
-            elif kind == "table":
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in item[1])
-                rows = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in item[2])
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            else:
-                data = base64.b64encode(_png(item[2])).decode("ascii")
-                body.append(
-                    f'<img class="chart" alt="{html.escape(item[1])}" '
-                    f'src="data:image/png;base64,{data}">'
-                )
-                charts += 1
+    # lazily, a document at a time: each chart is closed once drawn into the page
+    items = itertools.chain(intro, (item for source, document in documents
+                                    for item in sections(document, source)))  # fmt: skip
+    for item in items:
+        kind = item[0]
+        if kind in ("h2", "h3"):
+            body.append(f"<{kind}>{html.escape(item[1])}</{kind}>")
+        elif kind == "note":
+            body.append(f'<p class="note">{html.escape(item[1])}</p>')
+        elif kind == "table":
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in item[1])
+            rows = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in item[2])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        else:
+            data = base64.b64encode(_png(item[2])).decode("ascii")
+            body.append(
+                f'<img class="chart" alt="{html.escape(item[1])}" '
+                f'src="data:image/png;base64,{data}">'
+            )
+            charts += 1
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>kernelprof report</title><style>{STYLE}</style>{SELF_CHECK}</head>\n"

@@ -106,6 +106,7 @@ def run_framework(task: dict[str, Any]) -> dict[str, Any]:
         **row,
         "status": "ok",
         "dataset_source": data.source,
+        "test_samples": len(data.test_y),
         "network": spec.describe(),
         "notes": network.notes,
         "peak_bytes": _peak_bytes(device),
