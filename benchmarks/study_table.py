@@ -206,61 +206,45 @@ def most_accurate(document: dict) -> dict:
             "accuracy": {row["framework"]: row["test_accuracy"] for row in ok}}  # fmt: skip
 
 
+def _claim(claim: str, columns: list[dict], won, measure: str) -> dict:
+    wins = [column for column in columns if won(column)]
+    return {"claim": claim, "reproduced": bool(columns) and len(wins) == len(columns),
+            "wins": f"{len(wins)} of {len(columns)} columns", "columns": columns,
+            "measure": measure}  # fmt: skip
+
+
+def _columns(documents: list[dict], judge) -> list[dict]:
+    columns = []
+    for document in documents:
+        column = {"column": " ".join(_key(document))}
+        if document["mode"] == "direct":
+            column["setting"] = document["task"].get("neuron_setting", "canonical")
+        else:
+            column["T"] = document["task"]["T"]
+        columns.append({**column, **judge(document)})
+    return columns
+
+
+ACCURACY_WIN = ("a win counts when it is the only best and leads by more than two standard "
+                "errors")  # fmt: skip
+
+
 def check_claims(direct: list[dict], conversion: list[dict]) -> list[dict]:
     """The study's three claims, each held against every column it concerns: reproduced where
     the framework wins every such column, else not, with the numbers per column."""
-    claims = []
-    speed = []
-    for document in direct:
-        found = fastest(document)
-        speed.append(
-            {
-                "column": " ".join(_key(document)),
-                "setting": document["task"].get("neuron_setting", "canonical"),
-                **found,
-            }
-        )
-    sj_wins = [c for c in speed if c["fastest"] == "spikingjelly"]
-    claims.append({
-        "claim": "SpikingJelly is the fastest in direct training",
-        "reproduced": bool(speed) and len(sj_wins) == len(speed),
-        "wins": f"{len(sj_wins)} of {len(speed)} columns",
-        "columns": speed,
-        "measure": "median training-step time (forward, backward, optimizer; batch 64)",
-    })  # fmt: skip
-    accuracy = []
-    for document in direct:
-        found = most_accurate(document)
-        accuracy.append(
-            {
-                "column": " ".join(_key(document)),
-                "setting": document["task"].get("neuron_setting", "canonical"),
-                **found,
-            }
-        )
-    sj_best = [c for c in accuracy if c["best"] == ["spikingjelly"] and c["resolved"]]
-    claims.append({
-        "claim": "SpikingJelly is the most accurate in direct training",
-        "reproduced": bool(accuracy) and len(sj_best) == len(accuracy),
-        "wins": f"{len(sj_best)} of {len(accuracy)} columns",
-        "columns": accuracy,
-        "measure": "test accuracy after the same training; a win counts when it is the only "
-        "best and leads by more than two standard errors",
-    })  # fmt: skip
-    converted = []
-    for document in conversion:
-        found = most_accurate(document)
-        converted.append({"column": " ".join(_key(document)), "T": document["task"]["T"], **found})
-    lava_best = [c for c in converted if c["best"] == ["lava-dl"] and c["resolved"]]
-    claims.append({
-        "claim": "Lava is the most accurate in ANN-to-SNN conversion",
-        "reproduced": bool(converted) and len(lava_best) == len(converted),
-        "wins": f"{len(lava_best)} of {len(converted)} columns",
-        "columns": converted,
-        "measure": "test accuracy of the SNN at T max; a win counts when it is the only best "
-        "and leads by more than two standard errors",
-    })  # fmt: skip
-    return claims
+    return [
+        _claim("SpikingJelly is the fastest in direct training", _columns(direct, fastest),
+               lambda c: c["fastest"] == "spikingjelly",
+               "median training-step time (forward, backward, optimizer; batch 64)"),
+        _claim("SpikingJelly is the most accurate in direct training",
+               _columns(direct, most_accurate),
+               lambda c: c["best"] == ["spikingjelly"] and c["resolved"],
+               f"test accuracy after the same training; {ACCURACY_WIN}"),
+        _claim("Lava is the most accurate in ANN-to-SNN conversion",
+               _columns(conversion, most_accurate),
+               lambda c: c["best"] == ["lava-dl"] and c["resolved"],
+               f"test accuracy of the SNN at T max; {ACCURACY_WIN}"),
+    ]  # fmt: skip
 
 
 def claim_lines(claims: list[dict]) -> list[str]:

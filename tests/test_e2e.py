@@ -213,6 +213,24 @@ def test_e2e_command_trains_and_attributes(tmp_path):
     assert [row["status"] for row in document["rows"]] == ["ok", "ok"]
     assert document["attribution"]["fastest"] in ("reference", "snntorch")
     assert len(document["attribution"]["differences"]) == 1
+    assert {row["neuron_setting"] for row in document["rows"]} == {"canonical"}
+    assert not any("neuron_differences" in row for row in document["rows"])
+
+
+def test_framework_defaults_rows_say_how_their_neuron_differs():
+    done = run_kernelprof(
+        "e2e", "--model", "fc", "--dataset", "synthetic", "--frameworks", "reference,snntorch",
+        "--epochs", "1", "--steps", "3", "--T", "4", "--limit-train", "256",
+        "--limit-test", "64", "--device", "cpu", "--neuron-setting", "framework-defaults",
+        "--format", "md",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Neurons: framework-defaults")
+    # the reference's defaults spike as the canonical LIF; snnTorch's tutorial neuron does not
+    assert "- reference: its default neuron: surrogate sigmoid (alpha=4.0)" in done.stdout
+    assert "0.0 % of spikes differ" in done.stdout
+    snntorch = next(line for line in done.stdout.splitlines() if line.startswith("- snntorch:"))
+    assert "reset_delay True" in snntorch and "0.0 % of spikes differ" not in snntorch
 
 
 def test_bad_dataset_and_data_dir_are_usage_errors(tmp_path):
