@@ -40,9 +40,11 @@ def _surrogate_grad(x, alpha, SURROGATE: tl.constexpr):
 
 
 # The launcher turns an int argument equal to 1 into a compile-time constant (a Python int in
-# the kernel body), so T=1 or N=1 would get code where `steps.to(...)` fails to compile: the
-# sizes are never specialised.
-@triton.jit(do_not_specialize=["n", "steps"])
+# the kernel body), so T=1 would get code where `steps.to(...)` fails to compile: `steps` is
+# never specialised. `n` is: the launcher then learns when N is a multiple of 16, which proves
+# every row start 16-byte aligned, and the loads and stores become 128-bit (tests/triton_aot.py
+# counts them in the sm_90 PTX); odd or unaligned N keeps the scalar, masked path.
+@triton.jit(do_not_specialize=["steps"])
 def _lif_forward_kernel(
     x_ptr,
     spikes_ptr,
@@ -84,7 +86,7 @@ def _lif_forward_kernel(
         index += n
 
 
-@triton.jit(do_not_specialize=["n", "steps"])
+@triton.jit(do_not_specialize=["steps"])
 def _lif_backward_kernel(
     grad_spikes_ptr,
     grad_v_ptr,

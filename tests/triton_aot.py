@@ -3,7 +3,8 @@ binder specialises the arguments exactly as a launch would (an int equal to 1 be
 compile-time constant, pointers get alignment hints), then Triton compiles to a cubin for sm_90.
 
 Run as ``python -m tests.triton_aot`` without TRITON_INTERPRET (the interpreter never compiles):
-prints one JSON line per launch, {"kernel", "T", "N", "dtype", "ok", "error"}.
+prints one JSON line per launch, {"kernel", "T", "N", "dtype", "ok", "error", "global"}, where
+"global" counts the PTX's global loads and stores by width (e.g. "ld.v4.b32": 128-bit loads).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def launches():
     kernels = {"forward": module._lif_forward_kernel, "backward": module._lif_backward_kernel}
     config = LIFConfig(surrogate="sigmoid", alpha=4.0)
     cases = []
-    for steps, n in ((1, 1), (1, 300), (8, 1), (8, 4097)):
+    for steps, n in ((1, 1), (1, 300), (8, 1), (8, 4097), (8, 1 << 20)):
         for dtype in (torch.float32, torch.float16):
             x = torch.zeros(steps, n, dtype=dtype)
             half = dtype != torch.float32
@@ -55,6 +56,19 @@ def launches():
             cases += [(steps, n, str(dtype).removeprefix("torch."), launch) for launch in recorded]
             recorded.clear()
     return kernels, cases
+
+
+def global_accesses(ptx: str) -> dict[str, int]:
+    """Global loads and stores in the PTX by kind and width: {"ld.v4.b32": 2, "st.b8": 1, ...}."""
+    import re
+
+    counts: dict[str, int] = {}
+    for op, vector, width in re.findall(
+        r"\b(ld|st)\.global(?:\.[a-z_]+)*?(\.v[248])?\.([bsuf]\d+)", ptx
+    ):
+        key = f"{op}{vector}.{width}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def main() -> int:
@@ -84,6 +98,7 @@ def main() -> int:
                 options=options.__dict__,
             )
             result["ok"] = "cubin" in compiled.asm
+            result["global"] = global_accesses(compiled.asm.get("ptx", ""))
         except Exception as error:  # reported per launch
             result["ok"] = False
             result["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
