@@ -51,3 +51,12 @@ def test_aligned_fp32_launches_use_only_128_bit_global_accesses(compiled):
     # an odd N cannot be proven aligned: the masked scalar path, which still compiles
     odd = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 4097, "float32")]
     assert odd and all("ld.b32" in r["global"] and r["ok"] for r in odd)
+
+
+def test_registers_leave_room_for_two_blocks_per_sm(compiled):
+    # sm_90: 65,536 registers per SM; at least 2 blocks of each launch must fit at once
+    counted = [r for r in compiled if r.get("registers") is not None]
+    if not counted:
+        pytest.skip("unavailable: ptxas is not on PATH, so registers cannot be counted")
+    for launch in counted:
+        assert 65536 // (launch["registers"] * launch["threads"]) >= 2, launch

@@ -4,7 +4,8 @@ compile-time constant, pointers get alignment hints), then Triton compiles to a 
 
 Run as ``python -m tests.triton_aot`` without TRITON_INTERPRET (the interpreter never compiles):
 prints one JSON line per launch, {"kernel", "T", "N", "dtype", "ok", "error", "global"}, where
-"global" counts the PTX's global loads and stores by width (e.g. "ld.v4.b32": 128-bit loads).
+"global" counts the PTX's global loads and stores by width (e.g. "ld.v4.b32": 128-bit loads),
+"registers" is ptxas's count per thread for sm_90 (None without ptxas), "threads" per block.
 """
 
 from __future__ import annotations
@@ -71,6 +72,27 @@ def global_accesses(ptx: str) -> dict[str, int]:
     return counts
 
 
+def registers(ptx: str) -> int | None:
+    """Registers per thread as ptxas assigns them for sm_90a, the target Triton writes for
+    sm_90 (None where ptxas is missing)."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    ptxas = shutil.which("ptxas")
+    if ptxas is None or not ptx:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        source = os.path.join(scratch, "kernel.ptx")
+        with open(source, "w") as handle:
+            handle.write(ptx)
+        done = subprocess.run([ptxas, "-arch=sm_90a", "-v", "-o", os.devnull, source],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+    found = re.search(r"Used (\d+) registers", done.stdout + done.stderr)
+    return int(found.group(1)) if found else None
+
+
 def main() -> int:
     if os.environ.get("TRITON_INTERPRET") == "1":
         print("run without TRITON_INTERPRET=1: the interpreter does not compile", file=sys.stderr)
@@ -99,6 +121,8 @@ def main() -> int:
             )
             result["ok"] = "cubin" in compiled.asm
             result["global"] = global_accesses(compiled.asm.get("ptx", ""))
+            result["registers"] = registers(compiled.asm.get("ptx", ""))
+            result["threads"] = 32 * options.num_warps
         except Exception as error:  # reported per launch
             result["ok"] = False
             result["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[-1]}"
