@@ -137,9 +137,11 @@ def test_a_planted_slow_layer_shows_up_in_its_own_category_and_nowhere_else(
     by_category = found["differences"]["slow"]["by_category_s"]
     expected = planted_seconds(wrappers, len(wrappers))  # each layer sleeps once a step
     assert next(iter(by_category)) == charged
-    assert by_category[charged] == pytest.approx(expected, rel=0.10)
+    # 20 %: this shared 2-core VM stretches a 10 ms sleep by up to ~12 %; a wrong attribution
+    # moves the whole planted time (100 %)
+    assert by_category[charged] == pytest.approx(expected, rel=0.20)
     others = {k: v for k, v in by_category.items() if k != charged}
-    assert max(abs(v) for v in others.values()) < 0.10 * expected, others
+    assert max(abs(v) for v in others.values()) < 0.20 * expected, others
 
 
 def test_an_extra_operator_is_named_with_its_count(data, baseline):
