@@ -32,6 +32,7 @@ from kernelprof.harness.worker import run_task
 from kernelprof.results import schema
 from kernelprof.results.analysis import attribution
 from kernelprof.runs.e2e import run as e2e_run
+from kernelprof.runs.e2e.settings import SETTINGS
 from kernelprof.runs.environment import environment
 from reference_kernels.model import LIFConfig
 
@@ -44,7 +45,6 @@ PRESETS = {
              "conversion_T": 32, "limit_train": 12800, "limit_test": 2000},
 }  # fmt: skip
 MODES = ("direct", "conversion")
-SETTINGS = ("canonical", "framework-defaults")
 DIRECT_FRAMEWORKS = ["spikingjelly", "snntorch", "norse", "lava-dl", "reference"]
 CONVERSION_FRAMEWORKS = ["spikingjelly", "sinabs", "lava-dl", "reference"]
 BATCH, LR, WEIGHT_GAIN = 64, 1e-2, 4.0
@@ -310,13 +310,17 @@ def _sources(study: dict) -> list[str]:
     return [f"- {name}: {source}" for name, source in found.items()] + ([""] if found else [])
 
 
+def _run_line(study: dict) -> str:
+    return (f"Run {study['date']} at commit {study['commit']} on {study['device']} "
+            f"({study['device_name']}), {study['wall_s'] / 60:.1f} minutes.")  # fmt: skip
+
+
 def markdown(study: dict) -> str:
     from kernelprof.present.report import markdown_table, neuron_difference_line
 
     preset = study["preset"]
     lines = [
-        f"Run {study['date']} at commit {study['commit']} on {study['device']} "
-        f"({study['device_name']}), {study['wall_s'] / 60:.1f} minutes.",
+        _run_line(study),
         "",
         f"Sizes: {preset['epochs']} epoch(s), batch {BATCH}, Adam {LR:g}, T={preset['T']} "
         f"(conversion up to T={preset['conversion_T']}), training images per dataset: "
@@ -356,7 +360,7 @@ def markdown(study: dict) -> str:
 def write_html(study: dict, path: Path) -> None:
     from kernelprof.present import documents as pages
 
-    intro: list[tuple] = [("h2", "The study's table"), ("note", markdown(study).split("\n")[0])]
+    intro: list[tuple] = [("h2", "The study's table"), ("note", _run_line(study))]
     for setting in SETTINGS:
         chosen = [d for d in study["direct"] if d["task"]["neuron_setting"] == setting]
         if chosen:
