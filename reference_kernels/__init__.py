@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import torch
 
-from .fused import FUSED_DTYPES
+from .fused import FUSED_DTYPES, SAVES
 from .model import LIFConfig
 
 IMPLS = ("torch", "compile", "triton", "cupy")
+FUSED_IMPLS = ("triton", "cupy")
 
 
 class ImplementationUnavailable(RuntimeError):
@@ -35,13 +36,17 @@ def lif_multistep(
     alpha: float = 4.0,
     impl: str = "torch",
     return_v: bool = False,
+    save: str = "margin",
 ):
     """Runs the canonical multi-step LIF over ``x`` of shape [T, ...].
 
     Returns the spikes (same shape and dtype as ``x``, differentiable w.r.t. ``x`` through the
     surrogate), and with ``return_v=True`` the pair (spikes, V) where V is the membrane after reset.
-    ``v_reset=None`` selects soft reset. Invalid arguments raise ``ValueError`` naming the argument;
-    an implementation whose package or device is missing raises :class:`ImplementationUnavailable`.
+    ``v_reset=None`` selects soft reset. ``save`` picks what the fused impls keep for backward:
+    ``"margin"`` (H - theta, written by forward) or ``"recompute"`` (only X; backward recomputes
+    the margin), see :mod:`reference_kernels.fused`. Invalid arguments raise ``ValueError``
+    naming the argument; an implementation whose package or device is missing raises
+    :class:`ImplementationUnavailable`.
     """
     config = LIFConfig(
         tau=tau,
@@ -52,12 +57,26 @@ def lif_multistep(
         surrogate=surrogate,
         alpha=alpha,
     )
-    return run(x, config, impl=impl, return_v=return_v)
+    return run(x, config, impl=impl, return_v=return_v, save=save)
 
 
-def run(x: torch.Tensor, config: LIFConfig, *, impl: str = "torch", return_v: bool = False):
+def run(
+    x: torch.Tensor,
+    config: LIFConfig,
+    *,
+    impl: str = "torch",
+    return_v: bool = False,
+    save: str = "margin",
+):
     """:func:`lif_multistep` with a ready :class:`~reference_kernels.model.LIFConfig`."""
     _check_input(x, impl)
+    if save not in SAVES:
+        raise ValueError(f"save must be one of {', '.join(SAVES)}, got {save!r}")
+    if save != "margin" and impl not in FUSED_IMPLS:
+        raise ValueError(
+            f"save: {save!r} applies to the fused impls ({', '.join(FUSED_IMPLS)}); "
+            f"impl={impl!r} keeps what autograd saves"
+        )
     if impl == "torch":
         from .torch_ref import lif_torch
 
@@ -68,7 +87,7 @@ def run(x: torch.Tensor, config: LIFConfig, *, impl: str = "torch", return_v: bo
         return lif_compiled(x, config, return_v)
     from .fused import lif_fused
 
-    return lif_fused(x, fused_kernels(impl, x.device), config, return_v)
+    return lif_fused(x, fused_kernels(impl, x.device), config, return_v, save)
 
 
 def fused_kernels(impl: str, device: torch.device):
@@ -81,7 +100,7 @@ def fused_kernels(impl: str, device: torch.device):
                 f"impl='triton' is unavailable: triton cannot be imported ({error})"
             ) from error
         triton_lif.check_device(device)
-        return triton_lif.TritonKernels()
+        return triton_lif.KERNELS
     if impl == "cupy":
         if device.type != "cuda":
             raise ValueError(f"device: impl='cupy' runs on CUDA tensors, got {device.type!r}")
@@ -90,7 +109,7 @@ def fused_kernels(impl: str, device: torch.device):
         reason = cupy_lif.cupy_unavailable_reason()
         if reason is not None:
             raise ImplementationUnavailable(f"impl='cupy' is unavailable: {reason}")
-        return cupy_lif.CupyKernels()
+        return cupy_lif.KERNELS
     raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
 
 

@@ -3,10 +3,20 @@
 :class:`CupyKernels` implements the :class:`~reference_kernels.fused.FusedKernels` protocol, so
 ``lif_fused(x, CupyKernels(), config, return_v)`` gives the same autograd function as the Triton
 backend with the CUDA C kernels underneath. Like the Triton backend, forward saves the margin
-H - theta for backward (see lif.cu and fused.py for why). The source is compiled once per
-device (CuPy also keeps the binary in its on-disk cache), and every launch goes on torch's
-current stream, so the kernels order correctly with the surrounding PyTorch work without any
-synchronisation.
+H - theta for backward, and backward reads the spikes from its sign bit (see lif.cu and fused.py
+for why). The source is compiled once per device (CuPy also keeps the binary in its on-disk
+cache), and every launch goes on torch's current stream, so the kernels order correctly with
+the surrounding PyTorch work without any synchronisation.
+
+Launch shape: each kernel has a vector entry point (16-byte accesses, several neurons per
+thread) and a scalar one; :func:`use_vector_path` picks between them, the same rule for the GPU
+and for the host build the tests run. The grid is persistent: as many blocks as fit on the GPU
+at once by the kernel's real register count (CUDA's occupancy calculator), or fewer when N needs
+fewer (:func:`persistent_grid`); the kernels' grid-stride loops cover the rest.
+
+The per-call Python work is kept to a few dictionary look-ups: the compiled kernel, its grid
+limit and the CuPy wrapper of each torch stream are cached, and the launch itself is the one
+method :meth:`CupyKernels._launch`.
 
 :func:`cupy_unavailable_reason` says, without raising, why this backend cannot run here.
 """
@@ -14,31 +24,78 @@ synchronisation.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from reference_kernels.fused import FUSED_DTYPES
-
+from .fused import FUSED_DTYPES, register
 from .model import SURROGATE_ID, LIFConfig
 
 if TYPE_CHECKING:
     import cupy
 
 SOURCE_PATH = Path(__file__).parent / "cuda" / "lif.cu"
+# Must equal LIF_BLOCK_SIZE and LIF_MIN_BLOCKS_PER_SM in lif.cu (a test checks): the kernels are
+# compiled with __launch_bounds__(256, 4), so a block may have at most 256 threads, and ptxas
+# keeps them at <= 64 registers so that 4 blocks fit per SM.
 BLOCK_SIZE = 256
-# Enough resident blocks to fill every SM several times over; the grid-stride loop covers the
-# rest, so very large N does not launch millions of blocks.
-BLOCKS_PER_SM = 8
+MIN_BLOCKS_PER_SM = 4
+# Bytes per vector access: one 16-byte (128-bit) load or store per tensor per step.
+VECTOR_BYTES = 16
+# Per-SM limits of sm_80 .. sm_90, for grid sizing from a register count when the occupancy
+# calculator is not at hand.
+REGISTERS_PER_SM = 65536
+THREADS_PER_SM = 2048
 
 _DTYPE_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 KERNEL_NAMES = tuple(
-    f"lif_{direction}_{suffix}"
+    f"lif_{direction}_{suffix}{path}"
     for direction in ("forward", "backward")
+    for path in ("", "_vec")
     for suffix in _DTYPE_SUFFIX.values()
 )
+
+
+def vector_lanes(itemsize: int) -> int:
+    """Neurons per thread on the vector path: 4 float32, 8 fp16/bf16 (16 bytes)."""
+    return VECTOR_BYTES // itemsize
+
+
+def use_vector_path(n: int, itemsize: int, pointers: Sequence[int]) -> bool:
+    """Whether the vector entry points may run over [T, n] tensors at these addresses (0 = an
+    absent tensor): a 16-byte access needs 16-byte aligned addresses, and row t starts at
+    base + t * n * itemsize, aligned for every t exactly when n is a multiple of the lanes."""
+    if n % vector_lanes(itemsize):
+        return False
+    combined = 0
+    for pointer in pointers:
+        combined |= pointer  # aligned together exactly when their OR is
+    return combined % VECTOR_BYTES == 0
+
+
+def kernel_name(direction: str, dtype: torch.dtype, vector: bool) -> str:
+    """The entry point of lif.cu for a direction ("forward"/"backward"), dtype and path."""
+    return f"lif_{direction}_{_DTYPE_SUFFIX[dtype]}{'_vec' if vector else ''}"
+
+
+def persistent_grid(work_items: int, block: int, blocks_per_sm: int, sm_count: int) -> int:
+    """Blocks to launch for ``work_items`` threads' worth of work (neurons, or 16-byte packets
+    on the vector path): one per ``block`` items, capped at what is resident at once (each
+    thread then strides over several items), and at least 1."""
+    needed = -(-work_items // block)
+    return max(1, min(needed, max(1, blocks_per_sm) * sm_count))
+
+
+def blocks_per_sm_from_registers(registers: int, block: int) -> int:
+    """Resident blocks per SM that the register file and the thread slots allow (no shared
+    memory is used); registers are allocated per warp in units of 256."""
+    per_warp = -(-max(registers, 1) * 32 // 256) * 256
+    by_registers = REGISTERS_PER_SM // (per_warp * -(-block // 32))
+    return max(1, min(by_registers, THREADS_PER_SM // block))
 
 
 def cupy_unavailable_reason() -> str | None:
@@ -71,48 +128,120 @@ def _module(device_index: int) -> cupy.RawModule:
     return module
 
 
+@dataclass(frozen=True)
+class _Kernel:
+    """A loaded entry point and what sizes its persistent grid."""
+
+    function: Any  # cupy.cuda.function.Function, loaded on its device
+    blocks_per_sm: int  # resident at once, by its real register count
+    sm_count: int
+
+
 @functools.cache
-def _kernel(device_index: int, name: str) -> cupy.RawKernel:
+def _kernel(device_index: int, name: str) -> _Kernel:
     import cupy
+    from cupy_backends.cuda.api import driver
 
     with cupy.cuda.Device(device_index):
-        return _module(device_index).get_function(name)
+        raw = _module(device_index).get_function(name)
+        function = raw.kernel  # loads the module on this device
+        try:
+            blocks = driver.occupancyMaxActiveBlocksPerMultiprocessor(function.ptr, BLOCK_SIZE, 0)
+        except (AttributeError, RuntimeError):  # no occupancy calculator in this CuPy / driver
+            blocks = blocks_per_sm_from_registers(raw.num_regs, BLOCK_SIZE)
+    sm_count = torch.cuda.get_device_properties(device_index).multi_processor_count
+    return _Kernel(function, blocks, sm_count)
 
 
-@functools.cache
-def _grid_limit(device_index: int) -> int:
-    return torch.cuda.get_device_properties(device_index).multi_processor_count * BLOCKS_PER_SM
+class _StreamRef:
+    """A raw CUDA stream handle behind the CUDA stream protocol, for Stream.from_external."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: int) -> None:
+        self.handle = handle
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self.handle)
 
 
-def _current_stream(device_index: int) -> cupy.cuda.Stream:
-    """torch's current stream on the device, as a CuPy stream (CuPy does not own it)."""
+@functools.lru_cache(maxsize=64)
+def _cupy_stream(device_index: int, handle: int) -> cupy.cuda.Stream:
+    """A CuPy view of the raw stream ``handle`` (CuPy does not own it). Cached by the handle: if
+    torch frees a stream and a new one gets its handle, the cached view is of the new stream,
+    which is still right, since a view holds only the handle."""
     import cupy
 
-    torch_stream = torch.cuda.current_stream(device_index)
-    # CuPy >= 14 deprecates ExternalStream for the CUDA stream protocol, which torch implements.
-    if hasattr(cupy.cuda.Stream, "from_external") and hasattr(torch_stream, "__cuda_stream__"):
-        return cupy.cuda.Stream.from_external(torch_stream)
-    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, device_index)
+    if hasattr(cupy.cuda.Stream, "from_external"):  # CuPy >= 14 deprecates ExternalStream
+        return cupy.cuda.Stream.from_external(_StreamRef(handle))
+    return cupy.cuda.ExternalStream(handle, device_index)
 
 
-def _pointer(tensor: torch.Tensor | None) -> np.uint64:
-    # An explicit 64-bit integer is what a T* kernel parameter receives; 0 is nullptr.
-    return np.uint64(0 if tensor is None else tensor.data_ptr())
+# torch's current raw stream handle without building a torch.cuda.Stream object per call (the
+# private function is what torch's own generated code calls); the public API as a fallback.
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or (
+    lambda device_index: torch.cuda.current_stream(device_index).cuda_stream
+)
 
 
-def _check(name: str, tensor: torch.Tensor, like: torch.Tensor, dtype: torch.dtype) -> None:
-    if tensor.shape != like.shape or tensor.dtype != dtype or tensor.device != like.device:
+def _address(tensor: torch.Tensor | None) -> int:
+    return 0 if tensor is None else tensor.data_ptr()  # 0 is nullptr: the kernel skips it
+
+
+def _check(name: str, tensor: torch.Tensor, like: torch.Tensor) -> None:
+    if tensor.shape != like.shape or tensor.dtype != like.dtype or tensor.device != like.device:
         raise ValueError(
-            f"{name} must be {dtype} {tuple(like.shape)} on {like.device}, "
+            f"{name} must be {like.dtype} {tuple(like.shape)} on {like.device}, "
             f"got {tensor.dtype} {tuple(tensor.shape)} on {tensor.device}"
         )
     if not tensor.is_contiguous():
         raise ValueError(f"{name} must be contiguous")
 
 
-def _common_args(x: torch.Tensor, config: LIFConfig) -> tuple[Any, ...]:
-    steps, n = x.shape
-    return (
+def _check_like(like: torch.Tensor, device_type: str) -> None:
+    if like.dim() != 2:
+        raise ValueError(f"expected a [T, N] tensor, got shape {tuple(like.shape)}")
+    if like.device.type != device_type:
+        raise ValueError(f"expected a {device_type.upper()} tensor, got one on {like.device}")
+    if like.dtype not in _DTYPE_SUFFIX:
+        raise ValueError(f"dtype must be one of {FUSED_DTYPES}, got {like.dtype}")
+    if not like.is_contiguous():
+        raise ValueError("tensors must be contiguous")
+
+
+def _check_all(like: torch.Tensor, device_type: str, named) -> None:
+    """``like`` is a contiguous [T, N] tensor of a supported dtype on ``device_type``, and every
+    (name, tensor) in ``named`` that is not None matches it (one quick pass; the detailed
+    checks above only run to word the error)."""
+    if (
+        like.dim() != 2
+        or like.device.type != device_type
+        or like.dtype not in _DTYPE_SUFFIX
+        or not like.is_contiguous()
+    ):
+        _check_like(like, device_type)
+    shape, dtype, device = like.shape, like.dtype, like.device
+    for name, tensor in named:
+        if tensor is not None and (
+            tensor.shape != shape
+            or tensor.dtype != dtype
+            or tensor.device != device
+            or not tensor.is_contiguous()
+        ):
+            _check(name, tensor, like)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(
+    direction: str, dtype: torch.dtype, steps: int, n: int, vector: bool, config: LIFConfig
+) -> tuple[str, int, tuple[Any, ...]]:
+    """What a launch needs beside the device and the tensors' addresses, built once per shape,
+    dtype, path and config: the entry point, the work items (threads' worth) and the scalar
+    parameters as their exact C types (numpy scalars cost about as much as the rest of a call's
+    Python work together)."""
+    name = kernel_name(direction, dtype, vector)
+    items = n // vector_lanes(torch.empty(0, dtype=dtype).element_size()) if vector else n
+    common = (
         np.int64(n),
         np.int32(steps),
         np.float32(config.tau),
@@ -121,84 +250,91 @@ def _common_args(x: torch.Tensor, config: LIFConfig) -> tuple[Any, ...]:
         np.int32(config.soft_reset),
         np.int32(config.decay_input),
     )
+    if direction == "forward":
+        return name, items, common
+    rest = (
+        np.int32(config.detach_reset),
+        np.int32(SURROGATE_ID[config.surrogate]),
+        np.float32(config.alpha),
+    )
+    return name, items, (*common, *rest)
+
+
+# An explicit 64-bit integer is what a T* kernel parameter receives. Addresses repeat from call
+# to call (torch's caching allocator hands the same blocks back), so their numpy scalars are
+# cached like the plans.
+_pointer = functools.lru_cache(maxsize=4096)(np.uint64)
 
 
 class CupyKernels:
     """The CUDA C kernels of ``cuda/lif.cu`` behind the :class:`FusedKernels` protocol."""
 
     name = "cupy"
+    device_type = "cuda"  # where the tensors must live (benchmarks/host_overhead.py: "cpu")
 
-    def _launch(self, direction: str, like: torch.Tensor, args: tuple[Any, ...]) -> None:
+    def _run(
+        self, direction: str, like: torch.Tensor, addresses: tuple[int, ...], config: LIFConfig
+    ) -> None:
+        """Picks the entry point and grid for [T, N] ``like`` and launches it on torch's
+        current stream; ``addresses`` are the kernel's tensor arguments (0 for absent ones)."""
+        steps, n = like.shape
+        if steps == 0 or n == 0:
+            return
+        vector = use_vector_path(n, like.element_size(), addresses)
+        name, items, rest = _plan(direction, like.dtype, steps, n, vector, config)
+        device, kernel, stream = self._resolve(like, name)
+        grid = persistent_grid(items, BLOCK_SIZE, kernel.blocks_per_sm, kernel.sm_count)
+        self._launch(device, kernel.function, grid, (*map(_pointer, addresses), *rest), stream)
+
+    def _resolve(self, like: torch.Tensor, name: str) -> tuple[int, _Kernel, Any]:
+        """The device index, the loaded entry point ``name`` and the CuPy view of torch's
+        current stream, all cached after the first call (the device look-ups a benchmark
+        replaces on a machine without a GPU)."""
+        device = like.device.index
+        if device is None:
+            device = torch.cuda.current_device()
+        return device, _kernel(device, name), _cupy_stream(device, _raw_stream(device))
+
+    def _launch(self, device: int, function: Any, grid: int, args: tuple, stream: Any) -> None:
+        """The launch alone (a benchmark may stub it to time the Python work around it)."""
+        if torch.cuda.current_device() == device:
+            function((grid,), (BLOCK_SIZE,), args, stream=stream)
+            return
         import cupy
 
-        if like.dim() != 2:
-            raise ValueError(f"expected a [T, N] tensor, got shape {tuple(like.shape)}")
-        if like.device.type != "cuda":
-            raise ValueError(f"expected a CUDA tensor, got one on {like.device}")
-        if like.dtype not in _DTYPE_SUFFIX:
-            raise ValueError(f"dtype must be one of {FUSED_DTYPES}, got {like.dtype}")
-        n = like.shape[1]
-        if like.numel() == 0:
-            return
-        device = like.device.index if like.device.index is not None else 0
-        kernel = _kernel(device, f"lif_{direction}_{_DTYPE_SUFFIX[like.dtype]}")
-        grid = min(-(-n // BLOCK_SIZE), _grid_limit(device))
-        with cupy.cuda.Device(device), _current_stream(device):
-            kernel((grid,), (BLOCK_SIZE,), args)
+        # The function belongs to its device's context, which must be current to launch it.
+        with cupy.cuda.Device(device):
+            function((grid,), (BLOCK_SIZE,), args, stream=stream)
 
     def forward(
         self,
         x: torch.Tensor,
-        spikes: torch.Tensor,
-        margin: torch.Tensor,
-        spikes_u8: torch.Tensor | None,
+        spikes: torch.Tensor | None,
+        margin: torch.Tensor | None,
         v: torch.Tensor | None,
         config: LIFConfig,
     ) -> None:
-        """Writes spikes, the margin H - theta into ``margin``, and spikes_u8 and V when given."""
-        _check("x", x, x, x.dtype)
-        _check("spikes", spikes, x, x.dtype)
-        _check("margin", margin, x, x.dtype)
-        if spikes_u8 is not None:
-            _check("spikes_u8", spikes_u8, x, torch.uint8)
-        if v is not None:
-            _check("v", v, x, x.dtype)
-        args = (
-            _pointer(x),
-            _pointer(spikes),
-            _pointer(margin),
-            _pointer(spikes_u8),
-            _pointer(v),
-            *_common_args(x, config),
-        )
-        self._launch("forward", x, args)
+        """Writes each of spikes, the margin H - theta and V (after reset) that is not None."""
+        _check_all(x, self.device_type, (("spikes", spikes), ("margin", margin), ("v", v)))
+        addresses = (_address(x), _address(spikes), _address(margin), _address(v))
+        self._run("forward", x, addresses, config)
 
     def backward(
         self,
         grad_spikes: torch.Tensor,
         grad_v: torch.Tensor | None,
         margin: torch.Tensor,
-        spikes_u8: torch.Tensor | None,
         grad_x: torch.Tensor,
         config: LIFConfig,
     ) -> None:
-        """Writes grad_x from the upstream gradients and the saved margin (H - theta)."""
-        _check("margin", margin, margin, margin.dtype)
-        _check("grad_spikes", grad_spikes, margin, margin.dtype)
-        if grad_v is not None:
-            _check("grad_v", grad_v, margin, margin.dtype)
-        if spikes_u8 is not None:
-            _check("spikes_u8", spikes_u8, margin, torch.uint8)
-        _check("grad_x", grad_x, margin, margin.dtype)
-        args = (
-            _pointer(grad_spikes),
-            _pointer(grad_v),
-            _pointer(margin),
-            _pointer(spikes_u8),
-            _pointer(grad_x),
-            *_common_args(margin, config),
-            np.int32(config.detach_reset),
-            np.int32(SURROGATE_ID[config.surrogate]),
-            np.float32(config.alpha),
-        )
-        self._launch("backward", margin, args)
+        """Writes grad_x from the upstream gradients and the saved margin (S from its sign)."""
+        named = (("grad_spikes", grad_spikes), ("grad_v", grad_v), ("grad_x", grad_x))
+        _check_all(margin, self.device_type, named)
+        if grad_spikes is None or grad_x is None:
+            raise ValueError("grad_spikes and grad_x are required")
+        addresses = (_address(grad_spikes), _address(grad_v), _address(margin), _address(grad_x))
+        self._run("backward", margin, addresses, config)
+
+
+KERNELS = CupyKernels()
+register(KERNELS)  # callable from the custom ops of reference_kernels.fused (torch.compile)

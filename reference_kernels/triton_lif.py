@@ -1,9 +1,9 @@
 """Fused multi-step LIF in Triton: one forward kernel over T, one reverse-time backward kernel.
 
 Each program owns BLOCK neurons and keeps their membrane in registers for the whole sequence.
-Forward reads X once and writes S and the margin H - theta once (plus uint8 spikes for half
-dtypes, and V when asked); backward reads dS (and dV) and the margin once and writes dX once: the
-minimum traffic of this algorithm (see :mod:`reference_kernels.fused` for what is saved and why).
+Forward reads X once and writes S and the margin H - theta once (and V only when asked);
+backward reads dS (and dV) and the margin once and writes dX once: the minimum traffic of this
+algorithm (see :mod:`reference_kernels.fused` for what is saved and why).
 Arithmetic is float32 whatever the storage dtype. Division is correctly rounded (``div_rn``) so
 float32 results match the eager oracle bit for bit.
 
@@ -17,10 +17,26 @@ import torch
 import triton
 import triton.language as tl
 
+from .fused import register
 from .model import SURROGATE_ID, LIFConfig
 
-BLOCK = 1024
-NUM_WARPS = 4
+# Launch configurations (BLOCK neurons per program, warps per program) tried on a GPU. Each
+# thread owns BLOCK / (32 * num_warps) neurons: 4 is one 128-bit access per fp32 tensor and
+# step, 8 keeps twice the loads in flight at the cost of registers. tests/triton_aot.py compiles
+# every one for sm_90 and counts ptxas's registers: 8 per thread in 8 warps, or 16 per thread,
+# took 177 to 254 on the unaligned backward path (one 256-thread block per SM), so those are not
+# offered. The fastest is picked per shape, dtype and variant by Triton's autotuner, timed on
+# the device with the real arguments (the kernels only overwrite their outputs, so trying a
+# configuration changes nothing), and cached on disk (Triton's cache directory), so a later
+# process does not tune again.
+CONFIGS = ((256, 2), (512, 4), (1024, 4), (1024, 8))
+# The interpreter times nothing: it runs one fixed configuration (a 1-D block of 1024 lanes).
+INTERPRETER_CONFIG = (1024, 4)
+# What decides the kernel a launch needs, beside the dtypes the autotuner adds itself.
+_FORWARD_KEY = ["n", "steps", "SOFT_RESET", "DECAY_INPUT", "WRITE_SPIKES", "WRITE_MARGIN",
+                "WRITE_V"]  # fmt: skip
+_BACKWARD_KEY = ["n", "steps", "SOFT_RESET", "DECAY_INPUT", "DETACH_RESET", "HAS_GRAD_V",
+                 "SURROGATE"]  # fmt: skip
 
 
 @triton.jit
@@ -44,12 +60,15 @@ def _surrogate_grad(x, alpha, SURROGATE: tl.constexpr):
 # never specialised. `n` is: the launcher then learns when N is a multiple of 16, which proves
 # every row start 16-byte aligned, and the loads and stores become 128-bit (tests/triton_aot.py
 # counts them in the sm_90 PTX); odd or unaligned N keeps the scalar, masked path.
+#
+# Both loops load step t+1 (t-1 backward) before computing step t and carry it into the next
+# iteration: the loads do not depend on the recurrence, so one step's memory latency overlaps
+# the previous step's arithmetic and stores.
 @triton.jit(do_not_specialize=["steps"])
 def _lif_forward_kernel(
     x_ptr,
     spikes_ptr,
     margin_ptr,
-    spikes_u8_ptr,
     v_ptr,
     n,
     steps,
@@ -58,7 +77,8 @@ def _lif_forward_kernel(
     v_rest,
     SOFT_RESET: tl.constexpr,
     DECAY_INPUT: tl.constexpr,
-    SAVE_SPIKES: tl.constexpr,
+    WRITE_SPIKES: tl.constexpr,
+    WRITE_MARGIN: tl.constexpr,
     WRITE_V: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -66,8 +86,10 @@ def _lif_forward_kernel(
     mask = offsets < n
     v = tl.zeros([BLOCK], dtype=tl.float32) + v_rest
     index = offsets
-    for _ in range(steps):
-        x = tl.load(x_ptr + index, mask=mask, other=0.0).to(tl.float32)
+    x_raw = tl.load(x_ptr + index, mask=mask, other=0.0)
+    for step in range(steps):
+        x_next = tl.load(x_ptr + index + n, mask=mask & (step + 1 < steps), other=0.0)
+        x = x_raw.to(tl.float32)
         if DECAY_INPUT:
             h = v + tl.math.div_rn(x - (v - v_rest), tau)
         else:
@@ -77,12 +99,17 @@ def _lif_forward_kernel(
             v = h - spike * v_threshold
         else:
             v = spike * v_rest + (1.0 - spike) * h
-        tl.store(spikes_ptr + index, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
-        tl.store(margin_ptr + index, (h - v_threshold).to(margin_ptr.dtype.element_ty), mask=mask)
-        if SAVE_SPIKES:
-            tl.store(spikes_u8_ptr + index, spike.to(tl.uint8), mask=mask)
+        if WRITE_SPIKES:
+            tl.store(spikes_ptr + index, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
+        if WRITE_MARGIN:
+            # Backward reads S from the margin's sign bit. Its one wrong sign in float32 would be
+            # H = -0.0 against theta = +0.0, which cannot happen here: V starts at 0.0 + v_rest,
+            # +0.0 even for V_r = -0.0, and a sum is -0.0 only when both terms are.
+            margin = (h - v_threshold).to(margin_ptr.dtype.element_ty)
+            tl.store(margin_ptr + index, margin, mask=mask)
         if WRITE_V:
             tl.store(v_ptr + index, v.to(v_ptr.dtype.element_ty), mask=mask)
+        x_raw = x_next
         index += n
 
 
@@ -91,7 +118,6 @@ def _lif_backward_kernel(
     grad_spikes_ptr,
     grad_v_ptr,
     margin_ptr,
-    spikes_u8_ptr,
     grad_x_ptr,
     n,
     steps,
@@ -104,7 +130,6 @@ def _lif_backward_kernel(
     DECAY_INPUT: tl.constexpr,
     DETACH_RESET: tl.constexpr,
     HAS_GRAD_V: tl.constexpr,
-    SAVED_SPIKES: tl.constexpr,
     SURROGATE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -112,18 +137,25 @@ def _lif_backward_kernel(
     mask = offsets < n
     grad_h_next = tl.zeros([BLOCK], dtype=tl.float32)
     index = offsets + (steps - 1).to(tl.int64) * n
-    for _ in range(steps):
-        margin = tl.load(margin_ptr + index, mask=mask, other=0.0).to(tl.float32)
+    margin_raw = tl.load(margin_ptr + index, mask=mask, other=0.0)
+    grad_s_raw = tl.load(grad_spikes_ptr + index, mask=mask, other=0.0)
+    if HAS_GRAD_V:
+        grad_v_raw = tl.load(grad_v_ptr + index, mask=mask, other=0.0)
+    for step in range(steps):
+        earlier = mask & (step + 1 < steps)
+        margin_next = tl.load(margin_ptr + index - n, mask=earlier, other=0.0)
+        grad_s_next = tl.load(grad_spikes_ptr + index - n, mask=earlier, other=0.0)
+        margin = margin_raw.to(tl.float32)
         h = margin + v_threshold
-        if SAVED_SPIKES:
-            spike = tl.load(spikes_u8_ptr + index, mask=mask, other=0).to(tl.float32)
-        else:  # float32 H - theta keeps the sign of the comparison exactly
-            spike = (margin >= 0.0).to(tl.float32)
+        # S from the margin's sign bit: exact in every dtype, -0.0 included (see fused.py)
+        spike = (margin.to(tl.int32, bitcast=True) >= 0).to(tl.float32)
         sg = _surrogate_grad(margin, alpha, SURROGATE)
         grad_v_total = grad_h_next * decay
         if HAS_GRAD_V:
-            grad_v_total += tl.load(grad_v_ptr + index, mask=mask, other=0.0).to(tl.float32)
-        grad_s = tl.load(grad_spikes_ptr + index, mask=mask, other=0.0).to(tl.float32)
+            grad_v_next = tl.load(grad_v_ptr + index - n, mask=earlier, other=0.0)
+            grad_v_total += grad_v_raw.to(tl.float32)
+            grad_v_raw = grad_v_next
+        grad_s = grad_s_raw.to(tl.float32)
         if SOFT_RESET:
             if not DETACH_RESET:
                 grad_s = grad_s - grad_v_total * v_threshold
@@ -138,6 +170,8 @@ def _lif_backward_kernel(
             grad_x = grad_h
         tl.store(grad_x_ptr + index, grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
         grad_h_next = grad_h
+        margin_raw = margin_next
+        grad_s_raw = grad_s_next
         index -= n
 
 
@@ -146,43 +180,84 @@ def interpreted() -> bool:
     return not isinstance(_lif_forward_kernel, triton.runtime.JITFunction)
 
 
+def _tuned(kernel, key):
+    configs = [triton.Config({"BLOCK": block}, num_warps=warps) for block, warps in CONFIGS]
+    return triton.autotune(configs=configs, key=key, cache_results=True)(kernel)
+
+
+if interpreted():
+    _forward, _backward = _lif_forward_kernel, _lif_backward_kernel
+else:
+    _forward = _tuned(_lif_forward_kernel, _FORWARD_KEY)
+    _backward = _tuned(_lif_backward_kernel, _BACKWARD_KEY)
+
+
+def _launch(kernel, n: int, args: tuple, flags: dict) -> None:
+    """The one place a kernel is launched (benchmarks/host_overhead.py stubs it)."""
+    if kernel is _lif_forward_kernel or kernel is _lif_backward_kernel:  # the interpreter
+        block, warps = INTERPRETER_CONFIG
+        kernel[(triton.cdiv(n, block),)](*args, **flags, BLOCK=block, num_warps=warps)
+    else:
+        kernel[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](*args, **flags)
+
+
+def chosen_configs() -> list[dict]:
+    """The configuration the autotuner picked for each key tuned in this process (empty under
+    the interpreter): what a benchmark reports beside its timings."""
+    found = []
+    tuned = (("forward", _forward, _FORWARD_KEY), ("backward", _backward, _BACKWARD_KEY))
+    for direction, kernel, key in tuned:
+        for values, config in getattr(kernel, "cache", {}).items():
+            named = dict(zip(key, values[: len(key)], strict=True))
+            found.append(
+                {
+                    "kernel": direction,
+                    "key": named | {"dtypes": list(values[len(key) :])},
+                    "BLOCK": config.kwargs["BLOCK"],
+                    "num_warps": config.num_warps,
+                }
+            )
+    return found
+
+
 class TritonKernels:
-    """The Triton backend of :class:`reference_kernels.fused.FusedLIF`."""
+    """The Triton backend of :mod:`reference_kernels.fused`."""
 
     name = "triton"
 
-    def forward(self, x, spikes, margin, spikes_u8, v, config: LIFConfig) -> None:
+    def forward(self, x, spikes, margin, v, config: LIFConfig) -> None:
         steps, n = x.shape
         if steps == 0 or n == 0:
             return
-        _lif_forward_kernel[(triton.cdiv(n, BLOCK),)](
+        placeholder = next(t for t in (spikes, margin, v, x) if t is not None)
+        args = (
             x,
-            spikes,
-            margin,
-            margin if spikes_u8 is None else spikes_u8,  # unused pointers get a placeholder
-            margin if v is None else v,
+            placeholder if spikes is None else spikes,  # unwritten outputs get a placeholder
+            placeholder if margin is None else margin,
+            placeholder if v is None else v,
             n,
             steps,
             float(config.tau),
             float(config.v_threshold),
             config.v_rest,
-            SOFT_RESET=config.soft_reset,
-            DECAY_INPUT=config.decay_input,
-            SAVE_SPIKES=spikes_u8 is not None,
-            WRITE_V=v is not None,
-            BLOCK=BLOCK,
-            num_warps=NUM_WARPS,
         )
+        flags = {
+            "SOFT_RESET": config.soft_reset,
+            "DECAY_INPUT": config.decay_input,
+            "WRITE_SPIKES": spikes is not None,
+            "WRITE_MARGIN": margin is not None,
+            "WRITE_V": v is not None,
+        }
+        _launch(_forward, n, args, flags)
 
-    def backward(self, grad_spikes, grad_v, margin, spikes_u8, grad_x, config: LIFConfig) -> None:
+    def backward(self, grad_spikes, grad_v, margin, grad_x, config: LIFConfig) -> None:
         steps, n = margin.shape
         if steps == 0 or n == 0:
             return
-        _lif_backward_kernel[(triton.cdiv(n, BLOCK),)](
+        args = (
             grad_spikes,
             margin if grad_v is None else grad_v,
             margin,
-            margin if spikes_u8 is None else spikes_u8,
             grad_x,
             n,
             steps,
@@ -191,15 +266,19 @@ class TritonKernels:
             float(config.v_threshold),
             config.v_rest,
             float(config.alpha),
-            SOFT_RESET=config.soft_reset,
-            DECAY_INPUT=config.decay_input,
-            DETACH_RESET=config.detach_reset,
-            HAS_GRAD_V=grad_v is not None,
-            SAVED_SPIKES=spikes_u8 is not None,
-            SURROGATE=SURROGATE_ID[config.surrogate],
-            BLOCK=BLOCK,
-            num_warps=NUM_WARPS,
         )
+        flags = {
+            "SOFT_RESET": config.soft_reset,
+            "DECAY_INPUT": config.decay_input,
+            "DETACH_RESET": config.detach_reset,
+            "HAS_GRAD_V": grad_v is not None,
+            "SURROGATE": SURROGATE_ID[config.surrogate],
+        }
+        _launch(_backward, n, args, flags)
+
+
+KERNELS = TritonKernels()
+register(KERNELS)  # callable from the custom ops of reference_kernels.fused (torch.compile)
 
 
 def check_device(device: torch.device) -> None:

@@ -1,12 +1,20 @@
 """Tests of the CUDA C kernels in reference_kernels/cuda/lif.cu, most of them without a GPU.
 
 * lif.cu builds with nvcc for sm_80 and sm_90, and with NVRTC as CuPy compiles it, and exports
-  the six unmangled kernel names the loader asks for;
+  the twelve unmangled kernel names the loader asks for (scalar and vector path of each
+  direction and dtype);
+* the vector entry points' global accesses are all 128-bit, the fp16/bf16 conversions are the
+  hardware cvt instructions, and ptxas keeps every kernel within its launch bounds (registers,
+  no spills);
 * the same file, built as host C++ through host_shim.h (host_launch.cpp), runs its kernels
-  serially behind the real autograd wrapper (reference_kernels.fused.lif_fused) and is checked
-  against the float64 oracle and its autograd gradients over a covering grid of configurations,
-  and its forward bit for bit against the oracle evaluated in the kernel's own precision;
+  serially behind the real autograd wrapper (reference_kernels.fused.lif_fused), choosing the
+  vector or the scalar path by the rule the CuPy backend uses, and is checked against the
+  float64 oracle and its autograd gradients over a covering grid of configurations that takes
+  both paths in every dtype, and its forward bit for bit against the oracle evaluated in the
+  kernel's own precision;
+* backward reads the spikes from the margin's sign bit, right where a value test is wrong;
 * its software fp16/bf16 conversions agree with PyTorch's bitwise (exhaustively from half);
+* the launch arithmetic (path rule, persistent grid) without a GPU;
 * on a CUDA machine, the CuPy backend (reference_kernels.cupy_lif) passes the same checks;
 * cupy_unavailable_reason() explains itself on a machine without a usable GPU.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,18 +33,33 @@ import pytest
 import torch
 
 from kernelprof.inputs import lif_input
-from reference_kernels.cupy_lif import KERNEL_NAMES, CupyKernels, cupy_unavailable_reason
+from reference_kernels import cuda_host
+from reference_kernels.cuda_host import HostKernels
+from reference_kernels.cupy_lif import (
+    BLOCK_SIZE,
+    KERNEL_NAMES,
+    MIN_BLOCKS_PER_SM,
+    CupyKernels,
+    blocks_per_sm_from_registers,
+    cupy_unavailable_reason,
+    kernel_name,
+    persistent_grid,
+    use_vector_path,
+    vector_lanes,
+)
 from reference_kernels.fused import FusedKernels, lif_fused
-from reference_kernels.model import DEFAULT_ALPHA, SURROGATES, LIFConfig
+from reference_kernels.model import DEFAULT_ALPHA, LIFConfig
 from reference_kernels.torch_ref import lif_trajectory
 from tests.lif_cases import case_id, check_case, covering_cases
 
 CUDA_DIR = Path(__file__).resolve().parents[1] / "reference_kernels" / "cuda"
 LIF_CU = CUDA_DIR / "lif.cu"
-HOST_LAUNCH = CUDA_DIR / "host_launch.cpp"
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+VECTOR_KERNELS = tuple(name for name in KERNEL_NAMES if name.endswith("_vec"))
+SCALAR_KERNELS = tuple(name for name in KERNEL_NAMES if not name.endswith("_vec"))
+REGISTERS_PER_SM = 65536
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -54,18 +78,60 @@ def _symbol_in(binary: bytes, name: str) -> bool:
     return b"\x00" + name.encode() + b"\x00" in binary
 
 
-# --------------------------------------------------------------------------------------------
-# The source builds for the GPU
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
-def test_nvcc_builds_cubin(arch: str, tmp_path: Path) -> None:
+def _nvcc() -> str:
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc not found")
+    return nvcc
+
+
+NVCC_FLAGS = ("-std=c++17", "-Werror", "all-warnings")
+
+
+# --------------------------------------------------------------------------------------------
+# The source builds for the GPU, within its launch bounds, with 128-bit accesses
+# --------------------------------------------------------------------------------------------
+
+
+def parse_ptxas_info(log: str) -> dict[str, dict[str, int]]:
+    """Per entry function, from ``ptxas -v`` output: registers and spill stores/loads bytes."""
+    kernels: dict[str, dict[str, int]] = {}
+    current = None
+    for line in log.splitlines():
+        if match := re.search(r"Compiling entry function '(\w+)'", line):
+            current = kernels.setdefault(match[1], {})
+        elif current is None:
+            continue
+        elif match := re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", line):
+            current["spill_stores"], current["spill_loads"] = int(match[1]), int(match[2])
+        elif match := re.search(r"Used (\d+) registers", line):
+            current["registers"] = int(match[1])
+    return kernels
+
+
+def assert_within_launch_bounds(log: str, where: str) -> None:
+    """Every kernel, as ptxas allocated it, lets MIN_BLOCKS_PER_SM blocks of BLOCK_SIZE threads
+    share an SM's 64K registers, without spilling to local memory to get there."""
+    info = parse_ptxas_info(log)
+    assert set(info) == set(KERNEL_NAMES), f"{where}: ptxas reported {sorted(info)}"
+    for name, usage in info.items():
+        assert usage["registers"] * BLOCK_SIZE * MIN_BLOCKS_PER_SM <= REGISTERS_PER_SM, (
+            f"{where}: {name} uses {usage['registers']} registers"
+        )
+        assert usage["spill_stores"] == usage["spill_loads"] == 0, f"{where}: {name} spills"
+
+
+def test_launch_shape_constants_agree() -> None:
+    """The block size and blocks per SM in lif.cu's __launch_bounds__ are the loader's."""
+    source = LIF_CU.read_text()
+    assert re.search(rf"^#define LIF_BLOCK_SIZE {BLOCK_SIZE}$", source, re.M)
+    assert re.search(rf"^#define LIF_MIN_BLOCKS_PER_SM {MIN_BLOCKS_PER_SM}$", source, re.M)
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_nvcc_builds_cubin_within_launch_bounds(arch: str, tmp_path: Path) -> None:
     cubin = tmp_path / f"lif_{arch}.cubin"
-    cmd = [nvcc, "-cubin", f"-arch={arch}", "-std=c++17", "-Werror", "all-warnings"]
+    cmd = [_nvcc(), "-cubin", f"-arch={arch}", *NVCC_FLAGS, "-Xptxas", "-v"]
     result = subprocess.run(
         [*cmd, "-o", str(cubin), str(LIF_CU)], capture_output=True, text=True, check=False
     )
@@ -73,10 +139,73 @@ def test_nvcc_builds_cubin(arch: str, tmp_path: Path) -> None:
     binary = cubin.read_bytes()
     missing = [name for name in KERNEL_NAMES if not _symbol_in(binary, name)]
     assert not missing, f"kernels missing from the {arch} cubin: {missing}"
+    assert_within_launch_bounds(result.stdout + result.stderr, f"nvcc {arch}")
+
+
+def _ptx_entries(ptx: str) -> dict[str, str]:
+    """Entry name -> its PTX (the directives before the body, and the body)."""
+    parts = re.split(r"^\.visible \.entry (\w+)\(", ptx, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def _global_accesses(body: str) -> list[str]:
+    return re.findall(r"^\s*(?:@!?%p\d+\s+)?((?:ld|st)\.global[\w.]*)", body, re.M)
+
+
+@pytest.fixture(scope="module", params=["sm_80", "sm_90"])
+def ptx_entries(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
+    arch = request.param
+    ptx = tmp_path_factory.mktemp("lif_ptx") / f"lif_{arch}.ptx"
+    cmd = [_nvcc(), "-ptx", f"-arch={arch}", *NVCC_FLAGS, "-o", str(ptx), str(LIF_CU)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = _ptx_entries(ptx.read_text())
+    assert set(entries) == set(KERNEL_NAMES)
+    return arch, entries
+
+
+def test_ptx_launch_bounds(ptx_entries) -> None:
+    """__launch_bounds__ reaches every entry point (and so constrains ptxas)."""
+    _, entries = ptx_entries
+    for name, body in entries.items():
+        head = body[: body.index("{")]
+        assert re.search(rf"\.maxntid {BLOCK_SIZE}, 1, 1", head), name
+        assert re.search(rf"\.minnctapersm {MIN_BLOCKS_PER_SM}\b", head), name
+
+
+def test_ptx_vector_path_is_128_bit(ptx_entries) -> None:
+    """Every global load and store of a vector entry point moves 16 bytes (.v4 of 32-bit
+    words): forward loads X and stores spikes, margin and V; backward loads the margin, dS and
+    dV and stores dX. The scalar entry points stay element-wise."""
+    _, entries = ptx_entries
+    vector_access = re.compile(r"(ld|st)\.global(\.nc)?\.v4\.(b32|u32|f32)")
+    for name in VECTOR_KERNELS:
+        accesses = _global_accesses(entries[name])
+        narrow = [a for a in accesses if not vector_access.fullmatch(a)]
+        assert not narrow, f"{name}: accesses narrower than 128 bits: {sorted(set(narrow))}"
+        loads = sum(a.startswith("ld.") for a in accesses)
+        stores = sum(a.startswith("st.") for a in accesses)
+        needed = (1, 3) if "forward" in name else (3, 1)
+        assert loads >= needed[0] and stores >= needed[1], f"{name}: {loads} ld, {stores} st"
+    for name in SCALAR_KERNELS:
+        accesses = _global_accesses(entries[name])
+        assert accesses and not [a for a in accesses if ".v" in a], name
+
+
+def test_ptx_converts_in_hardware(ptx_entries) -> None:
+    """fp16 and bf16 conversions are single cvt instructions on the device, not the software
+    bit manipulation the host build uses (sm_80 and later have cvt.rn.bf16.f32)."""
+    _, entries = ptx_entries
+    for name, body in entries.items():
+        if "_f16" in name:
+            assert "cvt.f32.f16" in body and "cvt.rn.f16.f32" in body, name
+        if "_bf16" in name:
+            assert "cvt.rn.bf16.f32" in body, name
 
 
 def test_nvrtc_builds_like_cupy() -> None:
-    """NVRTC, with the options cupy.RawModule adds, compiles lif.cu with no header available."""
+    """NVRTC, with the options cupy.RawModule adds, compiles lif.cu with no header available,
+    and within the launch bounds (what CuPy loads, not only what nvcc makes)."""
     try:
         from cupy_backends.cuda.libs import nvrtc
 
@@ -87,174 +216,302 @@ def test_nvrtc_builds_like_cupy() -> None:
     try:
         options = ("-std=c++17", "-arch=sm_90", "--device-as-default-execution-space")
         try:
-            nvrtc.compileProgram(program, options)
+            nvrtc.compileProgram(program, (*options, "--ptxas-options=-v"))
         except nvrtc.NVRTCError:
             pytest.fail(f"NVRTC failed:\n{nvrtc.getProgramLog(program)}")
         binary = nvrtc.getCUBIN(program)
+        log = nvrtc.getProgramLog(program)
     finally:
         nvrtc.destroyProgram(program)
     missing = [name for name in KERNEL_NAMES if not _symbol_in(binary, name)]
     assert not missing, f"kernels missing from the NVRTC cubin: {missing}"
+    assert_within_launch_bounds(log, "NVRTC sm_90")
+
+
+# --------------------------------------------------------------------------------------------
+# Launch arithmetic, shared by the CuPy backend and the host build
+# --------------------------------------------------------------------------------------------
+
+
+def test_vector_lanes_are_16_bytes() -> None:
+    assert [vector_lanes(torch.empty(0, dtype=d).element_size()) for d in DTYPES] == [4, 8, 8]
+
+
+def test_use_vector_path_rule() -> None:
+    aligned = (0x7F0000000000, 0x7F0000000100, 0)  # 0: an absent (null) tensor
+    assert use_vector_path(300, 4, aligned)
+    assert not use_vector_path(302, 4, aligned)  # rows would start 8 bytes off
+    assert use_vector_path(1000, 2, aligned)
+    assert not use_vector_path(300, 2, aligned)  # 300 % 8 = 4
+    assert not use_vector_path(1000, 2, (*aligned, 0x7F0000000002))
+    assert not use_vector_path(300, 4, (0x7F0000000008,))
+    assert not use_vector_path(1, 4, ())
+
+
+def test_kernel_name_covers_the_exports() -> None:
+    names = {
+        kernel_name(direction, dtype, vector)
+        for direction in ("forward", "backward")
+        for dtype in DTYPES
+        for vector in (False, True)
+    }
+    assert names == set(KERNEL_NAMES) and len(KERNEL_NAMES) == 12
+
+
+def test_persistent_grid() -> None:
+    assert persistent_grid(1, 256, 4, 132) == 1
+    assert persistent_grid(0, 256, 4, 132) == 1
+    assert persistent_grid(256 * 10 + 1, 256, 4, 132) == 11
+    assert persistent_grid(10**9, 256, 4, 132) == 528  # resident blocks only; threads stride
+    assert persistent_grid(10**9, 256, 0, 132) == 132  # a failed query still launches
+
+
+def test_blocks_per_sm_from_registers() -> None:
+    # As CUDA's occupancy calculator has it for 256-thread blocks on sm_80 .. sm_90.
+    assert blocks_per_sm_from_registers(64, 256) == 4
+    assert blocks_per_sm_from_registers(56, 256) == 4
+    assert blocks_per_sm_from_registers(40, 256) == 6
+    assert blocks_per_sm_from_registers(32, 256) == 8
+    assert blocks_per_sm_from_registers(16, 256) == 8  # thread slots: 2048 per SM
+    assert blocks_per_sm_from_registers(255, 256) == 1
 
 
 # --------------------------------------------------------------------------------------------
 # The same source built for the host
 # --------------------------------------------------------------------------------------------
 
-_PTR = ctypes.c_void_p
-_FORWARD_ARGS = [ctypes.c_uint, ctypes.c_uint, *[_PTR] * 5, ctypes.c_longlong, ctypes.c_int]
-_FORWARD_ARGS += [ctypes.c_float] * 3 + [ctypes.c_int] * 2
-_BACKWARD_ARGS = [ctypes.c_uint, ctypes.c_uint, *[_PTR] * 5, ctypes.c_longlong, ctypes.c_int]
-_BACKWARD_ARGS += [ctypes.c_float] * 3 + [ctypes.c_int] * 4 + [ctypes.c_float]
-
 
 @pytest.fixture(scope="session")
 def host_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    """lif.cu compiled by g++ through host_shim.h (host_launch.cpp), loaded with ctypes."""
-    compiler = shutil.which("g++")
-    if compiler is None:
+    """lif.cu compiled by g++ through host_shim.h (host_launch.cpp), loaded with ctypes: a fresh
+    build, so that this session proves the sources compile."""
+    if shutil.which("g++") is None:
         pytest.skip("g++ not found")
-    library = tmp_path_factory.mktemp("lif_host") / "liblif_host.so"
-    cmd = [compiler, "-O2", "-std=c++17", "-Wall", "-Wextra", "-shared", "-fPIC"]
-    result = subprocess.run(
-        [*cmd, "-o", str(library), str(HOST_LAUNCH)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    lib = ctypes.CDLL(str(library))
-    for suffix in SUFFIX.values():
-        getattr(lib, f"host_launch_lif_forward_{suffix}").argtypes = _FORWARD_ARGS
-        getattr(lib, f"host_launch_lif_backward_{suffix}").argtypes = _BACKWARD_ARGS
-    for name in ("half_to_float", "float_to_half", "bf16_to_float", "float_to_bf16"):
-        getattr(lib, f"host_{name}").argtypes = [_PTR, _PTR, ctypes.c_longlong]
-    return lib
-
-
-def _ptr(tensor: torch.Tensor | None) -> int | None:
-    return None if tensor is None else tensor.data_ptr()
-
-
-class HostKernels:
-    """The FusedKernels protocol over the host build: a serial launch of grid x block threads."""
-
-    name = "cuda-host"
-
-    def __init__(self, lib: ctypes.CDLL, grid: int, block: int) -> None:
-        self.lib, self.grid, self.block = lib, grid, block
-
-    def forward(self, x, spikes, margin, spikes_u8, v, config: LIFConfig) -> None:
-        steps, n = x.shape
-        launch = getattr(self.lib, f"host_launch_lif_forward_{SUFFIX[x.dtype]}")
-        launch(
-            self.grid, self.block, _ptr(x), _ptr(spikes), _ptr(margin), _ptr(spikes_u8), _ptr(v),
-            n, steps, config.tau, config.v_threshold, config.v_initial,
-            int(config.soft_reset), int(config.decay_input),
-        )  # fmt: skip
-
-    def backward(self, grad_spikes, grad_v, margin, spikes_u8, grad_x, config: LIFConfig) -> None:
-        steps, n = margin.shape
-        launch = getattr(self.lib, f"host_launch_lif_backward_{SUFFIX[margin.dtype]}")
-        launch(
-            self.grid, self.block, _ptr(grad_spikes), _ptr(grad_v), _ptr(margin), _ptr(spikes_u8),
-            _ptr(grad_x), n, steps, config.tau, config.v_threshold, config.v_initial,
-            int(config.soft_reset), int(config.decay_input), int(config.detach_reset),
-            SURROGATES.index(config.surrogate), config.alpha,
-        )  # fmt: skip
+    try:
+        library = cuda_host.build(tmp_path_factory.mktemp("lif_host"))
+    except cuda_host.HostBuildError as error:
+        pytest.fail(str(error))
+    return cuda_host.load(library)
 
 
 # --------------------------------------------------------------------------------------------
 # The host build against the oracle, over the project's grid (tests/lif_cases.py)
 # --------------------------------------------------------------------------------------------
 
-HOST_CASES = covering_cases()
+# The project's grid has N = 1, 300, 4097: the float32 vector path (4 | 300) and the scalar
+# path in every dtype. N = 1000 (8 | 1000) adds the fp16/bf16 vector path on a quarter of the
+# configurations.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+VECTOR_N = 1000
+HOST_CASES = covering_cases() + [
+    (config, steps, VECTOR_N, dtype, seed)
+    for config, steps, _, dtype, seed in covering_cases(dtypes=HALF_DTYPES, every=4)
+]
 # Small launch geometries, so that threads also walk the grid-stride loop over several neurons.
 GEOMETRIES = ((32, 1), (64, 2), (256, 3))  # (block, at most this many blocks)
 
 
-def host_kernels(lib: ctypes.CDLL, neurons: int, seed: int) -> HostKernels:
+def host_kernels(lib: ctypes.CDLL, seed: int) -> HostKernels:
     block, blocks = GEOMETRIES[seed % len(GEOMETRIES)]
-    return HostKernels(lib, grid=min(math.ceil(neurons / block), blocks), block=block)
+    return HostKernels(lib, max_blocks=blocks, block=block)
+
+
+def _vector_case(case) -> bool:
+    """The path the host build takes for a case (torch's CPU allocations are 64-byte aligned)."""
+    _, _, neurons, dtype, _ = case
+    return use_vector_path(neurons, torch.empty(0, dtype=dtype).element_size(), ())
+
+
+def test_cases_take_both_paths_in_every_dtype() -> None:
+    for dtype in DTYPES:
+        paths = {_vector_case(case) for case in HOST_CASES if case[3] == dtype}
+        assert paths == {False, True}, dtype
 
 
 def test_grid_walks_the_grid_stride_loop() -> None:
-    assert any(
-        k.grid * k.block < case[2]
-        for case in HOST_CASES
-        for k in [host_kernels(None, case[2], case[4])]
-    )
+    """On each path some case has fewer threads than work items, so threads stride."""
+    for vector in (False, True):
+        walks = []
+        for case in HOST_CASES:
+            if _vector_case(case) != vector:
+                continue
+            kernels = host_kernels(None, case[4])
+            lanes = vector_lanes(torch.empty(0, dtype=case[3]).element_size()) if vector else 1
+            items = case[2] // lanes
+            grid = persistent_grid(items, kernels.block, kernels.max_blocks, 1)
+            walks.append(grid * kernels.block < items)
+        assert any(walks), vector
+
+
+def _expected_launch(case, direction: str) -> str:
+    return kernel_name(direction, case[3], _vector_case(case))
 
 
 @pytest.mark.parametrize("case", HOST_CASES, ids=case_id)
 def test_host_build_matches_oracle(host_lib: ctypes.CDLL, case) -> None:
     config, _, neurons, _, seed = case
-    kernels = host_kernels(host_lib, neurons, seed)
+    kernels = host_kernels(host_lib, seed)
     check_case(lambda x: lif_fused(x, kernels, config, True), case, "cpu")
+    assert set(kernels.launched) == {
+        _expected_launch(case, "forward"),
+        _expected_launch(case, "backward"),
+    }
 
 
 def assert_forward_bit_exact(kernels: FusedKernels, case, device: str) -> None:
     """The kernel forward, called directly, equals the oracle evaluated in the kernel's own
     precision (float32 arithmetic, same operation order, one rounding to the storage dtype)
-    bit for bit: spikes, V, the saved margin H - theta and the uint8 spikes."""
+    bit for bit: spikes, V and the saved margin H - theta, whose sign bit is clear exactly
+    where a spike fired."""
     config, steps, neurons, dtype, seed = case
     x = lif_input((steps, neurons), config, dtype=dtype, seed=seed)
     xd = x.to(device)
     spikes, margin, v = torch.empty_like(xd), torch.empty_like(xd), torch.empty_like(xd)
-    spikes_u8 = torch.empty(xd.shape, dtype=torch.uint8, device=device)
-    kernels.forward(xd, spikes, margin, spikes_u8, v, config)
+    kernels.forward(xd, spikes, margin, v, config)
     with torch.no_grad():
         s_same, v_same, h_same = lif_trajectory(x, config)
     assert torch.equal(spikes.cpu(), s_same)
-    assert torch.equal(spikes_u8.cpu().to(dtype), s_same)
     assert torch.equal(v.cpu(), v_same)
-    assert torch.equal(margin.cpu(), (h_same - config.v_threshold).to(dtype))
+    margin = margin.cpu()
+    assert torch.equal(margin, (h_same - config.v_threshold).to(dtype))
+    assert torch.equal(_sign_clear(margin), s_same.bool())
+
+
+def _sign_clear(values: torch.Tensor) -> torch.Tensor:
+    """Elementwise: the sign bit of the stored bits is 0 (what backward reads as a spike)."""
+    bits = values.view(torch.int32 if values.element_size() == 4 else torch.int16)
+    return bits >= 0
 
 
 @pytest.mark.parametrize("case", HOST_CASES, ids=case_id)
 def test_host_forward_is_bit_exact_in_kernel_precision(host_lib: ctypes.CDLL, case) -> None:
-    assert_forward_bit_exact(host_kernels(host_lib, case[2], case[4]), case, "cpu")
+    kernels = host_kernels(host_lib, case[4])
+    assert_forward_bit_exact(kernels, case, "cpu")
+    assert kernels.launched == [_expected_launch(case, "forward")]
 
 
-def test_host_backward_recomputes_float32_spikes_without_u8(host_lib: ctypes.CDLL) -> None:
-    """With spikes_u8 = nullptr, backward takes S = (margin >= 0) from the stored margin; in
-    float32 that is exact, so the gradient equals the one computed from the forward's spikes."""
-    config = LIFConfig(surrogate="atan", alpha=2.0)
-    kernels = HostKernels(host_lib, grid=2, block=64)
-    x = lif_input((8, 300), config, seed=3)
-    spikes, margin = torch.empty_like(x), torch.empty_like(x)
-    spikes_u8 = torch.empty(x.shape, dtype=torch.uint8)
-    kernels.forward(x, spikes, margin, spikes_u8, None, config)
-    grad_s = torch.randn_like(x)
-    grad_u8, grad_none = torch.empty_like(x), torch.empty_like(x)
-    kernels.backward(grad_s, None, margin, spikes_u8, grad_u8, config)
-    kernels.backward(grad_s, None, margin, None, grad_none, config)
+@pytest.mark.parametrize(
+    ("neurons", "dtype"),
+    [(300, torch.float32), (301, torch.float32), (1000, torch.float16), (300, torch.bfloat16)],
+)
+def test_host_forward_skips_absent_outputs(host_lib: ctypes.CDLL, neurons, dtype) -> None:
+    """A null spikes (a margin recompute) or margin (a memory-lean forward) is not written; the
+    outputs that are given are the full forward's."""
+    config = LIFConfig(v_reset=None, surrogate="atan", alpha=2.0)
+    kernels = HostKernels(host_lib, max_blocks=2, block=32)
+    x = lif_input((5, neurons), config, dtype=dtype, seed=11)
+    spikes, margin, v = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    kernels.forward(x, spikes, margin, v, config)
+    margin_only = torch.full_like(x, 7.0)
+    kernels.forward(x, None, margin_only, None, config)
+    spikes_v, v_only = torch.full_like(x, 7.0), torch.full_like(x, 7.0)
+    kernels.forward(x, spikes_v, None, v_only, config)
+    assert torch.equal(margin_only, margin)
+    assert torch.equal(spikes_v, spikes) and torch.equal(v_only, v)
     assert spikes.sum() > 0
-    assert torch.equal(grad_u8, grad_none)
 
 
-def test_host_fp16_backward_uses_saved_spikes_when_margin_underflows(host_lib: ctypes.CDLL) -> None:
-    """A margin H - theta below fp16's smallest subnormal is stored as -0.0, which compares
-    >= 0: backward must take S from the forward's uint8 spikes, not from the stored margin."""
-    x = torch.tensor([[0.2], [0.2]], dtype=torch.float16)
-    tau = 3.0
-    h0 = np.float32(x[0, 0].item()) / np.float32(tau)  # H[0] = x / tau (V starts at 0)
-    theta = float(np.nextafter(h0, np.float32(np.inf)))  # one float32 ulp above H[0]
-    config = LIFConfig(tau=tau, v_threshold=theta, v_reset=0.0, surrogate="sigmoid", alpha=4.0)
-    kernels = HostKernels(host_lib, grid=1, block=32)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16", "bf16"])
+def test_host_unaligned_tensors_take_the_scalar_path(host_lib: ctypes.CDLL, dtype) -> None:
+    """A tensor starting one element past a 16-byte boundary (N divisible by the lanes) runs
+    on the scalar path, with the same results as the aligned tensor on the vector path."""
+    config = LIFConfig(surrogate="superspike", alpha=DEFAULT_ALPHA["superspike"])
+    kernels = HostKernels(host_lib, max_blocks=2, block=64)
+    x = lif_input((4, 1000), config, dtype=dtype, seed=2)
+    flat = torch.empty(x.numel() + 16, dtype=dtype)
+    start = (-flat.data_ptr()) % 16 // x.element_size() + 1
+    x_unaligned = flat[start : start + x.numel()].view(x.shape)
+    assert x_unaligned.data_ptr() % 16 == x.element_size()
+    x_unaligned.copy_(x)
+    results = []
+    for inputs in (x, x_unaligned):
+        outputs = [torch.empty_like(x) for _ in range(3)]
+        kernels.forward(inputs, *outputs, config)
+        results.append(outputs)
+    assert kernels.launched == [kernel_name("forward", dtype, v) for v in (True, False)]
+    for aligned, unaligned in zip(*results, strict=True):
+        assert torch.equal(aligned, unaligned)
 
-    spikes, margin = torch.empty_like(x), torch.empty_like(x)
-    spikes_u8 = torch.empty(x.shape, dtype=torch.uint8)
-    kernels.forward(x, spikes, margin, spikes_u8, None, config)
-    assert spikes[0, 0] == 0 and margin[0, 0] == 0 and math.copysign(1, margin[0, 0]) < 0
 
-    grad_s = torch.tensor([[0.5], [-1.0]], dtype=torch.float16)
-    grad_v = torch.tensor([[0.25], [1.0]], dtype=torch.float16)
-    x_fused = x.clone().requires_grad_()
-    s_fused, v_fused = lif_fused(x_fused, kernels, config, True)
-    torch.autograd.backward([s_fused, v_fused], [grad_s, grad_v])
+def _oracle_gradient(x: torch.Tensor, config: LIFConfig, grad_s, grad_v) -> torch.Tensor:
     x_oracle = x.double().requires_grad_()
     s_oracle, v_oracle, _ = lif_trajectory(x_oracle, config)
     torch.autograd.backward([s_oracle, v_oracle], [grad_s.double(), grad_v.double()])
-    assert torch.equal(s_fused.detach(), s_oracle.detach().half())
-    torch.testing.assert_close(x_fused.grad.double(), x_oracle.grad, atol=1e-2, rtol=1e-2)
+    return x_oracle.grad
+
+
+def _fused_gradient(x: torch.Tensor, kernels, config: LIFConfig, grad_s, grad_v):
+    x_fused = x.clone().requires_grad_()
+    s_fused, v_fused = lif_fused(x_fused, kernels, config, True)
+    torch.autograd.backward([s_fused, v_fused], [grad_s, grad_v])
+    return s_fused.detach(), x_fused.grad
+
+
+@pytest.mark.parametrize("neurons", [8, 3], ids=["vector", "scalar"])
+def test_host_float32_spikes_from_the_margin_sign(host_lib: ctypes.CDLL, neurons: int) -> None:
+    """float32 threshold ties: H == theta fires with margin +0.0, and so does H = -0.0 against
+    theta = +0.0 (reachable with V_r = -0.0 and X = -0.0), whose plain difference H - theta is
+    -0.0: forward must store it as +0.0 so that its sign bit still reads as a spike in
+    backward, where the hard reset makes S decide whether dV reaches H."""
+    kernels = HostKernels(host_lib, max_blocks=1, block=32)
+    grad_s = torch.full((2, neurons), 0.5)
+    grad_v = torch.full((2, neurons), 1.0)
+    for x, config in [
+        (torch.full((2, neurons), 1.0), LIFConfig(tau=2.0, v_threshold=0.5, v_reset=0.0)),
+        (torch.full((2, neurons), -0.0), LIFConfig(tau=2.0, v_threshold=0.0, v_reset=-0.0)),
+    ]:
+        spikes, margin = torch.empty_like(x), torch.empty_like(x)
+        kernels.forward(x, spikes, margin, None, config)
+        assert bool(spikes[0].eq(1).all())
+        assert torch.equal(margin[0].view(torch.int32), torch.zeros(neurons, dtype=torch.int32))
+        s_fused, grad_fused = _fused_gradient(x, kernels, config, grad_s, grad_v)
+        grad_oracle = _oracle_gradient(x, config, grad_s, grad_v)
+        assert torch.equal(s_fused, torch.ones_like(x))
+        torch.testing.assert_close(grad_fused.double(), grad_oracle, atol=1e-6, rtol=1e-6)
+    expected = kernel_name("backward", torch.float32, neurons % 4 == 0)
+    assert expected in kernels.launched
+
+
+def _one_ulp_below_threshold_case(x: torch.Tensor, tau: float) -> LIFConfig:
+    """A config whose threshold is one float32 ulp above H[0] = X[0] / tau (V starts at 0), so
+    step 0 does not fire but its float32 margin is tiny and negative."""
+    h0 = np.float32(x[0, 0].item()) / np.float32(tau)
+    theta = float(np.nextafter(h0, np.float32(np.inf)))
+    return LIFConfig(tau=tau, v_threshold=theta, v_reset=0.0, surrogate="sigmoid", alpha=4.0)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    # fp16: H[0] ~ 0.067, so its ulp (2^-27) is below fp16's smallest subnormal (2^-24).
+    # bf16 keeps float32's exponent range, so the margin must be a float32 subnormal below
+    # bf16's smallest (2^-133): H[0] = 2^-128 / 3 is a float32 subnormal, its ulp 2^-149.
+    [(torch.float16, 0.2), (torch.bfloat16, 2.0**-128)],
+    ids=["f16", "bf16"],
+)
+@pytest.mark.parametrize("neurons", [8, 1], ids=["vector", "scalar"])
+def test_host_half_backward_reads_underflowed_margin_as_no_spike(
+    host_lib: ctypes.CDLL, dtype, value, neurons: int
+) -> None:
+    """A negative margin H - theta that rounds to -0.0 in the storage dtype compares >= 0:
+    backward must take S = 0 from its sign bit, not S = 1 from its value."""
+    x = torch.full((2, neurons), value, dtype=dtype)
+    config = _one_ulp_below_threshold_case(x, tau=3.0)
+    kernels = HostKernels(host_lib, max_blocks=1, block=32)
+
+    spikes, margin = torch.empty_like(x), torch.empty_like(x)
+    kernels.forward(x, spikes, margin, None, config)
+    assert bool((spikes[0] == 0).all()) and bool((spikes[1] == 1).all())
+    minus_zero = torch.full((neurons,), -(2**15), dtype=torch.int16)
+    assert torch.equal(margin[0].view(torch.int16), minus_zero)
+
+    grad_s = torch.tensor([[0.5], [-1.0]], dtype=dtype).expand(2, neurons).contiguous()
+    grad_v = torch.tensor([[0.25], [1.0]], dtype=dtype).expand(2, neurons).contiguous()
+    s_fused, grad_fused = _fused_gradient(x, kernels, config, grad_s, grad_v)
+    grad_oracle = _oracle_gradient(x, config, grad_s, grad_v)
+    assert torch.equal(s_fused, spikes)
+    torch.testing.assert_close(grad_fused.double(), grad_oracle, atol=1e-2, rtol=1e-2)
+    expected = kernel_name("backward", dtype, neurons % 8 == 0)
+    assert expected in kernels.launched
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,8 +593,12 @@ def test_float_to_half_round_to_nearest_even(host_lib: ctypes.CDLL, half: torch.
 # --------------------------------------------------------------------------------------------
 
 # test_reference_impls.py runs the cupy impl over the grid through lif_multistep; here, the
-# forward bit for bit and a launch larger than the grid limit.
-CUDA_CASES = covering_cases(every=12)
+# forward bit for bit, a launch larger than the persistent grid on each path, and a launch on
+# a stream other than the default one.
+CUDA_CASES = covering_cases(every=12) + [
+    (config, steps, VECTOR_N, dtype, seed)
+    for config, steps, _, dtype, seed in covering_cases(dtypes=HALF_DTYPES, every=12)
+]
 
 
 @pytest.mark.cuda
@@ -347,20 +608,44 @@ def test_cupy_forward_is_bit_exact_in_kernel_precision(case) -> None:
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("extra", [17, 0], ids=["scalar", "vector"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16", "bf16"])
-def test_cupy_kernels_large_grid(dtype) -> None:
-    """N beyond the grid limit (SMs x 8 blocks) so every thread strides over several neurons."""
+def test_cupy_kernels_large_grid(dtype, extra: int) -> None:
+    """N beyond the persistent grid (at most 8 blocks of 256 threads per SM, 8 lanes on the
+    vector path) so every thread strides over several neurons or packets."""
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    neurons = sms * 8 * 256 * 3 + 17
+    neurons = sms * 8 * 256 * 8 * 2 + extra
     config = LIFConfig(v_reset=None, surrogate="atan", alpha=DEFAULT_ALPHA["atan"])
     case = (config, 8, neurons, dtype, 5)
     check_case(lambda x: lif_fused(x, CupyKernels(), config, True), case, "cuda")
 
 
+@pytest.mark.cuda
+def test_cupy_kernels_run_on_torch_current_stream() -> None:
+    """Launches follow torch's current stream: a forward on a side stream, read there right
+    after, sees its own results (the wrapper of each stream is cached by its handle)."""
+    config = LIFConfig()
+    x = lif_input((4, 4096), config, device="cuda", seed=1)
+    expected = [torch.empty_like(x) for _ in range(3)]
+    CupyKernels().forward(x, *expected, config)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):  # the second call takes the cached stream wrapper
+            outputs = [torch.empty_like(x) for _ in range(3)]
+            CupyKernels().forward(x, *outputs, config)
+            assert all(torch.equal(a, e) for a, e in zip(outputs, expected, strict=True))
+    torch.cuda.synchronize()
+
+
 def test_cupy_kernels_reject_cpu_tensors() -> None:
     x = torch.zeros(2, 3)
     with pytest.raises(ValueError, match="CUDA tensor"):
-        CupyKernels().forward(x, x.clone(), x.clone(), None, None, LIFConfig())
+        CupyKernels().forward(x, x.clone(), x.clone(), None, LIFConfig())
+
+
+def test_cupy_kernels_name() -> None:
+    assert CupyKernels().name == "cupy"  # the fused wrapper's registry key
 
 
 def test_cupy_unavailable_reason_explains_itself() -> None:

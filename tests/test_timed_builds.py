@@ -93,7 +93,7 @@ def test_the_reference_timed_build_writes_no_v(monkeypatch):
     class Recording:
         name = "recording"
 
-        def forward(self, x, spikes, margin, spikes_u8, v, config):
+        def forward(self, x, spikes, margin, v, config):
             given.append(v)
             spikes.zero_()
             margin.zero_()

@@ -35,6 +35,12 @@ def compiled():
 def test_every_launch_compiles_to_a_cubin_including_t1_and_n1(compiled):
     assert {(r["T"], r["N"]) for r in compiled} >= {(1, 1), (1, 300), (8, 1), (8, 4097)}
     assert {r["kernel"] for r in compiled} == {"forward", "backward"}
+    # every configuration the autotuner may pick, for both kernels
+    from reference_kernels.triton_lif import CONFIGS
+
+    for kernel in ("forward", "backward"):
+        tried = {(r["BLOCK"], r["num_warps"]) for r in compiled if r["kernel"] == kernel}
+        assert tried == set(CONFIGS), (kernel, tried)
     failed = [r for r in compiled if not r["ok"]]
     assert not failed, failed
 
@@ -47,7 +53,7 @@ def test_aligned_fp32_launches_use_only_128_bit_global_accesses(compiled):
     for launch in aligned:
         accesses = launch["global"]
         assert accesses and set(accesses) <= {"ld.v4.b32", "st.v4.b32"}, launch
-        assert accesses.get("ld.v4.b32", 0) >= 2 and accesses.get("st.v4.b32", 0) >= 2, launch
+        assert accesses.get("ld.v4.b32", 0) >= 1 and accesses.get("st.v4.b32", 0) >= 1, launch
     # an odd N cannot be proven aligned: the masked scalar path, which still compiles
     odd = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 4097, "float32")]
     assert odd and all("ld.b32" in r["global"] and r["ok"] for r in odd)

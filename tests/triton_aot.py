@@ -3,7 +3,8 @@ binder specialises the arguments exactly as a launch would (an int equal to 1 be
 compile-time constant, pointers get alignment hints), then Triton compiles to a cubin for sm_90.
 
 Run as ``python -m tests.triton_aot`` without TRITON_INTERPRET (the interpreter never compiles):
-prints one JSON line per launch, {"kernel", "T", "N", "dtype", "ok", "error", "global"}, where
+prints one JSON line per launch and configuration, {"kernel", "T", "N", "dtype", "BLOCK",
+"num_warps", "ok", "error", "global"}, where
 "global" counts the PTX's global loads and stores by width (e.g. "ld.v4.b32": 128-bit loads),
 "registers" is ptxas's count per thread for sm_90 (None without ptxas), "threads" per block.
 """
@@ -18,44 +19,35 @@ import torch
 
 
 def launches():
-    """The kernel launches of one forward and one backward, as TritonKernels makes them."""
-    from reference_kernels.model import LIFConfig
-    from reference_kernels.triton_lif import TritonKernels
-
-    recorded = []
-
-    class Recorder:
-        def __init__(self, name):
-            self.name = name
-
-        def __getitem__(self, grid):
-            def launch(*args, **kwargs):
-                recorded.append((self.name, args, kwargs))
-
-            return launch
-
+    """The kernel launches of one forward and one backward, as TritonKernels makes them, each
+    with every configuration the autotuner may pick (triton_lif.CONFIGS)."""
     import reference_kernels.triton_lif as module
+    from reference_kernels.model import LIFConfig
 
     kernels = {"forward": module._lif_forward_kernel, "backward": module._lif_backward_kernel}
+    names = {id(module._forward): "forward", id(module._backward): "backward"}
+    recorded = []
+
+    def record(kernel, n, args, flags):
+        for block, warps in module.CONFIGS:
+            config = {"BLOCK": block, "num_warps": warps}
+            recorded.append((names[id(kernel)], args, flags | config))
+
     config = LIFConfig(surrogate="sigmoid", alpha=4.0)
     cases = []
-    for steps, n in ((1, 1), (1, 300), (8, 1), (8, 4097), (8, 1 << 20)):
-        for dtype in (torch.float32, torch.float16):
-            x = torch.zeros(steps, n, dtype=dtype)
-            half = dtype != torch.float32
-            spikes_u8 = torch.zeros(steps, n, dtype=torch.uint8) if half else None
-            module._lif_forward_kernel, module._lif_backward_kernel = (
-                Recorder("forward"),
-                Recorder("backward"),
-            )
-            try:
-                TritonKernels().forward(x, x.clone(), x.clone(), spikes_u8, x.clone(), config)
-                TritonKernels().backward(x, x.clone(), x.clone(), spikes_u8, x.clone(), config)
-            finally:
-                module._lif_forward_kernel = kernels["forward"]
-                module._lif_backward_kernel = kernels["backward"]
-            cases += [(steps, n, str(dtype).removeprefix("torch."), launch) for launch in recorded]
-            recorded.clear()
+    launch = module._launch
+    module._launch = record
+    try:
+        for steps, n in ((1, 1), (1, 300), (8, 1), (8, 4097), (8, 1 << 20)):
+            for dtype in (torch.float32, torch.float16):
+                x = torch.zeros(steps, n, dtype=dtype)
+                module.KERNELS.forward(x, x.clone(), x.clone(), x.clone(), config)
+                module.KERNELS.backward(x, x.clone(), x.clone(), x.clone(), config)
+                dtype_name = str(dtype).removeprefix("torch.")
+                cases += [(steps, n, dtype_name, launch) for launch in recorded]
+                recorded.clear()
+    finally:
+        module._launch = launch
     return kernels, cases
 
 
@@ -106,8 +98,8 @@ def main() -> int:
     kernels, cases = launches()
     for steps, n, dtype, (name, args, kwargs) in cases:
         kernel = kernels[name]
-        kwargs = {k: v for k, v in kwargs.items() if k != "num_warps"} | {"num_warps": 4}
         result = {"kernel": name, "T": steps, "N": n, "dtype": dtype, "ok": True, "error": None}
+        result |= {"BLOCK": kwargs["BLOCK"], "num_warps": kwargs["num_warps"]}
         try:
             binder = create_function_from_signature(kernel.signature, kernel.params, backend)
             bound, specialization, options = binder(*args, **kwargs)

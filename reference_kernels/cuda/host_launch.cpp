@@ -25,31 +25,35 @@ void launch_serial(unsigned int grid, unsigned int block, Kernel kernel) {
 
 }  // namespace
 
-#define LIF_HOST_LAUNCHERS(SUFFIX, S)                                                          \
-  extern "C" void host_launch_lif_forward_##SUFFIX(                                            \
-      unsigned int grid, unsigned int block, const S* x, S* spikes, S* h_out,                   \
-      unsigned char* spikes_u8, S* v_out, long long n, int steps, float tau, float v_threshold, \
-      float v_reset, int soft_reset, int decay_input) {                                         \
+// host_launch_lif_{forward,backward}_NAME(grid, block, <the kernel's parameters>) for each entry
+// point lif_{forward,backward}_NAME of lif.cu; null pointers pass through as in a GPU launch.
+#define LIF_HOST_LAUNCHERS(NAME, S)                                                            \
+  extern "C" void host_launch_lif_forward_##NAME(                                              \
+      unsigned int grid, unsigned int block, const S* x, S* spikes, S* margin, S* v_out,       \
+      long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,     \
+      int decay_input) {                                                                       \
     launch_serial(grid, block, [&] {                                                           \
-      lif_forward_##SUFFIX(x, spikes, h_out, spikes_u8, v_out, n, steps, tau, v_threshold,      \
-                           v_reset, soft_reset, decay_input);                                   \
-    });                                                                                         \
-  }                                                                                             \
-  extern "C" void host_launch_lif_backward_##SUFFIX(                                           \
-      unsigned int grid, unsigned int block, const S* grad_spikes, const S* grad_v, const S* h, \
-      const unsigned char* spikes_u8, S* grad_x, long long n, int steps, float tau,             \
-      float v_threshold, float v_reset, int soft_reset, int decay_input, int detach_reset,      \
-      int surrogate, float alpha) {                                                             \
+      lif_forward_##NAME(x, spikes, margin, v_out, n, steps, tau, v_threshold, v_reset,        \
+                         soft_reset, decay_input);                                             \
+    });                                                                                        \
+  }                                                                                            \
+  extern "C" void host_launch_lif_backward_##NAME(                                             \
+      unsigned int grid, unsigned int block, const S* grad_spikes, const S* grad_v,            \
+      const S* margin, S* grad_x, long long n, int steps, float tau, float v_threshold,        \
+      float v_reset, int soft_reset, int decay_input, int detach_reset, int surrogate,         \
+      float alpha) {                                                                           \
     launch_serial(grid, block, [&] {                                                           \
-      lif_backward_##SUFFIX(grad_spikes, grad_v, h, spikes_u8, grad_x, n, steps, tau,          \
-                            v_threshold, v_reset, soft_reset, decay_input, detach_reset,        \
-                            surrogate, alpha);                                                  \
-    });                                                                                         \
+      lif_backward_##NAME(grad_spikes, grad_v, margin, grad_x, n, steps, tau, v_threshold,     \
+                          v_reset, soft_reset, decay_input, detach_reset, surrogate, alpha);   \
+    });                                                                                        \
   }
 
 LIF_HOST_LAUNCHERS(f32, float)
 LIF_HOST_LAUNCHERS(f16, unsigned short)
 LIF_HOST_LAUNCHERS(bf16, unsigned short)
+LIF_HOST_LAUNCHERS(f32_vec, float)
+LIF_HOST_LAUNCHERS(f16_vec, unsigned short)
+LIF_HOST_LAUNCHERS(bf16_vec, unsigned short)
 
 // Element-wise access to the software conversions, so the tests can check them exhaustively.
 extern "C" void host_half_to_float(const unsigned short* in, float* out, long long count) {

@@ -20,6 +20,11 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
+// Register and occupancy hints for ptxas; a serial host launch has nothing to bound.
+#define __launch_bounds__(...)
+// lif.cu's per-lane loops have constant trip counts that g++ unrolls at -O2 by itself, and g++
+// would warn about CUDA's `#pragma unroll`.
+#define LIF_UNROLL
 // __restrict__ is a g++ extension already.
 
 // The launch geometry a CUDA thread sees. Single-threaded serial launches only.

@@ -1,9 +1,9 @@
 // Fused multi-step LIF forward and backward (BPTT) kernels in CUDA C.
 //
 // The same algorithm as the Triton kernels and the contract of reference_kernels/fused.py:
-// a contiguous [T, N] layout (element (t, n) at t*N + n), one thread per neuron (grid-stride
-// loop over N), the time loop inside the thread with the membrane V in a register, float32
-// arithmetic for every storage dtype. The equations are those of kernelprof/lif.py.
+// a contiguous [T, N] layout (element (t, n) at t*N + n), the time loop inside the thread with
+// the membrane V in registers, float32 arithmetic for every storage dtype. The equations are
+// those of kernelprof/lif.py.
 //
 // Like the Triton backend, forward saves the margin H - theta for backward rather than H:
 // stored in fp16/bf16, H near the threshold (~1) keeps only 2^-11 / 2^-8 absolute precision,
@@ -11,19 +11,65 @@
 // function of the margin and dV/dS = V_r - H = (V_r - theta) - margin, so backward gets both
 // without ever rounding H. Against the float64 oracle, bf16 gradients computed from a saved H
 // fell outside atol = rtol = 1e-2 (T >= 4, with a V gradient); from the margin they stay inside.
+// Backward takes the spike S from the margin's sign bit (see lif_forward_impl for why that is
+// exact), so no spike tensor is saved.
+//
+// Each kernel comes in two access paths (entry points at the end of the file):
+//   * vector (`*_vec`): a thread owns LANES = 16 / sizeof(storage) consecutive neurons (4 for
+//     float32, 8 for fp16/bf16) and moves each tensor's row slice with one 16-byte load or store
+//     per step. The kernels are memory bound, and 128-bit accesses issue a quarter (float32) or
+//     an eighth (16-bit) of the memory instructions of per-element ones. Launch it only when
+//     N % LANES == 0 and every pointer is 16-byte aligned: then every row start t*N*sizeof is
+//     aligned too (reference_kernels/cupy_lif.py decides, for the GPU and the host build alike);
+//   * scalar: one neuron per thread, for any N and alignment.
+// Both run the same per-neuron arithmetic, so they agree bit for bit.
 //
 // This file is compiled as is by three compilers, so it includes no header at all:
 //   * NVRTC, through cupy.RawModule (reference_kernels/cupy_lif.py), on a CUDA machine;
-//   * nvcc -cubin (tests/test_cuda_source.py), to prove it builds for sm_80 and sm_90;
+//   * nvcc -cubin / -ptx (tests/test_cuda_source.py), to prove it builds for sm_80 and sm_90,
+//     that the vector path really issues 128-bit accesses, and that it fits its launch bounds;
 //   * g++ as host C++ after host_shim.h (host_launch.cpp), so the tests can run the very same
 //     kernel bodies serially on a machine without a GPU.
-// That is why the fp16/bf16 conversions below are portable software (cuda_fp16.h may be out of
-// NVRTC's reach and does not exist for g++), and why only `unsigned short`, `unsigned int`,
-// `unsigned char` and `long long` are used (no stdint.h).
+// That is why the fp16/bf16 conversions below are inline PTX on the device and portable
+// software on the host (cuda_fp16.h may be out of NVRTC's reach and does not exist for g++), and
+// why only `unsigned short`, `unsigned int` and `long long` are used (no stdint.h).
 
 // ---------------------------------------------------------------------------------------------
-// Bit casts and software fp16 / bf16 conversions (round to nearest even, subnormals, inf, NaN)
+// Launch shape
 // ---------------------------------------------------------------------------------------------
+
+// Threads per block; cupy_lif.BLOCK_SIZE must be equal (a test checks), since a launch with more
+// threads than __launch_bounds__ promises fails.
+#define LIF_BLOCK_SIZE 256
+// Resident blocks per SM that __launch_bounds__ asks the register allocator to allow: 64K
+// registers per SM (sm_80 .. sm_90) / (256 threads x 4 blocks) caps a thread at 64 registers.
+// That is 1024 resident threads, half the SM's thread slots, each with one 16-byte load per
+// input tensor in flight ahead of its arithmetic (the next-step prefetch): 16-32 KiB of reads
+// in flight per SM, about what Little's law asks of HBM3 (~4.8 TB/s x ~0.6 us over 132 SMs).
+// A lower cap (8 blocks, 32 registers) would spill the vector backward's 8-lane state.
+#define LIF_MIN_BLOCKS_PER_SM 4
+
+#define LIF_KERNEL \
+  extern "C" __global__ void __launch_bounds__(LIF_BLOCK_SIZE, LIF_MIN_BLOCKS_PER_SM)
+
+// Full unrolling of the per-lane loops keeps the lane arrays in registers. host_shim.h defines
+// it away (g++ does not know the pragma and unrolls such loops itself).
+#ifndef LIF_UNROLL
+#define LIF_UNROLL _Pragma("unroll")
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Bit casts and fp16 / bf16 conversions (round to nearest even, subnormals, inf, NaN)
+// ---------------------------------------------------------------------------------------------
+//
+// On the device each conversion is the one hardware instruction (inline PTX cvt, which rounds to
+// nearest even, keeps subnormals and signed zeros, and never flushes since no .ftz is given). On
+// the host (and for bf16 before sm_80, which has no cvt to bf16) it is the software version,
+// which the tests check bitwise against PyTorch, exhaustively from 16 bits. The two agree on
+// every number, infinity and signed zero; they may differ only in a NaN's payload and sign:
+// cvt produces the canonical NaN (0x7fff in 16 bits), the software keeps the sign and the high
+// payload bits. Nothing here depends on a NaN's bits (a NaN margin makes the gradient NaN
+// whichever S its sign bit gives).
 
 __host__ __device__ __forceinline__ unsigned int lif_float_bits(float f) {
 #ifdef __CUDA_ARCH__
@@ -47,6 +93,11 @@ __host__ __device__ __forceinline__ float lif_bits_float(unsigned int u) {
 
 // IEEE binary16 bits -> float (exact: every fp16 value is a float32 value).
 __host__ __device__ __forceinline__ float lif_half_to_float(unsigned short h) {
+#ifdef __CUDA_ARCH__
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#else
   const unsigned int sign = (unsigned int)(h & 0x8000u) << 16;
   const unsigned int exponent = (h >> 10) & 0x1fu;
   unsigned int mantissa = h & 0x3ffu;
@@ -66,11 +117,17 @@ __host__ __device__ __forceinline__ float lif_half_to_float(unsigned short h) {
     ++shift;
   }
   return lif_bits_float(sign | ((113u - shift) << 23) | ((mantissa & 0x3ffu) << 13));
+#endif
 }
 
 // float -> IEEE binary16 bits, rounding to nearest even (overflow to inf, underflow to
 // subnormals and zero, NaN stays a quiet NaN with the sign and high payload bits).
 __host__ __device__ __forceinline__ unsigned short lif_float_to_half(float f) {
+#ifdef __CUDA_ARCH__
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+#else
   const unsigned int u = lif_float_bits(f);
   const unsigned int sign = (u >> 16) & 0x8000u;
   const unsigned int a = u & 0x7fffffffu;
@@ -101,9 +158,10 @@ __host__ __device__ __forceinline__ unsigned short lif_float_to_half(float f) {
   const unsigned int halfway = 1u << (shift - 1u);
   h += (unsigned int)(rest > halfway || (rest == halfway && (h & 1u)));
   return (unsigned short)(sign | h);
+#endif
 }
 
-// bfloat16 bits -> float (exact: bf16 is the upper half of a float32).
+// bfloat16 bits -> float (exact: bf16 is the upper half of a float32; a shift on every target).
 __host__ __device__ __forceinline__ float lif_bf16_to_float(unsigned short b) {
   return lif_bits_float((unsigned int)b << 16);
 }
@@ -111,40 +169,143 @@ __host__ __device__ __forceinline__ float lif_bf16_to_float(unsigned short b) {
 // float -> bfloat16 bits, rounding to nearest even; NaN stays a quiet NaN (the rounding add
 // could otherwise carry a NaN payload into an infinity).
 __host__ __device__ __forceinline__ unsigned short lif_float_to_bf16(float f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  unsigned short b;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(b) : "f"(f));
+  return b;
+#else
   const unsigned int u = lif_float_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) {
     return (unsigned short)((u >> 16) | 0x0040u);
   }
   return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
 // Storage types: how a [T, N] element is held in memory and converted to/from float32
 // ---------------------------------------------------------------------------------------------
+//
+// bits() / from_bits() move an element between its storage type and the low bits of an
+// unsigned int, which is how the vector path packs lanes into 32-bit words; kBits is its width
+// (the sign bit is bit kBits - 1).
 
 struct LifF32 {
   typedef float storage;
+  enum { kBits = 32 };
   static __host__ __device__ __forceinline__ float load(float v) { return v; }
   static __host__ __device__ __forceinline__ float store(float v) { return v; }
+  static __host__ __device__ __forceinline__ unsigned int bits(float v) {
+    return lif_float_bits(v);
+  }
+  static __host__ __device__ __forceinline__ float from_bits(unsigned int u) {
+    return lif_bits_float(u);
+  }
 };
 
 struct LifF16 {
   typedef unsigned short storage;  // IEEE binary16 bits
+  enum { kBits = 16 };
   static __host__ __device__ __forceinline__ float load(unsigned short v) {
     return lif_half_to_float(v);
   }
   static __host__ __device__ __forceinline__ unsigned short store(float v) {
     return lif_float_to_half(v);
   }
+  static __host__ __device__ __forceinline__ unsigned int bits(unsigned short v) { return v; }
+  static __host__ __device__ __forceinline__ unsigned short from_bits(unsigned int u) {
+    return (unsigned short)u;
+  }
 };
 
 struct LifBF16 {
   typedef unsigned short storage;  // bfloat16 bits
+  enum { kBits = 16 };
   static __host__ __device__ __forceinline__ float load(unsigned short v) {
     return lif_bf16_to_float(v);
   }
   static __host__ __device__ __forceinline__ unsigned short store(float v) {
     return lif_float_to_bf16(v);
+  }
+  static __host__ __device__ __forceinline__ unsigned int bits(unsigned short v) { return v; }
+  static __host__ __device__ __forceinline__ unsigned short from_bits(unsigned int u) {
+    return (unsigned short)u;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Access paths: what one thread moves per tensor per step
+// ---------------------------------------------------------------------------------------------
+//
+// A path has a `packet` type (what one access moves), kLanes neurons per packet, and lane
+// accessors on raw bits. Packets are built up from zero(): put() ORs a lane's bits in, and +0.0
+// is all-zero bits in every storage dtype, so a lane left alone reads as +0.0.
+
+// One element per access.
+template <class D>
+struct LifScalarPath {
+  typedef typename D::storage storage;
+  typedef storage packet;
+  enum { kLanes = 1 };
+  static __device__ __forceinline__ packet zero() { return D::from_bits(0u); }
+  static __device__ __forceinline__ packet load(const storage* __restrict__ p, long long i) {
+    return p[i];
+  }
+  static __device__ __forceinline__ void store(storage* __restrict__ p, long long i, packet v) {
+    p[i] = v;
+  }
+  static __device__ __forceinline__ unsigned int get(const packet& v, int) { return D::bits(v); }
+  static __device__ __forceinline__ void put(packet& v, int, unsigned int bits) {
+    v = D::from_bits(bits);
+  }
+};
+
+// 16 bytes as four 32-bit words: a plain aligned struct rather than CUDA's uint4, which only
+// exists where a CUDA header does (not for g++, and NVRTC would need vector_types.h).
+struct alignas(16) LifPacket16 {
+  unsigned int w[4];
+};
+
+// 16 bytes per access: 4 float32 lanes (one per word) or 8 16-bit lanes (two per word, lane 2j
+// in the low half of word j: the little-endian order of the elements in memory).
+template <class D>
+struct LifVectorPath {
+  typedef typename D::storage storage;
+  typedef LifPacket16 packet;
+  enum { kLanes = 16 / sizeof(storage), kPerWord = 32 / D::kBits };
+  static __device__ __forceinline__ packet zero() {
+    packet p = {{0u, 0u, 0u, 0u}};
+    return p;
+  }
+  // `i` indexes elements and must be a multiple of kLanes (with the base 16-byte aligned).
+  static __device__ __forceinline__ packet load(const storage* __restrict__ p, long long i) {
+#ifdef __CUDA_ARCH__
+    return *reinterpret_cast<const packet*>(p + i);  // one ld.global.v4
+#else
+    packet v;  // g++: memcpy, since reading float storage through unsigned ints breaks aliasing
+    __builtin_memcpy(&v, p + i, sizeof(v));
+    return v;
+#endif
+  }
+  static __device__ __forceinline__ void store(storage* __restrict__ p, long long i, packet v) {
+#ifdef __CUDA_ARCH__
+    *reinterpret_cast<packet*>(p + i) = v;  // one st.global.v4
+#else
+    __builtin_memcpy(p + i, &v, sizeof(v));
+#endif
+  }
+  static __device__ __forceinline__ unsigned int get(const packet& v, int lane) {
+    if (kPerWord == 1) {
+      return v.w[lane];
+    }
+    return (v.w[lane / kPerWord] >> (D::kBits * (lane % kPerWord))) & 0xffffu;
+  }
+  static __device__ __forceinline__ void put(packet& v, int lane, unsigned int bits) {
+    if (kPerWord == 1) {
+      v.w[lane] = bits;
+    } else {
+      v.w[lane / kPerWord] |= bits << (D::kBits * (lane % kPerWord));
+    }
   }
 };
 
@@ -174,52 +335,77 @@ __host__ __device__ __forceinline__ float lif_surrogate_grad(float x, int surrog
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward: H, S, V over T steps; writes spikes, H - theta, optionally uint8 spikes and V
+// Forward: H, S, V over T steps; writes each of spikes, H - theta and V whose pointer is given
 // ---------------------------------------------------------------------------------------------
+//
+// A null `spikes` serves a pass that only recomputes the margin for backward; a null `margin`
+// a memory-lean forward that saves X instead; a null `v_out` a caller that does not return V.
 
-template <class D>
+template <class D, class P>
 __device__ __forceinline__ void lif_forward_impl(
     const typename D::storage* __restrict__ x, typename D::storage* __restrict__ spikes,
-    typename D::storage* __restrict__ margin_out, unsigned char* __restrict__ spikes_u8,
-    typename D::storage* __restrict__ v_out, long long n, int steps, float tau,
-    float v_threshold, float v_reset, int soft_reset, int decay_input) {
-  typedef typename D::storage S;
+    typename D::storage* __restrict__ margin_out, typename D::storage* __restrict__ v_out,
+    long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,
+    int decay_input) {
+  typedef typename P::packet Packet;
+  const int lanes = P::kLanes;
   if (steps <= 0) {
     return;
   }
   // Soft reset decays towards 0 and starts there; hard reset towards V_r (kernelprof.lif).
   const float v_rest = soft_reset ? 0.0f : v_reset;
-  const S one = D::store(1.0f);
-  const S zero = D::store(0.0f);
+  const unsigned int one = D::bits(D::store(1.0f));
+  const long long packets = n / lanes;  // the vector path is launched only when lanes | n
   const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-    float v = v_rest;
-    long long offset = i;
-    S x_raw = x[offset];
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < packets; i += stride) {
+    float v[lanes];
+    LIF_UNROLL
+    for (int k = 0; k < lanes; ++k) {
+      v[k] = v_rest;
+    }
+    long long offset = i * lanes;
+    Packet x_raw = P::load(x, offset);
     for (int t = 0; t < steps; ++t, offset += n) {
       // Issue the next step's load before this step's arithmetic: the loads of a thread are
       // independent of its recurrence, so keeping one in flight hides memory latency.
-      S x_next = zero;
+      Packet x_next = P::zero();
       if (t + 1 < steps) {
-        x_next = x[offset + n];
+        x_next = P::load(x, offset + n);
       }
-      const float xt = D::load(x_raw);
-      // Same operation order and true division as kernelprof.lif.charge, so float32 results
-      // match the PyTorch oracle bit for bit.
-      const float h = decay_input ? v + (xt - (v - v_rest)) / tau : v - (v - v_rest) / tau + xt;
-      const bool fire = h >= v_threshold;  // Heaviside(0) = 1
-      if (soft_reset) {
-        v = fire ? h - v_threshold : h;
-      } else {
-        v = fire ? v_reset : h;
+      Packet s_out = P::zero(), m_out = P::zero(), v_new = P::zero();
+      LIF_UNROLL
+      for (int k = 0; k < lanes; ++k) {
+        const float xt = D::load(D::from_bits(P::get(x_raw, k)));
+        const float vk = v[k];
+        // Same operation order and true division as kernelprof.lif.charge, so float32 results
+        // match the PyTorch oracle bit for bit.
+        const float h =
+            decay_input ? vk + (xt - (vk - v_rest)) / tau : vk - (vk - v_rest) / tau + xt;
+        const bool fire = h >= v_threshold;  // Heaviside(0) = 1
+        v[k] = soft_reset ? (fire ? h - v_threshold : h) : (fire ? v_reset : h);
+        // Backward reads S as "the margin's sign bit is clear". In float32 that is exact: H and
+        // theta are floats, so fl(H - theta) is negative exactly when H < theta (a difference of
+        // two floats is 0 only when they are equal), and rounding to fp16/bf16 keeps the sign
+        // even where a tiny negative margin becomes -0.0 (which `>= 0` would misread as a
+        // spike). The one float32 difference with the wrong sign is H = -0.0 against theta =
+        // +0.0: a spike whose margin is -0.0. fabsf on a fired margin (>= 0 or that -0.0)
+        // changes only that case, to +0.0, and equals the oracle's margin as a value.
+        const float d = h - v_threshold;
+        const float margin = fire ? fabsf(d) : d;
+        if (fire) {
+          P::put(s_out, k, one);  // 0.0 is the zero() bits already
+        }
+        P::put(m_out, k, D::bits(D::store(margin)));
+        P::put(v_new, k, D::bits(D::store(v[k])));
       }
-      spikes[offset] = fire ? one : zero;
-      margin_out[offset] = D::store(h - v_threshold);
-      if (spikes_u8 != nullptr) {
-        spikes_u8[offset] = fire ? 1 : 0;
+      if (spikes != nullptr) {
+        P::store(spikes, offset, s_out);
+      }
+      if (margin_out != nullptr) {
+        P::store(margin_out, offset, m_out);
       }
       if (v_out != nullptr) {
-        v_out[offset] = D::store(v);
+        P::store(v_out, offset, v_new);
       }
       x_raw = x_next;
     }
@@ -227,129 +413,100 @@ __device__ __forceinline__ void lif_forward_impl(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backward: the reverse-time BPTT loop of kernelprof.lif from the saved margin (and uint8 S)
+// Backward: the reverse-time BPTT loop of kernelprof.lif from the saved margin
 // ---------------------------------------------------------------------------------------------
 
-template <class D>
+template <class D, class P>
 __device__ __forceinline__ void lif_backward_impl(
     const typename D::storage* __restrict__ grad_spikes,
     const typename D::storage* __restrict__ grad_v,
-    const typename D::storage* __restrict__ margin, const unsigned char* __restrict__ spikes_u8,
-    typename D::storage* __restrict__ grad_x, long long n, int steps, float tau,
-    float v_threshold, float v_reset, int soft_reset, int decay_input, int detach_reset,
-    int surrogate, float alpha) {
-  typedef typename D::storage S;
+    const typename D::storage* __restrict__ margin, typename D::storage* __restrict__ grad_x,
+    long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,
+    int decay_input, int detach_reset, int surrogate, float alpha) {
+  typedef typename P::packet Packet;
+  const int lanes = P::kLanes;
   if (steps <= 0) {
     return;
   }
   const float decay = 1.0f - 1.0f / tau;  // dH[t+1]/dV[t]
   const float reset_gap = v_reset - v_threshold;  // V_r - H = reset_gap - margin (hard reset)
-  const S zero = D::store(0.0f);
+  const long long packets = n / lanes;
   const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-    long long offset = (long long)(steps - 1) * n + i;
-    S margin_raw = margin[offset];
-    S gs_raw = grad_spikes[offset];
-    S gv_raw = grad_v != nullptr ? grad_v[offset] : zero;
-    unsigned char s_raw = spikes_u8 != nullptr ? spikes_u8[offset] : 0;
-    float grad_h_next = 0.0f;  // gH[T] = 0
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < packets; i += stride) {
+    long long offset = (long long)(steps - 1) * n + i * lanes;
+    Packet margin_raw = P::load(margin, offset);
+    Packet gs_raw = P::load(grad_spikes, offset);
+    Packet gv_raw = grad_v != nullptr ? P::load(grad_v, offset) : P::zero();
+    float grad_h_next[lanes];  // gH[T] = 0
+    LIF_UNROLL
+    for (int k = 0; k < lanes; ++k) {
+      grad_h_next[k] = 0.0f;
+    }
     for (int t = steps - 1; t >= 0; --t, offset -= n) {
       // Prefetch step t-1 (independent of the recurrence) before computing step t.
-      S margin_prev = zero, gs_prev = zero, gv_prev = zero;
-      unsigned char s_prev = 0;
+      Packet margin_prev = P::zero(), gs_prev = P::zero(), gv_prev = P::zero();
       if (t > 0) {
-        margin_prev = margin[offset - n];
-        gs_prev = grad_spikes[offset - n];
+        margin_prev = P::load(margin, offset - n);
+        gs_prev = P::load(grad_spikes, offset - n);
         if (grad_v != nullptr) {
-          gv_prev = grad_v[offset - n];
-        }
-        if (spikes_u8 != nullptr) {
-          s_prev = spikes_u8[offset - n];
+          gv_prev = P::load(grad_v, offset - n);
         }
       }
-      const float m = D::load(margin_raw);
-      // Half dtypes pass the forward's spikes: the margin rounded to fp16/bf16 can round to 0
-      // from below. In float32, fl(H - theta) >= 0 exactly when H >= theta, so S is recomputed.
-      const bool fired = spikes_u8 != nullptr ? s_raw != 0 : m >= 0.0f;
-      const float s = fired ? 1.0f : 0.0f;
-      const float grad_v_total = D::load(gv_raw) + grad_h_next * decay;
-      float grad_s_total = D::load(gs_raw);
-      if (!detach_reset) {
-        const float dv_ds = soft_reset ? -v_threshold : reset_gap - m;
-        grad_s_total += grad_v_total * dv_ds;
+      Packet gx_out = P::zero();
+      LIF_UNROLL
+      for (int k = 0; k < lanes; ++k) {
+        const unsigned int m_bits = P::get(margin_raw, k);
+        const float m = D::load(D::from_bits(m_bits));
+        // S from the sign bit of the stored bits, not from the value: see lif_forward_impl.
+        const bool fired = (m_bits >> (D::kBits - 1)) == 0u;
+        const float s = fired ? 1.0f : 0.0f;
+        const float grad_v_total =
+            D::load(D::from_bits(P::get(gv_raw, k))) + grad_h_next[k] * decay;
+        float grad_s_total = D::load(D::from_bits(P::get(gs_raw, k)));
+        if (!detach_reset) {
+          const float dv_ds = soft_reset ? -v_threshold : reset_gap - m;
+          grad_s_total += grad_v_total * dv_ds;
+        }
+        const float dv_dh = soft_reset ? 1.0f : 1.0f - s;
+        const float sg = lif_surrogate_grad(m, surrogate, alpha);
+        const float grad_h = grad_s_total * sg + grad_v_total * dv_dh;
+        P::put(gx_out, k, D::bits(D::store(decay_input ? grad_h / tau : grad_h)));
+        grad_h_next[k] = grad_h;
       }
-      const float dv_dh = soft_reset ? 1.0f : 1.0f - s;
-      const float sg = lif_surrogate_grad(m, surrogate, alpha);
-      const float grad_h = grad_s_total * sg + grad_v_total * dv_dh;
-      grad_x[offset] = D::store(decay_input ? grad_h / tau : grad_h);
-      grad_h_next = grad_h;
+      P::store(grad_x, offset, gx_out);
       margin_raw = margin_prev;
       gs_raw = gs_prev;
       gv_raw = gv_prev;
-      s_raw = s_prev;
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Entry points, one per storage dtype (unmangled names for cupy.RawModule.get_function)
+// Entry points: lif_{forward,backward}_{f32,f16,bf16}[_vec] (unmangled names for
+// cupy.RawModule.get_function and for the host build)
 // ---------------------------------------------------------------------------------------------
 
-extern "C" __global__ void lif_forward_f32(
-    const float* __restrict__ x, float* __restrict__ spikes, float* __restrict__ margin,
-    unsigned char* __restrict__ spikes_u8, float* __restrict__ v_out, long long n, int steps,
-    float tau, float v_threshold, float v_reset, int soft_reset, int decay_input) {
-  lif_forward_impl<LifF32>(x, spikes, margin, spikes_u8, v_out, n, steps, tau, v_threshold,
-                           v_reset, soft_reset, decay_input);
-}
+#define LIF_ENTRY_POINTS(NAME, D, PATH)                                                         \
+  LIF_KERNEL lif_forward_##NAME(                                                               \
+      const D::storage* __restrict__ x, D::storage* __restrict__ spikes,                       \
+      D::storage* __restrict__ margin, D::storage* __restrict__ v_out, long long n, int steps, \
+      float tau, float v_threshold, float v_reset, int soft_reset, int decay_input) {          \
+    lif_forward_impl<D, PATH<D> >(x, spikes, margin, v_out, n, steps, tau, v_threshold,        \
+                                  v_reset, soft_reset, decay_input);                           \
+  }                                                                                            \
+  LIF_KERNEL lif_backward_##NAME(                                                              \
+      const D::storage* __restrict__ grad_spikes, const D::storage* __restrict__ grad_v,       \
+      const D::storage* __restrict__ margin, D::storage* __restrict__ grad_x, long long n,     \
+      int steps, float tau, float v_threshold, float v_reset, int soft_reset, int decay_input, \
+      int detach_reset, int surrogate, float alpha) {                                          \
+    lif_backward_impl<D, PATH<D> >(grad_spikes, grad_v, margin, grad_x, n, steps, tau,         \
+                                   v_threshold, v_reset, soft_reset, decay_input,              \
+                                   detach_reset, surrogate, alpha);                            \
+  }
 
-extern "C" __global__ void lif_forward_f16(
-    const unsigned short* __restrict__ x, unsigned short* __restrict__ spikes,
-    unsigned short* __restrict__ margin, unsigned char* __restrict__ spikes_u8,
-    unsigned short* __restrict__ v_out, long long n, int steps, float tau, float v_threshold,
-    float v_reset, int soft_reset, int decay_input) {
-  lif_forward_impl<LifF16>(x, spikes, margin, spikes_u8, v_out, n, steps, tau, v_threshold,
-                           v_reset, soft_reset, decay_input);
-}
-
-extern "C" __global__ void lif_forward_bf16(
-    const unsigned short* __restrict__ x, unsigned short* __restrict__ spikes,
-    unsigned short* __restrict__ margin, unsigned char* __restrict__ spikes_u8,
-    unsigned short* __restrict__ v_out, long long n, int steps, float tau, float v_threshold,
-    float v_reset, int soft_reset, int decay_input) {
-  lif_forward_impl<LifBF16>(x, spikes, margin, spikes_u8, v_out, n, steps, tau, v_threshold,
-                            v_reset, soft_reset, decay_input);
-}
-
-extern "C" __global__ void lif_backward_f32(
-    const float* __restrict__ grad_spikes, const float* __restrict__ grad_v,
-    const float* __restrict__ margin, const unsigned char* __restrict__ spikes_u8,
-    float* __restrict__ grad_x, long long n, int steps, float tau, float v_threshold,
-    float v_reset, int soft_reset, int decay_input, int detach_reset, int surrogate,
-    float alpha) {
-  lif_backward_impl<LifF32>(grad_spikes, grad_v, margin, spikes_u8, grad_x, n, steps, tau,
-                            v_threshold, v_reset, soft_reset, decay_input, detach_reset,
-                            surrogate, alpha);
-}
-
-extern "C" __global__ void lif_backward_f16(
-    const unsigned short* __restrict__ grad_spikes, const unsigned short* __restrict__ grad_v,
-    const unsigned short* __restrict__ margin, const unsigned char* __restrict__ spikes_u8,
-    unsigned short* __restrict__ grad_x, long long n, int steps, float tau, float v_threshold,
-    float v_reset, int soft_reset, int decay_input, int detach_reset, int surrogate,
-    float alpha) {
-  lif_backward_impl<LifF16>(grad_spikes, grad_v, margin, spikes_u8, grad_x, n, steps, tau,
-                            v_threshold, v_reset, soft_reset, decay_input, detach_reset,
-                            surrogate, alpha);
-}
-
-extern "C" __global__ void lif_backward_bf16(
-    const unsigned short* __restrict__ grad_spikes, const unsigned short* __restrict__ grad_v,
-    const unsigned short* __restrict__ margin, const unsigned char* __restrict__ spikes_u8,
-    unsigned short* __restrict__ grad_x, long long n, int steps, float tau, float v_threshold,
-    float v_reset, int soft_reset, int decay_input, int detach_reset, int surrogate,
-    float alpha) {
-  lif_backward_impl<LifBF16>(grad_spikes, grad_v, margin, spikes_u8, grad_x, n, steps, tau,
-                             v_threshold, v_reset, soft_reset, decay_input, detach_reset,
-                             surrogate, alpha);
-}
+LIF_ENTRY_POINTS(f32, LifF32, LifScalarPath)
+LIF_ENTRY_POINTS(f16, LifF16, LifScalarPath)
+LIF_ENTRY_POINTS(bf16, LifBF16, LifScalarPath)
+LIF_ENTRY_POINTS(f32_vec, LifF32, LifVectorPath)
+LIF_ENTRY_POINTS(f16_vec, LifF16, LifVectorPath)
+LIF_ENTRY_POINTS(bf16_vec, LifBF16, LifVectorPath)

@@ -1,0 +1,124 @@
+"""The CUDA C kernels of ``cuda/lif.cu`` built as host C++ and run serially on the CPU.
+
+``host_launch.cpp`` includes ``host_shim.h`` and then ``lif.cu`` verbatim (the file CuPy
+compiles), so g++ builds the very kernel bodies the GPU runs; each "launch" walks every block
+and thread of the grid one after another. That is a faithful model of these kernels because
+they use no shared memory, synchronisation or warp intrinsics (see host_shim.h).
+
+What it is for: checking the CUDA C numerics on a machine without a GPU (tests/), and timing
+what the kernels do per element on the CPU, e.g. the extra forward of ``save="recompute"``
+(benchmarks/saved_memory.py). It is not one of the reference implementations: a serial loop
+says nothing about the GPU's speed.
+
+:class:`HostKernels` implements :class:`~reference_kernels.fused.FusedKernels` and picks the
+vector or scalar entry point and the grid by the same rules as the CuPy backend.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .cupy_lif import KERNEL_NAMES, kernel_name, persistent_grid, use_vector_path, vector_lanes
+from .model import SURROGATE_ID, LIFConfig
+
+CUDA_DIR = Path(__file__).parent / "cuda"
+HOST_LAUNCH = CUDA_DIR / "host_launch.cpp"
+SOURCES = (HOST_LAUNCH, CUDA_DIR / "host_shim.h", CUDA_DIR / "lif.cu")
+COMPILE_FLAGS = ("-O2", "-std=c++17", "-Wall", "-Wextra", "-shared", "-fPIC")
+
+_PTR = ctypes.c_void_p
+_LAUNCH = [ctypes.c_uint, ctypes.c_uint, *[_PTR] * 4, ctypes.c_longlong, ctypes.c_int]
+_FORWARD_ARGS = [*_LAUNCH, *[ctypes.c_float] * 3, *[ctypes.c_int] * 2]
+_BACKWARD_ARGS = [*_LAUNCH, *[ctypes.c_float] * 3, *[ctypes.c_int] * 4, ctypes.c_float]
+CONVERSIONS = ("half_to_float", "float_to_half", "bf16_to_float", "float_to_bf16")
+
+
+class HostBuildError(RuntimeError):
+    """g++ is missing or failed on the host build; the message holds its output."""
+
+
+def build(directory: Path | None = None) -> Path:
+    """Compiles host_launch.cpp with g++ into ``directory`` (default: a folder under the
+    system's temporary directory named by the sources' hash, so an unchanged source is built
+    once) and returns the shared library's path."""
+    compiler = shutil.which("g++")
+    if compiler is None:
+        raise HostBuildError("g++ not found on PATH")
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SOURCES))
+    digest.update(" ".join(COMPILE_FLAGS).encode())
+    if directory is None:
+        directory = Path(tempfile.gettempdir()) / f"kernelprof-lif-host-{digest.hexdigest()[:16]}"
+    directory.mkdir(parents=True, exist_ok=True)
+    library = directory / "liblif_host.so"
+    if library.exists():
+        return library
+    partial = directory / f"liblif_host.{os.getpid()}.tmp.so"
+    result = subprocess.run(
+        [compiler, *COMPILE_FLAGS, "-o", str(partial), str(HOST_LAUNCH)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise HostBuildError(f"g++ failed on {HOST_LAUNCH.name}:\n{result.stdout}{result.stderr}")
+    partial.replace(library)  # atomic: a concurrent build never loads half a file
+    return library
+
+
+def load(library: Path) -> ctypes.CDLL:
+    """The built library with the argument types of every launcher and conversion set."""
+    lib = ctypes.CDLL(str(library))
+    for name in KERNEL_NAMES:
+        launcher = getattr(lib, f"host_launch_{name}")
+        launcher.argtypes = _FORWARD_ARGS if name.startswith("lif_forward") else _BACKWARD_ARGS
+    for name in CONVERSIONS:
+        getattr(lib, f"host_{name}").argtypes = [_PTR, _PTR, ctypes.c_longlong]
+    return lib
+
+
+def _address(tensor: torch.Tensor | None) -> int:
+    return 0 if tensor is None else tensor.data_ptr()  # 0 is nullptr: the kernel skips it
+
+
+class HostKernels:
+    """The FusedKernels protocol over the host build: a serial launch of up to ``max_blocks``
+    blocks of ``block`` threads, on the vector or scalar path by the CuPy backend's rule, the
+    grid sized by its arithmetic (``max_blocks`` plays the resident limit of one "SM").
+    ``launched`` lists the entry points called, in order."""
+
+    def __init__(self, lib: ctypes.CDLL, max_blocks: int = 1, block: int = 256) -> None:
+        self.lib, self.max_blocks, self.block = lib, max_blocks, block
+        self.name = f"cuda-host-{max_blocks}x{block}"
+        self.launched: list[str] = []
+
+    def _launch(self, direction: str, like: torch.Tensor, addresses, rest) -> None:
+        if like.device.type != "cpu" or not like.is_contiguous():
+            raise ValueError("the host build runs on contiguous CPU tensors")
+        steps, n = like.shape
+        vector = use_vector_path(n, like.element_size(), addresses)
+        name = kernel_name(direction, like.dtype, vector)
+        items = n // vector_lanes(like.element_size()) if vector else n
+        grid = persistent_grid(items, self.block, self.max_blocks, 1)
+        self.launched.append(name)
+        getattr(self.lib, f"host_launch_{name}")(grid, self.block, *addresses, n, steps, *rest)
+
+    def forward(self, x, spikes, margin, v, config: LIFConfig) -> None:
+        rest = (config.tau, config.v_threshold, config.v_initial, config.soft_reset)
+        rest += (config.decay_input,)
+        addresses = (_address(x), _address(spikes), _address(margin), _address(v))
+        self._launch("forward", x, addresses, rest)
+
+    def backward(self, grad_spikes, grad_v, margin, grad_x, config: LIFConfig) -> None:
+        rest = (config.tau, config.v_threshold, config.v_initial, config.soft_reset)
+        rest += (config.decay_input, config.detach_reset, SURROGATE_ID[config.surrogate])
+        rest += (config.alpha,)
+        addresses = (_address(grad_spikes), _address(grad_v), _address(margin), _address(grad_x))
+        self._launch("backward", margin, addresses, rest)
