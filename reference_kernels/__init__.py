@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import torch
 
-from .fused import FUSED_DTYPES, SAVES
+from .fused import FUSED_DTYPES, SAVES, lif_fused
 from .model import LIFConfig
 
 IMPLS = ("torch", "compile", "triton", "cupy")
 FUSED_IMPLS = ("triton", "cupy")
+
+
+# Fused backends already checked for a device: (impl, device) -> the backend object.
+_READY: dict[tuple[str, torch.device], object] = {}
 
 
 class ImplementationUnavailable(RuntimeError):
@@ -85,9 +89,11 @@ def run(
         from .compiled import lif_compiled
 
         return lif_compiled(x, config, return_v)
-    from .fused import lif_fused
-
-    return lif_fused(x, fused_kernels(impl, x.device), config, return_v, save)
+    key = (impl, x.device)
+    kernels = _READY.get(key)
+    if kernels is None:  # checked once per impl and device, not on every call
+        kernels = _READY[key] = fused_kernels(impl, key[1])
+    return lif_fused(x, kernels, config, return_v, save)
 
 
 def fused_kernels(impl: str, device: torch.device):

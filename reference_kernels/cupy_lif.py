@@ -188,47 +188,26 @@ def _address(tensor: torch.Tensor | None) -> int:
     return 0 if tensor is None else tensor.data_ptr()  # 0 is nullptr: the kernel skips it
 
 
-def _check(name: str, tensor: torch.Tensor, like: torch.Tensor) -> None:
-    if tensor.shape != like.shape or tensor.dtype != like.dtype or tensor.device != like.device:
-        raise ValueError(
-            f"{name} must be {like.dtype} {tuple(like.shape)} on {like.device}, "
-            f"got {tensor.dtype} {tuple(tensor.shape)} on {tensor.device}"
-        )
-    if not tensor.is_contiguous():
-        raise ValueError(f"{name} must be contiguous")
-
-
 def _check_like(like: torch.Tensor, device_type: str) -> None:
+    """The tensor a launch is sized by is a contiguous [T, N] tensor of a supported dtype on
+    ``device_type`` (the other tensors match it by the FusedKernels contract). The quick test
+    reads four attributes, ``get_device`` rather than a device object; the rest words the
+    error."""
+    index = like.get_device()  # -1 on the CPU
+    if (
+        like.dim() == 2
+        and (index < 0) == (device_type == "cpu")
+        and like.dtype in _DTYPE_SUFFIX
+        and like.is_contiguous()
+    ):
+        return
     if like.dim() != 2:
         raise ValueError(f"expected a [T, N] tensor, got shape {tuple(like.shape)}")
     if like.device.type != device_type:
         raise ValueError(f"expected a {device_type.upper()} tensor, got one on {like.device}")
     if like.dtype not in _DTYPE_SUFFIX:
         raise ValueError(f"dtype must be one of {FUSED_DTYPES}, got {like.dtype}")
-    if not like.is_contiguous():
-        raise ValueError("tensors must be contiguous")
-
-
-def _check_all(like: torch.Tensor, device_type: str, named) -> None:
-    """``like`` is a contiguous [T, N] tensor of a supported dtype on ``device_type``, and every
-    (name, tensor) in ``named`` that is not None matches it (one quick pass; the detailed
-    checks above only run to word the error)."""
-    if (
-        like.dim() != 2
-        or like.device.type != device_type
-        or like.dtype not in _DTYPE_SUFFIX
-        or not like.is_contiguous()
-    ):
-        _check_like(like, device_type)
-    shape, dtype, device = like.shape, like.dtype, like.device
-    for name, tensor in named:
-        if tensor is not None and (
-            tensor.shape != shape
-            or tensor.dtype != dtype
-            or tensor.device != device
-            or not tensor.is_contiguous()
-        ):
-            _check(name, tensor, like)
+    raise ValueError("tensors must be contiguous")
 
 
 @functools.lru_cache(maxsize=256)
@@ -272,28 +251,50 @@ class CupyKernels:
     name = "cupy"
     device_type = "cuda"  # where the tensors must live (benchmarks/host_overhead.py: "cpu")
 
+    def __init__(self) -> None:
+        # (direction, device, dtype, T, N, path, id(config)) -> (config, function, grid, scalars)
+        self._prepared: dict[tuple, tuple[LIFConfig, Any, int, tuple[Any, ...]]] = {}
+
     def _run(
         self, direction: str, like: torch.Tensor, addresses: tuple[int, ...], config: LIFConfig
     ) -> None:
         """Picks the entry point and grid for [T, N] ``like`` and launches it on torch's
-        current stream; ``addresses`` are the kernel's tensor arguments (0 for absent ones)."""
+        current stream; ``addresses`` are the kernel's tensor arguments (0 for absent ones).
+        Everything but the addresses and the stream is prepared once per key (one look-up)."""
         steps, n = like.shape
         if steps == 0 or n == 0:
             return
         vector = use_vector_path(n, like.element_size(), addresses)
-        name, items, rest = _plan(direction, like.dtype, steps, n, vector, config)
-        device, kernel, stream = self._resolve(like, name)
-        grid = persistent_grid(items, BLOCK_SIZE, kernel.blocks_per_sm, kernel.sm_count)
-        self._launch(device, kernel.function, grid, (*map(_pointer, addresses), *rest), stream)
+        device = like.get_device()
+        # The config by identity: hashing a LIFConfig runs its generated __hash__ (~3,500
+        # instructions); the entry keeps the config alive, so its id is never reused.
+        key = (direction, device, like.dtype, steps, n, vector, id(config))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            if len(self._prepared) >= 256:  # a long sweep over shapes: start over
+                self._prepared.clear()
+            prepared = self._prepared[key] = (
+                config,
+                *self._prepare(direction, device, like.dtype, steps, n, vector, config),
+            )
+        _, function, grid, rest = prepared
+        stream = self._stream(device)
+        self._launch(device, function, grid, (*map(_pointer, addresses), *rest), stream)
 
-    def _resolve(self, like: torch.Tensor, name: str) -> tuple[int, _Kernel, Any]:
-        """The device index, the loaded entry point ``name`` and the CuPy view of torch's
-        current stream, all cached after the first call (the device look-ups a benchmark
-        replaces on a machine without a GPU)."""
-        device = like.device.index
-        if device is None:
-            device = torch.cuda.current_device()
-        return device, _kernel(device, name), _cupy_stream(device, _raw_stream(device))
+    def _prepare(self, direction, device, dtype, steps, n, vector, config):
+        name, items, rest = _plan(direction, dtype, steps, n, vector, config)
+        kernel = self._kernel(device, name)
+        grid = persistent_grid(items, BLOCK_SIZE, kernel.blocks_per_sm, kernel.sm_count)
+        return kernel.function, grid, rest
+
+    # The two device look-ups (a benchmark replaces them on a machine without a GPU).
+    def _kernel(self, device: int, name: str) -> _Kernel:
+        """The loaded entry point ``name`` on ``device`` (cached)."""
+        return _kernel(device, name)
+
+    def _stream(self, device: int) -> Any:
+        """CuPy's view of torch's current stream on ``device`` (cached by its handle)."""
+        return _cupy_stream(device, _raw_stream(device))
 
     def _launch(self, device: int, function: Any, grid: int, args: tuple, stream: Any) -> None:
         """The launch alone (a benchmark may stub it to time the Python work around it)."""
@@ -315,7 +316,7 @@ class CupyKernels:
         config: LIFConfig,
     ) -> None:
         """Writes each of spikes, the margin H - theta and V (after reset) that is not None."""
-        _check_all(x, self.device_type, (("spikes", spikes), ("margin", margin), ("v", v)))
+        _check_like(x, self.device_type)
         addresses = (_address(x), _address(spikes), _address(margin), _address(v))
         self._run("forward", x, addresses, config)
 
@@ -328,10 +329,7 @@ class CupyKernels:
         config: LIFConfig,
     ) -> None:
         """Writes grad_x from the upstream gradients and the saved margin (S from its sign)."""
-        named = (("grad_spikes", grad_spikes), ("grad_v", grad_v), ("grad_x", grad_x))
-        _check_all(margin, self.device_type, named)
-        if grad_spikes is None or grad_x is None:
-            raise ValueError("grad_spikes and grad_x are required")
+        _check_like(margin, self.device_type)
         addresses = (_address(grad_spikes), _address(grad_v), _address(margin), _address(grad_x))
         self._run("backward", margin, addresses, config)
 

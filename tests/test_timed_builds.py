@@ -102,6 +102,7 @@ def test_the_reference_timed_build_writes_no_v(monkeypatch):
             raise AssertionError("not called")
 
     monkeypatch.setattr(reference_kernels, "fused_kernels", lambda impl, device: Recording())
+    monkeypatch.setattr(reference_kernels, "_READY", {})  # backends already checked: none
     build = registry.neuron("ref-triton").build(CONFIGS[0], CPU, torch.float32)
     x = lif_input((3, 50), CONFIGS[0])
     build.timed.run(x)
