@@ -4,16 +4,18 @@
 # 1. installs the wheels carried in .whl/ (scripts/fetch-gpu-wheels.sh fills it) beside the
 #    machine's own torch, triton and cupy;
 # 2. runs the CUDA-marked tests (reference kernels on the GPU against the float64 oracle);
-# 3. runs the reference-kernel benchmark (T=8, N=2^22, fp32/fp16/bf16) with its targets;
+# 3. runs the reference-kernel benchmark (T=8, N=2^22, fp32/fp16/bf16, CUDA graph replays) with
+#    its targets, and the memory-lean variant's benchmark (save="recompute" against the default);
 # 4. runs `kernelprof compare --neuron lif --T 8` (every framework) and a sweep over T;
 # 5. runs `kernelprof e2e` (CNN on digits, one epoch, every framework) with its traces;
 # 6. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
-# Each step has its own time limit (tests 150 s, bench 100 s, compare 200 s, sweep 45 s, e2e 150 s,
+# Each step has its own time limit (tests 150 s, bench 100 s, memory 60 s, compare 200 s, sweep 45 s,
+# e2e 150 s,
 # its 24 + 8 profiled steps per framework each in a profiler session of their own; on an H200
 # every step used all of its limit, e2e then 75 s); a failing step is recorded in the summary
 # and the next one still runs. All steps take about 11 minutes, so within a 15-minute lease as two
 # back-to-back calls (the machine stays warm between them):
-#   GPU_CHECK_STEPS=tests,bench,sweep benchmarks/gpu_check.sh $OUT      (about 5 minutes)
+#   GPU_CHECK_STEPS=tests,bench,memory,sweep benchmarks/gpu_check.sh $OUT (about 6 minutes)
 #   GPU_CHECK_STEPS=compare,e2e benchmarks/gpu_check.sh $OUT            (about 6 minutes)
 # All output goes to RESULTS_DIR/run.log; RESULTS_DIR holds at most 8 files (the device tool
 # brings back at most 8; the Chrome traces travel as one traces.tar.gz). Rehearse on CPU: the
@@ -55,7 +57,7 @@ PY
 cat "$work/versions.json"
 
 # GPU_CHECK_STEPS picks steps (default all), e.g. to rerun only what failed in a short lease.
-steps=",${GPU_CHECK_STEPS:-tests,bench,compare,sweep,e2e},"
+steps=",${GPU_CHECK_STEPS:-tests,bench,memory,compare,sweep,e2e},"
 want() { [[ "$steps" == *",$1,"* ]]; }
 tests_rc=-1
 bench_rc=-1
@@ -74,6 +76,12 @@ if want bench; then
     timeout 100 "$python" benchmarks/lif_kernels.py --dtype fp32,fp16,bf16 \
         --impls ref-triton,ref-cupy --json "$out/benchmark.json" 2>&1 | tee -a "$out/run.log"
     bench_rc=${PIPESTATUS[0]}
+fi
+
+# What save="recompute" keeps and costs (kept in $work: the device tool brings back 8 files).
+if want memory; then
+    timeout 60 "$python" benchmarks/saved_memory.py --json "$work/saved_memory.json" 2>&1 \
+        | tee -a "$out/run.log"
 fi
 
 # The README's main command on the GPU, then a sweep over T of the fused implementations.
@@ -127,10 +135,23 @@ try:
     summary["benchmark"]["rows"] = [
         {"case": run["case"], "impl": row["impl"], "verdict": row.get("verdict"),
          **{f"{phase}_ms": 1e3 * t["median_s"] for phase, t in row.get("timings", {}).items()},
+        **{f"{phase}_graph_ms": 1e3 * t["median_s"]
+           for phase, t in (row.get("graph_timings") or {}).items() if "median_s" in t},
+        **{f"{phase}_copy_bw_fraction": t.get("copy_bandwidth_fraction")
+           for phase, t in row.get("timings", {}).items()},
          "copy_bandwidth_fraction": row.get("timings", {}).get("fwd+bwd", {}).get("copy_bandwidth_fraction")}
         for run in document["runs"] for row in run["rows"]]
 except (OSError, KeyError, json.JSONDecodeError) as error:
     summary["benchmark"]["error"] = str(error)
+try:
+    memory = json.loads((work / "saved_memory.json").read_text())
+    summary["saved_memory"] = {
+        name: {"status": entry.get("status"), "checks": entry.get("checks"),
+               "memory": entry.get("memory"), "timings": entry.get("timings")}
+        for name, entry in memory["backends"].items()}
+    summary["saved_memory"]["triton_configs"] = memory.get("triton_configs")
+except (OSError, KeyError, json.JSONDecodeError) as error:
+    summary["saved_memory"] = {"error": str(error)}
 for name in ("compare_T8", "compare_sweep"):
     try:
         document = json.loads((out / f"{name}.json").read_text())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -39,12 +42,39 @@ def test_cpu_target_takes_the_fastest_trustworthy_impl():
     assert not target["met"]
 
 
-def test_gpu_targets_need_triton_and_cupy_each():
+def _gpu_row(impl: str, fwd: float, bwd: float, graph_s: float | None) -> dict:
+    """A CUDA row: fwd and bwd device fractions, 6 MB fwd+bwd traffic replayed in ``graph_s``."""
+    timings = {
+        "fwd": {"copy_bandwidth_fraction": fwd},
+        "bwd": {"copy_bandwidth_fraction": bwd},
+        "fwd+bwd": {"copy_bandwidth_fraction": min(fwd, bwd), "bytes": 6e6},
+    }
+    graphs = {} if graph_s is None else {"fwd+bwd": {"median_s": graph_s}}
+    return {"impl": impl, "verdict": "exact", "timings": timings, "graph_timings": graphs}
+
+
+def test_gpu_targets_need_each_direction_and_the_graph_for_triton_and_cupy_each():
     targets = load("lif_kernels").targets
-    found = targets(
-        document("cuda", [row("ref-triton", "exact", 0.9), row("ref-cupy", "exact", 0.5)])
-    )
-    assert {t["impl"]: t["met"] for t in found} == {"ref-triton": True, "ref-cupy": False}
+    gpu = document("cuda", [
+        # copy bandwidth 1 GB/s below: 6 MB in 6.5 ms is 92 %, in 7.5 ms 80 %
+        _gpu_row("ref-triton", 0.95, 0.91, 0.0065),
+        _gpu_row("ref-cupy", 0.95, 0.85, 0.0075),
+    ])  # fmt: skip
+    gpu["runs"][0]["copy_bandwidth_gb_per_s"] = 1.0
+    met = {(t["impl"], t["target"].split(": ")[1].split(" >=")[0]): t["met"] for t in targets(gpu)}
+    assert met == {
+        ("ref-triton", "ref-triton fwd device time"): True,
+        ("ref-triton", "ref-triton bwd device time"): True,
+        ("ref-triton", "ref-triton fwd+bwd as a CUDA graph"): True,
+        ("ref-cupy", "ref-cupy fwd device time"): True,
+        ("ref-cupy", "ref-cupy bwd device time"): False,
+        ("ref-cupy", "ref-cupy fwd+bwd as a CUDA graph"): False,
+    }
+    # a missing row or graph replay is "not met", never skipped
+    gpu["runs"][0]["rows"] = [_gpu_row("ref-triton", 0.95, 0.95, None)]
+    found = targets(gpu)
+    assert len(found) == 6 and sum(t["met"] for t in found) == 2
+    assert all(t["fraction"] is None for t in found if t["impl"] == "ref-cupy")
 
 
 def test_study_table_cells_show_accuracy_and_time_or_why_not():
@@ -109,3 +139,38 @@ def test_a_lead_within_the_test_sets_sampling_is_not_a_win():
     (claim,) = study.check_claims([], close)[2:]
     assert not claim["reproduced"] and not claim["columns"][0]["resolved"]
     assert claim["columns"][0]["best"] == ["lava-dl"]
+
+
+def test_saved_memory_keeps_only_x_with_recompute(tmp_path):
+    """On the CPU the benchmark runs lif.cu's host build: the default keeps one [T, N] margin,
+    recompute nothing beyond X, with the same results, and both modes are timed."""
+    saved_memory = load("saved_memory")
+    out = tmp_path / "saved.json"
+    argv = ["--device", "cpu", "--T", "4", "--N", "4096", "--rounds", "1", "--repeat-s", "0.01"]
+    assert saved_memory.main([*argv, "--json", str(out)]) == 0
+    entry = json.loads(out.read_text())["backends"]["cuda-host"]
+    assert entry["status"] == "ok", entry
+    assert entry["checks"]["recompute_equals_margin"]
+    assert {entry["checks"][save]["verdict"] for save in ("margin", "recompute")} == {"exact"}
+    assert entry["memory"]["margin"]["saved_bytes"] == 4 * 4096 * 4
+    assert entry["memory"]["recompute"]["saved_bytes"] == 0
+    assert entry["timings"]["recompute"]["fwd+bwd"]["passes"] == 7
+    assert entry["timings"]["recompute"]["bwd"]["recompute_over_margin"]["median"] > 0
+
+
+def test_host_overhead_reaches_every_stubbed_launch(tmp_path):
+    """Each path's forward and backward reach the stubbed launch (a stub never reached would
+    time nothing), and every row gets its figures. In its own process, since it stubs the
+    launches module-wide."""
+    out = tmp_path / "host.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "host_overhead.py"
+    argv = ["--rounds", "1", "--repeat-s", "0.01", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, str(script), *argv], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(out.read_text())
+    assert document["problems"] == []
+    assert len(document["rows"]) == 6
+    for row in document["rows"].values():
+        assert row["forward_s"]["median"] > 0 and row["backward_s"]["median"] > 0
