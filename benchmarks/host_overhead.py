@@ -214,6 +214,9 @@ def instructions(steps: int, neurons: int) -> dict:
         "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
         __file__, "--T", str(steps), "--N", str(neurons), "--loop",
     ]  # fmt: skip
+    # A fixed string hash seed: with a random one, dictionaries probe differently from run to
+    # run and the counts moved by several thousand instructions per call.
+    environment = os.environ | {"PYTHONHASHSEED": "0"}
     runs = [("baseline", [*base, "-1", "0"])]
     runs += [(index, [*base, str(index), str(COUNTED_CALLS)]) for index in range(len(COUNTED))]
     counts = {}
@@ -221,7 +224,7 @@ def instructions(steps: int, neurons: int) -> dict:
         batch = runs[start : start + 2]
         started = [
             (key, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   text=True))
+                                   text=True, env=environment))
             for key, cmd in batch
         ]  # fmt: skip
         for key, process in started:

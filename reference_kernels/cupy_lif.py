@@ -184,10 +184,6 @@ _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or (
 )
 
 
-def _address(tensor: torch.Tensor | None) -> int:
-    return 0 if tensor is None else tensor.data_ptr()  # 0 is nullptr: the kernel skips it
-
-
 def _check_like(like: torch.Tensor, device_type: str) -> None:
     """The tensor a launch is sized by is a contiguous [T, N] tensor of a supported dtype on
     ``device_type`` (the other tensors match it by the FusedKernels contract). The quick test
@@ -245,6 +241,17 @@ def _plan(
 _pointer = functools.lru_cache(maxsize=4096)(np.uint64)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A launch of one direction for one shape, dtype, device and config, on each path."""
+
+    config: LIFConfig  # kept alive: the cache is keyed by its id
+    device: int
+    vector: tuple[Any, int, tuple[Any, ...]] | None  # (function, grid, scalars); None: N odd
+    scalar: tuple[Any, int, tuple[Any, ...]] | None
+    empty: bool = False  # T or N is 0: nothing to launch
+
+
 class CupyKernels:
     """The CUDA C kernels of ``cuda/lif.cu`` behind the :class:`FusedKernels` protocol."""
 
@@ -253,39 +260,56 @@ class CupyKernels:
 
     def __init__(self) -> None:
         # (direction, device, dtype, T, N, path, id(config)) -> (config, function, grid, scalars)
-        self._prepared: dict[tuple, tuple[LIFConfig, Any, int, tuple[Any, ...]]] = {}
+        # (direction, shape, dtype, device, id(config)) -> _Prepared
+        self._prepared: dict[tuple, _Prepared] = {}
 
     def _run(
         self, direction: str, like: torch.Tensor, addresses: tuple[int, ...], config: LIFConfig
     ) -> None:
-        """Picks the entry point and grid for [T, N] ``like`` and launches it on torch's
-        current stream; ``addresses`` are the kernel's tensor arguments (0 for absent ones).
-        Everything but the addresses and the stream is prepared once per key (one look-up)."""
-        steps, n = like.shape
-        if steps == 0 or n == 0:
-            return
-        vector = use_vector_path(n, like.element_size(), addresses)
-        device = like.get_device()
-        # The config by identity: hashing a LIFConfig runs its generated __hash__ (~3,500
-        # instructions); the entry keeps the config alive, so its id is never reused.
-        key = (direction, device, like.dtype, steps, n, vector, id(config))
+        """Launches ``direction``'s entry point for [T, N] ``like`` on torch's current stream;
+        ``addresses`` are the kernel's tensor arguments (0 for absent ones).
+
+        Everything but the addresses and the stream is prepared once per key, and ``like`` is
+        checked in full only then (its shape, dtype and device are the key; contiguity is
+        checked every call): one look-up per call. The config is keyed by identity, since
+        hashing a LIFConfig runs its generated __hash__ (~3,500 instructions); the entry keeps
+        the config alive, so its id is never reused."""
+        shape = like.shape
+        key = (direction, shape, like.dtype, like.get_device(), id(config))
         prepared = self._prepared.get(key)
         if prepared is None:
+            _check_like(like, self.device_type)
             if len(self._prepared) >= 256:  # a long sweep over shapes: start over
                 self._prepared.clear()
-            prepared = self._prepared[key] = (
-                config,
-                *self._prepare(direction, device, like.dtype, steps, n, vector, config),
-            )
-        _, function, grid, rest = prepared
-        stream = self._stream(device)
-        self._launch(device, function, grid, (*map(_pointer, addresses), *rest), stream)
+            prepared = self._prepared[key] = self._prepare(direction, like, config)
+        elif not like.is_contiguous():
+            raise ValueError("tensors must be contiguous")
+        if prepared.empty:
+            return
+        combined = 0
+        for address in addresses:
+            combined |= address  # 16-byte aligned together exactly when their OR is
+        if prepared.vector is not None and combined % VECTOR_BYTES == 0:
+            function, grid, rest = prepared.vector
+        else:
+            function, grid, rest = prepared.scalar
+        stream = self._stream(prepared.device)
+        self._launch(prepared.device, function, grid, (*map(_pointer, addresses), *rest), stream)
 
-    def _prepare(self, direction, device, dtype, steps, n, vector, config):
-        name, items, rest = _plan(direction, dtype, steps, n, vector, config)
-        kernel = self._kernel(device, name)
-        grid = persistent_grid(items, BLOCK_SIZE, kernel.blocks_per_sm, kernel.sm_count)
-        return kernel.function, grid, rest
+    def _prepare(self, direction: str, like: torch.Tensor, config: LIFConfig) -> _Prepared:
+        steps, n = like.shape
+        device = like.get_device()
+        if steps == 0 or n == 0:
+            return _Prepared(config, device, None, None, empty=True)
+        paths = {}
+        for vector in (False, True):
+            if vector and not use_vector_path(n, like.element_size(), ()):
+                continue  # N not a multiple of the lanes: no row start is aligned
+            name, items, rest = _plan(direction, like.dtype, steps, n, vector, config)
+            kernel = self._kernel(device, name)
+            grid = persistent_grid(items, BLOCK_SIZE, kernel.blocks_per_sm, kernel.sm_count)
+            paths[vector] = (kernel.function, grid, rest)
+        return _Prepared(config, device, paths.get(True), paths[False])
 
     # The two device look-ups (a benchmark replaces them on a machine without a GPU).
     def _kernel(self, device: int, name: str) -> _Kernel:
@@ -316,8 +340,12 @@ class CupyKernels:
         config: LIFConfig,
     ) -> None:
         """Writes each of spikes, the margin H - theta and V (after reset) that is not None."""
-        _check_like(x, self.device_type)
-        addresses = (_address(x), _address(spikes), _address(margin), _address(v))
+        addresses = (
+            x.data_ptr(),
+            0 if spikes is None else spikes.data_ptr(),  # 0 is nullptr: the kernel skips it
+            0 if margin is None else margin.data_ptr(),
+            0 if v is None else v.data_ptr(),
+        )
         self._run("forward", x, addresses, config)
 
     def backward(
@@ -329,8 +357,12 @@ class CupyKernels:
         config: LIFConfig,
     ) -> None:
         """Writes grad_x from the upstream gradients and the saved margin (S from its sign)."""
-        _check_like(margin, self.device_type)
-        addresses = (_address(grad_spikes), _address(grad_v), _address(margin), _address(grad_x))
+        addresses = (
+            grad_spikes.data_ptr(),
+            0 if grad_v is None else grad_v.data_ptr(),  # 0 is nullptr: the kernel skips it
+            margin.data_ptr(),
+            grad_x.data_ptr(),
+        )
         self._run("backward", margin, addresses, config)
 
 
