@@ -224,6 +224,32 @@ def _side_stream(config: LIFConfig, device: torch.device, dtype: torch.dtype):
     return _honest(config, run)
 
 
+def _own_phases(config: LIFConfig, device: torch.device, dtype: torch.dtype, *, complete=True):
+    """A framework that torch's autograd does not differentiate brings its own timed phases
+    (TimedBuild.phases): here fwd, bwd and fwd+bwd sleep 1, 2 and 3 SLEEP_S, so the timings
+    show that each phase's own closure was timed; run (for the checks) is the oracle's."""
+
+    def run_v(x):
+        return reference_kernels.run(x, config, impl="torch", return_v=True)
+
+    def phases(x, grad):
+        found = {
+            "fwd": lambda: time.sleep(SLEEP_S),
+            "bwd": lambda: time.sleep(2 * SLEEP_S),
+            "fwd+bwd": lambda: time.sleep(3 * SLEEP_S),
+        }
+        if not complete:
+            del found["bwd"]
+        return found
+
+    timed = TimedBuild(run=lambda x: run_v(x)[0], phases=phases)
+    return NeuronBuild(check=run_v, timed=timed, path="planted: phases of its own")
+
+
+def _own_phases_incomplete(config: LIFConfig, device: torch.device, dtype: torch.dtype):
+    return _own_phases(config, device, dtype, complete=False)
+
+
 def _neuron(name: str, build, **kwargs) -> Neuron:
     return Neuron(name=name, framework="planted", build=build, **kwargs)
 
@@ -250,5 +276,7 @@ FRAMEWORK = Framework(
         _neuron("planted-launch-bound", _launch_bound),
         _neuron("planted-drift", _drift),
         _neuron("planted-stateful", _stateful),
+        _neuron("planted-own-phases", _own_phases),
+        _neuron("planted-own-phases-incomplete", _own_phases_incomplete),
     ),
 )

@@ -5,6 +5,7 @@ framework package until a builder runs."""
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +14,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "kernelprof"
-# Each framework's top-level import name, and the one module of kernelprof that may import it.
-FRAMEWORK_PACKAGES = {
-    "spikingjelly": "kernelprof/frameworks/spikingjelly.py",
-    "snntorch": "kernelprof/frameworks/snntorch.py",
-    "norse": "kernelprof/frameworks/norse.py",
-    "lava": "kernelprof/frameworks/lava_dl.py",
-    "sinabs": "kernelprof/frameworks/sinabs.py",
-}
+# The packages of the frameworks: the top-level import names of what each built-in framework
+# module declares it requires, each with the modules that declare it (read from the modules, so a
+# new framework module is checked without a line here).
+
+
+def framework_packages() -> dict[str, set[str]]:
+    from kernelprof.frameworks import registry
+
+    declared: dict[str, set[str]] = {}
+    for name in registry.built_in_modules():
+        framework = importlib.import_module(f"kernelprof.frameworks.{name}").FRAMEWORK
+        requirements = [*framework.requires]
+        requirements += [r for neuron in framework.neurons for r in neuron.requires]
+        for requirement in requirements:
+            top = (requirement.module or requirement.distribution).split(".")[0]
+            declared.setdefault(top, set()).add(f"kernelprof/frameworks/{name}.py")
+    return declared
+
+
 # What each part of kernelprof may import of kernelprof (beside itself and reference_kernels).
 ALLOWED = {
     "kernelprof.inputs": set(),
@@ -70,15 +82,17 @@ def sources(folder: Path):
 
 
 def test_each_framework_package_is_imported_from_its_own_module_only():
-    seen: dict[str, set[str]] = {name: set() for name in FRAMEWORK_PACKAGES}
+    declared = framework_packages()
+    assert {"spikingjelly", "snntorch", "norse", "lava", "sinabs"} <= set(declared)
+    seen: dict[str, set[str]] = {name: set() for name in declared}
     for path in sources(PACKAGE):
         for name in imports(path):
             top = name.split(".")[0]
             if top in seen:
                 seen[top].add(str(path.relative_to(ROOT)))
-    for package, allowed in FRAMEWORK_PACKAGES.items():
-        assert seen[package] <= {allowed}, (package, seen[package])
-        assert seen[package], f"{allowed} no longer imports {package}?"
+    for package, declaring in declared.items():
+        assert seen[package], f"no module imports {package}, though {declaring} require it"
+        assert len(seen[package]) == 1 and seen[package] <= declaring, (package, seen[package])
 
 
 def test_imports_point_down_the_layers():
@@ -110,12 +124,14 @@ def test_the_worker_imports_nothing_of_kernelprof():
 
 
 def test_finding_the_frameworks_imports_none_of_their_packages():
+    packages = framework_packages()
+    assert {"spikingjelly", "snntorch", "norse", "lava", "sinabs"} <= set(packages)
     code = (
         "import sys\n"
         "from kernelprof.frameworks import registry\n"
         "registry.frameworks(); registry.neurons(); registry.networks()\n"
         "import reference_kernels.torch_ref, reference_kernels.compiled\n"
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {list(FRAMEWORK_PACKAGES)}))\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(packages)}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)  # fmt: skip

@@ -177,3 +177,27 @@ def test_rows_that_cannot_run_here_start_no_worker(monkeypatch):
     document = compare.run_compare(request, environment={"device": {"type": "cpu"}})
     (row,) = document["runs"][0]["rows"]
     assert row["verdict"] == "unavailable" and row["reason"] == "runs on cuda, not cpu"
+
+
+def test_a_build_with_its_own_phases_is_timed_through_them():
+    """A framework outside torch's autograd (JAX) times its own closures per phase: each
+    phase's figure is its own closure's (1, 2, 3 planted sleeps); what torch cannot see
+    (kernels, memory, saved tensors) says so; phases that miss one are an error row."""
+    done = kernelprof_compare(
+        "--T", "4", "--N", "4096", "--device", "cpu", "--format", "json", "--repeat-s", "0.05",
+        "--no-energy", "--impls", "planted-own-phases,planted-own-phases-incomplete",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert schema.validate(document) == "compare"
+    rows = {row["impl"]: row for row in document["runs"][0]["rows"]}
+    own = rows["planted-own-phases"]
+    assert own["verdict"] == "exact", own
+    for phase, sleeps in (("fwd", 1), ("bwd", 2), ("fwd+bwd", 3)):
+        median = own["timings"][phase]["median_s"]
+        assert sleeps * SLEEP_S <= median < (sleeps + 1) * SLEEP_S, (phase, median)
+    assert own["kernels_per_fwd_bwd"] is None and "not seen" in own["kernel_kind"]
+    assert own["peak_bytes"] is None and own["saved_bytes"] is None
+    incomplete = rows["planted-own-phases-incomplete"]
+    assert incomplete["verdict"] == "exact" and "timings" not in incomplete
+    assert "lack bwd" in incomplete["error"]

@@ -51,11 +51,30 @@ def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.randint(0, CLASSES, (BATCH,), generator=generator)
 
 
-def build(kind: str, framework: str, config: LIFConfig = EXACT[0], **sizes):
+def build(kind: str, framework: str, config: LIFConfig | None = None, **sizes):
+    """The framework's network for ``config`` (default: the first of CANDIDATES it can
+    express, skipped with every reason where it can express none)."""
     problem = framework_problem(framework)
     if problem is not None:
         pytest.skip(problem)
-    return build_network(spec(kind, **sizes), framework, config, STEPS, SEED)
+    if config is not None:
+        return build_network(spec(kind, **sizes), framework, config, STEPS, SEED)
+    reasons = []
+    for candidate in CANDIDATES:
+        try:
+            return build_network(spec(kind, **sizes), framework, candidate, STEPS, SEED)
+        except Unsupported as error:
+            reasons.append(str(error))
+    pytest.skip(f"{framework} builds no {kind} network: {'; '.join(dict.fromkeys(reasons))}")
+
+
+# A LIF every framework's network can be built with: the first of these that it expresses
+# (frameworks whose LIF has a fixed reset or surrogate express only some).
+CANDIDATES = (
+    EXACT[0],
+    LIFConfig(detach_reset=True, surrogate="sigmoid", alpha=4.0),  # hard reset, detached
+    LIFConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),  # soft reset, attached
+)
 
 
 def lif_rates(net, x: torch.Tensor) -> list[float]:

@@ -124,3 +124,24 @@ def test_a_plugin_that_reuses_a_name_or_does_not_import_is_left_out_with_why(tmp
     problems = " | ".join(listing["problems"])
     assert "'snntorch' from KERNELPROF_EXTRA_FRAMEWORKS module kpclash left out" in problems
     assert "kpnothere failed to load: ModuleNotFoundError" in problems
+
+
+def test_a_module_in_the_frameworks_package_is_found_without_registering(tmp_path):
+    """Adding a built-in framework is adding its module: the registry lists the package and
+    takes every module with a FRAMEWORK (after the fixed display order), not a helper module."""
+    (tmp_path / "aa_found.py").write_text(
+        "from kernelprof.frameworks.base import Framework\n"
+        "FRAMEWORK = Framework(name='aa-found', display='AA')\n"
+    )
+    (tmp_path / "aa_helper.py").write_text("HELPER = True\n")
+    code = (
+        "import kernelprof.frameworks as package\n"
+        f"package.__path__.append({str(tmp_path)!r})\n"
+        "from kernelprof.frameworks import registry\n"
+        "print(','.join(registry.frameworks()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    names = done.stdout.strip().split(",")
+    assert names[:6] == ["reference", "spikingjelly", "snntorch", "norse", "lava-dl", "sinabs"]
+    assert "aa-found" in names[6:] and "aa-helper" not in names

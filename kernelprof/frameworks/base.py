@@ -87,6 +87,13 @@ class TimedBuild:
     input (a layout such as lava-dl's time-last one, or an input scaling that a user's synapse
     weights would hold); ``spikes`` turns what ``run`` returns back into canonical [T, ...] spikes
     in the input's dtype. Both are differentiable and run outside every timed region.
+
+    A framework that torch's autograd does not differentiate (JAX) gives ``phases`` as well:
+    ``phases(x, grad)`` takes the canonical input [T, ...] and the upstream gradient of the
+    canonical spikes and returns one closure per phase ("fwd", "bwd", "fwd+bwd"), each running
+    exactly what the framework's users run for it and returning only when that work is done
+    (JAX: ``block_until_ready``). Those closures are what is timed; ``run`` is then a bridge
+    that torch can differentiate, over the same compiled functions, for the checks.
     """
 
     run: Callable[[torch.Tensor], torch.Tensor]
@@ -94,6 +101,7 @@ class TimedBuild:
     spikes: Callable[[torch.Tensor], torch.Tensor] = _same
     code: str = ""  # the user's code in one line, shown with the row
     module: object = None  # the framework's own module that ``run`` calls, where there is one
+    phases: Callable[[torch.Tensor, torch.Tensor], dict[str, Callable[[], object]]] | None = None
 
     def canonical(self, x: torch.Tensor) -> torch.Tensor:
         """prepare -> run -> spikes: canonical spikes of canonical input (for checking only)."""

@@ -287,6 +287,21 @@ class SpikingNetwork(nn.Module, abc.ABC):
         return f"framework={self.framework!r}, kind={self.spec.kind!r}, steps={self.steps}"
 
 
+def step_layer(layer: LayerPlan) -> nn.Module:
+    """The torch module of a planned layer other than a LIF, for a network stepped over T in
+    a Python loop (each call sees one step, [B, ...]), as several frameworks' tutorials write
+    theirs."""
+    if layer.category == "conv":
+        return nn.Conv2d(layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False)
+    if layer.category == "pool":
+        return nn.AvgPool2d(POOL)
+    if layer.category == "flatten":
+        return nn.Flatten()
+    if layer.category in ("linear", "readout"):
+        return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+    raise ValueError(f"{layer.name}: a {layer.category} layer is the framework's own")
+
+
 def run_layers(layers: list[tuple[str, nn.Module]], x: torch.Tensor) -> torch.Tensor:
     """Applies the layers in order (a sequential network's ``run``)."""
     for _, module in layers:

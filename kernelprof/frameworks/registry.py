@@ -2,7 +2,10 @@
 
 Three sources, in display order:
 
-* the built-in modules of this package (:data:`BUILT_IN`), each exposing ``FRAMEWORK``;
+* the built-in modules: every module of this package that exposes ``FRAMEWORK``, found by
+  listing the package, so that adding a framework is adding its module and nothing else. They
+  are shown in :data:`DISPLAY_ORDER` first (the yardstick, then the frameworks kernelprof
+  started with), then the others by name;
 * every installed distribution that declares an entry point in the group
   :data:`ENTRY_POINT_GROUP` (``kernelprof.frameworks``), e.g. in its ``pyproject.toml``::
 
@@ -24,11 +27,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import pkgutil
 from types import ModuleType
 
 from kernelprof.frameworks.base import Framework, Neuron
 
-BUILT_IN = ("reference", "spikingjelly", "snntorch", "norse", "lava_dl", "sinabs")
+DISPLAY_ORDER = ("reference", "spikingjelly", "snntorch", "norse", "lava_dl", "sinabs")
 ENTRY_POINT_GROUP = "kernelprof.frameworks"
 EXTRA_ENV = "KERNELPROF_EXTRA_FRAMEWORKS"
 
@@ -72,12 +76,26 @@ def _load_reference(reference: str) -> object:
     return loaded
 
 
+def built_in_modules() -> list[str]:
+    """The modules of this package that hold a framework (a module-level ``FRAMEWORK``), in
+    display order. Importing one imports no framework package (they do so when they build)."""
+    import kernelprof.frameworks as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if isinstance(getattr(module, "FRAMEWORK", None), Framework):
+            found.append(info.name)
+    rank = {name: index for index, name in enumerate(DISPLAY_ORDER)}
+    return sorted(found, key=lambda name: (rank.get(name, len(rank)), name))
+
+
 def _load() -> None:
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    for name in BUILT_IN:
+    for name in built_in_modules():
         module = importlib.import_module(f"kernelprof.frameworks.{name}")
         _add(_as_framework(module, f"kernelprof.frameworks.{name}"), f"built in ({name}.py)")
     entry_points = sorted(

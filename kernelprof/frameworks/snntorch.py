@@ -58,7 +58,7 @@ from kernelprof.frameworks.base import (
     TimedBuild,
     Unsupported,
 )
-from kernelprof.frameworks.networks import KERNEL, PADDING, POOL, LayerPlan, SpikingNetwork
+from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
 from reference_kernels.model import LIFConfig
 
 REQUIREMENT = Requirement("snntorch", ">=0.9,<2")
@@ -204,16 +204,8 @@ class SnnTorchNetwork(SpikingNetwork):
     framework = "snntorch"
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
-        if layer.category == "conv":
-            return nn.Conv2d(
-                layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False
-            )
-        if layer.category == "pool":
-            return nn.AvgPool2d(POOL)
-        if layer.category == "flatten":
-            return nn.Flatten()
-        if layer.category in ("linear", "readout"):
-            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+        if layer.category != "lif":
+            return step_layer(layer)
         import snntorch as snn
 
         config = self.lif_config

@@ -144,7 +144,7 @@ def time_table(run: dict[str, Any]) -> Table:
               for key in ("device_s", "call_s", "launch_s")),
             _speedup(row.get("speedup_call")),
             _interval(row.get("speedup_call_interval")),
-            f"{row.get('kernels_per_fwd_bwd', '')}",
+            _count(row.get("kernels_per_fwd_bwd", "")),
             f"{first_call:.2f}",
         ])  # fmt: skip
     _fill(table, headers, cells, left=1)
@@ -233,6 +233,10 @@ def _plain(lines: list[str]) -> Text:
     """A caption of free text (reasons, notes, shapes such as [out, in, k, k]): shown as
     written, never read as rich markup."""
     return Text("\n".join(lines))
+
+
+def _count(value) -> str:
+    return "n/a" if value is None else f"{value}"  # None: a runtime torch's profiler cannot see
 
 
 def _megabytes(value: int | None) -> str:

@@ -108,15 +108,28 @@ class TimedClosures:
     grad: torch.Tensor  # the upstream gradient of the spikes, in the framework's layout
     forward: Callable[[], torch.Tensor]
     forward_backward: Callable[[], object]
+    # A build that torch's autograd does not differentiate brings its own phase closures
+    # (TimedBuild.phases); torch's profiler, allocator and saved tensors do not see its work.
+    own_phases: dict[str, Callable[[], object]] | None = None
 
     def backward_of(self, spikes: torch.Tensor) -> Callable[[], object]:
         """Backward alone: the graph of one forward, replayed with retain_graph."""
         return lambda: torch.autograd.grad(spikes, self.x, self.grad, retain_graph=True)
 
 
+OUTSIDE_TORCH = "not seen: the framework's own runtime does the work, invisible to torch"
+
+
 def timed_closures(timed, x: torch.Tensor, seed: int) -> TimedClosures:
     """Prepares ``x`` (canonical [T, ...]) for the timed build outside any timed region, and
-    returns the closures that call only the build's ``run``."""
+    returns the closures that call only the build's ``run`` (or the build's own phases)."""
+    if timed.phases is not None:
+        grad = check.upstream_gradient(x.shape, x, seed)
+        own = timed.phases(x.detach(), grad)
+        missing = set(PHASES) - set(own)
+        if missing:
+            raise RuntimeError(f"the timed build's phases lack {', '.join(sorted(missing))}")
+        return TimedClosures(x, grad, own["fwd"], own["fwd+bwd"], own_phases=dict(own))
     prepared = timed.prepare(x.detach()).detach().requires_grad_(True)
     with torch.no_grad():
         shape = timed.run(prepared).shape  # the spikes as the framework returns them
@@ -190,13 +203,14 @@ def time_round(task, closures: TimedClosures, device, number: int = 1) -> dict[s
                          min_warmup_calls=1 if number == 1 else 0,
                          min_calls=ROUND_MIN_CALLS, first_call=number == 1)  # fmt: skip
         timings[phase] = {**timing.as_dict(), "started_at": started, "round": number}
-    if device.type == "cuda":
+    if device.type == "cuda" and closures.own_phases is None:
         profiled = profile_phases(phases, device, label=name, calls=PROFILED_CALLS,
                                   before=cache_flusher(device))  # fmt: skip
         for phase, timing in timings.items():
             timing.update(device_samples_s=profiled.device_s[phase], device_source="kernels",
                           launch_s=timing["host_launch_median_s"])  # fmt: skip
-    else:  # the host does the work: device, call and launch time are one
+    else:  # the host does the work (or a runtime torch's profiler cannot see, waited for in
+        # each closure): device, call and launch time are one
         for timing in timings.values():
             timing.update(device_samples_s=timing["samples_s"], device_source="host clock",
                           launch_s=timing["median_s"])  # fmt: skip
@@ -214,6 +228,8 @@ CPU_PROFILED_CALLS = 3  # CPU: once, for the operator counts and the time inside
 
 
 def _phases(closures: TimedClosures) -> dict[str, Callable[[], object]]:
+    if closures.own_phases is not None:
+        return {phase: closures.own_phases[phase] for phase in PHASES}
     forward = closures.forward
     return {"fwd": forward, "bwd": closures.backward_of(forward()),
             "fwd+bwd": closures.forward_backward}  # fmt: skip
@@ -224,6 +240,8 @@ def _profile(task, closures: TimedClosures, device) -> dict[str, Any]:
     CUDA graph replays, memory, energy and the optional Chrome trace."""
     name, repeat_s = task["impl"], task["repeat_s"]
     phases = _phases(closures)
+    if closures.own_phases is not None:
+        return _profile_outside_torch(task, closures, device)
     graph_timings = {}
     if task.get("cuda_graph") and device.type == "cuda":
         for phase, closure in phases.items():
@@ -258,6 +276,30 @@ def _profile(task, closures: TimedClosures, device) -> dict[str, Any]:
         peak_bytes=_peak_bytes(closures.forward_backward, device, profiled.peak_bytes),
         saved_bytes=saved_for_backward_bytes(closures.forward, exclude=closures.x),
         trace=profiled.trace_path,
+        energy=energy.as_dict(),
+    )
+
+
+def _profile_outside_torch(task, closures: TimedClosures, device) -> dict[str, Any]:
+    """The profile of a build that runs in its own runtime: torch's profiler, allocator and
+    saved tensors see none of its work, so kernels, memory and the host's share inside torch
+    operators are not measured (and said so); energy is measured like any row's."""
+    name = task["impl"]
+    if task.get("energy", True):
+        energy = measure_energy(closures.forward_backward, device=device, label=f"{name} fwd+bwd")
+    else:
+        energy = EnergyMeasurement.unavailable("n/a: not measured (--no-energy)")
+    graphs = {}
+    if task.get("cuda_graph") and device.type == "cuda":
+        graphs = {phase: {"unavailable_reason": OUTSIDE_TORCH} for phase in PHASES}
+    return dict(
+        op_fraction={},
+        graph_timings=graphs,
+        kernels_per_fwd_bwd=None,
+        kernel_kind=OUTSIDE_TORCH,
+        peak_bytes=None,
+        saved_bytes=None,
+        trace=None,
         energy=energy.as_dict(),
     )
 
