@@ -1,0 +1,262 @@
+"""BrainCog (``braincog`` on PyPI): its LIF node, step by step and layer by layer.
+
+Read in BrainCog 0.2.7.19's sources (braincog/base/node/node.py, base/strategy/surrogate.py,
+model_zoo/base_module.py, model_zoo/convnet.py) and checked by tests/test_impl_braincog.py:
+
+* ``LIFNode(threshold=0.5, tau=2., act_fun=QGateGrad, **BaseNode kwargs)``. Per step
+  (``integral`` then ``calc_spike``): mem = mem + (x - mem) / tau, the canonical decay_input
+  charge with V_rest = 0 and the same operation order; spike = act_fun(mem - threshold); then
+  mem = mem * (1 - spike.detach()). So BrainCog's LIF always resets hard to 0 with the reset
+  cut from the gradient: v_reset must be 0, decay_input True and detach_reset True. The node's
+  ``v_reset`` only sets the membrane that ``n_reset()`` restores; the dynamics ignore it.
+* The node builds its surrogate as ``act_fun(alpha=2., requires_grad=False)`` whatever it is
+  given, so another alpha means replacing ``node.act_fun`` after construction (BrainCog's own
+  classes). ``SigmoidGrad(alpha)``: forward x >= 0, backward alpha*sig(alpha x)*(1 - sig): the
+  canonical sigmoid exactly. ``AtanGrad(alpha)``: backward (alpha/2)/(1 + (pi/2 alpha x)^2), the
+  canonical atan, but its forward fires on x > 0 (not on equality) and returns float32. There is
+  no SuperSpike or piecewise exponential; the default QGateGrad (alpha - alpha^2 |x| within
+  1/alpha, fires on x > 0) is no canonical surrogate.
+* Multi-step: by default a node is called once per step (``step`` unused) and keeps ``mem``
+  between calls; ``n_reset()`` clears it. With ``layer_by_layer=True, step=T`` it takes the
+  time-folded input [(T*B), C] or [(T*B), C, H, W] (2-D or 4-D only) and loops over T inside.
+  ``node.mem`` after a call is V after reset.
+* Importing ``braincog.base.node.node`` runs ``braincog/base/__init__``, which imports every
+  brain area, the model zoo and the datasets: torchvision, timm, scipy, matplotlib, seaborn,
+  pandas, tonic, dv among them (installed with BrainCog's requirements), and it sets
+  ``KMP_DUPLICATE_LIB_OK=TRUE``. About 6-12 s on the 2-core CPU.
+* BrainCog's own networks (model_zoo/convnet.py) are torch layers with LIFNode, run step by step
+  in a Python loop over T after ``reset()``; ``BaseConvModule`` always adds a BatchNorm, so the
+  e2e CNN uses ``nn.Conv2d`` + ``LIFNode`` as convnet.py's plain layers do.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kernelprof.frameworks.base import (
+    Default,
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+    Unsupported,
+)
+from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
+from reference_kernels.model import LIFConfig
+
+REQUIREMENT = Requirement("braincog", ">=0.2.7,<0.3", module="braincog.base.node.node")
+PATH_STEPS = "python loop over T: one LIFNode call per step (eager torch ops)"
+PATH_LAYER = "LIFNode(layer_by_layer=True): the node's own python loop over T on folded input"
+ATAN_TIES = "AtanGrad fires on H > theta, not on H == theta (its forward is x.gt(0))"
+SURROGATES = {"sigmoid": "SigmoidGrad", "atan": "AtanGrad"}
+
+
+def node_parameters(config: LIFConfig) -> dict:
+    """LIFNode's threshold and tau and the surrogate class name and alpha for ``config``, or
+    Unsupported naming every part BrainCog cannot express."""
+    problems = []
+    if config.soft_reset:
+        problems.append("soft reset: LIFNode resets to 0 (mem * (1 - spike))")
+    elif config.v_reset != 0.0:
+        problems.append(f"v_reset={config.v_reset:g}: LIFNode leaks and resets towards 0")
+    if not config.decay_input:
+        problems.append("decay_input=False: LIFNode charges mem + (x - mem)/tau")
+    if not config.detach_reset:
+        problems.append("detach_reset=False: LIFNode's reset uses spike.detach()")
+    if config.surrogate not in SURROGATES:
+        problems.append(
+            f"surrogate {config.surrogate}: BrainCog's canonical ones are SigmoidGrad and "
+            "AtanGrad (no SuperSpike or piecewise exponential)"
+        )
+    if problems:
+        raise Unsupported("braincog cannot express " + "; ".join(problems))
+    return {
+        "threshold": float(config.v_threshold),
+        "tau": float(config.tau),
+        "surrogate": SURROGATES[config.surrogate],
+        "alpha": float(config.alpha),
+    }
+
+
+def make_node(config: LIFConfig, device: torch.device, **kwargs) -> nn.Module:
+    """``LIFNode`` for ``config`` with its surrogate replaced by BrainCog's class at the
+    config's alpha (the constructor fixes alpha at 2)."""
+    from braincog.base.node import node as nodes
+    from braincog.base.strategy import surrogate
+
+    p = node_parameters(config)
+    lif = nodes.LIFNode(threshold=p["threshold"], tau=p["tau"], **kwargs)
+    lif.act_fun = getattr(surrogate, p["surrogate"])(alpha=p["alpha"], requires_grad=False)
+    return lif.to(device)
+
+
+def _tie_notes(config: LIFConfig) -> list[str]:
+    return [ATAN_TIES] if config.surrogate == "atan" else []
+
+
+def build_steps(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    checking, users = make_node(config, device), make_node(config, device)
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        checking.n_reset()
+        spikes, membrane = [], []
+        for step in x:
+            spikes.append(checking(step))
+            membrane.append(checking.mem)  # V after the reset of this step
+        return torch.stack(spikes).to(x.dtype), torch.stack(membrane)
+
+    def timed(x: torch.Tensor) -> torch.Tensor:
+        # as model_zoo/convnet.py's forward: reset, then one call per step
+        users.n_reset()
+        return torch.stack([users(x[t]) for t in range(x.shape[0])])
+
+    return NeuronBuild(
+        check=check,
+        timed=TimedBuild(
+            run=timed,
+            spikes=lambda s: s.to(dtype),
+            module=users,
+            code="node.n_reset(); torch.stack([node(x[t]) for t in range(T)])",
+        ),  # fmt: skip
+        path=PATH_STEPS,
+        tie_notes=_tie_notes(config),
+    )
+
+
+def build_layer_by_layer(
+    config: LIFConfig, device: torch.device, dtype: torch.dtype
+) -> NeuronBuild:
+    checking = make_node(config, device, layer_by_layer=True, requires_mem=True)
+    users = make_node(config, device, layer_by_layer=True)
+
+    def folded(x: torch.Tensor) -> torch.Tensor:
+        # [T, N] is [(T*B), C] with B = 1; the node unfolds by its step, which must be T
+        return x.reshape(x.shape[0], -1)
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        checking.step = x.shape[0]
+        checking.n_reset()
+        spikes = checking(folded(x))
+        membrane = torch.stack(checking.mem_collect)  # V after reset, one per step
+        return spikes.reshape(x.shape).to(x.dtype), membrane.reshape(x.shape)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        users.step = x.shape[0]  # LIFNode(layer_by_layer=True, step=T), as its users build it
+        return folded(x)
+
+    def timed(x: torch.Tensor) -> torch.Tensor:
+        users.n_reset()
+        return users(x)
+
+    return NeuronBuild(
+        check=check,
+        timed=TimedBuild(
+            run=timed,
+            prepare=prepare,
+            spikes=lambda s: s.to(dtype),
+            module=users,
+            code="node = LIFNode(..., layer_by_layer=True, step=T); node.n_reset(); node(x)",
+        ),  # fmt: skip
+        path=PATH_LAYER,
+        tie_notes=_tie_notes(config),
+    )
+
+
+STEPS = Neuron(
+    name="braincog",
+    framework="BrainCog",
+    build=build_steps,
+    requires=(REQUIREMENT,),
+    description="LIFNode called once per step (BrainCog's default mode)",
+)
+LAYER_BY_LAYER = Neuron(
+    name="braincog-lbl",
+    framework="BrainCog",
+    build=build_layer_by_layer,
+    requires=(REQUIREMENT,),
+    description="LIFNode(layer_by_layer=True): all T steps of a layer in one call",
+)
+
+
+# ---- e2e network -------------------------------------------------------------------------------
+
+
+class BrainCogNetwork(SpikingNetwork):
+    """torch layers and ``LIFNode`` run step by step after a reset, as BrainCog's model zoo
+    writes its networks' forward (model_zoo/convnet.py)."""
+
+    framework = "braincog"
+
+    def make_layer(self, layer: LayerPlan) -> nn.Module:
+        if layer.category != "lif":
+            return step_layer(layer)
+        if self.lif_config.surrogate == "atan" and f"LIF: {ATAN_TIES}" not in self.notes:
+            self.notes.append(f"LIF: {ATAN_TIES}")
+        return make_node(self.lif_config, torch.device("cpu"))
+
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        from braincog.base.node.node import LIFNode
+
+        return LIFNode()
+
+    def reset(self) -> None:
+        for category, module in self.layers:
+            if category == "lif":
+                module.n_reset()
+
+    def run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for t in range(x_seq.shape[0]):
+            y = x_seq[t]
+            for _, module in self.layers:
+                y = module(y)
+            outputs.append(y)
+        return torch.stack(outputs).mean(0)
+
+
+# ---- the framework's own defaults --------------------------------------------------------------
+
+_LIF = "braincog/base/node/node.py: LIFNode.__init__"
+_BASE = "braincog/base/node/node.py: BaseNode.__init__"
+DEFAULTS = (
+    Default("tau", "2.0", _LIF, canonical="tau"),
+    Default("threshold", "0.5", _LIF, canonical="v_threshold"),
+    Default("reset", "hard, to 0 (mem * (1 - spike)); v_reset=0.0 only sets n_reset()'s value",
+            "braincog/base/node/node.py: LIFNode.calc_spike", canonical="v_reset"),
+    Default("input", "decayed with the leak: mem + (x - mem) / tau",
+            "braincog/base/node/node.py: LIFNode.integral", canonical="decay_input"),
+    Default("reset gradient", "cut (spike.detach() in the reset)",
+            "braincog/base/node/node.py: LIFNode.calc_spike", canonical="detach_reset"),
+    Default("act_fun", "QGateGrad(alpha=2.0): alpha - alpha^2 |x| within 1/alpha; fires on x > 0",
+            _LIF + "; braincog/base/strategy/surrogate.py: quadratic_gate",
+            canonical="surrogate"),
+    Default("step / layer_by_layer", "8 / False (one call per step)", _BASE),
+)  # fmt: skip
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    """[T, N] -> [T, N]: ``LIFNode()`` at its defaults, called once per step."""
+    from braincog.base.node.node import LIFNode
+
+    node = LIFNode().to(x.device)
+    node.n_reset()
+    return torch.stack([node(step) for step in x]).to(x.dtype)
+
+
+FRAMEWORK = Framework(
+    name="braincog",
+    display="BrainCog",
+    requires=(REQUIREMENT,),
+    neurons=(STEPS, LAYER_BY_LAYER),
+    networks={"braincog": BrainCogNetwork},
+    no_converter=(
+        "not adapted: braincog.base.conversion.Convertor swaps nn.ReLU for soft-reset IF "
+        "neurons scaled from a dataloader, and its hard-reset branch never resets "
+        "(convertor.py: self.hard_reset without its call)"
+    ),
+    defaults=DEFAULTS,
+    default_neuron=default_spikes,
+    description="eager PyTorch: LIFNode per step, or its layer-by-layer mode",
+)
