@@ -1,0 +1,375 @@
+"""Rockpool (``rockpool`` on PyPI): its torch LIF modules ``LIFTorch`` and ``LIFNeuronTorch``,
+and ``LIFExodus`` where sinabs-exodus builds.
+
+Read in Rockpool 3.1.0's sources (rockpool/nn/modules/torch/lif_torch.py, lif_neuron_torch.py,
+torch_module.py, sinabs/lif_exodus.py) and checked by tests/test_impl_rockpool.py:
+
+* ``LIFTorch(shape, leak_mode="taus", tau_mem, tau_syn, alpha, beta, bias, threshold, has_rec,
+  spike_generation_fn=StepPWL, learning_window=0.5, max_spikes_per_dt=2**16, dt=1e-3)`` takes
+  batch-first [B, T, N]. Per step: I += X[t] (+ recurrent); V *= alpha; I *= beta;
+  V += I + bias; S = spike_generation_fn(V, threshold, learning_window, max_spikes_per_dt);
+  V -= S * threshold. So it always has a synaptic stage before the membrane and always resets
+  by subtraction, attached to the gradient: soft reset with detach_reset=False only.
+  ``leak_mode="decays"`` takes alpha and beta directly (the default "taus" mode uses
+  exp(-dt/tau), not the canonical 1 - 1/tau). The synapse is made transparent with
+  beta = 2^-32 and the input multiplied by 2^32 (times 1/tau for decay_input): then
+  I[t] = X[t] + 2^-32 * I[t-1], within 2^-32 |X| of the canonical input, below float32's
+  resolution of V (checked: V within 2e-7 of the oracle). The 2^32 is an input scaling that a
+  user's synaptic weights would hold.
+* Even with ``has_rec=False``, LIFTorch keeps a dense zero recurrent matrix of N x N
+  (lif_torch.py: w_rec as a SimulationParameter) and multiplies the previous spikes by it every
+  step (``hasattr(self, "w_rec")`` is always true): O(N^2) memory and work per step. N = 2^20
+  would need 4 TiB, so the timed build refuses an N whose matrix passes MAX_REC_BYTES, saying
+  so; the e2e CNN's LIF layers (12,544 and 6,272 neurons) would multiply 630 MB and 157 MB
+  zero matrices by a 64-sample batch 8 times a step, so the e2e network is FC only.
+* ``LIFNeuronTorch(shape, tau_mem, threshold, bias, spike_generation_fn, learning_window,
+  max_spikes_per_dt, dt)``: the same membrane without the synapse and without w_rec, taus only
+  (alpha = exp(-dt/tau_mem); tau_mem = -dt/ln(1 - 1/tau) gives 1 - 1/tau within an ulp or
+  two).
+* Spikes: ``StepPWL`` and ``PeriodicExponential`` fire on V >= threshold, floor(V/threshold)
+  spikes per step capped at max_spikes_per_dt (2^16 by default: several spikes per step);
+  max_spikes_per_dt=1 gives 0/1 spikes. StepPWL's surrogate is 1[V >= theta - w]/theta (no
+  canonical one); PeriodicExponential's, capped at one spike, is exp(-|V - theta|/w)/theta,
+  the canonical piecewise_exp(alpha) exactly when w = 1/alpha and theta = 2/alpha. So the
+  canonical surrogate is piecewise_exp with alpha * v_threshold = 2 only.
+* Calling a module returns (output, state, record); ``record=True`` records 'vmem' after the
+  reset (in CPU tensors). The state persists between calls (batch element 0's last state
+  seeds the next call): ``reset_state()`` first, as the timed build does.
+* ``LIFExodus`` (EXODUS CUDA kernels) needs sinabs and sinabs-exodus, source-only with a CUDA
+  extension, and a CUDA device: never installed or run here. Its surrogate is sinabs'
+  ``Heaviside(window)`` by default; ``SingleExponential(grad_width=1/(alpha*theta),
+  grad_scale=1/2)`` is piecewise_exp(alpha) for any theta, and taus mode only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from kernelprof.frameworks.base import (
+    Default,
+    Framework,
+    Neuron,
+    NeuronBuild,
+    Requirement,
+    TimedBuild,
+    Unsupported,
+)
+from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, TimeFolded
+from reference_kernels.model import LIFConfig
+
+REQUIREMENT = Requirement("rockpool", ">=3.1,<4", module="rockpool.nn.modules")
+EXODUS = Requirement("sinabs-exodus", module="sinabs.exodus")
+SYNAPSE_DECAY = 2.0**-32  # beta: the synaptic stage passes the input on, scaled by 2^32
+DT = 1e-3  # Rockpool's default time step
+MAX_REC_BYTES = 2 * 2**30  # the largest dense N x N recurrent matrix LIFTorch is built with
+PATH_TORCH = "python loop: LIFTorch (synapse, zero N x N recurrent matmul, membrane) per step"
+PATH_NEURON = "python loop: LIFNeuronTorch (membrane only) per step"
+PATH_EXODUS = "EXODUS CUDA kernels: LeakyIntegrator synapse, IntegrateAndFire membrane"
+
+
+def _problems(config: LIFConfig) -> list[str]:
+    problems = []
+    if not config.soft_reset:
+        problems.append("hard reset: Rockpool's LIF subtracts the threshold (V - S*theta)")
+    elif config.detach_reset:
+        problems.append("detach_reset=True: the subtractive reset keeps the spike's gradient")
+    if config.v_threshold <= 0:
+        problems.append("a threshold <= 0 (spikes are floor(V/theta))")
+    return problems
+
+
+def lif_parameters(config: LIFConfig, *, exodus: bool = False) -> dict:
+    """The membrane decay, threshold, surrogate window and input scale of ``config``, or
+    Unsupported naming every part Rockpool cannot express."""
+    problems = _problems(config)
+    if config.surrogate != "piecewise_exp":
+        problems.append(
+            f"surrogate {config.surrogate}: Rockpool's are StepPWL (1[V >= theta - w]/theta) "
+            "and PeriodicExponential (piecewise_exp)"
+        )
+    elif not exodus and not math.isclose(config.alpha * config.v_threshold, 2.0, rel_tol=1e-12):
+        problems.append(
+            f"piecewise_exp(alpha={config.alpha:g}) with theta={config.v_threshold:g}: "
+            "PeriodicExponential's surrogate is exp(-|V - theta|/w)/theta, so alpha*theta must "
+            "be 2"
+        )
+    if problems:
+        name = "rockpool-exodus" if exodus else "rockpool"
+        raise Unsupported(f"{name} cannot express " + "; ".join(problems))
+    return {
+        "alpha": 1.0 - 1.0 / config.tau,
+        "threshold": float(config.v_threshold),
+        "window": 1.0 / config.alpha,
+        "input_scale": 1.0 / config.tau if config.decay_input else 1.0,
+    }
+
+
+def make_lif_torch(config: LIFConfig, neurons: int, device: torch.device) -> nn.Module:
+    """``LIFTorch`` for ``config`` with a transparent synapse (its input must be multiplied by
+    ``input_scale(config)``); refuses an N whose zero recurrent matrix passes MAX_REC_BYTES."""
+    from rockpool.nn.modules import LIFTorch
+    from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
+    from rockpool.parameters import Constant
+
+    p = lif_parameters(config)
+    rec_bytes = neurons * neurons * 4
+    if rec_bytes > MAX_REC_BYTES:
+        raise RuntimeError(
+            f"rockpool: LIFTorch({neurons:,}) keeps a dense zero N x N recurrent matrix even "
+            f"without recurrence ({rec_bytes / 2**30:,.1f} GiB) and multiplies by it every "
+            f"step; refused above {MAX_REC_BYTES / 2**30:g} GiB (rockpool-neuron has no synapse "
+            "and no such matrix)"
+        )
+    return LIFTorch(
+        neurons,
+        leak_mode="decays",
+        alpha=Constant(p["alpha"]),
+        beta=Constant(SYNAPSE_DECAY),
+        threshold=Constant(p["threshold"]),
+        bias=Constant(0.0),
+        spike_generation_fn=PeriodicExponential,
+        learning_window=p["window"],
+        max_spikes_per_dt=1,
+    ).to(device)
+
+
+def input_scale(config: LIFConfig) -> float:
+    """What LIFTorch's input is multiplied by: the synapse's 1/beta, and 1/tau for
+    decay_input (a user's synaptic weights would hold it)."""
+    return lif_parameters(config)["input_scale"] / SYNAPSE_DECAY
+
+
+def _batch_first(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1).unsqueeze(0)  # [T, ...] -> [1, T, N], batch-first
+
+
+def _rockpool_build(config, device, dtype, make, scale, path) -> NeuronBuild:
+    """The two builds around a module ``make(N)`` that takes [1, T, N] input times ``scale``."""
+    modules: dict[tuple[str, int], nn.Module] = {}
+
+    def module(role: str, neurons: int) -> nn.Module:
+        key = (role, neurons)  # built once per N (the module's shape is N)
+        if key not in modules:
+            modules[key] = make(neurons)
+        return modules[key]
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mod = module("check", x[0].numel())
+        mod.reset_state()
+        spikes, _, record = mod(_batch_first(x) * scale, record=True)
+        vmem = record["vmem"].to(x.device)  # recorded after the reset, in CPU tensors
+        return spikes[0].reshape(x.shape).to(x.dtype), vmem[0].reshape(x.shape).to(x.dtype)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return _batch_first(x) * scale
+
+    users: list[nn.Module] = []
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if not users or users[0].size_out != x.shape[-1]:
+            users[:] = [module("timed", x.shape[-1])]  # built before the first (untimed) call
+        mod = users[0]
+        mod.reset_state()  # the state persists between calls otherwise
+        spikes, _, _ = mod(x)
+        return spikes
+
+    def canonical(spikes: torch.Tensor) -> torch.Tensor:
+        return spikes[0].to(dtype)  # [1, T, N] -> [T, N]
+
+    return NeuronBuild(
+        check=check,
+        timed=TimedBuild(
+            run=run,
+            prepare=prepare,
+            spikes=canonical,
+            code="mod.reset_state(); spikes, _, _ = mod(x)  # x batch-first [B, T, N]",
+        ),  # fmt: skip
+        path=path,
+    )
+
+
+def build_lif_torch(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    scale = input_scale(config)
+    return _rockpool_build(
+        config, device, dtype, lambda n: make_lif_torch(config, n, device), scale, PATH_TORCH
+    )
+
+
+def build_lif_neuron(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    from rockpool.nn.modules import LIFNeuronTorch
+    from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
+    from rockpool.parameters import Constant
+
+    p = lif_parameters(config)
+    if p["alpha"] <= 0:
+        raise Unsupported(f"rockpool-neuron cannot express tau={config.tau:g}: its decay is "
+                          "exp(-dt/tau_mem), so 1 - 1/tau must be > 0")  # fmt: skip
+    tau_mem = -DT / math.log(p["alpha"])  # exp(-dt/tau_mem) = 1 - 1/tau
+
+    def make(neurons: int) -> nn.Module:
+        return LIFNeuronTorch(
+            neurons, tau_mem=Constant(tau_mem), threshold=Constant(p["threshold"]),
+            bias=Constant(0.0), spike_generation_fn=PeriodicExponential,
+            learning_window=p["window"], max_spikes_per_dt=1, dt=DT,
+        ).to(device)  # fmt: skip
+
+    return _rockpool_build(config, device, dtype, make, p["input_scale"], PATH_NEURON)
+
+
+def build_lif_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    """Never run here (sinabs-exodus is source-only and CUDA-only): taus mode, the synapse
+    made transparent like LIFTorch's, sinabs' SingleExponential as the surrogate."""
+    from rockpool.nn.modules import LIFExodus
+    from rockpool.nn.modules.sinabs.lif_exodus import SingleExponential  # sinabs', via Rockpool
+
+    p = lif_parameters(config, exodus=True)
+    if p["alpha"] <= 0:
+        raise Unsupported("rockpool-exodus cannot express tau <= 1: EXODUS needs a decay in [0, 1]")
+    tau_mem = -DT / math.log(p["alpha"])
+    tau_syn = -DT / math.log(SYNAPSE_DECAY)
+
+    def make(neurons: int) -> nn.Module:
+        mod = LIFExodus(neurons, tau_mem=tau_mem, tau_syn=tau_syn, threshold=p["threshold"],
+                        dt=DT, max_spikes_per_dt=1).to(device)  # fmt: skip
+        mod.spike_generation_fn = SingleExponential(
+            grad_width=1.0 / (config.alpha * config.v_threshold), grad_scale=0.5
+        )
+        return mod
+
+    scale = p["input_scale"] / SYNAPSE_DECAY
+    return _rockpool_build(config, device, dtype, make, scale, PATH_EXODUS)
+
+
+LIF_TORCH = Neuron(
+    name="rockpool",
+    framework="Rockpool",
+    build=build_lif_torch,
+    requires=(REQUIREMENT,),
+    description="LIFTorch: synapse + membrane, python loop over T (zero N x N recurrence)",
+)
+LIF_NEURON = Neuron(
+    name="rockpool-neuron",
+    framework="Rockpool",
+    build=build_lif_neuron,
+    requires=(REQUIREMENT,),
+    description="LIFNeuronTorch: membrane only, python loop over T",
+)
+LIF_EXODUS = Neuron(
+    name="rockpool-exodus",
+    framework="Rockpool",
+    build=build_lif_exodus,
+    requires=(REQUIREMENT, EXODUS),
+    devices=("cuda",),
+    description="LIFExodus: EXODUS CUDA kernels (not run here: sinabs-exodus not installed)",
+)
+
+
+# ---- e2e network -------------------------------------------------------------------------------
+
+
+class RockpoolLIF(nn.Module):
+    """LIFTorch on [T, B, N]: the synaptic current scaled (the synapse's 1/beta), batch-first
+    into the module, back to time-first."""
+
+    def __init__(self, module: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.module = module
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spikes, _, _ = self.module((x * self.scale).transpose(0, 1))
+        return spikes.transpose(0, 1)
+
+
+class RockpoolNetwork(SpikingNetwork):
+    """torch layers with T folded into the batch and Rockpool's LIFTorch on [B, T, N], each
+    layer over the whole sequence. The FC network only: see the module docstring for the CNN."""
+
+    framework = "rockpool"
+
+    def make_layer(self, layer: LayerPlan) -> nn.Module:
+        if self.spec.kind == "cnn":
+            raise Unsupported(
+                "the CNN's LIF layers have 12,544 and 6,272 neurons, and LIFTorch "
+                "multiplies a dense zero N x N recurrent matrix (630 MB and 157 MB) by every "
+                "sample's spikes at every step even without recurrence; the FC network is built"
+            )
+        if layer.category == "flatten":
+            return TimeFolded(nn.Flatten())
+        if layer.category in ("linear", "readout"):
+            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+        note = ("LIF: LIFTorch with a transparent synapse (beta = 2^-32, input times 2^32) and "
+                "PeriodicExponential capped at one spike per step")  # fmt: skip
+        if note not in self.notes:
+            self.notes.append(note)
+        module = make_lif_torch(self.lif_config, layer.out_shape[0], torch.device("cpu"))
+        return RockpoolLIF(module, input_scale(self.lif_config))
+
+    def make_default_lif(self, layer: LayerPlan) -> nn.Module:
+        from rockpool.nn.modules import LIFTorch
+
+        if self.spec.kind == "cnn":
+            raise Unsupported(
+                "FC network only: LIFTorch's zero N x N recurrent matrix (see the "
+                "canonical setting's row)"
+            )
+        return RockpoolLIF(LIFTorch(layer.out_shape[0]), 1.0)
+
+    def weight_of(self, module: nn.Module) -> nn.Parameter:
+        return module.weight
+
+    def reset(self) -> None:
+        for category, module in self.layers:
+            if category == "lif":
+                module.module.reset_state()
+
+    def run(self, x_seq: torch.Tensor) -> torch.Tensor:
+        y = x_seq
+        for _, module in self.layers:
+            y = module(y)  # nn.Linear applies to the last axis of [T, B, N] as it is
+        return y.mean(0)
+
+
+# ---- the framework's own defaults --------------------------------------------------------------
+
+_LIF = "rockpool/nn/modules/torch/lif_torch.py: LIFBaseTorch.__init__"
+DEFAULTS = (
+    Default("tau_mem", "20 ms with dt = 1 ms: decay exp(-dt/tau_mem) = 0.951 per step", _LIF,
+            canonical="tau"),
+    Default("tau_syn", "20 ms: a synaptic current stage before the membrane", _LIF),
+    Default("threshold", "1.0", _LIF, canonical="v_threshold"),
+    Default("reset", "subtract the threshold per spike (soft), attached to the gradient",
+            "rockpool/nn/modules/torch/lif_torch.py: LIFTorch.forward", canonical="v_reset"),
+    Default("input", "added to the synaptic current undecayed, I += X",
+            "rockpool/nn/modules/torch/lif_torch.py: LIFTorch.forward", canonical="decay_input"),
+    Default("spike_generation_fn", "StepPWL: surrogate 1[V >= theta - 0.5]/theta", _LIF,
+            canonical="surrogate"),
+    Default("max_spikes_per_dt", "2^16 (several spikes per step)", _LIF),
+    Default("has_rec", "False (a dense zero N x N recurrent matrix is still kept and applied)",
+            _LIF),
+)  # fmt: skip
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    """[T, N] -> [T, N]: ``LIFTorch(N)`` at its defaults (multi-spike counts per step)."""
+    from rockpool.nn.modules import LIFTorch
+
+    mod = LIFTorch(x[0].numel()).to(x.device)
+    spikes, _, _ = mod(_batch_first(x))
+    return spikes[0].reshape(x.shape).to(x.dtype)
+
+
+FRAMEWORK = Framework(
+    name="rockpool",
+    display="Rockpool",
+    requires=(REQUIREMENT,),
+    neurons=(LIF_TORCH, LIF_NEURON, LIF_EXODUS),
+    networks={"rockpool": RockpoolNetwork},
+    no_converter="Rockpool ships no ANN-to-SNN converter",
+    defaults=DEFAULTS,
+    default_neuron=default_spikes,
+    description="eager PyTorch modules (LIFTorch, LIFNeuronTorch), EXODUS on CUDA",
+)
