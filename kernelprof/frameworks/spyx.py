@@ -181,9 +181,9 @@ class SpyxLIF:
 
     def canonical_check(self, x):
         """jax [T, N] -> (S, V after reset) [T, N], the canonical ones (see module doc)."""
-        rows = x[:, None, :] * self.p["scale"] + self.p["offset"]
         import jax.numpy as jnp
 
+        rows = x[:, None, :] * self.p["scale"] + self.p["offset"]
         padded = jnp.concatenate([rows, jnp.zeros_like(rows[:1])])
         spikes, states = self.with_states(padded)
         s = spikes[1:, 0]  # Spyx's spike at step t+1 is the canonical S[t]

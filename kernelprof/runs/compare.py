@@ -238,10 +238,10 @@ def _phases(closures: TimedClosures) -> dict[str, Callable[[], object]]:
 def _profile(task, closures: TimedClosures, device) -> dict[str, Any]:
     """What one round does not time: kernels, the share of host time inside torch operators,
     CUDA graph replays, memory, energy and the optional Chrome trace."""
-    name, repeat_s = task["impl"], task["repeat_s"]
-    phases = _phases(closures)
     if closures.own_phases is not None:
         return _profile_outside_torch(task, closures, device)
+    name, repeat_s = task["impl"], task["repeat_s"]
+    phases = _phases(closures)
     graph_timings = {}
     if task.get("cuda_graph") and device.type == "cuda":
         for phase, closure in phases.items():
