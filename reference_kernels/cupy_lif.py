@@ -206,14 +206,13 @@ def _check_like(like: torch.Tensor, device_type: str) -> None:
     raise ValueError("tensors must be contiguous")
 
 
-@functools.lru_cache(maxsize=256)
 def _plan(
     direction: str, dtype: torch.dtype, steps: int, n: int, vector: bool, config: LIFConfig
 ) -> tuple[str, int, tuple[Any, ...]]:
-    """What a launch needs beside the device and the tensors' addresses, built once per shape,
-    dtype, path and config: the entry point, the work items (threads' worth) and the scalar
-    parameters as their exact C types (numpy scalars cost about as much as the rest of a call's
-    Python work together)."""
+    """What a launch needs beside the device and the tensors' addresses: the entry point, the
+    work items (threads' worth) and the scalar parameters as their exact C types. Called once
+    per prepared launch (CupyKernels._prepared caches the result: numpy scalars cost about as
+    much as the rest of a call's Python work together)."""
     name = kernel_name(direction, dtype, vector)
     items = n // vector_lanes(torch.empty(0, dtype=dtype).element_size()) if vector else n
     common = (

@@ -166,12 +166,8 @@ def _rockpool_build(config, device, dtype, make, scale, path) -> NeuronBuild:
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return _batch_first(x) * scale
 
-    users: list[nn.Module] = []
-
     def run(x: torch.Tensor) -> torch.Tensor:
-        if not users or users[0].size_out != x.shape[-1]:
-            users[:] = [module("timed", x.shape[-1])]  # built before the first (untimed) call
-        mod = users[0]
+        mod = module("timed", x.shape[-1])  # built by the first (untimed) call
         mod.reset_state()  # the state persists between calls otherwise
         spikes, _, _ = mod(x)
         return spikes

@@ -179,15 +179,12 @@ class SpyxLIF:
         rows = x.reshape(x.shape[0], 1, -1) * p["scale"] + p["offset"]
         return torch.cat([rows, torch.zeros_like(rows[:1])])
 
-    def canonical_check(self, x):
-        """jax [T, N] -> (S, V after reset) [T, N], the canonical ones (see module doc)."""
-        import jax.numpy as jnp
-
-        rows = x[:, None, :] * self.p["scale"] + self.p["offset"]
-        padded = jnp.concatenate([rows, jnp.zeros_like(rows[:1])])
-        spikes, states = self.with_states(padded)
+    def canonical_check(self, prepared):
+        """jax [T + 1, 1, N] from :meth:`prepare` -> the canonical (S, V after reset) [T, N]
+        (see module doc)."""
+        spikes, states = self.with_states(prepared)
         s = spikes[1:, 0]  # Spyx's spike at step t+1 is the canonical S[t]
-        u = states[: x.shape[0], 0]  # U[t] = H[t] + initial
+        u = states[:-1, 0]  # U[t] = H[t] + initial
         return s, u - self.p["initial"] - s * self.p["theta"]  # V = H - S theta
 
 
@@ -203,8 +200,9 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Neuron
         return lifs[neurons]
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        flat = x.reshape(x.shape[0], -1)
-        spikes, v = JaxFunction.apply(lif(flat.shape[1]).canonical_check, flat)
+        model = lif(x[0].numel())
+        # the input map in torch (prepare's), so dX reaches x through it
+        spikes, v = JaxFunction.apply(model.canonical_check, model.prepare(x))
         return spikes.reshape(x.shape), v.reshape(x.shape)
 
     def prepare(x: torch.Tensor) -> torch.Tensor:

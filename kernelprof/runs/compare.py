@@ -264,10 +264,7 @@ def _profile(task, closures: TimedClosures, device) -> dict[str, Any]:
             profiled.op_s[phase], profiled.span_s[phase], strict=True) if span > 0)
         for phase in phases
     }  # fmt: skip
-    if task.get("energy", True):
-        energy = measure_energy(closures.forward_backward, device=device, label=f"{name} fwd+bwd")
-    else:
-        energy = EnergyMeasurement.unavailable("n/a: not measured (--no-energy)")
+    energy = _energy(task, closures, device)
     return dict(
         op_fraction=op_fraction,
         graph_timings=graph_timings,
@@ -280,15 +277,19 @@ def _profile(task, closures: TimedClosures, device) -> dict[str, Any]:
     )
 
 
+def _energy(task, closures: TimedClosures, device) -> EnergyMeasurement:
+    """Energy per fwd+bwd of the timed build, or why it was not measured."""
+    if not task.get("energy", True):
+        return EnergyMeasurement.unavailable("n/a: not measured (--no-energy)")
+    label = f"{task['impl']} fwd+bwd"
+    return measure_energy(closures.forward_backward, device=device, label=label)
+
+
 def _profile_outside_torch(task, closures: TimedClosures, device) -> dict[str, Any]:
     """The profile of a build that runs in its own runtime: torch's profiler, allocator and
     saved tensors see none of its work, so kernels, memory and the host's share inside torch
     operators are not measured (and said so); energy is measured like any row's."""
-    name = task["impl"]
-    if task.get("energy", True):
-        energy = measure_energy(closures.forward_backward, device=device, label=f"{name} fwd+bwd")
-    else:
-        energy = EnergyMeasurement.unavailable("n/a: not measured (--no-energy)")
+    energy = _energy(task, closures, device)
     graphs = {}
     if task.get("cuda_graph") and device.type == "cuda":
         graphs = {phase: {"unavailable_reason": OUTSIDE_TORCH} for phase in PHASES}
