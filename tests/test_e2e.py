@@ -122,9 +122,9 @@ def baseline(data):
 
 @pytest.mark.parametrize(
     "category, how, charged",
-    [("lif", {"delay_s": 0.01}, "lif fwd"),
-     ("lif", {"delay_s": 0.01, "backward": True}, "lif bwd"),
-     ("pool", {"delay_s": 0.01}, "pool fwd")],
+    [("lif", {"delay_s": 0.03}, "lif fwd"),
+     ("lif", {"delay_s": 0.03, "backward": True}, "lif bwd"),
+     ("pool", {"delay_s": 0.03}, "pool fwd")],
     ids=["slow LIF forward", "slow LIF backward", "slow pooling"],
 )  # fmt: skip
 def test_a_planted_slow_layer_shows_up_in_its_own_category_and_nowhere_else(
@@ -137,8 +137,10 @@ def test_a_planted_slow_layer_shows_up_in_its_own_category_and_nowhere_else(
     by_category = found["differences"]["slow"]["by_category_s"]
     expected = planted_seconds(wrappers, len(wrappers))  # each layer sleeps once a step
     assert next(iter(by_category)) == charged
-    # 20 %: this shared 2-core VM stretches a 10 ms sleep by up to ~12 %; a wrong attribution
-    # moves the whole planted time (100 %)
+    # 20 %: a wrong attribution moves the whole planted time (100 %). The unplanted work drifts
+    # between the two runs by a few ms on this shared 2-core VM (its category varies with the load:
+    # 4 ms idle, 13 ms with both cores busy), so the plant is 30 ms a layer: 10 ms ones were
+    # charged 1.05-1.29x their sleeps under load (and 1.20x once in CI), 30 ms ones 1.04-1.14x
     assert by_category[charged] == pytest.approx(expected, rel=0.20)
     others = {k: v for k, v in by_category.items() if k != charged}
     assert max(abs(v) for v in others.values()) < 0.20 * expected, others
