@@ -15,16 +15,30 @@ and the agreement: per round, each framework's kernelprof/plain quotient (paired
 alternation within its worker, so drift cancels) over SpikingJelly's, median over rounds.
 Target on the 2-core CPU: within 20 % for every framework.
 
-    .venv/bin/python benchmarks/plain_loops.py [--T 8] [--N 262144] [--rounds 5] [--json OUT]
+A framework whose LIF cannot express compare's default neuron is checked in a neuron set it can
+express (``--set``), SpikingJelly in the same config beside it:
+
+* ``default``: compare's default neuron (superspike(1), attached hard reset): SpikingJelly,
+  snnTorch, Norse, lava-dl;
+* ``detach-sigmoid`` (``compare --detach-reset --surrogate sigmoid:4``): SpikingJelly, BrainCog;
+* ``soft-reset`` (``compare --reset soft --surrogate piecewise_exp:2``): SpikingJelly, Rockpool
+  (``LIFNeuronTorch``; LIFTorch's dense N x N recurrent matrix refuses N=2^18) and Spyx (JAX: the
+  plain loop is ``jax.jit(jax.value_and_grad(loss))`` waited for with ``block_until_ready``).
+
+    .venv/bin/python benchmarks/plain_loops.py [--set default] [--T 8] [--N 262144]
+        [--rounds 5] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,37 +49,51 @@ from kernelprof.harness.worker import run_task  # noqa: E402
 from kernelprof.inputs import lif_input  # noqa: E402
 from reference_kernels.model import LIFConfig  # noqa: E402
 
-FRAMEWORKS = ("spikingjelly", "snntorch", "norse", "lava-dl")
 BASELINE = "spikingjelly"
-CONFIG = LIFConfig(surrogate="superspike", alpha=1.0)  # compare's default neuron
-TAU, THRESHOLD = CONFIG.tau, CONFIG.v_threshold
 TARGET = 0.20
 PAIRED_FUNCTION = "benchmarks.plain_loops:paired"
 PAIRS = 6  # alternations of plain loop and harness in each worker
 
 
 # ---- each framework as its documentation writes it: module and the input its users hold ------
+# Each takes compare's canonical input [T, N] and the config, and returns ``once``: one
+# forward+backward from the spikes alone, finished when it returns.
 
 
-def spikingjelly(x: torch.Tensor):
+def torch_loop(step: Callable, inputs: torch.Tensor) -> Callable[[], None]:
+    """``spikes = step(inputs); spikes.backward(grad)``, the gradient fixed once."""
+    inputs = inputs.detach().requires_grad_()
+    grad = torch.randn(step(inputs).shape, generator=torch.Generator().manual_seed(7))
+
+    def once() -> None:
+        inputs.grad = None
+        step(inputs).backward(grad)
+
+    return once
+
+
+def spikingjelly(x: torch.Tensor, config: LIFConfig):
     from spikingjelly.activation_based import functional, neuron, surrogate
 
-    lif = neuron.LIFNode(tau=TAU, v_threshold=THRESHOLD, v_reset=0.0, decay_input=True,
-                         detach_reset=False, surrogate_function=surrogate.SuperSpike(alpha=1.0),
+    function = {"superspike": surrogate.SuperSpike, "sigmoid": surrogate.Sigmoid,
+                "piecewise_exp": surrogate.PiecewiseExp}[config.surrogate]  # fmt: skip
+    lif = neuron.LIFNode(tau=config.tau, v_threshold=config.v_threshold, v_reset=config.v_reset,
+                         decay_input=True, detach_reset=config.detach_reset,
+                         surrogate_function=function(alpha=config.alpha),
                          step_mode="m")  # fmt: skip
 
     def step(inputs):
         functional.reset_net(lif)
         return lif(inputs)
 
-    return step, x
+    return torch_loop(step, x)
 
 
-def snntorch(x: torch.Tensor):
+def snntorch(x: torch.Tensor, config: LIFConfig):
     import snntorch as snn
     from snntorch import surrogate
 
-    lif = snn.Leaky(beta=1 - 1 / TAU, threshold=THRESHOLD, reset_mechanism="zero",
+    lif = snn.Leaky(beta=1 - 1 / config.tau, threshold=config.v_threshold, reset_mechanism="zero",
                     reset_delay=False, spike_grad=surrogate.fast_sigmoid(slope=1))  # fmt: skip
 
     def step(current):
@@ -76,17 +104,18 @@ def snntorch(x: torch.Tensor):
             spk_rec.append(spk)
         return torch.stack(spk_rec)
 
-    return step, x / TAU  # the input current a user's synapse delivers (weights hold the 1/tau)
+    # the input current a user's synapse delivers (weights hold the 1/tau)
+    return torch_loop(step, x / config.tau)
 
 
-def norse(x: torch.Tensor):
+def norse(x: torch.Tensor, config: LIFConfig):
     from norse.torch import LIF, LIFParameters
 
     p = LIFParameters(
         tau_syn_inv=torch.tensor(1.0),  # dt=1: the synaptic current vanishes every step
-        tau_mem_inv=torch.tensor(1 / TAU),
+        tau_mem_inv=torch.tensor(1 / config.tau),
         v_leak=torch.tensor(0.0),
-        v_th=torch.tensor(THRESHOLD),
+        v_th=torch.tensor(config.v_threshold),
         v_reset=torch.tensor(0.0),
         method="super",
         alpha=torch.tensor(1.0),
@@ -97,22 +126,110 @@ def norse(x: torch.Tensor):
         spikes, _ = lif(inputs)
         return spikes
 
-    return step, x
+    return torch_loop(step, x)
 
 
-def lava_dl(x: torch.Tensor):
+def lava_dl(x: torch.Tensor, config: LIFConfig):
     from lava.lib.dl.slayer.neuron import cuba
 
     # tau_grad, scale_grad: lava's exponential surrogate with superspike(1)'s peak and area
-    neuron = cuba.Neuron(threshold=THRESHOLD, current_decay=1.0, voltage_decay=1 / TAU,
-                         tau_grad=0.01, scale_grad=20.0, persistent_state=False,
-                         requires_grad=False)  # fmt: skip
+    neuron = cuba.Neuron(threshold=config.v_threshold, current_decay=1.0,
+                         voltage_decay=1 / config.tau, tau_grad=0.01, scale_grad=20.0,
+                         persistent_state=False, requires_grad=False)  # fmt: skip
     # lava-dl's users hold time-last [N, C, T] data; the current carries the 1/tau
-    return neuron, (x / TAU).t().unsqueeze(1).contiguous()
+    return torch_loop(neuron, (x / config.tau).t().unsqueeze(1).contiguous())
 
 
-PLAIN = {"spikingjelly": spikingjelly, "snntorch": snntorch, "norse": norse,
-         "lava-dl": lava_dl}  # fmt: skip
+def braincog(x: torch.Tensor, config: LIFConfig):
+    from braincog.base.node.node import LIFNode
+    from braincog.base.strategy.surrogate import SigmoidGrad
+
+    node = LIFNode(threshold=config.v_threshold, tau=config.tau)
+    node.act_fun = SigmoidGrad(alpha=config.alpha, requires_grad=False)  # the node fixes alpha=2
+
+    def step(inputs):  # model_zoo's networks: one node call per step
+        node.n_reset()
+        return torch.stack([node(inputs[t]) for t in range(inputs.shape[0])])
+
+    return torch_loop(step, x)
+
+
+def rockpool(x: torch.Tensor, config: LIFConfig):
+    from rockpool.nn.modules import LIFNeuronTorch
+    from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
+    from rockpool.parameters import Constant
+
+    dt = 1e-3  # Rockpool's default; decay exp(-dt/tau_mem) = 1 - 1/tau
+    # Constant: fixed, not trained (compare times the input's gradient only)
+    lif = LIFNeuronTorch(x.shape[1], tau_mem=Constant(-dt / math.log(1 - 1 / config.tau)),
+                         threshold=Constant(config.v_threshold), bias=Constant(0.0),
+                         spike_generation_fn=PeriodicExponential,
+                         learning_window=1 / config.alpha, max_spikes_per_dt=1, dt=dt)  # fmt: skip
+
+    def step(inputs):
+        lif.reset_state()
+        spikes, _, _ = lif(inputs)
+        return spikes
+
+    # batch-first [B, T, N]; the input current carries the 1/tau
+    return torch_loop(step, (x / config.tau).unsqueeze(0))
+
+
+def spyx(x: torch.Tensor, config: LIFConfig):
+    import jax
+    import jax.numpy as jnp
+    import spyx.axn as axn
+    import spyx.nn as snn
+    from flax import nnx
+
+    alpha = config.alpha
+    beta = 1 - 1 / config.tau
+    # Spyx spikes from the state before the step's input: one more step, its last input zero
+    lif = snn.LIF((x.shape[1],), beta=beta, threshold=beta * config.v_threshold,
+                  activation=axn.custom(lambda v: alpha / 2 * jnp.exp(-alpha * jnp.abs(v))),
+                  rngs=nnx.Rngs(0))  # fmt: skip
+    graphdef, params, rest = nnx.split(lif, nnx.Param, ...)
+    forward = jax.jit(lambda p, xs: snn.run(nnx.merge(graphdef, p, rest), xs)[0])
+    padded = torch.cat([x / config.tau, torch.zeros_like(x[:1])])
+    xs = jnp.asarray(padded.numpy())[:, None, :]  # time-major [T + 1, B, N]
+    grad = jnp.asarray(torch.randn(xs.shape, generator=torch.Generator().manual_seed(7)).numpy())
+    value_and_grad = jax.jit(jax.value_and_grad(lambda xs: jnp.sum(forward(params, xs) * grad)))
+
+    def once() -> None:
+        jax.block_until_ready(value_and_grad(xs))
+
+    return once
+
+
+@dataclass(frozen=True)
+class NeuronSet:
+    """One neuron config, compare's flags for it, and the frameworks checked in it: plain loop
+    -> compare's impl."""
+
+    config: LIFConfig
+    flags: str
+    impls: dict[str, str]
+
+
+SETS = {
+    "default": NeuronSet(
+        LIFConfig(surrogate="superspike", alpha=1.0), "(compare's default)",
+        {"spikingjelly": "spikingjelly", "snntorch": "snntorch", "norse": "norse",
+         "lava-dl": "lava-dl"},
+    ),
+    "detach-sigmoid": NeuronSet(
+        LIFConfig(detach_reset=True, surrogate="sigmoid", alpha=4.0),
+        "--detach-reset --surrogate sigmoid:4",
+        {"spikingjelly": "spikingjelly", "braincog": "braincog"},
+    ),
+    "soft-reset": NeuronSet(
+        LIFConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
+        "--reset soft --surrogate piecewise_exp:2",
+        {"spikingjelly": "spikingjelly", "rockpool": "rockpool-neuron", "spyx": "spyx"},
+    ),
+}  # fmt: skip
+PLAIN = {"spikingjelly": spikingjelly, "snntorch": snntorch, "norse": norse, "lava-dl": lava_dl,
+         "braincog": braincog, "rockpool": rockpool, "spyx": spyx}  # fmt: skip
 
 
 def paired(task: dict) -> dict:
@@ -123,15 +240,9 @@ def paired(task: dict) -> dict:
     from kernelprof.runs import check
     from kernelprof.runs.compare import timed_closures
 
-    x = lif_input((task["T"], task["N"]), CONFIG, seed=task["seed"])
-    step, inputs = PLAIN[task["framework"]](x)
-    inputs = inputs.detach().requires_grad_()
-    grad = torch.randn(step(inputs).shape, generator=torch.Generator().manual_seed(7))
-
-    def once():
-        inputs.grad = None
-        spikes = step(inputs)
-        spikes.backward(grad)
+    neurons = SETS[task["set"]]
+    x = lif_input((task["T"], task["N"]), neurons.config, seed=task["seed"])
+    once = PLAIN[task["framework"]](x, neurons.config)
 
     def plain_batch(budget_s: float) -> float:
         times = []
@@ -144,8 +255,8 @@ def paired(task: dict) -> dict:
 
     # kernelprof's side, exactly as compare's worker: the timed build, checked against the
     # checking build on the timed input, then the harness on the prepared closures
-    compare_task = {"impl": task["framework"], "config": CONFIG.as_dict(), "seed": task["seed"],
-                    "device": "cpu", "dtype": "fp32"}  # fmt: skip
+    compare_task = {"impl": neurons.impls[task["framework"]], "config": neurons.config.as_dict(),
+                    "seed": task["seed"], "device": "cpu", "dtype": "fp32"}  # fmt: skip
     row, build = check.prepare(compare_task)
     if build is None or not check.compare_builds(row, build, x, compare_task):
         return {"error": row.get("reason", "no build")}
@@ -166,8 +277,8 @@ def paired(task: dict) -> dict:
 
 
 def measure_pairs(framework: str, args) -> dict:
-    task = {"function": PAIRED_FUNCTION, "framework": framework, "T": args.T, "N": args.N,
-            "seed": 0, "repeat_s": args.repeat_s}  # fmt: skip
+    task = {"function": PAIRED_FUNCTION, "framework": framework, "set": args.set, "T": args.T,
+            "N": args.N, "seed": 0, "repeat_s": args.repeat_s}  # fmt: skip
     result = run_task(task, timeout_s=900)
     if "plain_s" not in result:
         print(f"{framework}: {result.get('reason') or result.get('error')}", file=sys.stderr)
@@ -181,10 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat-s", type=float, default=1.0,
                         help="timing budget of each plain loop and each compare phase")  # fmt: skip
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--set", choices=SETS, default="default",
+                        help="the neuron config and the frameworks checked in it")  # fmt: skip
+    parser.add_argument("--frameworks", default=None, help="default: all of the set's")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    frameworks = chosen_frameworks(parser, args.frameworks, PLAIN, BASELINE)
+    neurons = SETS[args.set]
+    frameworks = chosen_frameworks(
+        parser, args.frameworks or ",".join(neurons.impls), neurons.impls, BASELINE
+    )
 
     started = time.perf_counter()
     results: list[dict[str, dict]] = []
@@ -209,9 +325,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("plain_s", "harness_s")
     }  # fmt: skip
     summary = {kind: ratios(rounds, BASELINE) for kind, rounds in by_kind.items()}
-    print(f"\nLIF fwd+bwd, T={args.T}, N={args.N:,}, fp32, CPU, {args.rounds} rounds of "
-          f"{PAIRS} alternations: time relative to {BASELINE} (median over rounds, "
-          "lowest-highest)\n")  # fmt: skip
+    print(f"\nLIF fwd+bwd, set {args.set} {neurons.flags}, T={args.T}, N={args.N:,}, fp32, "
+          f"CPU, {args.rounds} rounds of {PAIRS} alternations: time relative to {BASELINE} "
+          "(median over rounds, lowest-highest)\n")  # fmt: skip
     print("| framework | plain loop ms | kernelprof ms | plain loop ratio | kernelprof ratio | "
           "kernelprof / plain | within 20 % |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
@@ -253,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         "framework: " + ("met" if met else "NOT met") + f"  ({time.perf_counter() - started:.0f} s)"
     )
     if args.json:
-        document = {"rounds": results, "summary": summary, "kernelprof_over_plain": quotients}
+        document = {"set": args.set, "config": neurons.config.as_dict(), "rounds": results,
+                    "summary": summary, "kernelprof_over_plain": quotients}  # fmt: skip
         args.json.write_text(json.dumps(document, indent=2))
     return 0
 

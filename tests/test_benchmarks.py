@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -174,3 +177,22 @@ def test_host_overhead_reaches_every_stubbed_launch(tmp_path):
     assert len(document["rows"]) == 6
     for row in document["rows"].values():
         assert row["forward_s"]["median"] > 0 and row["backward_s"]["median"] > 0
+
+
+def neuron_sets() -> list[tuple[str, str]]:
+    plain_loops = importlib.import_module("benchmarks.plain_loops")  # as its workers import it
+    return [(name, fw) for name, neurons in plain_loops.SETS.items() for fw in neurons.impls]
+
+
+@pytest.mark.parametrize("neuron_set, framework", neuron_sets())
+def test_each_plain_loop_runs_beside_compares_checked_build(neuron_set, framework):
+    """Every framework of every neuron set: its plain loop runs, and compare's impl for it builds
+    in the set's config and passes the check against its checking build (else ``paired`` says
+    why instead of timing)."""
+    plain_loops = importlib.import_module("benchmarks.plain_loops")
+    task = {"framework": framework, "set": neuron_set, "T": 4, "N": 512, "seed": 0,
+            "repeat_s": 0.03}  # fmt: skip
+    result = plain_loops.paired(task)
+    assert "error" not in result, result
+    for kind in ("plain_s", "harness_s"):
+        assert len(result[kind]) == plain_loops.PAIRS and min(result[kind]) > 0
