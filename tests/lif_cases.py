@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
+from kernelprof.frameworks.base import Unsupported
 from kernelprof.inputs import lif_input
 from kernelprof.verify.agreement import check_against_oracle
 from reference_kernels.model import DEFAULT_ALPHA, SURROGATES, LIFConfig
@@ -68,6 +70,17 @@ def config_id(config: LIFConfig) -> str:
 def case_id(case) -> str:
     config, steps, neurons, dtype, seed = case
     return f"{config_id(config)}-T{steps}-N{neurons}-{str(dtype).removeprefix('torch.')}-s{seed}"
+
+
+def built_or_refused(neuron, config: LIFConfig, refusal: str | None, dtype=torch.float32):
+    """``neuron``'s build for ``config`` on the CPU, or, where ``refusal`` (a pattern of the
+    reason) is expected, None after asserting that the build raises Unsupported with it."""
+    cpu = torch.device("cpu")
+    if refusal is None:
+        return neuron.build(config, cpu, dtype)
+    with pytest.raises(Unsupported, match=refusal):
+        neuron.build(config, cpu, dtype)
+    return None
 
 
 def check_case(run, case, device, request=None):

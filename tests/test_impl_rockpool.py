@@ -18,12 +18,11 @@ import pytest
 import torch
 
 from kernelprof.frameworks import rockpool
-from kernelprof.frameworks.base import Unsupported
 from kernelprof.inputs import lif_input
 from kernelprof.runs.check import upstream_gradient
 from kernelprof.verify.verdicts import timed_agreement
 from reference_kernels.model import LIFConfig
-from tests.lif_cases import case_id, check_case, framework_cases
+from tests.lif_cases import built_or_refused, case_id, check_case, framework_cases
 
 pytest.importorskip("rockpool", reason="rockpool is not installed")
 
@@ -55,13 +54,9 @@ def expected_refusal(config: LIFConfig) -> str | None:
 @pytest.mark.parametrize("name", NEURONS)
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_grid_matches_oracle_or_is_refused_with_reason(case, name):
-    config = case[0]
-    refusal = expected_refusal(config)
-    if refusal is not None:
-        with pytest.raises(Unsupported, match=refusal):
-            NEURONS[name].build(config, CPU, torch.float32)
-        return
-    check_case(NEURONS[name].build(config, CPU, torch.float32).check, case, CPU)
+    built = built_or_refused(NEURONS[name], case[0], expected_refusal(case[0]))
+    if built is not None:
+        check_case(built.check, case, CPU)
 
 
 def test_some_configs_are_expressible():

@@ -19,7 +19,7 @@ from kernelprof.frameworks.base import Requirement, Unsupported
 from kernelprof.inputs import lif_input
 from kernelprof.verify.agreement import check_against_oracle
 from reference_kernels.model import LIFConfig
-from tests.lif_cases import case_id, check_case, framework_cases
+from tests.lif_cases import built_or_refused, case_id, check_case, framework_cases
 
 CPU = torch.device("cpu")
 CASES = framework_cases()
@@ -36,14 +36,9 @@ def expected_refusal(config: LIFConfig) -> str | None:
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_grid_matches_oracle_or_is_refused_with_reason(case):
-    config = case[0]
-    implementation = sj.NEURONS["spikingjelly"]
-    refusal = expected_refusal(config)
-    if refusal is not None:
-        with pytest.raises(Unsupported, match=refusal):
-            implementation.build(config, CPU, torch.float32)
+    built = built_or_refused(sj.NEURONS["spikingjelly"], case[0], expected_refusal(case[0]))
+    if built is None:
         return
-    built = implementation.build(config, CPU, torch.float32)
     result = check_case(built.check, case, CPU)
     assert result.v_max_abs_diff is not None  # v_seq is V after reset, so V is compared
 
