@@ -31,22 +31,16 @@ model_zoo/base_module.py, model_zoo/convnet.py) and checked by tests/test_impl_b
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import (
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    Unsupported,
-)
+from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
 from reference_kernels.model import LIFConfig
 
-REQUIREMENT = Requirement("braincog", ">=0.2.7,<0.3", module="braincog.base.node.node")
+REQUIREMENT = base.Requirement("braincog", ">=0.2.7,<0.3", module="braincog.base.node.node")
 PATH_STEPS = "python loop over T: one LIFNode call per step (eager torch ops)"
 PATH_LAYER = "LIFNode(layer_by_layer=True): the node's own python loop over T on folded input"
 ATAN_TIES = "AtanGrad fires on H > theta, not on H == theta (its forward is x.gt(0))"
@@ -71,7 +65,7 @@ def node_parameters(config: LIFConfig) -> dict:
             "AtanGrad (no SuperSpike or piecewise exponential)"
         )
     if problems:
-        raise Unsupported("braincog cannot express " + "; ".join(problems))
+        raise base.Unsupported("braincog cannot express " + "; ".join(problems))
     return {
         "threshold": float(config.v_threshold),
         "tau": float(config.tau),
@@ -92,11 +86,20 @@ def make_node(config: LIFConfig, device: torch.device, **kwargs) -> nn.Module:
     return lif.to(device)
 
 
-def _tie_notes(config: LIFConfig) -> list[str]:
-    return [ATAN_TIES] if config.surrogate == "atan" else []
+def _builds(
+    config: LIFConfig, dtype: torch.dtype, check, users: nn.Module, path: str, **timed
+) -> base.NeuronBuild:
+    """``check`` and the timed build of the users' node ``users`` (``timed``: its run, code and
+    any prepare), whose spikes are cast back to the input's dtype (AtanGrad's are float32)."""
+    return base.NeuronBuild(
+        check=check,
+        timed=base.TimedBuild(spikes=lambda s: s.to(dtype), module=users, **timed),
+        path=path,
+        tie_notes=[ATAN_TIES] if config.surrogate == "atan" else [],
+    )
 
 
-def build_steps(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build_steps(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     checking, users = make_node(config, device), make_node(config, device)
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -112,22 +115,13 @@ def build_steps(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> 
         users.n_reset()
         return torch.stack([users(x[t]) for t in range(x.shape[0])])
 
-    return NeuronBuild(
-        check=check,
-        timed=TimedBuild(
-            run=timed,
-            spikes=lambda s: s.to(dtype),
-            module=users,
-            code="node.n_reset(); torch.stack([node(x[t]) for t in range(T)])",
-        ),  # fmt: skip
-        path=PATH_STEPS,
-        tie_notes=_tie_notes(config),
-    )
+    code = "node.n_reset(); torch.stack([node(x[t]) for t in range(T)])"
+    return _builds(config, dtype, check, users, PATH_STEPS, run=timed, code=code)
 
 
 def build_layer_by_layer(
     config: LIFConfig, device: torch.device, dtype: torch.dtype
-) -> NeuronBuild:
+) -> base.NeuronBuild:
     checking = make_node(config, device, layer_by_layer=True, requires_mem=True)
     users = make_node(config, device, layer_by_layer=True)
 
@@ -150,32 +144,19 @@ def build_layer_by_layer(
         users.n_reset()
         return users(x)
 
-    return NeuronBuild(
-        check=check,
-        timed=TimedBuild(
-            run=timed,
-            prepare=prepare,
-            spikes=lambda s: s.to(dtype),
-            module=users,
-            code="node = LIFNode(..., layer_by_layer=True, step=T); node.n_reset(); node(x)",
-        ),  # fmt: skip
-        path=PATH_LAYER,
-        tie_notes=_tie_notes(config),
-    )
+    code = "node = LIFNode(..., layer_by_layer=True, step=T); node.n_reset(); node(x)"
+    return _builds(config, dtype, check, users, PATH_LAYER, run=timed, prepare=prepare, code=code)
 
 
-STEPS = Neuron(
+_neuron = partial(base.Neuron, framework="BrainCog", requires=(REQUIREMENT,))
+STEPS = _neuron(
     name="braincog",
-    framework="BrainCog",
     build=build_steps,
-    requires=(REQUIREMENT,),
     description="LIFNode called once per step (BrainCog's default mode)",
 )
-LAYER_BY_LAYER = Neuron(
+LAYER_BY_LAYER = _neuron(
     name="braincog-lbl",
-    framework="BrainCog",
     build=build_layer_by_layer,
-    requires=(REQUIREMENT,),
     description="LIFNode(layer_by_layer=True): all T steps of a layer in one call",
 )
 
@@ -192,8 +173,8 @@ class BrainCogNetwork(SpikingNetwork):
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         if layer.category != "lif":
             return step_layer(layer)
-        if self.lif_config.surrogate == "atan" and f"LIF: {ATAN_TIES}" not in self.notes:
-            self.notes.append(f"LIF: {ATAN_TIES}")
+        if self.lif_config.surrogate == "atan":
+            self.note_once(f"LIF: {ATAN_TIES}")
         return make_node(self.lif_config, torch.device("cpu"))
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
@@ -221,18 +202,20 @@ class BrainCogNetwork(SpikingNetwork):
 _LIF = "braincog/base/node/node.py: LIFNode.__init__"
 _BASE = "braincog/base/node/node.py: BaseNode.__init__"
 DEFAULTS = (
-    Default("tau", "2.0", _LIF, canonical="tau"),
-    Default("threshold", "0.5", _LIF, canonical="v_threshold"),
-    Default("reset", "hard, to 0 (mem * (1 - spike)); v_reset=0.0 only sets n_reset()'s value",
-            "braincog/base/node/node.py: LIFNode.calc_spike", canonical="v_reset"),
-    Default("input", "decayed with the leak: mem + (x - mem) / tau",
-            "braincog/base/node/node.py: LIFNode.integral", canonical="decay_input"),
-    Default("reset gradient", "cut (spike.detach() in the reset)",
-            "braincog/base/node/node.py: LIFNode.calc_spike", canonical="detach_reset"),
-    Default("act_fun", "QGateGrad(alpha=2.0): alpha - alpha^2 |x| within 1/alpha; fires on x > 0",
-            _LIF + "; braincog/base/strategy/surrogate.py: quadratic_gate",
-            canonical="surrogate"),
-    Default("step / layer_by_layer", "8 / False (one call per step)", _BASE),
+    base.Default("tau", "2.0", _LIF, canonical="tau"),
+    base.Default("threshold", "0.5", _LIF, canonical="v_threshold"),
+    base.Default("reset",
+                 "hard, to 0 (mem * (1 - spike)); v_reset=0.0 only sets n_reset()'s value",
+                 "braincog/base/node/node.py: LIFNode.calc_spike", canonical="v_reset"),
+    base.Default("input", "decayed with the leak: mem + (x - mem) / tau",
+                 "braincog/base/node/node.py: LIFNode.integral", canonical="decay_input"),
+    base.Default("reset gradient", "cut (spike.detach() in the reset)",
+                 "braincog/base/node/node.py: LIFNode.calc_spike", canonical="detach_reset"),
+    base.Default("act_fun",
+                 "QGateGrad(alpha=2.0): alpha - alpha^2 |x| within 1/alpha; fires on x > 0",
+                 _LIF + "; braincog/base/strategy/surrogate.py: quadratic_gate",
+                 canonical="surrogate"),
+    base.Default("step / layer_by_layer", "8 / False (one call per step)", _BASE),
 )  # fmt: skip
 
 
@@ -245,7 +228,7 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([node(step) for step in x]).to(x.dtype)
 
 
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="braincog",
     display="BrainCog",
     requires=(REQUIREMENT,),

@@ -45,17 +45,7 @@ import os
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import (
-    Approximation,
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    TrainedRoute,
-    Unsupported,
-)
+from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import (
     KERNEL,
     PADDING,
@@ -96,20 +86,20 @@ def lava_parameters(config: LIFConfig) -> dict:
     from lava.lib.dl.slayer.neuron import cuba
 
     if config.soft_reset:
-        raise Unsupported(
+        raise base.Unsupported(
             "soft reset (v_reset=None): lava-dl's CUBA neuron resets v to 0 by multiplying with "
             "(1 - spike); it has no subtractive reset"
         )
     if config.tau < 1.0:
-        raise Unsupported(
+        raise base.Unsupported(
             f"tau={config.tau:g} < 1: the voltage decay 1/tau must lie in [0, 1] "
             "(lava clamps it to [0, 4096]/4096)"
         )
     # Shifted coordinates U = V - V_r: rest and reset at 0, threshold theta - V_r.
     threshold = config.v_threshold - float(config.v_reset)
-    threshold_q = int(threshold * THRESHOLD_STEP) / THRESHOLD_STEP  # what base.Neuron stores
+    threshold_q = int(threshold * THRESHOLD_STEP) / THRESHOLD_STEP  # what lava's base.Neuron stores
     if threshold_q <= 0:
-        raise Unsupported(
+        raise base.Unsupported(
             f"threshold - v_reset = {threshold:g} truncates to {threshold_q:g} at 1/64 steps: "
             "lava's reset and surrogate width need a positive threshold"
         )
@@ -127,11 +117,11 @@ def lava_parameters(config: LIFConfig) -> dict:
     # cosine 0.85-0.99) with room: SLAYER's reset-free backward is the big one.
     gap = abs(threshold) or 1.0
     approximations = [
-        Approximation(
+        base.Approximation(
             "fixed point: input and membrane truncated to 1/4096 steps every step (lava "
             "s_scale=4096)", spike_mismatch=0.01, grad_cosine_drop=0.02,
         ),
-        Approximation(
+        base.Approximation(
             "backward ignores the reset (SLAYER): dV/dH = 1 and no gradient through S in the "
             "reset" + (", so detach_reset makes no difference" if config.detach_reset else ""),
             grad_cosine_drop=0.25,
@@ -139,17 +129,17 @@ def lava_parameters(config: LIFConfig) -> dict:
     ]  # fmt: skip
     if threshold_q != threshold:
         band = 2.0 * (threshold - threshold_q) / gap
-        approximations.append(Approximation(
+        approximations.append(base.Approximation(
             f"threshold {threshold:g} truncated to {threshold_q:g} (1/64 steps)",
             spike_mismatch=band, grad_cosine_drop=band,
         ))  # fmt: skip
     if decay_q / STATE_SCALE != 1.0 / config.tau:
-        approximations.append(Approximation(
+        approximations.append(base.Approximation(
             f"voltage decay 1/tau = {1.0 / config.tau:.6g} rounded to {decay_q}/4096 "
             f"= {decay_q / STATE_SCALE:.6g}", spike_mismatch=0.005, grad_cosine_drop=0.005,
         ))  # fmt: skip
     if config.surrogate != "piecewise_exp":
-        approximations.append(Approximation(
+        approximations.append(base.Approximation(
             f"surrogate is {peak:.4g}*exp(-|x|/{tau_rho:.4g}) (lava's exponential, same value "
             f"at the threshold and same area), not {config.surrogate}(alpha={config.alpha:g})",
             grad_cosine_drop=0.05,
@@ -182,7 +172,7 @@ def _prepare_cuda_arch(device: torch.device) -> None:
         jitconfig.TORCH_CUDA_ARCH_LIST = own
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     """Maps the canonical config onto lava-dl's cuba.Neuron (see the module docstring)."""
     from lava.lib.dl.slayer.neuron import cuba
     from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator
@@ -190,7 +180,9 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Neuron
     mapping = lava_parameters(config)
     if device.type == "cuda":
         if dtype != torch.float32:
-            raise Unsupported(f"{dtype}: lava's leaky_integrator.cu reads float32 tensors only")
+            raise base.Unsupported(
+                f"{dtype}: lava's leaky_integrator.cu reads float32 tensors only"
+            )
         _prepare_cuda_arch(device)
     neuron = cuba.Neuron(**mapping["kwargs"]).to(device)
     # The surrogate width lava derives from tau_grad must be the one asked for.
@@ -226,9 +218,9 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Neuron
         loaded = leaky_integrator.Accelerated.module is not None
         return PATH_CUDA if loaded else PATH_CUDA + " (not loaded yet)"
 
-    return NeuronBuild(
+    return base.NeuronBuild(
         check=check,
-        timed=TimedBuild(
+        timed=base.TimedBuild(
             run=neuron, prepare=prepare, spikes=canonical_spikes,
             code="spikes = cuba.Neuron(...)(x)  # x time-last [N, 1, T]", module=neuron,
         ),
@@ -254,13 +246,12 @@ def _device_problem(device: torch.device) -> str | None:
     return None
 
 
-REQUIREMENT = Requirement("lava-dl", "==0.6.*", module="lava.lib.dl.slayer")
-LAVA_DL = Neuron(
+REQUIREMENT = base.Requirement("lava-dl", "==0.6.*", module="lava.lib.dl.slayer")
+LAVA_DL = base.Neuron(
     name="lava-dl",
     framework="lava-dl",
     build=build,
     requires=(REQUIREMENT,),
-    devices=("cpu", "cuda"),
     description="slayer cuba.Neuron: Loihi fixed point, SLAYER backward (approximate)",
     device_problem=_device_problem,
 )
@@ -331,15 +322,12 @@ class LavaNetwork(SpikingNetwork):
             return slayer.synapse.Dense(layer.in_shape[0], layer.out_shape[0])
         neuron = LavaLIF(self.lif_config)
         for note in [*neuron.mapping["approximations"], *TIE_NOTES]:
-            if f"LIF: {note}" not in self.notes:
-                self.notes.append(f"LIF: {note}")
+            self.note_once(f"LIF: {note}")
         return neuron
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
-        note = (f"LIF: lava-dl's CUBA neuron as its SLAYER tutorial sets it ({SLAYER_SOURCE}): "
-                f"{SLAYER_NEURON}, input fed undivided")  # fmt: skip
-        if note not in self.notes:
-            self.notes.append(note)
+        self.note_once(f"LIF: lava-dl's CUBA neuron as its SLAYER tutorial sets it "
+                       f"({SLAYER_SOURCE}): {SLAYER_NEURON}, input fed undivided")  # fmt: skip
         return LavaDefaultLIF()
 
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -441,7 +429,7 @@ class BootstrapNetwork(TrainedSNN):
             elif layer.category == "flatten":
                 blocks.append(cuba.Flatten())
             elif layer.category != "lif":
-                raise Unsupported(f"bootstrap has no block for a {layer.category} layer")
+                raise base.Unsupported(f"bootstrap has no block for a {layer.category} layer")
         self.blocks = nn.ModuleList(blocks)
         # A run shorter than the sampling phase samples for all but its last iteration, which
         # fits: training through the rate model before any fit fails inside bootstrap.
@@ -486,7 +474,7 @@ class BootstrapNetwork(TrainedSNN):
         return self._run(x, routine.LayerMode(0, routine.Mode.SNN)).movedim(-1, 0)
 
 
-BOOTSTRAP = TrainedRoute(
+BOOTSTRAP = base.TrainedRoute(
     build=lambda spec, steps, seed, max_steps: BootstrapNetwork(
         spec, BOOTSTRAP_STEPS, seed, max_steps
     ),  # fmt: skip
@@ -501,23 +489,23 @@ BOOTSTRAP = TrainedRoute(
 
 _CUBA = "lava/lib/dl/slayer/neuron/cuba.py: Neuron.__init__"
 DEFAULTS = (
-    Default("threshold", "required (no default; the SLAYER tutorial's 1.25)", _CUBA,
-            canonical="v_threshold"),
-    Default("current_decay", "required (no default; the tutorial's 0.25: a synaptic current)",
-            _CUBA),
-    Default("voltage_decay", "required (no default; the tutorial's 0.03, tau ~ 33 steps)", _CUBA,
-            canonical="tau"),
-    Default("tau_grad", "1 (the tutorial sets 0.03)", _CUBA, canonical="alpha"),
-    Default("scale_grad", "1 (the tutorial sets 3)", _CUBA),
-    Default("scale", "64 (fixed point: states in 1/4096 steps)", _CUBA),
-    Default("persistent_state", "False (every call starts from zero)", _CUBA),
-    Default("surrogate", "exponential scale_rho/(2 tau_rho) exp(-|v - theta|/tau_rho)",
-            "lava/lib/dl/slayer/spike/spike.py", canonical="surrogate"),
-    Default("reset", "to 0, multiplicative (1 - spike), ignored in backward",
-            "lava/lib/dl/slayer/neuron/dynamics/leaky_integrator.py", canonical="v_reset"),
+    base.Default("threshold", "required (no default; the SLAYER tutorial's 1.25)", _CUBA,
+                 canonical="v_threshold"),
+    base.Default("current_decay",
+                 "required (no default; the tutorial's 0.25: a synaptic current)", _CUBA),
+    base.Default("voltage_decay", "required (no default; the tutorial's 0.03, tau ~ 33 steps)",
+                 _CUBA, canonical="tau"),
+    base.Default("tau_grad", "1 (the tutorial sets 0.03)", _CUBA, canonical="alpha"),
+    base.Default("scale_grad", "1 (the tutorial sets 3)", _CUBA),
+    base.Default("scale", "64 (fixed point: states in 1/4096 steps)", _CUBA),
+    base.Default("persistent_state", "False (every call starts from zero)", _CUBA),
+    base.Default("surrogate", "exponential scale_rho/(2 tau_rho) exp(-|v - theta|/tau_rho)",
+                 "lava/lib/dl/slayer/spike/spike.py", canonical="surrogate"),
+    base.Default("reset", "to 0, multiplicative (1 - spike), ignored in backward",
+                 "lava/lib/dl/slayer/neuron/dynamics/leaky_integrator.py", canonical="v_reset"),
 )  # fmt: skip
 
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="lava-dl",
     display="lava-dl",
     requires=(REQUIREMENT,),

@@ -246,6 +246,11 @@ class SpikingNetwork(nn.Module, abc.ABC):
 
     # ---- shared ------------------------------------------------------------------------------
 
+    def note_once(self, note: str) -> None:
+        """Adds ``note`` to ``notes`` unless it is there (every LIF layer makes the same ones)."""
+        if note not in self.notes:
+            self.notes.append(note)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.spec.input_shape or x.dim() != 4:
             raise ValueError(
@@ -328,18 +333,7 @@ def build_ann(spec: NetworkSpec, seed: int) -> nn.Sequential:
     modules: list[nn.Module] = []
     weights = initial_weights(spec, seed)
     for layer in spec.plan():
-        if layer.category == "conv":
-            module = nn.Conv2d(
-                layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False
-            )
-        elif layer.category in ("linear", "readout"):
-            module = nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
-        elif layer.category == "lif":
-            module = nn.ReLU()
-        elif layer.category == "pool":
-            module = nn.AvgPool2d(POOL)
-        else:
-            module = nn.Flatten()
+        module = nn.ReLU() if layer.category == "lif" else step_layer(layer)
         if layer.name in weights:
             with torch.no_grad():
                 module.weight.copy_(weights[layer.name])
@@ -354,6 +348,18 @@ class ConvertedSNN:
     def __init__(self, readout: Callable[[torch.Tensor, int], torch.Tensor], notes: list[str]):
         self.readout = readout
         self.notes = notes
+
+    @classmethod
+    def stepped(cls, snn: nn.Module, reset: Callable[[], None], notes: list[str]) -> ConvertedSNN:
+        """A network called once per step on the static input [B, ...]: ``readout`` calls
+        ``reset()`` to clear its state, then stacks its output of every step."""
+
+        @torch.no_grad()
+        def readout(x: torch.Tensor, steps: int) -> torch.Tensor:
+            reset()
+            return torch.stack([snn(x) for _ in range(steps)])
+
+        return cls(readout, notes)
 
 
 class TrainedSNN(nn.Module, abc.ABC):

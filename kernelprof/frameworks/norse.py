@@ -36,16 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import (
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    Unsupported,
-)
-from kernelprof.frameworks.networks import KERNEL, PADDING, POOL, LayerPlan, SpikingNetwork
+from kernelprof.frameworks import base
+from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
 from reference_kernels.model import LIFConfig, surrogate_grad
 
 # Which Norse threshold method could stand for each canonical surrogate, and the Norse alpha
@@ -89,14 +81,14 @@ def norse_method(config: LIFConfig) -> tuple[str, float]:
     """The Norse threshold method and alpha whose derivative is the config's surrogate."""
     name, alpha = config.surrogate, config.alpha
     if name in _NO_EQUIVALENT:
-        raise Unsupported(f"surrogate {name}(alpha={alpha:g}): {_NO_EQUIVALENT[name]}")
+        raise base.Unsupported(f"surrogate {name}(alpha={alpha:g}): {_NO_EQUIVALENT[name]}")
     method, norse_alpha = _CANDIDATES[name](alpha)
     if not _probe_surrogate(method, norse_alpha, config):
-        raise Unsupported(f"surrogate {name}(alpha={alpha:g}): {_WHY_NOT[name]}")
+        raise base.Unsupported(f"surrogate {name}(alpha={alpha:g}): {_WHY_NOT[name]}")
     return method, norse_alpha
 
 
-REQUIREMENT = Requirement("norse", ">=1.0")
+REQUIREMENT = base.Requirement("norse", ">=1.0")
 
 
 def _problems(config: LIFConfig) -> list[str]:
@@ -108,7 +100,7 @@ def _problems(config: LIFConfig) -> list[str]:
         )
     try:
         norse_method(config)
-    except Unsupported as error:
+    except base.Unsupported as error:
         problems.append(str(error))
     return problems
 
@@ -120,7 +112,7 @@ def check_expressible(config: LIFConfig) -> tuple[str, float]:
     with torch.enable_grad():
         problems = _problems(config)
         if problems:
-            raise Unsupported("norse cannot express " + "; ".join(problems))
+            raise base.Unsupported("norse cannot express " + "; ".join(problems))
         return norse_method(config)
 
 
@@ -154,7 +146,7 @@ def parameters(config: LIFConfig, method: str, norse_alpha: float, device, dtype
     )
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     """Maps the canonical config onto Norse's LIF (hard reset) or Lift(LIFBoxCell) (soft reset)."""
     method, norse_alpha = check_expressible(config)
     import norse.torch as norse_torch
@@ -175,57 +167,46 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Neuron
         return spikes.to(dtype)
 
     if config.soft_reset:
-        module = norse_torch.Lift(norse_torch.LIFBoxCell(p, dt=1.0)).to(device)
+        # Lift keeps only the last state, so one module serves both builds.
+        users = norse_torch.Lift(norse_torch.LIFBoxCell(p, dt=1.0)).to(device)
+        code, path = "spikes = norse.torch.Lift(LIFBoxCell(p))(x)", PATH_SOFT
 
-        def check_soft(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             # LIFBoxCell would start from its 0-dim v_leak, which lets half inputs set the
             # precision; a full state in the compute precision keeps float32 arithmetic, as
             # norse.torch.LIF's own float32 state does. Lift takes (input, state) tuples.
             state = norse_torch.LIFBoxFeedForwardState(
                 v=torch.zeros(x.shape[1:], dtype=compute, device=x.device)
             )
-            spikes, _ = module((prepare(x), state))
+            spikes, _ = users((prepare(x), state))
             return spikes, None  # Lift keeps only the last state: no V sequence
 
-        def timed_soft(x: torch.Tensor) -> torch.Tensor:
-            spikes, _ = module(x)  # Norse's own initial state
-            return spikes
+    else:
+        checking = norse_torch.LIF(p, dt=1.0, record_states=True).to(device)
+        users = norse_torch.LIF(p, dt=1.0).to(device)
+        code, path = "spikes, state = norse.torch.LIF(p, dt=1)(x)", PATH_LIF
 
-        return NeuronBuild(
-            check=check_soft,
-            timed=TimedBuild(
-                run=timed_soft, prepare=prepare, spikes=canonical_spikes,
-                code="spikes = norse.torch.Lift(LIFBoxCell(p))(x)", module=module,
-            ),
-            path=PATH_SOFT + path_suffix,
-            tie_notes=list(TIE_NOTES),
-        )  # fmt: skip
-
-    checking = norse_torch.LIF(p, dt=1.0, record_states=True).to(device)
-    users = norse_torch.LIF(p, dt=1.0).to(device)
-
-    def check_lif(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # The state Norse would create itself (v = v_leak, i = 0), in the compute precision.
-        state = norse_torch.LIFFeedForwardState(
-            v=torch.full(x.shape[1:], float(config.v_reset), dtype=compute, device=x.device),
-            i=torch.zeros(x.shape[1:], dtype=compute, device=x.device),
-        )
-        spikes, states = checking(prepare(x), state)
-        return spikes, states.v  # record_states: V after reset at every step
+        def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            # The state Norse would create itself (v = v_leak, i = 0), in the compute precision.
+            state = norse_torch.LIFFeedForwardState(
+                v=torch.full(x.shape[1:], float(config.v_reset), dtype=compute, device=x.device),
+                i=torch.zeros(x.shape[1:], dtype=compute, device=x.device),
+            )
+            spikes, states = checking(prepare(x), state)
+            return spikes, states.v  # record_states: V after reset at every step
 
     def timed(x: torch.Tensor) -> torch.Tensor:
         spikes, _ = users(x)  # Norse's own initial state, no recorded states
         return spikes
 
-    return NeuronBuild(
-        check=check_lif,
-        timed=TimedBuild(
-            run=timed, prepare=prepare, spikes=canonical_spikes,
-            code="spikes, state = norse.torch.LIF(p, dt=1)(x)", module=users,
+    return base.NeuronBuild(
+        check=check,
+        timed=base.TimedBuild(
+            run=timed, prepare=prepare, spikes=canonical_spikes, code=code, module=users
         ),
-        path=PATH_LIF + path_suffix,
+        path=path + path_suffix,
         tie_notes=list(TIE_NOTES),
-    )  # fmt: skip
+    )
 
 
 # ---- e2e network -------------------------------------------------------------------------------
@@ -240,22 +221,15 @@ class NorseNetwork(SpikingNetwork):
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         import norse.torch as norse_torch
 
-        if layer.category == "conv":
-            return norse_torch.Lift(
-                nn.Conv2d(
-                    layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False
-                )
-            )
-        if layer.category == "pool":
-            return norse_torch.Lift(nn.AvgPool2d(POOL))
+        if layer.category in ("conv", "pool"):
+            return norse_torch.Lift(step_layer(layer))
         if layer.category == "flatten":
             return nn.Flatten(start_dim=2)  # keeps [T, B]
         if layer.category in ("linear", "readout"):
             # nn.Linear maps the last axis, so [T, B, F] needs no Lift.
-            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+            return step_layer(layer)
         for note in TIE_NOTES:
-            if f"LIF: {note}" not in self.notes:
-                self.notes.append(f"LIF: {note}")
+            self.note_once(f"LIF: {note}")
         config = self.lif_config
         method, norse_alpha = check_expressible(config)
         if not config.decay_input:
@@ -340,26 +314,25 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
 
 _PARAMETERS = "norse/torch/functional/lif.py: LIFParameters"
 DEFAULTS = (
-    Default("tau_mem_inv", "100.0 (1/s: tau_mem = 10 ms)", _PARAMETERS, canonical="tau"),
-    Default("tau_syn_inv", "200.0 (1/s: a synaptic current with tau_syn = 5 ms)", _PARAMETERS),
-    Default("v_leak", "0.0", _PARAMETERS),
-    Default("v_th", "1.0", _PARAMETERS, canonical="v_threshold"),
-    Default("v_reset", "0.0 (hard reset, attached)", _PARAMETERS, canonical="v_reset"),
-    Default("method", "'super' (SuperSpike)", _PARAMETERS, canonical="surrogate"),
-    Default("alpha", "100.0", _PARAMETERS, canonical="alpha"),
-    Default("dt", "0.001 (s)", "norse/torch/module/snn.py: SNN.__init__"),
-    Default("record_states", "False", "norse/torch/module/snn.py: SNN.__init__"),
+    base.Default("tau_mem_inv", "100.0 (1/s: tau_mem = 10 ms)", _PARAMETERS, canonical="tau"),
+    base.Default("tau_syn_inv", "200.0 (1/s: a synaptic current with tau_syn = 5 ms)", _PARAMETERS),
+    base.Default("v_leak", "0.0", _PARAMETERS),
+    base.Default("v_th", "1.0", _PARAMETERS, canonical="v_threshold"),
+    base.Default("v_reset", "0.0 (hard reset, attached)", _PARAMETERS, canonical="v_reset"),
+    base.Default("method", "'super' (SuperSpike)", _PARAMETERS, canonical="surrogate"),
+    base.Default("alpha", "100.0", _PARAMETERS, canonical="alpha"),
+    base.Default("dt", "0.001 (s)", "norse/torch/module/snn.py: SNN.__init__"),
+    base.Default("record_states", "False", "norse/torch/module/snn.py: SNN.__init__"),
 )
 
-NORSE = Neuron(
+NORSE = base.Neuron(
     name="norse",
     framework="Norse",
     build=build,
     requires=(REQUIREMENT,),
-    devices=("cpu", "cuda"),
     description="norse.torch.LIF (hard reset) / Lift(LIFBoxCell) (soft reset): eager loop",
 )
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="norse",
     display="Norse",
     requires=(REQUIREMENT,),

@@ -17,18 +17,16 @@ import torch
 from torch import nn
 
 import reference_kernels
-from kernelprof.frameworks.base import Default, Framework, Neuron, NeuronBuild, TimedBuild
+from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import (
-    KERNEL,
-    PADDING,
     PERCENTILE,
-    POOL,
     ConvertedSNN,
     LayerPlan,
     NetworkSpec,
     SpikingNetwork,
     TimeFolded,
     run_layers,
+    step_layer,
 )
 from reference_kernels.model import LIFConfig
 
@@ -41,16 +39,16 @@ PATHS = {
 
 
 def _builder(impl: str):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
         def check(x: torch.Tensor):
             return reference_kernels.run(x, config, impl=impl, return_v=True)
 
         def timed(x: torch.Tensor) -> torch.Tensor:
             return reference_kernels.run(x, config, impl=impl)  # spikes only: no V written
 
-        return NeuronBuild(
+        return base.NeuronBuild(
             check=check,
-            timed=TimedBuild(run=timed, code=f"lif_multistep(x, impl={impl!r})"),
+            timed=base.TimedBuild(run=timed, code=f"lif_multistep(x, impl={impl!r})"),
             path=PATHS[impl],
         )
 
@@ -65,7 +63,7 @@ def _device_problem(impl: str):
 
 
 NEURONS = tuple(
-    Neuron(
+    base.Neuron(
         name=f"ref-{impl}",
         framework="kernelprof reference",
         build=_builder(impl),
@@ -103,18 +101,12 @@ class ReferenceNetwork(SpikingNetwork):
     impl = "torch"
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
-        if layer.category == "conv":
-            return TimeFolded(
-                nn.Conv2d(
-                    layer.in_shape[0], layer.out_shape[0], KERNEL, padding=PADDING, bias=False
-                )
-            )
-        if layer.category == "pool":
-            return TimeFolded(nn.AvgPool2d(POOL))
+        if layer.category in ("conv", "pool"):
+            return TimeFolded(step_layer(layer))
         if layer.category == "flatten":
             return nn.Flatten(start_dim=2)
         if layer.category in ("linear", "readout"):
-            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
+            return step_layer(layer)  # nn.Linear maps the last axis of [T, B, F] as it is
         return ReferenceLIF(self.lif_config, self.impl)
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
@@ -187,30 +179,28 @@ def convert_reference(
     snn = nn.Sequential(
         *[IFNeuron(next(levels)) if isinstance(m, nn.ReLU) else m for m in ann]
     ).eval()
+    neurons = [module for module in snn if isinstance(module, IFNeuron)]
 
-    @torch.no_grad()
-    def readout(x: torch.Tensor, steps: int) -> torch.Tensor:
-        for module in snn:
-            if isinstance(module, IFNeuron):
-                module.v = None
-        return torch.stack([snn(x) for _ in range(steps)])
+    def reset() -> None:
+        for neuron in neurons:
+            neuron.v = None
 
-    levels_text = ", ".join(f"{m.level:.3g}" for m in snn if isinstance(m, IFNeuron))
-    return ConvertedSNN(
-        readout,
-        [f"reference: IF neurons, soft reset, thresholds = {PERCENTILE}th percentile "
-         f"activations ({levels_text})"],
-    )  # fmt: skip
+    levels_text = ", ".join(f"{neuron.level:.3g}" for neuron in neurons)
+    note = (
+        f"reference: IF neurons, soft reset, thresholds = {PERCENTILE}th percentile "
+        f"activations ({levels_text})"
+    )
+    return ConvertedSNN.stepped(snn, reset, [note])
 
 
 _MODEL = "reference_kernels/model.py: LIFConfig"
 DEFAULTS = (
-    Default("tau", "2.0", _MODEL, canonical="tau"),
-    Default("v_threshold", "1.0", _MODEL, canonical="v_threshold"),
-    Default("v_reset", "0.0 (hard reset)", _MODEL, canonical="v_reset"),
-    Default("decay_input", "True", _MODEL, canonical="decay_input"),
-    Default("detach_reset", "False", _MODEL, canonical="detach_reset"),
-    Default("surrogate", "sigmoid (alpha=4.0)", _MODEL, canonical="surrogate"),
+    base.Default("tau", "2.0", _MODEL, canonical="tau"),
+    base.Default("v_threshold", "1.0", _MODEL, canonical="v_threshold"),
+    base.Default("v_reset", "0.0 (hard reset)", _MODEL, canonical="v_reset"),
+    base.Default("decay_input", "True", _MODEL, canonical="decay_input"),
+    base.Default("detach_reset", "False", _MODEL, canonical="detach_reset"),
+    base.Default("surrogate", "sigmoid (alpha=4.0)", _MODEL, canonical="surrogate"),
 )
 
 
@@ -218,7 +208,7 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return ReferenceLIF(LIFConfig(), "torch")(x)  # the canonical model at its own defaults
 
 
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="reference",
     display="kernelprof reference",
     neurons=NEURONS,

@@ -140,11 +140,15 @@ def problems() -> list[str]:
     return list(_PROBLEMS)
 
 
-def framework(name: str) -> Framework:
-    known = frameworks()
+def _named(known: dict, what: str, name: str):
+    """``known[name]``, or a KeyError that lists the valid names."""
     if name not in known:
-        raise KeyError(f"unknown framework {name!r} (valid: {', '.join(known)})")
+        raise KeyError(f"unknown {what} {name!r} (valid: {', '.join(known)})")
     return known[name]
+
+
+def framework(name: str) -> Framework:
+    return _named(frameworks(), "framework", name)
 
 
 def neurons() -> dict[str, Neuron]:
@@ -153,10 +157,7 @@ def neurons() -> dict[str, Neuron]:
 
 
 def neuron(name: str) -> Neuron:
-    known = neurons()
-    if name not in known:
-        raise KeyError(f"unknown implementation {name!r} (valid: {', '.join(known)})")
-    return known[name]
+    return _named(neurons(), "implementation", name)
 
 
 def networks() -> dict[str, Framework]:

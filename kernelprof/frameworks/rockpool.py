@@ -44,24 +44,17 @@ torch_module.py, sinabs/lif_exodus.py) and checked by tests/test_impl_rockpool.p
 from __future__ import annotations
 
 import math
+from functools import cache, partial
 
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import (
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    Unsupported,
-)
-from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, TimeFolded
+from kernelprof.frameworks import base
+from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, TimeFolded, step_layer
 from reference_kernels.model import LIFConfig
 
-REQUIREMENT = Requirement("rockpool", ">=3.1,<4", module="rockpool.nn.modules")
-EXODUS = Requirement("sinabs-exodus", module="sinabs.exodus")
+REQUIREMENT = base.Requirement("rockpool", ">=3.1,<4", module="rockpool.nn.modules")
+EXODUS = base.Requirement("sinabs-exodus", module="sinabs.exodus")
 SYNAPSE_DECAY = 2.0**-32  # beta: the synaptic stage passes the input on, scaled by 2^32
 DT = 1e-3  # Rockpool's default time step
 MAX_REC_BYTES = 2 * 2**30  # the largest dense N x N recurrent matrix LIFTorch is built with
@@ -98,7 +91,7 @@ def lif_parameters(config: LIFConfig, *, exodus: bool = False) -> dict:
         )
     if problems:
         name = "rockpool-exodus" if exodus else "rockpool"
-        raise Unsupported(f"{name} cannot express " + "; ".join(problems))
+        raise base.Unsupported(f"{name} cannot express " + "; ".join(problems))
     return {
         "alpha": 1.0 - 1.0 / config.tau,
         "threshold": float(config.v_threshold),
@@ -146,15 +139,12 @@ def _batch_first(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).unsqueeze(0)  # [T, ...] -> [1, T, N], batch-first
 
 
-def _rockpool_build(config, device, dtype, make, scale, path) -> NeuronBuild:
+def _rockpool_build(config, device, dtype, make, scale, path) -> base.NeuronBuild:
     """The two builds around a module ``make(N)`` that takes [1, T, N] input times ``scale``."""
-    modules: dict[tuple[str, int], nn.Module] = {}
 
+    @cache
     def module(role: str, neurons: int) -> nn.Module:
-        key = (role, neurons)  # built once per N (the module's shape is N)
-        if key not in modules:
-            modules[key] = make(neurons)
-        return modules[key]
+        return make(neurons)  # built once per role and N (the module's shape is N)
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         mod = module("check", x[0].numel())
@@ -175,9 +165,9 @@ def _rockpool_build(config, device, dtype, make, scale, path) -> NeuronBuild:
     def canonical(spikes: torch.Tensor) -> torch.Tensor:
         return spikes[0].to(dtype)  # [1, T, N] -> [T, N]
 
-    return NeuronBuild(
+    return base.NeuronBuild(
         check=check,
-        timed=TimedBuild(
+        timed=base.TimedBuild(
             run=run,
             prepare=prepare,
             spikes=canonical,
@@ -187,22 +177,26 @@ def _rockpool_build(config, device, dtype, make, scale, path) -> NeuronBuild:
     )
 
 
-def build_lif_torch(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build_lif_torch(
+    config: LIFConfig, device: torch.device, dtype: torch.dtype
+) -> base.NeuronBuild:
     scale = input_scale(config)
     return _rockpool_build(
         config, device, dtype, lambda n: make_lif_torch(config, n, device), scale, PATH_TORCH
     )
 
 
-def build_lif_neuron(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build_lif_neuron(
+    config: LIFConfig, device: torch.device, dtype: torch.dtype
+) -> base.NeuronBuild:
     from rockpool.nn.modules import LIFNeuronTorch
     from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
     from rockpool.parameters import Constant
 
     p = lif_parameters(config)
     if p["alpha"] <= 0:
-        raise Unsupported(f"rockpool-neuron cannot express tau={config.tau:g}: its decay is "
-                          "exp(-dt/tau_mem), so 1 - 1/tau must be > 0")  # fmt: skip
+        raise base.Unsupported(f"rockpool-neuron cannot express tau={config.tau:g}: its decay is "
+                               "exp(-dt/tau_mem), so 1 - 1/tau must be > 0")  # fmt: skip
     tau_mem = -DT / math.log(p["alpha"])  # exp(-dt/tau_mem) = 1 - 1/tau
 
     def make(neurons: int) -> nn.Module:
@@ -215,7 +209,9 @@ def build_lif_neuron(config: LIFConfig, device: torch.device, dtype: torch.dtype
     return _rockpool_build(config, device, dtype, make, p["input_scale"], PATH_NEURON)
 
 
-def build_lif_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build_lif_exodus(
+    config: LIFConfig, device: torch.device, dtype: torch.dtype
+) -> base.NeuronBuild:
     """Never run here (sinabs-exodus is source-only and CUDA-only): taus mode, the synapse
     made transparent like LIFTorch's, sinabs' SingleExponential as the surrogate."""
     from rockpool.nn.modules import LIFExodus
@@ -223,7 +219,9 @@ def build_lif_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype
 
     p = lif_parameters(config, exodus=True)
     if p["alpha"] <= 0:
-        raise Unsupported("rockpool-exodus cannot express tau <= 1: EXODUS needs a decay in [0, 1]")
+        raise base.Unsupported(
+            "rockpool-exodus cannot express tau <= 1: EXODUS needs a decay in [0, 1]"
+        )
     tau_mem = -DT / math.log(p["alpha"])
     tau_syn = -DT / math.log(SYNAPSE_DECAY)
 
@@ -239,23 +237,19 @@ def build_lif_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype
     return _rockpool_build(config, device, dtype, make, scale, PATH_EXODUS)
 
 
-LIF_TORCH = Neuron(
+_neuron = partial(base.Neuron, framework="Rockpool", requires=(REQUIREMENT,))
+LIF_TORCH = _neuron(
     name="rockpool",
-    framework="Rockpool",
     build=build_lif_torch,
-    requires=(REQUIREMENT,),
     description="LIFTorch: synapse + membrane, python loop over T (zero N x N recurrence)",
 )
-LIF_NEURON = Neuron(
+LIF_NEURON = _neuron(
     name="rockpool-neuron",
-    framework="Rockpool",
     build=build_lif_neuron,
-    requires=(REQUIREMENT,),
     description="LIFNeuronTorch: membrane only, python loop over T",
 )
-LIF_EXODUS = Neuron(
+LIF_EXODUS = _neuron(
     name="rockpool-exodus",
-    framework="Rockpool",
     build=build_lif_exodus,
     requires=(REQUIREMENT, EXODUS),
     devices=("cuda",),
@@ -288,19 +282,17 @@ class RockpoolNetwork(SpikingNetwork):
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         if self.spec.kind == "cnn":
-            raise Unsupported(
+            raise base.Unsupported(
                 "the CNN's LIF layers have 12,544 and 6,272 neurons, and LIFTorch "
                 "multiplies a dense zero N x N recurrent matrix (630 MB and 157 MB) by every "
                 "sample's spikes at every step even without recurrence; the FC network is built"
             )
         if layer.category == "flatten":
-            return TimeFolded(nn.Flatten())
+            return TimeFolded(step_layer(layer))
         if layer.category in ("linear", "readout"):
-            return nn.Linear(layer.in_shape[0], layer.out_shape[0], bias=False)
-        note = ("LIF: LIFTorch with a transparent synapse (beta = 2^-32, input times 2^32) and "
-                "PeriodicExponential capped at one spike per step")  # fmt: skip
-        if note not in self.notes:
-            self.notes.append(note)
+            return step_layer(layer)  # nn.Linear maps the last axis of [T, B, N] as it is
+        self.note_once("LIF: LIFTorch with a transparent synapse (beta = 2^-32, input times "
+                       "2^32) and PeriodicExponential capped at one spike per step")  # fmt: skip
         module = make_lif_torch(self.lif_config, layer.out_shape[0], torch.device("cpu"))
         return RockpoolLIF(module, input_scale(self.lif_config))
 
@@ -308,7 +300,7 @@ class RockpoolNetwork(SpikingNetwork):
         from rockpool.nn.modules import LIFTorch
 
         if self.spec.kind == "cnn":
-            raise Unsupported(
+            raise base.Unsupported(
                 "FC network only: LIFTorch's zero N x N recurrent matrix (see the "
                 "canonical setting's row)"
             )
@@ -333,19 +325,20 @@ class RockpoolNetwork(SpikingNetwork):
 
 _LIF = "rockpool/nn/modules/torch/lif_torch.py: LIFBaseTorch.__init__"
 DEFAULTS = (
-    Default("tau_mem", "20 ms with dt = 1 ms: decay exp(-dt/tau_mem) = 0.951 per step", _LIF,
-            canonical="tau"),
-    Default("tau_syn", "20 ms: a synaptic current stage before the membrane", _LIF),
-    Default("threshold", "1.0", _LIF, canonical="v_threshold"),
-    Default("reset", "subtract the threshold per spike (soft), attached to the gradient",
-            "rockpool/nn/modules/torch/lif_torch.py: LIFTorch.forward", canonical="v_reset"),
-    Default("input", "added to the synaptic current undecayed, I += X",
-            "rockpool/nn/modules/torch/lif_torch.py: LIFTorch.forward", canonical="decay_input"),
-    Default("spike_generation_fn", "StepPWL: surrogate 1[V >= theta - 0.5]/theta", _LIF,
-            canonical="surrogate"),
-    Default("max_spikes_per_dt", "2^16 (several spikes per step)", _LIF),
-    Default("has_rec", "False (a dense zero N x N recurrent matrix is still kept and applied)",
-            _LIF),
+    base.Default("tau_mem", "20 ms with dt = 1 ms: decay exp(-dt/tau_mem) = 0.951 per step", _LIF,
+                 canonical="tau"),
+    base.Default("tau_syn", "20 ms: a synaptic current stage before the membrane", _LIF),
+    base.Default("threshold", "1.0", _LIF, canonical="v_threshold"),
+    base.Default("reset", "subtract the threshold per spike (soft), attached to the gradient",
+                 "rockpool/nn/modules/torch/lif_torch.py: LIFTorch.forward", canonical="v_reset"),
+    base.Default("input", "added to the synaptic current undecayed, I += X",
+                 "rockpool/nn/modules/torch/lif_torch.py: LIFTorch.forward",
+                 canonical="decay_input"),
+    base.Default("spike_generation_fn", "StepPWL: surrogate 1[V >= theta - 0.5]/theta", _LIF,
+                 canonical="surrogate"),
+    base.Default("max_spikes_per_dt", "2^16 (several spikes per step)", _LIF),
+    base.Default("has_rec", "False (a dense zero N x N recurrent matrix is still kept and applied)",
+                 _LIF),
 )  # fmt: skip
 
 
@@ -358,7 +351,7 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return spikes[0].reshape(x.shape).to(x.dtype)
 
 
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="rockpool",
     display="Rockpool",
     requires=(REQUIREMENT,),

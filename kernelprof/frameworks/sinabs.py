@@ -33,19 +33,12 @@ surrogate_gradient_fn.py, and sinabs-exodus's sinabs/exodus/layers/lif.py and sp
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import (
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    Unsupported,
-)
+from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import PERCENTILE, ConvertedSNN, NetworkSpec
 from reference_kernels.model import LIFConfig
 
@@ -83,7 +76,7 @@ def sinabs_parameters(config: LIFConfig, *, exodus: bool) -> dict:
         )
     if problems:
         name = "sinabs-exodus" if exodus else "sinabs"
-        raise Unsupported(f"{name} cannot express " + "; ".join(problems))
+        raise base.Unsupported(f"{name} cannot express " + "; ".join(problems))
     return {
         "tau_mem": -1.0 / math.log(1.0 - 1.0 / config.tau),
         "spike_threshold": float(config.v_threshold),
@@ -102,20 +95,20 @@ def _time_first(spikes: torch.Tensor) -> torch.Tensor:
     return spikes.movedim(1, 0)
 
 
-def _timed(layer) -> TimedBuild:
+def _timed(layer) -> base.TimedBuild:
     """The layer as Sinabs users call it, on their batch-first input."""
 
     def run(x: torch.Tensor) -> torch.Tensor:
         layer.reset_states()  # the state persists between calls
         return layer(x)
 
-    return TimedBuild(
+    return base.TimedBuild(
         run=run, prepare=_batch_first, spikes=_time_first, module=layer,
         code="layer.reset_states(); spikes = layer(x)  # x batch-first [B, T, ...]",
     )  # fmt: skip
 
 
-def _build_sinabs(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def _build_sinabs(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     from sinabs.activation import MembraneReset, MembraneSubtract, SingleExponential, SingleSpike
     from sinabs.layers import LIF
 
@@ -141,10 +134,10 @@ def _build_sinabs(config: LIFConfig, device: torch.device, dtype: torch.dtype) -
         spikes = checking(_batch_first(x))
         return _time_first(spikes), _time_first(checking.recordings["v_mem"])
 
-    return NeuronBuild(check=check, timed=_timed(users), path=PATH_SINABS)
+    return base.NeuronBuild(check=check, timed=_timed(users), path=PATH_SINABS)
 
 
-def _build_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def _build_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
     from sinabs.exodus.layers import LIF
 
@@ -164,23 +157,20 @@ def _build_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -
         # EXODUS's backward refuses gradients through v_mem: V is not offered.
         return timed.canonical(x), None
 
-    return NeuronBuild(check=check, timed=timed, path=PATH_EXODUS)
+    return base.NeuronBuild(check=check, timed=timed, path=PATH_EXODUS)
 
 
-REQUIREMENT = Requirement("sinabs", ">=3")
-SINABS = Neuron(
+REQUIREMENT = base.Requirement("sinabs", ">=3")
+_neuron = partial(base.Neuron, framework="Sinabs", requires=(REQUIREMENT,))
+SINABS = _neuron(
     name="sinabs",
-    framework="Sinabs",
     build=_build_sinabs,
-    requires=(REQUIREMENT,),
-    devices=("cpu", "cuda"),
     description="sinabs.layers.LIF with SingleSpike: eager loop",
 )
-SINABS_EXODUS = Neuron(
+SINABS_EXODUS = _neuron(
     name="sinabs-exodus",
-    framework="Sinabs",
     build=_build_exodus,
-    requires=(REQUIREMENT, Requirement("sinabs-exodus", module="sinabs.exodus")),
+    requires=(REQUIREMENT, base.Requirement("sinabs-exodus", module="sinabs.exodus")),
     devices=("cuda",),
     description="sinabs.exodus.layers.LIF: EXODUS CUDA kernels (not run here: not installed)",
 )
@@ -235,19 +225,19 @@ def convert(ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSp
 
 _LIF = "sinabs/layers/lif.py: LIF.__init__"
 DEFAULTS = (
-    Default("tau_mem", "required (no default)", _LIF, canonical="tau"),
-    Default("tau_syn", "None (no synaptic current)", _LIF),
-    Default("spike_threshold", "1.0", _LIF, canonical="v_threshold"),
-    Default("spike_fn", "MultiSpike (several spikes per step)", _LIF),
-    Default("reset_fn", "MembraneSubtract(subtract_value=None) (soft reset)", _LIF,
-            canonical="v_reset"),
-    Default("surrogate_grad_fn", "SingleExponential(grad_width=0.5, grad_scale=1.0)", _LIF,
-            canonical="surrogate"),
-    Default("norm_input", "True (input scaled by 1 - alpha)", _LIF, canonical="decay_input"),
-    Default("record_states", "False", _LIF),
+    base.Default("tau_mem", "required (no default)", _LIF, canonical="tau"),
+    base.Default("tau_syn", "None (no synaptic current)", _LIF),
+    base.Default("spike_threshold", "1.0", _LIF, canonical="v_threshold"),
+    base.Default("spike_fn", "MultiSpike (several spikes per step)", _LIF),
+    base.Default("reset_fn", "MembraneSubtract(subtract_value=None) (soft reset)", _LIF,
+                 canonical="v_reset"),
+    base.Default("surrogate_grad_fn", "SingleExponential(grad_width=0.5, grad_scale=1.0)", _LIF,
+                 canonical="surrogate"),
+    base.Default("norm_input", "True (input scaled by 1 - alpha)", _LIF, canonical="decay_input"),
+    base.Default("record_states", "False", _LIF),
 )  # fmt: skip
 
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="sinabs",
     display="Sinabs",
     requires=(REQUIREMENT,),

@@ -48,20 +48,11 @@ import math
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import (
-    Approximation,
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    Unsupported,
-)
+from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
 from reference_kernels.model import LIFConfig
 
-REQUIREMENT = Requirement("snntorch", ">=0.9,<2")
+REQUIREMENT = base.Requirement("snntorch", ">=0.9,<2")
 PATH = "eager PyTorch: Python loop over T of snn.Leaky (a handful of aten ops per step), autograd"
 TIE_NOTE = "fires on H > theta, not >= (snnTorch's surrogates compute (x > 0).float())"
 
@@ -70,18 +61,18 @@ def leaky_kwargs(config: LIFConfig) -> dict:
     """``snn.Leaky`` keyword arguments for ``config`` (without the surrogate); raises
     :class:`Unsupported` where snnTorch cannot express it (see the module docstring)."""
     if config.tau < 1:
-        raise Unsupported(
+        raise base.Unsupported(
             f"beta = 1 - 1/tau = {1 - 1 / config.tau:g} < 0 for tau={config.tau:g}, and "
             "snnTorch clamps beta to [0, 1]"
         )
     if config.v_reset is not None and config.v_reset != 0:
-        raise Unsupported(
+        raise base.Unsupported(
             f"snnTorch resets to 0 only (its leak beta*U has no rest potential), "
             f"got v_reset={config.v_reset:g}"
         )
     if config.v_reset is None:
         if config.detach_reset:
-            raise Unsupported(
+            raise base.Unsupported(
                 "snnTorch cannot detach a subtractive reset: with reset_delay=False the reset "
                 "term (spk - reset) * threshold keeps the spike's gradient, and reset_delay=True "
                 "subtracts the threshold after the decay (beta*H + I - theta, not "
@@ -93,7 +84,7 @@ def leaky_kwargs(config: LIFConfig) -> dict:
         mechanism, reset_delay = "zero", True
     else:
         if config.v_threshold < 0:
-            raise Unsupported(
+            raise base.Unsupported(
                 "with reset_delay=False snnTorch re-applies the reset when V after reset (0) "
                 f"exceeds the threshold, which happens for v_threshold={config.v_threshold:g} < 0"
             )
@@ -122,19 +113,19 @@ def spike_grad(config: LIFConfig, dtype: torch.dtype) -> tuple[object, list[str]
         # A NaN is WRONG whatever is declared: this says where one would come from, and
         # allows no other difference (bounds 0).
         return surrogate.sigmoid(slope=alpha), [
-            Approximation(
+            base.Approximation(
                 "sigmoid surrogate: snnTorch computes slope*exp(-slope*x)/(exp(-slope*x)+1)^2, "
                 f"which gives NaN gradients where H - theta < -{limit:.4g} (exp overflows in "
                 f"{str(dtype).removeprefix('torch.')}); the canonical sigmoid' is ~0 there"
             )
         ]
-    raise Unsupported(
+    raise base.Unsupported(
         f"snnTorch 1.0.0 has no built-in {config.surrogate} surrogate (spike_rate_escape is "
         "centred at x = 1; a custom_surrogate would be kernelprof's code, not snnTorch's)"
     )
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     kwargs = leaky_kwargs(config)
     grad, approximations = spike_grad(config, dtype)
     import snntorch as snn
@@ -145,7 +136,7 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Neuron
     if config.v_reset is None:
         # Only neuron-steps with H > 2*theta are affected: 0.4-0.7 % of spike values with
         # kernelprof's inputs (T = 8 to 32), dX cosine 0.996-0.997; the bounds leave 3x room.
-        approximations.append(Approximation(
+        approximations.append(base.Approximation(
             "soft reset: where V after reset exceeds theta (H > 2*theta), snnTorch's "
             "reset_delay=False subtracts theta again before the next spike decision, so that "
             "step fires on H > 2*theta and its surrogate is taken at H - 2*theta",
@@ -178,9 +169,9 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Neuron
     def canonical_spikes(spikes: torch.Tensor) -> torch.Tensor:
         return spikes.to(dtype)  # snnTorch's spikes are float32 whatever the input dtype
 
-    return NeuronBuild(
+    return base.NeuronBuild(
         check=check,
-        timed=TimedBuild(
+        timed=base.TimedBuild(
             run=timed,
             prepare=prepare,
             spikes=canonical_spikes,
@@ -212,8 +203,7 @@ class SnnTorchNetwork(SpikingNetwork):
         kwargs = leaky_kwargs(config)
         grad, approximations = spike_grad(config, torch.float32)
         for note in [*approximations, TIE_NOTE]:
-            if f"LIF: {note}" not in self.notes:
-                self.notes.append(f"LIF: {note}")
+            self.note_once(f"LIF: {note}")
         if config.soft_reset and not any(n.startswith("LIF: soft reset:") for n in self.notes):
             self.notes.append(
                 "LIF: soft reset: where V after reset exceeds theta (H > 2*theta), snnTorch "
@@ -250,16 +240,17 @@ class SnnTorchNetwork(SpikingNetwork):
 
 _LEAKY = "snntorch/_neurons/leaky.py: Leaky.__init__"
 DEFAULTS = (
-    Default("beta", "required (no default; snnTorch's tutorials use 0.95)", _LEAKY),
-    Default("threshold", "1.0", _LEAKY, canonical="v_threshold"),
-    Default("spike_grad", "None, which is surrogate.atan(alpha=2.0)",
-            "snntorch/_neurons/neurons.py: SpikingNeuron.__init__ (spike_grad == None -> "
-            "atan()); snntorch/surrogate.py: atan(alpha=2.0)", canonical="surrogate"),
-    Default("reset_mechanism", "'subtract' (soft reset, V - theta)", _LEAKY, canonical="v_reset"),
-    Default("reset_delay", "True (the reset of step t applies at step t+1)", _LEAKY,
-            canonical="detach_reset"),
-    Default("input", "added undecayed: U = beta*U + I (no 1/tau on the input)",
-            "snntorch/_neurons/leaky.py: Leaky._base_state_function", canonical="decay_input"),
+    base.Default("beta", "required (no default; snnTorch's tutorials use 0.95)", _LEAKY),
+    base.Default("threshold", "1.0", _LEAKY, canonical="v_threshold"),
+    base.Default("spike_grad", "None, which is surrogate.atan(alpha=2.0)",
+                 "snntorch/_neurons/neurons.py: SpikingNeuron.__init__ (spike_grad == None -> "
+                 "atan()); snntorch/surrogate.py: atan(alpha=2.0)", canonical="surrogate"),
+    base.Default("reset_mechanism", "'subtract' (soft reset, V - theta)", _LEAKY,
+                 canonical="v_reset"),
+    base.Default("reset_delay", "True (the reset of step t applies at step t+1)", _LEAKY,
+                 canonical="detach_reset"),
+    base.Default("input", "added undecayed: U = beta*U + I (no 1/tau on the input)",
+                 "snntorch/_neurons/leaky.py: Leaky._base_state_function", canonical="decay_input"),
 )  # fmt: skip
 
 # beta has no default; snnTorch's tutorials (tutorial_5, "Training SNNs") write beta = 0.95.
@@ -285,14 +276,14 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(spikes).to(x.dtype)
 
 
-NEURON = Neuron(
+NEURON = base.Neuron(
     name="snntorch",
     framework="snnTorch",
     build=build,
     requires=(REQUIREMENT,),
     description="snn.Leaky looped over T (beta = 1 - 1/tau, reset_delay per detach_reset)",
 )
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="snntorch",
     display="snnTorch",
     requires=(REQUIREMENT,),

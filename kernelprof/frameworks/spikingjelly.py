@@ -44,20 +44,12 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import (
-    Approximation,
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    Unsupported,
-)
+from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import (
     KERNEL,
     PADDING,
@@ -71,8 +63,8 @@ from kernelprof.frameworks.networks import (
 )
 from reference_kernels.model import LIFConfig
 
-REQUIREMENT = Requirement("spikingjelly", ">=2.0,<3", module="spikingjelly.activation_based")
-LEGACY_REQUIREMENT = Requirement(
+REQUIREMENT = base.Requirement("spikingjelly", ">=2.0,<3", module="spikingjelly.activation_based")
+LEGACY_REQUIREMENT = base.Requirement(
     "spikingjelly", "==0.0.0.0.14", module="spikingjelly.activation_based"
 )
 BACKEND_ENV = "SJ_LIF_CUDA_IMPLEMENTATION"
@@ -89,7 +81,7 @@ SURROGATE_CLASSES = {
 _FALLBACK_SURROGATE_FUNCTIONS = ("sigmoid", "atan", "piecewise_exp", "super_spike")
 _REFERENCE_SURROGATE_FUNCTION = "_SurrogateSpike"
 # This module's neurons (the rows of check and compare), by name.
-NEURONS: dict[str, Neuron] = {}
+NEURONS: dict[str, base.Neuron] = {}
 _CUDA_PROVIDER_PATHS = {
     "cuda": "native CUDA: fused forward kernel over T, fused reverse-time backward kernel",
     "triton": "Triton: fused forward kernel over T, fused reverse-time backward kernel",
@@ -98,7 +90,7 @@ _CUDA_PROVIDER_PATHS = {
 }
 
 
-def _add(neuron: Neuron) -> None:
+def _add(neuron: base.Neuron) -> None:
     NEURONS[neuron.name] = neuron
 
 
@@ -106,7 +98,7 @@ def lif_kwargs(config: LIFConfig) -> dict:
     """``LIFNode`` keyword arguments for ``config`` (shared by 2.x and 0.0.0.0.14), without the
     surrogate; raises :class:`Unsupported` where SpikingJelly cannot express it."""
     if config.tau <= 1:
-        raise Unsupported(
+        raise base.Unsupported(
             f"SpikingJelly's LIFNode needs tau > 1 (it asserts a float tau > 1), got "
             f"tau={config.tau:g}"
         )
@@ -123,7 +115,7 @@ def lif_kwargs(config: LIFConfig) -> dict:
 def surrogate_spec(config: LIFConfig) -> tuple[str, float]:
     """(SpikingJelly surrogate class name, alpha) computing the canonical surrogate."""
     if config.surrogate == "superspike" and config.alpha != 1:
-        raise Unsupported(
+        raise base.Unsupported(
             "SpikingJelly's SuperSpike(alpha) computes alpha/(1+|x|)^2, which equals the "
             f"canonical superspike 1/(1+alpha|x|)^2 only at alpha=1, got alpha={config.alpha:g}"
         )
@@ -288,7 +280,7 @@ def _expected_path(surrogate_function, device, dtype, backend: str | None) -> st
         return "python loop (CPU): torch reference of the sj_lif op, autograd per step"
     if reason:
         if backend is not None:
-            raise Unsupported(
+            raise base.Unsupported(
                 f"{BACKEND_ENV}={backend}: SpikingJelly raises instead of falling back to its "
                 f"Python loop for this profile ({reason})"
             )
@@ -298,7 +290,7 @@ def _expected_path(surrogate_function, device, dtype, backend: str | None) -> st
 
 
 def _builder(backend: str | None):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
         kwargs = lif_kwargs(config)
         name, alpha = surrogate_spec(config)
         from spikingjelly.activation_based import functional, neuron, surrogate
@@ -349,16 +341,16 @@ def _builder(backend: str | None):
             # few eps and flips spikes only within that of the threshold: seen 0.01-0.3 % of
             # spikes, cosine >= 0.998, |dV| <= 2 eps at T = 8 to 32; the bounds allow 8 eps.
             eps = torch.finfo(dtype).eps
-            approximations.append(Approximation(
+            approximations.append(base.Approximation(
                 f"membrane state kept in {dtype_name} (SpikingJelly's V takes the input dtype), "
                 "not float32: rounding accumulates over T",
                 spike_mismatch=min(1.0, 8 * eps), grad_cosine_drop=0.01,
                 v_diff=8 * eps * max(1.0, abs(config.v_threshold)),
             ))  # fmt: skip
 
-        return NeuronBuild(
+        return base.NeuronBuild(
             check=check,
-            timed=TimedBuild(
+            timed=base.TimedBuild(
                 run=timed, code="functional.reset_net(node); spikes = node(x)", module=node
             ),
             path=path,
@@ -369,22 +361,19 @@ def _builder(backend: str | None):
     return build
 
 
+_neuron = partial(base.Neuron, framework="SpikingJelly", requires=(REQUIREMENT,))
 _add(
-    Neuron(
+    _neuron(
         name="spikingjelly",
-        framework="SpikingJelly",
         build=_builder(None),
-        requires=(REQUIREMENT,),
         description="neuron.LIFNode(step_mode='m'); on CUDA SpikingJelly picks the provider",
     )
 )
 for _backend in CUDA_BACKENDS:
     _add(
-        Neuron(
+        _neuron(
             name=f"spikingjelly-{_backend}",
-            framework="SpikingJelly",
             build=_builder(_backend),
-            requires=(REQUIREMENT,),
             devices=("cuda",),
             description=f"neuron.LIFNode(step_mode='m') with {BACKEND_ENV}={_backend}: "
             + _CUDA_PROVIDER_PATHS[_backend],
@@ -404,25 +393,25 @@ _LEGACY_PATHS = {
 
 
 def _legacy_builder(backend: str):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
         kwargs = lif_kwargs(config)
         name, alpha = surrogate_spec(config)
         from spikingjelly.activation_based import functional, neuron, surrogate
 
         surrogate_class = getattr(surrogate, name, None)
         if surrogate_class is None:
-            raise Unsupported(f"this SpikingJelly has no surrogate.{name}")
+            raise base.Unsupported(f"this SpikingJelly has no surrogate.{name}")
         surrogate_function = surrogate_class(alpha=alpha)
         if backend == "cupy":
             # LIFNode's cupy branch accepts float and half only (NotImplementedError otherwise).
             if dtype not in (torch.float32, torch.float16):
-                raise Unsupported(
+                raise base.Unsupported(
                     f"SpikingJelly's cupy LIF kernels take float32/float16, not {dtype}"
                 )
             try:  # the backward kernel is generated from the surrogate's CUDA code
                 surrogate_function.cuda_codes(y="grad_s", x="over_th", dtype="float")
             except (NotImplementedError, AttributeError) as error:  # base class: no CUDA code
-                raise Unsupported(
+                raise base.Unsupported(
                     f"SpikingJelly 0.0.0.0.14's {name} has no CUDA code for the cupy backend "
                     f"({type(error).__name__})"
                 ) from error
@@ -451,9 +440,9 @@ def _legacy_builder(backend: str):
             functional.reset_net(node)
             return node(x)
 
-        return NeuronBuild(
+        return base.NeuronBuild(
             check=check,
-            timed=TimedBuild(
+            timed=base.TimedBuild(
                 run=timed, code="functional.reset_net(node); spikes = node(x)", module=node
             ),
             path=_LEGACY_PATHS[backend],
@@ -470,24 +459,22 @@ def _cupy_problem(device: torch.device) -> str | None:
     return None
 
 
-_add(
-    Neuron(
-        name="spikingjelly-legacy",
+def _legacy_neuron(name: str, backend: str, **fields) -> base.Neuron:
+    """The 0.0.0.0.14 LIFNode row with ``backend=backend`` (``fields``: the Neuron's others)."""
+    return base.Neuron(
+        name=name,
         framework="SpikingJelly 0.0.0.0.14",
-        build=_legacy_builder("torch"),
+        build=_legacy_builder(backend),
         requires=(LEGACY_REQUIREMENT,),
-        description="neuron.LIFNode(step_mode='m', backend='torch')",
+        description=f"neuron.LIFNode(step_mode='m', backend={backend!r})",
+        **fields,
     )
-)
+
+
+_add(_legacy_neuron("spikingjelly-legacy", "torch"))
 _add(
-    Neuron(
-        name="spikingjelly-legacy-cupy",
-        framework="SpikingJelly 0.0.0.0.14",
-        build=_legacy_builder("cupy"),
-        requires=(LEGACY_REQUIREMENT,),
-        devices=("cuda",),
-        description="neuron.LIFNode(step_mode='m', backend='cupy')",
-        device_problem=_cupy_problem,
+    _legacy_neuron(
+        "spikingjelly-legacy-cupy", "cupy", devices=("cuda",), device_problem=_cupy_problem
     )
 )
 
@@ -551,32 +538,26 @@ def convert(ann: nn.Sequential, calibration: list[torch.Tensor], spec: NetworkSp
     device = next(ann.parameters()).device
     recipe = RateCodingRecipe([x.to(device) for x in calibration], mode=f"{PERCENTILE}%")
     snn = FXConverter(recipe, device=device).convert(ann).eval()
-
-    @torch.no_grad()
-    def readout(x: torch.Tensor, steps: int) -> torch.Tensor:
-        functional.reset_net(snn)
-        return torch.stack([snn(x) for _ in range(steps)])
-
-    return ConvertedSNN(
-        readout,
-        [f"spikingjelly: FXConverter(RateCodingRecipe(mode='{PERCENTILE}%')): ReLU -> "
-         "scale(1/s) -> IFNode(soft reset) -> scale(s), run step by step"],
-    )  # fmt: skip
+    note = (
+        f"spikingjelly: FXConverter(RateCodingRecipe(mode='{PERCENTILE}%')): ReLU -> "
+        "scale(1/s) -> IFNode(soft reset) -> scale(s), run step by step"
+    )
+    return ConvertedSNN.stepped(snn, lambda: functional.reset_net(snn), [note])
 
 
 # ---- the framework's own defaults --------------------------------------------------------------
 
 _LIF_NODE = "spikingjelly/activation_based/neuron/lif.py: LIFNode.__init__"
 DEFAULTS = (
-    Default("tau", "2.0", _LIF_NODE, canonical="tau"),
-    Default("decay_input", "True", _LIF_NODE, canonical="decay_input"),
-    Default("v_threshold", "1.0", _LIF_NODE, canonical="v_threshold"),
-    Default("v_reset", "0.0 (hard reset)", _LIF_NODE, canonical="v_reset"),
-    Default("surrogate_function", "Sigmoid(alpha=4.0, spiking=True)", _LIF_NODE,
-            canonical="surrogate"),
-    Default("detach_reset", "False", _LIF_NODE, canonical="detach_reset"),
-    Default("step_mode", "'s' (one step per call; multi-step networks pass 'm')", _LIF_NODE),
-    Default("store_v_seq", "False", _LIF_NODE),
+    base.Default("tau", "2.0", _LIF_NODE, canonical="tau"),
+    base.Default("decay_input", "True", _LIF_NODE, canonical="decay_input"),
+    base.Default("v_threshold", "1.0", _LIF_NODE, canonical="v_threshold"),
+    base.Default("v_reset", "0.0 (hard reset)", _LIF_NODE, canonical="v_reset"),
+    base.Default("surrogate_function", "Sigmoid(alpha=4.0, spiking=True)", _LIF_NODE,
+                 canonical="surrogate"),
+    base.Default("detach_reset", "False", _LIF_NODE, canonical="detach_reset"),
+    base.Default("step_mode", "'s' (one step per call; multi-step networks pass 'm')", _LIF_NODE),
+    base.Default("store_v_seq", "False", _LIF_NODE),
 )  # fmt: skip
 
 
@@ -592,7 +573,7 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return default_lif()(x)  # [T, N] in, [T, N] out: a fresh node has no state
 
 
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="spikingjelly",
     display="SpikingJelly",
     requires=(REQUIREMENT,),

@@ -32,22 +32,16 @@ tests/test_impl_spyx.py:
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import torch
 
-from kernelprof.frameworks.base import (
-    Default,
-    Framework,
-    Neuron,
-    NeuronBuild,
-    Requirement,
-    TimedBuild,
-    Unsupported,
-)
+from kernelprof.frameworks import base
 from reference_kernels.model import LIFConfig
 
-REQUIREMENT = Requirement("spyx", ">=1.0,<2", module="spyx.nn")
-JAX = (Requirement("jax", ">=0.6"), Requirement("flax", ">=0.12.7", module="flax.nnx"))
+REQUIREMENT = base.Requirement("spyx", ">=1.0,<2", module="spyx.nn")
+JAX = (base.Requirement("jax", ">=0.6"), base.Requirement("flax", ">=0.12.7", module="flax.nnx"))
 PATH = "jax.jit(snn.run) over T + 1 steps (one step of Spyx's spike latency), XLA on the CPU"
 E2E_REASON = (
     "Spyx trains in JAX (flax.nnx and optax), while kernelprof's e2e training loop, "
@@ -69,7 +63,7 @@ def lif_parameters(config: LIFConfig) -> dict:
     if config.v_threshold <= 0:
         problems.append("a threshold <= 0 (the mapping's initial state would fire at once)")
     if problems:
-        raise Unsupported("spyx cannot express " + "; ".join(problems))
+        raise base.Unsupported("spyx cannot express " + "; ".join(problems))
     beta = 1.0 - 1.0 / config.tau
     theta = float(config.v_threshold)
     return {
@@ -188,16 +182,14 @@ class SpyxLIF:
         return s, u - self.p["initial"] - s * self.p["theta"]  # V = H - S theta
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> NeuronBuild:
+def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     if dtype != torch.float32:
-        raise Unsupported(f"spyx: float32 only here (JAX's x64 is off; {dtype} not adapted)")
+        raise base.Unsupported(f"spyx: float32 only here (JAX's x64 is off; {dtype} not adapted)")
     lif_parameters(config)  # Unsupported before anything is built
-    lifs: dict[int, SpyxLIF] = {}
 
+    @cache
     def lif(neurons: int) -> SpyxLIF:
-        if neurons not in lifs:
-            lifs[neurons] = SpyxLIF(config, neurons)
-        return lifs[neurons]
+        return SpyxLIF(config, neurons)  # built once per N
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         model = lif(x[0].numel())
@@ -220,9 +212,9 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> Neuron
     def phases(x: torch.Tensor, grad: torch.Tensor) -> dict:
         return timed_phases(lif(x[0].numel()), x, grad)
 
-    return NeuronBuild(
+    return base.NeuronBuild(
         check=check,
-        timed=TimedBuild(
+        timed=base.TimedBuild(
             run=run,
             prepare=prepare,
             spikes=spikes,
@@ -270,7 +262,7 @@ def timed_phases(model: SpyxLIF, x: torch.Tensor, grad: torch.Tensor) -> dict:
     return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd_bwd}
 
 
-NEURON = Neuron(
+NEURON = base.Neuron(
     name="spyx",
     framework="Spyx",
     build=build,
@@ -281,24 +273,24 @@ NEURON = Neuron(
 
 
 def _no_network(spec, lif, steps, seed):
-    raise Unsupported(E2E_REASON)
+    raise base.Unsupported(E2E_REASON)
 
 
 # ---- the framework's own defaults --------------------------------------------------------------
 
 _LIF = "spyx/nn.py: LIF.__init__"
 DEFAULTS = (
-    Default("beta", "None: per neuron, trainable, truncated normal (std 0.25) + 0.5, clipped "
-            "to [0, 1]", _LIF, canonical="tau"),
-    Default("threshold", "1.0", _LIF, canonical="v_threshold"),
-    Default("activation", "superspike(k=25): 1/(1 + 25|x|)^2, fires on x > 0",
-            "spyx/nn.py: _DEFAULT_ACTIVATION; spyx/axn.py: superspike", canonical="surrogate"),
-    Default("reset", "subtract the threshold after the decay, attached to the gradient",
-            "spyx/nn.py: LIF.__call__", canonical="v_reset"),
-    Default("input", "added undecayed: U = beta U + x - S theta", "spyx/nn.py: LIF.__call__",
-            canonical="decay_input"),
-    Default("spike timing", "from the state before the step's input (one step of latency)",
-            "spyx/nn.py: LIF.__call__"),
+    base.Default("beta", "None: per neuron, trainable, truncated normal (std 0.25) + 0.5, clipped "
+                 "to [0, 1]", _LIF, canonical="tau"),
+    base.Default("threshold", "1.0", _LIF, canonical="v_threshold"),
+    base.Default("activation", "superspike(k=25): 1/(1 + 25|x|)^2, fires on x > 0",
+                 "spyx/nn.py: _DEFAULT_ACTIVATION; spyx/axn.py: superspike", canonical="surrogate"),
+    base.Default("reset", "subtract the threshold after the decay, attached to the gradient",
+                 "spyx/nn.py: LIF.__call__", canonical="v_reset"),
+    base.Default("input", "added undecayed: U = beta U + x - S theta", "spyx/nn.py: LIF.__call__",
+                 canonical="decay_input"),
+    base.Default("spike timing", "from the state before the step's input (one step of latency)",
+                 "spyx/nn.py: LIF.__call__"),
 )  # fmt: skip
 
 
@@ -313,7 +305,7 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return _to_torch(spikes[:, 0], x).reshape(x.shape)
 
 
-FRAMEWORK = Framework(
+FRAMEWORK = base.Framework(
     name="spyx",
     display="Spyx",
     requires=(REQUIREMENT, *JAX),
