@@ -49,8 +49,8 @@ def paired(task: dict) -> dict:
     on the same network, ``task['steps']`` steps each time."""
     from kernelprof.frameworks.networks import NetworkSpec
     from kernelprof.runs.e2e.data import load_dataset
-    from kernelprof.runs.e2e.run import build_network
-    from kernelprof.runs.e2e.train import train_direct
+    from kernelprof.runs.e2e.train import Schedule, train_direct
+    from kernelprof.runs.e2e.worker import build_network
 
     data = load_dataset("digits", None, seed=0)
     spec = NetworkSpec("cnn", data.input_shape, data.classes, weight_gain=GAIN)
@@ -74,9 +74,9 @@ def paired(task: dict) -> dict:
         return statistics.median(times[1:])
 
     def e2e() -> tuple[float, float]:
-        result = train_direct(network, data, device=torch.device("cpu"), epochs=1,
-                              batch_size=BATCH, lr=LR, seed=0, max_steps=steps)  # fmt: skip
-        return result["step_median_s"], result["instrumented_step_s"]
+        schedule = Schedule(epochs=1, batch_size=BATCH, lr=LR, seed=0, max_steps=steps)
+        result = train_direct(network, data, schedule, device=torch.device("cpu"))
+        return result.step_median_s, result.breakdown.profiled_step_us / 1e6
 
     hand_loop()  # warm-up: first calls allocate and pick kernels
     hand, plain, profiled = [], [], []

@@ -128,20 +128,17 @@ try:
         summary["tests"][key] = int(suite.get(key, 0))
 except (OSError, ET.ParseError) as error:
     summary["tests"]["error"] = str(error)
+from kernelprof.present.compare import flat_rows
+from kernelprof.results import files
+from kernelprof.results.record import decode, encode
+from kernelprof.results.compare import CompareDocument
 try:
-    document = json.loads((out / "benchmark.json").read_text())
-    summary["benchmark"]["copy_bandwidth_gb_per_s"] = document["copy_bandwidth_gb_per_s"]
-    summary["benchmark"]["targets"] = document["targets"]
-    summary["benchmark"]["rows"] = [
-        {"case": run["case"], "impl": row["impl"], "verdict": row.get("verdict"),
-         **{f"{phase}_ms": 1e3 * t["median_s"] for phase, t in row.get("timings", {}).items()},
-        **{f"{phase}_graph_ms": 1e3 * t["median_s"]
-           for phase, t in (row.get("graph_timings") or {}).items() if "median_s" in t},
-        **{f"{phase}_copy_bw_fraction": t.get("copy_bandwidth_fraction")
-           for phase, t in row.get("timings", {}).items()},
-         "copy_bandwidth_fraction": row.get("timings", {}).get("fwd+bwd", {}).get("copy_bandwidth_fraction")}
-        for run in document["runs"] for row in run["rows"]]
-except (OSError, KeyError, json.JSONDecodeError) as error:
+    benchmark = json.loads((out / "benchmark.json").read_text())
+    document = decode(CompareDocument, benchmark["compare"])
+    summary["benchmark"]["copy_bandwidth_gb_per_s"] = document.copy_bandwidth_gb_per_s
+    summary["benchmark"]["targets"] = benchmark["targets"]
+    summary["benchmark"]["rows"] = list(flat_rows(document))
+except (OSError, KeyError, ValueError) as error:
     summary["benchmark"]["error"] = str(error)
 try:
     memory = json.loads((work / "saved_memory.json").read_text())
@@ -154,39 +151,34 @@ except (OSError, KeyError, json.JSONDecodeError) as error:
     summary["saved_memory"] = {"error": str(error)}
 for name in ("compare_T8", "compare_sweep"):
     try:
-        document = json.loads((out / f"{name}.json").read_text())
-        summary[name] = {"copy_bandwidth_gb_per_s": document.get("copy_bandwidth_gb_per_s"),
-                         "noise_probe": document.get("noise_probe"),
-                         "interrupted": document.get("interrupted"), "rows": [
-            {"T": run["case"].get("T"), "energy": (row.get("energy") or {}).get("joules_per_call")}
-            | {key: row.get(key) for key in ("impl", "status", "verdict", "reason", "path",
-                                             "kernels_per_fwd_bwd", "peak_bytes", "speedup",
-                                             "speedup_interval", "speedup_call",
-                                             "launch_bound", "inconsistent")}
-            | {f"{phase}_{kind}_ms": 1e3 * t[f"{kind}_s"]
-               for phase, t in (row.get("timings") or {}).items()
-               for kind in ("device", "call", "launch") if f"{kind}_s" in t}
-            | {f"{phase}_events_busy_ms": 1e3 * t["events_busy_median_s"]
-               for phase, t in (row.get("timings") or {}).items() if "events_busy_median_s" in t}
-            | {"copy_bw_fraction": (row.get("timings") or {}).get("fwd+bwd", {}).get(
-                "copy_bandwidth_fraction")}
-            for run in document.get("runs", []) for row in run.get("rows", [])]}
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as error:
+        document = files.load(out / f"{name}.json")
+        summary[name] = {"copy_bandwidth_gb_per_s": document.copy_bandwidth_gb_per_s,
+                         "noise_probe": encode(document.noise_probe),
+                         "interrupted": document.interrupted, "rows": list(flat_rows(document)),
+                         "flags": {row.impl: [flag.message for flag in row.flags]
+                                   for row in document.rows},
+                         "warm_up": {row.impl: {phase: encode(timing.warm_up)
+                                                for phase, timing in row.timings.items()}
+                                     for row in document.rows if row.timings}}
+    except (OSError, ValueError) as error:
         summary[name] = {"error": str(error)}
 try:
-    document = json.loads((out / "e2e_cnn_digits.json").read_text())
+    document = files.load(out / "e2e_cnn_digits.json")
     summary["e2e"] = {
-        "rows": [{key: row.get(key) for key in
-                  ("framework", "status", "reason", "test_accuracy", "step_median_s",
-                   "instrumented_step_s", "breakdown_matches_plain_step", "breakdown_kind",
-                   "breakdown_s", "energy", "peak_bytes")}
-                 | {key: (row.get("breakdown") or {}).get(key) for key in
-                    ("plain_step_us", "profiled_step_us", "detailed_overhead", "problems")}
-                 | {"coarse_launch": ((row.get("breakdown") or {}).get("coarse") or {}).get(
-                     "launch")}
-                 for row in document["rows"]],
-        "attribution": document.get("attribution")}
-except (OSError, KeyError, json.JSONDecodeError) as error:
+        "rows": [{"framework": row.framework, "status": row.status, "reason": row.reason}
+                 | ({} if row.training is None else {
+                     "test_accuracy": row.training.test_accuracy,
+                     "step_median_s": row.training.step_median_s,
+                     "profiled_step_s": row.training.profiled_step_s,
+                     "breakdown_s": dict(row.training.breakdown_s),
+                     "matches_plain_step": row.training.breakdown.matches_plain_step,
+                     "detailed_overhead": row.training.breakdown.detailed_overhead,
+                     "launch": dict(row.training.breakdown.coarse.launch),
+                     "energy": encode(row.training.energy),
+                     "peak_bytes": row.training.peak_bytes})
+                 for row in document.rows],
+        "attribution": encode(document.attribution)}
+except (OSError, ValueError) as error:
     summary["e2e"] = {"error": str(error)}
 summary["wall_s"] = time.time() - start
 (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -23,9 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find benchmarks/
 from benchmarks.rounds import describe, ratios, run_rounds  # noqa: E402
-from kernelprof.harness.worker import run_task  # noqa: E402
-from kernelprof.runs.compare import FUNCTION  # noqa: E402
-from reference_kernels.model import LIFConfig  # noqa: E402
+from kernelprof import api  # noqa: E402
 
 IMPLS = ("spikingjelly", "snntorch", "norse", "lava-dl", "ref-torch", "ref-compile")
 BASELINE = "spikingjelly"
@@ -33,16 +31,15 @@ NEUTRAL = 0.10  # the speed-ups must agree within this for the setting to favour
 
 
 def measure(impl: str, keep: bool, steps: int, neurons: int) -> float | None:
-    config = LIFConfig(surrogate="superspike", alpha=1.0)
-    task = {"function": FUNCTION, "impl": impl, "T": steps, "N": neurons, "dtype": "fp32",
-            "device": "cpu", "seed": 0, "config": config.as_dict(), "repeat_s": 0.25,
-            "energy": False, "keep_host_memory": keep}  # fmt: skip
-    row = run_task(task, timeout_s=900)
-    timing = (row.get("timings") or {}).get("fwd+bwd")
-    if timing is None:
-        print(f"{impl}: {row.get('verdict')}: {row.get('reason') or row.get('error')}",
-              file=sys.stderr)  # fmt: skip
-    return None if timing is None else timing["median_s"]
+    """fwd+bwd of ``impl`` in a fresh worker (one round, as compare times it), with glibc's
+    defaults or keeping freed memory in the heap."""
+    result = api.compare(impls=impl, T=steps, N=neurons, device="cpu", rounds=1,
+                         no_energy=True, keep_host_memory=keep, timeout=900)  # fmt: skip
+    (row,) = result.rows
+    if row.timings is None:
+        print(f"{impl}: {row.verdict}: {row.reason or row.checked.error}", file=sys.stderr)
+        return None
+    return row.timings["fwd+bwd"].call_s
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,12 +27,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kernelprof.harness.device import resolve_device
-from kernelprof.present import report
-from kernelprof.runs.compare import CompareRequest, run_compare
-from kernelprof.runs.environment import environment
+from kernelprof import api
+from kernelprof.present import compare as shown
+from kernelprof.results.compare import CompareDocument
+from kernelprof.results.record import encode
 from reference_kernels import IMPLS
-from reference_kernels.model import LIFConfig
 
 REFERENCE_ROWS = [f"ref-{impl}" for impl in IMPLS]
 
@@ -44,53 +43,46 @@ GPU_GRAPH_TARGET = 0.85
 FUSED_ROWS = ("ref-triton", "ref-cupy")
 
 
-def targets(document: dict) -> list[dict]:
+def targets(document: CompareDocument) -> list[dict]:
     """The targets that apply to this run's fp32 T=8 case, each with its measured value."""
     found = []
-    for run in document["runs"]:
-        case = run["case"]
-        if case["dtype"] != "fp32" or case["T"] != 8:
+    for run in document.cases:
+        case = run.case
+        if case.dtype != "fp32" or case.T != 8:
             continue
-        trusted = {
-            row["impl"]: row
-            for row in run["rows"]
-            if row.get("timings") and row["verdict"] in ("exact", "close")
-        }
-        if document["environment"]["device"]["type"] == "cpu":
-            fractions = {
-                impl: row["timings"]["fwd+bwd"]["copy_bandwidth_fraction"]
-                for impl, row in trusted.items()
-            }
+        trusted = {row.impl: row for row in run.timed_rows if row.checked.trusted}
+        if document.environment.device.type == "cpu":
+            fractions = {impl: row.bandwidth["fwd+bwd"].copy_fraction
+                         for impl, row in trusted.items()}  # fmt: skip
             best = max(fractions, key=fractions.get, default=None)
-            found.append(
-                {
-                    "target": f"CPU N={case['N']:,}: fastest reference impl >= 25 % of copy bw",
-                    "impl": best,
-                    "fraction": fractions.get(best),
-                    "met": best is not None and fractions[best] >= CPU_TARGET,
-                }
-            )
+            found.append({
+                "target": f"CPU N={case.N:,}: fastest reference impl >= 25 % of copy bw",
+                "impl": best, "fraction": fractions.get(best),
+                "met": best is not None and fractions[best] >= CPU_TARGET,
+            })  # fmt: skip
             continue
-        copy_bytes_per_s = run["copy_bandwidth_gb_per_s"] * 1e9
+        copy_bytes_per_s = run.copy_bandwidth_gb_per_s * 1e9
         for impl in FUSED_ROWS:
             row = trusted.get(impl)
             for phase in ("fwd", "bwd"):
-                fraction = None if row is None else row["timings"][phase]["copy_bandwidth_fraction"]
-                found.append(_gpu_target(case, impl, f"{phase} device time", fraction,
+                fraction = None if row is None else row.bandwidth[phase].copy_fraction
+                found.append(_gpu_target(case.N, impl, f"{phase} device time", fraction,
                                          GPU_DIRECTION_TARGET))  # fmt: skip
-            graph = {} if row is None else (row.get("graph_timings") or {}).get("fwd+bwd", {})
+            graph = None if row is None or row.profile is None else (
+                row.profile.graph_timings.get("fwd+bwd"))  # fmt: skip
             fraction = None
-            if "median_s" in graph:
-                moved = row["timings"]["fwd+bwd"]["bytes"]
-                fraction = moved / graph["median_s"] / copy_bytes_per_s
-            found.append(_gpu_target(case, impl, "fwd+bwd as a CUDA graph", fraction,
+            if graph is not None and graph.measurement is not None:
+                moved = row.bandwidth["fwd+bwd"].bytes
+                fraction = moved / graph.measurement.median_s / copy_bytes_per_s
+            found.append(_gpu_target(case.N, impl, "fwd+bwd as a CUDA graph", fraction,
                                      GPU_GRAPH_TARGET))  # fmt: skip
     return found
 
 
-def _gpu_target(case: dict, impl: str, what: str, fraction: float | None, bound: float) -> dict:
+def _gpu_target(neurons: int, impl: str, what: str, fraction: float | None,
+                bound: float) -> dict:  # fmt: skip
     return {
-        "target": f"GPU N={case['N']:,}: {impl} {what} >= {100 * bound:.0f} % of copy bw",
+        "target": f"GPU N={neurons:,}: {impl} {what} >= {100 * bound:.0f} % of copy bw",
         "impl": impl,
         "fraction": fraction,
         "met": fraction is not None and fraction >= bound,
@@ -105,35 +97,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="fp32")
     parser.add_argument("--impls", default=",".join(REFERENCE_ROWS))
     parser.add_argument("--repeat-s", type=float, default=0.5)
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="write the targets and the compare document here")  # fmt: skip
     parser.add_argument("--glibc-defaults", action="store_true",
                         help="glibc's allocator defaults (compare's default)")  # fmt: skip
     args = parser.parse_args(argv)
 
-    device = resolve_device(args.device)
-    neurons = args.N or (2**22 if device.type == "cuda" else 2**20)
     console = Console(width=160)
-    request = CompareRequest(
-        LIFConfig(surrogate="superspike", alpha=1.0),
-        tuple(args.impls.split(",")),
-        steps=(args.T,),
-        neurons=(neurons,),
-        dtypes=tuple(args.dtype.split(",")),
-        device=str(device),
-        repeat_s=args.repeat_s,
-        keep_host_memory=not args.glibc_defaults,
-        cuda_graph=device.type == "cuda",
-    )
-    document = run_compare(
-        request,
-        environment=environment(device),
-        status=console.status,
-        on_run=lambda run: console.print(report.kernel_table(run)),
-    )
-    for note in document["notes"]:
+    result = api.compare(
+        impls=args.impls, T=args.T, N=args.N, dtype=args.dtype, device=args.device,
+        repeat_s=args.repeat_s, keep_host_memory=not args.glibc_defaults,
+        cuda_graph=(args.device or "cuda").startswith("cuda") and _cuda(),
+        on_case=lambda case: console.print(shown.case_renderable(case)),
+    )  # fmt: skip
+    for note in result.document.notes:
         console.print(f"[dim]{note}[/]")
-    document["targets"] = targets(document)
-    for target in document["targets"]:
+    found = targets(result.document)
+    for target in found:
         fraction = target["fraction"]
         measured = "n/a" if fraction is None else f"{100 * fraction:.1f} %"
         console.print(
@@ -142,8 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2, default=str))
+        args.json.write_text(json.dumps({"targets": found, "compare": encode(result.document)},
+                                        indent=2, default=str))  # fmt: skip
     return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 if __name__ == "__main__":

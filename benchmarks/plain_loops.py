@@ -238,7 +238,8 @@ def paired(task: dict) -> dict:
     ``measure``), on the same input, alternating PAIRS times (who goes first alternates too)."""
     from kernelprof.harness.timer import measure
     from kernelprof.runs import check
-    from kernelprof.runs.compare import timed_closures
+    from kernelprof.runs.check import ImplementationTask
+    from kernelprof.runs.compare.worker import timed_closures
 
     neurons = SETS[task["set"]]
     x = lif_input((task["T"], task["N"]), neurons.config, seed=task["seed"])
@@ -255,11 +256,14 @@ def paired(task: dict) -> dict:
 
     # kernelprof's side, exactly as compare's worker: the timed build, checked against the
     # checking build on the timed input, then the harness on the prepared closures
-    compare_task = {"impl": neurons.impls[task["framework"]], "config": neurons.config.as_dict(),
-                    "seed": task["seed"], "device": "cpu", "dtype": "fp32"}  # fmt: skip
-    row, build = check.prepare(compare_task)
-    if build is None or not check.compare_builds(row, build, x, compare_task):
-        return {"error": row.get("reason", "no build")}
+    compare_task = ImplementationTask(function="", impl=neurons.impls[task["framework"]],
+                                      config=neurons.config, T=task["T"], N=task["N"],
+                                      dtype="fp32", device="cpu", seed=task["seed"])  # fmt: skip
+    checked, build = check.prepare(compare_task)
+    if build is not None:
+        checked = check.compare_builds(checked, build, x, compare_task)
+    if build is None or not checked.timed_build.agrees:
+        return {"error": checked.reason or "no build"}
     closures = timed_closures(build.timed, x, task["seed"])
     budget = task["repeat_s"] / PAIRS
     for _ in range(3):

@@ -140,7 +140,7 @@ def timings(kernels, x: torch.Tensor, device: torch.device, rounds: int, repeat_
                 repeat_s=repeat_s, first_call=False,
             )  # fmt: skip
             # on CUDA the device's own time (GPU held busy before the start event), else call
-            figures[phase] = result.metadata.get("events_busy_median_s") or result.median_s
+            figures[phase] = result.events_busy_median_s or result.median_s
         return figures
 
     return run_rounds(list(SAVES), rounds, one)

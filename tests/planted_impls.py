@@ -16,7 +16,7 @@ import reference_kernels
 from kernelprof.frameworks.base import (
     Approximation,
     Framework,
-    Neuron,
+    Implementation,
     NeuronBuild,
     Requirement,
     TimedBuild,
@@ -250,33 +250,33 @@ def _own_phases_incomplete(config: LIFConfig, device: torch.device, dtype: torch
     return _own_phases(config, device, dtype, complete=False)
 
 
-def _neuron(name: str, build, **kwargs) -> Neuron:
-    return Neuron(name=name, framework="planted", build=build, **kwargs)
+def _implementation(name: str, build, **kwargs) -> Implementation:
+    return Implementation(name=name, framework="planted", build=build, **kwargs)
 
 
 FRAMEWORK = Framework(
     name="planted",
     display="planted",
-    neurons=(
-        _neuron("planted-wrong", _shifted_threshold),
-        _neuron("planted-approximate", _approximate),
-        _neuron("planted-approximate-too-far", _approximate_too_far),
-        _neuron("planted-nan", _nan_gradient),
-        _neuron("planted-crash", _crash),
-        _neuron("planted-hang", _hang),
-        _neuron(
+    implementations=(
+        _implementation("planted-wrong", _shifted_threshold),
+        _implementation("planted-approximate", _approximate),
+        _implementation("planted-approximate-too-far", _approximate_too_far),
+        _implementation("planted-nan", _nan_gradient),
+        _implementation("planted-crash", _crash),
+        _implementation("planted-hang", _hang),
+        _implementation(
             "planted-missing",
             _shifted_threshold,
             requires=(Requirement("kernelprof-no-such-package", ">=1"),),
         ),
-        _neuron("planted-cached", _cached),
-        _neuron("planted-sleep", _sleepy),
-        _neuron("planted-timed-tail", _timed_tail),
-        _neuron("planted-side-stream", _side_stream, devices=("cuda",)),
-        _neuron("planted-launch-bound", _launch_bound),
-        _neuron("planted-drift", _drift),
-        _neuron("planted-stateful", _stateful),
-        _neuron("planted-own-phases", _own_phases),
-        _neuron("planted-own-phases-incomplete", _own_phases_incomplete),
+        _implementation("planted-cached", _cached),
+        _implementation("planted-sleep", _sleepy),
+        _implementation("planted-timed-tail", _timed_tail),
+        _implementation("planted-side-stream", _side_stream, devices=("cuda",)),
+        _implementation("planted-launch-bound", _launch_bound),
+        _implementation("planted-drift", _drift),
+        _implementation("planted-stateful", _stateful),
+        _implementation("planted-own-phases", _own_phases),
+        _implementation("planted-own-phases-incomplete", _own_phases_incomplete),
     ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -10,6 +11,21 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from kernelprof.results.compare import (
+    Bandwidth,
+    Case,
+    CompareCase,
+    CompareDocument,
+    CompareRow,
+    GraphTiming,
+    NoiseProbe,
+)
+from kernelprof.results.document import DeviceInfo, Environment
+from kernelprof.results.timing import Measurement
+from reference_kernels.model import LIFConfig
+from tests.documents import checked as checked_build
+from tests.documents import compare_row
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -21,49 +37,57 @@ def load(name: str):
     return module
 
 
-def row(impl: str, verdict: str, fraction: float | None) -> dict:
-    timings = {} if fraction is None else {"fwd+bwd": {"copy_bandwidth_fraction": fraction}}
-    return {"impl": impl, "verdict": verdict, **({"timings": timings} if timings else {})}
+def compare_document(device: str, rows: list[CompareRow], copy_gb_per_s: float = 24.0):
+    case = CompareCase(case=Case(T=8, N=1 << 20, dtype="fp32"), device=DeviceInfo(type=device),
+                       copy_bandwidth_gb_per_s=copy_gb_per_s, rows=tuple(rows))  # fmt: skip
+    environment = Environment(device=DeviceInfo(type=device))
+    return CompareDocument(environment=environment, config=LIFConfig(), cases=(case,),
+                           copy_bandwidth_gb_per_s=copy_gb_per_s,
+                           noise_probe=NoiseProbe(workload="x", median_s=1.0, spread=0.0,
+                                                  calls=1))  # fmt: skip
 
 
-def document(device: str, rows: list[dict]) -> dict:
-    case = {"T": 8, "N": 1 << 20, "dtype": "fp32"}
-    return {"environment": {"device": {"type": device}}, "runs": [{"case": case, "rows": rows}]}
+def row(impl: str, verdict: str, fractions: dict | None, graph_s: float | None = None):
+    """A row whose phases reach the given fractions of copy bandwidth (6 MB fwd+bwd traffic,
+    replayed as a CUDA graph in ``graph_s``)."""
+    checked = checked_build(impl, verdict)
+    if fractions is None:
+        return CompareRow(checked=checked)
+    graphs = {} if graph_s is None else {
+        "fwd+bwd": GraphTiming(measurement=Measurement(samples_s=(graph_s,)))}  # fmt: skip
+    return dataclasses.replace(
+        compare_row(0, impl, False), checked=checked,
+        bandwidth={p: Bandwidth(bytes=6_000_000, gb_per_s=1.0, copy_fraction=f,
+                                call_copy_fraction=f) for p, f in fractions.items()},
+        profile=dataclasses.replace(compare_row(0, impl, False).profile, graph_timings=graphs),
+    )  # fmt: skip
 
 
 def test_cpu_target_takes_the_fastest_trustworthy_impl():
     targets = load("lif_kernels").targets
     rows = [
-        row("ref-torch", "exact", 0.05),
-        row("ref-compile", "exact", 0.30),
-        row("ref-wrong", "WRONG", 0.90),  # fast but wrong: never counts
+        row("ref-torch", "exact", {"fwd+bwd": 0.05}),
+        row("ref-compile", "exact", {"fwd+bwd": 0.30}),
+        row("ref-wrong", "WRONG", {"fwd+bwd": 0.90}),  # fast but wrong: never counts
         row("ref-cupy", "unavailable", None),
     ]
-    (target,) = targets(document("cpu", rows))
+    (target,) = targets(compare_document("cpu", rows))
     assert target["impl"] == "ref-compile" and target["met"]
-    (target,) = targets(document("cpu", [row("ref-torch", "exact", 0.10)]))
+    (target,) = targets(compare_document("cpu", [row("ref-torch", "exact", {"fwd+bwd": 0.10})]))
     assert not target["met"]
 
 
-def _gpu_row(impl: str, fwd: float, bwd: float, graph_s: float | None) -> dict:
-    """A CUDA row: fwd and bwd device fractions, 6 MB fwd+bwd traffic replayed in ``graph_s``."""
-    timings = {
-        "fwd": {"copy_bandwidth_fraction": fwd},
-        "bwd": {"copy_bandwidth_fraction": bwd},
-        "fwd+bwd": {"copy_bandwidth_fraction": min(fwd, bwd), "bytes": 6e6},
-    }
-    graphs = {} if graph_s is None else {"fwd+bwd": {"median_s": graph_s}}
-    return {"impl": impl, "verdict": "exact", "timings": timings, "graph_timings": graphs}
+def _gpu_row(impl: str, fwd: float, bwd: float, graph_s: float | None):
+    return row(impl, "exact", {"fwd": fwd, "bwd": bwd, "fwd+bwd": min(fwd, bwd)}, graph_s)
 
 
 def test_gpu_targets_need_each_direction_and_the_graph_for_triton_and_cupy_each():
     targets = load("lif_kernels").targets
-    gpu = document("cuda", [
+    gpu = compare_document("cuda", [
         # copy bandwidth 1 GB/s below: 6 MB in 6.5 ms is 92 %, in 7.5 ms 80 %
         _gpu_row("ref-triton", 0.95, 0.91, 0.0065),
         _gpu_row("ref-cupy", 0.95, 0.85, 0.0075),
-    ])  # fmt: skip
-    gpu["runs"][0]["copy_bandwidth_gb_per_s"] = 1.0
+    ], copy_gb_per_s=1.0)  # fmt: skip
     met = {(t["impl"], t["target"].split(": ")[1].split(" >=")[0]): t["met"] for t in targets(gpu)}
     assert met == {
         ("ref-triton", "ref-triton fwd device time"): True,
@@ -74,74 +98,10 @@ def test_gpu_targets_need_each_direction_and_the_graph_for_triton_and_cupy_each(
         ("ref-cupy", "ref-cupy fwd+bwd as a CUDA graph"): False,
     }
     # a missing row or graph replay is "not met", never skipped
-    gpu["runs"][0]["rows"] = [_gpu_row("ref-triton", 0.95, 0.95, None)]
+    gpu = compare_document("cuda", [_gpu_row("ref-triton", 0.95, 0.95, None)], 1.0)
     found = targets(gpu)
     assert len(found) == 6 and sum(t["met"] for t in found) == 2
     assert all(t["fraction"] is None for t in found if t["impl"] == "ref-cupy")
-
-
-def test_study_table_cells_show_accuracy_and_time_or_why_not():
-    cell = load("study_table").cell
-    assert (
-        cell({"status": "ok", "test_accuracy": 0.8912, "epoch_s": [1.0, 1.5]}) == "89.1 % / 2.5 s"
-    )
-    assert cell({"status": "unsupported", "reason": "soft reset"}) == "unsupported"
-    assert cell({}) == "error"
-    conversion_cell = load("study_table").conversion_cell
-    trained = {"status": "ok", "test_accuracy": 0.9, "training": {"train_s": 12.34}}
-    assert conversion_cell(trained) == "90.0 % / 12.3 s trained"
-    assert conversion_cell({"status": "ok", "test_accuracy": 0.9, "convert_s": 0.125}) == (
-        "90.0 % / 0.12 s"
-    )
-    assert conversion_cell({"status": "unsupported"}) == "unsupported"
-
-
-def _study_document(mode: str, rows: list[dict], setting: str = "canonical") -> dict:
-    task = {"dataset": "fmnist", "model": "cnn", "T": 32, "neuron_setting": setting}
-    return {"mode": mode, "task": task, "rows": rows}
-
-
-def _trained(framework: str, step_s: float, accuracy: float, samples: int = 2000) -> dict:
-    return {"framework": framework, "status": "ok", "step_median_s": step_s,
-            "test_accuracy": accuracy, "test_samples": samples, "epoch_s": [1.0]}  # fmt: skip
-
-
-def test_study_claims_are_checked_against_every_column():
-    study = load("study_table")
-    direct = [
-        # kernelprof's reference is the yardstick, shown but never a contender
-        _study_document("direct", [_trained("spikingjelly", 0.10, 0.90),
-                                   _trained("snntorch", 0.12, 0.80),
-                                   _trained("reference", 0.05, 0.95)]),
-        _study_document("direct", [_trained("spikingjelly", 0.10, 0.85),
-                                   _trained("snntorch", 0.09, 0.85)], "framework-defaults"),
-    ]  # fmt: skip
-    conversion = [_study_document("conversion", [_trained("lava-dl", 1.0, 0.86),
-                                                 _trained("sinabs", 1.0, 0.80)])]  # fmt: skip
-    speed, accuracy, lava = study.check_claims(direct, conversion)
-    # snnTorch is faster in the second column: the claim does not hold everywhere
-    assert not speed["reproduced"] and speed["wins"] == "1 of 2 columns"
-    assert speed["columns"][0]["fastest"] == "spikingjelly"
-    assert accuracy["columns"][0]["best"] == ["spikingjelly"]
-    assert speed["columns"][1]["fastest"] == "snntorch"
-    assert speed["columns"][1]["spikingjelly_over_fastest"] > 1.1
-    # a tie at the top is no win
-    assert not accuracy["reproduced"] and accuracy["columns"][1]["best"] == [
-        "spikingjelly", "snntorch"]  # fmt: skip
-    # 6 points over 2,000 test images is far beyond two standard errors (about 1.6 points)
-    assert lava["reproduced"] and lava["columns"][0]["resolved"]
-    lines = study.claim_lines([speed, accuracy, lava])
-    assert any("not reproduced" in line for line in lines)
-    assert any("spikingjelly and snntorch" in line and "not resolved" in line for line in lines)
-
-
-def test_a_lead_within_the_test_sets_sampling_is_not_a_win():
-    study = load("study_table")
-    close = [_study_document("conversion", [_trained("lava-dl", 1.0, 0.860, 500),
-                                            _trained("sinabs", 1.0, 0.850, 500)])]  # fmt: skip
-    (claim,) = study.check_claims([], close)[2:]
-    assert not claim["reproduced"] and not claim["columns"][0]["resolved"]
-    assert claim["columns"][0]["best"] == ["lava-dl"]
 
 
 def test_saved_memory_keeps_only_x_with_recompute(tmp_path):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pytest
 
-from kernelprof.results import schema
+from kernelprof.results import files
 from tests.cli_runner import run_kernelprof
 
 
@@ -24,61 +23,61 @@ def planted_run():
         "planted-missing,planted-timed-tail,planted-approximate-too-far,planted-nan",
         extra_impls=True,
     )  # fmt: skip
-    document = json.loads(done.stdout)
-    assert schema.validate(document) == "check"
-    return done, {row["impl"]: row for row in document["rows"]}
+    document = files.loads(done.stdout)
+    assert document.kernelprof == "check"
+    return done, {row.impl: row for row in document.rows}
 
 
 def test_a_wrong_implementation_is_wrong_and_fails_the_run(planted_run):
     done, rows = planted_run
-    assert rows["planted-wrong"]["verdict"] == "WRONG"
-    assert rows["planted-wrong"]["spike_mismatches"] > 0
+    assert rows["planted-wrong"].verdict == "WRONG"
+    assert rows["planted-wrong"].oracle.spike_mismatches > 0
     assert done.returncode == 1
 
 
 def test_declared_approximations_make_it_approximate(planted_run):
     _, rows = planted_run
-    assert rows["planted-approximate"]["verdict"] == "approximate"
-    assert "rounded up by 5 %" in rows["planted-approximate"]["reason"]
+    assert rows["planted-approximate"].verdict == "approximate"
+    assert "rounded up by 5 %" in rows["planted-approximate"].reason
 
 
 def test_crash_and_hang_become_error_rows_and_the_others_complete(planted_run):
     _, rows = planted_run
-    assert rows["planted-crash"]["verdict"] == "error"
-    assert "SIGABRT" in rows["planted-crash"]["reason"]
-    assert rows["planted-hang"]["verdict"] == "error"
-    assert "timed out after 20 s" in rows["planted-hang"]["reason"]
-    assert rows["ref-torch"]["verdict"] == "exact"
+    assert rows["planted-crash"].verdict == "error"
+    assert "SIGABRT" in rows["planted-crash"].reason
+    assert rows["planted-hang"].verdict == "error"
+    assert "timed out after 20 s" in rows["planted-hang"].reason
+    assert rows["ref-torch"].verdict == "exact"
 
 
 def test_an_approximation_beyond_its_declared_bound_is_wrong(planted_run):
     _, rows = planted_run
     row = rows["planted-approximate-too-far"]
-    assert row["verdict"] == "WRONG"
-    assert "beyond the declared approximations' bounds: spike mismatch" in row["reason"]
-    assert "rounded up by 5 %" in row["reason"]  # what was declared, beside what was measured
+    assert row.verdict == "WRONG"
+    assert "beyond the declared approximations' bounds: spike mismatch" in row.reason
+    assert "rounded up by 5 %" in row.reason  # what was declared, beside what was measured
 
 
 def test_nan_anywhere_is_wrong_whatever_is_declared(planted_run):
     _, rows = planted_run
     row = rows["planted-nan"]
-    assert row["verdict"] == "WRONG" and row["spike_mismatches"] == 0
-    assert "NaN or Inf in dX (1 values)" in row["reason"] and row["non_finite"]
+    assert row.verdict == "WRONG" and row.oracle.spike_mismatches == 0
+    assert "NaN or Inf in dX (1 values)" in row.reason and row.oracle.non_finite
 
 
 def test_a_timed_build_that_disagrees_with_its_checking_build_is_an_error(planted_run):
     _, rows = planted_run
     row = rows["planted-timed-tail"]
-    assert row["checking_verdict"] == "exact" and row["verdict"] == "error"
-    assert row["reason"].startswith("timed build disagrees with the checking build")
-    assert not row["timed_build"]["agrees"]
-    assert rows["ref-torch"]["timed_build"]["agrees"]
+    assert row.checking_verdict == "exact" and row.verdict == "error"
+    assert row.reason.startswith("timed build disagrees with the checking build")
+    assert not row.timed_build.agrees
+    assert rows["ref-torch"].timed_build.agrees
 
 
 def test_missing_package_is_unavailable_with_the_reason(planted_run):
     _, rows = planted_run
-    assert rows["planted-missing"]["verdict"] == "unavailable"
-    assert rows["planted-missing"]["reason"] == "kernelprof-no-such-package is not installed"
+    assert rows["planted-missing"].verdict == "unavailable"
+    assert rows["planted-missing"].reason == "kernelprof-no-such-package is not installed"
 
 
 def test_other_interpreter_is_used_when_asked(tmp_path):
@@ -92,8 +91,8 @@ def test_other_interpreter_is_used_when_asked(tmp_path):
         "--python", f"ref-torch={wrapper}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    (row,) = json.loads(done.stdout)["rows"]
-    assert row["verdict"] == "exact" and row["python"] == str(wrapper)
+    (row,) = files.loads(done.stdout).rows
+    assert row.verdict == "exact" and row.python == str(wrapper)
     assert marker.exists()
 
 
@@ -127,8 +126,10 @@ def test_sigterm_reports_finished_rows_and_leaves_no_worker(tmp_path):
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
     assert process.returncode == 130
-    rows = json.loads(out.read_text())["rows"]
-    assert [row["impl"] for row in rows] == ["ref-torch"] and rows[0]["verdict"] == "exact"
+    document = files.load(out)
+    assert document.interrupted
+    assert [row.impl for row in document.rows] == ["ref-torch"]
+    assert document.rows[0].verdict == "exact"
     time.sleep(1)
     assert not _workers(process.pid)
 

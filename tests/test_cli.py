@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import torch
 
+from kernelprof.results import files
 from tests.cli_runner import run_kernelprof
 
 
@@ -37,18 +37,18 @@ def test_compare_json_has_verdicts_timings_and_environment(tmp_path):
         str(out),
     )
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert json.loads(out.read_text())["runs"] == document["runs"]
-    (run,) = document["runs"]
-    rows = {row["impl"]: row for row in run["rows"]}
-    assert rows["ref-torch"]["verdict"] == "exact"
+    document = files.loads(done.stdout)
+    assert files.load(out) == document
+    (case,) = document.cases
+    rows = {row.impl: row for row in case.rows}
+    assert rows["ref-torch"].verdict == "exact"
     for phase in ("fwd", "bwd", "fwd+bwd"):
-        timing = rows["ref-torch"]["timings"][phase]
-        assert timing["median_s"] > 0 and timing["gb_per_s"] > 0
-        assert len(timing["samples_s"]) >= 5
-    assert rows["ref-cupy"]["verdict"] == "unavailable" and "cuda" in rows["ref-cupy"]["reason"]
-    assert document["copy_bandwidth_gb_per_s"] > 0
-    assert document["environment"]["versions"]["torch"] == torch.__version__
+        timing = rows["ref-torch"].timings[phase]
+        assert timing.call_s > 0 and rows["ref-torch"].bandwidth[phase].gb_per_s > 0
+        assert all(len(r.call.samples_s) >= 3 for r in timing.rounds)
+    assert rows["ref-cupy"].verdict == "unavailable" and "cuda" in rows["ref-cupy"].reason
+    assert document.copy_bandwidth_gb_per_s > 0
+    assert document.environment.versions["torch"] == torch.__version__
 
 
 def test_unknown_implementation_is_a_usage_error_listing_valid_names():
@@ -78,20 +78,19 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 
 
 def test_free_text_in_tables_is_shown_as_written_not_read_as_markup():
+    import dataclasses
+
     from rich.console import Console
 
-    from kernelprof.present import report
+    from kernelprof.present import check
+    from kernelprof.results.check import CheckedBuild
+    from tests.documents import check_document
 
-    document = {
-        "case": {"T": 4, "N": 64, "dtype": "fp32"},
-        "config": {"tau": 2.0, "v_reset": 0.0, "detach_reset": False, "decay_input": True,
-                   "surrogate": "superspike", "alpha": 1.0},
-        "environment": {"device": {"name": "cpu"}},
-        "rows": [{"impl": "a", "verdict": "unsupported", "status": "unsupported",
-                  "reason": "weights [out, in, k, k, 1] and [bold]x[/bold]"}],
-    }  # fmt: skip
+    row = CheckedBuild(impl="a", framework="A", verdict="unsupported", status="unsupported",
+                       reason="weights [out, in, k, k, 1] and [bold]x[/bold]")  # fmt: skip
+    document = dataclasses.replace(check_document(), rows=(row,))
     console = Console(record=True, width=200)
-    console.print(report.check_table(document))
+    console.print(check.check_table(document, all_rows=True))
     text = " ".join(console.export_text().split())  # the caption wraps at the table's width
     assert "weights [out, in, k, k, 1] and [bold]x[/bold]" in text
 
@@ -121,10 +120,13 @@ def test_outputs_are_checked_before_anything_is_measured(command, option, expect
 
 
 def test_a_results_file_that_cannot_be_written_at_the_end_is_kept_elsewhere(tmp_path):
-    from kernelprof.cli import save
+    from kernelprof.results import files
+    from tests.documents import check_document
 
     blocked = tmp_path / "file"
     blocked.write_text("")
-    kept = save({"kernelprof": "compare", "rows": [1]}, blocked / "out.json")
-    assert kept != blocked / "out.json" and json.loads(kept.read_text())["rows"] == [1]
+    document = check_document()
+    kept, problem = files.save(document, blocked / "out.json")
+    assert kept != blocked / "out.json" and files.load(kept) == document
+    assert problem.startswith(f"cannot write {blocked / 'out.json'}")
     kept.unlink()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernelprof.results import schema
+from kernelprof.results import files
 from tests.cli_runner import run_kernelprof
 from tests.planted_impls import SLEEP_S
 
@@ -27,78 +27,77 @@ def compared(tmp_path_factory):
         "planted-sleep,planted-crash,planted-timed-tail",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert schema.validate(document) == "compare"
-    (run,) = document["runs"]
-    return document, {row["impl"]: row for row in run["rows"]}, traces
+    document = files.loads(done.stdout)
+    (case,) = document.cases
+    return document, {row.impl: row for row in case.rows}, traces
 
 
 def test_framework_rows_have_every_column(compared):
     document, rows, _ = compared
     for name in ("ref-torch", "spikingjelly", "snntorch", "norse", "lava-dl"):
         row = rows[name]
-        assert row["verdict"] in ("exact", "close", "approximate"), (name, row.get("reason"))
+        assert row.verdict in ("exact", "close", "approximate"), (name, row.reason)
         for phase in ("fwd", "bwd", "fwd+bwd"):
-            timing = row["timings"][phase]
-            assert timing["median_s"] > 0 and timing["gb_per_s"] > 0
-            assert timing["first_call_s"] is not None
-        assert row["kernels_per_fwd_bwd"] > 0 and row["kernel_kind"] == "aten ops (CPU)"
-        assert row["peak_bytes"] > 0 and row["saved_bytes"] > 0
-        assert row["speedup"] > 0 and row["path"]
-    assert document["runs"][0]["baseline"] in ("spikingjelly", "snntorch", "norse")
-    assert document["environment"]["versions"]["spikingjelly"] == "2.0.0"
+            timing = row.timings[phase]
+            assert timing.call_s > 0 and row.bandwidth[phase].gb_per_s > 0
+            assert timing.first_call_s is not None and timing.warm_up.calls > 0
+        profile = row.profile
+        assert profile.kernels_per_fwd_bwd > 0 and profile.kernel_kind == "aten ops (CPU)"
+        assert profile.peak_bytes > 0 and profile.saved_bytes > 0
+        assert row.speedup.value > 0 and row.checked.path
+    assert document.cases[0].baseline in ("spikingjelly", "snntorch", "norse")
+    assert document.environment.versions["spikingjelly"] == "2.0.0"
 
 
 def test_unavailable_and_crashing_rows_are_explained_and_the_rest_go_on(compared):
     _, rows, _ = compared
-    assert rows["ref-cupy"]["verdict"] == "unavailable" and rows["ref-cupy"]["reason"]
-    assert rows["planted-crash"]["verdict"] == "error"
-    assert "SIGABRT" in rows["planted-crash"]["reason"]
+    assert rows["ref-cupy"].verdict == "unavailable" and rows["ref-cupy"].reason
+    assert rows["planted-crash"].verdict == "error"
+    assert "SIGABRT" in rows["planted-crash"].reason
 
 
 def test_only_timed_builds_that_agree_with_their_checking_build_are_timed(compared):
     _, rows, _ = compared
     for name in ("ref-torch", "spikingjelly", "snntorch", "norse", "lava-dl"):
-        assert rows[name]["timed_build"]["agrees"], rows[name]["timed_build"]
-        assert rows[name]["timed_build"]["neurons"] == 4096  # N=4096: every neuron is compared
+        assert rows[name].checked.timed_build.agrees, rows[name].checked.timed_build
+        assert rows[name].checked.timed_build.neurons == 4096  # N=4096: every neuron compared
     tail = rows["planted-timed-tail"]
-    assert tail["verdict"] == "error" and tail["checking_verdict"] == "exact"
-    assert "timed build disagrees" in tail["reason"] and "timings" not in tail
+    assert tail.verdict == "error" and tail.checked.checking_verdict == "exact"
+    assert "timed build disagrees" in tail.reason and tail.timings is None
 
 
 def test_the_timed_input_itself_is_checked_against_the_oracle(compared):
     _, rows, _ = compared
     for name in ("ref-torch", "spikingjelly", "snntorch", "norse"):
-        check = rows[name]["timed_input_check"]
-        assert check["verdict"] == "exact" and check["neurons"] == 4096, check
-    assert rows["lava-dl"]["timed_input_check"]["verdict"] == "approximate"
+        check = rows[name].checked.timed_input
+        assert check.verdict == "exact" and check.neurons == 4096, check
+    assert rows["lava-dl"].checked.timed_input.verdict == "approximate"
 
 
 def test_the_timed_code_is_what_the_frameworks_users_write(compared):
     _, rows, _ = compared
-    assert rows["spikingjelly"]["timed_code"] == "functional.reset_net(node); spikes = node(x)"
-    assert "reset_mem" in rows["snntorch"]["timed_code"]
-    assert rows["norse"]["timed_code"].startswith("spikes, state = norse.torch.LIF")
+    assert rows["spikingjelly"].checked.timed_code == (
+        "functional.reset_net(node); spikes = node(x)"
+    )
+    assert "reset_mem" in rows["snntorch"].checked.timed_code
+    assert rows["norse"].checked.timed_code.startswith("spikes, state = norse.torch.LIF")
 
 
 def test_a_cached_result_is_caught(compared):
     _, rows, _ = compared
-    assert rows["planted-cached"]["verdict"] == "WRONG"
+    assert rows["planted-cached"].verdict == "WRONG"
 
 
 def test_host_side_sleep_is_measured(compared):
     _, rows, _ = compared
-    assert rows["planted-sleep"]["timings"]["fwd"]["median_s"] >= SLEEP_S
-    assert (
-        rows["planted-sleep"]["timings"]["fwd"]["median_s"]
-        > (rows["ref-torch"]["timings"]["fwd"]["median_s"])
-    )
+    assert rows["planted-sleep"].timings["fwd"].call_s >= SLEEP_S
+    assert rows["planted-sleep"].timings["fwd"].call_s > rows["ref-torch"].timings["fwd"].call_s
 
 
 def test_traces_are_chrome_traces_with_named_ranges(compared):
     _, rows, traces = compared
     for name in ("ref-torch", "spikingjelly", "lava-dl"):
-        trace = json.loads(Path(rows[name]["trace"]).read_text())
+        trace = json.loads(Path(rows[name].profile.trace).read_text())
         assert trace["traceEvents"], name
         ranges = {e["name"] for e in trace["traceEvents"] if e.get("cat") == "user_annotation"}
         assert {f"{name}/fwd", f"{name}/bwd"} <= ranges
@@ -111,9 +110,9 @@ def test_side_stream_work_is_flagged_on_gpu():
     done = kernelprof_compare(
         "--impls", "planted-side-stream", "--T", "8", "--N", "4194304", "--format", "json"
     )
-    (row,) = json.loads(done.stdout)["runs"][0]["rows"]
-    warnings = [w for t in row["timings"].values() for w in t["warnings"]]
-    assert any("outside the current stream" in w for w in warnings)
+    (row,) = files.loads(done.stdout).rows
+    assert any(flag.kind == "hidden_work" and "outside the current stream" in flag.message
+               for flag in row.flags)  # fmt: skip
 
 
 def test_csv_and_markdown_outputs():
@@ -139,8 +138,8 @@ def test_sweep_over_t_and_plot(tmp_path):
         "--repeat-s", "0.01", "--no-energy", "--format", "json", "--plot", str(plot),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    runs = json.loads(done.stdout)["runs"]
-    assert [run["case"]["T"] for run in runs] == [2, 4]
+    cases = files.loads(done.stdout).cases
+    assert [case.case.T for case in cases] == [2, 4]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
 
 
@@ -158,25 +157,27 @@ def test_cuda_graph_replay_times_are_reported():
         "--no-energy", "--format", "json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    for row in json.loads(done.stdout)["runs"][0]["rows"]:
-        graphs = row["graph_timings"]
+    for row in files.loads(done.stdout).rows:
+        graphs = row.profile.graph_timings
         assert set(graphs) == {"fwd", "bwd", "fwd+bwd"}
-        assert all(g.get("median_s", 0) > 0 or "unavailable_reason" in g for g in graphs.values())
+        assert all(g.measurement is not None and g.measurement.median_s > 0
+                   or g.unavailable_reason for g in graphs.values())  # fmt: skip
 
 
 def test_rows_that_cannot_run_here_start_no_worker(monkeypatch):
-    from kernelprof.runs import compare
-    from reference_kernels.model import LIFConfig
+    from kernelprof.requests import CompareRequest
+    from kernelprof.runs.compare import run
+    from tests.documents import ENVIRONMENT
 
     def no_worker(*args, **kwargs):
         raise AssertionError("a worker was started for a row that cannot run")
 
-    monkeypatch.setattr(compare, "WorkerSession", no_worker)
-    request = compare.CompareRequest(LIFConfig(), ("ref-cupy",), steps=(2,), neurons=(64,),
-                                     energy=False)  # fmt: skip
-    document = compare.run_compare(request, environment={"device": {"type": "cpu"}})
-    (row,) = document["runs"][0]["rows"]
-    assert row["verdict"] == "unavailable" and row["reason"] == "runs on cuda, not cpu"
+    monkeypatch.setattr(run, "WorkerSession", no_worker)
+    request = CompareRequest(impls="ref-cupy", T=2, N=64, no_energy=True, device="cpu")
+    document = run.run_compare(request, environment=ENVIRONMENT)
+    (row,) = document.rows
+    assert row.verdict == "unavailable" and row.reason == "runs on cuda, not cpu"
+    assert row.timings is None and document.cases[0].timed_rows == ()
 
 
 def test_a_build_with_its_own_phases_is_timed_through_them():
@@ -188,16 +189,14 @@ def test_a_build_with_its_own_phases_is_timed_through_them():
         "--no-energy", "--impls", "planted-own-phases,planted-own-phases-incomplete",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert schema.validate(document) == "compare"
-    rows = {row["impl"]: row for row in document["runs"][0]["rows"]}
+    rows = {row.impl: row for row in files.loads(done.stdout).rows}
     own = rows["planted-own-phases"]
-    assert own["verdict"] == "exact", own
+    assert own.verdict == "exact", own
     for phase, sleeps in (("fwd", 1), ("bwd", 2), ("fwd+bwd", 3)):
-        median = own["timings"][phase]["median_s"]
+        median = own.timings[phase].call_s
         assert sleeps * SLEEP_S <= median < (sleeps + 1) * SLEEP_S, (phase, median)
-    assert own["kernels_per_fwd_bwd"] is None and "not seen" in own["kernel_kind"]
-    assert own["peak_bytes"] is None and own["saved_bytes"] is None
+    assert own.profile.kernels_per_fwd_bwd is None and "not seen" in own.profile.kernel_kind
+    assert own.profile.peak_bytes is None and own.profile.saved_bytes is None
     incomplete = rows["planted-own-phases-incomplete"]
-    assert incomplete["verdict"] == "exact" and "timings" not in incomplete
-    assert "lack bwd" in incomplete["error"]
+    assert incomplete.verdict == "exact" and incomplete.timings is None
+    assert "lack bwd" in incomplete.checked.error

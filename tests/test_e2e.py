@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -12,10 +13,13 @@ import torch
 from torch import nn
 
 from kernelprof.frameworks.networks import NetworkSpec, run_layers
-from kernelprof.results.analysis import attribution, breakdown_record
+from kernelprof.results import files
+from kernelprof.results.analysis import attribution, step_record
+from kernelprof.results.e2e import DirectTraining, TrainingRow
+from kernelprof.results.record import encode
 from kernelprof.runs.e2e.data import load_dataset
-from kernelprof.runs.e2e.run import build_network
-from kernelprof.runs.e2e.train import train_direct
+from kernelprof.runs.e2e.train import Schedule, train_direct
+from kernelprof.runs.e2e.worker import build_network
 from kernelprof.traces.steps import compare
 from reference_kernels.model import LIFConfig
 from tests.cli_runner import run_kernelprof
@@ -26,8 +30,8 @@ CPU = torch.device("cpu")
 
 
 def train(network, data, steps=6):
-    return train_direct(network, data, device=CPU, epochs=1, batch_size=32, lr=1e-2, seed=0,
-                        max_steps=steps)  # fmt: skip
+    schedule = Schedule(epochs=1, batch_size=32, lr=1e-2, seed=0, max_steps=steps)
+    return train_direct(network, data, schedule, device=CPU)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,12 @@ def network(data, framework="reference"):
     return build_network(spec, framework, LIF, steps=4, seed=0)
 
 
-def named(result, framework):
-    return {**result, "framework": framework, "status": "ok"}
+def named(result, framework) -> TrainingRow:
+    """A trained framework's row, as the worker makes it from what train_direct measured."""
+    measured = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    training = DirectTraining(**measured, dataset_source="synthetic", test_samples=64,
+                              network="cnn", peak_bytes=1, peak_kind="RSS")  # fmt: skip
+    return TrainingRow(framework=framework, status="ok", training=training)
 
 
 def test_profiled_steps_add_up_and_synchronise_only_at_their_end(data, monkeypatch):
@@ -50,21 +58,19 @@ def test_profiled_steps_add_up_and_synchronise_only_at_their_end(data, monkeypat
     syncs = []
     monkeypatch.setattr(breakdown, "synchronize", lambda device: syncs.append(device))
     result = train(network(data), data)
-    measured = result["breakdown"]
+    measured = result.breakdown
     plain = breakdown.BREAKDOWN_ROUNDS * breakdown.STEPS_PER_ROUND
     profiled = breakdown.BREAKDOWN_ROUNDS * (breakdown.STEPS_PER_ROUND + 1)  # + warm-up steps
     operations = 3 * breakdown.OPERATION_STEPS * breakdown.STEPS_PER_ROUND  # plain, warm-up, ops
     assert len(syncs) == plain + profiled + operations  # once per step, never inside one
-    coarse = measured["coarse"]
-    assert len(coarse["per_step"]) == breakdown.BREAKDOWN_ROUNDS * breakdown.STEPS_PER_ROUND
-    for step in coarse["per_step"]:
-        assert sum(step["host_us"].values()) == pytest.approx(step["length_us"], rel=1e-9)
-    assert {"lif fwd", "lif bwd", "conv fwd", "conv bwd", "optimizer"} <= set(
-        coarse["categories_us"]
-    )
-    assert coarse["unlinked_nodes"] == 0 and measured["problems"] == []
-    assert not coarse["detailed"] and measured["detailed"]["detailed"]
-    assert result["steps"] == 6 and 0.0 <= result["test_accuracy"] <= 1.0
+    coarse = measured.coarse
+    assert len(coarse.per_step) == breakdown.BREAKDOWN_ROUNDS * breakdown.STEPS_PER_ROUND
+    for step in coarse.per_step:
+        assert sum(step.host_us.values()) == pytest.approx(step.length_us, rel=1e-9)
+    assert {"lif fwd", "lif bwd", "conv fwd", "conv bwd", "optimizer"} <= set(coarse.categories_us)
+    assert coarse.unlinked_nodes == 0 and measured.problems == ()
+    assert not coarse.detailed and measured.detailed.detailed
+    assert result.training_steps == 6 and 0.0 <= result.test_accuracy <= 1.0
 
 
 class Slowed(nn.Module):
@@ -133,8 +139,8 @@ def test_a_planted_slow_layer_shows_up_in_its_own_category_and_nowhere_else(
     slow_network, wrappers = planted(data, category, **how)
     slow = named(train(slow_network, data), "slow")
     found = attribution([baseline, slow])
-    assert found["fastest"] == "normal"
-    by_category = found["differences"]["slow"]["by_category_s"]
+    assert found.fastest == "normal"
+    by_category = found.differences["slow"].by_category_s
     expected = planted_seconds(wrappers, len(wrappers))  # each layer sleeps once a step
     assert next(iter(by_category)) == charged
     # 20 %: a wrong attribution moves the whole planted time (100 %). The unplanted work drifts
@@ -151,7 +157,7 @@ def test_an_extra_operator_is_named_with_its_count(data, baseline):
     layer in lif fwd, and its MulBackward0 node in lif bwd (counts are exact)."""
     extra, wrappers = planted(data, "lif", delay_s=0.0, extra_mul=True)
     result = named(train(extra, data), "extra")
-    compared = compare(breakdown_record(baseline), breakdown_record(result), top=10_000)
+    compared = compare(step_record(baseline), step_record(result), top=10_000)
     categories = {c["name"]: {o["name"]: o for o in c["operations"]}
                   for c in compared["categories"]}  # fmt: skip
     assert categories["lif fwd"]["aten::mul"]["delta_count"] == len(wrappers)
@@ -206,7 +212,7 @@ def test_a_layer_called_t_times_a_step_is_not_charged_for_its_instrumentation(da
     built.layers = [(name, m) for name, m in built.layers if name != "lif" or m is tick]
     built.run = lambda x_seq: run_layers(execution, x_seq).mean(0)
     result = train(built, data)
-    lif_us = result["breakdown"]["coarse"]["categories_us"]["lif fwd"]
+    lif_us = result.breakdown.coarse.categories_us["lif fwd"]
     # the category is a median over steps, so the sleeps are too: the median step's 32 sleeps
     # (a busy VM oversleeps now and then; 32 x the mean sleep was off by up to 8 % under load)
     expected_us = 1e6 * statistics.median(looped.step_slept_s)
@@ -220,12 +226,14 @@ def test_e2e_command_trains_and_attributes(tmp_path):
         "--limit-test", "64", "--device", "cpu", "--format", "json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert [row["status"] for row in document["rows"]] == ["ok", "ok"]
-    assert document["attribution"]["fastest"] in ("reference", "snntorch")
-    assert len(document["attribution"]["differences"]) == 1
-    assert {row["neuron_setting"] for row in document["rows"]} == {"canonical"}
-    assert not any("neuron_differences" in row for row in document["rows"])
+    document = files.loads(done.stdout)
+    assert [row.status for row in document.rows] == ["ok", "ok"]
+    assert document.attribution.fastest in ("reference", "snntorch")
+    assert len(document.attribution.differences) == 1
+    assert {row.neuron_setting for row in document.rows} == {"canonical"}
+    assert not any(row.neuron_differences for row in document.rows)
+    assert document.task.max_steps == 5  # more than the epoch has: 256 images, 4 steps of 64
+    assert document.rows[0].training.training_steps == 4
 
 
 def test_framework_defaults_rows_say_how_their_neuron_differs():
@@ -251,17 +259,18 @@ def test_bad_dataset_and_data_dir_are_usage_errors(tmp_path):
     assert done.returncode == 2 and "not a folder" in done.stderr
 
 
-def test_missing_mnist_files_say_where_to_put_them(tmp_path):
+def test_missing_mnist_files_say_where_to_put_them_before_anything_trains(tmp_path):
+    started = time.perf_counter()
     done = run_kernelprof(
         "e2e", "--dataset", "mnist", "--data-dir", str(tmp_path), "--frameworks",
         "reference,snntorch", "--format", "json", "--device", "cpu",
     )  # fmt: skip
     if done.returncode == 0:
         pytest.skip("MNIST downloaded: this machine is online")
-    assert done.returncode == 1
-    rows = json.loads(done.stdout)["rows"]
-    assert len(rows) == 1  # said once, not once per framework
-    assert "MNIST/raw" in rows[0]["reason"] and "train-images-idx3-ubyte" in rows[0]["reason"]
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert "MNIST/raw" in line and "train-images-idx3-ubyte" in line
+    assert time.perf_counter() - started < 30  # refused up front: no worker trained
 
 
 def test_trace_dir_keeps_both_traces_and_trace_diff_of_them_gives_the_attribution(tmp_path):
@@ -271,28 +280,37 @@ def test_trace_dir_keeps_both_traces_and_trace_diff_of_them_gives_the_attributio
         "--device", "cpu", "--format", "json", "--trace-dir", str(tmp_path),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    rows = {row["framework"]: row for row in document["rows"]}
+    document = files.loads(done.stdout)
+    rows = {row.framework: row.training for row in document.rows}
     assert len(list(tmp_path.iterdir())) == 4
     for row in rows.values():
-        trace = json.loads(Path(row["trace"]).read_text())
+        trace = json.loads(Path(row.trace).read_text())
         names = {e["name"] for e in trace["traceEvents"] if e.get("cat") == "user_annotation"}
         assert {"kernelprof/step", "kernelprof/conv fwd", "kernelprof/lif fwd",
                 "kernelprof/pool fwd"} <= names  # fmt: skip
-    fastest = document["attribution"]["fastest"]
-    ((other, difference),) = document["attribution"]["differences"].items()
+    fastest = document.attribution.fastest
+    ((other, difference),) = document.attribution.differences.items()
     for key, top in (("trace", "5"), ("ops_trace", "5")):
-        diffed = run_kernelprof("trace", "diff", rows[fastest][key], rows[other][key],
-                                "--format", "json", "--top", top)  # fmt: skip
+        diffed = run_kernelprof(
+            "trace",
+            "diff",
+            getattr(rows[fastest], key),
+            getattr(rows[other], key),
+            "--format",
+            "json",
+            "--top",
+            top,
+        )
         assert diffed.returncode == 0, diffed.stderr
         steps = json.loads(diffed.stdout)["steps"]
         by_name = {c["name"]: c for c in steps["categories"]}
-        for category in difference["categories"]:
+        for category in difference.categories:
             if key == "trace":  # the categories come from the breakdown trace
-                assert by_name[category["name"]]["delta_us"] == pytest.approx(
-                    category["delta_us"], abs=1e-6)  # fmt: skip
+                assert by_name[category.name]["delta_us"] == pytest.approx(
+                    category.delta_us, abs=1e-6)  # fmt: skip
             else:  # the named operations from the operations trace
-                assert by_name[category["name"]]["operations"] == category["operations"]
+                operations = encode(category)["operations"]
+                assert by_name[category.name]["operations"] == operations
 
 
 def test_step_ranges_wrap_each_layer_once_and_leave_it_as_it_was(data):
@@ -328,10 +346,10 @@ def test_trains_on_real_fashion_mnist():
         pytest.skip("unavailable: Debian's dataset-fashion-mnist is not installed here")
     fmnist = load_dataset("fmnist", limit_train=3000, limit_test=1000)
     assert "Debian's dataset-fashion-mnist" in fmnist.source
-    result = train_direct(network(fmnist), fmnist, device=CPU, epochs=1, batch_size=64, lr=1e-2,
-                          seed=0)  # fmt: skip
-    assert result["steps"] == 47
-    assert result["test_accuracy"] > 0.6
+    result = train_direct(network(fmnist), fmnist, Schedule(epochs=1, batch_size=64, lr=1e-2),
+                          device=CPU)  # fmt: skip
+    assert result.training_steps == 47
+    assert result.test_accuracy > 0.6
 
 
 def test_training_reports_its_progress_up_to_the_last_step(data, monkeypatch):

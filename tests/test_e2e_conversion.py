@@ -13,8 +13,10 @@ from torch import nn
 from kernelprof.frameworks import reference
 from kernelprof.frameworks.base import Unsupported
 from kernelprof.frameworks.networks import ConvertedSNN, NetworkSpec, build_ann, initial_weights
+from kernelprof.results import files
 from kernelprof.runs.e2e import conversion
 from kernelprof.runs.e2e.data import Dataset
+from kernelprof.runs.e2e.train import Schedule
 from tests.cli_runner import run_kernelprof
 
 
@@ -97,14 +99,14 @@ def test_lava_bootstrap_samples_then_fits_then_trains_as_an_ann(kind):
     spec = NetworkSpec(kind, (1, 4, 4), 3)
     # 5 steps: bootstrap's 10 sampling iterations do not fit, so it samples 4 and fits at the 5th
     snn = lava_dl.BOOTSTRAP.build(spec, 8, 0, 5)
-    result = conversion.train_route(snn, _toy_data(), device=torch.device("cpu"), epochs=3,
-                                    batch_size=4, seed=0, max_steps=5)  # fmt: skip
-    assert result["steps_by_mode"] == {"SAMPLE": 4, "FIT": 1}
+    result = conversion.train_route(snn, _toy_data(), Schedule(3, 4, 0.0, 0, max_steps=5),
+                                    device=torch.device("cpu"))  # fmt: skip
+    assert result.steps_by_mode == {"SAMPLE": 4, "FIT": 1}
     snn = lava_dl.BOOTSTRAP.build(spec, 8, 0, None)
-    result = conversion.train_route(snn, _toy_data(64), device=torch.device("cpu"), epochs=1,
-                                    batch_size=4, seed=0)  # fmt: skip
-    assert result["steps_by_mode"] == {"SAMPLE": 10, "FIT": 1, "ANN": 5}
-    assert result["train_s"] == pytest.approx(sum(result["epoch_s"]))
+    result = conversion.train_route(snn, _toy_data(64), Schedule(1, 4, 0.0, 0),
+                                    device=torch.device("cpu"))  # fmt: skip
+    assert result.steps_by_mode == {"SAMPLE": 10, "FIT": 1, "ANN": 5}
+    assert result.train_s == pytest.approx(sum(result.epoch_s))
 
 
 def test_lava_bootstrap_readout_is_a_causal_snn_from_a_fresh_state():
@@ -114,8 +116,9 @@ def test_lava_bootstrap_readout_is_a_causal_snn_from_a_fresh_state():
     from kernelprof.frameworks import lava_dl
 
     snn = lava_dl.BOOTSTRAP.build(NetworkSpec("cnn", (1, 4, 4), 3), 8, 0, 2)
-    conversion.train_route(snn, _toy_data(), device=torch.device("cpu"), epochs=1, batch_size=8,
-                           seed=0, max_steps=2)  # fmt: skip
+    conversion.train_route(
+        snn, _toy_data(), Schedule(1, 8, 0.0, 0, max_steps=2), device=torch.device("cpu")
+    )
     x = 3 * torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(1))
     long, short = snn.readout(x, 12), snn.readout(x, 5)
     assert long.shape == (12, 5, 3)
@@ -133,49 +136,50 @@ def converted(tmp_path_factory):
         "--device", "cpu", "--format", "json", "--trace-dir", str(traces),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    document = files.loads(done.stdout)
+    assert document.kernelprof == "conversion"
+    return document
 
 
 def test_conversion_reaches_the_ann_accuracy_with_enough_steps(converted):
-    ann = converted["ann"]
-    assert ann["status"] == "ok" and ann["test_accuracy"] > 0.85
-    rows = {row["framework"]: row for row in converted["rows"]}
-    assert rows["snntorch"]["status"] == "unsupported"
+    ann = converted.ann
+    assert ann.status == "ok" and ann.test_accuracy > 0.85
+    rows = {row.framework: row for row in converted.rows}
+    assert rows["snntorch"].status == "unsupported"
     for framework in ("spikingjelly", "sinabs", "reference"):
-        row = rows[framework]
-        assert row["status"] == "ok", row
-        assert list(row["accuracy_by_T"]) == ["1", "2", "4", "8", "16", "32"]
+        assert rows[framework].status == "ok", rows[framework]
+        row = rows[framework].conversion
+        assert list(row.accuracy_by_T) == ["1", "2", "4", "8", "16", "32"]
         # rate coding needs time: near chance at T=1, within 5 points of the ANN at T=32
-        assert row["accuracy_by_T"]["1"] < ann["test_accuracy"] - 0.2
-        assert row["accuracy_by_T"]["32"] > ann["test_accuracy"] - 0.05
-        assert row["inference_batch_median_s"] > 0 and row["convert_s"] >= 0
-        assert row["route"] == "converts the shared trained ANN"
+        assert row.accuracy_by_T["1"] < ann.test_accuracy - 0.2
+        assert row.accuracy_by_T["32"] > ann.test_accuracy - 0.05
+        assert row.inference_batch_median_s > 0 and row.convert_s >= 0
+        assert row.route == "converts the shared trained ANN"
 
 
 def test_lava_dl_row_is_trained_through_bootstrap_and_tested_as_an_snn(converted):
-    row = {row["framework"]: row for row in converted["rows"]}["lava-dl"]
-    if row["status"] == "unavailable":
-        pytest.skip(row["reason"])
-    assert row["status"] == "ok", row
-    assert "bootstrap" in row["route"] and "not a converter of the shared ANN" in row["route"]
-    training = row["training"]
-    assert training["steps_by_mode"]["SAMPLE"] == 10 and training["steps_by_mode"]["FIT"] == 1
-    assert training["epochs"] == 3 and training["train_s"] > 0 and row["convert_s"] is None
-    assert list(row["accuracy_by_T"]) == ["1", "2", "4", "8", "16", "32"]
-    assert row["accuracy_by_T"]["32"] > 0.8  # a pure SNN trained three epochs on digits
+    lava = {row.framework: row for row in converted.rows}["lava-dl"]
+    if lava.status == "unavailable":
+        pytest.skip(lava.reason)
+    assert lava.status == "ok", lava
+    row = lava.conversion
+    assert "bootstrap" in row.route and "not a converter of the shared ANN" in row.route
+    training = row.training
+    assert training.steps_by_mode["SAMPLE"] == 10 and training.steps_by_mode["FIT"] == 1
+    assert training.epochs == 3 and training.train_s > 0 and row.convert_s is None
+    assert list(row.accuracy_by_T) == ["1", "2", "4", "8", "16", "32"]
+    assert row.accuracy_by_T["32"] > 0.8  # a pure SNN trained three epochs on digits
 
 
 def test_each_converted_network_leaves_a_chrome_trace_of_one_test_batch(converted):
-    for row in converted["rows"]:
-        if row["status"] != "ok":
-            continue
-        events = json.loads(Path(row["trace"]).read_text())["traceEvents"]
-        if row["framework"] == "lava-dl":  # time-last: one conv3d per layer for all T steps
+    for row in converted.converted:
+        events = json.loads(Path(row.conversion.trace).read_text())["traceEvents"]
+        if row.framework == "lava-dl":  # time-last: one conv3d per layer for all T steps
             assert sum(e.get("name") == "aten::conv3d" for e in events) == 3
             continue
         linears = sum(e.get("name") == "aten::linear" for e in events)
         # three linear layers, run per step (T=32) or once on batch and time folded (sinabs)
-        assert linears == (3 if row["framework"] == "sinabs" else 3 * 32), linears
+        assert linears == (3 if row.framework == "sinabs" else 3 * 32), linears
 
 
 def test_sinabs_is_a_conversion_route_only():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
+from kernelprof.results import files
 from kernelprof.runs.e2e.distributed import shard
 from kernelprof.traces.steps import SEQ_ARG, attribute
 from kernelprof.traces.timeline import Timeline
@@ -53,21 +53,22 @@ def torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
 def two_ranks():
     done = torchrun(*TRAIN, "--batch-size", "32")
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)  # rank 0 alone writes the report
+    return files.loads(done.stdout)  # rank 0 alone writes the report
 
 
 def test_two_processes_report_per_rank_and_total_throughput_and_communication(two_ranks):
-    assert two_ranks["world_size"] == 2
-    (row,) = two_ranks["rows"]
-    assert row["status"] == "ok", row
-    ranks = row["ranks"]
-    assert [r["rank"] for r in ranks] == [0, 1]
-    assert [r["steps"] for r in ranks] == [20, 20]
-    assert row["total_samples_per_s"] == pytest.approx(sum(r["samples_per_s"] for r in ranks))
-    assert all(r["communication_s"] > 0 for r in ranks)
-    for step in row["breakdown"]["coarse"]["per_step"]:
-        assert step["host_us"]["communication"] > 0
-        assert sum(step["host_us"].values()) == pytest.approx(step["length_us"], rel=1e-9)
+    assert two_ranks.world_size == 2
+    (row,) = two_ranks.rows
+    assert row.status == "ok", row
+    training = row.training
+    ranks = training.ranks
+    assert [r.rank for r in ranks] == [0, 1]
+    assert [r.steps for r in ranks] == [20, 20]
+    assert training.total_samples_per_s == pytest.approx(sum(r.samples_per_s for r in ranks))
+    assert all(r.communication_s > 0 for r in ranks)
+    for step in training.breakdown.coarse.per_step:
+        assert step.host_us["communication"] > 0
+        assert sum(step.host_us.values()) == pytest.approx(step.length_us, rel=1e-9)
 
 
 def test_two_ranks_of_32_train_exactly_like_one_process_of_64(two_ranks):
@@ -76,10 +77,11 @@ def test_two_ranks_of_32_train_exactly_like_one_process_of_64(two_ranks):
     # same optimiser steps, so they reach the same test accuracy
     done = run_kernelprof(*TRAIN, "--batch-size", "64")
     assert done.returncode == 0, done.stderr
-    (single,) = json.loads(done.stdout)["rows"]
-    (parallel,) = two_ranks["rows"]
-    assert parallel["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=1 / 360)
-    assert parallel["test_accuracy"] > 0.8
+    (single,) = files.loads(done.stdout).rows
+    (parallel,) = two_ranks.rows
+    accuracy = parallel.training.test_accuracy
+    assert accuracy == pytest.approx(single.training.test_accuracy, abs=1 / 360)
+    assert accuracy > 0.8
 
 
 def test_conversion_under_torchrun_is_a_usage_error():

@@ -14,7 +14,7 @@ import torch
 from kernelprof.frameworks import registry
 from kernelprof.frameworks.base import Unsupported
 from kernelprof.frameworks.networks import CATEGORIES, NetworkSpec, encode, initial_weights
-from kernelprof.runs.e2e.run import build_network
+from kernelprof.runs.e2e.worker import build_network
 from reference_kernels.model import LIFConfig
 
 FRAMEWORKS = tuple(registry.networks())

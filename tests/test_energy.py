@@ -14,13 +14,15 @@ import torch
 from kernelprof.harness import energy
 from kernelprof.harness.energy import (
     CounterUnavailable,
-    EnergyMeasurement,
     NvmlEnergyCounter,
     NvmlPowerSamplingCounter,
     RaplCounter,
     energy_counter,
     measure_energy,
 )
+from kernelprof.present.tables import energy_line
+from kernelprof.results.energy import EnergyMeasurement
+from kernelprof.results.record import encode
 
 IDLE_WATTS = 70.0
 WORKLOAD_WATTS = 230.0
@@ -87,19 +89,19 @@ def measure_replayed(power: ReplayingPower, fn=None, **options) -> EnergyMeasure
 def test_energy_per_call_is_the_power_above_idle_times_the_call_duration():
     power = ReplayingPower()
     result = measure_replayed(power)
-    assert result.joules_per_call == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
-    for value in result.window_joules_per_call:
+    assert result.joules_per_unit == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
+    for value in result.window_joules_per_unit:
         assert value == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
     assert result.idle_watts == pytest.approx(IDLE_WATTS, rel=1e-12)
-    assert result.warnings == ()
-    assert result.counter == "replaying counter"
+    assert result.flags == ()
+    assert result.counter == "replaying counter" and result.unit == "call"
 
 
 def test_raw_window_energy_includes_idle_and_the_result_subtracts_it():
     power = ReplayingPower()
     result = measure_replayed(power)
     for raw, seconds, calls in zip(
-        result.window_raw_joules, result.window_seconds, result.window_calls, strict=True
+        result.window_raw_joules, result.window_seconds, result.window_units, strict=True
     ):
         assert raw == pytest.approx((IDLE_WATTS + WORKLOAD_WATTS) * seconds, rel=1e-12)
         assert seconds == pytest.approx(calls * CALL_S, rel=1e-12)
@@ -113,7 +115,7 @@ def test_calls_per_window_follow_min_window_s(min_window_s, expected_calls):
     # a window ends at the first call that brings it to min_window_s: ceil(window / call), >= 1
     power = ReplayingPower()
     result = measure_replayed(power, min_window_s=min_window_s, windows=2, warmup_calls=1)
-    assert result.window_calls == (expected_calls, expected_calls)
+    assert result.window_units == (expected_calls, expected_calls)
     assert power.calls == 1 + 2 * expected_calls
 
 
@@ -121,7 +123,7 @@ def test_calls_per_window_follow_min_window_s(min_window_s, expected_calls):
 def test_window_count_is_honoured_and_the_device_synchronised_at_every_edge(windows):
     power = ReplayingPower()
     result = measure_replayed(power, windows=windows)
-    assert len(result.window_joules_per_call) == windows
+    assert len(result.window_joules_per_unit) == windows
     assert len(result.window_seconds) == windows
     assert power.synchronized == 2 * (windows + 1)  # the idle window and each measured window
 
@@ -135,7 +137,7 @@ def test_without_a_synchronize_hook_the_device_is_synchronised(monkeypatch):
         power.workload(), counter=power, clock=power.clock, sleep=power.sleep,
         min_window_s=0.25, windows=2, idle_s=0.5, device="cpu",
     )  # fmt: skip
-    assert result.joules_per_call == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
+    assert result.joules_per_unit == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
     assert devices == [torch.device("cpu")] * (2 * (2 + 1))
 
 
@@ -147,11 +149,11 @@ def test_the_median_window_is_reported():
         power.advance(CALL_S, next(extra))
 
     result = measure_replayed(power, fn=varying, warmup_calls=0)
-    assert result.window_joules_per_call == pytest.approx(
+    assert result.window_joules_per_unit == pytest.approx(
         (100.0 * CALL_S, 300.0 * CALL_S, 200.0 * CALL_S), rel=1e-9
     )
-    assert result.joules_per_call == pytest.approx(200.0 * CALL_S, rel=1e-9)
-    assert result.joules_per_call_range == pytest.approx((100.0 * CALL_S, 300.0 * CALL_S))
+    assert result.joules_per_unit == pytest.approx(200.0 * CALL_S, rel=1e-9)
+    assert result.joules_range == pytest.approx((100.0 * CALL_S, 300.0 * CALL_S))
 
 
 def test_idle_is_measured_asleep_before_any_call_over_several_counter_updates():
@@ -180,7 +182,7 @@ def test_warmup_calls_stay_out_of_the_windows():
             power.advance(CALL_S, WORKLOAD_WATTS)
 
     result = measure_replayed(power, fn=compiling_then_fast, warmup_calls=1)
-    assert result.joules_per_call == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
+    assert result.joules_per_unit == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
 
 
 # --- warnings ------------------------------------------------------------------------------
@@ -189,17 +191,17 @@ def test_warmup_calls_stay_out_of_the_windows():
 def test_a_window_shorter_than_ten_counter_updates_warns():
     short = measure_replayed(ReplayingPower(update_period_s=0.05), min_window_s=0.25)
     long_enough = measure_replayed(ReplayingPower(update_period_s=0.02), min_window_s=0.25)
-    assert len(short.warnings) == 3
-    assert all("under 10 updates" in warning for warning in short.warnings)
-    assert long_enough.warnings == ()
+    assert len(short.flags) == 3 and {flag.kind for flag in short.flags} == {"energy"}
+    assert all("under 10 updates" in flag.message for flag in short.flags)
+    assert long_enough.flags == ()
 
 
 def test_energy_below_idle_warns():
     power = ReplayingPower()
     result = measure_replayed(power, fn=power.workload(extra_watts=-10.0))
-    assert result.joules_per_call < 0
-    assert len(result.warnings) == 3
-    assert all("not resolved above idle" in warning for warning in result.warnings)
+    assert result.joules_per_unit < 0
+    assert len(result.flags) == 3
+    assert all("not resolved above idle" in flag.message for flag in result.flags)
 
 
 def test_energy_under_five_percent_of_raw_warns_and_above_does_not():
@@ -207,17 +209,17 @@ def test_energy_under_five_percent_of_raw_warns_and_above_does_not():
     barely_result = measure_replayed(barely, fn=barely.workload(extra_watts=3.0))  # 3/73 = 4 %
     clear = ReplayingPower()
     clear_result = measure_replayed(clear, fn=clear.workload(extra_watts=4.0))  # 4/74 = 5.4 %
-    assert len(barely_result.warnings) == 3
-    assert all("too small to resolve" in warning for warning in barely_result.warnings)
-    assert clear_result.warnings == ()
+    assert len(barely_result.flags) == 3
+    assert all("too small to resolve" in flag.message for flag in barely_result.flags)
+    assert clear_result.flags == ()
 
 
 def test_a_counter_that_does_not_move_during_idle_warns_instead_of_dividing():
     power = ReplayingPower(base_watts=0.0)
     result = measure_replayed(power)
     assert result.idle_watts == 0.0
-    assert any("did not advance during" in warning for warning in result.warnings)
-    assert result.joules_per_call == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
+    assert any("did not advance during" in flag.message for flag in result.flags)
+    assert result.joules_per_unit == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
 
 
 # --- the result ----------------------------------------------------------------------------
@@ -230,23 +232,23 @@ def test_an_unavailable_counter_gives_a_reason_and_never_calls_the_workload():
     )
     assert calls == []
     assert not result.available
-    assert result.joules_per_call is None
-    assert result.describe() == "energy: n/a: NVML unavailable (NVMLError_LibraryNotFound: x)"
-    assert result.as_dict()["unavailable_reason"].startswith("n/a: NVML unavailable")
+    assert result.joules_per_unit is None
+    assert energy_line(result) == "energy: n/a: NVML unavailable (NVMLError_LibraryNotFound: x)"
+    assert encode(result)["unavailable_reason"].startswith("n/a: NVML unavailable")
     assert EnergyMeasurement.unavailable("no counter").unavailable_reason == "n/a: no counter"
 
 
-def test_describe_and_as_dict_carry_the_figures():
+def test_the_line_and_the_record_carry_the_figures():
     power = ReplayingPower()
     result = measure_replayed(power, label="lif fwd+bwd")
-    text = result.describe()
+    text = energy_line(result)
     assert text.startswith("energy: 225 mJ/call (windows 225 mJ..225 mJ; 3 x 0.25 s, ~256 calls")
     assert "idle 70.0 W subtracted" in text
     assert "replaying counter" in text
-    record = result.as_dict()
+    record = encode(result)
     assert record["label"] == "lif fwd+bwd"
-    assert record["window_calls"] == [256, 256, 256]
-    assert record["joules_per_call"] == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
+    assert record["window_units"] == [256, 256, 256]
+    assert record["joules_per_unit"] == pytest.approx(WORKLOAD_WATTS * CALL_S, rel=1e-9)
 
 
 def test_bad_options_are_refused():
@@ -421,7 +423,7 @@ def test_cpu_counter_here_works_or_says_why():
         assert counter.startswith("n/a: ")
         assert "(" in counter and len(counter) > len("n/a: ") + 10
         result = measure_energy(lambda: None, device="cpu")
-        assert result.describe() == f"energy: {counter}"
+        assert energy_line(result) == f"energy: {counter}"
     else:
         first = counter.read_joules()
         time.sleep(0.01)
@@ -445,9 +447,9 @@ def test_matmuls_on_a_real_gpu_cost_positive_energy():
     result = measure_energy(
         lambda: a @ a, device="cuda", counter=counter, min_window_s=0.3, windows=2, idle_s=0.3
     )
-    assert result.joules_per_call is not None and result.joules_per_call > 0, result.describe()
+    assert result.joules_per_unit is not None and result.joules_per_unit > 0, energy_line(result)
     for joules, calls, seconds in zip(
-        result.window_joules_per_call, result.window_calls, result.window_seconds, strict=True
+        result.window_joules_per_unit, result.window_units, result.window_seconds, strict=True
     ):
         assert joules * calls / seconds < 2000.0  # watts above idle: plausible for one GPU
 
@@ -467,11 +469,12 @@ def test_training_energy_is_the_epochs_above_idle_and_nothing_after_stop():
         power.advance(1.0, WORKLOAD_WATTS)
     result = energy.stop(epochs=2)
     power.advance(5.0, 1000.0)  # evaluation or profiling after the window: not counted
-    assert result["joules_per_epoch"] == pytest.approx(WORKLOAD_WATTS * 1.0)
-    assert result["raw_joules"] == pytest.approx((IDLE_WATTS + WORKLOAD_WATTS) * 2.0)
-    assert result["idle_watts"] == pytest.approx(IDLE_WATTS)
-    assert result["window_s"] == pytest.approx(2.0)
-    assert "2.00 s" in result["reason"] and result["warnings"] == []
+    assert result.unit == "epoch"
+    assert result.joules_per_unit == pytest.approx(WORKLOAD_WATTS * 1.0)
+    assert result.window_raw_joules == pytest.approx(((IDLE_WATTS + WORKLOAD_WATTS) * 2.0,))
+    assert result.idle_watts == pytest.approx(IDLE_WATTS)
+    assert result.window_seconds == pytest.approx((2.0,)) and result.window_units == (2,)
+    assert "epochs only" in energy_line(result) and result.flags == ()
 
 
 def test_training_energy_without_a_counter_says_why():
@@ -479,4 +482,5 @@ def test_training_energy_without_a_counter_says_why():
 
     energy = TrainingEnergy("cpu", counter="n/a: no RAPL here")
     energy.start()
-    assert energy.stop(epochs=1) == {"joules_per_epoch": None, "reason": "n/a: no RAPL here"}
+    result = energy.stop(epochs=1)
+    assert result.joules_per_unit is None and result.unavailable_reason == "n/a: no RAPL here"

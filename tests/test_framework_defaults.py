@@ -75,7 +75,7 @@ DEFAULT_LIF_TYPES = {
 @pytest.mark.parametrize("name", sorted(DEFAULT_LIF_TYPES))
 def test_framework_defaults_networks_build_each_frameworks_own_default_neuron(name):
     from kernelprof.frameworks.networks import NetworkSpec
-    from kernelprof.runs.e2e.run import build_network
+    from kernelprof.runs.e2e.worker import build_network
 
     framework = registry.networks()[name]
     if framework.problem() is not None:
@@ -105,36 +105,38 @@ def test_default_neuron_differences_come_from_checks_machinery():
         pytest.skip(registry.framework("spikingjelly").problem())
     # SpikingJelly's defaults are the canonical model's own defaults: the same neuron
     same = neuron_differences("spikingjelly", LIFConfig())
-    assert same["check"]["same_neuron"] and same["check"]["spike_mismatch_fraction"] == 0
+    assert same.check.same_neuron and same.check.spike_mismatch_fraction == 0
     # against e2e's canonical LIF only the surrogate differs: equal spikes, another gradient
     e2e = LIFConfig(surrogate="superspike", alpha=1.0)
     surrogate_only = neuron_differences("spikingjelly", e2e)
-    assert not surrogate_only["check"]["same_neuron"]
-    assert surrogate_only["check"]["spike_mismatch_fraction"] == 0
-    assert surrogate_only["check"]["grad_cosine"] < 0.999
-    surrogate = next(s for s in surrogate_only["settings"] if s["setting"] == "surrogate_function")
-    assert surrogate["canonical"] == "superspike (alpha=1)"
+    assert not surrogate_only.check.same_neuron
+    assert surrogate_only.check.spike_mismatch_fraction == 0
+    assert surrogate_only.check.grad_cosine < 0.999
+    surrogate = next(s for s in surrogate_only.settings if s.setting == "surrogate_function")
+    assert surrogate.canonical == "superspike (alpha=1)"
     if registry.framework("snntorch").problem() is None:
         # snnTorch's tutorial neuron (beta 0.95, undecayed input, delayed soft reset) fires far
         # more often on the canonical neuron's input
-        snn = neuron_differences("snntorch", e2e)["check"]
-        assert snn["spike_mismatch_fraction"] > 0.2
-        assert snn["default_firing_rate"] > snn["canonical_firing_rate"] + 0.2
+        snn = neuron_differences("snntorch", e2e).check
+        assert snn.spike_mismatch_fraction > 0.2
+        assert snn.default_firing_rate > snn.canonical_firing_rate + 0.2
 
 
 def test_difference_line_names_differing_settings_and_the_measurement():
-    from kernelprof.present.report import neuron_difference_line
+    from kernelprof.present.e2e import neuron_difference_line
+    from kernelprof.results.e2e import NeuronCheck, NeuronDifferences, SettingDifference
 
-    differences = {
-        "settings": [
-            {"setting": "tau", "default": "2.0", "source": "x/y.py", "canonical": "2.0"},
-            {"setting": "surrogate", "default": "atan", "source": "x/y.py",
-             "canonical": "superspike (alpha=1)"},
-            {"setting": "dt", "default": "0.001", "source": "x/y.py", "canonical": None},
-        ],
-        "check": {"same_neuron": False, "verdict": "WRONG", "spike_mismatch_fraction": 0.25,
-                  "default_firing_rate": 0.5, "canonical_firing_rate": 0.2, "grad_cosine": 0.4},
-    }  # fmt: skip
+    differences = NeuronDifferences(
+        settings=(
+            SettingDifference(setting="tau", default="2.0", source="x/y.py", canonical="2.0"),
+            SettingDifference(setting="surrogate", default="atan", source="x/y.py",
+                              canonical="superspike (alpha=1)"),
+            SettingDifference(setting="dt", default="0.001", source="x/y.py", canonical=None),
+        ),
+        check=NeuronCheck(input="x", same_neuron=False, verdict="WRONG",
+                          spike_mismatch_fraction=0.25, default_firing_rate=0.5,
+                          canonical_firing_rate=0.2, grad_cosine=0.4),
+    )  # fmt: skip
     line = neuron_difference_line(differences)
     assert line.startswith("surrogate atan (canonical superspike (alpha=1)); on check's input")
     assert "25.0 % of spikes differ" in line and "tau" not in line and "dt" not in line

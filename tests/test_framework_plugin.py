@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from kernelprof.results import files
+
 FIXTURE = Path(__file__).parent / "plugin_fixture"
 
 
@@ -45,10 +47,10 @@ def test_the_plugin_is_checked(plugin_env):
     done = kernelprof(plugin_env, "check", "--impls", "fakefw-lif,ref-torch", "--T", "6",
                       "--N", "3000", "--device", "cpu", "--format", "json")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = {row["impl"]: row for row in json.loads(done.stdout)["rows"]}
-    assert rows["fakefw-lif"]["framework"] == "FakeFW"
-    assert rows["fakefw-lif"]["verdict"] in ("exact", "close"), rows["fakefw-lif"]
-    assert rows["fakefw-lif"]["timed_build"]["agrees"]
+    rows = {row.impl: row for row in files.loads(done.stdout).rows}
+    assert rows["fakefw-lif"].framework == "FakeFW"
+    assert rows["fakefw-lif"].verdict in ("exact", "close"), rows["fakefw-lif"]
+    assert rows["fakefw-lif"].timed_build.agrees
 
 
 def test_the_plugin_is_compared(plugin_env):
@@ -56,12 +58,12 @@ def test_the_plugin_is_compared(plugin_env):
                       "--N", "8192", "--device", "cpu", "--repeat-s", "0.05", "--no-energy",
                       "--format", "json")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = {row["impl"]: row for row in json.loads(done.stdout)["runs"][0]["rows"]}
-    row = rows["fakefw-lif"]
-    assert row["verdict"] in ("exact", "close") and row["timed_build"]["agrees"], row
-    assert row["timings"]["fwd+bwd"]["median_s"] > 0 and row["speedup"] > 0
-    assert row["timed_code"].startswith("spikes, _ = fake_lif")
-    versions = json.loads(done.stdout)["environment"]["versions"]
+    document = files.loads(done.stdout)
+    row = {row.impl: row for row in document.rows}["fakefw-lif"]
+    assert row.verdict in ("exact", "close") and row.checked.timed_build.agrees, row
+    assert row.timings["fwd+bwd"].call_s > 0 and row.speedup.value > 0
+    assert row.checked.timed_code.startswith("spikes, _ = fake_lif")
+    versions = document.environment.versions
     assert "spikingjelly" in versions  # the built-in frameworks are still there
 
 
@@ -70,24 +72,24 @@ def test_the_plugin_trains_end_to_end(plugin_env):
                       "--frameworks", "fakefw,reference", "--epochs", "1", "--steps", "4",
                       "--limit-test", "64", "--device", "cpu", "--format", "json")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = {row["framework"]: row for row in json.loads(done.stdout)["rows"]}
-    assert rows["fakefw"]["status"] == "ok", rows["fakefw"]
+    rows = {row.framework: row for row in files.loads(done.stdout).rows}
+    assert rows["fakefw"].status == "ok", rows["fakefw"]
     # the same LIF (exact), weights and data order as the reference: the same accuracy
-    assert rows["fakefw"]["test_accuracy"] == rows["reference"]["test_accuracy"]
+    assert rows["fakefw"].training.test_accuracy == rows["reference"].training.test_accuracy
     conversion = kernelprof(plugin_env, "e2e", "--mode", "conversion", "--frameworks",
                             "fakefw", "--dataset", "synthetic", "--epochs", "1", "--steps", "2",
                             "--T", "2", "--limit-test", "64", "--device", "cpu",
                             "--format", "json")  # fmt: skip
-    assert conversion.returncode == 0, conversion.stderr
-    (row,) = json.loads(conversion.stdout)["rows"]
-    assert row["status"] == "unsupported" and "FakeFW ships no" in row["reason"]
+    assert conversion.returncode == 1, conversion.stderr  # the only row converted nothing
+    (row,) = files.loads(conversion.stdout).rows
+    assert row.status == "unsupported" and "FakeFW ships no" in row.reason
 
 
 def test_the_plugin_is_listed_and_its_absence_changes_nothing(plugin_env):
     done = kernelprof(plugin_env, "frameworks", "--format", "json")
     assert done.returncode == 0, done.stderr
     listed = {fw["name"]: fw for fw in json.loads(done.stdout)["frameworks"]}
-    assert listed["fakefw"]["neurons"] == ["fakefw-lif"]
+    assert listed["fakefw"]["implementations"] == ["fakefw-lif"]
     assert listed["fakefw"]["networks"] == ["fakefw"]
     without = {k: v for k, v in plugin_env.items() if k != "PYTHONPATH"}
     done = kernelprof(without, "frameworks", "--format", "json")

@@ -1,5 +1,6 @@
-"""`kernelprof report` (kernelprof/documents.py): HTML and Markdown from compare and e2e results,
-checked in a real headless Chromium (installed by scripts/setup-browser.sh, run by make test)."""
+"""`kernelprof report` (kernelprof/present/pages.py): HTML and Markdown from results files of every
+kind, checked in a real headless Chromium (installed by scripts/setup-browser.sh, run by make
+test)."""
 
 from __future__ import annotations
 
@@ -114,11 +115,27 @@ def test_bad_results_files_are_one_line_errors(tmp_path, results):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "other.json").write_text(json.dumps({"some": "thing"}))
     for path, needle in ((tmp_path / "notes.txt", "not JSON"),
-                         (tmp_path / "other.json", "not a kernelprof compare or e2e results"),
-                         (tmp_path / "absent.json", "cannot read")):  # fmt: skip
+                         (tmp_path / "other.json", "not a kernelprof check or compare or e2e"),
+                         (tmp_path / "absent.json", "does not exist")):  # fmt: skip
         done = run_kernelprof("report", str(path), "-o", str(tmp_path / "r.html"))
         assert done.returncode == 2 and needle in done.stderr and str(path.name) in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     done = run_kernelprof("report", str(results["e2e"]), "-o", str(tmp_path / "r.pdf"))
     assert done.returncode == 2 and ".html or .md" in done.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_check_and_study_documents_are_reported_too(tmp_path):
+    from kernelprof.results import files
+    from tests.documents import check_document, study_document
+
+    paths = [tmp_path / "check.json", tmp_path / "study.json"]
+    files.save(check_document(), paths[0])
+    files.save(study_document(), paths[1])
+    out = tmp_path / "both.md"
+    done = run_kernelprof("report", *map(str, paths), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "## check: T=8, N=4,096, fp32 (check.json)" in text
+    assert "### The study's claims" in text and "SpikingJelly is the fastest" in text
+    assert "| snntorch | ok | 85.0 % |" in text  # the study's runs follow its tables

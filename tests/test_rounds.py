@@ -4,24 +4,33 @@ launch-bound calls), planted and caught."""
 
 from __future__ import annotations
 
-import json
 import statistics
 
 import pytest
 
-from kernelprof.results import analysis, schema
+from kernelprof.results import analysis, files
+from kernelprof.results.compare import PhaseTiming, RoundTiming
+from kernelprof.results.timing import Measurement
 from tests.cli_runner import run_kernelprof
 from tests.planted_impls import DRIFT_FACTOR, DRIFT_ROUND, LAUNCH_GAP_S, SLEEP_S
 
 
-def round_of(samples, device=None, launch=None):
-    return {"samples_s": list(samples), "device_samples_s": list(device or samples),
-            "launch_s": launch or statistics.median(samples), "first_call_s": 0.1,
-            "warnings": [], "label": "x fwd", "device_source": "host clock"}  # fmt: skip
+def round_of(samples, device=None, launch=None, number=1, busy=None, source="host clock"):
+    call = Measurement(samples_s=tuple(samples), first_call_s=0.1, label="x fwd",
+                       events_busy_median_s=busy)  # fmt: skip
+    return RoundTiming(round=number, started_at=float(number), call=call,
+                       device=Measurement(samples_s=tuple(device or samples)),
+                       device_source=source,
+                       launch_s=launch or statistics.median(samples))  # fmt: skip
 
 
-def pooled(*rounds):
-    return analysis.pool_rounds([round_of(r) for r in rounds])
+def pooled(*rounds, **options):
+    return PhaseTiming(rounds=tuple(round_of(r, number=i, **options)
+                                    for i, r in enumerate(rounds, start=1)))  # fmt: skip
+
+
+def spread_flags(timing, limit=0.10):
+    return analysis._spread_flags("x fwd", timing, limit)
 
 
 # ---- the analysis, on made-up rounds -------------------------------------------------------
@@ -29,17 +38,20 @@ def pooled(*rounds):
 
 def test_rounds_are_pooled_and_kept():
     timing = pooled([1.0, 1.02, 0.98], [1.0, 1.05, 0.95], [1.2, 1.0, 1.0])
-    assert timing["samples_s"] == [1.0, 1.02, 0.98, 1.0, 1.05, 0.95, 1.2, 1.0, 1.0]
-    assert timing["median_s"] == timing["call_s"] == timing["device_s"] == 1.0
-    assert [r["median_s"] for r in timing["rounds"]] == [1.0, 1.0, 1.0]
-    assert timing["warnings"] == []
+    assert timing.call.samples_s == (1.0, 1.02, 0.98, 1.0, 1.05, 0.95, 1.2, 1.0, 1.0)
+    assert timing.call_s == timing.device_s == timing.launch_s == 1.0
+    assert [r.call.median_s for r in timing.rounds] == [1.0, 1.0, 1.0]
+    assert spread_flags(timing) == []
+    assert timing.first_call_s == 0.1
 
 
-def test_a_spread_warning_needs_most_rounds_to_be_spread():
+def test_a_spread_flag_needs_most_rounds_to_be_spread():
     one_bad = pooled([1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [1.0, 1.0, 1.01])
-    assert one_bad["warnings"] == []
+    assert spread_flags(one_bad) == []
     two_bad = pooled([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
-    assert two_bad["warnings"] and "large spread" in two_bad["warnings"][0]
+    (flag,) = spread_flags(two_bad)
+    assert flag.kind == "spread" and "large spread" in flag.message
+    assert spread_flags(two_bad, limit=1.5) == []  # a noisier machine flags less
 
 
 def test_paired_speedup_is_the_median_of_per_round_ratios_with_an_interval():
@@ -48,52 +60,74 @@ def test_paired_speedup_is_the_median_of_per_round_ratios_with_an_interval():
     base = pooled([2.0, 2.1, 1.9], [4.0, 4.2, 3.8], [2.0, 2.05, 1.95])
     row = pooled([1.0, 1.05, 0.95], [2.0, 2.1, 1.9, 2.0, 2.05, 1.95, 2.0, 2.1], [1.0, 1.0, 1.02])
     speedup = analysis.paired_speedup(base, row, "device")
-    assert speedup["value"] == pytest.approx(2.0, rel=0.01)  # the drift cancels in each pair
-    assert speedup["low"] <= speedup["value"] <= speedup["high"]
-    assert speedup["low"] > 1.8 and speedup["high"] < 2.2
-    unpaired = statistics.median(base["samples_s"]) / statistics.median(row["samples_s"])
+    assert speedup.value == pytest.approx(2.0, rel=0.01)  # the drift cancels in each pair
+    assert speedup.low <= speedup.value <= speedup.high
+    assert speedup.low > 1.8 and speedup.high < 2.2 and speedup.rounds == 3
+    unpaired = statistics.median(base.call.samples_s) / statistics.median(row.call.samples_s)
     assert unpaired < 1.5
+    same = analysis.paired_speedup(base, base, "call", same=True)
+    assert (same.value, same.low, same.high) == (1.0, 1.0, 1.0)
 
 
 def test_rounds_that_disagree_and_parts_slower_than_the_whole_are_inconsistent():
     steady = {phase: pooled([1.0, 1.0], [1.05, 1.0], [1.0, 1.02]) for phase in ("fwd", "bwd")}
     steady["fwd+bwd"] = pooled([2.0], [2.0], [2.1])
-    assert analysis.inconsistencies(steady) == []
+    assert analysis.inconsistencies("x", steady) == []
     drifted = dict(steady, bwd=pooled([1.0], [1.0], [3.0]))
-    (reason,) = analysis.inconsistencies(drifted)
-    assert reason.startswith("bwd rounds disagree: 1000, 1000, 3000 ms")
+    (flag,) = analysis.inconsistencies("x", drifted)
+    assert flag.kind == "rounds_disagree" and flag.inconsistent
+    assert flag.message.startswith("bwd rounds disagree: 1000, 1000, 3000 ms")
     scattered = dict(steady, bwd=pooled([1.0, 1.5, 1.1], [1.4, 1.45, 0.9], [1.0, 1.9, 1.4]))
-    assert analysis.inconsistencies(scattered) == []  # medians 1.1 vs 1.4, but overlapping
+    assert analysis.inconsistencies("x", scattered) == []  # medians 1.1 vs 1.4, but overlapping
     upside_down = dict(steady, fwd=pooled([2.5], [2.5], [2.5]))
-    (reason,) = analysis.inconsistencies(upside_down)
-    assert reason == "fwd alone (2500 ms) takes longer than fwd+bwd (2000 ms)"
+    (flag,) = analysis.inconsistencies("x", upside_down)
+    assert flag.kind == "part_slower"
+    assert flag.message == "fwd alone (2500 ms) takes longer than fwd+bwd (2000 ms)"
+
+
+def test_a_whole_far_slower_than_its_parts_is_said_with_its_page_faults_not_flagged_busy():
+    def faulting(seconds, faults):
+        call = Measurement(samples_s=(seconds,) * 3, minor_faults_per_call=faults)
+        return PhaseTiming(rounds=(RoundTiming(round=1, started_at=0.0, call=call, device=call,
+                                               device_source="host clock",
+                                               launch_s=seconds),))  # fmt: skip
+
+    timings = {"fwd": faulting(0.038, 100), "bwd": faulting(0.048, 200),
+               "fwd+bwd": faulting(0.171, 24_000)}  # fmt: skip
+    (flag,) = analysis._whole_slower("norse", timings)
+    assert flag.kind == "whole_slower" and not flag.inconsistent
+    assert "1.99x fwd plus bwd" in flag.message and "fwd+bwd 24,000" in flag.message
+    assert flag.figures["fwd+bwd_faults_per_call"] == 24_000
+    timings["fwd+bwd"] = faulting(0.090, 300)  # within 25 % of the parts: nothing to say
+    assert analysis._whole_slower("norse", timings) == []
 
 
 def test_launch_bound_needs_call_time_20_percent_above_device_time():
     def kernels(call, device):
-        timing = pooled([call])
-        timing.update(device_s=device, device_source="kernels")
-        return timing
+        return pooled([call], device=[device], source="kernels")
 
-    found = analysis.launch_bound({"fwd": kernels(0.360, 0.247), "bwd": kernels(0.11, 0.1)})
-    assert set(found) == {"fwd"}  # 46 % above is launch-bound, 10 % is not
-    assert found["fwd"]["device_s"] == 0.247 and found["fwd"]["call_s"] == 0.360
-    cpu = pooled([1.0])
-    assert analysis.launch_bound({"fwd": dict(cpu, op_fraction=0.9)}) == {}
-    assert set(analysis.launch_bound({"fwd": dict(cpu, op_fraction=0.2)})) == {"fwd"}
+    found = analysis.launch_bound("x", {"fwd": kernels(0.360, 0.247), "bwd": kernels(0.11, 0.1)})
+    (flag,) = found  # 46 % above is launch-bound, 10 % is not
+    assert flag.kind == "launch_bound" and flag.subject == "x fwd"
+    assert flag.figures["device_s"] == 0.247 and flag.figures["call_s"] == 0.360
+    cpu = [1.0]
+    assert analysis.launch_bound("x", {"fwd": PhaseTiming(rounds=pooled(cpu).rounds,
+                                                          op_fraction=0.9)}) == []  # fmt: skip
+    (host,) = analysis.launch_bound("x", {"fwd": PhaseTiming(rounds=pooled(cpu).rounds,
+                                                             op_fraction=0.2)})  # fmt: skip
+    assert host.kind == "host_bound"
 
 
 def test_the_two_measures_of_device_time_are_checked_against_each_other():
-    def cuda_round(busy, kernels):
-        return dict(round_of([busy * 1.5], device=[kernels]), device_source="kernels",
-                    events_busy_median_s=busy)  # fmt: skip
+    def cuda(busy, kernels):
+        return pooled(*[[busy * 1.5]] * 3, device=[kernels], busy=busy, source="kernels")
 
-    agree = analysis.pool_rounds([cuda_round(1.05e-3, 1e-3)] * 3)
-    assert agree["warnings"] == [] and agree["device_s"] == 1e-3
-    waits = analysis.pool_rounds([cuda_round(2e-3, 1e-3)] * 3)
-    assert any("the device waits inside the call" in w for w in waits["warnings"])
-    overlap = analysis.pool_rounds([cuda_round(0.5e-3, 1e-3)] * 3)
-    assert any("kernels overlap" in w for w in overlap["warnings"])
+    assert analysis._device_cross_check("x", cuda(1.05e-3, 1e-3)) == []
+    assert cuda(1.05e-3, 1e-3).device_s == 1e-3
+    (waits,) = analysis._device_cross_check("x", cuda(2e-3, 1e-3))
+    assert waits.kind == "device_waits" and "the device waits inside the call" in waits.message
+    (overlap,) = analysis._device_cross_check("x", cuda(0.5e-3, 1e-3))
+    assert overlap.kind == "kernels_overlap" and "kernels overlap" in overlap.message
 
 
 # ---- planted implementations, through the command line -------------------------------------
@@ -108,57 +142,68 @@ def rows():
         planted=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert schema.validate(document) == "compare"
-    assert len(document["runs"][0]["noise_rounds_s"]) == 3  # the machine probed every round
-    assert 0 <= document["noise_probe"]["spread"] < 10
-    return {row["impl"]: row for row in document["runs"][0]["rows"]}
+    document = files.loads(done.stdout)
+    (case,) = document.cases
+    assert len(case.noise_rounds) == 3  # the machine probed every round
+    assert 0 <= document.noise_probe.spread < 10
+    return {row.impl: row for row in case.rows}
 
 
 def test_every_row_is_timed_in_three_interleaved_rounds_in_rotated_order(rows):
     order = {}
     for name, row in rows.items():
-        timing = row["timings"]["fwd"]
-        assert row["rounds"] == 3 and len(timing["rounds"]) == 3
-        assert sum(len(r["samples_s"]) for r in timing["rounds"]) == len(timing["samples_s"])
-        order[name] = [r["started_at"] for r in row["timings"]["fwd"]["rounds"]]
+        timing = row.timings["fwd"]
+        assert len(timing.rounds) == 3
+        assert sum(len(r.call.samples_s) for r in timing.rounds) == len(timing.call.samples_s)
+        order[name] = [r.started_at for r in timing.rounds]
     names = list(rows)
     for number in range(3):
         started = sorted(names, key=lambda name: order[name][number])
         assert started == names[number:] + names[:number], (number, started)
 
 
+def test_each_phase_is_warmed_up_until_steady_before_round_1(rows):
+    for name, row in rows.items():
+        for phase, timing in row.timings.items():
+            warm = timing.warm_up
+            assert warm is not None and warm.calls >= 10, (name, phase)  # two windows at least
+            assert [r.warm_up is None for r in timing.rounds] == [False, True, True]
+            assert len(warm.times_s) == warm.calls and warm.seconds == sum(warm.times_s)
+
+
 def test_a_planted_slowdown_in_one_round_is_flagged(rows):
     drift = rows["planted-drift"]
-    medians = [r["median_s"] for r in drift["timings"]["fwd"]["rounds"]]
+    medians = [r.call.median_s for r in drift.timings["fwd"].rounds]
     slow = medians[DRIFT_ROUND - 1]
     assert slow > 0.8 * DRIFT_FACTOR * min(medians)
-    assert any("fwd rounds disagree" in reason for reason in drift["inconsistent"])
+    assert any(flag.kind == "rounds_disagree" and flag.subject == "planted-drift fwd"
+               for flag in drift.inconsistent)  # fmt: skip
 
 
 def test_a_forward_slower_alone_than_with_its_backward_is_flagged(rows):
-    stateful = rows["planted-stateful"]["timings"]
-    assert stateful["fwd"]["device_s"] >= SLEEP_S > stateful["fwd+bwd"]["device_s"]
-    reasons = rows["planted-stateful"]["inconsistent"]
-    assert any(reason.startswith("fwd alone") for reason in reasons), reasons
+    stateful = rows["planted-stateful"].timings
+    assert stateful["fwd"].device_s >= SLEEP_S > stateful["fwd+bwd"].device_s
+    kinds = [flag.kind for flag in rows["planted-stateful"].inconsistent]
+    assert "part_slower" in kinds, kinds
 
 
 def test_a_planted_host_pause_between_tiny_ops_is_host_bound_and_an_honest_loop_is_not(rows):
-    bound = rows["planted-launch-bound"]["launch_bound"]
-    assert "fwd" in bound and "bwd" not in bound, bound  # the pause is in the forward only
-    assert bound["fwd"]["call_s"] >= LAUNCH_GAP_S
-    assert bound["fwd"]["in_ops_s"] < 0.5 * bound["fwd"]["call_s"]
-    assert "CPU analogue" in bound["fwd"]["basis"]
-    assert rows["ref-torch"]["launch_bound"] == {}
+    bound = {flag.subject: flag for flag in rows["planted-launch-bound"].flags
+             if flag.kind in ("host_bound", "launch_bound")}  # fmt: skip
+    # the pause is in the forward: fwd and fwd+bwd are bound by it, bwd is not
+    assert "planted-launch-bound bwd" not in bound, bound
+    fwd = bound["planted-launch-bound fwd"]
+    assert fwd.kind == "host_bound" and fwd.figures["call_s"] >= LAUNCH_GAP_S
+    assert fwd.figures["in_ops_s"] < 0.5 * fwd.figures["call_s"]
+    assert not [f for f in rows["ref-torch"].flags if f.kind in ("host_bound", "launch_bound")]
 
 
 def test_speedups_carry_intervals_and_call_time_speedups(rows):
     for name, row in rows.items():
-        low, high = row["speedup_interval"]
-        assert low <= row["speedup"] <= high, name
-        assert row["speedup_call"] > 0
-        for timing in row["timings"].values():  # CPU: the host does the work
-            assert timing["device_s"] == timing["call_s"] == timing["launch_s"]
+        assert row.speedup.low <= row.speedup.value <= row.speedup.high, name
+        assert row.speedup_call.value > 0
+        for timing in row.timings.values():  # CPU: the host does the work
+            assert timing.device_s == timing.call_s == timing.launch_s
 
 
 @pytest.mark.cuda
@@ -168,9 +213,55 @@ def test_a_planted_host_pause_is_launch_bound_on_the_gpu():
         "--impls", "ref-torch,planted-launch-bound", "--no-energy", planted=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = {row["impl"]: row for row in json.loads(done.stdout)["runs"][0]["rows"]}
-    bound = rows["planted-launch-bound"]["launch_bound"]
-    assert "fwd" in bound and bound["fwd"]["basis"].startswith("call time against")
-    assert bound["fwd"]["call_s"] > LAUNCH_GAP_S > 10 * bound["fwd"]["device_s"]
-    fwd = rows["planted-launch-bound"]["timings"]["fwd"]
-    assert fwd["device_source"] == "kernels" and fwd["events_busy_median_s"] < fwd["call_s"]
+    rows = {row.impl: row for row in files.loads(done.stdout).rows}
+    bound = {flag.subject: flag for flag in rows["planted-launch-bound"].flags
+             if flag.kind == "launch_bound"}  # fmt: skip
+    fwd = bound["planted-launch-bound fwd"]
+    assert fwd.figures["call_s"] > LAUNCH_GAP_S > 10 * fwd.figures["device_s"]
+    timing = rows["planted-launch-bound"].timings["fwd"]
+    assert timing.device_source == "kernels"
+    assert timing.call.events_busy_median_s < timing.call_s
+
+
+def counted(medians_ms, faults, system_ms, others=(0.0, 0.0, 0.0)):
+    """A phase's three rounds with the host's counters per call."""
+    rounds = []
+    for number, (ms, fault, system, other) in enumerate(
+        zip(medians_ms, faults, system_ms, others, strict=True), start=1
+    ):
+        samples = tuple(ms / 1e3 * (1 + 0.01 * k) for k in (-1, 0, 1))
+        call = Measurement(samples_s=samples, minor_faults_per_call=fault,
+                           system_s_per_call=system / 1e3, others_cpu_share=other)  # fmt: skip
+        rounds.append(RoundTiming(round=number, started_at=float(number), call=call, device=call,
+                                  device_source="host clock", launch_s=ms / 1e3))  # fmt: skip
+    return PhaseTiming(rounds=tuple(rounds))
+
+
+def test_rounds_that_disagree_are_explained_by_the_hosts_counters_where_they_can_be():
+    # round 1: 28k faults at 5.3 us each (cold memory the VM's host had to back), later 1.3 us
+    cold = analysis.round_disagreement("ref-torch fwd", "fwd",
+                                       counted((203.5, 58.9, 57.7), (28e3, 29e3, 25e3),
+                                               (148.0, 37.7, 32.5)))  # fmt: skip
+    assert cold.kind == "faults" and not cold.inconsistent
+    assert "each fault cost more" in cold.message and "5.3 us a fault" in cold.message
+    # ref-torch bwd: 0 or 57k faults a call between rounds (the allocator's state)
+    flipped = analysis.round_disagreement("ref-torch bwd", "bwd",
+                                          counted((50.1, 62.1, 98.1), (0, 0, 57e3),
+                                                  (1.0, 1.2, 80.0)))  # fmt: skip
+    assert flipped.kind == "faults" and "more pages first touched" in flipped.message
+    # another process on a CPU during the slow round: the machine was busy
+    busy = analysis.round_disagreement(
+        "x fwd", "fwd", counted((50, 50, 200), (0, 0, 0), (1, 1, 1), (0.0, 0.1, 0.9))
+    )
+    assert busy.kind == "rounds_disagree" and busy.inconsistent
+    assert "the rest of the machine used 90% of a CPU during round 3" in busy.message
+    # neither: said as such, and still "busy?"
+    unexplained = analysis.round_disagreement("x fwd", "fwd", counted((50, 50, 200), (0, 0, 0),
+                                                                      (1, 1, 1)))  # fmt: skip
+    assert unexplained.inconsistent
+    assert unexplained.message.endswith("(not page faults, not another process)")
+    # without the counters (a CUDA row, an older file): the disagreement alone
+    bare = pooled([1.0], [1.0], [3.0])
+    assert analysis.round_disagreement("x bwd", "bwd", bare).message == (
+        "bwd rounds disagree: 1000, 1000, 3000 ms"
+    )

@@ -11,7 +11,7 @@ from kernelprof.frameworks import registry
 from kernelprof.frameworks.base import Unsupported
 from kernelprof.inputs import lif_input
 from kernelprof.runs.check import upstream_gradient
-from kernelprof.runs.compare import timed_closures
+from kernelprof.runs.compare.worker import timed_closures
 from kernelprof.verify.verdicts import sample_neurons, timed_agreement
 from reference_kernels.model import LIFConfig
 from tests import planted_impls
@@ -28,7 +28,7 @@ NEURONS = ["ref-torch", "spikingjelly", "snntorch", "norse", "lava-dl", "sinabs"
 
 
 def build_or_skip(name: str, config: LIFConfig, dtype=torch.float32):
-    neuron = registry.neuron(name)
+    neuron = registry.implementation(name)
     reason = neuron.unavailable_reason(CPU)
     if reason is not None:
         pytest.skip(reason)
@@ -103,7 +103,7 @@ def test_the_reference_timed_build_writes_no_v(monkeypatch):
 
     monkeypatch.setattr(reference_kernels, "fused_kernels", lambda impl, device: Recording())
     monkeypatch.setattr(reference_kernels, "_READY", {})  # backends already checked: none
-    build = registry.neuron("ref-triton").build(CONFIGS[0], CPU, torch.float32)
+    build = registry.implementation("ref-triton").build(CONFIGS[0], CPU, torch.float32)
     x = lif_input((3, 50), CONFIGS[0])
     build.timed.run(x)
     build.check(x)
@@ -119,7 +119,7 @@ def test_a_timed_build_wrong_on_the_last_neurons_is_caught():
     assert "timed build disagrees" in agreement.reason
     assert f"of {len(sample_neurons(100_000)):,} sampled neurons differ" in agreement.reason
     assert 1 <= agreement.neurons_diverged <= planted_impls.WRONG_TAIL
-    honest = registry.neuron("ref-torch").build(config, CPU, torch.float32)
+    honest = registry.implementation("ref-torch").build(config, CPU, torch.float32)
     assert timed_agreement(honest, x, upstream_gradient(x.shape, x, 2), config).agrees
 
 

@@ -7,7 +7,12 @@ import time
 import pytest
 import torch
 
-from kernelprof.harness.timer import HostTimer, Measurement, measure
+from kernelprof.harness.timer import HostTimer, measure
+from kernelprof.results.timing import Measurement
+
+
+def messages(measurement: Measurement) -> list[str]:
+    return [flag.message for flag in measurement.flags]
 
 
 class ScriptedClock:
@@ -41,10 +46,11 @@ def test_first_call_is_reported_apart_and_excluded_from_statistics():
 
 
 def test_large_spread_warns_and_small_spread_does_not():
-    steady = Measurement((1.0, 1.01, 0.99, 1.0, 1.02), label="steady")
-    noisy = Measurement((1.0, 2.0, 0.5, 1.5, 3.0), label="noisy")
-    assert steady.warnings == []
-    assert noisy.warnings and "noisy" in noisy.warnings[0]
+    steady = Measurement(samples_s=(1.0, 1.01, 0.99, 1.0, 1.02), label="steady")
+    noisy = Measurement(samples_s=(1.0, 2.0, 0.5, 1.5, 3.0), label="noisy")
+    assert steady.flags == ()
+    (flag,) = noisy.flags
+    assert flag.kind == "spread" and "noisy" in flag.message and flag.figures["spread"] > 0.1
 
 
 def test_call_count_follows_the_time_budget():
@@ -65,8 +71,8 @@ def test_a_large_spread_is_timed_longer_before_it_is_warned_about():
     timer = HostTimer(torch.device("cpu"), clock=clock)
     settled = measure(lambda: None, timer=timer, warmup_s=0, repeat_s=5e-3, min_calls=5,
                       adapt_s=60e-3, flush_cache=False)  # fmt: skip
-    assert len(settled.samples_s) > 5 and settled.metadata["adapted_calls"] > 0
-    assert settled.spread <= 0.10 and settled.warnings == []
+    assert len(settled.samples_s) > 5 and settled.adapted_calls > 0
+    assert settled.spread <= 0.10 and settled.flags == ()
     # noisy throughout: it stops when the extra budget (3 x 5 ms) is spent, then warns
     clock = ScriptedClock([1e-3, 1e-3, 1e-3] + noisy * 20)
     timer = HostTimer(torch.device("cpu"), clock=clock)
@@ -74,7 +80,7 @@ def test_a_large_spread_is_timed_longer_before_it_is_warned_about():
                         flush_cache=False)  # fmt: skip
     extra = sum(unsettled.samples_s[5:])
     assert 15e-3 - 2 * 3e-3 <= extra <= 15e-3 + 3e-3  # within about a call of the budget
-    assert unsettled.warnings and "after timing more calls" in unsettled.warnings[0]
+    assert "after timing more calls" in messages(unsettled)[0]
 
 
 def test_calls_longer_than_the_extra_budget_are_not_added():
@@ -83,8 +89,8 @@ def test_calls_longer_than_the_extra_budget_are_not_added():
     timer = HostTimer(torch.device("cpu"), clock=clock)
     result = measure(lambda: None, timer=timer, warmup_s=0, repeat_s=5e-3, min_calls=5,
                      adapt_s=15e-3, flush_cache=False)  # fmt: skip
-    assert result.metadata["adapted_calls"] == 0 and len(result.samples_s) == 5
-    assert result.warnings  # and the spread is still reported
+    assert result.adapted_calls == 0 and len(result.samples_s) == 5
+    assert [flag.kind for flag in result.flags] == ["spread"]  # and the spread is still reported
 
 
 def test_real_clock_measures_real_work():
@@ -96,21 +102,22 @@ def test_real_clock_measures_real_work():
 
 def test_work_hidden_from_cuda_events_is_flagged():
     # events saw 0.05 ms, a device-synchronised call took 2 ms: a side stream did the work
-    hidden = Measurement((5e-5,) * 5, label="sneaky", metadata={"host_synced_median_s": 2e-3})
-    honest = Measurement((2e-3,) * 5, label="honest", metadata={"host_synced_median_s": 2.05e-3})
-    assert any("outside the current stream" in w for w in hidden.warnings)
-    assert honest.warnings == []
+    hidden = Measurement(samples_s=(5e-5,) * 5, label="sneaky", host_synced_median_s=2e-3)
+    honest = Measurement(samples_s=(2e-3,) * 5, label="honest", host_synced_median_s=2.05e-3)
+    assert hidden.hidden_work().kind == "hidden_work"
+    assert any("outside the current stream" in w for w in messages(hidden))
+    assert honest.flags == ()
 
 
 def test_launch_bound_calls_are_not_taken_for_hidden_work():
     # as measured on an H200 for ref-triton fwd: the kernel takes 0.144 ms, but Python needs
     # 0.40 ms to launch it, so a synchronised call takes 0.42 ms; nothing is hidden
-    metadata = {"host_synced_median_s": 0.42e-3, "host_launch_median_s": 0.40e-3}
-    assert Measurement((0.144e-3,) * 5, label="launch-bound", metadata=metadata).warnings == []
+    figures = {"host_synced_median_s": 0.42e-3, "host_launch_median_s": 0.40e-3}
+    assert Measurement(samples_s=(0.144e-3,) * 5, label="launch-bound", **figures).flags == ()
     # the same events and launch, but 3 ms of work the events did not see
-    metadata = {"host_synced_median_s": 3.4e-3, "host_launch_median_s": 0.40e-3}
-    hidden = Measurement((0.144e-3,) * 5, label="hidden", metadata=metadata).warnings
-    assert any("outside the current stream" in w for w in hidden)
+    figures = {"host_synced_median_s": 3.4e-3, "host_launch_median_s": 0.40e-3}
+    hidden = Measurement(samples_s=(0.144e-3,) * 5, label="hidden", **figures)
+    assert any("outside the current stream" in w for w in messages(hidden))
 
 
 def test_host_timer_reports_the_launch_apart_from_the_wait():
@@ -154,9 +161,9 @@ def test_the_cache_flush_reads_and_says_so():
         time.sleep(0.002)
 
     timing = measure(work, warmup_s=0.0, repeat_s=0.0)
-    assert timing.as_dict()["cache_flush"] == "read 64 MiB"
+    assert timing.cache_flush == "read 64 MiB"
     unflushed = measure(work, warmup_s=0.0, repeat_s=0.0, flush_cache=False)
-    assert unflushed.metadata["cache_flush"] == "none"
+    assert unflushed.cache_flush == "none"
 
 
 def test_the_cache_flush_allocates_no_copy_of_its_buffer():
@@ -171,3 +178,30 @@ def test_the_cache_flush_allocates_no_copy_of_its_buffer():
         flush()
     allocated = sum(max(0, e.cpu_memory_usage) for e in prof.key_averages())
     assert allocated < 2**20, allocated
+
+
+def test_measurements_taken_apart_merge_into_one_with_every_sample():
+    a = Measurement(samples_s=(1.0, 2.0, 3.0), first_call_s=9.0, label="x", adapted_calls=2,
+                    minor_faults_per_call=10.0)  # fmt: skip
+    b = Measurement(samples_s=(4.0, 5.0), first_call_s=None, label="x", adapted_calls=1,
+                    minor_faults_per_call=40.0)  # fmt: skip
+    merged = Measurement.merge([a, b])
+    assert merged.samples_s == (1.0, 2.0, 3.0, 4.0, 5.0) and merged.median_s == 3.0
+    assert merged.first_call_s == 9.0 and merged.adapted_calls == 3
+    assert merged.minor_faults_per_call == pytest.approx((3 * 10 + 2 * 40) / 5)
+    assert merged.quartiles_s == (2.0, 4.0) and merged.spread == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        Measurement.merge([])
+
+
+def test_page_faults_are_counted_per_timed_call_on_the_cpu():
+    # 64 MiB is above glibc's largest mmap threshold (32 MiB): every call maps fresh pages
+    pages = 64 * 2**20 // 4096
+
+    def touch_fresh_memory():
+        torch.ones(64 * 2**20, dtype=torch.uint8)
+
+    faulting = measure(touch_fresh_memory, warmup_s=0.0, repeat_s=0.02, flush_cache=False)
+    quiet = measure(lambda: None, warmup_s=0.0, repeat_s=0.002, flush_cache=False, min_calls=20)
+    assert faulting.minor_faults_per_call > 0.5 * pages, faulting.minor_faults_per_call
+    assert quiet.minor_faults_per_call < 0.01 * pages

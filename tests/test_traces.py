@@ -204,10 +204,18 @@ def test_truncated_invalid_missing_and_empty_traces(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     one_line_error(run_kernelprof("trace", "summary", str(tmp_path / "notes.txt")),
                    "notes.txt", "not a Chrome trace")  # fmt: skip
-    one_line_error(run_kernelprof("trace", "diff", str(tmp_path / "cut.json.gz"),
-                                  str(tmp_path / "absent.json")), "cut.json.gz")  # fmt: skip
+    one_line_error(
+        run_kernelprof(
+            "trace", "diff", str(tmp_path / "cut.json.gz"), str(tmp_path / "absent.json")
+        ),
+        "absent.json",
+        "does not exist",
+    )
+    valid = write_trace(tmp_path / "valid.json", [event("k", "kernel", 0, 1)])
+    one_line_error(run_kernelprof("trace", "diff", str(tmp_path / "cut.json.gz"), str(valid)),
+                   "cut.json.gz", "truncated")  # fmt: skip
     one_line_error(run_kernelprof("trace", "summary", str(tmp_path / "absent.json")),
-                   "absent.json", "cannot open")  # fmt: skip
+                   "absent.json", "does not exist")  # fmt: skip
     (tmp_path / "empty.json").write_text("")
     (tmp_path / "none.json").write_text('{"traceEvents": []}')
     for name in ("empty.json", "none.json"):
@@ -261,7 +269,7 @@ def test_cpu_and_gpu_annotations_of_one_range_are_kept_apart(tmp_path):
 
 
 def test_different_kernels_keep_different_short_names():
-    from kernelprof.present.report import distinct_short_names, short_name
+    from kernelprof.present.traces import distinct_short_names, short_name
 
     anonymous = [
         "void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>(int, "
@@ -285,7 +293,7 @@ def test_different_kernels_keep_different_short_names():
 
 @needs_shared
 def test_the_real_traces_kernels_all_have_distinct_short_names():
-    from kernelprof.present.report import distinct_short_names
+    from kernelprof.present.traces import distinct_short_names
 
     names = list(traces.summarize(ALEXNET).kernels)
     assert len(set(distinct_short_names(names).values())) == len(names) == 16
@@ -322,3 +330,33 @@ def test_range_activity_counts_driver_launches_and_host_time_inside_operators():
     (fwd,) = traces.range_activity(events, prefix="kp/")
     assert (fwd.kernels, fwd.device_us, fwd.op_us, fwd.duration_us) == (2, 43.0, 30.0, 100.0)
     assert fwd.aten_ops == 3
+
+
+def test_trace_diff_reads_each_trace_once_and_attributes_kernelprof_steps(tmp_path, monkeypatch):
+    """Two kernelprof training traces: one streaming pass each gives the summary and the step
+    attribution (which `kernelprof e2e` computes by the same code)."""
+    from kernelprof.requests import TraceDiffRequest
+    from kernelprof.runs import traces as run
+    from kernelprof.traces import read, summary
+
+    def steps_trace(path: Path, lif_us: float) -> Path:
+        return write_trace(path, [
+            event("kernelprof/step", "user_annotation", 0, 100 + lif_us),
+            event("kernelprof/lif fwd", "user_annotation", 10, lif_us),
+            event("kernelprof/conv fwd", "user_annotation", 20 + lif_us, 50),
+        ])  # fmt: skip
+
+    a, b = steps_trace(tmp_path / "a.json", 10.0), steps_trace(tmp_path / "b.json", 40.0)
+    opened = []
+    streamed = read.iter_events
+
+    def counting(path):
+        opened.append(Path(path).name)
+        return streamed(path)
+
+    monkeypatch.setattr(summary, "iter_events", counting)
+    document, empty = run.diff(TraceDiffRequest(a=a, b=b, top=5))
+    assert empty is None and opened == ["a.json", "b.json"]  # each once
+    steps = document["steps"]
+    assert steps.step_us["delta"] == pytest.approx(30.0)
+    assert steps.categories[0].name == "lif fwd" and steps.categories[0].delta_us == 30.0

@@ -150,7 +150,7 @@ NeuronBuilder = Callable[[LIFConfig, torch.device, torch.dtype], NeuronBuild]
 
 
 @dataclass(frozen=True)
-class Neuron:
+class Implementation:
     """One LIF neuron of a framework: one row of ``kernelprof check`` and ``compare``."""
 
     name: str  # the CLI name, e.g. "spikingjelly" or "spikingjelly-triton"
@@ -218,7 +218,7 @@ class Framework:
     name: str  # the CLI name, e.g. "spikingjelly"
     display: str  # e.g. "SpikingJelly"
     requires: tuple[Requirement, ...] = ()
-    neurons: tuple[Neuron, ...] = ()
+    implementations: tuple[Implementation, ...] = ()
     networks: Mapping[str, Callable] = field(default_factory=dict)
     converters: Mapping[str, Callable] = field(default_factory=dict)
     no_converter: str = ""  # why the framework has no converter (shown as its conversion row)
@@ -242,5 +242,5 @@ class Framework:
     def distributions(self) -> tuple[str, ...]:
         """The pip names of everything it needs (recorded with every result)."""
         names = [r.distribution for r in self.requires]
-        names += [r.distribution for neuron in self.neurons for r in neuron.requires]
+        names += [r.distribution for impl in self.implementations for r in impl.requires]
         return tuple(dict.fromkeys(names))

@@ -148,13 +148,13 @@ def build_layer_by_layer(
     return _builds(config, dtype, check, users, PATH_LAYER, run=timed, prepare=prepare, code=code)
 
 
-_neuron = partial(base.Neuron, framework="BrainCog", requires=(REQUIREMENT,))
-STEPS = _neuron(
+_implementation = partial(base.Implementation, framework="BrainCog", requires=(REQUIREMENT,))
+STEPS = _implementation(
     name="braincog",
     build=build_steps,
     description="LIFNode called once per step (BrainCog's default mode)",
 )
-LAYER_BY_LAYER = _neuron(
+LAYER_BY_LAYER = _implementation(
     name="braincog-lbl",
     build=build_layer_by_layer,
     description="LIFNode(layer_by_layer=True): all T steps of a layer in one call",
@@ -232,7 +232,7 @@ FRAMEWORK = base.Framework(
     name="braincog",
     display="BrainCog",
     requires=(REQUIREMENT,),
-    neurons=(STEPS, LAYER_BY_LAYER),
+    implementations=(STEPS, LAYER_BY_LAYER),
     networks={"braincog": BrainCogNetwork},
     no_converter=(
         "not adapted: braincog.base.conversion.Convertor swaps nn.ReLU for soft-reset IF "

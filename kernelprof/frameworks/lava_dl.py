@@ -247,7 +247,7 @@ def _device_problem(device: torch.device) -> str | None:
 
 
 REQUIREMENT = base.Requirement("lava-dl", "==0.6.*", module="lava.lib.dl.slayer")
-LAVA_DL = base.Neuron(
+LAVA_DL = base.Implementation(
     name="lava-dl",
     framework="lava-dl",
     build=build,
@@ -509,7 +509,7 @@ FRAMEWORK = base.Framework(
     name="lava-dl",
     display="lava-dl",
     requires=(REQUIREMENT,),
-    neurons=(LAVA_DL,),
+    implementations=(LAVA_DL,),
     networks={"lava-dl": LavaNetwork},
     converters={"lava-dl": BOOTSTRAP},
     default_neuron=default_spikes,

@@ -325,7 +325,7 @@ DEFAULTS = (
     base.Default("record_states", "False", "norse/torch/module/snn.py: SNN.__init__"),
 )
 
-NORSE = base.Neuron(
+NORSE = base.Implementation(
     name="norse",
     framework="Norse",
     build=build,
@@ -336,7 +336,7 @@ FRAMEWORK = base.Framework(
     name="norse",
     display="Norse",
     requires=(REQUIREMENT,),
-    neurons=(NORSE,),
+    implementations=(NORSE,),
     networks={"norse": NorseNetwork},
     default_neuron=default_spikes,
     no_converter="Norse ships no ANN-to-SNN converter",

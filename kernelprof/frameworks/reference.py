@@ -63,7 +63,7 @@ def _device_problem(impl: str):
 
 
 NEURONS = tuple(
-    base.Neuron(
+    base.Implementation(
         name=f"ref-{impl}",
         framework="kernelprof reference",
         build=_builder(impl),
@@ -211,7 +211,7 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
 FRAMEWORK = base.Framework(
     name="reference",
     display="kernelprof reference",
-    neurons=NEURONS,
+    implementations=NEURONS,
     networks={"reference": ReferenceNetwork, "reference-compile": ReferenceCompileNetwork},
     converters={"reference": convert_reference},
     defaults=DEFAULTS,

@@ -30,7 +30,7 @@ import os
 import pkgutil
 from types import ModuleType
 
-from kernelprof.frameworks.base import Framework, Neuron
+from kernelprof.frameworks.base import Framework, Implementation
 
 DISPLAY_ORDER = ("reference", "spikingjelly", "snntorch", "norse", "lava_dl", "sinabs")
 ENTRY_POINT_GROUP = "kernelprof.frameworks"
@@ -56,8 +56,8 @@ def _add(framework: Framework, where: str) -> None:
             f"framework {framework.name!r} from {where} left out: the name is already taken"
         )
         return
-    taken = {neuron.name for fw in _FRAMEWORKS.values() for neuron in fw.neurons}
-    clashes = sorted(taken & {neuron.name for neuron in framework.neurons})
+    taken = {impl.name for fw in _FRAMEWORKS.values() for impl in fw.implementations}
+    clashes = sorted(taken & {impl.name for impl in framework.implementations})
     if clashes:
         _PROBLEMS.append(
             f"framework {framework.name!r} from {where} left out: neuron names already taken "
@@ -151,13 +151,13 @@ def framework(name: str) -> Framework:
     return _named(frameworks(), "framework", name)
 
 
-def neurons() -> dict[str, Neuron]:
+def implementations() -> dict[str, Implementation]:
     """Every framework's neurons (the rows of check and compare), by name."""
-    return {neuron.name: neuron for fw in frameworks().values() for neuron in fw.neurons}
+    return {impl.name: impl for fw in frameworks().values() for impl in fw.implementations}
 
 
-def neuron(name: str) -> Neuron:
-    return _named(neurons(), "implementation", name)
+def implementation(name: str) -> Implementation:
+    return _named(implementations(), "implementation", name)
 
 
 def networks() -> dict[str, Framework]:

@@ -237,18 +237,18 @@ def build_lif_exodus(
     return _rockpool_build(config, device, dtype, make, scale, PATH_EXODUS)
 
 
-_neuron = partial(base.Neuron, framework="Rockpool", requires=(REQUIREMENT,))
-LIF_TORCH = _neuron(
+_implementation = partial(base.Implementation, framework="Rockpool", requires=(REQUIREMENT,))
+LIF_TORCH = _implementation(
     name="rockpool",
     build=build_lif_torch,
     description="LIFTorch: synapse + membrane, python loop over T (zero N x N recurrence)",
 )
-LIF_NEURON = _neuron(
+LIF_NEURON = _implementation(
     name="rockpool-neuron",
     build=build_lif_neuron,
     description="LIFNeuronTorch: membrane only, python loop over T",
 )
-LIF_EXODUS = _neuron(
+LIF_EXODUS = _implementation(
     name="rockpool-exodus",
     build=build_lif_exodus,
     requires=(REQUIREMENT, EXODUS),
@@ -355,7 +355,7 @@ FRAMEWORK = base.Framework(
     name="rockpool",
     display="Rockpool",
     requires=(REQUIREMENT,),
-    neurons=(LIF_TORCH, LIF_NEURON, LIF_EXODUS),
+    implementations=(LIF_TORCH, LIF_NEURON, LIF_EXODUS),
     networks={"rockpool": RockpoolNetwork},
     no_converter="Rockpool ships no ANN-to-SNN converter",
     defaults=DEFAULTS,

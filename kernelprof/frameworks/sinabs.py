@@ -161,13 +161,13 @@ def _build_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -
 
 
 REQUIREMENT = base.Requirement("sinabs", ">=3")
-_neuron = partial(base.Neuron, framework="Sinabs", requires=(REQUIREMENT,))
-SINABS = _neuron(
+_implementation = partial(base.Implementation, framework="Sinabs", requires=(REQUIREMENT,))
+SINABS = _implementation(
     name="sinabs",
     build=_build_sinabs,
     description="sinabs.layers.LIF with SingleSpike: eager loop",
 )
-SINABS_EXODUS = _neuron(
+SINABS_EXODUS = _implementation(
     name="sinabs-exodus",
     build=_build_exodus,
     requires=(REQUIREMENT, base.Requirement("sinabs-exodus", module="sinabs.exodus")),
@@ -241,7 +241,7 @@ FRAMEWORK = base.Framework(
     name="sinabs",
     display="Sinabs",
     requires=(REQUIREMENT,),
-    neurons=(SINABS, SINABS_EXODUS),
+    implementations=(SINABS, SINABS_EXODUS),
     converters={"sinabs": convert},
     defaults=DEFAULTS,
     description="batch-first LIF layers; EXODUS CUDA kernels where sinabs-exodus is built",

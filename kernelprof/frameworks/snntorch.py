@@ -276,7 +276,7 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(spikes).to(x.dtype)
 
 
-NEURON = base.Neuron(
+NEURON = base.Implementation(
     name="snntorch",
     framework="snnTorch",
     build=build,
@@ -287,7 +287,7 @@ FRAMEWORK = base.Framework(
     name="snntorch",
     display="snnTorch",
     requires=(REQUIREMENT,),
-    neurons=(NEURON,),
+    implementations=(NEURON,),
     networks={"snntorch": SnnTorchNetwork},
     no_converter="snnTorch ships no ANN-to-SNN converter",
     defaults=DEFAULTS,

@@ -81,7 +81,7 @@ SURROGATE_CLASSES = {
 _FALLBACK_SURROGATE_FUNCTIONS = ("sigmoid", "atan", "piecewise_exp", "super_spike")
 _REFERENCE_SURROGATE_FUNCTION = "_SurrogateSpike"
 # This module's neurons (the rows of check and compare), by name.
-NEURONS: dict[str, base.Neuron] = {}
+NEURONS: dict[str, base.Implementation] = {}
 _CUDA_PROVIDER_PATHS = {
     "cuda": "native CUDA: fused forward kernel over T, fused reverse-time backward kernel",
     "triton": "Triton: fused forward kernel over T, fused reverse-time backward kernel",
@@ -90,7 +90,7 @@ _CUDA_PROVIDER_PATHS = {
 }
 
 
-def _add(neuron: base.Neuron) -> None:
+def _add(neuron: base.Implementation) -> None:
     NEURONS[neuron.name] = neuron
 
 
@@ -361,9 +361,9 @@ def _builder(backend: str | None):
     return build
 
 
-_neuron = partial(base.Neuron, framework="SpikingJelly", requires=(REQUIREMENT,))
+_implementation = partial(base.Implementation, framework="SpikingJelly", requires=(REQUIREMENT,))
 _add(
-    _neuron(
+    _implementation(
         name="spikingjelly",
         build=_builder(None),
         description="neuron.LIFNode(step_mode='m'); on CUDA SpikingJelly picks the provider",
@@ -371,7 +371,7 @@ _add(
 )
 for _backend in CUDA_BACKENDS:
     _add(
-        _neuron(
+        _implementation(
             name=f"spikingjelly-{_backend}",
             build=_builder(_backend),
             devices=("cuda",),
@@ -459,9 +459,9 @@ def _cupy_problem(device: torch.device) -> str | None:
     return None
 
 
-def _legacy_neuron(name: str, backend: str, **fields) -> base.Neuron:
+def _legacy_implementation(name: str, backend: str, **fields) -> base.Implementation:
     """The 0.0.0.0.14 LIFNode row with ``backend=backend`` (``fields``: the Neuron's others)."""
-    return base.Neuron(
+    return base.Implementation(
         name=name,
         framework="SpikingJelly 0.0.0.0.14",
         build=_legacy_builder(backend),
@@ -471,9 +471,9 @@ def _legacy_neuron(name: str, backend: str, **fields) -> base.Neuron:
     )
 
 
-_add(_legacy_neuron("spikingjelly-legacy", "torch"))
+_add(_legacy_implementation("spikingjelly-legacy", "torch"))
 _add(
-    _legacy_neuron(
+    _legacy_implementation(
         "spikingjelly-legacy-cupy", "cupy", devices=("cuda",), device_problem=_cupy_problem
     )
 )
@@ -577,7 +577,7 @@ FRAMEWORK = base.Framework(
     name="spikingjelly",
     display="SpikingJelly",
     requires=(REQUIREMENT,),
-    neurons=tuple(NEURONS.values()),
+    implementations=tuple(NEURONS.values()),
     networks={"spikingjelly": SpikingJellyNetwork},
     converters={"spikingjelly": convert},
     defaults=DEFAULTS,

@@ -262,7 +262,7 @@ def timed_phases(model: SpyxLIF, x: torch.Tensor, grad: torch.Tensor) -> dict:
     return {"fwd": fwd, "bwd": bwd, "fwd+bwd": fwd_bwd}
 
 
-NEURON = base.Neuron(
+NEURON = base.Implementation(
     name="spyx",
     framework="Spyx",
     build=build,
@@ -309,7 +309,7 @@ FRAMEWORK = base.Framework(
     name="spyx",
     display="Spyx",
     requires=(REQUIREMENT, *JAX),
-    neurons=(NEURON,),
+    implementations=(NEURON,),
     networks={"spyx": _no_network},
     no_converter="Spyx ships no ANN-to-SNN converter",
     defaults=DEFAULTS,

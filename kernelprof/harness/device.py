@@ -8,6 +8,8 @@ import platform
 
 import torch
 
+from kernelprof.results.compare import NoiseProbe
+
 from .timer import measure
 
 # glibc mallopt parameters
@@ -76,7 +78,7 @@ def copy_bandwidth(device: torch.device, nbytes: int | None = None) -> float:
 NOISE_BYTES = 32 * 2**20  # the probe's tensor: one [8, 2^20] fp32 pass, the default case's size
 
 
-def noise_floor(device: torch.device, repeat_s: float = 0.5) -> dict:
+def noise_floor(device: torch.device, repeat_s: float = 0.5) -> NoiseProbe:
     """How much the same fixed work varies on this machine now: an allocating elementwise
     multiply over 32 MiB (allocation, page faults and memory traffic, as every framework's
     call has), timed like any implementation. Its spread (IQR over median) is the floor below
@@ -84,5 +86,6 @@ def noise_floor(device: torch.device, repeat_s: float = 0.5) -> dict:
     x = torch.ones(NOISE_BYTES // 4, dtype=torch.float32, device=device)
     timing = measure(lambda: x * 2.0, device=device, label="noise probe", repeat_s=repeat_s,
                      min_calls=20, adapt_s=0)  # fmt: skip
-    return {"workload": "x * 2.0 over 32 MiB, allocating its result", "median_s": timing.median_s,
-            "spread": timing.spread, "calls": len(timing.samples_s)}  # fmt: skip
+    return NoiseProbe(workload="x * 2.0 over 32 MiB, allocating its result",
+                      median_s=timing.median_s, spread=timing.spread,
+                      calls=len(timing.samples_s))  # fmt: skip

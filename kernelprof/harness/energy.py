@@ -42,13 +42,14 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
 from kernelprof.harness.timer import synchronize as synchronize_device
+from kernelprof.results.energy import EnergyMeasurement, format_joules
+from kernelprof.results.flags import Flag
 
 RAPL_ROOT = Path("/sys/class/powercap")
 NVML_UPDATE_PERIOD_S = 0.1  # the slow end of the ~20-100 ms seen for the total-energy counter
@@ -329,70 +330,6 @@ class EnergyWindow:
         self.seconds = self.clock() - self.started_at
 
 
-@dataclass(frozen=True)
-class EnergyMeasurement:
-    """Energy per call of one workload over several windows, or the reason there is none."""
-
-    joules_per_call: float | None  # median over the windows; None when unavailable
-    window_joules_per_call: tuple[float, ...] = ()
-    window_raw_joules: tuple[float, ...] = ()  # counter difference, idle not subtracted
-    window_calls: tuple[int, ...] = ()
-    window_seconds: tuple[float, ...] = ()
-    idle_watts: float | None = None
-    counter: str = ""
-    warnings: tuple[str, ...] = ()
-    unavailable_reason: str | None = None
-    label: str = ""
-    metadata: dict = field(default_factory=dict, compare=False)
-
-    @classmethod
-    def unavailable(cls, reason: str, label: str = "") -> EnergyMeasurement:
-        if not reason.startswith("n/a"):
-            reason = f"n/a: {reason}"
-        return cls(joules_per_call=None, unavailable_reason=reason, label=label)
-
-    @property
-    def available(self) -> bool:
-        return self.joules_per_call is not None
-
-    @property
-    def joules_per_call_range(self) -> tuple[float, float] | None:
-        if not self.window_joules_per_call:
-            return None
-        return min(self.window_joules_per_call), max(self.window_joules_per_call)
-
-    def describe(self) -> str:
-        if not self.available:
-            return f"energy: {self.unavailable_reason}"
-        low, high = self.joules_per_call_range
-        calls = statistics.median(self.window_calls)
-        seconds = statistics.median(self.window_seconds)
-        text = (
-            f"energy: {_format_joules(self.joules_per_call)}/call "
-            f"(windows {_format_joules(low)}..{_format_joules(high)}; "
-            f"{len(self.window_calls)} x {seconds:.2f} s, ~{calls:,.0f} calls each; "
-            f"idle {self.idle_watts:.1f} W subtracted; {self.counter})"
-        )
-        if self.warnings:
-            text += f" [{len(self.warnings)} warning{'s' if len(self.warnings) > 1 else ''}]"
-        return text
-
-    def as_dict(self) -> dict:
-        return {
-            "label": self.label,
-            "joules_per_call": self.joules_per_call,
-            "window_joules_per_call": list(self.window_joules_per_call),
-            "window_raw_joules": list(self.window_raw_joules),
-            "window_calls": list(self.window_calls),
-            "window_seconds": list(self.window_seconds),
-            "idle_watts": self.idle_watts,
-            "counter": self.counter,
-            "warnings": list(self.warnings),
-            "unavailable_reason": self.unavailable_reason,
-            **self.metadata,
-        }
-
-
 def measure_energy(
     fn: Callable[[], object],
     *,
@@ -463,9 +400,8 @@ def _measure(
     sleep: Callable[[float], None],
     synchronize: Callable[[], None],
 ) -> EnergyMeasurement:
-    warnings = []
-    period = counter.update_period_s
-    idle_watts = _idle_watts(counter, idle_s, clock, sleep, synchronize, warnings)
+    flags: list[Flag] = []
+    idle_watts = _idle_watts(counter, idle_s, clock, sleep, synchronize, flags, label)
 
     for _ in range(warmup_calls):
         fn()
@@ -479,44 +415,57 @@ def _measure(
                 calls += 1
                 if clock() - window.started_at >= min_window_s:
                     break
-        net = window.joules - idle_watts * window.seconds
-        per_call.append(net / calls)
+        per_call.append((window.joules - idle_watts * window.seconds) / calls)
         raw.append(window.joules)
         calls_made.append(calls)
         seconds.append(window.seconds)
-        if window.seconds < WINDOW_UPDATE_PERIODS * period:
-            warnings.append(
-                f"window {number} lasted {window.seconds:.3g} s, under {WINDOW_UPDATE_PERIODS} "
-                f"updates ({WINDOW_UPDATE_PERIODS * period:.3g} s) of the {counter.name}: "
-                "its edges may be off by an update each; raise min_window_s"
-            )
-        if net < 0:
-            warnings.append(
-                f"window {number}: less energy than idle ({_format_joules(window.joules)} raw, "
-                f"{_format_joules(idle_watts * window.seconds)} idle): not resolved above idle"
-            )
-        elif net < RESOLVED_FRACTION * window.joules:
-            warnings.append(
-                f"window {number}: the workload added {net / window.joules:.1%} of the raw "
-                f"energy, under {RESOLVED_FRACTION:.0%}: too small to resolve above idle"
-            )
+        flags += window_flags(window, idle_watts, counter, label, f"window {number}")
 
     return EnergyMeasurement(
-        joules_per_call=statistics.median(per_call),
-        window_joules_per_call=tuple(per_call),
+        joules_per_unit=statistics.median(per_call),
+        unit="call",
+        window_joules_per_unit=tuple(per_call),
         window_raw_joules=tuple(raw),
-        window_calls=tuple(calls_made),
+        window_units=tuple(calls_made),
         window_seconds=tuple(seconds),
         idle_watts=idle_watts,
         counter=counter.name,
-        warnings=tuple(warnings),
+        flags=tuple(flags),
         label=label,
     )
 
 
-def _idle_watts(counter, idle_s, clock, sleep, synchronize, warnings: list[str]) -> float:
+def window_flags(window: EnergyWindow, idle_watts: float, counter: EnergyCounter, label: str,
+                 name: str) -> list[Flag]:  # fmt: skip
+    """What makes one window's energy unreliable: too short for the counter's updates, or
+    too little above idle to resolve."""
+    found = []
+
+    def flag(message: str, **figures: float) -> None:
+        found.append(Flag(kind="energy", subject=label, message=f"{name}: {message}",
+                          figures=figures))  # fmt: skip
+
+    period = counter.update_period_s
+    if window.seconds < WINDOW_UPDATE_PERIODS * period:
+        flag(f"lasted {window.seconds:.3g} s, under {WINDOW_UPDATE_PERIODS} updates "
+             f"({WINDOW_UPDATE_PERIODS * period:.3g} s) of the {counter.name}: its edges may be "
+             "off by an update each; raise min_window_s", seconds=window.seconds)  # fmt: skip
+    net = window.joules - idle_watts * window.seconds
+    if net < 0:
+        flag(f"less energy than idle ({format_joules(window.joules)} raw, "
+             f"{format_joules(idle_watts * window.seconds)} idle): not resolved above idle",
+             net_joules=net)  # fmt: skip
+    elif net < RESOLVED_FRACTION * window.joules:
+        flag(f"the workload added {net / window.joules:.1%} of the raw energy, under "
+             f"{RESOLVED_FRACTION:.0%}: too small to resolve above idle",
+             net_joules=net)  # fmt: skip
+    return found
+
+
+def _idle_watts(counter, idle_s, clock, sleep, synchronize, flags: list[Flag],
+                label: str = "") -> float:  # fmt: skip
     """Idle power over ``idle_s`` (at least a few counter updates), the device synchronised and
-    the process asleep; 0 with a warning when the counter did not move."""
+    the process asleep; 0 with a flag when the counter did not move."""
     idle_duration = max(idle_s, IDLE_UPDATE_PERIODS * counter.update_period_s)
     with EnergyWindow(counter, synchronize=synchronize, clock=clock) as idle:
         # sleep rather than spin: a spinning host would itself draw power on a CPU counter
@@ -524,18 +473,21 @@ def _idle_watts(counter, idle_s, clock, sleep, synchronize, warnings: list[str])
             sleep(remaining)
     if idle.joules > 0:
         return idle.joules / idle.seconds
-    warnings.append(
-        f"the counter did not advance during {idle.seconds:.2f} s of idle: idle power "
-        "is not known, nothing was subtracted"
-    )
+    flags.append(Flag(
+        kind="energy", subject=label,
+        message=f"the counter did not advance during {idle.seconds:.2f} s of idle: idle power "
+        "is not known, nothing was subtracted", figures={"idle_s": idle.seconds},
+    ))  # fmt: skip
     return 0.0
 
 
 class TrainingEnergy:
     """Energy of a stretch of training (the epochs: not evaluation, not profiled steps): idle
     power first, then the counter read at :meth:`start` and :meth:`stop` with the device
-    synchronised; J/epoch = (raw energy - idle W x window) / epochs. With no counter, every
-    figure is None and ``reason`` says why."""
+    synchronised; J/epoch = (raw energy - idle W x window) / epochs. With no counter, the
+    measurement is unavailable with the reason."""
+
+    SCOPE = "epochs only (no evaluation, no profiled steps)"
 
     def __init__(
         self,
@@ -551,7 +503,7 @@ class TrainingEnergy:
         self.counter = energy_counter(device) if counter is None else counter
         self.idle_s, self.clock, self.sleep = idle_s, clock, sleep
         self.synchronize = synchronize or (lambda: synchronize_device(device))
-        self.warnings: list[str] = []
+        self.flags: list[Flag] = []
         self.idle_watts: float | None = None
         self._window: EnergyWindow | None = None
 
@@ -559,46 +511,32 @@ class TrainingEnergy:
         if isinstance(self.counter, str):
             return
         self.idle_watts = _idle_watts(self.counter, self.idle_s, self.clock, self.sleep,
-                                      self.synchronize, self.warnings)  # fmt: skip
+                                      self.synchronize, self.flags, "training")  # fmt: skip
         self._window = EnergyWindow(self.counter, synchronize=self.synchronize, clock=self.clock)
         self._window.__enter__()
 
-    def stop(self, epochs: int) -> dict:
+    def stop(self, epochs: int) -> EnergyMeasurement:
         if isinstance(self.counter, str) or self._window is None:
             reason = self.counter if isinstance(self.counter, str) else "n/a: never started"
-            return {"joules_per_epoch": None, "reason": reason}
+            return EnergyMeasurement.unavailable(reason, label="training", unit="epoch")
         window = self._window
         window.__exit__(None, None, None)
         close = getattr(self.counter, "close", None)
         if close is not None:
             close()
         net = window.joules - self.idle_watts * window.seconds
-        if window.seconds < WINDOW_UPDATE_PERIODS * self.counter.update_period_s:
-            self.warnings.append(
-                f"the window lasted {window.seconds:.3g} s, under {WINDOW_UPDATE_PERIODS} "
-                f"updates of the {self.counter.name}: its edges may be off by an update each"
-            )
-        if net < RESOLVED_FRACTION * window.joules:
-            self.warnings.append(
-                f"training added {_format_joules(net)} to {_format_joules(window.joules)} raw: "
-                "not resolved above idle"
-            )
-        return {
-            "joules_per_epoch": net / max(1, epochs),
-            "raw_joules": window.joules,
-            "idle_watts": self.idle_watts,
-            "window_s": window.seconds,
-            "epochs": epochs,
-            "counter": self.counter.name,
-            "warnings": list(self.warnings),
-            "reason": f"{self.counter.name}; idle {self.idle_watts:.1f} W x {window.seconds:.2f} s "
-            "subtracted; epochs only (no evaluation, no profiled steps)",
-        }
-
-
-def _format_joules(joules: float) -> str:
-    magnitude = abs(joules)
-    for scale, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ")):
-        if magnitude >= scale:
-            return f"{joules / scale:.3g} {unit}"
-    return f"{joules / 1e-9:.3g} nJ"
+        flags = self.flags + window_flags(window, self.idle_watts, self.counter, "training",
+                                          "the window")  # fmt: skip
+        return EnergyMeasurement(
+            joules_per_unit=net / max(1, epochs),
+            unit="epoch",
+            window_joules_per_unit=(net / max(1, epochs),),
+            window_raw_joules=(window.joules,),
+            window_units=(epochs,),
+            window_seconds=(window.seconds,),
+            idle_watts=self.idle_watts,
+            counter=self.counter.name,
+            scope=self.SCOPE,
+            flags=tuple(flags),
+            label="training",
+        )

@@ -19,7 +19,7 @@ whose write-back the timed call would pay for).
 Warm-up and repetitions are time budgets, turned into call counts from a first estimate. When
 the calls' spread exceeds :data:`SPREAD_WARNING`, more calls are timed in blocks (as
 ``torch.utils.benchmark``'s ``adaptive_autorange`` does) until it settles or an extra time
-budget is spent; only then is a spread warning given. The first call is timed on its own and
+budget is spent; only then is a spread flagged. The first call is timed on its own and
 reported as ``first_call_s``: it holds one-off work such as compilation (torch.compile, Triton,
 CuPy) and never enters the statistics. The clock is injectable so the statistics are
 unit-tested without real time.
@@ -27,94 +27,22 @@ unit-tested without real time.
 
 from __future__ import annotations
 
-import math
+import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-SPREAD_WARNING = 0.10  # warn when the interquartile range exceeds 10 % of the median
+from kernelprof.results.record import relative_spread
+from kernelprof.results.timing import SPREAD_WARNING, Measurement
+
 ADAPT_BUDGET = 3.0  # extra timing, in repeat budgets, spent on a large spread before warning
 SYNCED_CALLS = 3  # host-timed, device-synchronised calls that cross-check CUDA event times
-HIDDEN_WORK_MIN_S = 100e-6  # below this, launch and sync latency alone can exceed event times
 CUDA_FLUSH_BYTES = 256 * 2**20
 CPU_FLUSH_BYTES = 64 * 2**20
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """Raw per-call times of one workload, with the statistics derived from them."""
-
-    samples_s: tuple[float, ...]
-    first_call_s: float | None = None
-    label: str = ""
-    metadata: dict = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.samples_s:
-            raise ValueError("a Measurement needs at least one sample")
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.samples_s)
-
-    @property
-    def quartiles_s(self) -> tuple[float, float]:
-        if len(self.samples_s) < 2:
-            return self.samples_s[0], self.samples_s[0]
-        q1, _, q3 = statistics.quantiles(self.samples_s, n=4, method="inclusive")
-        return q1, q3
-
-    @property
-    def iqr_s(self) -> float:
-        q1, q3 = self.quartiles_s
-        return q3 - q1
-
-    @property
-    def spread(self) -> float:
-        """Interquartile range relative to the median."""
-        return self.iqr_s / self.median_s if self.median_s > 0 else math.inf
-
-    @property
-    def warnings(self) -> list[str]:
-        found = []
-        synced = self.metadata.get("host_synced_median_s")
-        launch = self.metadata.get("host_launch_median_s", 0.0)
-        # A synchronised call lasts as long as the slower of the host's launching and the
-        # device's work. Only what neither the events nor the launch time explain is hidden:
-        # a short kernel behind 0.3 ms of Python launching is not (seen on an H200).
-        if synced is not None and synced > HIDDEN_WORK_MIN_S:
-            unexplained = synced - max(self.median_s, launch)
-            if unexplained > 0.5 * synced:
-                found.append(
-                    f"{self.label or 'measurement'}: CUDA events saw {1e3 * self.median_s:.3f} "
-                    f"ms and the host launched in {1e3 * launch:.3f} ms, but a "
-                    f"device-synchronised call takes {1e3 * synced:.3f} ms: work outside the "
-                    "current stream? (the synchronised time is the honest one)"
-                )
-        if self.spread > SPREAD_WARNING:
-            adapted = " (after timing more calls)" if self.metadata.get("adapted_calls") else ""
-            found.append(
-                f"{self.label or 'measurement'}: large spread, IQR is {self.spread:.0%} of the "
-                f"median over {len(self.samples_s)} calls{adapted}"
-            )
-        return found
-
-    def as_dict(self) -> dict:
-        q1, q3 = self.quartiles_s
-        return {
-            "label": self.label,
-            "median_s": self.median_s,
-            "q1_s": q1,
-            "q3_s": q3,
-            "iqr_s": self.iqr_s,
-            "first_call_s": self.first_call_s,
-            "samples_s": list(self.samples_s),
-            "warnings": self.warnings,
-            **self.metadata,
-        }
 
 
 class HostTimer:
@@ -228,8 +156,24 @@ def measure(
     warmup_calls = min(max_calls, max(min_warmup_calls, int(warmup_s / estimate_s)))
     timer.time_calls(fn, warmup_calls, flush)
     calls = min(max_calls, max(min_calls, int(repeat_s / estimate_s)))
+    before = HostCounters.read()
     samples = timer.time_calls(fn, calls, flush)
     budget = ADAPT_BUDGET * repeat_s if adapt_s is None else adapt_s
+    adapted = _adapt(timer, fn, flush, samples, budget, min_calls, max_calls)
+    host = HostCounters.read().since(before, len(samples))
+    figures = {"cache_flush": f"{CACHE_FLUSH} {_flush_bytes(device) // 2**20} MiB"
+               if flush_cache else "none", "adapted_calls": adapted}  # fmt: skip
+    if isinstance(timer, CudaEventTimer):
+        figures.update(_device_cross_checks(timer, fn, flush, device, len(samples), min_calls))
+    else:  # the host does the work: its page faults and the machine's load are part of it
+        figures.update(host)
+    return Measurement(samples_s=tuple(samples), first_call_s=first_call_s, label=label, **figures)
+
+
+def _adapt(timer, fn, flush, samples: list[float], budget: float, min_calls: int,
+           max_calls: int) -> int:  # fmt: skip
+    """Times more calls, in blocks, into ``samples`` while their spread exceeds
+    SPREAD_WARNING and the extra ``budget`` (seconds) allows; returns how many were added."""
     adapted, spent = 0, 0.0
     while _spread(samples) > SPREAD_WARNING and len(samples) < max_calls:
         # blocks that fit in what is left of the budget: a slow call is not timed past it
@@ -241,20 +185,71 @@ def measure(
         samples += more
         adapted += block
         spent += sum(more)
-    metadata = {"cache_flush": f"{CACHE_FLUSH} {_flush_bytes(device) // 2**20} MiB"
-                if flush_cache else "none", "adapted_calls": adapted}  # fmt: skip
-    if isinstance(timer, CudaEventTimer):
-        # Events only see work on the current stream. A few host-timed calls with the whole
-        # device synchronised catch work hidden on another stream (or a host-side wait), and
-        # say how long the host takes to launch a call.
-        synced, launches = HostTimer(device).time_calls_and_launches(fn, SYNCED_CALLS, flush)
-        metadata["host_synced_median_s"] = statistics.median(synced)
-        metadata["host_launch_median_s"] = statistics.median(launches)
-        hold_s = min(HOLD_MAX_S, 1.5 * max(launches) + HOLD_MARGIN_S)
-        busy = timer.time_calls(fn, min(len(samples), max(min_calls, 10)), flush, hold_s=hold_s)
-        metadata["events_busy_median_s"] = statistics.median(busy)
-        metadata["events_busy_hold_s"] = hold_s
-    return Measurement(tuple(samples), first_call_s=first_call_s, label=label, metadata=metadata)
+    return adapted
+
+
+def _device_cross_checks(timer: CudaEventTimer, fn, flush, device, sampled: int,
+                         min_calls: int) -> dict[str, float]:  # fmt: skip
+    """Events only see work on the current stream. A few host-timed calls with the whole device
+    synchronised catch work hidden on another stream (or a host-side wait), and say how long
+    the host takes to launch a call; events with the GPU held busy time the device's work."""
+    synced, launches = HostTimer(device).time_calls_and_launches(fn, SYNCED_CALLS, flush)
+    hold_s = min(HOLD_MAX_S, 1.5 * max(launches) + HOLD_MARGIN_S)
+    busy = timer.time_calls(fn, min(sampled, max(min_calls, 10)), flush, hold_s=hold_s)
+    return {
+        "host_synced_median_s": statistics.median(synced),
+        "host_launch_median_s": statistics.median(launches),
+        "events_busy_median_s": statistics.median(busy),
+        "events_busy_hold_s": hold_s,
+    }
+
+
+@dataclass(frozen=True)
+class HostCounters:
+    """What the host's counters say at one moment: this process's minor page faults (pages
+    first touched, e.g. of memory the allocator just mapped), its system and total CPU time
+    (getrusage), and the whole machine's busy CPU time, stolen time included (/proc/stat, in
+    10 ms ticks; None where it cannot be read)."""
+
+    wall_s: float
+    faults: int
+    system_s: float
+    own_cpu_s: float
+    machine_cpu_s: float | None
+
+    @classmethod
+    def read(cls) -> HostCounters:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return cls(wall_s=time.perf_counter(), faults=usage.ru_minflt, system_s=usage.ru_stime,
+                   own_cpu_s=usage.ru_utime + usage.ru_stime,
+                   machine_cpu_s=machine_cpu_seconds())  # fmt: skip
+
+    def since(self, before: HostCounters, calls: int) -> dict[str, float | None]:
+        """Per call since ``before``: page faults and system time; and the share of the
+        elapsed time the rest of the machine spent on a CPU (1.0: one core busy throughout)."""
+        others = None
+        elapsed = self.wall_s - before.wall_s
+        if self.machine_cpu_s is not None and before.machine_cpu_s is not None and elapsed > 0:
+            used = (self.machine_cpu_s - before.machine_cpu_s) - (self.own_cpu_s - before.own_cpu_s)
+            others = max(0.0, used) / elapsed
+        return {"minor_faults_per_call": (self.faults - before.faults) / calls,
+                "system_s_per_call": (self.system_s - before.system_s) / calls,
+                "others_cpu_share": others}  # fmt: skip
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_cpu_seconds() -> float | None:
+    """The whole machine's busy CPU seconds so far (user, nice, system, irq, softirq and the
+    time the hypervisor stole), from /proc/stat; None where it cannot be read."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / _TICKS_PER_S
 
 
 HOLD_MARGIN_S = 20e-6  # the spinning kernel outlasts the host's launch by at least this
@@ -262,7 +257,7 @@ HOLD_MAX_S = 0.05
 
 
 def _spread(samples: list[float]) -> float:
-    return Measurement(tuple(samples)).spread
+    return relative_spread(samples)
 
 
 def synchronize(device: torch.device) -> None:

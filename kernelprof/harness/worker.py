@@ -264,3 +264,24 @@ def _main() -> int:
 
 if __name__ == "__main__":
     sys.exit(_main())
+
+
+def interpreter_problem(python: str, timeout_s: float = 120.0) -> str | None:
+    """Why ``python`` cannot run a worker (missing, not executable, cannot import torch), or
+    None: checked before a run starts, rather than as an error row per case."""
+    path = Path(python)
+    if not path.exists():
+        return f"{python} does not exist"
+    if not os.access(path, os.X_OK) or path.is_dir():
+        return f"{python} is not an executable file"
+    probe = "import sys, torch; print(sys.version.split()[0], torch.__version__)"
+    try:
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True,
+                              timeout=timeout_s)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"{python} does not run ({type(error).__name__}: {error})"
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else f"exit code {done.returncode}"
+        return f"{python} cannot run a worker: {last}"
+    return None

@@ -1,4 +1,5 @@
-"""``kernelprof report``: results documents (compare and e2e JSON) as one HTML file or Markdown.
+"""``kernelprof report``: results documents (check, compare, e2e, conversion, study) as one HTML
+file or Markdown.
 
 The HTML file is self-contained: every chart is a PNG embedded as a data URI and the style is
 inline, so it opens offline and can be mailed or attached as one file. A small inline script
@@ -8,7 +9,7 @@ The Markdown variant has the same tables, with the charts written as PNG files i
 to it (``NAME_files/``), for pasting into issues and papers.
 
 This module only formats: the figures come from :mod:`kernelprof.present.plots`, the numbers
-from the documents as measured.
+from the records as measured.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ import base64
 import html
 import io
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
-from kernelprof.present import plots, report
-from kernelprof.results import schema
+from kernelprof.results.check import CheckDocument
+from kernelprof.results.compare import CompareDocument
+from kernelprof.results.document import Document
+from kernelprof.results.e2e import ConversionDocument, E2EDocument
+from kernelprof.results.flags import BUSY
+from kernelprof.results.study import StudyDocument
+
+from . import check, e2e, plots, study
+from .tables import markdown_table
+from .traces import drill_down_rows
 
 SELF_CHECK = """
 <script>
@@ -51,126 +59,116 @@ h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
 """
 
 
-class ReportError(Exception):
-    """A results file that cannot be reported: one line naming the file and why."""
-
-
-def load(path: Path) -> dict[str, Any]:
-    """A compare or e2e results document (as written by --out), checked against the schema."""
-    path = Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except OSError as error:
-        raise ReportError(f"{path}: cannot read ({error.strerror or error})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        detail = f"{error.msg} at line {error.lineno}" if hasattr(error, "lineno") else error
-        raise ReportError(f"{path}: not JSON ({detail})") from None
-    try:
-        schema.validate(document, kinds=("compare", "e2e"))
-    except schema.SchemaError as error:
-        raise ReportError(f"{path}: {error}") from None
-    return document
-
-
-# ---- the content, format-neutral: sections of headings, tables, figures and notes ------------
-
-
-def sections(document: dict[str, Any], source: str) -> list[tuple]:
+def sections(document: Document, source: str) -> list[tuple]:
     """``("h2"|"h3", text)``, ``("table", header, rows)``, ``("figure", name, Figure)``,
     ``("note", text)`` items in order."""
-    if document["kernelprof"] == "compare":
+    if isinstance(document, CompareDocument):
         return _compare_sections(document, source)
-    if document.get("mode") == "conversion":
+    if isinstance(document, CheckDocument):
+        return _check_sections(document, source)
+    if isinstance(document, ConversionDocument):
         return _conversion_sections(document, source)
+    if isinstance(document, StudyDocument):
+        return [
+            *study.sections(document),
+            *(item for run in document.documents for item in sections(run, _run_name(run))),
+        ]
     return _direct_sections(document, source)
 
 
-def _environment(document: dict[str, Any]) -> str:
-    environment = document.get("environment", {})
-    device = environment.get("device", {}).get("name", "?")
-    versions = environment.get("versions", {})
-    torch_version = versions.get("torch", "?")
-    return f"{device}; torch {torch_version}"
+def _run_name(document) -> str:
+    setting = getattr(document.task, "neuron_setting", "")
+    return f"{document.kernelprof} {setting}".strip()
 
 
-def _compare_sections(document: dict[str, Any], source: str) -> list[tuple]:
+def _environment(document: Document) -> str:
+    versions = document.environment.versions
+    return f"{document.environment.device.name}; torch {versions.get('torch', '?')}"
+
+
+def _check_sections(document: CheckDocument, source: str) -> list[tuple]:
+    rows = check.flat_rows(document)
+    header = ["impl", "verdict", "spike mismatch %", "max |d dX|", "cos dX", "timed build",
+              "reason"]  # fmt: skip
+    table = [[r["impl"], r["verdict"],
+              "" if "spike_mismatch_fraction" not in r else
+              f"{100 * r['spike_mismatch_fraction']:.3f}",
+              "" if "grad_max_abs_diff" not in r else f"{r['grad_max_abs_diff']:.2e}",
+              "" if "grad_cosine" not in r else f"{r['grad_cosine']:.6f}",
+              {None: "", True: "agrees", False: "DIFFERS"}[r["timed_build"]], r["reason"]]
+             for r in rows]  # fmt: skip
+    case = document.case
+    return [("h2", f"check: T={case.T}, N={case.N:,}, {case.dtype} ({source})"),
+            ("note", _environment(document)), ("table", header, table)]  # fmt: skip
+
+
+def _compare_sections(document: CompareDocument, source: str) -> list[tuple]:
     items: list[tuple] = [("h2", f"compare ({source})"), ("note", _environment(document))]
     header = ["impl", "verdict", "fwd ms", "bwd ms", "fwd+bwd ms", "speedup", "95 % interval",
               "fwd+bwd call ms", "% copy bw", "flags"]  # fmt: skip
-    for run in document["runs"]:
-        case = run["case"]
-        items.append(("h3", f"T={case['T']}, N={case['N']:,}, {case['dtype']}"))
-        rows = []
-        for row in run["rows"]:
-            timings = row.get("timings") or {}
-
-            def ms(phase: str, timings=timings, kind: str = "device_s") -> str:
-                if phase not in timings:
-                    return ""
-                return f"{1e3 * timings[phase].get(kind, timings[phase]['median_s']):.3f}"
-
-            fraction = timings.get("fwd+bwd", {}).get("copy_bandwidth_fraction")
-            speedup, interval = row.get("speedup"), row.get("speedup_interval")
-            flags = ", ".join([*(["inconsistent (machine busy?)"] if row.get("inconsistent")
-                                 else []), *(f"{phase} launch-bound" for phase in
-                                             row.get("launch_bound") or {})])  # fmt: skip
-            rows.append([
-                row["impl"], row.get("verdict", row.get("status", "")), ms("fwd"), ms("bwd"),
-                ms("fwd+bwd"), "" if speedup is None else f"{speedup:.2f}x",
-                "" if not interval else f"{interval[0]:.2f}-{interval[1]:.2f}",
-                ms("fwd+bwd", kind="call_s"),
-                "" if fraction is None else f"{100 * fraction:.1f} %", flags,
-            ])  # fmt: skip
-        for row in run["rows"]:
-            for reason in row.get("inconsistent") or []:
-                items.append(("note", f"{row['impl']}: inconsistent (machine busy?): {reason}"))
+    for case in document.cases:
+        items.append(("h3", f"T={case.case.T}, N={case.case.N:,}, {case.case.dtype}"))
+        rows = [_compare_row(row) for row in case.rows]
+        items += [("note", f"{row.impl}: {BUSY}: {flag.message}") for row in case.rows
+                  for flag in row.inconsistent]  # fmt: skip
         items.append(("table", header, rows))
-        if any(row.get("timings") for row in run["rows"]):
-            name = f"compare_T{case['T']}_N{case['N']}_{case['dtype']}"
-            items.append(("figure", name, plots.compare_bars(run)))
-        for row in run["rows"]:
-            if row.get("verdict") in ("unavailable", "unsupported", "error", "WRONG"):
-                items.append(("note", f"{row['impl']}: {row['verdict']}: {row.get('reason', '')}"))
-    if len({run["case"]["T"] for run in document["runs"]}) > 1:
+        if case.timed_rows:
+            name = f"compare_T{case.case.T}_N{case.case.N}_{case.case.dtype}"
+            items.append(("figure", name, plots.compare_bars(case)))
+        items += [("note", f"{row.impl}: {row.verdict}: {row.reason}") for row in case.rows
+                  if row.verdict in ("unavailable", "unsupported", "error", "WRONG")]  # fmt: skip
+    if len({case.case.T for case in document.cases}) > 1:
         items.append(("figure", "compare_time_vs_T", plots.time_vs_t(document)))
     return items
 
 
-def _direct_sections(document: dict[str, Any], source: str) -> list[tuple]:
-    task = document["task"]
+def _compare_row(row) -> list[str]:
+    timings = row.timings or {}
+
+    def ms(phase: str, kind: str = "device_s") -> str:
+        return "" if phase not in timings else f"{1e3 * getattr(timings[phase], kind):.3f}"
+
+    total = row.bandwidth.get("fwd+bwd")
+    flags = [BUSY] if row.inconsistent else []
+    flags += [flag.subject.split(" ", 1)[-1] + " launch-bound" for flag in row.flags
+              if flag.kind in ("launch_bound", "host_bound")]  # fmt: skip
+    return [row.impl, row.verdict, ms("fwd"), ms("bwd"), ms("fwd+bwd"),
+            "" if row.speedup is None else f"{row.speedup.value:.2f}x",
+            "" if row.speedup is None else f"{row.speedup.low:.2f}-{row.speedup.high:.2f}",
+            ms("fwd+bwd", "call_s"), "" if total is None else f"{100 * total.copy_fraction:.1f} %",
+            ", ".join(flags)]  # fmt: skip
+
+
+def _direct_sections(document: E2EDocument, source: str) -> list[tuple]:
+    task = document.task
     items: list[tuple] = [
-        ("h2", f"e2e: {task['model']} on {task['dataset']}, T={task['T']} ({source})"),
+        ("h2", f"e2e: {task.model} on {task.dataset}, T={task.T} ({source})"),
         ("note", _environment(document)),
+        ("table", *e2e.e2e_rows(document)),
     ]
-    items.append(("table", *report.e2e_rows(document)))
-    if any(row.get("status") == "ok" for row in document["rows"]):
+    if document.trained:
         items.append(("figure", "e2e_breakdown", plots.breakdown_bars(document)))
-    attribution = document.get("attribution") or {}
-    for framework, difference in (attribution.get("differences") or {}).items():
-        items.append(("note", report.describe_difference(framework, difference)))
-        items.append(
-            ("figure", f"e2e_waterfall_{framework}",
-             plots.attribution_waterfall(document, framework))
-        )  # fmt: skip
-        if difference.get("categories"):  # the operations behind the bars
-            items.append(("table", *report.drill_down_rows(difference)))
-    for framework, launch in (attribution.get("launch") or {}).items():
-        items.append(("note", f"{framework}: {launch['text']}"))
+    attribution = document.attribution
+    for framework, difference in (attribution.differences if attribution else {}).items():
+        items.append(("note", e2e.describe_difference(framework, difference)))
+        items.append(("figure", f"e2e_waterfall_{framework}",
+                      plots.attribution_waterfall(document, framework)))  # fmt: skip
+        if difference.categories:  # the operations behind the bars
+            items.append(("table", *drill_down_rows(difference)))
+    for framework, launch in (attribution.launch if attribution else {}).items():
+        items.append(("note", f"{framework}: {launch.text}"))
     return items
 
 
-def _conversion_sections(document: dict[str, Any], source: str) -> list[tuple]:
-    task = document["task"]
+def _conversion_sections(document: ConversionDocument, source: str) -> list[tuple]:
+    task = document.task
     items: list[tuple] = [
-        ("h2", f"e2e conversion: {task['model']} on {task['dataset']}, T up to {task['T']} "
-               f"({source})"),
+        ("h2", f"e2e conversion: {task.model} on {task.dataset}, T up to {task.T} ({source})"),
         ("note", _environment(document)),
-    ]  # fmt: skip
-    ann = document.get("ann") or {}
-    if ann.get("status") == "ok":
-        items.append(("note", f"ANN test accuracy {100 * ann['test_accuracy']:.1f} %"))
-    items.append(("table", *report.conversion_rows(document)))
-    if any(row.get("status") == "ok" for row in document["rows"]):
+        ("note", e2e.ann_line(document)),
+        ("table", *e2e.conversion_rows(document)),
+    ]
+    if document.converted:
         items.append(("figure", "conversion_accuracy_vs_T", plots.accuracy_vs_t(document)))
     return items
 
@@ -193,9 +191,7 @@ def _cell(value: Any) -> str:
     )
 
 
-def write_html(
-    documents: list[tuple[str, dict[str, Any]]], out: Path, intro: list[tuple] = ()
-) -> int:
+def write_html(documents: list[tuple[str, Document]], out: Path, intro: list[tuple] = ()) -> int:
     """Writes the self-contained HTML report; returns the number of charts. ``intro`` items
     (as :func:`sections` gives them) come first, e.g. a study's summary tables."""
     body = ["<h1>kernelprof report</h1>"]
@@ -231,7 +227,7 @@ def write_html(
     return charts
 
 
-def write_markdown(documents: list[tuple[str, dict[str, Any]]], out: Path) -> int:
+def write_markdown(documents: list[tuple[str, Document]], out: Path) -> int:
     """Writes the Markdown report and its charts (PNG files in ``NAME_files/``)."""
     out = Path(out)
     folder = out.with_name(out.stem + "_files")
@@ -247,7 +243,7 @@ def write_markdown(documents: list[tuple[str, dict[str, Any]]], out: Path) -> in
             elif kind == "note":
                 lines += [item[1], ""]
             elif kind == "table":
-                lines += [*report.markdown_table(item[1], item[2]), ""]
+                lines += [*markdown_table(item[1], item[2]), ""]
             else:
                 folder.mkdir(parents=True, exist_ok=True)
                 image = folder / f"{item[1]}.png"

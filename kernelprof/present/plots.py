@@ -4,17 +4,19 @@ attribution waterfalls and conversion accuracy against T. Each function returns 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+from kernelprof.results.compare import CompareCase, CompareDocument  # noqa: E402
+from kernelprof.results.e2e import ConversionDocument, E2EDocument  # noqa: E402
+
 WATERFALL_BARS = 8  # categories drawn one by one in an attribution waterfall; the rest summed
 
 
-def compare_plot(document: dict[str, Any], path: Path) -> Path:
+def compare_plot(document: CompareDocument, path: Path) -> Path:
     """:func:`time_vs_t`, saved to ``path`` (PNG)."""
     figure = time_vs_t(document)
     path = Path(path)
@@ -24,19 +26,17 @@ def compare_plot(document: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def time_vs_t(document: dict[str, Any]):
+def time_vs_t(document: CompareDocument):
     """Two panels per dtype and N: fwd+bwd median time vs T (log scale) and % of the measured
-    copy bandwidth vs T, one line per implementation with a trustworthy verdict."""
+    copy bandwidth vs T, one line per timed implementation."""
     series: dict[tuple, dict[str, list[tuple[int, float, float]]]] = {}
-    for run in document["runs"]:
-        case = run["case"]
-        key = (case["dtype"], case["N"])
-        for row in run["rows"]:
-            if not row.get("timings"):
-                continue
-            total = row["timings"]["fwd+bwd"]
-            series.setdefault(key, {}).setdefault(row["impl"], []).append(
-                (case["T"], 1e3 * _device_s(total), 100 * total["copy_bandwidth_fraction"])
+    for run in document.cases:
+        case = run.case
+        key = (case.dtype, case.N)
+        for row in run.timed_rows:
+            total = row.timings["fwd+bwd"]
+            series.setdefault(key, {}).setdefault(row.impl, []).append(
+                (case.T, 1e3 * total.device_s, 100 * row.bandwidth["fwd+bwd"].copy_fraction)
             )
     if not series:
         raise ValueError("no timed rows to plot")
@@ -56,7 +56,7 @@ def time_vs_t(document: dict[str, Any]):
         )  # fmt: skip
         bandwidth_axis.set(
             xlabel="T (time steps)", ylabel="% of measured copy bandwidth",
-            title=f"achieved bandwidth (copy: {document['copy_bandwidth_gb_per_s']:.1f} GB/s)",
+            title=f"achieved bandwidth (copy: {document.copy_bandwidth_gb_per_s:.1f} GB/s)",
         )  # fmt: skip
         for axis in (time_axis, bandwidth_axis):
             axis.grid(True, alpha=0.3)
@@ -67,62 +67,51 @@ def time_vs_t(document: dict[str, Any]):
 # ---- figures of `kernelprof report` (each returns a matplotlib Figure; the caller saves it) ----
 
 
-def _device_s(timing: dict[str, Any]) -> float:
-    """Device time (compare documents since rounds); the median of older ones."""
-    return timing.get("device_s", timing["median_s"])
-
-
-def _timed_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
-    return [row for row in run["rows"] if row.get("timings")]
-
-
-def compare_bars(run: dict[str, Any]):
+def compare_bars(run: CompareCase):
     """fwd and bwd median (ms) per implementation, and % of copy bandwidth, for one case."""
-    rows = _timed_rows(run)
+    rows = run.timed_rows
     if not rows:
         raise ValueError("no timed rows in this case")
-    names = [row["impl"] for row in rows]
+    names = [row.impl for row in rows]
     figure, (time_axis, bandwidth_axis) = plt.subplots(
         1, 2, figsize=(12, 0.45 * len(rows) + 2.0), constrained_layout=True
     )
     positions = list(range(len(rows)))
     height = 0.38
     for offset, phase in ((-height / 2, "fwd"), (height / 2, "bwd")):
-        values = [1e3 * _device_s(row["timings"][phase]) for row in rows]
+        values = [1e3 * row.timings[phase].device_s for row in rows]
         time_axis.barh([p + offset for p in positions], values, height=height, label=phase)
     time_axis.set(yticks=positions, yticklabels=names, xlabel="device time, median ms",
                   xscale="log",
                   title="forward and backward")  # fmt: skip
     time_axis.invert_yaxis()
     time_axis.legend()
-    fractions = [100 * row["timings"]["fwd+bwd"]["copy_bandwidth_fraction"] for row in rows]
+    fractions = [100 * row.bandwidth["fwd+bwd"].copy_fraction for row in rows]
     bandwidth_axis.barh(positions, fractions, color="tab:green")
     bandwidth_axis.set(yticks=positions, yticklabels=names, xlabel="% of measured copy bandwidth",
                        title="fwd+bwd achieved bandwidth")  # fmt: skip
     bandwidth_axis.invert_yaxis()
     for axis in (time_axis, bandwidth_axis):
         axis.grid(True, axis="x", alpha=0.3)
-    case = run["case"]
-    device = run["device"]["name"] if isinstance(run["device"], dict) else run["device"]
-    figure.suptitle(f"LIF T={case['T']} N={case['N']:,} {case['dtype']} on {device}")
+    figure.suptitle(f"LIF {run.case.label} on {run.device.name}")
     return figure
 
 
-def breakdown_bars(document: dict[str, Any]):
+def breakdown_bars(document: E2EDocument):
     """e2e: each framework's median profiled step, stacked by category."""
-    rows = [row for row in document["rows"] if row.get("status") == "ok"]
+    rows = document.trained
     if not rows:
         raise ValueError("no trained framework")
-    labels = sorted({label for row in rows for label in row["breakdown_s"]})
+    labels = sorted({label for row in rows for label in row.training.breakdown_s})
     figure, axis = plt.subplots(figsize=(10, 0.55 * len(rows) + 2.2), constrained_layout=True)
     left = [0.0] * len(rows)
     colours = plt.get_cmap("tab20")
     positions = list(range(len(rows)))
     for index, label in enumerate(labels):
-        values = [1e3 * row["breakdown_s"].get(label, 0.0) for row in rows]
+        values = [1e3 * row.training.breakdown_s.get(label, 0.0) for row in rows]
         axis.barh(positions, values, left=left, label=label, color=colours(index % 20))
         left = [a + b for a, b in zip(left, values, strict=True)]
-    axis.set(yticks=positions, yticklabels=[row["framework"] for row in rows],
+    axis.set(yticks=positions, yticklabels=[row.framework for row in rows],
              xlabel="ms per training step (profiled)",
              title="where a training step goes")  # fmt: skip
     axis.invert_yaxis()
@@ -131,13 +120,13 @@ def breakdown_bars(document: dict[str, Any]):
     return figure
 
 
-def attribution_waterfall(document: dict[str, Any], framework: str):
+def attribution_waterfall(document: E2EDocument, framework: str):
     """e2e: from the fastest framework's step to ``framework``'s, one bar per category."""
-    attribution = document["attribution"]
-    difference = attribution["differences"][framework]
-    fastest = next(r for r in document["rows"] if r["framework"] == attribution["fastest"])
-    base = 1e3 * fastest["instrumented_step_s"]
-    items = list(difference["by_category_s"].items())  # largest change first
+    attribution = document.attribution
+    difference = attribution.differences[framework]
+    fastest = next(r for r in document.rows if r.framework == attribution.fastest)
+    base = 1e3 * fastest.training.profiled_step_s
+    items = list(difference.by_category_s.items())  # largest change first
     steps = [(label, 1e3 * value) for label, value in items[:WATERFALL_BARS]]
     rest = sum(value for _, value in items[WATERFALL_BARS:])
     if items[WATERFALL_BARS:]:
@@ -150,29 +139,29 @@ def attribution_waterfall(document: dict[str, Any], framework: str):
         level += delta
     axis.bar(len(steps) + 1, level, color="tab:blue")
     axis.set_xticks(range(len(steps) + 2))
-    axis.set_xticklabels([attribution["fastest"], *[label for label, _ in steps], framework],
+    axis.set_xticklabels([attribution.fastest, *[label for label, _ in steps], framework],
                          rotation=35, ha="right", fontsize=8)  # fmt: skip
-    axis.set(ylabel="ms per step", title=f"{framework} against {attribution['fastest']}: "
-             f"{1e3 * difference['total_s']:+.2f} ms/step")  # fmt: skip
+    axis.set(ylabel="ms per step", title=f"{framework} against {attribution.fastest}: "
+             f"{1e3 * difference.total_s:+.2f} ms/step")  # fmt: skip
     axis.grid(True, axis="y", alpha=0.3)
     return figure
 
 
-def accuracy_vs_t(document: dict[str, Any]):
+def accuracy_vs_t(document: ConversionDocument):
     """e2e conversion: each converted network's test accuracy against T, and the ANN's."""
-    rows = [row for row in document["rows"] if row.get("status") == "ok"]
+    rows = document.converted
     if not rows:
         raise ValueError("no converted network")
     figure, axis = plt.subplots(figsize=(8, 4.2), constrained_layout=True)
     styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
     for index, row in enumerate(rows):
-        steps = [int(t) for t in row["accuracy_by_T"]]
+        accuracy = row.conversion.accuracy_by_T
         marker, line = styles[index % len(styles)]  # equal curves stay visible on each other
-        axis.plot(steps, [100 * a for a in row["accuracy_by_T"].values()], marker=marker,
-                  linestyle=line, markersize=8 - 1.5 * index, label=row["framework"])  # fmt: skip
-    ann = document.get("ann") or {}
-    if ann.get("status") == "ok":
-        axis.axhline(100 * ann["test_accuracy"], color="black", linestyle="--", label="ANN")
+        axis.plot([int(t) for t in accuracy], [100 * a for a in accuracy.values()], marker=marker,
+                  linestyle=line, markersize=8 - 1.5 * index, label=row.framework)  # fmt: skip
+    ann = document.ann
+    if ann is not None and ann.status == "ok":
+        axis.axhline(100 * ann.test_accuracy, color="black", linestyle="--", label="ANN")
     axis.set(xscale="log", xlabel="T (time steps)", ylabel="test accuracy (%)",
              title="ANN-to-SNN conversion: accuracy against T")  # fmt: skip
     axis.set_xscale("log", base=2)

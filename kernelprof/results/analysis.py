@@ -1,196 +1,394 @@
-"""Analysis of results documents: rounds pooled, traffic and bandwidth, speedups with their
-intervals, launch-bound and inconsistent rows, e2e attribution.
+"""Analysis of measured records into new records: compare's bandwidth, speedups and flags,
+e2e's attribution across frameworks, the study's claims.
 
-Pure functions over measured records; nothing here measures or formats.
+Pure functions over records; nothing here measures or formats tables.
 
 Compare measures each implementation in several rounds, interleaved with the others (order
 rotated), so that a machine's drift lands on every row alike rather than on whichever ran
-during it. A phase's rounds are pooled (:func:`pool_rounds`); speedups are the median over
-rounds of the per-round ratio (rounds are paired: round r of every row ran at about the same
-time), with a bootstrap interval that resamples the calls within each round.
+during it. Speedups are the median over rounds of the per-round ratio (rounds are paired: round
+r of every row ran at about the same time), with a bootstrap interval that resamples the calls
+within each round.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import statistics
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
-import torch
-
-from kernelprof.inputs import DTYPES
+from kernelprof.results.check import TRUSTED
+from kernelprof.results.compare import (
+    PHASES,
+    Bandwidth,
+    Case,
+    CompareCase,
+    CompareRow,
+    MeasuredRow,
+    NoiseProbe,
+    PhaseTiming,
+    Speedup,
+)
+from kernelprof.results.document import DeviceInfo
+from kernelprof.results.e2e import (
+    Attribution,
+    ConversionDocument,
+    Difference,
+    E2EDocument,
+    LaunchDiagnosis,
+    StepComparison,
+    TrainingRow,
+)
+from kernelprof.results.flags import Flag
+from kernelprof.results.record import decode, derive, encode, quartiles, relative_spread
+from kernelprof.results.study import Claim, ClaimColumn
+from kernelprof.results.timing import SPREAD_WARNING
 from kernelprof.traces.steps import compare
 
-TRUSTED_VERDICTS = ("exact", "close")
-# A phase warns when its rounds' median spread (IQR/median) exceeds SPREAD_WARNING, or on a
+# A phase is flagged when its rounds' median spread (IQR/median) exceeds SPREAD_WARNING, or on a
 # noisy machine NOISE_MULTIPLE times the spread of the machine's noise probe (a fixed workload
 # timed the same way): what the machine adds to every row alike is reported once, as the
 # probe, and a row is flagged for what it adds beyond.
-SPREAD_WARNING = 0.10
 NOISE_MULTIPLE = 2.0
 # Rounds disagree when their medians differ by more than ROUND_TOLERANCE and the slowest
 # round's interquartile range lies wholly above the fastest one's (a drift, not the calls' own
 # scatter, which with a few calls per round moves a round's median by that much on its own).
 ROUND_TOLERANCE = 0.25
 PHASE_TOLERANCE = 0.05  # fwd or bwd alone above fwd+bwd by more than this: inconsistent
+# Rounds that disagree are explained by the host's counters (CPU, measured with every round):
+BUSY_SHARE = 0.25  # the rest of the machine on a CPU for this share of the slow round: busy
+FAULTS_EXPLAIN = 0.5  # the slow round's extra system time makes up this share of the gap
+FAULT_COUNT_RATIO = 1.3  # more faults a call than this: the allocator touched more pages
+FAULT_COST_RATIO = 1.5  # more system time a fault than this: each fault cost more
+WHOLE_TOLERANCE = 0.25  # fwd+bwd above fwd plus bwd by more than this: said, with the faults
 LAUNCH_BOUND = 0.20  # call time above device time by more than this: launch-bound
 # CPU analogue: more than this share of the call outside torch operators. Higher than the CUDA
 # threshold, since allocator work between operators (page faults, munmap of freed tensors) is
 # outside them too: it reaches 20-25 % of a torch.compile'd forward on the 2-core CPU.
 HOST_BOUND = 0.50
+DEVICE_AGREEMENT = 0.20  # held-busy events and summed kernels further apart than this: flagged
+DEVICE_SLACK_S = 10e-6  # gaps between back-to-back kernels, never flagged
 BOOTSTRAP = 1000  # resamples for a speedup's interval
 INTERVAL = (0.025, 0.975)
-BUSY = "inconsistent (machine busy?)"
+GPU_IDLE_BOUND = 0.50  # a training step whose GPU is idle more than half the time: launch-bound
+ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+# ---- compare -----------------------------------------------------------------------------------
 
 
 def spread_limit(noise: float | None) -> float:
-    """The spread above which a phase is warned about, given the machine's noise probe."""
+    """The spread above which a phase is flagged, given the machine's noise probe."""
     return max(SPREAD_WARNING, NOISE_MULTIPLE * (noise or 0.0))
 
 
-def pool_rounds(rounds: list[dict[str, Any]], noise: float | None = None) -> dict[str, Any]:
-    """One phase's timing from its rounds. Each round is a timing record with ``samples_s``
-    (call times), ``device_samples_s`` and ``launch_s``; the result keeps the rounds and adds
-    the pooled call statistics, ``device_s``, ``launch_s`` and the spread warnings."""
-    samples = [s for r in rounds for s in r["samples_s"]]
-    q1, q3 = _quartiles(samples)
-    device = [s for r in rounds for s in r["device_samples_s"]]
-    d1, d3 = _quartiles(device)
-    spreads = [_spread(r["samples_s"]) for r in rounds]
-    label = rounds[0].get("label", "")
-    warnings = [w for w in rounds[0].get("warnings", []) if "large spread" not in w]
-    if statistics.median(spreads) > spread_limit(noise):
-        adapted = " after timing more calls" if any(r.get("adapted_calls") for r in rounds) else ""
-        shares = ", ".join(f"{spread:.0%}" for spread in spreads)
-        warnings.append(f"{label}: large spread{adapted}: IQR {shares} of the median in its "
-                        f"{len(rounds)} rounds")  # fmt: skip
-    busy = [r["events_busy_median_s"] for r in rounds if "events_busy_median_s" in r]
-    device_s = statistics.median(device)
-    if busy and rounds[0].get("device_source") == "kernels":
-        warnings += _device_cross_check(label, statistics.median(busy), device_s)
-    pooled = {key: value for key, value in rounds[0].items()
-              if key not in ("samples_s", "device_samples_s", "warnings")}  # fmt: skip
-    pooled.update(
-        median_s=statistics.median(samples), q1_s=q1, q3_s=q3, iqr_s=q3 - q1,
-        samples_s=samples, call_s=statistics.median(samples),
-        device_s=device_s,
-        device_iqr_s=d3 - d1,
-        # on the host clock the host does the work: launch time is call time
-        launch_s=statistics.median(samples)
-        if rounds[0].get("device_source") == "host clock"
-        else statistics.median(r["launch_s"] for r in rounds),
-        warnings=warnings,
-        rounds=[{"median_s": statistics.median(r["samples_s"]),
-                 "device_s": statistics.median(r["device_samples_s"]),
-                 "spread": spread, "started_at": r.get("started_at"), "samples_s": r["samples_s"],
-                 "device_samples_s": r["device_samples_s"]}
-                for r, spread in zip(rounds, spreads, strict=True)],
-    )  # fmt: skip
-    return pooled
+def traffic_bytes(case: Case) -> dict[str, int]:
+    """Bytes the fused algorithm must move, at storage precision, per phase, for what the timed
+    build returns: spikes only (no membrane potential is asked for).
+
+    Forward reads X and writes S and the state backward needs (3 passes over [T, N]); backward
+    reads dS and that state and writes dX (3 passes): 6 for fwd+bwd. Every implementation is
+    held to the same count, so GB/s compares times directly; one that moves more shows a lower
+    figure. Element sizes are the dtype's own (2 bytes for fp16 and bf16).
+    """
+    one_pass = case.T * case.N * ELEMENT_BYTES[case.dtype]
+    return {"fwd": 3 * one_pass, "bwd": 3 * one_pass, "fwd+bwd": 6 * one_pass}
 
 
-DEVICE_AGREEMENT = 0.20  # held-busy events and summed kernels further apart than this: warned
-DEVICE_SLACK_S = 10e-6  # gaps between back-to-back kernels, never warned about
+def compare_case(
+    case: Case,
+    device: DeviceInfo,
+    rows: Sequence[MeasuredRow],
+    *,
+    copy_bandwidth: float,
+    baseline: str | None,
+    noise_rounds: tuple[NoiseProbe, ...] = (),
+    noise_spread: float | None = None,
+) -> CompareCase:
+    """One case's measured rows analysed: each timed row's bandwidth per phase and flags, the
+    baseline (``baseline``, else the fastest framework row with a trustworthy verdict) and every
+    row's fwd+bwd speedup against it on device and on call time, with their intervals."""
+    limit = spread_limit(noise_spread)
+    traffic = traffic_bytes(case)
+    timed = [row for row in rows if row.timings is not None]
+    chosen = _baseline(timed, baseline)
+    analysed = []
+    for row in rows:
+        if row.timings is None:
+            analysed.append(derive(CompareRow, row, flags=_failures(row)))
+            continue
+        speedups = {}
+        if chosen is not None:
+            base, this = chosen.timings["fwd+bwd"], row.timings["fwd+bwd"]
+            speedups = {
+                "speedup": paired_speedup(base, this, "device", same=row is chosen),
+                "speedup_call": paired_speedup(base, this, "call", same=row is chosen),
+            }
+        analysed.append(derive(
+            CompareRow, row,
+            bandwidth={phase: bandwidth(traffic[phase], timing, copy_bandwidth)
+                       for phase, timing in row.timings.items()},
+            flags=row_flags(row, limit), **speedups,
+        ))  # fmt: skip
+    return CompareCase(case=case, device=device, copy_bandwidth_gb_per_s=copy_bandwidth / 1e9,
+                       rows=tuple(analysed), baseline=None if chosen is None else chosen.impl,
+                       noise_rounds=noise_rounds, noise_spread=noise_spread,
+                       spread_limit=limit)  # fmt: skip
 
 
-def _device_cross_check(label: str, busy_s: float, kernels_s: float) -> list[str]:
+def _baseline(timed: list[MeasuredRow], baseline: str | None) -> MeasuredRow | None:
+    if baseline is not None:
+        return next((row for row in timed if row.impl == baseline), None)
+    trusted = [row for row in timed if row.verdict in TRUSTED]
+    candidates = [row for row in trusted if not row.checked.reference]
+    if not (candidates or trusted):
+        return None
+    return min(candidates or trusted, key=lambda row: row.timings["fwd+bwd"].device_s)
+
+
+def bandwidth(nbytes: int, timing: PhaseTiming, copy_bandwidth: float) -> Bandwidth:
+    rate = nbytes / timing.device_s
+    return Bandwidth(bytes=nbytes, gb_per_s=rate / 1e9, copy_fraction=rate / copy_bandwidth,
+                     call_copy_fraction=nbytes / timing.call_s / copy_bandwidth)  # fmt: skip
+
+
+def row_flags(row: MeasuredRow, limit: float) -> tuple[Flag, ...]:
+    """Everything a reader must know before trusting a timed row's figures."""
+    flags: list[Flag] = []
+    for phase, timing in row.timings.items():
+        subject = f"{row.impl} {phase}"
+        flags += _spread_flags(subject, timing, limit)
+        flags += [flag for flag in (timing.call.hidden_work(),) if flag is not None]
+        flags += _device_cross_check(subject, timing)
+        flags += _warm_up_flags(subject, timing)
+    flags += inconsistencies(row.impl, row.timings)
+    flags += _whole_slower(row.impl, row.timings)
+    flags += launch_bound(row.impl, row.timings)
+    return tuple(flags) + _failures(row)
+
+
+def _failures(row: MeasuredRow) -> tuple[Flag, ...]:
+    return tuple(Flag(kind="round_failed", subject=row.impl, message=f"{row.impl}: {error}")
+                 for error in row.errors)  # fmt: skip
+
+
+def _spread_flags(subject: str, timing: PhaseTiming, limit: float) -> list[Flag]:
+    """A phase whose calls spread beyond ``limit`` in most of its rounds (a single noisy round
+    is the machine's, and shows as rounds that disagree if it moved the median)."""
+    spreads = [relative_spread(r.call.samples_s) for r in timing.rounds]
+    if statistics.median(spreads) <= limit:
+        return []
+    adapted = " after timing more calls" if any(r.call.adapted_calls for r in timing.rounds) else ""
+    shares = ", ".join(f"{spread:.0%}" for spread in spreads)
+    return [Flag(kind="spread", subject=subject,
+                 message=f"{subject}: large spread{adapted}: IQR {shares} of the median in its "
+                 f"{len(spreads)} rounds", figures={"spread": statistics.median(spreads),
+                                                     "limit": limit})]  # fmt: skip
+
+
+def _device_cross_check(subject: str, timing: PhaseTiming) -> list[Flag]:
     """Two measures of the device's work should agree: CUDA events with the GPU held busy
     (they include the device's own gaps between kernels) and the summed kernel durations."""
+    busy_s, kernels_s = timing.call.events_busy_median_s, timing.device_s
+    if busy_s is None or timing.device_source != "kernels":
+        return []
+    figures = {"events_busy_s": busy_s, "kernels_s": kernels_s}
     if busy_s > (1 + DEVICE_AGREEMENT) * kernels_s + DEVICE_SLACK_S:
-        return [f"{label}: events with the GPU held busy saw {1e3 * busy_s:.4g} ms but its "
-                f"kernels sum to {1e3 * kernels_s:.4g} ms: the device waits inside the call "
-                "(a host synchronisation, or work queued late)"]  # fmt: skip
+        return [Flag(kind="device_waits", subject=subject, figures=figures,
+                     message=f"{subject}: events with the GPU held busy saw {1e3 * busy_s:.4g} ms "
+                     f"but its kernels sum to {1e3 * kernels_s:.4g} ms: the device waits inside "
+                     "the call (a host synchronisation, or work queued late)")]  # fmt: skip
     if busy_s < (1 - DEVICE_AGREEMENT) * kernels_s:
-        return [
-            f"{label}: its kernels sum to {1e3 * kernels_s:.4g} ms but events with the GPU "
-            f"held busy saw {1e3 * busy_s:.4g} ms: kernels overlap (several streams?)"
-        ]
+        return [Flag(kind="kernels_overlap", subject=subject, figures=figures,
+                     message=f"{subject}: its kernels sum to {1e3 * kernels_s:.4g} ms but events "
+                     f"with the GPU held busy saw {1e3 * busy_s:.4g} ms: kernels overlap "
+                     "(several streams?)")]  # fmt: skip
     return []
 
 
-def _quartiles(samples: list[float]) -> tuple[float, float]:
-    if len(samples) < 2:
-        return samples[0], samples[0]
-    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return q1, q3
+def _warm_up_flags(subject: str, timing: PhaseTiming) -> list[Flag]:
+    warm = timing.warm_up
+    if warm is None or warm.settled:
+        return []
+    last = warm.medians_s[-1] if warm.medians_s else float("nan")
+    return [
+        Flag(
+            kind="warm_up_unsettled",
+            subject=subject,
+            message=f"{subject}: the warm-up never settled: {warm.calls} calls in "
+            f"{warm.seconds:.2f} s, the last windows' medians "
+            + ", ".join(f"{1e3 * m:.4g}" for m in warm.medians_s[-3:])
+            + f" ms (tolerance {warm.tolerance:.0%})",
+            figures={"calls": warm.calls, "seconds": warm.seconds, "last_median_s": last},
+        )
+    ]
 
 
-def _spread(samples: list[float]) -> float:
-    q1, q3 = _quartiles(samples)
-    median = statistics.median(samples)
-    return (q3 - q1) / median if median > 0 else float("inf")
-
-
-def inconsistencies(timings: dict[str, dict[str, Any]]) -> list[str]:
-    """Why a row's figures cannot all be right: rounds that disagree, or a part (fwd, bwd)
-    slower than the whole (fwd+bwd). Empty when consistent."""
+def inconsistencies(impl: str, timings: Mapping[str, PhaseTiming]) -> list[Flag]:
+    """Why a row's figures cannot all be right: rounds that disagree beyond what their page
+    faults explain (:func:`round_disagreement`), or a part (fwd, bwd) slower than the whole
+    (fwd+bwd). Empty when consistent."""
     found = []
     for phase, timing in timings.items():
-        rounds = timing.get("rounds", [])
-        medians = [r["median_s"] for r in rounds]
-        if len(rounds) > 1 and _apart(rounds):
-            shown = ", ".join(f"{1e3 * m:.4g}" for m in medians)
-            found.append(f"{phase} rounds disagree: {shown} ms")
+        if len(timing.rounds) > 1 and _apart(timing):
+            found.append(round_disagreement(f"{impl} {phase}", phase, timing))
     whole = timings.get("fwd+bwd")
     for phase in ("fwd", "bwd"):
         part = timings.get(phase)
-        if whole and part and part["device_s"] > (1 + PHASE_TOLERANCE) * whole["device_s"]:
-            found.append(f"{phase} alone ({1e3 * part['device_s']:.4g} ms) takes longer than "
-                         f"fwd+bwd ({1e3 * whole['device_s']:.4g} ms)")  # fmt: skip
+        if whole and part and part.device_s > (1 + PHASE_TOLERANCE) * whole.device_s:
+            found.append(
+                Flag(
+                    kind="part_slower",
+                    subject=f"{impl} {phase}",
+                    message=f"{phase} alone ({1e3 * part.device_s:.4g} ms) takes longer "
+                    f"than fwd+bwd ({1e3 * whole.device_s:.4g} ms)",
+                    figures={"part_s": part.device_s, "whole_s": whole.device_s},
+                )
+            )
     return found
 
 
-def _apart(rounds: list[dict[str, Any]]) -> bool:
+def round_disagreement(subject: str, phase: str, timing: PhaseTiming) -> Flag:
+    """Rounds that disagree, and why where the host's counters say: the rest of the machine
+    on a CPU while the slow round ran (busy: ``rounds_disagree``); else the slow round's extra
+    system time per call, which page faults cost, making up most of the difference (``faults``:
+    more pages first touched, the allocator's state differing between rounds, or each fault
+    costing more, on memory the VM's host had to back); else unexplained (``rounds_disagree``)."""
+    slow = max(timing.rounds, key=lambda r: r.call.median_s)
+    fast = min(timing.rounds, key=lambda r: r.call.median_s)
+    medians = ", ".join(f"{1e3 * r.call.median_s:.4g}" for r in timing.rounds)
+    figures = {"slowest_over_fastest": slow.call.median_s / fast.call.median_s}
+    others = slow.call.others_cpu_share
+    if others is not None and others >= BUSY_SHARE:
+        return Flag(kind="rounds_disagree", subject=subject, figures={**figures, "others": others},
+                    message=f"{phase} rounds disagree: {medians} ms; the rest of the machine "
+                    f"used {others:.0%} of a CPU during round {slow.round}")  # fmt: skip
+    extra = _extra_system_s(slow.call, fast.call)
+    if extra is not None and extra >= FAULTS_EXPLAIN * (slow.call.median_s - fast.call.median_s):
+        return Flag(kind="faults", subject=subject, figures={**figures, "extra_system_s": extra},
+                    message=f"{phase} rounds differ by their page faults: {medians} ms; "
+                    f"{_faults_text(slow)} against {_faults_text(fast)}: "
+                    f"{_faults_cause(slow.call, fast.call)}")  # fmt: skip
+    return Flag(
+        kind="rounds_disagree",
+        subject=subject,
+        figures=figures,
+        message=f"{phase} rounds disagree: {medians} ms"
+        + ("" if extra is None else " (not page faults, not another process)"),
+    )
+
+
+def _extra_system_s(slow, fast) -> float | None:
+    if slow.system_s_per_call is None or fast.system_s_per_call is None:
+        return None
+    return slow.system_s_per_call - fast.system_s_per_call
+
+
+def _faults_text(timing) -> str:
+    call = timing.call
+    faults = call.minor_faults_per_call or 0.0
+    cost = 1e6 * call.system_s_per_call / faults if faults else 0.0
+    return (f"round {timing.round} {faults:,.0f} faults a call, {1e3 * call.system_s_per_call:.3g} "
+            f"ms of system time ({cost:.1f} us a fault)")  # fmt: skip
+
+
+def _faults_cause(slow, fast) -> str:
+    faults = (slow.minor_faults_per_call or 0.0, fast.minor_faults_per_call or 0.0)
+    if faults[0] > FAULT_COUNT_RATIO * max(faults[1], 1.0):
+        return "more pages first touched a call (the allocator's state differs between rounds)"
+    cost = [s / f if f else 0.0 for s, f in zip((slow.system_s_per_call, fast.system_s_per_call),
+                                               faults, strict=True)]  # fmt: skip
+    if cost[1] and cost[0] > FAULT_COST_RATIO * cost[1]:
+        return "each fault cost more (memory the VM's host had to back first)"
+    return "more system time a call"
+
+
+def _apart(timing: PhaseTiming) -> bool:
     """The slowest and the fastest round differ by more than ROUND_TOLERANCE and beyond their
     calls' scatter: the slowest round's first quartile lies above the fastest one's third."""
-    slowest = max(rounds, key=lambda r: r["median_s"])
-    fastest = min(rounds, key=lambda r: r["median_s"])
-    if slowest["median_s"] <= (1 + ROUND_TOLERANCE) * fastest["median_s"]:
+    slowest = max(timing.rounds, key=lambda r: r.call.median_s).call
+    fastest = min(timing.rounds, key=lambda r: r.call.median_s).call
+    if slowest.median_s <= (1 + ROUND_TOLERANCE) * fastest.median_s:
         return False
-    return _quartiles(slowest["samples_s"])[0] > _quartiles(fastest["samples_s"])[1]
+    return quartiles(slowest.samples_s)[0] > quartiles(fastest.samples_s)[1]
 
 
-def launch_bound(timings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _whole_slower(impl: str, timings: Mapping[str, PhaseTiming]) -> list[Flag]:
+    """fwd+bwd well above fwd plus bwd is not an inconsistency: a call of the whole allocates
+    what the parts, timed apart, find already mapped (the allocator's state differs between
+    phases). Said, with each phase's page faults per call where the host clock counted them."""
+    fwd, bwd, whole = (timings.get(phase) for phase in PHASES)
+    if not (whole and fwd and bwd):
+        return []
+    parts = fwd.device_s + bwd.device_s
+    if whole.device_s <= (1 + WHOLE_TOLERANCE) * parts:
+        return []
+    faults = [t.minor_faults_per_call for t in (fwd, bwd, whole)]
+    because = ""
+    if None not in faults:
+        because = (f"; minor page faults per call (getrusage): fwd {faults[0]:,.0f}, bwd "
+                   f"{faults[1]:,.0f}, fwd+bwd {faults[2]:,.0f} (memory first touched in the "
+                   "call: the allocator's state differs between the phases)")  # fmt: skip
+    figures = {"whole_s": whole.device_s, "parts_s": parts}
+    figures.update(
+        {
+            f"{phase}_faults_per_call": value
+            for phase, value in zip(PHASES, faults, strict=True)
+            if value is not None
+        }
+    )
+    return [Flag(kind="whole_slower", subject=f"{impl} fwd+bwd", figures=figures,
+                 message=f"fwd+bwd ({1e3 * whole.device_s:.4g} ms) takes "
+                 f"{whole.device_s / parts:.2f}x fwd plus bwd ({1e3 * fwd.device_s:.4g} + "
+                 f"{1e3 * bwd.device_s:.4g} ms){because}")]  # fmt: skip
+
+
+def launch_bound(impl: str, timings: Mapping[str, PhaseTiming]) -> list[Flag]:
     """The phases whose call time exceeds their device time by more than LAUNCH_BOUND, with
     the figures. On CPU, where device time is call time, the analogue: a call that spends more
     than HOST_BOUND of its time outside torch operators (``op_fraction``, from the profiler) is
     bound by the Python between them."""
-    found = {}
+    found = []
     for phase, timing in timings.items():
-        call, device = timing["call_s"], timing["device_s"]
-        fraction = timing.get("op_fraction")
-        if timing.get("device_source") == "kernels" and call > (1 + LAUNCH_BOUND) * device:
-            found[phase] = {"call_s": call, "device_s": device, "launch_s": timing["launch_s"],
-                            "basis": "call time against the summed kernel time"}  # fmt: skip
+        call, device, fraction = timing.call_s, timing.device_s, timing.op_fraction
+        subject = f"{impl} {phase}"
+        if timing.device_source == "kernels" and call > (1 + LAUNCH_BOUND) * device:
+            found.append(Flag(kind="launch_bound", subject=subject,
+                              message=f"{subject} launch-bound: call {1e3 * call:.4g} ms vs "
+                              f"device {1e3 * device:.4g} ms (+{call / device - 1:.0%}); the "
+                              f"host launches in {1e3 * timing.launch_s:.4g} ms",
+                              figures={"call_s": call, "device_s": device,
+                                       "launch_s": timing.launch_s}))  # fmt: skip
         elif fraction is not None and fraction < 1 - HOST_BOUND:
-            found[phase] = {"call_s": call, "in_ops_s": fraction * call,
-                            "basis": "host time inside torch operators (CPU analogue)"}  # fmt: skip
+            found.append(Flag(kind="host_bound", subject=subject,
+                              message=f"{subject} host-bound (CPU analogue of launch-bound): "
+                              f"{1 - fraction:.0%} of the {1e3 * call:.4g} ms call is outside "
+                              "torch operators",
+                              figures={"call_s": call, "in_ops_s": fraction * call}))  # fmt: skip
     return found
 
 
-def paired_speedup(base: dict[str, Any], row: dict[str, Any], key: str,
-                   seed: int = 0) -> dict[str, Any] | None:  # fmt: skip
-    """``base``'s time over ``row``'s for one phase's pooled timings: the median over paired
-    rounds of the per-round ratio of medians (``key``: "device" or "call" samples), with a
-    bootstrap interval that resamples the calls within each round."""
-    field = "device_samples_s" if key == "device" else "samples_s"
-    pairs = [
-        (a[field], b[field])
-        for a, b in zip(base.get("rounds", []), row.get("rounds", []), strict=False)
-    ]
+def paired_speedup(base: PhaseTiming, row: PhaseTiming, key: str, *, same: bool = False,
+                   seed: int = 0) -> Speedup | None:  # fmt: skip
+    """``base``'s time over ``row``'s for one phase: the median over paired rounds of the
+    per-round ratio of medians (``key``: "device" or "call" samples), with a bootstrap interval
+    that resamples the calls within each round. ``same``: the row is the baseline itself."""
+    pairs = [(getattr(a, key).samples_s, getattr(b, key).samples_s)
+             for a, b in zip(base.rounds, row.rounds, strict=False)]  # fmt: skip
     if not pairs:
         return None
+    if same:
+        return Speedup(value=1.0, low=1.0, high=1.0, rounds=len(pairs))
     rng = random.Random(seed)
 
-    def ratio(a: list[float], b: list[float], resample: bool) -> float:
+    def ratio(a: tuple[float, ...], b: tuple[float, ...], resample: bool) -> float:
         if resample:
             a, b = rng.choices(a, k=len(a)), rng.choices(b, k=len(b))
         return statistics.median(a) / statistics.median(b)
 
     value = statistics.median(ratio(a, b, False) for a, b in pairs)
     low, high = _bootstrap(lambda: statistics.median(ratio(a, b, True) for a, b in pairs))
-    return {"value": value, "low": low, "high": high, "rounds": len(pairs)}
+    return Speedup(value=value, low=low, high=high, rounds=len(pairs))
 
 
 def _bootstrap(resampled: Callable[[], float]) -> tuple[float, float]:
@@ -207,86 +405,10 @@ def median_interval(values: list[float], seed: int = 0) -> tuple[float, float, f
     return statistics.median(values), low, high
 
 
-def traffic_bytes(steps: int, neurons: int, dtype: torch.dtype) -> dict[str, int]:
-    """Bytes the fused algorithm must move, at storage precision, per phase, for what the timed
-    build returns: spikes only (no membrane potential is asked for).
-
-    Forward reads X and writes S and the state backward needs (3 passes over [T, N]); backward
-    reads dS and that state and writes dX (3 passes): 6 for fwd+bwd. Every implementation is
-    held to the same count, so GB/s compares times directly; one that moves more shows a lower
-    figure. Element sizes are the dtype's own (2 bytes for fp16 and bf16).
-    """
-    one_pass = steps * neurons * torch.finfo(dtype).bits // 8
-    return {"fwd": 3 * one_pass, "bwd": 3 * one_pass, "fwd+bwd": 6 * one_pass}
+# ---- e2e ---------------------------------------------------------------------------------------
 
 
-def add_bandwidth_and_speedup(run: dict[str, Any], copy_bandwidth: float, baseline: str | None):
-    """GB/s and % of copy bandwidth per phase on device time (and on call time), fwd+bwd
-    speedups against the baseline row (``baseline``, else the fastest framework row with a
-    trustworthy verdict) on device and on call time with their intervals, and each row's
-    launch-bound phases and inconsistencies."""
-    case = run["case"]
-    traffic = traffic_bytes(case["T"], case["N"], DTYPES[case["dtype"]])
-    timed = [row for row in run["rows"] if row.get("timings")]
-    for row in timed:
-        for phase, timing in row["timings"].items():
-            timing.setdefault("device_s", timing["median_s"])  # one-round documents
-            timing.setdefault("call_s", timing["median_s"])
-            bandwidth = traffic[phase] / timing["device_s"]
-            timing.update(
-                bytes=traffic[phase],
-                gb_per_s=bandwidth / 1e9,
-                copy_bandwidth_fraction=bandwidth / copy_bandwidth,
-                call_copy_bandwidth_fraction=traffic[phase] / timing["call_s"] / copy_bandwidth,
-            )
-        row["launch_bound"] = launch_bound(row["timings"])
-        row["inconsistent"] = inconsistencies(row["timings"])
-    trusted = [row for row in timed if row["verdict"] in TRUSTED_VERDICTS]
-    candidates = [row for row in trusted if not row.get("reference")]
-    chosen = None
-    if baseline is not None:
-        chosen = next((row for row in timed if row["impl"] == baseline), None)
-    elif candidates or trusted:
-        chosen = min(candidates or trusted, key=lambda row: row["timings"]["fwd+bwd"]["device_s"])
-    run["baseline"] = None if chosen is None else chosen["impl"]
-    if chosen is None:
-        return
-    for row in timed:
-        base, this = chosen["timings"]["fwd+bwd"], row["timings"]["fwd+bwd"]
-        row["speedup"] = base["device_s"] / this["device_s"]
-        row["speedup_call"] = base["call_s"] / this["call_s"]
-        if row is chosen:
-            row["speedup_interval"] = row["speedup_call_interval"] = [1.0, 1.0]
-            continue
-        for key, name in (("device", "speedup"), ("call", "speedup_call")):
-            paired = paired_speedup(base, this, key)
-            if paired is not None:
-                row[name] = paired["value"]
-                row[f"{name}_interval"] = [paired["low"], paired["high"]]
-
-
-GPU_IDLE_BOUND = 0.50  # a training step whose GPU is idle more than half the time: launch-bound
-
-
-def breakdown_record(row: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`kernelprof.traces.steps.compare` takes, for one trained framework: the
-    categories and GPU work from the breakdown trace, the named operators from the operations
-    trace (the breakdown trace records no operators, only autograd nodes)."""
-    breakdown = row["breakdown"]
-    coarse, detailed = breakdown["coarse"], breakdown["detailed"]
-    launch = {k: v for k, v in coarse["launch"].items() if "operator" not in k}
-    launch.update({k: v for k, v in detailed["launch"].items() if "operator" in k})
-    return {
-        "kind": coarse["kind"],
-        "categories_us": coarse["categories_us"],
-        "step_us": coarse["step_us"],
-        "operators": detailed["operators"],
-        "gpu": coarse["gpu"],
-        "launch": launch,
-    }
-
-
-def launch_diagnosis(launch: dict[str, Any]) -> dict[str, Any]:
+def launch_diagnosis(launch: Mapping[str, float]) -> LaunchDiagnosis:
     """Per framework: kernels per step, their mean duration and the GPU's idle share (GPU);
     operators per step, their mean self time and the share of the step outside operators (CPU);
     and whether the step is bound by launching rather than by device work."""
@@ -302,41 +424,134 @@ def launch_diagnosis(launch: dict[str, Any]) -> dict[str, Any]:
         text = (f"{launch['operators']:.0f} operators/step, mean {mean:.1f} us, "
                 f"{100 * outside:.0f} % of the step outside operators")  # fmt: skip
     else:
-        return {"launch_bound": None, "text": "no launch statistics in the traces"}
+        return LaunchDiagnosis(launch_bound=None, text="no launch statistics in the traces")
     if bound:
         text += " (launch-bound)" if idle is not None else " (bound by the host, not operators)"
-    return {"launch_bound": bound, "text": text, **launch}
+    return LaunchDiagnosis(launch_bound=bound, text=text, stats=launch)
 
 
-def attribution(rows: list[dict[str, Any]], top: int = 5) -> dict[str, Any]:
+def step_record(row: TrainingRow) -> dict:
+    """What :func:`kernelprof.traces.steps.compare` takes, for one trained framework: the
+    categories and GPU work from the breakdown trace, the named operators from the operations
+    trace (the breakdown trace records no operators, only autograd nodes)."""
+    breakdown = row.training.breakdown
+    coarse, detailed = encode(breakdown.coarse), encode(breakdown.detailed)
+    launch = {k: v for k, v in coarse["launch"].items() if "operator" not in k}
+    launch.update({k: v for k, v in detailed["launch"].items() if "operator" in k})
+    return {"kind": coarse["kind"], "categories_us": coarse["categories_us"],
+            "step_us": coarse["step_us"], "operators": detailed["operators"],
+            "gpu": coarse["gpu"], "launch": launch}  # fmt: skip
+
+
+def attribution(rows: Sequence[TrainingRow], top: int = 5) -> Attribution:
     """Each trained framework's step-time difference from the fastest (by profiled step),
     per category of the profiled steps, with the named operations behind each category
     (:func:`kernelprof.traces.steps.compare`, as ``kernelprof trace diff`` gives it)."""
-    trained = [row for row in rows if row.get("status") == "ok" and row.get("breakdown")]
+    trained = [row for row in rows if row.training is not None]
     if not trained:
-        return {"fastest": None, "differences": {}, "launch": {}}
+        return Attribution(fastest=None)
     # the fastest in the profiled steps' own terms, so that every difference is one of them
-    fastest = min(trained, key=lambda row: row["breakdown"]["profiled_step_us"])
-    records = {row["framework"]: breakdown_record(row) for row in trained}
-    base = records[fastest["framework"]]
+    fastest = min(trained, key=lambda row: row.training.breakdown.profiled_step_us)
+    records = {row.framework: step_record(row) for row in trained}
+    base = records[fastest.framework]
     differences = {}
     for row in trained:
         if row is fastest:
             continue
-        compared = compare(base, records[row["framework"]], top=top)
-        differences[row["framework"]] = {
-            "total_s": compared["step_us"]["delta"] / 1e6,
-            # the plain steps that alternated with the profiled ones
-            "plain_total_s": (
-                row["breakdown"]["plain_step_us"] - fastest["breakdown"]["plain_step_us"]
-            )
-            / 1e6,  # fmt: skip
-            "by_category_s": {c["name"]: c["delta_us"] / 1e6 for c in compared["categories"]},
-            "named": compared["named"],
-            "categories": compared["categories"],
-        }
-    return {
-        "fastest": fastest["framework"],
-        "differences": differences,
-        "launch": {name: launch_diagnosis(record["launch"]) for name, record in records.items()},
-    }  # fmt: skip
+        compared = decode(StepComparison, compare(base, records[row.framework], top=top))
+        plain = row.training.breakdown.plain_step_us - fastest.training.breakdown.plain_step_us
+        differences[row.framework] = Difference(
+            total_s=compared.step_us["delta"] / 1e6, plain_total_s=plain / 1e6,
+            by_category_s={c.name: c.delta_us / 1e6 for c in compared.categories},
+            named=compared.named, categories=compared.categories,
+        )  # fmt: skip
+    return Attribution(fastest=fastest.framework, differences=differences,
+                       launch={name: launch_diagnosis(record["launch"])
+                               for name, record in records.items()})  # fmt: skip
+
+
+# ---- the study's claims ------------------------------------------------------------------------
+
+# kernelprof's own kernels: in the study's tables as the yardstick, but not one of the study's
+# frameworks, so never a contender in its claims.
+YARDSTICKS = ("reference", "reference-compile")
+ACCURACY_WIN = ("a win counts when it is the only best and leads by more than two standard "
+                "errors")  # fmt: skip
+
+
+def _contenders(rows) -> list:
+    return [row for row in rows if row.status == "ok" and row.framework not in YARDSTICKS]
+
+
+def _column_name(document) -> str:
+    return f"{document.task.dataset} {document.task.model}"
+
+
+def fastest_column(document: E2EDocument) -> ClaimColumn:
+    """One column of direct training: the framework with the lowest median step time, and
+    SpikingJelly's step time over it (1.0 when SpikingJelly is the fastest)."""
+    column = ClaimColumn(column=_column_name(document), setting=document.task.neuron_setting)
+    ranked = sorted(_contenders(document.rows), key=lambda row: row.training.step_median_s)
+    if not ranked:
+        return column
+    best = ranked[0].training.step_median_s
+    sj = next((row for row in ranked if row.framework == "spikingjelly"), None)
+    return dataclasses.replace(
+        column, fastest=ranked[0].framework,
+        spikingjelly_over_fastest=None if sj is None else sj.training.step_median_s / best,
+        runner_up_over_fastest=ranked[1].training.step_median_s / best if len(ranked) > 1
+        else None,
+    )  # fmt: skip
+
+
+def accuracy_column(document: E2EDocument | ConversionDocument) -> ClaimColumn:
+    """One column: the most accurate framework(s) (all those tied at the top), the lead over
+    the next, and whether that lead exceeds two standard errors of the test accuracy
+    (sqrt(p(1-p)/n) over its n test images): a smaller lead is not told apart from the test
+    set's sampling."""
+    direct = isinstance(document, E2EDocument)
+    column = ClaimColumn(column=_column_name(document),
+                         setting=document.task.neuron_setting if direct else None,
+                         T=None if direct else document.task.T)  # fmt: skip
+    found = [(row.framework, (row.training if direct else row.conversion))
+             for row in _contenders(document.rows)]  # fmt: skip
+    found.sort(key=lambda item: -item[1].test_accuracy)
+    if not found:
+        return column
+    top = found[0][1].test_accuracy
+    best = tuple(name for name, result in found if result.test_accuracy == top)
+    runner = next((r.test_accuracy for _, r in found if r.test_accuracy < top), None)
+    samples = found[0][1].test_samples
+    error = (top * (1 - top) / samples) ** 0.5 if samples else None
+    lead = None if runner is None else top - runner
+    return dataclasses.replace(
+        column, best=best, lead_points=None if lead is None else 100 * lead,
+        standard_error_points=None if error is None else 100 * error,
+        resolved=len(best) == 1 and lead is not None and error is not None and lead > 2 * error,
+        accuracy={name: result.test_accuracy for name, result in found},
+    )  # fmt: skip
+
+
+def _claim(claim: str, kind: str, columns: list[ClaimColumn], won, measure: str) -> Claim:
+    wins = sum(1 for column in columns if won(column))
+    return Claim(claim=claim, kind=kind, reproduced=bool(columns) and wins == len(columns),
+                 wins=wins, columns=tuple(columns), measure=measure)  # fmt: skip
+
+
+def check_claims(direct: Sequence[E2EDocument],
+                 conversion: Sequence[ConversionDocument]) -> tuple[Claim, ...]:  # fmt: skip
+    """The study's three claims, each held against every column it concerns: reproduced where
+    the framework wins every such column, else not, with the numbers per column."""
+    return (
+        _claim("SpikingJelly is the fastest in direct training", "speed",
+               [fastest_column(d) for d in direct], lambda c: c.fastest == "spikingjelly",
+               "median training-step time (forward, backward, optimizer; batch 64)"),
+        _claim("SpikingJelly is the most accurate in direct training", "accuracy",
+               [accuracy_column(d) for d in direct],
+               lambda c: c.best == ("spikingjelly",) and c.resolved,
+               f"test accuracy after the same training; {ACCURACY_WIN}"),
+        _claim("Lava is the most accurate in ANN-to-SNN conversion", "accuracy",
+               [accuracy_column(d) for d in conversion],
+               lambda c: c.best == ("lava-dl",) and c.resolved,
+               f"test accuracy of the SNN at T max; {ACCURACY_WIN}"),
+    )  # fmt: skip

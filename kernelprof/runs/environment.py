@@ -10,12 +10,12 @@ import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from kernelprof.frameworks import registry
 from kernelprof.harness.device import describe
+from kernelprof.results.document import DeviceInfo, Environment
 
 # Recorded with every result besides the frameworks' own requirements.
 TOOLS = ("kernelprof", "triton", "cupy-cuda13x", "cupy-cuda12x", "nvidia-ml-py", "numpy")
@@ -28,7 +28,8 @@ def tracked_distributions() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*names, *TOOLS[1:]]))
 
 
-def environment(device: torch.device) -> dict[str, Any]:
+def environment(device: torch.device | str) -> Environment:
+    device = torch.device(device)
     versions = {"python": platform.python_version(), "torch": torch.__version__}
     for distribution in tracked_distributions():
         try:
@@ -37,13 +38,11 @@ def environment(device: torch.device) -> dict[str, Any]:
             versions[distribution] = "not installed"
     gpu = {}
     if device.type == "cuda":
-        gpu = {"cuda": torch.version.cuda, "capability": torch.cuda.get_device_capability(device)}
-    return {
-        "device": {"type": device.type, "name": describe(device), **gpu},
-        "platform": platform.platform(),
-        "versions": versions,
-        "git_commit": _git_commit(),
-    }
+        gpu = {"cuda": torch.version.cuda,
+               "capability": tuple(torch.cuda.get_device_capability(device))}  # fmt: skip
+    return Environment(device=DeviceInfo(type=device.type, name=describe(device), **gpu),
+                       platform=platform.platform(), versions=versions,
+                       git_commit=_git_commit())  # fmt: skip
 
 
 def _git_commit() -> str | None:

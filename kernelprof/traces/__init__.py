@@ -4,7 +4,13 @@ attribution (:mod:`.steps`). All pure functions of a trace's events."""
 
 from kernelprof.traces.ranges import RangeActivity, range_activity
 from kernelprof.traces.read import TraceError, iter_events
-from kernelprof.traces.summary import Totals, TraceSummary, diff, summarize
+from kernelprof.traces.summary import (
+    Totals,
+    TraceSummary,
+    diff,
+    summarize,
+    summarize_with_timeline,
+)
 
 __all__ = [
     "RangeActivity",
@@ -15,4 +21,5 @@ __all__ = [
     "iter_events",
     "range_activity",
     "summarize",
+    "summarize_with_timeline",
 ]

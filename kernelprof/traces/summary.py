@@ -43,7 +43,7 @@ from kernelprof.traces.read import (
     TINY_KERNEL_US,
     iter_events,
 )
-from kernelprof.traces.timeline import covered
+from kernelprof.traces.timeline import Timeline, TimelineBuilder, covered
 
 
 @dataclass
@@ -129,62 +129,92 @@ class TraceSummary:
         }
 
 
-def summarize(path: Path) -> TraceSummary:
-    """One streaming pass over the trace at ``path``."""
-    summary = TraceSummary(path=str(path))
-    gpu: dict[Any, tuple[array, array]] = {}
-    threads: dict[Any, tuple[array, array, array]] = {}
-    names: dict[str, int] = {}
-    first_ts, last_end = float("inf"), float("-inf")
-    for event in iter_events(path):
+class Summarizer:
+    """A :class:`TraceSummary` made one event at a time (:meth:`add`), then :meth:`finish`."""
+
+    def __init__(self, path: str) -> None:
+        self.summary = TraceSummary(path=path)
+        self.gpu: dict[Any, tuple[array, array]] = {}
+        self.threads: dict[Any, tuple[array, array, array]] = {}
+        self.names: dict[str, int] = {}
+        self.first_ts, self.last_end = float("inf"), float("-inf")
+
+    def add(self, event: Any) -> None:
+        summary = self.summary
         summary.events += 1
         if not isinstance(event, dict) or event.get("ph") != "X":
-            continue
+            return
         try:
             ts = float(event["ts"])
             duration = float(event.get("dur", 0.0))
         except (KeyError, TypeError, ValueError):
-            continue  # a complete event without a usable time: nothing to add up
+            return  # a complete event without a usable time: nothing to add up
         summary.complete_events += 1
         name = str(event.get("name", "?"))
         category = str(event.get("cat", "?"))
-        first_ts, last_end = min(first_ts, ts), max(last_end, ts + duration)
+        self.first_ts, self.last_end = min(self.first_ts, ts), max(self.last_end, ts + duration)
         summary.categories[category] += duration
         if category in GPU_CATEGORIES:
-            if category == "kernel":
-                summary.kernels[name].add(duration)
-                summary.tiny_kernels += duration < TINY_KERNEL_US
-                kind = "communication" if "nccl" in name.lower() else "computation"
-            else:
-                kind = "memory"
-            summary.gpu_kinds[kind] += duration
-            device = (event.get("pid"), (event.get("args") or {}).get("device"))
-            starts, ends = gpu.setdefault(device, (array("d"), array("d")))
-            starts.append(ts)
-            ends.append(ts + duration)
+            self._gpu(event, name, category, ts, duration)
         elif category == "cpu_op":
             summary.operators[name].add(duration)
-            starts, ends, ids = threads.setdefault(
+            starts, ends, ids = self.threads.setdefault(
                 (event.get("pid"), event.get("tid")), (array("d"), array("d"), array("q"))
             )
             starts.append(ts)
             ends.append(ts + duration)
-            ids.append(names.setdefault(name, len(names)))
+            ids.append(self.names.setdefault(name, len(self.names)))
         elif category == CPU_RANGE_CATEGORY:
             summary.ranges[name].add(duration)
         elif category == GPU_RANGE_CATEGORY:
             summary.gpu_ranges[name].add(duration)
         elif category in LAUNCH_CATEGORIES and name in LAUNCH_NAMES:
             summary.launches.add(duration)
-    if summary.complete_events:
-        summary.span_us = last_end - first_ts
-    summary.devices = len(gpu)
-    for starts, ends in gpu.values():
-        busy, window = _busy_and_window(starts, ends)
-        summary.gpu_busy_us += busy
-        summary.gpu_window_us += window
-    _self_times(summary, threads, {index: name for name, index in names.items()})
-    return summary
+
+    def _gpu(self, event: dict, name: str, category: str, ts: float, duration: float) -> None:
+        summary = self.summary
+        if category == "kernel":
+            summary.kernels[name].add(duration)
+            summary.tiny_kernels += duration < TINY_KERNEL_US
+            kind = "communication" if "nccl" in name.lower() else "computation"
+        else:
+            kind = "memory"
+        summary.gpu_kinds[kind] += duration
+        device = (event.get("pid"), (event.get("args") or {}).get("device"))
+        starts, ends = self.gpu.setdefault(device, (array("d"), array("d")))
+        starts.append(ts)
+        ends.append(ts + duration)
+
+    def finish(self) -> TraceSummary:
+        summary = self.summary
+        if summary.complete_events:
+            summary.span_us = self.last_end - self.first_ts
+        summary.devices = len(self.gpu)
+        for starts, ends in self.gpu.values():
+            busy, window = _busy_and_window(starts, ends)
+            summary.gpu_busy_us += busy
+            summary.gpu_window_us += window
+        _self_times(summary, self.threads, {index: name for name, index in self.names.items()})
+        return summary
+
+
+def summarize(path: Path) -> TraceSummary:
+    """One streaming pass over the trace at ``path``."""
+    summarizer = Summarizer(str(path))
+    for event in iter_events(path):
+        summarizer.add(event)
+    return summarizer.finish()
+
+
+def summarize_with_timeline(path: Path) -> tuple[TraceSummary, Timeline]:
+    """One streaming pass over the trace at ``path`` that makes both its summary and its
+    time-ordered :class:`~kernelprof.traces.timeline.Timeline` (which holds every span, so it
+    costs memory that :func:`summarize` does not)."""
+    summarizer, builder = Summarizer(str(path)), TimelineBuilder()
+    for event in iter_events(path):
+        summarizer.add(event)
+        builder.add(event)
+    return summarizer.finish(), builder.build()
 
 
 def _sorted(*columns: array, keys: tuple[array, ...]) -> list[array]:

@@ -77,39 +77,10 @@ class Timeline:
 
     @classmethod
     def from_events(cls, events) -> Timeline:
-        spans: dict[tuple, list[Span]] = defaultdict(list)
-        launches: dict[Any, Launch] = {}
-        activities: list[Activity] = []
+        builder = TimelineBuilder()
         for event in events:
-            if not isinstance(event, dict) or event.get("ph") != "X":
-                continue
-            try:
-                ts, duration = float(event["ts"]), float(event.get("dur", 0.0))
-            except (KeyError, TypeError, ValueError):
-                continue
-            category, args = event.get("cat"), event.get("args") or {}
-            name = str(event.get("name", ""))
-            thread = (event.get("pid"), event.get("tid"))
-            if category == CPU_RANGE_CATEGORY:
-                spans[thread].append(Span(ts, ts + duration, name, RANGE, thread, args=args))
-            elif category == "cpu_op":
-                sequence = args.get("Sequence number")
-                spans[thread].append(Span(
-                    ts, ts + duration, name, OPERATOR, thread,
-                    sequence=None if sequence is None else int(sequence),
-                    forward_thread=int(args.get("Fwd thread id") or 0),
-                ))  # fmt: skip
-            elif category in LAUNCH_CATEGORIES and "correlation" in args:
-                launches[args["correlation"]] = Launch(ts, thread, name)
-            elif category in GPU_CATEGORIES and "correlation" in args:
-                stream = (event.get("pid"), args.get("device"), args.get("stream"))
-                activities.append(Activity(
-                    ts, ts + duration, name, category, stream, args["correlation"]
-                ))  # fmt: skip
-        for thread_spans in spans.values():
-            thread_spans.sort(key=lambda span: (span.ts, -span.end))
-        activities.sort(key=lambda activity: activity.ts)
-        return cls(dict(spans), launches, activities)
+            builder.add(event)
+        return builder.build()
 
     def ranges(self, prefix: str = "") -> list[Span]:
         """Every CPU range whose name starts with ``prefix``, in time order."""
@@ -135,6 +106,48 @@ class Timeline:
         for items in by_thread.values():
             items.sort(key=lambda item: item[0])
         return dict(by_thread)
+
+
+class TimelineBuilder:
+    """A :class:`Timeline` made one event at a time (:meth:`add`), then :meth:`build`."""
+
+    def __init__(self) -> None:
+        self.spans: dict[tuple, list[Span]] = defaultdict(list)
+        self.launches: dict[Any, Launch] = {}
+        self.activities: list[Activity] = []
+
+    def add(self, event: Any) -> None:
+        if not isinstance(event, dict) or event.get("ph") != "X":
+            return
+        try:
+            ts, duration = float(event["ts"]), float(event.get("dur", 0.0))
+        except (KeyError, TypeError, ValueError):
+            return
+        category, args = event.get("cat"), event.get("args") or {}
+        name = str(event.get("name", ""))
+        thread = (event.get("pid"), event.get("tid"))
+        if category == CPU_RANGE_CATEGORY:
+            self.spans[thread].append(Span(ts, ts + duration, name, RANGE, thread, args=args))
+        elif category == "cpu_op":
+            sequence = args.get("Sequence number")
+            self.spans[thread].append(Span(
+                ts, ts + duration, name, OPERATOR, thread,
+                sequence=None if sequence is None else int(sequence),
+                forward_thread=int(args.get("Fwd thread id") or 0),
+            ))  # fmt: skip
+        elif category in LAUNCH_CATEGORIES and "correlation" in args:
+            self.launches[args["correlation"]] = Launch(ts, thread, name)
+        elif category in GPU_CATEGORIES and "correlation" in args:
+            stream = (event.get("pid"), args.get("device"), args.get("stream"))
+            self.activities.append(Activity(
+                ts, ts + duration, name, category, stream, args["correlation"]
+            ))  # fmt: skip
+
+    def build(self) -> Timeline:
+        for thread_spans in self.spans.values():
+            thread_spans.sort(key=lambda span: (span.ts, -span.end))
+        self.activities.sort(key=lambda activity: activity.ts)
+        return Timeline(dict(self.spans), self.launches, self.activities)
 
 
 def covered(intervals) -> float:

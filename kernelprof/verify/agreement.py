@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kernelprof.results.check import OracleFigures
 from reference_kernels.model import LIFConfig
 
 # |H - theta| within which a float32 computation may land on the other side of the threshold.
@@ -118,20 +119,21 @@ class OracleCheck:
     grad_excess: float
     non_finite: str = ""  # where NaN or Inf appeared (spikes, V, dX), "" when nowhere
 
-    def as_dict(self) -> dict:
-        return {
-            "verdict": self.verdict,
-            "reason": self.reason,
-            "spike_mismatches": self.spikes.mismatches,
-            "spike_mismatch_fraction": self.spikes.mismatch_fraction,
-            "neurons_diverged": self.spikes.neurons_diverged,
-            "threshold_ties": self.spikes.ties,
-            "firing_rate": self.firing_rate,
-            "v_max_abs_diff": self.v_max_abs_diff,
-            "grad_max_abs_diff": self.grad_max_abs_diff,
-            "grad_cosine": self.grad_cosine,
-            "non_finite": self.non_finite or None,
-        }
+    def figures(self) -> OracleFigures:
+        """The record of this comparison (what a results document keeps of it)."""
+        return OracleFigures(
+            oracle_verdict=self.verdict,
+            oracle_reason=self.reason,
+            spike_mismatches=self.spikes.mismatches,
+            spike_mismatch_fraction=self.spikes.mismatch_fraction,
+            neurons_diverged=self.spikes.neurons_diverged,
+            threshold_ties=self.spikes.ties,
+            firing_rate=self.firing_rate,
+            v_max_abs_diff=self.v_max_abs_diff,
+            grad_max_abs_diff=self.grad_max_abs_diff,
+            grad_cosine=self.grad_cosine,
+            non_finite=self.non_finite or None,
+        )
 
 
 def check_against_oracle(

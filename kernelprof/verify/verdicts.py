@@ -10,11 +10,10 @@ change goes wrong first), and spikes and input gradients are compared neuron by 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from kernelprof.frameworks.base import Approximation, NeuronBuild
+from kernelprof.results.check import TimedBuildAgreement
 from kernelprof.verify.agreement import TIE_ATOL, TOLERANCE, OracleCheck, spike_agreement
 from reference_kernels.model import LIFConfig
 
@@ -75,56 +74,6 @@ def sample_neurons(neurons: int, spread: int = SAMPLE_SPREAD, tail: int = SAMPLE
     return torch.unique(torch.cat([evenly, last]))
 
 
-@dataclass(frozen=True)
-class BuildAgreement:
-    """The timed build against the checking build on sampled neurons of one input."""
-
-    neurons: int  # neurons compared
-    spike_mismatches: int
-    neurons_diverged: int  # neurons whose spike trains differ
-    ties: int  # of those, how many first differ at an exact threshold tie (excused)
-    grad_excess: float  # > 0: some dX beyond atol = rtol = tolerance
-    grad_max_abs_diff: float
-    tolerance: float
-
-    @property
-    def agrees(self) -> bool:
-        return self.neurons_diverged == self.ties and self.grad_excess <= 0
-
-    @property
-    def reason(self) -> str:
-        if self.agrees:
-            tied = f"; {self.ties} differ at threshold ties" if self.ties else ""
-            return (
-                f"timed build agrees with the checking build on {self.neurons:,} sampled neurons "
-                f"of the timed input (spikes equal, dX within {self.tolerance:g}{tied})"
-            )
-        problems = []
-        if self.neurons_diverged != self.ties:
-            problems.append(
-                f"spikes of {self.neurons_diverged - self.ties} of {self.neurons:,} sampled "
-                f"neurons differ ({self.spike_mismatches} values)"
-            )
-        if self.grad_excess > 0:
-            problems.append(
-                f"dX differs by up to {self.grad_max_abs_diff:.3g} (tolerance {self.tolerance:g})"
-            )
-        return "timed build disagrees with the checking build on the timed input: " + "; ".join(
-            problems
-        )
-
-    def as_dict(self) -> dict:
-        return {
-            "agrees": self.agrees,
-            "reason": self.reason,
-            "neurons": self.neurons,
-            "spike_mismatches": self.spike_mismatches,
-            "neurons_diverged": self.neurons_diverged,
-            "threshold_ties": self.ties,
-            "grad_max_abs_diff": self.grad_max_abs_diff,
-        }
-
-
 def _grad_excess(actual: torch.Tensor, expected: torch.Tensor, tol: float, keep: torch.Tensor):
     """(largest excess of |actual - expected| over tol + tol*|expected|, max |difference|) over
     the neurons in ``keep``; NaN or Inf in the same places on both sides counts as equal."""
@@ -145,7 +94,7 @@ def _grad_excess(actual: torch.Tensor, expected: torch.Tensor, tol: float, keep:
 
 def timed_agreement(
     build: NeuronBuild, x: torch.Tensor, grad: torch.Tensor, config: LIFConfig
-) -> BuildAgreement:
+) -> TimedBuildAgreement:
     """Runs the timed build forward and backward (upstream gradient ``grad`` on the spikes) on
     the whole of ``x`` [T, ...], and the checking build on sampled neurons of the same input,
     and compares spikes exactly (threshold ties excused, judged by the float64 oracle's H) and
@@ -171,11 +120,11 @@ def timed_agreement(
     )
     tolerance = TOLERANCE[x.dtype]
     excess, largest = _grad_excess(timed_grad, x_sample.grad, tolerance, spikes_compared.comparable)
-    return BuildAgreement(
+    return TimedBuildAgreement(
         neurons=int(index.numel()),
         spike_mismatches=spikes_compared.mismatches,
         neurons_diverged=spikes_compared.neurons_diverged,
-        ties=spikes_compared.ties,
+        threshold_ties=spikes_compared.ties,
         grad_excess=excess,
         grad_max_abs_diff=largest,
         tolerance=tolerance,

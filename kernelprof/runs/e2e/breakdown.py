@@ -40,6 +40,8 @@ from kernelprof.frameworks.networks import SpikingNetwork
 from kernelprof.harness.profiling import StepProfile, range_enter, range_exit, warm_up_profiler
 from kernelprof.harness.timer import synchronize
 from kernelprof.results.analysis import median_interval
+from kernelprof.results.e2e import StepAttribution, StepBreakdown
+from kernelprof.results.record import decode
 from kernelprof.traces import steps as trace_steps
 from kernelprof.traces.timeline import Timeline
 
@@ -154,7 +156,7 @@ def measure(
     name: str,
     rounds: int = BREAKDOWN_ROUNDS,
     steps: int = STEPS_PER_ROUND,
-) -> dict[str, Any]:
+) -> StepBreakdown:
     """``rounds`` rounds of ``steps`` plain and ``steps`` profiled (breakdown) steps, the
     profiled ones first every other round, then one operations profile. The two traces go to
     ``trace_dir`` as ``<name>.json`` (the breakdown rounds merged) and ``<name>_ops.json``, and
@@ -207,23 +209,27 @@ def measure(
     # the profiled step against the plain step next to it, round by round: drift cancels.
     # Flagged when the profiler shows itself beyond the noise: the interval wholly outside 5 %
     ratio, low, high = median_interval(ratios) if ratios else (profiled_us / plain_us,) * 3
-    return {
-        "coarse": coarse.as_dict(),
-        "detailed": detailed.as_dict(),
-        "plain_step_us": plain_us,
-        "plain_steps_us": [1e6 * s for s in plain],
-        "profiled_step_us": profiled_us,
-        "paired_ratios": ratios,
-        "profiled_over_plain": ratio,
-        "profiled_over_plain_interval": [low, high],
-        "matches_plain_step": low <= 1.0 + ADD_UP_TOLERANCE and high >= 1.0 - ADD_UP_TOLERANCE,
-        "within_tolerance": abs(ratio - 1.0) <= ADD_UP_TOLERANCE,
-        "detailed_overhead": (
-            statistics.median(detailed_ratios) if detailed_ratios else detailed.step_us / plain_us
-        )
-        - 1.0,  # fmt: skip
-        "problems": sorted(set(problems + more)),
-    }
+    overhead = (statistics.median(detailed_ratios) if detailed_ratios
+                else detailed.step_us / plain_us)  # fmt: skip
+    return StepBreakdown(
+        coarse=attribution_record(coarse),
+        detailed=attribution_record(detailed),
+        plain_step_us=plain_us,
+        plain_steps_us=tuple(1e6 * s for s in plain),
+        profiled_step_us=profiled_us,
+        paired_ratios=tuple(ratios),
+        profiled_over_plain=ratio,
+        profiled_over_plain_interval=(low, high),
+        matches_plain_step=low <= 1.0 + ADD_UP_TOLERANCE and high >= 1.0 - ADD_UP_TOLERANCE,
+        within_tolerance=abs(ratio - 1.0) <= ADD_UP_TOLERANCE,
+        detailed_overhead=overhead - 1.0,
+        problems=tuple(sorted(set(problems + more))),
+    )
+
+
+def attribution_record(attributed: trace_steps.Attribution) -> StepAttribution:
+    """One trace's attributed steps as their record (the medians over the steps)."""
+    return decode(StepAttribution, attributed.as_dict())
 
 
 def _profiled(network, run_step, next_batch, device, steps, calls: list, coarse: bool):

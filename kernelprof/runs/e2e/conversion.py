@@ -20,7 +20,9 @@ training time reported like the ANN's, then tested over T like the converted net
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -32,51 +34,35 @@ from kernelprof.frameworks import registry
 from kernelprof.frameworks.base import TrainedRoute, Unsupported
 from kernelprof.frameworks.networks import ConvertedSNN, NetworkSpec, TrainedSNN, build_ann
 from kernelprof.harness.timer import synchronize
+from kernelprof.results.e2e import Fit
 from kernelprof.runs.e2e.data import Dataset, batches
-from kernelprof.runs.e2e.train import StepProgress, evaluate
+from kernelprof.runs.e2e.train import Schedule, StepProgress, evaluate
 
 CALIBRATION_SAMPLES = 512
 
 
 def train_ann(
-    ann: nn.Module,
-    data: Dataset,
-    *,
-    device: torch.device,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    max_steps: int | None = None,
-) -> dict[str, Any]:
-    """Adam on cross-entropy; returns epoch and step times, samples/s and test accuracy."""
+    ann: nn.Module, data: Dataset, schedule: Schedule, *, device: torch.device
+) -> tuple[Fit, float]:
+    """Adam on cross-entropy; returns the fit (epoch and step times, samples/s) and the test
+    accuracy."""
     loss_fn = nn.CrossEntropyLoss()
-    result = _fit(ann, lambda x, y, epoch, i: (loss_fn(ann(x), y), "ANN"), data, device=device,
-                  epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                  max_steps=max_steps)  # fmt: skip
+    fit = _fit(ann, lambda x, y, epoch, i: (loss_fn(ann(x), y), "ANN"), data, schedule, device)
     ann.eval()
-    return {**result, "test_accuracy": evaluate(ann, data, device, batch_size)}
+    return fit, evaluate(ann, data, device, schedule.batch_size)
 
 
-def train_route(
-    snn: TrainedSNN,
-    data: Dataset,
-    *,
-    device: torch.device,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    max_steps: int | None = None,
-) -> dict[str, Any]:
+def train_route(snn: TrainedSNN, data: Dataset, schedule: Schedule, *, device: torch.device) -> Fit:
     """Trains a framework's own route (a :class:`TrainedSNN`) with Adam at the route's
     learning rate through the same loop as the ANN; its step times are also given per mode."""
-    return _fit(snn, snn.train_step, data, device=device, epochs=epochs, batch_size=batch_size,
-                lr=snn.lr, seed=seed, max_steps=max_steps)  # fmt: skip
+    return _fit(snn, snn.train_step, data, dataclasses.replace(schedule, lr=snn.lr), device)
 
 
-def _fit(model, loss_of, data, *, device, epochs, batch_size, lr, seed, max_steps):
+def _fit(model, loss_of, data, schedule: Schedule, device) -> Fit:
     """The training loop of both: ``loss_of(x, y, epoch, iteration) -> (loss, mode)`` per batch,
     each step timed to its end (synchronised), progress reported to the parent process."""
+    epochs, batch_size, lr, seed = schedule.epochs, schedule.batch_size, schedule.lr, schedule.seed
+    max_steps = schedule.max_steps
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     per_epoch = math.ceil(len(data.train_x) / batch_size)
@@ -106,20 +92,20 @@ def _fit(model, loss_of, data, *, device, epochs, batch_size, lr, seed, max_step
         epoch_times.append(time.perf_counter() - epoch_start)
     model.eval()
     step_median = _median(step_times)
-    return {
-        "epochs": epochs,
-        "steps": steps,
-        "epoch_s": epoch_times,
-        "train_s": sum(epoch_times),
-        "step_median_s": step_median,
-        "samples_per_s": None if not step_median else batch_size / step_median,
-        "steps_by_mode": {mode: len(times) for mode, times in by_mode.items()},
-        "step_median_s_by_mode": {mode: _median(times) for mode, times in by_mode.items()},
-    }
+    return Fit(
+        epochs=epochs,
+        training_steps=steps,
+        epoch_s=tuple(epoch_times),
+        train_s=sum(epoch_times),
+        step_median_s=step_median,
+        samples_per_s=None if not step_median else batch_size / step_median,
+        steps_by_mode={mode: len(times) for mode, times in by_mode.items()},
+        step_median_s_by_mode={mode: _median(times) for mode, times in by_mode.items()},
+    )
 
 
 def _median(values: list[float]) -> float | None:
-    return sorted(values)[len(values) // 2] if values else None
+    return statistics.median(values) if values else None
 
 
 def checkpoints(max_steps: int) -> list[int]:
@@ -196,7 +182,7 @@ def evaluate_over_t(
         for t in points:
             correct[t] += int((running[t - 1].argmax(dim=1) == y).sum())
         count += len(y)
-    median = sorted(batch_times)[len(batch_times) // 2]
+    median = statistics.median(batch_times)
     return {
         "accuracy_by_T": {str(t): correct[t] / count for t in points},
         "test_accuracy": correct[steps] / count,

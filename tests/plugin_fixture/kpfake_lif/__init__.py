@@ -7,7 +7,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernelprof.frameworks.base import Framework, Neuron, NeuronBuild, TimedBuild, Unsupported
+from kernelprof.frameworks.base import (
+    Framework,
+    Implementation,
+    NeuronBuild,
+    TimedBuild,
+    Unsupported,
+)
 from kernelprof.frameworks.networks import KERNEL, PADDING, POOL, SpikingNetwork
 
 
@@ -109,8 +115,10 @@ class _Folded(nn.Module):
 FRAMEWORK = Framework(
     name="fakefw",
     display="FakeFW",
-    neurons=(
-        Neuron(name="fakefw-lif", framework="FakeFW", build=build, description="plain torch loop"),
+    implementations=(
+        Implementation(
+            name="fakefw-lif", framework="FakeFW", build=build, description="plain torch loop"
+        ),
     ),
     networks={"fakefw": FakeNetwork},
     no_converter="FakeFW ships no ANN-to-SNN converter",
