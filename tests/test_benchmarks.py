@@ -156,3 +156,41 @@ def test_each_plain_loop_runs_beside_compares_checked_build(neuron_set, framewor
     assert "error" not in result, result
     for kind in ("plain_s", "harness_s"):
         assert len(result[kind]) == plain_loops.PAIRS and min(result[kind]) > 0
+
+
+def test_warmup_worker_logs_every_timer_call_of_compares_own_rounds(monkeypatch):
+    """benchmarks/warmup.py's worker serves compare's own rounds with every call its timer makes
+    logged: a phase's last logged calls are its samples; before them, round 1 has call 1,
+    compare's warm-up calls and the estimate, a later round the estimate alone. The timers are
+    put back after each round, and the script's own trace request times what it is asked."""
+    from kernelprof.harness import timer
+    from kernelprof.results.compare import PHASES, RoundTiming
+    from kernelprof.results.record import decode, encode
+    from kernelprof.runs.compare import worker
+
+    warmup = importlib.import_module("benchmarks.warmup")  # as its workers import it
+    host_timer = timer.HostTimer
+    monkeypatch.setenv("KERNELPROF_ROUND", "0")  # compare's worker sets it: undone afterwards
+    task = warmup.TracedTask(function=warmup.FUNCTION, impl="ref-torch", T=2, N=512,
+                             config=LIFConfig(surrogate="superspike", alpha=1.0), dtype="fp32",
+                             device="cpu", repeat_s=0.003, energy=False)  # fmt: skip
+    session = warmup.traced_worker(encode(task))
+    assert session.result["timeable"], session.result
+    for number in (1, 2):
+        reply = session.handle({"command": "round", "round": number})
+        assert set(reply["round"]) == set(PHASES), reply
+        for phase, data in reply["round"].items():
+            timing = decode(RoundTiming, data)
+            logged = [call["s"] for call in reply["calls"] if call["phase"] == phase]
+            samples = list(timing.call.samples_s)
+            assert logged[len(logged) - len(samples) :] == samples, phase
+            untimed = logged[: len(logged) - len(samples)]
+            if number == 1:  # call 1, the warm-up, the estimate
+                assert timing.warm_up is not None and timing.warm_up.calls >= 1
+                assert untimed[1:-1] == list(timing.warm_up.times_s), phase
+            else:
+                assert timing.warm_up is None and len(untimed) == 1, phase
+        assert timer.HostTimer is host_timer and worker.HostTimer is host_timer
+    trace = session.handle({"command": "trace", "calls": 3, "order": ["bwd"]})
+    assert list(trace) == ["bwd"] and len(trace["bwd"]["s"]) == 3
+    assert min(trace["bwd"]["s"]) > 0 and min(trace["bwd"]["minflt"]) >= 0

@@ -19,9 +19,10 @@ from .tables import energy_line, markdown_table, megabytes, plain
 from .traces import describe_operations, drill_down_rows
 
 
-def _table(title: str, columns: tuple[str, ...], first: str = "framework") -> Table:
+def _table(title: str, columns: tuple[str, ...], first: str = "framework",
+           justify: str = "left") -> Table:  # fmt: skip
     result = Table(title=title, title_justify="left", caption_justify="left")
-    result.add_column(first, no_wrap=True)
+    result.add_column(first, no_wrap=True, justify=justify)
     for column in columns:
         result.add_column(column, justify="right", no_wrap=True)
     return result
@@ -289,7 +290,7 @@ def _accuracy_table(document: ConversionDocument) -> Table:
     converted = document.converted
     ann = document.ann if document.ann and document.ann.status == "ok" else None
     columns = (*(row.framework for row in converted), *(("ANN",) if ann else ()))
-    result = _table("test accuracy against T", columns, first="T")
+    result = _table("test accuracy against T", columns, first="T", justify="right")
     for t in converted[0].conversion.accuracy_by_T:
         cells = [f"{100 * row.conversion.accuracy_by_T[t]:.1f} %" for row in converted]
         result.add_row(t, *cells, *([f"{100 * ann.test_accuracy:.1f} %"] if ann else []))
