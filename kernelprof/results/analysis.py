@@ -60,7 +60,7 @@ BUSY_SHARE = 0.25  # the rest of the machine on a CPU for this share of the slow
 FAULTS_EXPLAIN = 0.5  # the slow round's extra system time makes up this share of the gap
 FAULT_COUNT_RATIO = 1.3  # more faults a call than this: the allocator touched more pages
 FAULT_COST_RATIO = 1.5  # more system time a fault than this: each fault cost more
-WHOLE_TOLERANCE = 0.25  # fwd+bwd above fwd plus bwd by more than this: said, with the faults
+WHOLE_TOLERANCE = 0.15  # fwd+bwd above fwd plus bwd by more than this: said, with the faults
 LAUNCH_BOUND = 0.20  # call time above device time by more than this: launch-bound
 # CPU analogue: more than this share of the call outside torch operators. Higher than the CUDA
 # threshold, since allocator work between operators (page faults, munmap of freed tensors) is
@@ -293,14 +293,18 @@ def _faults_text(timing) -> str:
 
 
 def _faults_cause(slow, fast) -> str:
+    """Why the slow round's faults took more system time: more of them, dearer ones, or both."""
     faults = (slow.minor_faults_per_call or 0.0, fast.minor_faults_per_call or 0.0)
+    costs = [system / count if count else 0.0
+             for system, count in zip((slow.system_s_per_call, fast.system_s_per_call), faults,
+                                      strict=True)]  # fmt: skip
+    causes = []
     if faults[0] > FAULT_COUNT_RATIO * max(faults[1], 1.0):
-        return "more pages first touched a call (the allocator's state differs between rounds)"
-    cost = [s / f if f else 0.0 for s, f in zip((slow.system_s_per_call, fast.system_s_per_call),
-                                               faults, strict=True)]  # fmt: skip
-    if cost[1] and cost[0] > FAULT_COST_RATIO * cost[1]:
-        return "each fault cost more (memory the VM's host had to back first)"
-    return "more system time a call"
+        causes.append("more pages first touched a call (the allocator's state differs between "
+                      "rounds)")  # fmt: skip
+    if costs[1] and costs[0] > FAULT_COST_RATIO * costs[1]:
+        causes.append("each fault cost more (memory the VM's host had to back first)")
+    return " and ".join(causes) or "more system time a call"
 
 
 def _apart(timing: PhaseTiming) -> bool:
