@@ -287,9 +287,11 @@ def _extra_system_s(slow, fast) -> float | None:
 def _faults_text(timing) -> str:
     call = timing.call
     faults = call.minor_faults_per_call or 0.0
-    cost = 1e6 * call.system_s_per_call / faults if faults else 0.0
-    return (f"round {timing.round} {faults:,.0f} faults a call, {1e3 * call.system_s_per_call:.3g} "
-            f"ms of system time ({cost:.1f} us a fault)")  # fmt: skip
+    system = f"{1e3 * call.system_s_per_call:.3g} ms of system time"
+    if not faults:
+        return f"round {timing.round} no faults, {system} a call"
+    cost = 1e6 * call.system_s_per_call / faults
+    return f"round {timing.round} {faults:,.0f} faults a call, {system} ({cost:.1f} us a fault)"
 
 
 def _faults_cause(slow, fast) -> str:
