@@ -91,7 +91,13 @@ def traffic_bytes(case: Case) -> dict[str, int]:
     held to the same count, so GB/s compares times directly; one that moves more shows a lower
     figure. Element sizes are the dtype's own (2 bytes for fp16 and bf16).
     """
-    one_pass = case.T * case.N * ELEMENT_BYTES[case.dtype]
+    return neuron_traffic(case.T * case.N, ELEMENT_BYTES[case.dtype])
+
+
+def neuron_traffic(elements: int, element_bytes: int) -> dict[str, int]:
+    """:func:`traffic_bytes` of a neuron over ``elements`` (T x N) of ``element_bytes`` each:
+    the one traffic model of compare and profile."""
+    one_pass = elements * element_bytes
     return {"fwd": 3 * one_pass, "bwd": 3 * one_pass, "fwd+bwd": 6 * one_pass}
 
 

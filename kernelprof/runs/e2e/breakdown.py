@@ -25,6 +25,7 @@ stop in about 1 ms): see BREAKDOWN_ROUNDS.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -37,7 +38,13 @@ import torch
 from torch import nn
 
 from kernelprof.frameworks.networks import SpikingNetwork
-from kernelprof.harness.profiling import StepProfile, range_enter, range_exit, warm_up_profiler
+from kernelprof.harness.profiling import (
+    StepProfile,
+    range_enter,
+    range_exit,
+    sequence_counter,
+    warm_up_profiler,
+)
 from kernelprof.harness.timer import synchronize
 from kernelprof.results.analysis import median_interval
 from kernelprof.results.e2e import StepAttribution, StepBreakdown
@@ -56,15 +63,6 @@ OPERATION_STEPS = 8  # rounds of the operations trace, alternating the same way
 ADD_UP_TOLERANCE = 0.05
 
 
-def _sequence_counter() -> Callable[[], int]:
-    """The next autograd sequence number of this thread, without creating a node."""
-    peek = getattr(torch.autograd, "_get_sequence_nr", None)
-    if peek is not None:
-        return peek
-    probe = torch.zeros((), requires_grad=True)  # older torch: a node of our own, then + 1
-    return lambda: probe.view(()).grad_fn._sequence_nr() + 1
-
-
 class StepRanges:
     """While entered: every categorised layer's forward is a range ``kernelprof/<category>
     fwd``; :meth:`phase` opens the others. ``calls`` holds [name, first, end] sequence numbers
@@ -74,7 +72,7 @@ class StepRanges:
         self.network = network
         self.calls: list[list] = [] if calls is None else calls
         self._wrapped: list[tuple[nn.Module, object]] = []
-        self._sequence = _sequence_counter()
+        self._sequence = sequence_counter()
 
     # A framework that loops over time calls its layers T times a step (snnTorch: 53 calls),
     # so a layer's range costs as little as it can: its ``forward`` is wrapped (an instance
@@ -174,10 +172,9 @@ def measure(
 
     def alternating(count: int, coarse: bool, path: Path):
         """``count`` rounds of a plain and a profiled step, ABBA; the profiled sessions merged
-        into one trace, attributed; per round, the profiled step over the plain one. Nothing
-        is exported or parsed between the steps: megabytes of Python objects made and freed
-        there would have the allocator return memory that the next step faults in again (seen:
-        norse's fill_ 4x slower in six of eight steps)."""
+        into one trace, attributed. Nothing is exported or parsed between the steps: megabytes
+        of Python objects made and freed there would have the allocator return memory that the
+        next step faults in again (seen: norse's fill_ 4x slower in six of eight steps)."""
         calls: list[list] = []
         profilers, plain_of_round = [], []
         for number in range(count):
@@ -189,31 +186,56 @@ def measure(
             if number % 2 == 1:
                 plain_steps()
             plain_of_round.append(statistics.median(plain[before:]))
-        sessions = [profiler.trace() for profiler in profilers]
-        problems = [problem for profiler in profilers for problem in profiler.problems]
-        attributed = _written(trace_steps.merge(sessions), calls, path)
-        lengths = [step.length_us for step in attributed.steps]  # in time order: round by round
-        ratios = []
-        if len(lengths) == count * steps:
-            ratios = [statistics.median(lengths[n * steps : (n + 1) * steps]) / (1e6 * plain_s)
-                      for n, plain_s in enumerate(plain_of_round)]  # fmt: skip
-        else:
-            problems.append(f"{len(lengths)} profiled steps in the trace, {count * steps} run")
-        return attributed, ratios, sorted(set(problems)) + attributed.problems
+        return attributed_rounds(profilers, calls, plain_of_round, steps, path)
 
-    coarse, ratios, problems = alternating(rounds, True, trace_dir / f"{name}.json")
-    detailed, detailed_ratios, more = alternating(OPERATION_STEPS, False,
-                                                  trace_dir / f"{name}_ops.json")  # fmt: skip
+    coarse = alternating(rounds, True, trace_dir / f"{name}.json")
+    detailed = alternating(OPERATION_STEPS, False, trace_dir / f"{name}_ops.json")
+    return breakdown_record(coarse, detailed, plain)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rounds:
+    """The profiled rounds of one trace: attributed, each round's profiled step over the plain
+    step beside it, and what went wrong."""
+
+    attributed: trace_steps.Attribution
+    ratios: list[float]
+    problems: list[str]
+
+
+def attributed_rounds(profilers: list, calls: list, plain_of_round: list[float], steps: int,
+                      path: Path) -> Rounds:  # fmt: skip
+    """Profiler sessions of ``steps`` ranged steps each (one per round), merged into one trace
+    written to ``path`` and attributed; per round, the median profiled step over that round's
+    plain step (seconds)."""
+    sessions = [profiler.trace() for profiler in profilers]
+    problems = [problem for profiler in profilers for problem in profiler.problems]
+    attributed = _written(trace_steps.merge(sessions), calls, path)
+    lengths = [step.length_us for step in attributed.steps]  # in time order: round by round
+    ratios = []
+    count = len(profilers)
+    if len(lengths) == count * steps:
+        ratios = [statistics.median(lengths[n * steps : (n + 1) * steps]) / (1e6 * plain_s)
+                  for n, plain_s in enumerate(plain_of_round)]  # fmt: skip
+    else:
+        problems.append(f"{len(lengths)} profiled steps in the trace, {count * steps} run")
+    return Rounds(attributed, ratios, sorted(set(problems)) + attributed.problems)
+
+
+def breakdown_record(coarse: Rounds, detailed: Rounds, plain: list[float]) -> StepBreakdown:
+    """The breakdown of a run: the coarse trace's categories, the detailed one's operations,
+    and the profiled steps held against the plain ones (seconds) beside them, round by round,
+    so that drift cancels: flagged when the profiler shows itself beyond the noise, the
+    interval of the median ratio wholly outside 5 %."""
     plain_us = 1e6 * statistics.median(plain)
-    profiled_us = coarse.step_us
-    # the profiled step against the plain step next to it, round by round: drift cancels.
-    # Flagged when the profiler shows itself beyond the noise: the interval wholly outside 5 %
+    profiled_us = coarse.attributed.step_us
+    ratios = coarse.ratios
     ratio, low, high = median_interval(ratios) if ratios else (profiled_us / plain_us,) * 3
-    overhead = (statistics.median(detailed_ratios) if detailed_ratios
-                else detailed.step_us / plain_us)  # fmt: skip
+    overhead = (statistics.median(detailed.ratios) if detailed.ratios
+                else detailed.attributed.step_us / plain_us)  # fmt: skip
     return StepBreakdown(
-        coarse=attribution_record(coarse),
-        detailed=attribution_record(detailed),
+        coarse=attribution_record(coarse.attributed),
+        detailed=attribution_record(detailed.attributed),
         plain_step_us=plain_us,
         plain_steps_us=tuple(1e6 * s for s in plain),
         profiled_step_us=profiled_us,
@@ -223,7 +245,7 @@ def measure(
         matches_plain_step=low <= 1.0 + ADD_UP_TOLERANCE and high >= 1.0 - ADD_UP_TOLERANCE,
         within_tolerance=abs(ratio - 1.0) <= ADD_UP_TOLERANCE,
         detailed_overhead=overhead - 1.0,
-        problems=tuple(sorted(set(problems + more))),
+        problems=tuple(sorted(set(coarse.problems + detailed.problems))),
     )
 
 
