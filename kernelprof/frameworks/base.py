@@ -17,7 +17,11 @@ installed package that declares an entry point in the group ``kernelprof.framewo
   saying why it has none;
 * ``defaults``: the framework's own default neuron settings, each with where it is written, and
   ``default_neuron``: that neuron as its documentation builds it by default, run on canonical
-  [T, N] input (the framework-defaults setting's check against the canonical LIF).
+  [T, N] input (the framework-defaults setting's check against the canonical LIF);
+* ``neuron_layers``: a :class:`NeuronLayers` (None where the framework has no torch modules):
+  how ``kernelprof profile`` recognises the framework's neuron modules in a user's own model,
+  how many time steps one call covers and the code path it takes, and which of its other
+  classes need a category their torch base class would misstate.
 """
 
 from __future__ import annotations
@@ -201,6 +205,42 @@ class TrainedRoute:
     summary: str
 
 
+@dataclass(frozen=True)
+class NeuronLayers:
+    """How ``kernelprof profile`` recognises this framework's neuron modules in any model.
+
+    ``package`` is the framework's import name: its classes are looked up only once the
+    script has imported it (``package in sys.modules``), so profiling never imports a
+    framework the script does not use. ``classes()`` returns its neuron module classes; a
+    subclass of one (a user's own neuron) is a neuron too. ``time_steps(module, args)`` says
+    how many time steps one call covers from the call's positional arguments (a multi-step
+    module given [T, ...]: T; time-last [..., T]: the last dimension); no function, or one
+    returning None: one per call (a module called once per time step). ``path(module)``
+    names the code path the module takes in words (e.g. "backend torch", "per-step Python
+    loop"). ``categories()`` maps the framework's other classes whose torch base class would
+    misstate their category (a dense synapse built on ``Conv3d`` is "linear"; a loss module
+    not derived from torch's ``_Loss`` is "loss", the step's loss phase)."""
+
+    package: str
+    classes: Callable[[], tuple[type, ...]]
+    time_steps: Callable[[object, tuple], int] | None = None
+    path: Callable[[object], str] | None = None
+    categories: Callable[[], Mapping[type, str]] | None = None
+
+
+def classes_in(module: object, names) -> tuple[type, ...]:
+    """The classes of ``module`` with these names, leaving out those this release lacks."""
+    found = (getattr(module, name, None) for name in names)
+    return tuple(cls for cls in found if isinstance(cls, type))
+
+
+def categorised(module: object, named: Mapping[str, str]) -> dict[type, str]:
+    """``{class: category}`` of a framework module's classes named ``{name: category}``, as
+    :class:`NeuronLayers` ``categories()`` returns it (classes this release lacks left out)."""
+    return {cls: category for name, category in named.items()
+            for cls in classes_in(module, (name,))}  # fmt: skip
+
+
 def _frozen(mapping: Mapping | None) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
 
@@ -227,6 +267,7 @@ class Framework:
     # [T, N] (the same module its e2e network's make_default_lif builds), None where it has none.
     default_neuron: Callable[[torch.Tensor], torch.Tensor] | None = None
     description: str = ""
+    neuron_layers: NeuronLayers | None = None  # what ``kernelprof profile`` recognises
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "networks", _frozen(self.networks))

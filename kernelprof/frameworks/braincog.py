@@ -228,6 +228,61 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([node(step) for step in x]).to(x.dtype)
 
 
+# ---- neuron modules in any model (kernelprof profile) ------------------------------------------
+
+# BrainCog's nodes all derive from BaseNode (braincog/base/node/node.py: IFNode, LIFNode,
+# PLIFNode, IzhNode, HHNode, aEIF, ...) or, multi-compartment, BaseMCNode (ThreeCompNode; one
+# step per call on a dict of inputs). ReLUNode and BiasReLUNode (BrainCog's ANN stand-ins) are
+# BaseNodes too, so they count.
+_NODE_BASES = ("BaseNode", "BaseMCNode")
+# Nodes whose own forward does one step and ignores layer_by_layer and n_groups.
+_OWN_STEP_FORWARDS = ("ReLUNode", "BiasReLUNode", "SimHHNode", "HHNode", "aEIF")
+
+
+def neuron_classes() -> tuple[type, ...]:
+    from braincog.base.node import node as nodes
+
+    return base.classes_in(nodes, _NODE_BASES)
+
+
+def _folded(module) -> str | None:
+    """How a multi-step node folds T into its input (BaseNode.forward's rearrange2node), or None
+    for a node called once per step."""
+    from braincog.base.node.node import BaseNode
+
+    if not isinstance(module, BaseNode):
+        return None
+    owner = next(cls for cls in type(module).__mro__ if "forward" in vars(cls))
+    if owner.__module__ == BaseNode.__module__ and owner.__name__ in _OWN_STEP_FORWARDS:
+        return None
+    if getattr(module, "groups", 1) != 1:
+        return "n_groups: [B, (C*T), ...] unfolded by the node"
+    if getattr(module, "layer_by_layer", False):
+        return "layer_by_layer: [(T*B), ...] unfolded by the node"
+    return None
+
+
+def neuron_time_steps(module, args: tuple) -> int | None:
+    """``module.step`` for a node in layer_by_layer (or n_groups) mode, which loops over that
+    many steps of its folded input; one step per call otherwise (BrainCog's default)."""
+    return int(module.step) if _folded(module) else None
+
+
+def neuron_path(module) -> str:
+    name = type(module).__name__
+    folded = _folded(module)
+    if folded:
+        return f"{name}: BaseNode.forward's python loop over step={module.step} ({folded})"
+    return f"one step per call: {name}.forward, eager torch ops (the script loops over T)"
+
+
+NEURON_LAYERS = base.NeuronLayers(
+    package="braincog",
+    classes=neuron_classes,
+    time_steps=neuron_time_steps,
+    path=neuron_path,
+)
+
 FRAMEWORK = base.Framework(
     name="braincog",
     display="BrainCog",
@@ -242,4 +297,5 @@ FRAMEWORK = base.Framework(
     defaults=DEFAULTS,
     default_neuron=default_spikes,
     description="eager PyTorch: LIFNode per step, or its layer-by-layer mode",
+    neuron_layers=NEURON_LAYERS,
 )

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import torch
 from torch import nn
@@ -505,6 +506,98 @@ DEFAULTS = (
                  "lava/lib/dl/slayer/neuron/dynamics/leaky_integrator.py", canonical="v_reset"),
 )  # fmt: skip
 
+# ---- neuron modules in any model (kernelprof profile) ------------------------------------------
+
+_SLAYER = "lava.lib.dl.slayer"
+# Every slayer neuron (cuba, alif, rf, rf_iz, adrf, adrf_iz, sigma_delta) derives from
+# slayer.neuron.base.Neuron and takes time-last input [N, C, ..., T]. The dynamics each one runs,
+# by its module (lava/lib/dl/slayer/neuron/*.py): each is a Python loop over T on CPU (or with
+# debug=True) and a CUDA kernel JIT-compiled at first use on CUDA.
+_NEURON_DYNAMICS = {
+    "cuba": ("leaky_integrator",),  # run twice: current, then voltage
+    "alif": ("leaky_integrator", "adaptive_threshold"),
+    "rf": ("resonator",),
+    "rf_iz": ("resonator",),
+    "adrf": ("resonator", "adaptive_phase_th"),
+    "adrf_iz": ("adaptive_resonator",),
+}
+# slayer's synapses are Conv3d / ConvTranspose3d over [N, C, H, W, T] whatever they compute.
+_SYNAPSE_CATEGORIES = {
+    "Dense": "linear",
+    "Conv": "conv",
+    "ConvTranspose": "conv",
+    "Pool": "pool",
+    "Unpool": "pool",
+}
+
+
+def neuron_classes() -> tuple[type, ...]:
+    from lava.lib.dl.slayer.neuron import base as neuron_base
+
+    return (neuron_base.Neuron,)
+
+
+def neuron_time_steps(module, args: tuple) -> int:
+    return int(args[0].shape[-1])  # time-last
+
+
+def neuron_path(module) -> str:
+    name = type(module).__name__
+    kind = next(
+        (
+            cls.__module__.rpartition(".")[2]
+            for cls in type(module).__mro__
+            if cls.__module__.startswith(f"{_SLAYER}.neuron.")
+            and cls.__module__ != f"{_SLAYER}.neuron.base"
+        ),
+        None,
+    )
+    if kind == "sigma_delta":
+        return (
+            "sigma-delta: Sigma dendrite (cumulative sum over T) and Delta axon (a Python loop "
+            "over T), eager torch ops"
+        )
+    dynamics = _NEURON_DYNAMICS.get(kind)
+    if dynamics is None:
+        return f"{name}.forward (a slayer neuron of its own) on time-last [..., T]"
+    state = next(iter([*module.parameters(), *module.buffers()]), None)
+    device = None if state is None else state.device.type
+    if kind == "cuba":
+        cpu, cuda = PATH_CPU, PATH_CUDA
+    else:
+        cpu = f"CPU python loop over T (lava {' + '.join(dynamics)} dynamics, fixed point)"
+        cuda = f"CUDA: JIT-compiled {' + '.join(d + '.cu' for d in dynamics)} (fixed point)"
+    if getattr(module, "debug", False):
+        return f"{cpu} (debug=True: the Python loop on any device)"
+    if device == "cpu":
+        return cpu
+    if device == "cuda":
+        modules = (sys.modules.get(f"{_SLAYER}.neuron.dynamics.{d}") for d in dynamics)
+        loaded = all(getattr(getattr(m, "Accelerated", None), "module", None) for m in modules)
+        return cuda if loaded else f"{cuda} (not compiled yet: built at first use, nvcc + ninja)"
+    return f"the input's device decides: {cpu}; or {cuda}"
+
+
+def layer_categories() -> dict[type, str]:
+    """slayer's synapses, norms and losses, whose torch base classes (Conv3d, Module) misstate
+    them (a loss is the step's loss phase, not a layer)."""
+    from lava.lib.dl.slayer import loss, synapse
+    from lava.lib.dl.slayer.neuron import norm
+
+    norms = dict.fromkeys(("MeanOnlyBatchNorm", "WgtScaleBatchNorm"), "norm")
+    losses = dict.fromkeys(("SpikeTime", "SpikeRate", "SpikeMax", "SpikeMoid"), "loss")
+    return {**base.categorised(synapse, _SYNAPSE_CATEGORIES), **base.categorised(norm, norms),
+            **base.categorised(loss, losses)}  # fmt: skip
+
+
+NEURON_LAYERS = base.NeuronLayers(
+    package=_SLAYER,  # not "lava": that namespace is lava-nc's too
+    classes=neuron_classes,
+    time_steps=neuron_time_steps,
+    path=neuron_path,
+    categories=layer_categories,
+)
+
 FRAMEWORK = base.Framework(
     name="lava-dl",
     display="lava-dl",
@@ -515,4 +608,5 @@ FRAMEWORK = base.Framework(
     default_neuron=default_spikes,
     defaults=DEFAULTS,
     description="SLAYER: Loihi fixed-point CUBA neuron, time-last layout",
+    neuron_layers=NEURON_LAYERS,
 )

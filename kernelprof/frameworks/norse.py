@@ -325,6 +325,54 @@ DEFAULTS = (
     base.Default("record_states", "False", "norse/torch/module/snn.py: SNN.__init__"),
 )
 
+# ---- neuron modules in any model (kernelprof profile) ------------------------------------------
+
+# Norse's neuron modules derive from four bases in norse/torch/module/snn.py: SNN and
+# SNNRecurrent take [T, ...] and loop over T in their forward; SNNCell and SNNRecurrentCell do
+# one step per call. A few cells are plain nn.Modules (one step per call). The leaky integrators
+# (LI, LICell, LIBoxCell: no spikes) are SNN/SNNCell modules, so they count as neurons; Lift is
+# a container that calls its cell once per step, and is not one.
+_SEQUENCE_BASES = ("SNN", "SNNRecurrent")
+_STEP_BASES = ("SNNCell", "SNNRecurrentCell")
+_OTHER_CELLS = ("CobaLIFCell", "LILinearCell", "LIFCorrelation")
+
+
+def _bases(names: tuple[str, ...]) -> tuple[type, ...]:
+    from norse.torch.module import snn
+
+    return base.classes_in(snn, names)
+
+
+def neuron_classes() -> tuple[type, ...]:
+    import norse.torch as norse_torch
+
+    cells = base.classes_in(norse_torch, _OTHER_CELLS)
+    return _bases(_SEQUENCE_BASES) + _bases(_STEP_BASES) + cells
+
+
+def neuron_time_steps(module, args: tuple) -> int | None:
+    """[T, ...] for SNN/SNNRecurrent modules; one step per call for the cells."""
+    return int(args[0].shape[0]) if isinstance(module, _bases(_SEQUENCE_BASES)) else None
+
+
+def neuron_path(module) -> str:
+    activation = getattr(module, "activation", None)
+    step = getattr(activation, "__name__", None) or getattr(
+        getattr(activation, "func", None), "__name__", None
+    )  # a function, or a functools.partial of one
+    step = step or f"{type(module).__name__}.forward"
+    if isinstance(module, _bases(_SEQUENCE_BASES)):
+        return f"python loop over T: {step} once per step, eager torch ops (no fused kernel)"
+    return f"one step per call: {step}, eager torch ops (the script, or Lift, loops over T)"
+
+
+NEURON_LAYERS = base.NeuronLayers(
+    package="norse",
+    classes=neuron_classes,
+    time_steps=neuron_time_steps,
+    path=neuron_path,
+)
+
 NORSE = base.Implementation(
     name="norse",
     framework="Norse",
@@ -342,4 +390,5 @@ FRAMEWORK = base.Framework(
     no_converter="Norse ships no ANN-to-SNN converter",
     defaults=DEFAULTS,
     description="eager PyTorch, a Python loop over lif_feed_forward_step",
+    neuron_layers=NEURON_LAYERS,
 )

@@ -43,7 +43,9 @@ torch_module.py, sinabs/lif_exodus.py) and checked by tests/test_impl_rockpool.p
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 from functools import cache, partial
 
 import torch
@@ -351,6 +353,66 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return spikes[0].reshape(x.shape).to(x.dtype)
 
 
+# ---- neuron modules in any model (kernelprof profile) ------------------------------------------
+
+# Rockpool's torch neuron modules (rockpool/nn/modules/torch): LIFBaseTorch (LIFTorch,
+# aLIFTorch, LIFBitshiftTorch, and the sinabs-exodus ones LIFExodus, LIFMembraneExodus,
+# LIFSlayer, built on it), LIFNeuronTorch and RateTorch (rate neurons, no spikes: their per-step
+# neuron dynamics count, as for the other frameworks' leaky integrators). ExpSynTorch is a
+# synapse filter and is not one, though ExpSynExodus, built on LIFBaseTorch, is counted.
+# LIFSinabs (sinabs' LIF inside) is added where Rockpool's sinabs backend loaded (else a shim).
+_TORCH_NEURONS = (
+    ("rockpool.nn.modules.torch.lif_torch", "LIFBaseTorch"),
+    ("rockpool.nn.modules.torch.lif_neuron_torch", "LIFNeuronTorch"),
+    ("rockpool.nn.modules.torch.rate_torch", "RateTorch"),
+)
+_SINABS_BACKEND = "rockpool.nn.modules.sinabs"
+
+
+def neuron_classes() -> tuple[type, ...]:
+    classes = [getattr(importlib.import_module(where), name) for where, name in _TORCH_NEURONS]
+    lif_sinabs = getattr(sys.modules.get(_SINABS_BACKEND), "LIFSinabs", None)
+    if isinstance(lif_sinabs, type) and issubclass(lif_sinabs, nn.Module):  # not the shim
+        classes.append(lif_sinabs)
+    return tuple(classes)
+
+
+def neuron_time_steps(module, args: tuple) -> int:
+    """Batch-first [B, T, N], or [T, N] (TorchModule._auto_batch adds B = 1); a 1-D input is
+    taken as [B, 1, 1]: one step."""
+    x = args[0]
+    return 1 if x.dim() == 1 else int(x.shape[-2])
+
+
+def neuron_path(module) -> str:
+    name = type(module).__name__
+    where = {cls.__module__: cls.__name__ for cls in type(module).__mro__}
+    if f"{_SINABS_BACKEND}.lif_exodus" in where:
+        return f"EXODUS CUDA kernels (sinabs-exodus): {name} over [B, T, N]"
+    if f"{_SINABS_BACKEND}.lif_sinabs" in where:
+        return "sinabs' LIF layer inside: python loop over T (sinabs functional.lif_forward)"
+    path = f"python loop over T: {name}.forward, eager torch ops per step"
+    if "rockpool.nn.modules.torch.lif_torch" in where and hasattr(module, "w_rec"):
+        path += "; a dense N x N recurrent matmul every step (w_rec, zero without recurrence)"
+    return path
+
+
+def layer_categories() -> dict[type, str]:
+    """Rockpool's own linear and dropout modules (TorchModules, not nn.Linear/nn.Dropout)."""
+    from rockpool.nn.modules import torch as rockpool_torch
+
+    named = {"LinearTorch": "linear", "TimeStepDropout": "dropout", "UnitDropout": "dropout"}
+    return base.categorised(rockpool_torch, named)
+
+
+NEURON_LAYERS = base.NeuronLayers(
+    package="rockpool",
+    classes=neuron_classes,
+    time_steps=neuron_time_steps,
+    path=neuron_path,
+    categories=layer_categories,
+)
+
 FRAMEWORK = base.Framework(
     name="rockpool",
     display="Rockpool",
@@ -361,4 +423,5 @@ FRAMEWORK = base.Framework(
     defaults=DEFAULTS,
     default_neuron=default_spikes,
     description="eager PyTorch modules (LIFTorch, LIFNeuronTorch), EXODUS on CUDA",
+    neuron_layers=NEURON_LAYERS,
 )

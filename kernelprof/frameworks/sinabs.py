@@ -237,6 +237,70 @@ DEFAULTS = (
     base.Default("record_states", "False", _LIF),
 )  # fmt: skip
 
+# ---- neuron modules in any model (kernelprof profile) ------------------------------------------
+
+# StatefulLayer is the base sinabs itself treats as its neuron layers (network.py resets them,
+# synopcounter.py counts their spikes): LIF, IAF, ALIF, their Recurrent and Squeeze variants,
+# ExpLeak, and EXODUS's layers (sinabs.exodus.layers.LIF derives from sinabs' LIF). ExpLeak is a
+# leaky integrator with no spikes (LIF with spike_fn=None); it counts as a neuron: it runs the
+# same lif_forward loop over T, and as a LIF subclass it could not be told apart by class anyway.
+# Its path says that it does not spike (StatefulLayer.does_spike).
+
+
+def neuron_classes() -> tuple[type, ...]:
+    from sinabs.layers import StatefulLayer
+
+    return (StatefulLayer,)
+
+
+def neuron_time_steps(module, args: tuple) -> int:
+    """Batch-first [B, T, ...]; a Squeeze layer takes [B*T, ...] and unflattens it with its own
+    ``num_timesteps`` or ``batch_size`` (the other one is -1: SqueezeMixin.squeeze_init)."""
+    from sinabs.layers import SqueezeMixin
+
+    x = args[0]
+    if isinstance(module, SqueezeMixin):
+        if module.num_timesteps > 0:
+            return int(module.num_timesteps)
+        return int(x.shape[0]) // int(module.batch_size)
+    return int(x.shape[1])
+
+
+def neuron_path(module) -> str:
+    from sinabs import layers
+
+    if any(cls.__module__.startswith("sinabs.exodus") for cls in type(module).__mro__):
+        return PATH_EXODUS
+    kinds = (("ALIFRecurrent", "alif_recurrent"), ("ALIF", "alif_forward"),
+             ("LIFRecurrent", "lif_recurrent"), ("LIF", "lif_forward"))  # fmt: skip
+    function = next(
+        (name for cls, name in kinds if isinstance(module, getattr(layers, cls, ()))), None
+    )
+    if function is None:
+        return f"{type(module).__name__}.forward (a StatefulLayer of its own) on [B, T, ...]"
+    path = f"python loop over T: sinabs functional.{function}, eager torch ops per step"
+    if not getattr(module, "does_spike", True):
+        path += "; no spikes (a leaky integrator)"
+    if isinstance(module, layers.SqueezeMixin):
+        path += "; batch and time folded in dim 0 (Squeeze), unflattened around the loop"
+    return path
+
+
+def layer_categories() -> dict[type, str]:
+    """Sinabs' pooling layers: SumPool2d is an LPPool2d, SpikingMaxPooling2dLayer a Module."""
+    from sinabs import layers
+
+    return base.categorised(layers, {"SumPool2d": "pool", "SpikingMaxPooling2dLayer": "pool"})
+
+
+NEURON_LAYERS = base.NeuronLayers(
+    package="sinabs",
+    classes=neuron_classes,
+    time_steps=neuron_time_steps,
+    path=neuron_path,
+    categories=layer_categories,
+)
+
 FRAMEWORK = base.Framework(
     name="sinabs",
     display="Sinabs",
@@ -245,4 +309,5 @@ FRAMEWORK = base.Framework(
     converters={"sinabs": convert},
     defaults=DEFAULTS,
     description="batch-first LIF layers; EXODUS CUDA kernels where sinabs-exodus is built",
+    neuron_layers=NEURON_LAYERS,
 )

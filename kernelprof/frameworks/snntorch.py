@@ -276,6 +276,60 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(spikes).to(x.dtype)
 
 
+# ---- neuron modules in any model (kernelprof profile) ------------------------------------------
+
+# Every snnTorch neuron derives from SpikingNeuron (Leaky, Synaptic, Alpha, Lapicque, RLeaky,
+# RSynaptic, SLSTM, SConv2dLSTM, StateLeaky, LinearLeaky, AssociativeLeaky, DeltaLeaky) except
+# LeakyParallel, a plain nn.Module around nn.RNN.
+_NEURON_BASES = ("SpikingNeuron", "LeakyParallel")
+# The neurons that take the whole [T, B, ...] sequence in one call, and what that call runs (the
+# first that matches: LinearLeaky is a StateLeaky). Every other neuron is one step per call.
+_SEQUENCE_NEURONS = (
+    ("LinearLeaky", "multi-step: nn.Linear, then a causal depthwise conv1d over T with the "
+     "exponential kernel (no reset) and the threshold; one call per sequence"),
+    ("StateLeaky", "multi-step: causal depthwise conv1d over T with the exponential kernel "
+     "(no reset), then the threshold; one call per sequence"),
+    ("AssociativeLeaky", "multi-step: projections, cumulative sums and einsum over T "
+     "(vectorised), then the threshold; one call per sequence"),
+    ("LeakyParallel", "multi-step: torch.nn.RNN (ReLU) over T (cuDNN on CUDA), then the "
+     "threshold; one call per sequence"),
+)  # fmt: skip
+
+
+def neuron_classes() -> tuple[type, ...]:
+    import snntorch
+
+    return base.classes_in(snntorch, _NEURON_BASES)
+
+
+def _sequence_path(module) -> str | None:
+    import snntorch
+
+    for name, path in _SEQUENCE_NEURONS:
+        cls = getattr(snntorch, name, None)
+        if isinstance(cls, type) and isinstance(module, cls):
+            return path
+    return None
+
+
+def neuron_time_steps(module, args: tuple) -> int | None:
+    """[T, B, ...] for the sequence neurons; one step per call for the others."""
+    return int(args[0].shape[0]) if _sequence_path(module) else None
+
+
+def neuron_path(module) -> str:
+    return _sequence_path(module) or (
+        f"per-step call: {type(module).__name__}.forward, eager torch ops (the script loops over T)"
+    )
+
+
+NEURON_LAYERS = base.NeuronLayers(
+    package="snntorch",
+    classes=neuron_classes,
+    time_steps=neuron_time_steps,
+    path=neuron_path,
+)
+
 NEURON = base.Implementation(
     name="snntorch",
     framework="snnTorch",
@@ -293,4 +347,5 @@ FRAMEWORK = base.Framework(
     defaults=DEFAULTS,
     default_neuron=default_spikes,
     description="eager PyTorch, one snn.Leaky call per time step",
+    neuron_layers=NEURON_LAYERS,
 )

@@ -573,6 +573,162 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return default_lif()(x)  # [T, N] in, [T, N] out: a fresh node has no state
 
 
+# ---- neuron modules in any model (kernelprof profile) ------------------------------------------
+
+# The bases of every neuron in spikingjelly.activation_based.neuron (2.0.0), looked up by name
+# where they exist (0.0.0.0.14 has fewer). Most nodes derive from BaseNode (LIFNode, IFNode,
+# ParametricLIFNode, ...) or SimpleBaseNode; the others are their own bases. The non-spiking
+# integrators (NonSpikingBaseNode, NoisyNonSpikingBaseNode: the membrane as a readout) are
+# counted as neurons too: they run the same per-step neuron dynamics, as sinabs' ExpLeak and
+# Norse's LI do (which their frameworks' neuron bases include anyway).
+_NODE_BASES = (
+    "BaseNode",
+    "SimpleBaseNode",
+    "NonSpikingBaseNode",
+    "ActivationAwareIFNode",
+    "DSRIFNode",
+    "DSRLIFNode",
+    "FewSpikeNode",
+    "FlexSN",
+    "GatedLIFNode",
+    "ILCBaseNode",
+    "NoisyBaseNode",
+    "NoisyNonSpikingBaseNode",
+    "PSN",
+    "MaskedPSN",
+    "SlidingPSN",
+    "STBIFNode",
+)
+# Nodes whose multi-step call goes through one of SpikingJelly 2.x's fused neuron ops
+# (functional.<name>_multi_step -> torch.ops.sj_<name>), by the node class that calls it.
+_FUSED_OPS = {
+    "LIFNode": "sj_lif",
+    "IFNode": "sj_if",
+    "ParametricLIFNode": "sj_plif",
+    "QIFNode": "sj_qif",
+    "EIFNode": "sj_eif",
+    "IzhikevichNode": "sj_izhikevich",
+    "ILIFNode": "sj_ilif",
+    "ActivationAwareIFNode": "sj_activation_aware_if",
+    "STBIFNode": "sj_stbif",
+}
+# A subclass that defines one of these runs its own code, not its SpikingJelly base's.
+_STEP_METHODS = (
+    "forward",
+    "multi_step_forward",
+    "single_step_forward",
+    "multi_step_functional_forward",
+    "single_step_functional_forward",
+)
+
+
+def neuron_classes() -> tuple[type, ...]:
+    from spikingjelly.activation_based import neuron
+
+    return base.classes_in(neuron, _NODE_BASES)
+
+
+def _step_mode(module) -> str:
+    mode = getattr(module, "step_mode", None)
+    if mode is None:  # a MultiStepModule (PSN, NonSpikingBaseNode, ...) has none: always 'm'
+        from spikingjelly.activation_based import base as sj_base
+
+        multi = getattr(sj_base, "MultiStepModule", ())
+        return "m" if multi and isinstance(module, multi) else "s"
+    return mode
+
+
+def neuron_time_steps(module, args: tuple) -> int | None:
+    """[T, ...] in step_mode 'm'; one step per call in 's'."""
+    return int(args[0].shape[0]) if _step_mode(module) == "m" else None
+
+
+def _bound_lif_provider(device: torch.device) -> str | None:
+    """The CUDA provider SpikingJelly has bound for ``device``, without binding one."""
+    ops = sys.modules.get(_LIF_OPS)
+    selection = getattr(ops, "_selection", None)
+    bound = getattr(selection, "_selections", {}).get(device.index)
+    return getattr(bound, "name", None)
+
+
+def _lif_node_path(module) -> str:
+    """A multi-step LIFNode's path: ``lif_multi_step``'s choice (see the module docstring),
+    from the device and dtype of its state V when a call has left one."""
+    if getattr(module, "_neuron_precision", None) is not None:
+        return "explicit neuron precision: Triton mixed-precision LIF kernels (CUDA only)"
+    surrogate_function = module.surrogate_function
+    v = getattr(module, "v", None)  # a float until a call (or after reset_net); then [...]
+    if not isinstance(v, torch.Tensor):
+        reason = fallback_reason(surrogate_function, torch.float32)
+        if reason:
+            return f"python loop: fallback, {reason} (on any device)"
+        return (
+            "sj_lif op, decided by the call's input: on CPU a Python loop over T (the op's "
+            "torch reference, autograd per step); on CUDA the provider SpikingJelly binds for "
+            "the device (native CUDA -> Triton -> torch); a non-float32 input falls back to the "
+            "Python-loop reference"
+        )
+    if v.device.type != "cuda":
+        return _expected_path(surrogate_function, v.device, v.dtype, None)
+    reason = fallback_reason(surrogate_function, v.dtype)
+    if reason:
+        return f"python loop: fallback, {reason}"
+    provider = _bound_lif_provider(v.device)
+    if provider is None:
+        return (
+            "sj_lif op on CUDA: provider not bound yet (SpikingJelly binds native CUDA -> "
+            f"Triton -> torch at the first call; {BACKEND_ENV} forces one)"
+        )
+    return _CUDA_PROVIDER_PATHS.get(provider, provider)
+
+
+def neuron_path(module) -> str:
+    name = type(module).__name__
+    if _step_mode(module) != "m":
+        return f"single step per call: {name}, eager torch ops (the script loops over T)"
+    backend = getattr(module, "backend", None)  # 0.0.0.0.14's nodes; 2.x nodes have none
+    if backend is not None:
+        path = f"multi-step, backend={backend!r}: {_LEGACY_PATHS.get(backend, backend)}"
+        if not module.training and "LIFNode" in (cls.__name__ for cls in type(module).__mro__):
+            path += " (in eval mode 0.0.0.0.14's LIFNode ignores backend: its JIT loops)"
+        return path
+    mro = type(module).__mro__
+    origin = next(cls for cls in mro if cls.__module__.startswith("spikingjelly."))
+    own = [
+        method
+        for method in _STEP_METHODS
+        if any(method in vars(cls) for cls in mro[: mro.index(origin)])
+    ]
+    if own:
+        return f"multi-step: {name}'s own {own[0]} (a subclass of {origin.__name__}) on [T, ...]"
+    op = _FUSED_OPS.get(origin.__name__)
+    if op is None:
+        return f"multi-step: {origin.__name__}.multi_step_forward on [T, ...] (no fused neuron op)"
+    if origin.__name__ == "LIFNode":
+        return _lif_node_path(module)
+    return (
+        f"multi-step: {op} op where SpikingJelly admits the surrogate and dtype, else its "
+        "Python-loop reference; the op is a Python loop over T on CPU and, on CUDA, the "
+        "provider SpikingJelly binds for the device (native CUDA -> Triton -> torch)"
+    )
+
+
+def layer_categories() -> dict[type, str]:
+    """SpikingJelly layers whose torch base class would misstate them (plain nn.Module)."""
+    from spikingjelly.activation_based import layer
+
+    named = {"Dropout": "dropout", "Dropout2d": "dropout", "NeuNorm": "norm"}
+    return base.categorised(layer, named)
+
+
+NEURON_LAYERS = base.NeuronLayers(
+    package="spikingjelly",
+    classes=neuron_classes,
+    time_steps=neuron_time_steps,
+    path=neuron_path,
+    categories=layer_categories,
+)
+
 FRAMEWORK = base.Framework(
     name="spikingjelly",
     display="SpikingJelly",
@@ -583,4 +739,5 @@ FRAMEWORK = base.Framework(
     defaults=DEFAULTS,
     default_neuron=default_spikes,
     description="multi-step LIFNode; fused CUDA/Triton kernels on GPU, a Python loop on CPU",
+    neuron_layers=NEURON_LAYERS,
 )
