@@ -1,12 +1,12 @@
 """kernelprof: where spiking-neural-network training time, memory and energy go, measured.
 
 The Python API (:mod:`kernelprof.api`): ``kernelprof.check``, ``kernelprof.compare``,
-``kernelprof.e2e`` and ``kernelprof.load``; imported on first use, so that importing a
-submodule (a worker process does) stays cheap.
+``kernelprof.e2e``, ``kernelprof.profile`` (with ``kernelprof.step``) and ``kernelprof.load``;
+imported on first use, so that importing a submodule (a worker process does) stays cheap.
 """
 
 __version__ = "0.1.0"
-__all__ = ["Result", "RequestError", "check", "compare", "e2e", "load"]
+__all__ = ["Result", "RequestError", "check", "compare", "e2e", "load", "profile", "step"]
 
 
 def __getattr__(name: str):

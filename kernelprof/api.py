@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from kernelprof.requests import CheckRequest, CompareRequest, E2ERequest, RequestError
+from kernelprof.requests.profile import ProfileRequest
 from kernelprof.results import files
 from kernelprof.results.document import Document
 
-__all__ = ["Result", "RequestError", "check", "compare", "e2e", "load"]
+__all__ = ["Result", "RequestError", "check", "compare", "e2e", "load", "profile", "step"]
 
 
 class Result:
@@ -162,6 +163,47 @@ def e2e(request: E2ERequest | None = None, /, **options: Any) -> Result:
     document = run.run_e2e(request, environment=environment(request.device), notes=_notes(),
                            progress=progress.training)  # fmt: skip
     return Result(document, _saved(document, request.out) if run.reports_here() else ())
+
+
+def profile(model=None, request: ProfileRequest | None = None, /, **options: Any):
+    """``kernelprof profile`` for a notebook or a custom loop::
+
+        with kernelprof.profile(model, steps=10) as prof:
+            for x, y in loader:
+                ...  # forward, loss, backward, optimizer step
+                prof.step()
+        prof.result.table()
+
+    ``model``: the module (or a list of modules) whose layers are named; without one, the
+    models are the modules the warm-up steps call, and steps end at ``optimizer.step()`` (as
+    for a script run by ``kernelprof profile``) until ``prof.step()`` is called. The options are the
+    command's (``warmup``, ``steps``, ``op_steps``, ``device``, ``out``, ``trace_dir``); the
+    loop must step ``warmup + 3 * (steps + op_steps)`` times for the whole schedule (leaving
+    the block earlier keeps what was profiled). ``prof.result`` is a :class:`Result` holding
+    the same document the command line writes."""
+    from kernelprof.runs.profile import run
+
+    class Profile(run.Profile):
+        @property
+        def result(self) -> Result:
+            """The profile (a :class:`Result`), once the schedule is done or the block left."""
+            return Result(*self.profiled())
+
+    request = _request(ProfileRequest, request, options)
+    if request.script:
+        raise RequestError("profile: a command is for the command line; the Python API "
+                           "profiles the model it is given")  # fmt: skip
+    if request.stop:
+        raise RequestError("profile: --stop is for the command line (leave the `with` block)")
+    return Profile(model, request, notes=_notes())
+
+
+def step() -> None:
+    """Marks the end of a training step for ``kernelprof profile`` (a no-op when nothing is
+    profiled): for scripts whose steps are not one optimizer step each."""
+    from kernelprof.runs.profile.run import step as mark
+
+    mark()
 
 
 def load(path: str | Path) -> Result:

@@ -15,6 +15,7 @@ from kernelprof.requests import RequestError, tools
 from kernelprof.requests import check as check_request
 from kernelprof.requests import compare as compare_request
 from kernelprof.requests import e2e as e2e_request
+from kernelprof.requests import profile as profile_request
 from kernelprof.requests.options import Command
 
 
@@ -33,6 +34,9 @@ def _interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["profile", "diff"]:  # a command of its own: `profile` takes a script
+        argv = ["profile diff", *argv[2:]]
     args = vars(parser.parse_args(argv))
     command = args.pop("command_spec", None)
     if command is None:
@@ -55,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "neuron kernels and frameworks measured side by side.")  # fmt: skip
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
     for command in (compare_request.COMMAND, check_request.COMMAND, e2e_request.COMMAND,
-                    tools.FRAMEWORKS):  # fmt: skip
+                    profile_request.COMMAND, profile_request.DIFF, tools.FRAMEWORKS):  # fmt: skip
         _add(commands, command, command.name)
     trace = commands.add_parser("trace", help="summarise a torch.profiler Chrome trace, or diff "
                                 "two", description=tools.TRACE_SUMMARY.description)  # fmt: skip
@@ -167,6 +171,45 @@ def _e2e(request, format: str) -> int:
     return 0 if any(row.status == "ok" for row in document.rows) else 1
 
 
+def _profile(request, format: str, top: int) -> int:
+    from kernelprof.present import profile as shown
+    from kernelprof.runs.profile import run
+
+    try:
+        document, code = run.run_script(request)
+    except run.ScriptFailed as error:
+        print(f"kernelprof profile: {error}", file=sys.stderr)
+        return 1
+    if format == "json":
+        from kernelprof.results import files
+
+        print(files.dumps(document))
+    else:
+        console = _console()
+        for renderable in shown.renderables(document, top):
+            console.print(renderable)
+    if code != 0:
+        print(shown.summary_line(document, code), file=sys.stderr)
+        return code
+    return 1 if document.status == "error" else 0
+
+
+def _profile_diff(request, format: str) -> int:
+    import json
+
+    from kernelprof.present import profile as shown
+    from kernelprof.results.record import encode
+    from kernelprof.runs.profile import run
+
+    comparison = run.diff(request)
+    if format == "json":
+        print(json.dumps(encode(comparison), indent=2))
+    else:
+        for renderable in shown.diff_renderables(comparison, str(request.a), str(request.b)):
+            _console().print(renderable)
+    return 0
+
+
 def _frameworks(request, format: str) -> int:
     from kernelprof.present.frameworks import frameworks_table
     from kernelprof.results.record import encode
@@ -244,6 +287,8 @@ HANDLERS: dict[str, Callable[..., int]] = {
     "check": _check,
     "compare": _compare,
     "e2e": _e2e,
+    "profile": _profile,
+    "profile diff": _profile_diff,
     "frameworks": _frameworks,
     "summary": _trace_summary,
     "diff": _trace_diff,

@@ -284,7 +284,51 @@ def study_document() -> StudyDocument:
     )  # fmt: skip
 
 
+def profile_document():
+    """Made by the analysis from a run, as the command line makes it: two layers (a neuron
+    called 8 times a step, a linear one) and the step's phases."""
+    from kernelprof.results import layers
+    from kernelprof.results.profile import LayerSeen, NeuronCall, ProfileRun, ProfileTask
+
+    times = {"lif1 fwd": 400.0, "lif1 bwd": 600.0, "fc1 fwd": 200.0, "fc1 bwd": 300.0,
+             "loss": 50.0, "loss bwd": 20.0, "optimizer": 80.0, "data loading": 100.0,
+             "host-to-device copy": 10.0, "other fwd": 120.0, "other": 120.0}  # fmt: skip
+    step_us = sum(times.values())
+    attributed = StepAttribution(
+        path="profile.json", kind="host", detailed=False, steps=4, step_us=step_us,
+        categories_us=times, host_categories_us=times, launch={}, gpu={},
+        operators={"lif1 fwd": {"aten::mul": NamedTime(count=16.0, us=150.0)},
+                   "fc1 bwd": {"aten::mm": NamedTime(count=2.0, us=250.0)}},
+        step_lengths_us=(step_us,) * 4,
+        per_step=(StepLength(length_us=step_us, host_us=times),) * 4,
+    )  # fmt: skip
+    breakdown = StepBreakdown(
+        coarse=attributed, detailed=attributed, plain_step_us=step_us * 0.98,
+        profiled_step_us=step_us, profiled_over_plain=1.02,
+        profiled_over_plain_interval=(0.99, 1.05), matches_plain_step=True,
+        within_tolerance=True, detailed_overhead=0.15, plain_steps_us=(step_us,) * 5,
+        paired_ratios=(1.02,) * 4,
+    )  # fmt: skip
+    run = ProfileRun(
+        layers=(
+            LayerSeen(name="lif1", type="snntorch._neurons.leaky.Leaky", category="neuron",
+                      calls=(8, 8, 8, 8),
+                      neuron=NeuronCall(framework="snnTorch", path="per-step call",
+                                        steps_per_call=1, neurons=32 * 100, dtype="fp32",
+                                        element_bytes=4)),
+            LayerSeen(name="fc1", type="torch.nn.modules.linear.Linear", category="linear",
+                      calls=(8, 8, 8, 8)),
+        ),
+        breakdown=breakdown, copy_bandwidth=10e9, steps_seen=24, uncategorised=(),
+    )  # fmt: skip
+    task = ProfileTask(entry="script", command=("python", "train.py"), device="cpu", warmup=5,
+                       steps=4, op_steps=1, marker="optimizer.step()",
+                       trace_dir="/traces")  # fmt: skip
+    return layers.document(task, run, ENVIRONMENT)
+
+
 ALL = {
+    "profile": profile_document,
     "check": check_document,
     "compare": compare_document,
     "e2e": e2e_document,

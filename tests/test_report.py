@@ -139,3 +139,24 @@ def test_check_and_study_documents_are_reported_too(tmp_path):
     assert "## check: T=8, N=4,096, fp32 (check.json)" in text
     assert "### The study's claims" in text and "SpikingJelly is the fastest" in text
     assert "| snntorch | ok | 85.0 % |" in text  # the study's runs follow its tables
+
+
+def test_a_profile_is_reported_with_its_category_bar_layers_and_roofline(tmp_path):
+    from kernelprof.results import files
+    from tests.documents import profile_document
+
+    path = tmp_path / "profile.json"
+    files.save(profile_document(), path)
+    out = tmp_path / "profile.html"
+    done = run_kernelprof("report", str(path), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "2 chart(s)" in done.stdout  # the step by category, the neuron layers' roofline
+    text = out.read_text()
+    assert "profile: python train.py (profile.json)" in text
+    assert "snntorch._neurons.leaky.Leaky" in text and "neuron bwd" in text
+    if BROWSER is None:
+        pytest.skip("unavailable: no Chromium to render it (scripts/setup-browser.sh)")
+    done = browse(out.resolve().as_uri(), "--virtual-time-budget=10000", "--dump-dom")
+    body = re.search(r"<body([^>]*)>", done.stdout).group(1)
+    state = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
+    assert state == {"charts": "2", "charts-rendered": "2", "errors": "0"}, state

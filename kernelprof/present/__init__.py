@@ -1,7 +1,7 @@
 """Presentation: terminal tables, CSV/Markdown, plots, HTML. Reads result records only; never
 measures or analyses. One module per kind of result (:mod:`.check`, :mod:`.compare`,
-:mod:`.e2e`, :mod:`.study`, :mod:`.traces`, :mod:`.frameworks`), shared table helpers in
-:mod:`.tables`, pages of several results in :mod:`.pages`."""
+:mod:`.e2e`, :mod:`.study`, :mod:`.profile`, :mod:`.traces`, :mod:`.frameworks`), shared table
+helpers in :mod:`.tables`, pages of several results in :mod:`.pages`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from kernelprof.results.check import CheckDocument
 from kernelprof.results.compare import CompareDocument
 from kernelprof.results.document import Document
 from kernelprof.results.e2e import ConversionDocument, E2EDocument
+from kernelprof.results.profile import ProfileDocument
 from kernelprof.results.study import StudyDocument
 
 
@@ -22,6 +23,10 @@ def renderables(document: Document, all_rows: bool = False) -> list:
         return check.document_renderables(document, all_rows)
     if isinstance(document, E2EDocument | ConversionDocument):
         return e2e.document_renderables(document)
+    if isinstance(document, ProfileDocument):
+        from . import profile
+
+        return profile.renderables(document)
     if isinstance(document, StudyDocument):
         from rich.markdown import Markdown
 

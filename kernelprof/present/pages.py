@@ -1,5 +1,5 @@
-"""``kernelprof report``: results documents (check, compare, e2e, conversion, study) as one HTML
-file or Markdown.
+"""``kernelprof report``: results documents (check, compare, e2e, conversion, study, profile) as
+one HTML file or Markdown.
 
 The HTML file is self-contained: every chart is a PNG embedded as a data URI and the style is
 inline, so it opens offline and can be mailed or attached as one file. A small inline script
@@ -26,9 +26,11 @@ from kernelprof.results.compare import CompareDocument
 from kernelprof.results.document import Document
 from kernelprof.results.e2e import ConversionDocument, E2EDocument
 from kernelprof.results.flags import BUSY
+from kernelprof.results.profile import ProfileDocument
 from kernelprof.results.study import StudyDocument
 
 from . import check, e2e, plots, study
+from . import profile as profiles
 from .tables import markdown_table
 from .traces import drill_down_rows
 
@@ -68,6 +70,8 @@ def sections(document: Document, source: str) -> list[tuple]:
         return _check_sections(document, source)
     if isinstance(document, ConversionDocument):
         return _conversion_sections(document, source)
+    if isinstance(document, ProfileDocument):
+        return _profile_sections(document, source)
     if isinstance(document, StudyDocument):
         return [
             *study.sections(document),
@@ -170,6 +174,31 @@ def _conversion_sections(document: ConversionDocument, source: str) -> list[tupl
     ]
     if document.converted:
         items.append(("figure", "conversion_accuracy_vs_T", plots.accuracy_vs_t(document)))
+    return items
+
+
+def _profile_sections(document: ProfileDocument, source: str) -> list[tuple]:
+    command = " ".join(document.task.command) or "the Python API"
+    items: list[tuple] = [("h2", f"profile: {command} ({source})"),
+                          ("note", _environment(document)),
+                          ("note", profiles.headline(document))]  # fmt: skip
+    if document.status == "error":
+        return items
+    step = document.step_us
+    items.append(("figure", "profile_categories", plots.profile_bar(document)))
+    items.append(("table", ["category", "ms", "% step"],
+                  [[name, f"{us / 1e3:.3f}", f"{100 * us / step:.1f}"]
+                   for name, us in document.categories_us.items()]))  # fmt: skip
+    items.append(("table", ["layer", "type", "category", "calls", "fwd ms", "bwd ms", "% step",
+                            "top operations (ms)"],
+                  [[layer.name, layer.type, layer.category, f"{layer.calls:g}",
+                    f"{layer.fwd_us / 1e3:.3f}", f"{layer.bwd_us / 1e3:.3f}",
+                    f"{100 * layer.total_us / step:.1f}",
+                    ", ".join(f"{op.name} {op.us / 1e3:.3f}" for op in layer.operations[:3])]
+                   for layer in document.layers]))  # fmt: skip
+    if document.roofline is not None:
+        items.append(("figure", "profile_roofline", plots.profile_roofline(document)))
+    items += [("note", line) for line in profiles.notes(document)]
     return items
 
 

@@ -1,5 +1,6 @@
 """Pictures of results (matplotlib, headless): compare's times and bandwidth, e2e breakdowns,
-attribution waterfalls and conversion accuracy against T. Each function returns a Figure."""
+attribution waterfalls, conversion accuracy against T, a profile's step by category and its
+neuron layers against the copy bandwidth. Each function returns a Figure."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kernelprof.results.compare import CompareCase, CompareDocument  # noqa: E402
 from kernelprof.results.e2e import ConversionDocument, E2EDocument  # noqa: E402
+from kernelprof.results.profile import ProfileDocument  # noqa: E402
 
 WATERFALL_BARS = 8  # categories drawn one by one in an attribution waterfall; the rest summed
 
@@ -167,4 +169,41 @@ def accuracy_vs_t(document: ConversionDocument):
     axis.set_xscale("log", base=2)
     axis.grid(True, alpha=0.3)
     axis.legend()
+    return figure
+
+
+def profile_bar(document: ProfileDocument):
+    """profile: the median profiled step, one bar stacked by category."""
+    figure, axis = plt.subplots(figsize=(10, 2.6), constrained_layout=True)
+    left = 0.0
+    colours = plt.get_cmap("tab20")
+    for index, (label, us) in enumerate(document.categories_us.items()):
+        value = max(0.0, us / 1e3)
+        axis.barh([0], [value], left=left, label=label, color=colours(index % 20))
+        left += value
+    axis.set(yticks=[], xlabel="ms per training step (profiled)",
+             title=f"where a training step goes ({document.time_kind} time)")  # fmt: skip
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    axis.grid(True, axis="x", alpha=0.3)
+    return figure
+
+
+def profile_roofline(document: ProfileDocument):
+    """profile: each neuron layer's measured time against its time at the copy bandwidth."""
+    neurons = [layer for layer in document.layers if layer.neuron is not None]
+    if not neurons or document.roofline is None:
+        raise ValueError("no neuron layers against a measured copy bandwidth")
+    figure, axis = plt.subplots(figsize=(10, 0.45 * len(neurons) + 1.8), constrained_layout=True)
+    positions = list(range(len(neurons)))
+    measured = [layer.neuron.time_us / 1e3 for layer in neurons]
+    ideal = [(layer.neuron.at_copy_us or 0.0) / 1e3 for layer in neurons]
+    axis.barh(positions, measured, color="tab:orange", label="measured (fwd + bwd)")
+    axis.barh(positions, ideal, color="tab:blue", label="at the copy bandwidth")
+    axis.set(yticks=positions, yticklabels=[layer.name for layer in neurons],
+             xlabel="ms per training step",
+             title=f"neuron layers against the copy bandwidth "
+                   f"({document.roofline.copy_bandwidth / 1e9:.3g} GB/s)")  # fmt: skip
+    axis.invert_yaxis()
+    axis.legend(fontsize=8)
+    axis.grid(True, axis="x", alpha=0.3)
     return figure

@@ -17,6 +17,7 @@ from kernelprof.results.check import CheckDocument
 from kernelprof.results.compare import CompareDocument
 from kernelprof.results.document import SCHEMA_VERSION, Document
 from kernelprof.results.e2e import ConversionDocument, E2EDocument
+from kernelprof.results.profile import ProfileDocument
 from kernelprof.results.record import SchemaError, decode, encode
 from kernelprof.results.study import StudyDocument
 
@@ -26,6 +27,7 @@ KINDS: dict[str, type[Document]] = {
     "e2e": E2EDocument,
     "conversion": ConversionDocument,
     "study": StudyDocument,
+    "profile": ProfileDocument,
 }
 
 

@@ -419,6 +419,26 @@ def compare(
     }  # fmt: skip
 
 
+def synchronisations_inside_steps(trace: dict[str, Any], tail: float = 0.02) -> list[str]:
+    """The CUDA runtime's synchronising calls (``cudaDeviceSynchronize``,
+    ``cudaStreamSynchronize``, ``cudaEventSynchronize``, a blocking ``cudaMemcpy``) made inside a
+    ``kernelprof/step`` range before its last ``tail`` share (where the step's own closing
+    synchronisation is): what "no synchronisation inside a step" rules out."""
+    events = [e for e in trace.get("traceEvents", []) if isinstance(e, dict) and e.get("ph") == "X"]
+    steps = [(float(e["ts"]), float(e.get("dur", 0.0))) for e in events if e.get("name") == STEP]
+    found = []
+    for event in events:
+        name = str(event.get("name", ""))
+        if event.get("cat") != "cuda_runtime" or not (
+            "Synchronize" in name or name in ("cudaMemcpy", "cudaMemcpyAsync_sync")
+        ):
+            continue
+        ts = float(event["ts"])
+        if any(start <= ts < start + (1 - tail) * length for start, length in steps):
+            found.append(name)
+    return found
+
+
 # ---- writing the convention --------------------------------------------------------------------
 
 

@@ -1,0 +1,169 @@
+"""``kernelprof profile``'s tables: the step by category, the layers (slowest first) with their
+top operations, the neuron layers against the copy bandwidth, and ``profile diff``."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from kernelprof.present.tables import WIDTH, fill, plain, significant, table
+from kernelprof.results.profile import Layer, ProfileDocument
+
+
+def _ms(us: float) -> str:
+    return significant(us / 1e3, 3)
+
+
+def _share(us: float, step_us: float) -> str:
+    return f"{100 * us / step_us:.1f}" if step_us else ""
+
+
+def headline(document: ProfileDocument) -> str:
+    """One line: the step, where it was measured, and how the profile went."""
+    task = document.task
+    if document.status == "error":
+        return f"kernelprof profile: {document.reason}"
+    breakdown = document.breakdown
+    low, high = breakdown.profiled_over_plain_interval
+    what = "device time (kernels)" if document.time_kind == "device" else "host time"
+    line = (f"profiled step {_ms(document.step_us)} ms ({what}, the middle half of "
+            f"{breakdown.coarse.steps} steps on {task.device}; steps end at {task.marker}); "
+            f"plain step {_ms(breakdown.plain_step_us)} ms: profiled/plain "
+            f"{breakdown.profiled_over_plain:.3f} (95 % interval {low:.3f}-"
+            f"{high:.3f})")  # fmt: skip
+    if document.status == "partial":
+        line += f"; partial: {document.reason}"
+    return line
+
+
+def categories_table(document: ProfileDocument):
+    step = document.step_us
+    cells = [[name, _ms(us), _share(us, step)] for name, us in document.categories_us.items()]
+    total = sum(document.categories_us.values())
+    cells.append(["(sum)", _ms(total), _share(total, step)])
+    into = table("the step by category")
+    fill(into, ("category", "ms", "% step"), cells, 1)
+    return into
+
+
+def layers_table(document: ProfileDocument, top: int):
+    step = document.step_us
+    shown = document.layers[:top]
+    cells = []
+    for layer in shown:
+        operations = ", ".join(f"{op.name.removeprefix('aten::')} {_ms(op.us)}"
+                               for op in layer.operations[:3])  # fmt: skip
+        cells.append([layer.name, _type(layer), layer.category, f"{layer.calls:g}",
+                      _ms(layer.fwd_us), _ms(layer.bwd_us), _share(layer.total_us, step),
+                      operations])  # fmt: skip
+    kind = "kernels" if document.time_kind == "device" else "operators"
+    into = table(f"layers, slowest first ({len(shown)} of {len(document.layers)})")
+    fill(into, ("layer", "type", "category", "calls", "fwd ms", "bwd ms", "% step",
+                f"top {kind} (ms)"), cells, 3)  # fmt: skip
+    into.columns[-1].no_wrap = False
+    into.columns[-1].max_width = 44
+    return into
+
+
+def _type(layer: Layer) -> str:
+    return layer.type.rsplit(".", 1)[-1]
+
+
+def roofline_table(document: ProfileDocument):
+    roofline = document.roofline
+    if roofline is None:
+        return None
+    cells = []
+    for layer in document.layers:
+        figures = layer.neuron
+        if figures is None:
+            continue
+        fraction = "" if figures.copy_fraction is None else f"{100 * figures.copy_fraction:.1f}"
+        cells.append([layer.name, figures.framework, figures.path, str(figures.T),
+                      f"{figures.neurons:,}", figures.dtype,
+                      significant((figures.fwd_bytes + figures.bwd_bytes) / 2**20, 3),
+                      _ms(figures.time_us), fraction, _ms(figures.saved_us or 0.0)])  # fmt: skip
+    into = table(
+        "neuron layers against the copy bandwidth "
+        f"({significant(roofline.copy_bandwidth / 1e9, 3)} GB/s measured in this run)"
+    )
+    fill(into, ("layer", "framework", "code path", "T", "neurons", "dtype", "MiB moved",
+                "ms", "% copy BW", "ms saved"), cells, 3)  # fmt: skip
+    into.columns[2].no_wrap = False
+    into.columns[2].max_width = 36
+    into.caption = (f"neuron layers: {100 * roofline.neuron_share:.0f} % of the step; at copy "
+                    f"bandwidth {100 * roofline.at_copy_share:.1f} %: the step at most "
+                    f"{roofline.max_speedup:.2f}x faster. Bytes: the canonical fused "
+                    "algorithm's (3 passes over T x neurons forward, 3 backward), as compare "
+                    "counts them.")  # fmt: skip
+    return into
+
+
+def notes(document: ProfileDocument) -> list[str]:
+    lines = []
+    breakdown = document.breakdown
+    if breakdown is not None:
+        if not breakdown.matches_plain_step:
+            low, high = breakdown.profiled_over_plain_interval
+            lines.append(f"profiled steps differ from plain ones beyond 5 % ({low:.3f}-"
+                         f"{high:.3f}): the profiler's ranges cost this step that "
+                         "much")  # fmt: skip
+        lines.append(f"operations trace (every operator recorded): "
+                     f"{100 * breakdown.detailed_overhead:+.0f} % over the plain step; "
+                     f"traces: {breakdown.coarse.path}, {breakdown.detailed.path}")  # fmt: skip
+    if document.uncategorised:
+        names = ", ".join(name.rsplit(".", 1)[-1] for name in document.uncategorised)
+        lines.append(f"layers of no category (counted as other): {names}")
+    lines += [f"problem: {problem}" for problem in document.problems]
+    lines += [f"note: {note}" for note in document.notes]
+    return lines
+
+
+def renderables(document: ProfileDocument, top: int = 15) -> list:
+    found: list = [Text(headline(document))]
+    if document.status != "error":
+        found += [categories_table(document), layers_table(document, top)]
+        roofline = roofline_table(document)
+        if roofline is not None:
+            found.append(roofline)
+    lines = notes(document)
+    if lines:
+        found.append(plain(lines))
+    return found
+
+
+def summary_line(document: ProfileDocument, exit_code: int) -> str:
+    """The one line after a script that failed: what was profiled and where it went."""
+    if document.status == "error":
+        return f"kernelprof profile: {document.reason}"
+    return (
+        f"kernelprof profile: the script exited with code {exit_code}; "
+        f"{document.breakdown.coarse.steps} profiled steps were kept "
+        f"({document.reason or 'complete'})"
+    )
+
+
+# ---- profile diff -----------------------------------------------------------------------------
+
+
+def diff_renderables(comparison, a: str, b: str) -> list:
+    step = comparison.step_us
+    head = Text(f"B ({b}) minus A ({a}): step {_ms(step['a'])} -> {_ms(step['b'])} ms "
+                f"({_ms(step['delta'])} ms)")  # fmt: skip
+    found: list = [head]
+    for title, rows in (("by category", comparison.categories_by),
+                        ("by layer", comparison.layers_by)):  # fmt: skip
+        cells = []
+        for row in rows:
+            operations = ", ".join(f"{op.name.removeprefix('aten::')} {_ms(op.delta_us)}"
+                                   for op in row.operations[:3])  # fmt: skip
+            cells.append([row.name, _ms(row.a_us), _ms(row.b_us), _ms(row.delta_us),
+                          operations])  # fmt: skip
+        into = table(f"{title}, largest change first")
+        fill(into, ("", "A ms", "B ms", "B-A ms", f"top {comparison.named} changes (ms)"),
+             cells, 1)  # fmt: skip
+        into.columns[-1].no_wrap = False
+        found.append(into)
+    return found
+
+
+__all__ = ["WIDTH", "renderables", "diff_renderables", "headline", "summary_line"]

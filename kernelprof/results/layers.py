@@ -1,0 +1,235 @@
+"""The analysis of a profile (pure): a run's attributed steps as layers, categories and the
+neuron layers against the copy-bandwidth roofline.
+
+The step breakdown's categories are keyed by layer (``features.2 fwd``, ``features.2 bwd``) and
+by phase (``loss``, ``optimizer``, ``data loading``, ``host-to-device copy``, ``other`` ...; see
+:mod:`kernelprof.traces.steps`). A layer's time is its two keys; a category's is the sum of its
+layers' (``neuron fwd`` ...) beside the phases, so the categories add up to the step exactly as
+the breakdown's keys do.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping
+
+from kernelprof.results.analysis import neuron_traffic
+from kernelprof.results.document import Environment
+from kernelprof.results.e2e import CategoryChange, StepAttribution
+from kernelprof.results.profile import (
+    Layer,
+    LayerSeen,
+    NamedOperation,
+    NeuronFigures,
+    ProfileComparison,
+    ProfileDocument,
+    ProfileRun,
+    ProfileTask,
+    Roofline,
+)
+from kernelprof.results.record import decode
+from kernelprof.traces import steps as trace_steps
+
+TOP_OPERATIONS = 10  # named operations kept per layer and per category
+
+
+def layer_key(name: str, direction: str) -> str:
+    """The breakdown's category of a layer's forward or backward: 'features.2 fwd'."""
+    return f"{name} {direction}"
+
+
+def document(task: ProfileTask, run: ProfileRun, environment: Environment, *,
+             exit_code: int | None = None, problems: tuple[str, ...] = (),
+             notes: tuple[str, ...] = ()) -> ProfileDocument:  # fmt: skip
+    """The profile document of a run (``problems``: the run's own, e.g. a script that failed)."""
+    problems = tuple(dict.fromkeys(run.problems + problems))
+    common = dict(task=task, environment=environment, steps_seen=run.steps_seen,
+                  uncategorised=run.uncategorised, exit_code=exit_code, problems=problems,
+                  notes=notes)  # fmt: skip
+    if run.breakdown is None:
+        return ProfileDocument(status="error", reason=_no_steps(task, run), **common)
+    coarse = run.breakdown.coarse
+    step_us, keyed = typical_step(coarse)
+    layers = layer_rows(run.layers, keyed, run.breakdown.detailed)
+    roofline = neuron_roofline(layers, step_us, run.copy_bandwidth)
+    status, reason = "ok", ""
+    if coarse.steps < task.steps or exit_code not in (None, 0):
+        status = "partial"
+        reason = (f"{coarse.steps} of {task.steps} profiled steps" if coarse.steps < task.steps
+                  else f"the script exited with code {exit_code}")  # fmt: skip
+    return ProfileDocument(
+        status=status,
+        reason=reason,
+        step_us=step_us,
+        time_kind=coarse.kind,
+        layers=tuple(sorted(layers, key=lambda layer: -layer.total_us)),
+        categories_us=categories(run.layers, keyed),
+        category_operations=category_operations(run.layers, run.breakdown.detailed),
+        breakdown=run.breakdown,
+        roofline=roofline,
+        **common,
+    )
+
+
+def _no_steps(task: ProfileTask, run: ProfileRun) -> str:
+    needed = task.warmup + 3 * (task.steps + task.op_steps)
+    if run.steps_seen == 0:
+        return f"the script never stepped (no {task.marker} call)"
+    return (f"the script stepped {run.steps_seen} times; profiling needs {task.warmup} warm-up "
+            "steps and then 3 per profiled step, operations steps included (at least "
+            f"{needed}): give fewer --warmup, --steps or --op-steps, or let the script run "
+            "longer")  # fmt: skip
+
+
+def typical_step(attribution: StepAttribution) -> tuple[float, dict[str, float]]:
+    """The typical profiled step and its time per key: the mean over the middle half of the
+    steps by length (all of them when fewer than 4). Each step's keys add up to its length
+    (:mod:`kernelprof.traces.steps`), so these add up to the step exactly, which medians taken
+    key by key do not; the slowest and fastest quarters (a step the machine stalled, say)
+    are left out as a median would leave them."""
+    steps = sorted(attribution.per_step, key=lambda step: step.length_us)
+    if not steps:  # a record without its steps: the medians are all there is
+        return attribution.step_us, dict(attribution.categories_us)
+    if len(steps) >= 4:
+        quarter = len(steps) // 4
+        steps = steps[quarter : len(steps) - quarter]
+    device = attribution.kind == "device"
+    summed: dict[str, float] = defaultdict(float)
+    for step in steps:
+        for key, us in ((step.device_us if device else None) or step.host_us).items():
+            summed[key] += us
+    count = len(steps)
+    return (sum(step.length_us for step in steps) / count,
+            {key: us / count for key, us in summed.items()})  # fmt: skip
+
+
+def layer_rows(seen: tuple[LayerSeen, ...], timed: Mapping[str, float],
+               detailed: StepAttribution) -> list[Layer]:  # fmt: skip
+    named = _named(detailed)
+    rows = []
+    for layer in seen:
+        fwd = timed.get(layer_key(layer.name, "fwd"), 0.0)
+        bwd = timed.get(layer_key(layer.name, "bwd"), 0.0)
+        calls = statistics.median(layer.calls) if layer.calls else 0.0
+        operations = _top([named.get(layer_key(layer.name, d), {}) for d in ("fwd", "bwd")])
+        rows.append(Layer(name=layer.name, type=layer.type, category=layer.category, calls=calls,
+                          fwd_us=fwd, bwd_us=bwd, operations=operations,
+                          neuron=_neuron(layer, calls, fwd + bwd)))  # fmt: skip
+    return rows
+
+
+def _neuron(layer: LayerSeen, calls: float, time_us: float) -> NeuronFigures | None:
+    call = layer.neuron
+    if call is None:
+        return None
+    steps = round(call.steps_per_call * calls)
+    traffic = neuron_traffic(steps * call.neurons, call.element_bytes)
+    return NeuronFigures(framework=call.framework, path=call.path, T=steps,
+                         neurons=call.neurons, dtype=call.dtype, fwd_bytes=traffic["fwd"],
+                         bwd_bytes=traffic["bwd"], time_us=time_us, copy_fraction=None,
+                         at_copy_us=None, saved_us=None)  # fmt: skip
+
+
+def neuron_roofline(layers: list[Layer], step_us: float,
+                    copy_bandwidth: float | None) -> Roofline | None:  # fmt: skip
+    """Each neuron layer's copy fraction and the time it would save at the copy bandwidth
+    (filled into its figures), and the neuron layers together; None without neuron layers or
+    a measured bandwidth."""
+    neurons = [layer for layer in layers if layer.neuron is not None]
+    if not neurons or not copy_bandwidth:
+        return None
+    total = at_copy = saved = 0.0
+    for index, layer in enumerate(layers):
+        figures = layer.neuron
+        if figures is None:
+            continue
+        moved = figures.fwd_bytes + figures.bwd_bytes
+        ideal_us = 1e6 * moved / copy_bandwidth
+        fraction = moved / (figures.time_us / 1e6) / copy_bandwidth if figures.time_us else None
+        layer_saved = max(0.0, figures.time_us - ideal_us)
+        layers[index] = _with_neuron(
+            layer,
+            _replace(figures, copy_fraction=fraction, at_copy_us=ideal_us, saved_us=layer_saved),
+        )
+        total += figures.time_us
+        at_copy += min(ideal_us, figures.time_us)
+        saved += layer_saved
+    return Roofline(copy_bandwidth=copy_bandwidth, neuron_us=total, neuron_share=total / step_us,
+                    at_copy_us=at_copy, at_copy_share=at_copy / step_us,
+                    max_speedup=step_us / max(step_us - saved, 1e-9))  # fmt: skip
+
+
+def _replace(figures: NeuronFigures, **changes) -> NeuronFigures:
+    from dataclasses import replace
+
+    return replace(figures, **changes)
+
+
+def _with_neuron(layer: Layer, figures: NeuronFigures) -> Layer:
+    from dataclasses import replace
+
+    return replace(layer, neuron=figures)
+
+
+def categories(seen: tuple[LayerSeen, ...], keyed: Mapping[str, float]) -> dict[str, float]:
+    """The breakdown's layer keys summed by the layers' categories ('neuron fwd' ...); the
+    phases as they are. Adds up to what ``keyed`` adds up to."""
+    of_layer = _category_of_key(seen)
+    summed: dict[str, float] = defaultdict(float)
+    for key, us in keyed.items():
+        summed[of_layer.get(key, key)] += us
+    return dict(sorted(summed.items(), key=lambda item: -abs(item[1])))
+
+
+def category_operations(
+    seen: tuple[LayerSeen, ...], detailed: StepAttribution
+) -> dict[str, tuple[NamedOperation, ...]]:
+    of_layer = _category_of_key(seen)
+    grouped: dict[str, list[Mapping]] = defaultdict(list)
+    for key, names in _named(detailed).items():
+        grouped[of_layer.get(key, key)].append(names)
+    return {category: _top(tables) for category, tables in grouped.items()}
+
+
+def _category_of_key(seen: tuple[LayerSeen, ...]) -> dict[str, str]:
+    return {layer_key(layer.name, d): f"{layer.category} {d}" for layer in seen
+            for d in ("fwd", "bwd")}  # fmt: skip
+
+
+def _named(attribution: StepAttribution) -> Mapping[str, Mapping]:
+    """Per category, name -> NamedTime: kernels where the trace has GPU work, else operators."""
+    return attribution.gpu if attribution.kind == "device" else attribution.operators
+
+
+def _top(tables: list[Mapping]) -> tuple[NamedOperation, ...]:
+    count: dict[str, float] = defaultdict(float)
+    us: dict[str, float] = defaultdict(float)
+    for table in tables:
+        for name, entry in table.items():
+            count[name] += entry.count
+            us[name] += entry.us
+    ranked = sorted(us, key=lambda name: (-us[name], name))[:TOP_OPERATIONS]
+    return tuple(NamedOperation(name=name, count=count[name], us=us[name]) for name in ranked)
+
+
+# ---- two profiles -------------------------------------------------------------------------------
+
+
+def diff(a: ProfileDocument, b: ProfileDocument, top: int = 5) -> ProfileComparison:
+    """B minus A by category and by layer, through the attribution's own comparison."""
+    named = "gpu" if a.time_kind == b.time_kind == "device" else "operators"
+    by = {}
+    for key, times, operations in (
+        ("categories", lambda d: d.categories_us, lambda d: d.category_operations),
+        ("layers", lambda d: {layer.name: layer.total_us for layer in d.layers},
+         lambda d: {layer.name: layer.operations for layer in d.layers}),
+    ):  # fmt: skip
+        sides = [{"step_us": d.step_us, "categories_us": dict(times(d)), "kind": d.time_kind,
+                  named: {name: {op.name: {"count": op.count, "us": op.us} for op in ops}
+                          for name, ops in operations(d).items()}} for d in (a, b)]  # fmt: skip
+        compared = trace_steps.compare(sides[0], sides[1], top=top, named=named)
+        by[key] = tuple(decode(CategoryChange, row) for row in compared["categories"])
+    return ProfileComparison(named=named, step_us={"a": a.step_us, "b": b.step_us,
+                                                   "delta": b.step_us - a.step_us},
+                             categories_by=by["categories"], layers_by=by["layers"])  # fmt: skip

@@ -1,0 +1,168 @@
+"""``kernelprof profile`` records: where a training step of any model goes, layer by layer.
+
+A profile is made in two stages. The run (:mod:`kernelprof.runs.profile`) watches the training
+steps of a script or a notebook loop and returns what it saw: the model's layers
+(:class:`LayerSeen`), the step breakdown of the profiled steps (the same
+:class:`~kernelprof.results.e2e.StepBreakdown` as e2e's, its categories keyed by layer: ``<layer>
+fwd`` / ``<layer> bwd``) and the copy bandwidth measured in the same process. The analysis
+(:mod:`kernelprof.results.layers`) turns that into the document: each layer's time
+(:class:`Layer`), the time per category, the neuron layers against the copy-bandwidth roofline
+(:class:`NeuronFigures`, :class:`Roofline`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import field
+from typing import Literal
+
+from kernelprof.results.document import Document
+from kernelprof.results.e2e import CategoryChange, StepBreakdown
+from kernelprof.results.record import FrozenDict, record
+
+LAYER_CATEGORIES = ("neuron", "conv", "linear", "norm", "pool", "dropout", "other")
+# What a step holds besides its layers (e2e's phase names, so that the two compare).
+PHASES = ("loss", "loss bwd", "optimizer", "data loading", "host-to-device copy")
+
+
+@record
+class ProfileTask:
+    """What was profiled and how."""
+
+    entry: Literal["script", "api"]
+    command: tuple[str, ...]  # the script's command line; () from the API
+    device: str
+    warmup: int  # steps left unprofiled first
+    steps: int  # profiled steps (each beside a plain one) for the categories
+    op_steps: int  # more, recording every operator, for the operations
+    marker: str  # what ended a step: "optimizer.step()", "kernelprof.step()", "prof.step()"
+    stop: bool = False  # the script was ended after the profiled steps
+    trace_dir: str | None = None
+
+
+@record
+class NeuronCall:
+    """A neuron layer's input as seen in its first profiled call."""
+
+    framework: str
+    path: str  # the code path it takes, in words
+    steps_per_call: int  # time steps one call covers (T for a multi-step call, else 1)
+    neurons: int  # elements per time step (batch included)
+    dtype: str
+    element_bytes: int
+
+
+@record
+class LayerSeen:
+    """A layer of the model as the run saw it: a leaf module, or a neuron module with what is
+    inside it."""
+
+    name: str  # qualified name, e.g. "features.2"
+    type: str  # its class, module-qualified
+    category: str
+    calls: tuple[int, ...]  # forward calls in each profiled step
+    neuron: NeuronCall | None = None
+
+
+@record
+class ProfileRun:
+    """What the run returns to the analysis."""
+
+    layers: tuple[LayerSeen, ...]
+    breakdown: StepBreakdown | None  # None: not one profiled step was finished
+    copy_bandwidth: float | None  # bytes/s, device-to-device (host memory on CPU)
+    steps_seen: int
+    uncategorised: tuple[str, ...] = ()  # leaf module types no category names
+    problems: tuple[str, ...] = ()
+
+
+@record
+class NeuronFigures:
+    """A neuron layer against the copy bandwidth: what the canonical fused algorithm must move
+    (the traffic model ``compare`` uses: 3 passes over [T, N] forward, 3 backward), the time it
+    took, and the time it would take at the copy bandwidth."""
+
+    framework: str
+    path: str
+    T: int  # time steps per training step
+    neurons: int
+    dtype: str
+    fwd_bytes: int
+    bwd_bytes: int
+    time_us: float  # forward + backward
+    copy_fraction: float | None  # its bytes/s over the copy bandwidth
+    at_copy_us: float | None  # its bytes at the copy bandwidth
+    saved_us: float | None  # time_us - at_copy_us, at least 0
+
+
+@record
+class NamedOperation:
+    name: str
+    count: float
+    us: float
+
+
+@record
+class Layer:
+    """One layer's share of the median profiled step."""
+
+    name: str
+    type: str
+    category: str
+    calls: float  # forward calls per step (median)
+    fwd_us: float
+    bwd_us: float
+    operations: tuple[NamedOperation, ...] = ()  # top operators (CPU) or kernels (CUDA)
+    neuron: NeuronFigures | None = None
+
+    @property
+    def total_us(self) -> float:
+        return self.fwd_us + self.bwd_us
+
+
+@record
+class Roofline:
+    """The neuron layers together against the copy bandwidth."""
+
+    copy_bandwidth: float
+    neuron_us: float
+    neuron_share: float  # of the step
+    at_copy_us: float
+    at_copy_share: float
+    max_speedup: float  # the step if the neuron layers ran at the copy bandwidth
+
+
+@record
+class ProfileDocument(Document):
+    kernelprof: Literal["profile"] = "profile"
+    task: ProfileTask
+    status: Literal["ok", "partial", "error"] = "ok"
+    reason: str = ""  # why not ok, in one line
+    step_us: float | None = None  # the median profiled step
+    time_kind: Literal["device", "host"] = "host"
+    layers: tuple[Layer, ...] = ()  # slowest first
+    categories_us: Mapping[str, float] = field(default_factory=FrozenDict)  # add up to the step
+    category_operations: Mapping[str, tuple[NamedOperation, ...]] = field(
+        default_factory=FrozenDict
+    )
+    breakdown: StepBreakdown | None = None
+    roofline: Roofline | None = None
+    steps_seen: int = 0
+    uncategorised: tuple[str, ...] = ()
+    exit_code: int | None = None  # the script's (CLI)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def rows(self) -> tuple[Layer, ...]:
+        return self.layers
+
+
+@record
+class ProfileComparison:
+    """B minus A, two profiles: by category and by layer, largest change first, with the named
+    operations behind each change (:func:`kernelprof.traces.steps.compare`, as e2e's)."""
+
+    named: Literal["gpu", "operators"]
+    step_us: Mapping[str, float]  # a, b, delta
+    categories_by: tuple[CategoryChange, ...]
+    layers_by: tuple[CategoryChange, ...]

@@ -1,0 +1,480 @@
+"""Watching the training steps of code kernelprof did not write: a script or a notebook loop.
+
+A :class:`Session` is told where each step ends (:meth:`Session.boundary`): by a global optimizer
+hook (the first optimizer whose ``step()`` is called), or by ``kernelprof.step()`` /
+``prof.step()``. It then runs the same schedule as e2e's breakdown, one step at a time, as the
+script's steps come: ``warmup`` steps left alone, then rounds of a plain step and a profiled one
+(ABBA, each profiled step in a profiler session of its own, after one unrecorded step of that
+session), first ``steps`` coarse rounds (ranges and autograd nodes only: the categories), then
+``op_steps`` detailed ones (every operator: the operations). Each boundary synchronises the
+device; nothing inside a step does.
+
+In a profiled step, global module hooks open a range ``kernelprof/<qualified name> fwd`` around
+every layer's forward (a leaf module, or a neuron module with whatever is inside it), a range
+``kernelprof/forward`` around a top-level model call, ``kernelprof/loss`` around loss modules and
+``torch.nn.functional``'s losses, and the step's other phases around what marks them:
+``torch.autograd.backward`` / ``grad`` (backward), the optimizer's ``step`` and ``zero_grad``
+(optimizer), a DataLoader iterator's ``__next__`` (data loading), ``Tensor.to`` / ``cuda``
+outside every other range (host-to-device copy). Each range notes the autograd sequence numbers
+given out while it was open, so that backward nodes are charged to the layer that made them
+(:mod:`kernelprof.traces.steps`). Hooks and patches exist only during profiled steps: plain steps
+run the script's own code.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from kernelprof.harness.profiling import (
+    StepProfile,
+    range_enter,
+    range_exit,
+    sequence_counter,
+    warm_up_profiler,
+)
+from kernelprof.harness.timer import synchronize
+from kernelprof.results.profile import LayerSeen, NeuronCall, ProfileRun
+from kernelprof.runs.e2e.breakdown import attributed_rounds, breakdown_record
+from kernelprof.runs.profile import layers as layer_index
+from kernelprof.traces import steps as trace_steps
+
+PLAIN, OPEN, RANGED, WARMUP = "plain", "open", "profiled", "warm-up"
+FUNCTIONAL_LOSSES = ("cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
+                     "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+                     "kl_div", "poisson_nll_loss")  # fmt: skip
+_ABSENT = object()
+
+
+class StopScript(BaseException):
+    """Raised at the last profiled step's end when the script is to stop there (``--stop``):
+    a BaseException, so that the script's own ``except Exception`` does not catch it."""
+
+
+def schedule(warmup: int, steps: int, op_steps: int) -> list[tuple[str, bool, int]]:
+    """(kind, detailed, round) of every step the session watches, in order."""
+    order = [(WARMUP, False, 0)] * warmup
+    for detailed, count in ((False, steps), (True, op_steps)):
+        for number in range(count):
+            kinds = (PLAIN, OPEN, RANGED) if number % 2 == 0 else (OPEN, RANGED, PLAIN)
+            order += [(kind, detailed, number) for kind in kinds]
+    return order
+
+
+class _Rounds:
+    """The profiled rounds of one kind (coarse or detailed) as they are run."""
+
+    def __init__(self) -> None:
+        self.profilers: list[StepProfile] = []
+        self.plain: dict[int, float] = {}  # round -> its plain step, seconds
+        self.calls: list[list] = []
+
+    def complete(self) -> tuple[list[StepProfile], list[float]]:
+        """The rounds with both their steps run, in order."""
+        count = min(len(self.profilers), len(self.plain))
+        return self.profilers[:count], [self.plain[n] for n in range(count)]
+
+
+class Session:
+    """The schedule, the hooks and what they saw (see the module docstring). ``roots``: the
+    models to name layers from (the API's); None: found from the modules the warm-up steps
+    call (a script's). ``on_done(run)`` gets the :class:`ProfileRun` when the schedule ends."""
+
+    def __init__(self, *, warmup: int, steps: int, op_steps: int, device: str | None,
+                 trace_dir: Path, roots: list[nn.Module] | None, marker: str,
+                 on_done: Callable[[ProfileRun], None], stop: bool = False) -> None:  # fmt: skip
+        self.order = schedule(warmup, steps, op_steps)
+        self.device = None if device in (None, "auto") else torch.device(device)
+        self.trace_dir = trace_dir
+        self.given_roots = roots
+        self.marker = marker
+        self.on_done = on_done
+        self.stop = stop
+        self.position = 0  # boundaries passed: the step now running
+        self.finished = False
+        self.problems: list[str] = []
+        self.rounds = {False: _Rounds(), True: _Rounds()}
+        self.plain_all: list[float] = []
+        self.index: layer_index.Index | None = None
+        self.counts: list[Counter] = []
+        self.neuron_calls: dict[str, NeuronCall] = {}
+        self.stack: list[tuple[object, object, list]] = []  # (owner, range handle, call record)
+        self._sequence = sequence_counter()
+        self._step_handle = None
+        self._step_record: list | None = None
+        self._profiler: StepProfile | None = None
+        self._started = time.perf_counter()
+        self._hooks: list = []
+        self._patches: list[tuple[object, str, object]] = []
+        self._seen: dict[int, nn.Module] = {}  # modules called in the warm-up steps
+        self._seen_in: dict[int, set[int]] = {}  # ... and in which of them
+        self._discovery = None
+        self._optimizer_hooks: list = []
+        self._primary = None  # the optimizer whose steps end the training steps
+        self._first_pending = False
+        self._unwrap: tuple | None = None
+        self._explicit = marker != "optimizer.step()"
+
+    # ---- lifetime --------------------------------------------------------------------------------
+
+    def start(self) -> Session:
+        from torch.optim.optimizer import (
+            register_optimizer_step_post_hook,
+            register_optimizer_step_pre_hook,
+        )
+
+        # Kineto prints a line at every profiler start and stop (USDT, STAGE) unless told
+        # otherwise before its first use; the user's own setting wins
+        os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+        warm_up_profiler()
+        self._optimizer_hooks = [
+            register_optimizer_step_pre_hook(self._optimizer_pre),
+            register_optimizer_step_post_hook(self._optimizer_post),
+        ]
+        if self.given_roots is None:
+            self._discovery = nn.modules.module.register_module_forward_pre_hook(self._discover)
+        self._started = time.perf_counter()
+        return self
+
+    def close(self) -> None:
+        """Ends the session where it is: what was profiled is analysed (once)."""
+        for handle in self._optimizer_hooks:
+            handle.remove()
+        self._optimizer_hooks = []
+        if self._unwrap is not None:
+            optimizer, previous = self._unwrap
+            if previous is _ABSENT:
+                del optimizer.step
+            else:
+                optimizer.step = previous
+            self._unwrap = None
+        self._end_discovery()
+        if not self.finished:
+            self._abort_step()
+            self._finish()
+
+    # ---- steps -----------------------------------------------------------------------------------
+
+    def mark(self) -> None:
+        """An explicit step end (``kernelprof.step()``, ``prof.step()``)."""
+        if not self._explicit:
+            self._explicit = True
+            self.marker = "kernelprof.step()"
+            if self.position:  # optimizer steps were counted: count again from here
+                if self.order[self.position][0] != WARMUP:
+                    self.problems.append(f"kernelprof.step() first called after "
+                                         f"{self.position} optimizer steps: what was profiled "
+                                         "before is dropped, steps counted from there")  # fmt: skip
+                self._restart()
+                return
+        self.boundary()
+
+    def boundary(self) -> None:
+        """The step now running has ended."""
+        if self.finished:
+            return
+        if self.device is None:
+            self.device = self._guess_device()
+        kind, detailed, number = self.order[self.position]
+        rounds = self.rounds[detailed]
+        if kind == PLAIN:
+            synchronize(self.device)
+            elapsed = time.perf_counter() - self._started
+            rounds.plain[number] = elapsed
+            self.plain_all.append(elapsed)
+        elif kind == RANGED:
+            self._end_ranged(rounds)
+        elif kind == WARMUP and self.position + 1 < len(self.order) and \
+                self.order[self.position + 1][0] != WARMUP:  # fmt: skip
+            self._end_discovery()
+        self.position += 1
+        if self.position == len(self.order):
+            self._finish()
+            if self.stop:
+                raise StopScript
+            return
+        kind, detailed, _ = self.order[self.position]
+        if kind == OPEN:
+            self._profiler = StepProfile(self.device, coarse=not detailed)
+            self._profiler.__enter__()
+        elif kind == RANGED:
+            self._begin_ranged(self.rounds[detailed], detailed)
+        self._started = time.perf_counter()
+
+    def _guess_device(self) -> torch.device:
+        for root in self.given_roots or list(self._seen.values()):
+            for parameter in root.parameters():
+                return parameter.device
+        return torch.device("cpu")
+
+    def _restart(self) -> None:
+        self._abort_step()
+        self.position = 0
+        self.rounds = {False: _Rounds(), True: _Rounds()}
+        self.plain_all, self.counts = [], []
+
+    def _begin_ranged(self, rounds: _Rounds, detailed: bool) -> None:
+        if self.index is None:
+            if self.given_roots is not None:
+                self.index = layer_index.Index(self.given_roots)
+            else:
+                self.index = layer_index.Index(self._roots(), transient=self._transient())
+                self._seen, self._seen_in = {}, {}  # the warm-up's modules are not kept alive
+            self.problems += self.index.problems
+        self.calls = rounds.calls
+        if not detailed:
+            self.counts.append(Counter())
+        self._install()
+        self._step_record = [trace_steps.STEP, self._sequence(), None]
+        self.calls.append(self._step_record)
+        self._step_handle = range_enter(trace_steps.STEP)
+
+    def _end_ranged(self, rounds: _Rounds) -> None:
+        while self.stack:  # a range an exception left open
+            self._close()
+        synchronize(self.device)
+        range_exit(self._step_handle)
+        self._step_record[2] = self._sequence()
+        self._step_handle = None
+        self._uninstall()
+        self._profiler.__exit__(None, None, None)
+        rounds.profilers.append(self._profiler)
+        self._profiler = None
+
+    def _abort_step(self) -> None:
+        """Leaves a step half run (the script ended or failed inside it) without a trace."""
+        if self.position >= len(self.order):
+            return
+        kind, detailed, _ = self.order[self.position]
+        if kind == RANGED and self._step_handle is not None:
+            while self.stack:
+                self._close()
+            range_exit(self._step_handle)
+            self._step_handle = None
+            self.calls.pop(self.calls.index(self._step_record))
+            self.rounds[detailed].calls[:] = [c for c in self.calls if c[2] is not None]
+            self._uninstall()
+            if not detailed and self.counts:
+                self.counts.pop()
+        if self._profiler is not None:
+            self._profiler.__exit__(None, None, None)
+            self._profiler = None
+
+    # ---- what the run returns ------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        self.finished = True
+        self._end_discovery()
+        run = ProfileRun(layers=self._layers_seen(), breakdown=self._breakdown(),
+                         copy_bandwidth=self._copy_bandwidth(), steps_seen=self.position,
+                         uncategorised=self.index.uncategorised() if self.index else (),
+                         problems=tuple(self.problems))  # fmt: skip
+        self.on_done(run)
+
+    def _breakdown(self):
+        coarse_profilers, coarse_plain = self.rounds[False].complete()
+        if not coarse_profilers:
+            return None
+        coarse = attributed_rounds(coarse_profilers, self.rounds[False].calls, coarse_plain, 1,
+                                   self.trace_dir / "profile.json")  # fmt: skip
+        detailed_profilers, detailed_plain = self.rounds[True].complete()
+        if detailed_profilers:
+            detailed = attributed_rounds(detailed_profilers, self.rounds[True].calls,
+                                         detailed_plain, 1,
+                                         self.trace_dir / "profile_ops.json")  # fmt: skip
+        else:
+            detailed = coarse
+            self.problems.append("no operations trace: the script ended before its steps; "
+                                 "operations are those of the coarse trace (ranges "
+                                 "only)")  # fmt: skip
+        return breakdown_record(coarse, detailed, self.plain_all)
+
+    def _copy_bandwidth(self) -> float | None:
+        from kernelprof.harness.device import copy_bandwidth
+
+        if self.device is None:
+            return None
+        try:
+            return copy_bandwidth(self.device, nbytes=2**28)
+        except (RuntimeError, MemoryError) as error:  # out of memory after the script's own
+            self.problems.append(f"copy bandwidth not measured: {str(error).splitlines()[0]}")
+            return None
+
+    def _layers_seen(self) -> tuple[LayerSeen, ...]:
+        if self.index is None:
+            return ()
+        seen = []
+        for layer in self.index.layers():
+            calls = tuple(counts.get(layer.name, 0) for counts in self.counts)
+            if not any(calls):
+                continue
+            seen.append(LayerSeen(name=layer.name, type=layer.type, category=layer.category,
+                                  calls=calls,
+                                  neuron=self.neuron_calls.get(layer.name)))  # fmt: skip
+        return tuple(seen)
+
+    # ---- discovery (a script's warm-up steps) ------------------------------------------------
+
+    def _discover(self, module: nn.Module, args) -> None:
+        self._seen.setdefault(id(module), module)
+        self._seen_in.setdefault(id(module), set()).add(self.position)
+
+    def _transient(self) -> set[int]:
+        """Modules the warm-up steps called in one step only (made for a call), when there
+        were several warm-up steps to tell."""
+        if len({step for steps in self._seen_in.values() for step in steps}) < 2:
+            return set()
+        return {key for key, steps in self._seen_in.items() if len(steps) == 1}
+
+    def _end_discovery(self) -> None:
+        if self._discovery is not None:
+            self._discovery.remove()
+            self._discovery = None
+
+    def _roots(self) -> list[nn.Module]:
+        """The modules called in the warm-up steps that no other called module holds."""
+        inside: set[int] = set()
+        for module in self._seen.values():
+            for child in module.modules():
+                if child is not module:
+                    inside.add(id(child))
+        return [module for key, module in self._seen.items() if key not in inside]
+
+    # ---- ranges ----------------------------------------------------------------------------------
+
+    def _open(self, owner: object, name: str) -> None:
+        record = [name, self._sequence(), None]
+        self.calls.append(record)
+        self.stack.append((owner, range_enter(name), record))
+
+    def _close(self) -> None:
+        _, handle, record = self.stack.pop()
+        range_exit(handle)
+        record[2] = self._sequence()
+
+    def _module_pre(self, module: nn.Module, args) -> None:
+        entry = self.index.entry(module, top_level=not self.stack)
+        if entry is None or (entry.kind == "root" and self.stack):
+            return  # a container inside the model: its glue is the model's forward
+        if entry.kind == "loss" and self.stack and self.stack[-1][2][0] == entry.range:
+            return
+        if entry.kind == "layer" and self.counts:
+            self.counts[-1][entry.name] += 1
+        self._open(module, entry.range)
+
+    def _module_post(self, module: nn.Module, args, output) -> None:
+        if self.stack and self.stack[-1][0] is module:
+            self._close()
+            entry = self.index.entry(module, top_level=len(self.stack) == 0)
+            if entry is not None and entry.neuron is not None and \
+                    entry.name not in self.neuron_calls:  # fmt: skip
+                self._note_neuron(entry, module, args)  # after the call: the path it took
+
+    def _note_neuron(self, entry, module: nn.Module, args) -> None:
+        try:
+            self.neuron_calls[entry.name] = layer_index.neuron_call(entry, module, args)
+        except Exception as error:  # noqa: BLE001 - never break the user's step
+            self.problems.append(f"{entry.name}: its input not read ({type(error).__name__}: "
+                                 f"{error})")  # fmt: skip
+
+    # torch runs the optimizer's step hooks inside its own ``Optimizer.step#...`` range: a
+    # profiler session started or stopped there ends a range it did not see begin (seen: a
+    # segfault exporting the trace). So the first optimizer to step gets its ``step`` wrapped
+    # (an instance attribute, removed at the end), and the boundary comes after that range.
+    # Its first call is already under way: that one step ends in the post-hook, where nothing
+    # profiles yet (a warm-up step, or the first plain one follows).
+    def _optimizer_pre(self, optimizer, args, kwargs) -> None:
+        if self._primary is None:
+            self._primary = optimizer
+            self._wrap_step(optimizer)
+            self._first_pending = True
+        elif self._step_handle is not None and not self.stack:
+            self._open(optimizer, trace_steps.PREFIX + "optimizer")
+
+    def _optimizer_post(self, optimizer, args, kwargs) -> None:
+        if self.stack and self.stack[-1][0] is optimizer:
+            self._close()
+        if optimizer is self._primary and self._first_pending:
+            self._first_pending = False
+            if not self._explicit:
+                self.boundary()
+
+    def _wrap_step(self, optimizer) -> None:
+        original = optimizer.step
+        previous = optimizer.__dict__.get("step", _ABSENT)
+        name = trace_steps.PREFIX + "optimizer"
+
+        def step(*args, **kwargs):
+            opened = self._step_handle is not None and not self.stack
+            if opened:
+                self._open(step, name)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if opened and self.stack and self.stack[-1][0] is step:
+                    self._close()
+                if not self._explicit:
+                    self.boundary()
+
+        optimizer.step = step
+        self._unwrap = (optimizer, previous)
+
+    def _ranged(self, label: str, function: Callable, *, top_only: bool = True) -> Callable:
+        """``function`` with a range ``kernelprof/<label>`` around it when nothing else is
+        open (``top_only``) or nothing of the same label."""
+        name = trace_steps.PREFIX + label
+        stack = self.stack
+
+        def ranged(*args, **kwargs):
+            if self._step_handle is None or (stack and (top_only or stack[-1][2][0] == name)):
+                return function(*args, **kwargs)
+            self._open(ranged, name)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                if stack and stack[-1][0] is ranged:
+                    self._close()
+
+        return ranged
+
+    def _install(self) -> None:
+        module_hooks = nn.modules.module
+        self._hooks = [module_hooks.register_module_forward_pre_hook(self._module_pre),
+                       module_hooks.register_module_forward_hook(self._module_post,
+                                                                 always_call=True)]  # fmt: skip
+        from torch.utils.data import dataloader
+
+        functional = torch.nn.functional
+        for loss in FUNCTIONAL_LOSSES:
+            if hasattr(functional, loss):
+                self._patch(functional, loss, "loss", top_only=False)
+        self._patch(torch.autograd, "backward", "backward")
+        self._patch(torch.autograd, "grad", "backward")
+        self._patch(torch.optim.Optimizer, "zero_grad", "optimizer")
+        self._patch(nn.Module, "zero_grad", "optimizer")
+        self._patch(dataloader._BaseDataLoaderIter, "__next__", "data loading")
+        self._patch(torch.Tensor, "to", "host-to-device copy")
+        self._patch(torch.Tensor, "cuda", "host-to-device copy")
+
+    def _patch(self, owner: object, attribute: str, label: str, top_only: bool = True) -> None:
+        previous = owner.__dict__.get(attribute, _ABSENT)
+        self._patches.append((owner, attribute, previous))
+        setattr(owner, attribute, self._ranged(label, getattr(owner, attribute),
+                                               top_only=top_only))  # fmt: skip
+
+    def _uninstall(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+        for owner, attribute, previous in reversed(self._patches):
+            if previous is _ABSENT:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, previous)
+        self._patches = []
