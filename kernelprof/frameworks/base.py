@@ -219,13 +219,16 @@ class NeuronLayers:
     names the code path the module takes in words (e.g. "backend torch", "per-step Python
     loop"). ``categories()`` maps the framework's other classes whose torch base class would
     misstate their category (a dense synapse built on ``Conv3d`` is "linear"; a loss module
-    not derived from torch's ``_Loss`` is "loss", the step's loss phase)."""
+    not derived from torch's ``_Loss`` is "loss", the step's loss phase). ``losses()`` names
+    the framework's loss functions that are not modules, as (class, method) pairs: their
+    calls are the step's loss phase (snnTorch's ``ce_rate_loss()(spk, y)``)."""
 
     package: str
     classes: Callable[[], tuple[type, ...]]
     time_steps: Callable[[object, tuple], int] | None = None
     path: Callable[[object], str] | None = None
     categories: Callable[[], Mapping[type, str]] | None = None
+    losses: Callable[[], tuple[tuple[type, str], ...]] | None = None
 
 
 def classes_in(module: object, names) -> tuple[type, ...]:

@@ -323,11 +323,21 @@ def neuron_path(module) -> str:
     )
 
 
+def loss_functions() -> tuple[tuple[type, str], ...]:
+    """snntorch.functional's losses: objects called as ``loss_fn(spk_rec, targets)`` (the rate
+    and count losses share ``LossFunctions.__call__``), not modules."""
+    from snntorch.functional import loss
+
+    return tuple((cls, "__call__") for cls in base.classes_in(
+        loss, ("LossFunctions", "mse_temporal_loss", "ce_temporal_loss")))  # fmt: skip
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package="snntorch",
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
+    losses=loss_functions,
 )
 
 NEURON = base.Implementation(

@@ -46,6 +46,7 @@ class Declared:
     classes: tuple[type, ...]
     declaration: object  # kernelprof.frameworks.base.NeuronLayers
     categories: tuple[tuple[type, str], ...]
+    losses: tuple[tuple[type, str], ...] = ()  # (class, method) of its loss functions
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,12 @@ def declared() -> tuple[list[Declared], list[str]]:
         try:
             classes = tuple(layers.classes())
             categories = tuple((layers.categories() or {}).items()) if layers.categories else ()
+            losses = tuple(layers.losses()) if layers.losses else ()
         except Exception as error:  # noqa: BLE001 - one framework's failure names it
             problems.append(f"{framework.display}'s neuron classes not read: "
                             f"{type(error).__name__}: {error}")  # fmt: skip
             continue
-        found.append(Declared(framework.display, classes, layers, categories))
+        found.append(Declared(framework.display, classes, layers, categories, losses))
     return found, problems
 
 

@@ -454,6 +454,9 @@ class Session:
         for loss in FUNCTIONAL_LOSSES:
             if hasattr(functional, loss):
                 self._patch(functional, loss, "loss", top_only=False)
+        for framework in self.index.frameworks:  # loss functions that are not modules
+            for owner, attribute in framework.losses:
+                self._patch(owner, attribute, "loss", top_only=False)
         self._patch(torch.autograd, "backward", "backward")
         self._patch(torch.autograd, "grad", "backward")
         self._patch(torch.optim.Optimizer, "zero_grad", "optimizer")
