@@ -8,15 +8,17 @@
 #    its targets, and the memory-lean variant's benchmark (save="recompute" against the default);
 # 4. runs `kernelprof compare --neuron lif --T 8` (every framework) and a sweep over T;
 # 5. runs `kernelprof e2e` (CNN on digits, one epoch, every framework) with its traces;
-# 6. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
+# 6. runs `kernelprof profile` on two example scripts on CUDA (device times from kernels, the
+#    trace checked for synchronisation inside a step);
+# 7. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
 # Each step has its own time limit (tests 150 s, bench 100 s, memory 60 s, compare 200 s, sweep 45 s,
-# e2e 150 s,
+# e2e 150 s, profile 90 s,
 # its 24 + 8 profiled steps per framework each in a profiler session of their own; on an H200
 # every step used all of its limit, e2e then 75 s); a failing step is recorded in the summary
 # and the next one still runs. All steps take about 11 minutes, so within a 15-minute lease as two
 # back-to-back calls (the machine stays warm between them):
 #   GPU_CHECK_STEPS=tests,bench,memory,sweep benchmarks/gpu_check.sh $OUT (about 6 minutes)
-#   GPU_CHECK_STEPS=compare,e2e benchmarks/gpu_check.sh $OUT            (about 6 minutes)
+#   GPU_CHECK_STEPS=compare,e2e,profile benchmarks/gpu_check.sh $OUT    (about 7 minutes)
 # All output goes to RESULTS_DIR/run.log; RESULTS_DIR holds at most 8 files (the device tool
 # brings back at most 8; the Chrome traces travel as one traces.tar.gz). Rehearse on CPU: the
 # same script runs there (the CUDA tests are then skipped with their reason and the benchmark
@@ -57,7 +59,7 @@ PY
 cat "$work/versions.json"
 
 # GPU_CHECK_STEPS picks steps (default all), e.g. to rerun only what failed in a short lease.
-steps=",${GPU_CHECK_STEPS:-tests,bench,memory,compare,sweep,e2e},"
+steps=",${GPU_CHECK_STEPS:-tests,bench,memory,compare,sweep,e2e,profile},"
 want() { [[ "$steps" == *",$1,"* ]]; }
 tests_rc=-1
 bench_rc=-1
@@ -100,6 +102,17 @@ if want e2e; then
     timeout 150 "$python" -m kernelprof.cli e2e --model cnn --dataset digits --epochs 1 \
         --frameworks spikingjelly,snntorch,norse,lava-dl,reference \
         --out "$out/e2e_cnn_digits.json" --trace-dir "$work/traces/e2e" 2>&1 | tee -a "$out/run.log"
+fi
+# Unchanged training scripts profiled on the device: a SpikingJelly CNN and a snnTorch loop
+# (PROFILE_DEVICE=cpu rehearses this step and its summary on the CPU).
+if want profile; then
+    device="${PROFILE_DEVICE:-cuda}"
+    for example in study_cnn snntorch_fc; do
+        timeout 45 "$python" -m kernelprof.cli profile --device "$device" --stop \
+            --out "$work/profile_$example.json" --trace-dir "$work/traces/profile_$example" \
+            -- python "examples/$example.py" --device "$device" --steps 200 2>&1 \
+            | tee -a "$out/run.log"
+    done
 fi
 if [[ -d "$work/traces" ]]; then
     tar -czf "$out/traces.tar.gz" -C "$work" traces >>"$out/run.log" 2>&1
@@ -180,6 +193,25 @@ try:
         "attribution": encode(document.attribution)}
 except (OSError, ValueError) as error:
     summary["e2e"] = {"error": str(error)}
+for example in ("study_cnn", "snntorch_fc"):
+    try:
+        document = files.load(work / f"profile_{example}.json")
+        from kernelprof.traces import steps as trace_steps
+
+        trace = json.loads(Path(document.breakdown.coarse.path).read_text())
+        inside = trace_steps.synchronisations_inside_steps(trace)
+        summary[f"profile_{example}"] = {
+            "status": document.status, "time_kind": document.time_kind,
+            "step_ms": document.step_us / 1e3,
+            "profiled_over_plain": document.breakdown.profiled_over_plain,
+            "categories_ms": {k: v / 1e3 for k, v in document.categories_us.items()},
+            "layers": [{"name": l.name, "category": l.category, "calls": l.calls,
+                        "fwd_ms": l.fwd_us / 1e3, "bwd_ms": l.bwd_us / 1e3,
+                        "neuron": encode(l.neuron)} for l in document.layers],
+            "roofline": encode(document.roofline), "problems": list(document.problems),
+            "synchronisations_inside_steps": inside}
+    except (OSError, ValueError, AttributeError) as error:
+        summary[f"profile_{example}"] = {"error": str(error)}
 summary["wall_s"] = time.time() - start
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps({k: summary[k] for k in ("tests", "wall_s")}, indent=2))

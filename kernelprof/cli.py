@@ -186,6 +186,7 @@ def _profile(request, format: str, top: int) -> int:
         print(files.dumps(document))
     else:
         console = _console()
+        console.width = min(console.width, shown.WIDTH)  # its tables fit 120 columns
         for renderable in shown.renderables(document, top):
             console.print(renderable)
     if code != 0:
