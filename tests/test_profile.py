@@ -206,6 +206,16 @@ def test_the_api_gives_the_same_result_the_command_line_writes(tmp_path):
     assert files.load(tmp_path / "api.json") == document
 
 
+def test_calls_are_counted_in_the_profiled_steps_only_and_scripted_modules_are_layers():
+    model = nn.Sequential(torch.jit.script(nn.Linear(64, 32)), nn.ReLU(), nn.Linear(32, 10))
+    with kernelprof.profile(model, warmup=1, steps=2, op_steps=1) as prof:
+        _loop(prof, model, 10)
+    layers = {layer.name: layer for layer in prof.result.document.layers}
+    assert sorted(layers) == ["0", "1", "2"]
+    assert [layers[name].calls for name in "012"] == [1, 1, 1]  # not the ops step's calls too
+    assert layers["0"].fwd_us > 0 and layers["0"].category == "other"  # a RecursiveScriptModule
+
+
 def test_the_api_keeps_what_was_profiled_when_the_loop_ends_early():
     model = nn.Sequential(nn.Linear(64, 10))
     with kernelprof.profile(model, warmup=1, steps=6, op_steps=1) as prof:
@@ -234,6 +244,7 @@ def test_hooks_and_patches_are_gone_after_the_profile():
     assert not nn.modules.module._global_forward_pre_hooks
     assert not nn.modules.module._global_forward_hooks
     assert "step" not in torch.optim.Adam(model.parameters()).__dict__
+    assert not [m for m in model.modules() if "forward" in m.__dict__]  # wrappers removed
 
 
 # ---- profile diff -------------------------------------------------------------------------------

@@ -98,6 +98,7 @@ class Index:
     def __init__(self, roots: list[nn.Module], transient: set[int] = frozenset()) -> None:
         self.frameworks, self.problems = declared()
         self.by_id: dict[int, Entry] = {}
+        self.modules: dict[int, nn.Module] = {}  # what by_id names (not the per-call ones)
         self.by_class: dict[type, Entry] = {}
         self.order: list[Entry] = []
         self._names: set[str] = set()
@@ -139,7 +140,7 @@ class Index:
         if found is None:
             found = self._add(module, f"{type(module).__name__} (made each step)", "layer")
             self.by_class[type(module)] = found
-            del self.by_id[id(module)]
+            del self.by_id[id(module)], self.modules[id(module)]
         return found
 
     def _root_name(self, module: nn.Module) -> str:
@@ -187,6 +188,7 @@ class Index:
             entry = Entry(name, type_name(module), "other", "root",
                           trace_steps.PREFIX + "forward")  # fmt: skip
         self.by_id[id(module)] = entry
+        self.modules[id(module)] = module
         self.order.append(entry)
         return entry
 
