@@ -198,6 +198,7 @@ def test_the_api_gives_the_same_result_the_command_line_writes(tmp_path):
                             out=tmp_path / "api.json") as prof:  # fmt: skip
         _loop(prof, model, 40)
     assert prof.done
+    assert (tmp_path / "api.json").is_file()  # written when the schedule ended, unasked
     document = prof.result.document
     assert document.kernelprof == "profile" and document.task.entry == "api"
     assert [layer.name for layer in document.layers][0] == "2"

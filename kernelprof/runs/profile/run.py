@@ -111,18 +111,20 @@ class Profile:
         task = task_of(self.request, "api", marker, self.trace_dir)
         task = dataclasses.replace(task, device=device)
         self.document = layers.document(task, run, environment(device), notes=self.notes)
+        self._saved = ()
+        if self.request.out is not None:  # written at once: nobody has to ask for the result
+            written, problem = files.save(self.document, self.request.out)
+            if problem is not None:
+                self._saved = (f"{problem}; the results are in {written}",)
+                print(f"kernelprof: {self._saved[0]}", file=sys.stderr)
 
     def profiled(self) -> tuple[ProfileDocument, tuple[str, ...]]:
-        """The document, saved to the request's ``--out`` (where it went, if not there)."""
+        """The document, and where ``--out`` went if not where asked."""
         if self.document is None:
             raise RuntimeError("no profile yet: the schedule needs "
                                f"{self.request.needed_steps} prof.step() calls, or leave the "
                                "`with` block")  # fmt: skip
-        if self.request.out is None or self._saved is not None:
-            return self.document, self._saved or ()
-        written, problem = files.save(self.document, self.request.out)
-        self._saved = () if problem is None else (f"{problem}; the results are in {written}",)
-        return self.document, self._saved
+        return self.document, self._saved or ()
 
 
 class ScriptFailed(Exception):
