@@ -191,7 +191,7 @@ def _profile(request, format: str, top: int) -> int:
             console.print(renderable)
     if code != 0:
         print(shown.summary_line(document, code), file=sys.stderr)
-        return code
+        return code if code > 0 else 128 - code  # killed by signal N: the shell's 128 + N
     return 1 if document.status == "error" else 0
 
 
