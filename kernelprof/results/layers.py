@@ -51,7 +51,7 @@ def document(task: ProfileTask, run: ProfileRun, environment: Environment, *,
         return ProfileDocument(status="error", reason=_no_steps(task, run), **common)
     coarse = run.breakdown.coarse
     step_us, keyed = typical_step(coarse)
-    layers = layer_rows(run.layers, keyed, run.breakdown.detailed)
+    layers = layer_rows(run.layers, keyed, run.breakdown.detailed, run.copy_bandwidth)
     roofline = neuron_roofline(layers, step_us, run.copy_bandwidth)
     status, reason = "ok", ""
     if coarse.steps < task.steps or exit_code not in (None, 0):
@@ -105,7 +105,7 @@ def typical_step(attribution: StepAttribution) -> tuple[float, dict[str, float]]
 
 
 def layer_rows(seen: tuple[LayerSeen, ...], timed: Mapping[str, float],
-               detailed: StepAttribution) -> list[Layer]:  # fmt: skip
+               detailed: StepAttribution, copy_bandwidth: float | None) -> list[Layer]:  # fmt: skip
     named = _named(detailed)
     rows = []
     for layer in seen:
@@ -115,61 +115,44 @@ def layer_rows(seen: tuple[LayerSeen, ...], timed: Mapping[str, float],
         operations = _top([named.get(layer_key(layer.name, d), {}) for d in ("fwd", "bwd")])
         rows.append(Layer(name=layer.name, type=layer.type, category=layer.category, calls=calls,
                           fwd_us=fwd, bwd_us=bwd, operations=operations,
-                          neuron=_neuron(layer, calls, fwd + bwd)))  # fmt: skip
+                          neuron=_neuron(layer, calls, fwd + bwd, copy_bandwidth)))  # fmt: skip
     return rows
 
 
-def _neuron(layer: LayerSeen, calls: float, time_us: float) -> NeuronFigures | None:
+def _neuron(layer: LayerSeen, calls: float, time_us: float,
+            copy_bandwidth: float | None) -> NeuronFigures | None:  # fmt: skip
+    """A neuron layer's bytes, and against the copy bandwidth (where one was measured): its
+    share of it and the time it would save at it."""
     call = layer.neuron
     if call is None:
         return None
     steps = round(call.steps_per_call * calls)
     traffic = neuron_traffic(steps * call.neurons, call.element_bytes)
+    moved = traffic["fwd"] + traffic["bwd"]
+    fraction = ideal_us = saved_us = None
+    if copy_bandwidth:
+        ideal_us = 1e6 * moved / copy_bandwidth
+        fraction = moved / (time_us / 1e6) / copy_bandwidth if time_us else None
+        saved_us = max(0.0, time_us - ideal_us)
     return NeuronFigures(framework=call.framework, path=call.path, T=steps,
                          neurons=call.neurons, dtype=call.dtype, fwd_bytes=traffic["fwd"],
-                         bwd_bytes=traffic["bwd"], time_us=time_us, copy_fraction=None,
-                         at_copy_us=None, saved_us=None)  # fmt: skip
+                         bwd_bytes=traffic["bwd"], time_us=time_us, copy_fraction=fraction,
+                         at_copy_us=ideal_us, saved_us=saved_us)  # fmt: skip
 
 
 def neuron_roofline(layers: list[Layer], step_us: float,
                     copy_bandwidth: float | None) -> Roofline | None:  # fmt: skip
-    """Each neuron layer's copy fraction and the time it would save at the copy bandwidth
-    (filled into its figures), and the neuron layers together; None without neuron layers or
+    """The neuron layers together against the copy bandwidth; None without neuron layers or
     a measured bandwidth."""
-    neurons = [layer for layer in layers if layer.neuron is not None]
+    neurons = [layer.neuron for layer in layers if layer.neuron is not None]
     if not neurons or not copy_bandwidth:
         return None
-    total = at_copy = saved = 0.0
-    for index, layer in enumerate(layers):
-        figures = layer.neuron
-        if figures is None:
-            continue
-        moved = figures.fwd_bytes + figures.bwd_bytes
-        ideal_us = 1e6 * moved / copy_bandwidth
-        fraction = moved / (figures.time_us / 1e6) / copy_bandwidth if figures.time_us else None
-        layer_saved = max(0.0, figures.time_us - ideal_us)
-        layers[index] = _with_neuron(
-            layer,
-            _replace(figures, copy_fraction=fraction, at_copy_us=ideal_us, saved_us=layer_saved),
-        )
-        total += figures.time_us
-        at_copy += min(ideal_us, figures.time_us)
-        saved += layer_saved
+    total = sum(figures.time_us for figures in neurons)
+    at_copy = sum(min(figures.at_copy_us, figures.time_us) for figures in neurons)
+    saved = sum(figures.saved_us for figures in neurons)
     return Roofline(copy_bandwidth=copy_bandwidth, neuron_us=total, neuron_share=total / step_us,
                     at_copy_us=at_copy, at_copy_share=at_copy / step_us,
                     max_speedup=step_us / max(step_us - saved, 1e-9))  # fmt: skip
-
-
-def _replace(figures: NeuronFigures, **changes) -> NeuronFigures:
-    from dataclasses import replace
-
-    return replace(figures, **changes)
-
-
-def _with_neuron(layer: Layer, figures: NeuronFigures) -> Layer:
-    from dataclasses import replace
-
-    return replace(layer, neuron=figures)
 
 
 def categories(seen: tuple[LayerSeen, ...], keyed: Mapping[str, float]) -> dict[str, float]:

@@ -71,7 +71,7 @@ class StepRanges:
     def __init__(self, network: SpikingNetwork, calls: list[list] | None = None) -> None:
         self.network = network
         self.calls: list[list] = [] if calls is None else calls
-        self._wrapped: list[tuple[nn.Module, object]] = []
+        self._wrapped = Replaced()
         self._sequence = sequence_counter()
 
     # A framework that loops over time calls its layers T times a step (snnTorch: 53 calls),
@@ -92,9 +92,7 @@ class StepRanges:
                 range_exit(handle)
                 record[2] = sequence()
 
-        previous = module.__dict__.get("forward", _ABSENT)  # a scripted module has its own
-        module.forward = ranged
-        self._wrapped.append((module, previous))
+        self._wrapped.set(module, "forward", ranged)
 
     def phase(self, label: str) -> _Range:
         """``with ranges.phase(label):`` -- a range ``kernelprof/<label>``."""
@@ -109,15 +107,32 @@ class StepRanges:
         return self
 
     def __exit__(self, *exc) -> None:
-        for module, previous in reversed(self._wrapped):
-            if previous is _ABSENT:
-                del module.forward
-            else:
-                module.forward = previous
-        self._wrapped.clear()
+        self._wrapped.restore()
 
 
 _ABSENT = object()
+
+
+class Replaced:
+    """Attributes set for a while and put back: an instance's ``forward`` or ``step``, a
+    class's method. What was there is restored, or the attribute removed where the object had
+    none of its own (an instance attribute shadowing its class's)."""
+
+    def __init__(self) -> None:
+        self.saved: list[tuple[object, str, object]] = []
+
+    def set(self, owner: object, attribute: str, value: object) -> None:
+        previous = owner.__dict__.get(attribute, _ABSENT)
+        setattr(owner, attribute, value)  # first: an owner that refuses it is not saved
+        self.saved.append((owner, attribute, previous))
+
+    def restore(self) -> None:
+        for owner, attribute, previous in reversed(self.saved):
+            if previous is _ABSENT:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, previous)
+        self.saved = []
 
 
 class _Range:

@@ -35,16 +35,12 @@ def main(argv: list[str]) -> int:
 
     def write(profiled, exit_code: int | None = None) -> None:
         session = written["session"]
-        device = str(session.device or "cpu")
-        task = run.task_of(request, "script", session.marker, trace_dir)
-        import dataclasses
-
-        task = dataclasses.replace(task, device=device)
+        task = run.task_of(request, "script", session, trace_dir)
         problems = ()
         if exit_code not in (None, 0):
             problems = (f"the script exited with code {exit_code} after {session.position} "
                         "steps",)  # fmt: skip
-        document = layers.document(task, profiled, environment(device), exit_code=exit_code,
+        document = layers.document(task, profiled, environment(task.device), exit_code=exit_code,
                                    problems=problems)  # fmt: skip
         Path(spec["document"]).write_text(files.dumps(document))
         written["run"] = profiled

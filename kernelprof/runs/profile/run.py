@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -42,9 +41,13 @@ def step() -> None:
         ACTIVE[-1].mark()
 
 
-def task_of(request: ProfileRequest, entry: str, marker: str,
+def task_of(request: ProfileRequest, entry: str, session: Session,
             trace_dir: Path) -> ProfileTask:  # fmt: skip
-    return ProfileTask(entry=entry, command=request.script, device=request.device,
+    """The task as run: the device the session settled on, what ended its steps."""
+    marker = session.marker
+    if entry == "api":
+        marker = marker.replace("kernelprof.step()", "prof.step()")
+    return ProfileTask(entry=entry, command=request.script, device=str(session.device or "cpu"),
                        warmup=request.warmup, steps=request.steps, op_steps=request.op_steps,
                        marker=marker, stop=request.stop, trace_dir=str(trace_dir))  # fmt: skip
 
@@ -106,11 +109,8 @@ class Profile:
     def _done(self, run: ProfileRun) -> None:
         from kernelprof.runs.environment import environment
 
-        device = str(self.session.device or "cpu")
-        marker = self.session.marker.replace("kernelprof.step()", "prof.step()")
-        task = task_of(self.request, "api", marker, self.trace_dir)
-        task = dataclasses.replace(task, device=device)
-        self.document = layers.document(task, run, environment(device), notes=self.notes)
+        task = task_of(self.request, "api", self.session, self.trace_dir)
+        self.document = layers.document(task, run, environment(task.device), notes=self.notes)
         self._saved = ()
         if self.request.out is not None:  # written at once: nobody has to ask for the result
             written, problem = files.save(self.document, self.request.out)

@@ -41,7 +41,7 @@ from kernelprof.harness.profiling import (
 )
 from kernelprof.harness.timer import synchronize
 from kernelprof.results.profile import LayerSeen, NeuronCall, ProfileRun
-from kernelprof.runs.e2e.breakdown import attributed_rounds, breakdown_record
+from kernelprof.runs.e2e.breakdown import Replaced, attributed_rounds, breakdown_record
 from kernelprof.runs.profile import layers as layer_index
 from kernelprof.traces import steps as trace_steps
 
@@ -49,7 +49,6 @@ PLAIN, OPEN, RANGED, WARMUP = "plain", "open", "profiled", "warm-up"
 FUNCTIONAL_LOSSES = ("cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
                      "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
                      "kl_div", "poisson_nll_loss")  # fmt: skip
-_ABSENT = object()
 
 
 class StopScript(BaseException):
@@ -111,17 +110,16 @@ class Session:
         self._profiler: StepProfile | None = None
         self._started = time.perf_counter()
         self._hooks: list = []
-        self._wrapped: list[tuple[nn.Module, object]] = []
+        self._replaced = Replaced()  # what profiled steps wrap and patch
         self._wrapped_ids: set[int] = set()
         self._counter: Counter | None = None
-        self._patches: list[tuple[object, str, object]] = []
-        self._seen: dict[int, nn.Module] = {}  # modules called in the warm-up steps
-        self._seen_in: dict[int, set[int]] = {}  # ... and in which of them
+        # modules called in the warm-up steps, and in which of them
+        self._seen: dict[int, tuple[nn.Module, set[int]]] = {}
         self._discovery = None
         self._optimizer_hooks: list = []
         self._primary = None  # the optimizer whose steps end the training steps
         self._first_pending = False
-        self._unwrap: tuple | None = None
+        self._step_wrapped = Replaced()  # the primary optimizer's step, for the session
         self._explicit = marker != "optimizer.step()"
 
     # ---- lifetime --------------------------------------------------------------------------------
@@ -150,13 +148,7 @@ class Session:
         for handle in self._optimizer_hooks:
             handle.remove()
         self._optimizer_hooks = []
-        if self._unwrap is not None:
-            optimizer, previous = self._unwrap
-            if previous is _ABSENT:
-                del optimizer.step
-            else:
-                optimizer.step = previous
-            self._unwrap = None
+        self._step_wrapped.restore()
         self._end_discovery()
         if not self.finished:
             self._abort_step()
@@ -211,7 +203,7 @@ class Session:
         self._started = time.perf_counter()
 
     def _guess_device(self) -> torch.device:
-        for root in self.given_roots or list(self._seen.values()):
+        for root in self.given_roots or [module for module, _ in self._seen.values()]:
             for parameter in root.parameters():
                 return parameter.device
         return torch.device("cpu")
@@ -228,7 +220,7 @@ class Session:
                 self.index = layer_index.Index(self.given_roots)
             else:
                 self.index = layer_index.Index(self._roots(), transient=self._transient())
-                self._seen, self._seen_in = {}, {}  # the warm-up's modules are not kept alive
+                self._seen = {}  # the warm-up's modules are not kept alive
             self.problems += self.index.problems
         self.calls = rounds.calls
         self._counter = None if detailed else Counter()  # calls counted in coarse steps only
@@ -327,15 +319,14 @@ class Session:
     # ---- discovery (a script's warm-up steps) ------------------------------------------------
 
     def _discover(self, module: nn.Module, args) -> None:
-        self._seen.setdefault(id(module), module)
-        self._seen_in.setdefault(id(module), set()).add(self.position)
+        self._seen.setdefault(id(module), (module, set()))[1].add(self.position)
 
     def _transient(self) -> set[int]:
         """Modules the warm-up steps called in one step only (made for a call), when there
         were several warm-up steps to tell."""
-        if len({step for steps in self._seen_in.values() for step in steps}) < 2:
+        if len({step for _, steps in self._seen.values() for step in steps}) < 2:
             return set()
-        return {key for key, steps in self._seen_in.items() if len(steps) == 1}
+        return {key for key, (_, steps) in self._seen.items() if len(steps) == 1}
 
     def _end_discovery(self) -> None:
         if self._discovery is not None:
@@ -345,11 +336,11 @@ class Session:
     def _roots(self) -> list[nn.Module]:
         """The modules called in the warm-up steps that no other called module holds."""
         inside: set[int] = set()
-        for module in self._seen.values():
+        for module, _ in self._seen.values():
             for child in module.modules():
                 if child is not module:
                     inside.add(id(child))
-        return [module for key, module in self._seen.items() if key not in inside]
+        return [module for key, (module, _) in self._seen.items() if key not in inside]
 
     # ---- ranges ----------------------------------------------------------------------------------
 
@@ -387,7 +378,6 @@ class Session:
 
     def _wrap(self, module: nn.Module, entry) -> None:
         forward = module.forward
-        previous = module.__dict__.get("forward", _ABSENT)
 
         def ranged(*args, **kwargs):
             if not self._enter(ranged, entry):
@@ -404,12 +394,10 @@ class Session:
             self._leave(m, entry, m, args)
 
         try:
-            module.forward = ranged
-        except (AttributeError, TypeError, RuntimeError):  # a scripted module: its own hooks
+            self._replaced.set(module, "forward", ranged)
+        except (AttributeError, TypeError, RuntimeError):  # a module refusing it: its own hooks
             self._hooks += [module.register_forward_pre_hook(pre),
                             module.register_forward_hook(post, always_call=True)]  # fmt: skip
-            return
-        self._wrapped.append((module, previous))
 
     def _module_pre(self, module: nn.Module, args) -> None:
         """The global hook (modules made for each call): those no wrapper covers."""
@@ -454,7 +442,6 @@ class Session:
 
     def _wrap_step(self, optimizer) -> None:
         original = optimizer.step
-        previous = optimizer.__dict__.get("step", _ABSENT)
         name = trace_steps.PREFIX + "optimizer"
 
         def step(*args, **kwargs):
@@ -469,8 +456,7 @@ class Session:
                 if not self._explicit:
                     self.boundary()
 
-        optimizer.step = step
-        self._unwrap = (optimizer, previous)
+        self._step_wrapped.set(optimizer, "step", step)
 
     def _ranged(self, label: str, function: Callable, *, top_only: bool = True) -> Callable:
         """``function`` with a range ``kernelprof/<label>`` around it when nothing else is
@@ -518,24 +504,11 @@ class Session:
         self._patch(torch.Tensor, "cuda", "host-to-device copy")
 
     def _patch(self, owner: object, attribute: str, label: str, top_only: bool = True) -> None:
-        previous = owner.__dict__.get(attribute, _ABSENT)
-        self._patches.append((owner, attribute, previous))
-        setattr(owner, attribute, self._ranged(label, getattr(owner, attribute),
-                                               top_only=top_only))  # fmt: skip
+        ranged = self._ranged(label, getattr(owner, attribute), top_only=top_only)
+        self._replaced.set(owner, attribute, ranged)
 
     def _uninstall(self) -> None:
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
-        for module, previous in reversed(self._wrapped):
-            if previous is _ABSENT:
-                del module.forward
-            else:
-                module.forward = previous
-        self._wrapped = []
-        for owner, attribute, previous in reversed(self._patches):
-            if previous is _ABSENT:
-                delattr(owner, attribute)
-            else:
-                setattr(owner, attribute, previous)
-        self._patches = []
+        self._replaced.restore()
