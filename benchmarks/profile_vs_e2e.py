@@ -15,18 +15,32 @@ step in either; counted in the summary: >= 5 %.
 
     .venv/bin/python benchmarks/profile_vs_e2e.py [--repeats 3] [--out DIR] [--device cpu]
 
+Each repeat runs the pair twice: with glibc's allocator as it comes ("default") and with it
+told to keep what it frees ("pinned": MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ at
+4 GiB, for both commands alike). With the default, the two processes do not run the same step:
+e2e's (which holds the data set, 220 MB) gets memory back from the system in every step and
+faults it in again (its plain steps' minor page faults are printed: ~6,000 a step, 23 MiB,
+against the script's ~4,700), and its neuron forward, a Python loop allocating per time step,
+is the part that pays (measured: 35 against 30 ms, 4 of 7 categories within 10 %; 6 of 7 by
+share). Pinned, neither faults (0 a step) and the steps agree (97.4 against 97.6 ms, 7 of 7
+categories; in a run of 5 repeats 106.4 against 105.1 ms, 6 of 7). What still differs is
+memory touched for the first time, not the attribution: in the operations traces both sides
+charge the same operators, counts and times to a category (pool bwd: avg_pool2d_backward 9.0
+against 9.0-9.6 ms), except the aten::fill_ that zeroes a new 25 MB gradient buffer (1.1-5.3
+ms against 1.0-1.8 ms), which is why pool bwd is the category seen at x0.82-0.99. The pinned
+pair checks the attribution on the same work; the default pair shows how far the allocator
+moves a CPU step.
+
 Exits 1 only if a command fails (its stderr's tail printed). Needs a quiet machine: on the
 shared 2-core CPU another process makes steps up to 45x longer (each repeat's line gives its
-slowest step over the median: x34 was seen). On a quiet one most of the difference is glibc
-handing memory back to the system and faulting it in again (5-10 ms stalls in some steps, more
-in e2e's later rounds); MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 in
-the environment (both commands inherit it) stops that.
+slowest step over the median: x34 was seen).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,6 +56,8 @@ from kernelprof.results.record import decode  # noqa: E402
 RENAMED = {"lif": "neuron", "readout": "linear", "flatten": "other"}  # e2e's -> profile's
 WITHIN, SHOWN, COUNTED = 0.10, 0.02, 0.05
 Figures = tuple[float, dict[str, float]]  # the step and its categories, us
+PINNED = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+ALLOCATORS = {"default": {}, "pinned": PINNED}  # the environment each setting adds
 
 
 def e2e_command(out: Path, device: str) -> list[str]:
@@ -56,15 +72,17 @@ def profile_command(out: Path, device: str) -> list[str]:
             "examples/study_cnn.py", "--steps", "200", "--device", device]  # fmt: skip
 
 
-def slowest(coarse: dict) -> float:
-    """The slowest profiled step over the median one (far above 1: something else ran)."""
-    lengths = [step["length_us"] for step in coarse["per_step"]]
-    return max(lengths) / median(lengths)
+def slowest(breakdown: dict) -> tuple[float, float]:
+    """The slowest profiled step over the median one (far above 1: something else ran), and the
+    plain steps' median minor page faults."""
+    lengths = [step["length_us"] for step in breakdown["coarse"]["per_step"]]
+    return max(lengths) / median(lengths), median(breakdown.get("plain_step_faults") or [0])
 
 
-def e2e_figures(document: dict, medians: bool = False) -> tuple[Figures, float]:
+def e2e_figures(document: dict, medians: bool = False) -> tuple[Figures, tuple[float, float]]:
     """e2e's step and categories (us) in profile's names, by profile's statistic (or e2e's)."""
-    coarse = document["rows"][0]["training"]["breakdown"]["coarse"]
+    breakdown = document["rows"][0]["training"]["breakdown"]
+    coarse = breakdown["coarse"]
     step, keyed = coarse["step_us"], coarse["categories_us"]
     if not medians:
         step, keyed = typical_step(decode(StepAttribution, coarse))
@@ -73,18 +91,20 @@ def e2e_figures(document: dict, medians: bool = False) -> tuple[Figures, float]:
         first, _, phase = name.partition(" ")
         mapped = f"{RENAMED[first]} {phase}" if first in RENAMED and phase else name
         categories[mapped] = categories.get(mapped, 0.0) + us
-    return (step, categories), slowest(coarse)
+    return (step, categories), slowest(breakdown)
 
 
-def profile_figures(document: dict) -> tuple[Figures, float]:
+def profile_figures(document: dict) -> tuple[Figures, tuple[float, float]]:
     figures = document["step_us"], dict(document["categories_us"])
-    return figures, slowest(document["breakdown"]["coarse"])
+    return figures, slowest(document["breakdown"])
 
 
-def run(command: list[str], out: Path, read) -> tuple[Figures, float]:
+def run(command: list[str], out: Path, read, allocator: str) -> tuple[Figures, tuple]:
     """The command's figures; if it fails (or its document has none), its stderr's tail: exit 1."""
     out.unlink(missing_ok=True)
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    environment = {**os.environ, **ALLOCATORS[allocator]}
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False,
+                            env=environment)  # fmt: skip
     try:
         if result.returncode == 0:
             return read(json.loads(out.read_text()))
@@ -150,24 +170,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="keep the JSONs here (default: a temporary one)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--e2e-medians", action="store_true", help="e2e's printed figures")
+    parser.add_argument("--allocator", choices=["both", *ALLOCATORS], default="both",
+                        help="glibc's allocator as it comes, pinned, or both interleaved "
+                        "(default: both)")  # fmt: skip
     args = parser.parse_args(argv)
+    settings = list(ALLOCATORS) if args.allocator == "both" else [args.allocator]
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.out or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)
-        pairs, read = [], lambda document: e2e_figures(document, args.e2e_medians)
+        pairs: dict[str, list] = {setting: [] for setting in settings}
+        read = lambda document: e2e_figures(document, args.e2e_medians)  # noqa: E731
         for repeat in range(1, args.repeats + 1):
-            e2e_out, profile_out = folder / f"e2e-{repeat}.json", folder / f"profile-{repeat}.json"
-            e2e, e2e_slowest = run(e2e_command(e2e_out, args.device), e2e_out, read)
-            profile, slowest_step = run(profile_command(profile_out, args.device), profile_out,
-                                        profile_figures)  # fmt: skip
-            print(f"repeat {repeat}/{args.repeats}: e2e step {e2e[0] / 1e3:.1f} ms, profile step "
-                  f"{profile[0] / 1e3:.1f} ms; the slowest step x{e2e_slowest:.1f} and "
-                  f"x{slowest_step:.1f} the median", flush=True)  # fmt: skip
-            pairs.append((e2e, profile))
+            for setting in settings:
+                e2e_out = folder / f"e2e-{setting}-{repeat}.json"
+                profile_out = folder / f"profile-{setting}-{repeat}.json"
+                e2e, (e2e_slowest, e2e_faults) = run(e2e_command(e2e_out, args.device), e2e_out,
+                                                     read, setting)  # fmt: skip
+                profile, (slowest_step, faults) = run(profile_command(profile_out, args.device),
+                                                      profile_out, profile_figures,
+                                                      setting)  # fmt: skip
+                print(f"repeat {repeat}/{args.repeats}, allocator {setting}: e2e step "
+                      f"{e2e[0] / 1e3:.1f} ms, profile step {profile[0] / 1e3:.1f} ms; the "
+                      f"slowest step x{e2e_slowest:.1f} and x{slowest_step:.1f} the median; "
+                      f"page faults a plain step {e2e_faults:,.0f} and {faults:,.0f}",
+                      flush=True)  # fmt: skip
+                pairs[setting].append((e2e, profile))
     statistic = "e2e's medians" if args.e2e_medians else "middle-half means (profile's)"
-    print(f"\n{args.repeats} alternating pairs on {args.device}, {statistic} of 24 steps; ms: "
-          "medians over the repeats; ratios: profile/e2e repeat by repeat\n")  # fmt: skip
-    print("\n".join(report(pairs)))
+    for setting in settings:
+        print(f"\nallocator {setting}: {args.repeats} alternating pairs on {args.device}, "
+              f"{statistic} of 24 steps; ms: medians over the repeats; ratios: profile/e2e "
+              "repeat by repeat\n")  # fmt: skip
+        print("\n".join(report(pairs[setting])))
     return 0
 
 

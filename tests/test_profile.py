@@ -6,6 +6,7 @@ and a script that fails must keep its own traceback and exit code and what was p
 from __future__ import annotations
 
 import json
+import resource
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 import kernelprof
+from kernelprof.present import profile as present_profile
 from kernelprof.requests import RequestError
 from kernelprof.results import files, layers
 from kernelprof.runs.profile.session import schedule
@@ -225,6 +227,26 @@ def test_the_api_keeps_what_was_profiled_when_the_loop_ends_early():
     assert document.status == "partial"
     assert document.breakdown.coarse.steps == 2
     assert "2 of 6 profiled steps" in document.reason
+
+
+class Fresh(nn.Module):
+    """Touches 64 MiB made anew in each call: glibc maps it for the call (over its 32 MiB
+    threshold) and hands it back after, so every page faults again in the next step."""
+
+    def forward(self, x):
+        return x + torch.ones(16 * 2**20).sum() * 0
+
+
+def test_plain_steps_count_their_page_faults():
+    model = nn.Sequential(nn.Linear(64, 10), Fresh())
+    with kernelprof.profile(model, warmup=1, steps=2, op_steps=1) as prof:
+        _loop(prof, model, 10)
+    document = prof.result.document
+    breakdown = document.breakdown
+    assert len(breakdown.plain_step_faults) == len(breakdown.plain_steps_us) == 3
+    pages = 64 * 2**20 // resource.getpagesize()
+    assert breakdown.faults_per_step >= 0.9 * pages
+    assert any(line.startswith("page faults: ") for line in present_profile.notes(document))
 
 
 def test_the_api_refuses_what_the_command_line_refuses():

@@ -237,6 +237,12 @@ class HostCounters:
                 "others_cpu_share": others}  # fmt: skip
 
 
+def minor_faults() -> int:
+    """This process's minor page faults so far (pages first touched: on the CPU, mostly memory
+    the allocator handed back to the system and maps again)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

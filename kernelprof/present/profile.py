@@ -3,6 +3,8 @@ top operations, the neuron layers against the copy bandwidth, and ``profile diff
 
 from __future__ import annotations
 
+import resource
+
 from rich.text import Text
 
 from kernelprof.present.tables import WIDTH, fill, plain, significant, table
@@ -107,6 +109,12 @@ def notes(document: ProfileDocument) -> list[str]:
             lines.append(f"profiled steps differ from plain ones beyond 5 % ({low:.3f}-"
                          f"{high:.3f}): the profiler's ranges cost this step that "
                          "much")  # fmt: skip
+        faults = breakdown.faults_per_step
+        if faults:  # pages first touched: memory mapped anew in every step
+            touched = faults * resource.getpagesize() / 2**20
+            lines.append(f"page faults: {faults:,.0f} a plain step ({touched:,.1f}"
+                         " MiB touched anew: memory the allocator handed back to the system and"
+                         " maps again, part of the step's time on the CPU)")  # fmt: skip
         lines.append(f"operations trace (every operator recorded): "
                      f"{100 * breakdown.detailed_overhead:+.0f} % over the plain step; "
                      f"traces: {breakdown.coarse.path}, {breakdown.detailed.path}")  # fmt: skip

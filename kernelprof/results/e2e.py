@@ -133,6 +133,12 @@ class StepBreakdown:
     plain_steps_us: tuple[float, ...] = ()
     paired_ratios: tuple[float, ...] = ()
     problems: tuple[str, ...] = ()
+    plain_step_faults: tuple[int, ...] = ()  # the process's minor page faults in each plain step
+
+    @property
+    def faults_per_step(self) -> float | None:
+        """The median plain step's minor page faults (None: not counted)."""
+        return statistics.median(self.plain_step_faults) if self.plain_step_faults else None
 
 
 @record

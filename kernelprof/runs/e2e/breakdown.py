@@ -45,7 +45,7 @@ from kernelprof.harness.profiling import (
     sequence_counter,
     warm_up_profiler,
 )
-from kernelprof.harness.timer import synchronize
+from kernelprof.harness.timer import minor_faults, synchronize
 from kernelprof.results.analysis import median_interval
 from kernelprof.results.e2e import StepAttribution, StepBreakdown
 from kernelprof.results.record import decode
@@ -176,14 +176,16 @@ def measure(
     are attributed."""
     warm_up_profiler()
     plain: list[float] = []
+    faults: list[int] = []
 
     def plain_steps() -> None:
         for _ in range(steps):
-            start = time.perf_counter()
+            start, faulted = time.perf_counter(), minor_faults()
             batch = next_batch()
             run_step(batch, None)
             synchronize(device)
             plain.append(time.perf_counter() - start)
+            faults.append(minor_faults() - faulted)
 
     def alternating(count: int, coarse: bool, path: Path):
         """``count`` rounds of a plain and a profiled step, ABBA; the profiled sessions merged
@@ -205,7 +207,7 @@ def measure(
 
     coarse = alternating(rounds, True, trace_dir / f"{name}.json")
     detailed = alternating(OPERATION_STEPS, False, trace_dir / f"{name}_ops.json")
-    return breakdown_record(coarse, detailed, plain)
+    return breakdown_record(coarse, detailed, plain, faults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,9 +239,11 @@ def attributed_rounds(profilers: list, calls: list, plain_of_round: list[float],
     return Rounds(attributed, ratios, sorted(set(problems)) + attributed.problems)
 
 
-def breakdown_record(coarse: Rounds, detailed: Rounds, plain: list[float]) -> StepBreakdown:
+def breakdown_record(coarse: Rounds, detailed: Rounds, plain: list[float],
+                     faults: list[int]) -> StepBreakdown:  # fmt: skip
     """The breakdown of a run: the coarse trace's categories, the detailed one's operations,
-    and the profiled steps held against the plain ones (seconds) beside them, round by round,
+    and the profiled steps held against the plain ones (seconds; ``faults``: the minor page
+    faults of each) beside them, round by round,
     so that drift cancels: flagged when the profiler shows itself beyond the noise, the
     interval of the median ratio wholly outside 5 %."""
     plain_us = 1e6 * statistics.median(plain)
@@ -253,6 +257,7 @@ def breakdown_record(coarse: Rounds, detailed: Rounds, plain: list[float]) -> St
         detailed=attribution_record(detailed.attributed),
         plain_step_us=plain_us,
         plain_steps_us=tuple(1e6 * s for s in plain),
+        plain_step_faults=tuple(faults),
         profiled_step_us=profiled_us,
         paired_ratios=tuple(ratios),
         profiled_over_plain=ratio,

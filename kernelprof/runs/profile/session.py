@@ -39,7 +39,7 @@ from kernelprof.harness.profiling import (
     sequence_counter,
     warm_up_profiler,
 )
-from kernelprof.harness.timer import synchronize
+from kernelprof.harness.timer import minor_faults, synchronize
 from kernelprof.results.profile import LayerSeen, NeuronCall, ProfileRun
 from kernelprof.runs.e2e.breakdown import Replaced, attributed_rounds, breakdown_record
 from kernelprof.runs.profile import layers as layer_index
@@ -100,6 +100,7 @@ class Session:
         self.problems: list[str] = []
         self.rounds = {False: _Rounds(), True: _Rounds()}
         self.plain_all: list[float] = []
+        self.plain_faults: list[int] = []
         self.index: layer_index.Index | None = None
         self.counts: list[Counter] = []
         self.neuron_calls: dict[str, NeuronCall] = {}
@@ -108,7 +109,7 @@ class Session:
         self._step_handle = None
         self._step_record: list | None = None
         self._profiler: StepProfile | None = None
-        self._started = time.perf_counter()
+        self._started, self._faulted = time.perf_counter(), minor_faults()
         self._hooks: list = []
         self._replaced = Replaced()  # what profiled steps wrap and patch
         self._wrapped_ids: set[int] = set()
@@ -140,7 +141,7 @@ class Session:
         ]
         if self.given_roots is None:
             self._discovery = nn.modules.module.register_module_forward_pre_hook(self._discover)
-        self._started = time.perf_counter()
+        self._started, self._faulted = time.perf_counter(), minor_faults()
         return self
 
     def close(self) -> None:
@@ -183,6 +184,7 @@ class Session:
             elapsed = time.perf_counter() - self._started
             rounds.plain[number] = elapsed
             self.plain_all.append(elapsed)
+            self.plain_faults.append(minor_faults() - self._faulted)
         elif kind == RANGED:
             self._end_ranged(rounds)
         elif kind == WARMUP and self.position + 1 < len(self.order) and \
@@ -200,7 +202,7 @@ class Session:
             self._profiler.__enter__()
         elif kind == RANGED:
             self._begin_ranged(self.rounds[detailed], detailed)
-        self._started = time.perf_counter()
+        self._started, self._faulted = time.perf_counter(), minor_faults()
 
     def _guess_device(self) -> torch.device:
         for root in self.given_roots or [module for module, _ in self._seen.values()]:
@@ -212,7 +214,7 @@ class Session:
         self._abort_step()
         self.position = 0
         self.rounds = {False: _Rounds(), True: _Rounds()}
-        self.plain_all, self.counts = [], []
+        self.plain_all, self.plain_faults, self.counts = [], [], []
 
     def _begin_ranged(self, rounds: _Rounds, detailed: bool) -> None:
         if self.index is None:
@@ -290,7 +292,7 @@ class Session:
             self.problems.append("no operations trace: the script ended before its steps; "
                                  "operations are those of the coarse trace (ranges "
                                  "only)")  # fmt: skip
-        return breakdown_record(coarse, detailed, self.plain_all)
+        return breakdown_record(coarse, detailed, self.plain_all, self.plain_faults)
 
     def _copy_bandwidth(self) -> float | None:
         from kernelprof.harness.device import copy_bandwidth
