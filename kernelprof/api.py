@@ -178,7 +178,7 @@ def profile(model=None, request: ProfileRequest | None = None, /, **options: Any
     models are the modules the warm-up steps call, and steps end at ``optimizer.step()`` (as
     for a script run by ``kernelprof profile``) until ``prof.step()`` is called. The options are the
     command's (``warmup``, ``steps``, ``op_steps``, ``device``, ``out``, ``trace_dir``); the
-    loop must step ``warmup + 3 * (steps + op_steps)`` times for the whole schedule (leaving
+    loop must step ``warmup + 1 + 3 * (steps + op_steps)`` times for the whole schedule (leaving
     the block earlier keeps what was profiled). ``prof.result`` is a :class:`Result` holding
     the same document the command line writes."""
     from kernelprof.runs.profile import run

@@ -484,3 +484,28 @@ def test_training_energy_without_a_counter_says_why():
     energy.start()
     result = energy.stop(epochs=1)
     assert result.joules_per_unit is None and result.unavailable_reason == "n/a: no RAPL here"
+
+
+def test_step_energy_sums_the_plain_steps_above_idle_and_not_between_them():
+    from kernelprof.harness.energy import StepEnergy
+
+    power = ReplayingPower()
+    energy = StepEnergy("cpu", counter=power, idle_s=0.5, clock=power.clock, sleep=power.sleep)
+    assert power.slept_s == pytest.approx(0.5)  # idle first, asleep
+    for extra in (200.0, 260.0):  # two plain steps of 0.25 s, a profiled one between them
+        energy.begin()
+        power.advance(0.25, extra)
+        energy.end()
+        power.advance(1.0, 5000.0)  # a profiled step: not counted
+    result = energy.result()
+    assert result.unit == "step" and result.window_units == (1, 1)
+    assert result.joules_per_unit == pytest.approx((200.0 + 260.0) * 0.25 / 2)
+    assert result.window_joules_per_unit == pytest.approx((50.0, 65.0))
+    assert result.idle_watts == pytest.approx(IDLE_WATTS)
+
+
+def test_step_energy_without_a_counter_says_why():
+    from kernelprof.harness.energy import StepEnergy
+
+    result = StepEnergy("cpu", counter="n/a: no RAPL here").result()
+    assert result.joules_per_unit is None and result.unavailable_reason == "n/a: no RAPL here"

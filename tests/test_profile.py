@@ -21,7 +21,7 @@ from kernelprof.runs.profile.session import schedule
 from tests.cli_runner import run_kernelprof
 
 SCRIPT = str(Path(__file__).parent / "profile_scripts" / "planted.py")
-QUICK = ("--warmup", "3", "--steps", "6", "--op-steps", "1")  # 3 + 3 x 7 = 24 steps
+QUICK = ("--warmup", "3", "--steps", "6", "--op-steps", "1")  # 3 + 1 + 3 x 7 = 25 steps
 
 
 def profiled(tmp_path, *script_args: str, options: tuple[str, ...] = QUICK, stop: bool = True):
@@ -106,15 +106,15 @@ def test_the_profile_reads_back_and_prints_within_120_columns(planted, tmp_path)
 def test_stop_ends_the_script_after_the_schedule(planted):
     result, document = planted
     assert "trained" not in result.stderr  # the script's last line never ran
-    assert document.steps_seen == 3 + 3 * 7
-    assert "stopped after 24 steps" in result.stderr
+    assert document.steps_seen == 3 + 1 + 3 * 7  # warm-up, inspected, rounds
+    assert "stopped after 25 steps" in result.stderr
 
 
 def test_the_schedule_alternates_plain_and_profiled_steps():
     order = schedule(2, 2, 1)
-    assert [kind for kind, _, _ in order] == ["warm-up", "warm-up", "plain", "open", "profiled",
-                                              "open", "profiled", "plain", "plain", "open",
-                                              "profiled"]  # fmt: skip
+    assert [kind for kind, _, _ in order] == ["warm-up", "warm-up", "inspected", "plain", "open",
+                                              "profiled", "open", "profiled", "plain", "plain",
+                                              "open", "profiled"]  # fmt: skip
     assert [detailed for _, detailed, _ in order][-3:] == [True] * 3
 
 
@@ -150,7 +150,7 @@ def test_a_script_that_never_steps_says_so(tmp_path):
 def test_a_script_too_short_for_the_schedule_says_how_many_steps_it_needs(tmp_path):
     result, document = profiled(tmp_path, "--steps", "4", stop=False)
     assert document.status == "error"
-    assert "stepped 4 times" in document.reason and "at least 24" in document.reason
+    assert "stepped 4 times" in document.reason and "at least 25" in document.reason
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -212,7 +212,7 @@ def test_the_api_gives_the_same_result_the_command_line_writes(tmp_path):
 def test_calls_are_counted_in_the_profiled_steps_only_and_scripted_modules_are_layers():
     model = nn.Sequential(torch.jit.script(nn.Linear(64, 32)), nn.ReLU(), nn.Linear(32, 10))
     with kernelprof.profile(model, warmup=1, steps=2, op_steps=1) as prof:
-        _loop(prof, model, 10)
+        _loop(prof, model, 11)
     layers = {layer.name: layer for layer in prof.result.document.layers}
     assert sorted(layers) == ["0", "1", "2"]
     assert [layers[name].calls for name in "012"] == [1, 1, 1]  # not the ops step's calls too
@@ -240,7 +240,7 @@ class Fresh(nn.Module):
 def test_plain_steps_count_their_page_faults():
     model = nn.Sequential(nn.Linear(64, 10), Fresh())
     with kernelprof.profile(model, warmup=1, steps=2, op_steps=1) as prof:
-        _loop(prof, model, 10)
+        _loop(prof, model, 11)
     document = prof.result.document
     breakdown = document.breakdown
     assert len(breakdown.plain_step_faults) == len(breakdown.plain_steps_us) == 3
@@ -262,7 +262,7 @@ def test_hooks_and_patches_are_gone_after_the_profile():
     model = nn.Sequential(nn.Linear(64, 10))
     to, backward = torch.Tensor.to, torch.autograd.backward
     with kernelprof.profile(model, warmup=1, steps=1, op_steps=1) as prof:
-        _loop(prof, model, 7)
+        _loop(prof, model, 8)
     assert torch.Tensor.to is to and torch.autograd.backward is backward
     assert not nn.modules.module._global_forward_pre_hooks
     assert not nn.modules.module._global_forward_hooks

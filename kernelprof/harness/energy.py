@@ -481,6 +481,64 @@ def _idle_watts(counter, idle_s, clock, sleep, synchronize, flags: list[Flag],
     return 0.0
 
 
+class StepEnergy:
+    """Energy of the plain training steps a profile times, one by one: idle power first (at
+    construction: between steps, untimed), then the counter read at each plain step's edges
+    (:meth:`begin`, :meth:`end`; the steps synchronise the device themselves). J/step = (the
+    steps' raw energy - idle W x their time) / steps: their sum, so that the counter's
+    quantisation at each edge averages out rather than piling up in a median."""
+
+    SCOPE = "plain training steps (interleaved with profiled ones, summed)"
+
+    def __init__(self, device: torch.device | str, counter: EnergyCounter | str | None = None,
+                 *, idle_s: float = 0.5, clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        device = torch.device(device)
+        self.counter = energy_counter(device) if counter is None else counter
+        self.clock = clock
+        self.flags: list[Flag] = []
+        self.joules: list[float] = []
+        self.seconds: list[float] = []
+        self.idle_watts: float | None = None
+        self._start: tuple[float, float] | None = None
+        if not isinstance(self.counter, str):
+            self.idle_watts = _idle_watts(self.counter, idle_s, clock, sleep,
+                                          lambda: synchronize_device(device), self.flags,
+                                          "profile")  # fmt: skip
+
+    def begin(self) -> None:
+        if not isinstance(self.counter, str):
+            self._start = (self.counter.read_joules(), self.clock())
+
+    def end(self) -> None:
+        if self._start is not None:
+            joules, started = self._start
+            self.joules.append(self.counter.read_joules() - joules)
+            self.seconds.append(self.clock() - started)
+            self._start = None
+
+    def result(self) -> EnergyMeasurement:
+        if isinstance(self.counter, str):
+            return EnergyMeasurement.unavailable(self.counter, label="profile", unit="step")
+        if not self.joules:
+            return EnergyMeasurement.unavailable("no plain step was measured", label="profile",
+                                                 unit="step")  # fmt: skip
+        steps, raw, seconds = len(self.joules), sum(self.joules), sum(self.seconds)
+        net = raw - self.idle_watts * seconds
+        window = EnergyWindow(self.counter, synchronize=lambda: None)
+        window.joules, window.seconds = raw, seconds
+        flags = self.flags + window_flags(window, self.idle_watts, self.counter, "profile",
+                                          f"{steps} plain steps")  # fmt: skip
+        return EnergyMeasurement(
+            joules_per_unit=net / steps, unit="step",
+            window_joules_per_unit=tuple(j - self.idle_watts * s
+                                         for j, s in zip(self.joules, self.seconds, strict=True)),
+            window_raw_joules=tuple(self.joules), window_units=(1,) * steps,
+            window_seconds=tuple(self.seconds), idle_watts=self.idle_watts,
+            counter=self.counter.name, scope=self.SCOPE, flags=tuple(flags), label="profile",
+        )  # fmt: skip
+
+
 class TrainingEnergy:
     """Energy of a stretch of training (the epochs: not evaluation, not profiled steps): idle
     power first, then the counter read at :meth:`start` and :meth:`stop` with the device

@@ -8,6 +8,7 @@ import resource
 from rich.text import Text
 
 from kernelprof.present.tables import WIDTH, fill, plain, significant, table
+from kernelprof.results.energy import format_joules
 from kernelprof.results.profile import Layer, ProfileDocument
 
 
@@ -100,6 +101,72 @@ def roofline_table(document: ProfileDocument):
     return into
 
 
+def inspection_table(document: ProfileDocument):
+    """Memory saved for backward, spikes and operations per layer, from the inspected step."""
+    inspection = document.inspection
+    if inspection is None or not inspection.layers:
+        return None
+    categories = {layer.name: layer.category for layer in document.layers}
+    saved = inspection.saved_bytes
+    cells = []
+    for counts in sorted(inspection.layers, key=lambda c: -c.saved_bytes):
+        rate, silent = counts.rate, counts.silent
+        spread = ""
+        if counts.rate_per_step:
+            low, high = min(counts.rate_per_step), max(counts.rate_per_step)
+            spread = f"{100 * low:.1f}-{100 * high:.1f}"
+        cells.append([counts.name, categories.get(counts.name, ""),
+                      significant(counts.saved_bytes / 2**20, 3),
+                      _share(counts.saved_bytes, saved) if saved else "",
+                      "" if rate is None else f"{100 * rate:.2f}", spread,
+                      "" if silent is None else f"{100 * silent:.1f}",
+                      _count(counts.synops), _count(counts.macs),
+                      ", ".join(counts.sources)])  # fmt: skip
+    into = table(f"memory, spikes and operations (step {inspection.step + 1} of the script, "
+                 "untimed)")  # fmt: skip
+    fill(into, ("layer", "category", "saved MiB", "% saved", "rate %", "per t %", "silent %",
+                "synops", "MACs", "spikes from"), cells, 2)  # fmt: skip
+    neuron = sum(c.saved_bytes for c in inspection.layers if categories.get(c.name) == "neuron")
+    peak = (f"peak {significant(inspection.peak_bytes / 2**20, 3)} MiB"
+            if inspection.peak_bytes is not None else f"peak {inspection.peak_source}")  # fmt: skip
+    into.caption = (f"saved for backward: {significant(saved / 2**20, 3)} MiB, neuron layers "
+                    f"{_share(neuron, saved) if saved else '0'} % of it; parameters saved "
+                    f"{significant(inspection.parameter_bytes / 2**20, 3)} MiB (not counted); "
+                    f"{peak}. rate: spikes over outputs; per t: its range over the time steps; "
+                    "silent: (sample, neuron) pairs that never fired; synops: accumulates of "
+                    "spike inputs; MACs: of dense inputs, any value but 0 and 1 (spikes "
+                    "through an average pool, say); both exact, counted on the layer.")  # fmt: skip
+    return into
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return ""
+    return f"{value / 1e6:.3g}M" if value >= 10**6 else f"{value:,}"
+
+
+def energy_lines(document: ProfileDocument) -> list[str]:
+    energy = document.energy
+    if energy is None:
+        return []
+    per_sample = (f", {format_joules(energy.per_sample_j)} per sample (batch {energy.samples})"
+                  if energy.per_sample_j is not None else "")  # fmt: skip
+    lines = [f"energy estimated from operations: {format_joules(energy.forward_j)} a forward "
+             f"pass{per_sample}: {energy.synops:,} synops x {energy.ac_pj} pJ + {energy.macs:,}"
+             f" MACs x {energy.mac_pj} pJ ({energy.source})"]  # fmt: skip
+    measured = energy.measured
+    if measured is None or not measured.available:
+        reason = measured.unavailable_reason if measured is not None else "n/a: not measured"
+        lines.append(f"energy measured: {reason}")
+    else:
+        ratio = measured.joules_per_unit / energy.forward_j if energy.forward_j else None
+        lines.append(f"energy measured: {format_joules(measured.joules_per_unit)} a training "
+                     f"step above idle ({measured.counter}; {measured.scope})"
+                     + (f": {ratio:,.0f}x the forward estimate" if ratio else ""))  # fmt: skip
+        lines += [f"energy: {flag.message}" for flag in measured.flags]
+    return lines
+
+
 def notes(document: ProfileDocument) -> list[str]:
     lines = []
     breakdown = document.breakdown
@@ -130,10 +197,10 @@ def renderables(document: ProfileDocument, top: int = 15) -> list:
     found: list = [Text(headline(document))]
     if document.status != "error":
         found += [categories_table(document), layers_table(document, top)]
-        roofline = roofline_table(document)
-        if roofline is not None:
-            found.append(roofline)
-    lines = notes(document)
+        for extra in (roofline_table(document), inspection_table(document)):
+            if extra is not None:
+                found.append(extra)
+    lines = energy_lines(document) + notes(document)
     if lines:
         found.append(plain(lines))
     return found

@@ -61,8 +61,9 @@ class ProfileRequest(Request):
 
     @property
     def needed_steps(self) -> int:
-        """Steps the script must run for the whole schedule."""
-        return self.warmup + 3 * (self.steps + self.op_steps)
+        """Steps the script must run for the whole schedule: the warm-up, one inspected step,
+        3 per profiled step."""
+        return self.warmup + 1 + 3 * (self.steps + self.op_steps)
 
     def check(self) -> None:
         if self.out is not None:

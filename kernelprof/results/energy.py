@@ -17,7 +17,7 @@ from kernelprof.results.record import record
 @record
 class EnergyMeasurement:
     joules_per_unit: float | None  # median over the windows; None when unavailable
-    unit: Literal["call", "epoch"] = "call"
+    unit: Literal["call", "epoch", "step"] = "call"
     window_joules_per_unit: tuple[float, ...] = ()
     window_raw_joules: tuple[float, ...] = ()  # counter difference, idle not subtracted
     window_units: tuple[int, ...] = ()  # calls (or epochs) in each window

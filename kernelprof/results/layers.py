@@ -17,7 +17,13 @@ from collections.abc import Mapping
 from kernelprof.results.analysis import neuron_traffic
 from kernelprof.results.document import Environment
 from kernelprof.results.e2e import CategoryChange, StepAttribution
+from kernelprof.results.energy import EnergyMeasurement
 from kernelprof.results.profile import (
+    AC_PJ,
+    ENERGY_SOURCE,
+    MAC_PJ,
+    EnergyEstimate,
+    Inspection,
     Layer,
     LayerSeen,
     NamedOperation,
@@ -46,7 +52,8 @@ def document(task: ProfileTask, run: ProfileRun, environment: Environment, *,
     problems = tuple(dict.fromkeys(run.problems + problems))
     common = dict(task=task, environment=environment, steps_seen=run.steps_seen,
                   uncategorised=run.uncategorised, exit_code=exit_code, problems=problems,
-                  notes=notes)  # fmt: skip
+                  notes=notes, inspection=run.inspection,
+                  energy=energy_estimate(run.inspection, run.energy))  # fmt: skip
     if run.breakdown is None:
         return ProfileDocument(status="error", reason=_no_steps(task, run), **common)
     coarse = run.breakdown.coarse
@@ -72,12 +79,29 @@ def document(task: ProfileTask, run: ProfileRun, environment: Environment, *,
     )
 
 
+def energy_estimate(inspection: Inspection | None, measured: EnergyMeasurement | None = None,
+                    ac_pj: float = AC_PJ,
+                    mac_pj: float = MAC_PJ) -> EnergyEstimate | None:  # fmt: skip
+    """The operation-count estimate of the inspected step's forward pass, beside the energy
+    the plain steps measurably took."""
+    if inspection is None:
+        return None
+    synops = sum(layer.synops or 0 for layer in inspection.layers)
+    macs = sum(layer.macs or 0 for layer in inspection.layers)
+    if not synops and not macs:
+        return None
+    return EnergyEstimate(synops=synops, macs=macs, ac_pj=ac_pj, mac_pj=mac_pj,
+                          source=ENERGY_SOURCE, forward_j=(synops * ac_pj + macs * mac_pj) * 1e-12,
+                          samples=inspection.samples, measured=measured)  # fmt: skip
+
+
 def _no_steps(task: ProfileTask, run: ProfileRun) -> str:
-    needed = task.warmup + 3 * (task.steps + task.op_steps)
+    needed = task.warmup + 1 + 3 * (task.steps + task.op_steps)
     if run.steps_seen == 0:
         return f"the script never stepped (no {task.marker} call)"
     return (f"the script stepped {run.steps_seen} times; profiling needs {task.warmup} warm-up "
-            "steps and then 3 per profiled step, operations steps included (at least "
+            "steps, one inspected step and then 3 per profiled step, operations steps "
+            "included (at least "
             f"{needed}): give fewer --warmup, --steps or --op-steps, or let the script run "
             "longer")  # fmt: skip
 

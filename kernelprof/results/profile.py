@@ -18,6 +18,7 @@ from typing import Literal
 
 from kernelprof.results.document import Document
 from kernelprof.results.e2e import CategoryChange, StepBreakdown
+from kernelprof.results.energy import EnergyMeasurement
 from kernelprof.results.record import FrozenDict, record
 
 LAYER_CATEGORIES = ("neuron", "conv", "linear", "norm", "pool", "dropout", "other")
@@ -65,6 +66,42 @@ class LayerSeen:
 
 
 @record
+class LayerCounts:
+    """What the inspected (untimed) step counted of one layer."""
+
+    name: str
+    saved_bytes: int = 0  # saved for backward in its forward (storages first saved there)
+    spikes: int | None = None  # neuron layers with binary outputs: spikes in the step
+    outputs: int | None = None  # their output elements (time steps x batch x neurons)
+    rate_per_step: tuple[float, ...] = ()  # firing rate at each time step
+    silent: float | None = None  # share of (sample, neuron) pairs that never fired
+    synops: int | None = None  # conv/linear: accumulates of spike inputs (exact)
+    macs: int | None = None  # conv/linear: multiply-accumulates of dense inputs (exact)
+    sources: tuple[str, ...] = ()  # the neuron layers whose spikes it took
+
+    @property
+    def rate(self) -> float | None:
+        return self.spikes / self.outputs if self.spikes is not None and self.outputs else None
+
+
+@record
+class Inspection:
+    """The inspected step: memory saved for backward, spikes and operations, per layer."""
+
+    step: int  # which step of the script (0: its first)
+    layers: tuple[LayerCounts, ...]
+    saved_bytes: int  # every storage autograd saved in the step, parameters left out
+    parameter_bytes: int  # parameters saved (alive whether or not the step runs)
+    peak_bytes: int | None  # the device's peak allocation in the step
+    peak_source: str  # how the peak was read, or why it was not
+    samples: int | None = None  # the batch: the model's input's batch dimension
+    problems: tuple[str, ...] = ()
+
+    def of(self, name: str) -> LayerCounts | None:
+        return next((layer for layer in self.layers if layer.name == name), None)
+
+
+@record
 class ProfileRun:
     """What the run returns to the analysis."""
 
@@ -74,6 +111,8 @@ class ProfileRun:
     steps_seen: int
     uncategorised: tuple[str, ...] = ()  # leaf module types no category names
     problems: tuple[str, ...] = ()
+    inspection: Inspection | None = None
+    energy: EnergyMeasurement | None = None  # the plain steps' measured energy
 
 
 @record
@@ -132,6 +171,30 @@ class Roofline:
     max_speedup: float  # the step if the neuron layers ran at the copy bandwidth
 
 
+# The 45 nm figures SNN papers estimate energy with: a 32-bit float add 0.9 pJ (an accumulate,
+# what a spike into a synapse costs), a multiply 3.7 pJ (a multiply-accumulate: 4.6 pJ).
+AC_PJ, MAC_PJ = 0.9, 4.6
+ENERGY_SOURCE = "45 nm CMOS, 32-bit float add 0.9 pJ + multiply 3.7 pJ (Horowitz, ISSCC 2014)"
+
+
+@record
+class EnergyEstimate:
+    """The operation-count estimate of a forward pass beside the energy a step measurably took."""
+
+    synops: int  # accumulates (spike inputs), the inspected step's forward
+    macs: int  # multiply-accumulates (dense inputs)
+    ac_pj: float
+    mac_pj: float
+    source: str  # where the constants come from
+    forward_j: float  # the estimate for one forward pass of the step's batch
+    samples: int | None  # the batch, where the model's input says it
+    measured: EnergyMeasurement | None = None  # a plain training step, idle power taken off
+
+    @property
+    def per_sample_j(self) -> float | None:
+        return self.forward_j / self.samples if self.samples else None
+
+
 @record
 class ProfileDocument(Document):
     kernelprof: Literal["profile"] = "profile"
@@ -147,6 +210,8 @@ class ProfileDocument(Document):
     )
     breakdown: StepBreakdown | None = None
     roofline: Roofline | None = None
+    inspection: Inspection | None = None  # memory, spikes and operations of one step
+    energy: EnergyEstimate | None = None
     steps_seen: int = 0
     uncategorised: tuple[str, ...] = ()
     exit_code: int | None = None  # the script's (CLI)

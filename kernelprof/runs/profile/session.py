@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kernelprof.harness.energy import StepEnergy
 from kernelprof.harness.profiling import (
     StepProfile,
     range_enter,
@@ -43,9 +44,11 @@ from kernelprof.harness.timer import minor_faults, synchronize
 from kernelprof.results.profile import LayerSeen, NeuronCall, ProfileRun
 from kernelprof.runs.e2e.breakdown import Replaced, attributed_rounds, breakdown_record
 from kernelprof.runs.profile import layers as layer_index
+from kernelprof.runs.profile.inspect import Inspector
 from kernelprof.traces import steps as trace_steps
 
-PLAIN, OPEN, RANGED, WARMUP = "plain", "open", "profiled", "warm-up"
+PLAIN, OPEN, RANGED, WARMUP, INSPECT = "plain", "open", "profiled", "warm-up", "inspected"
+SYNAPTIC = ("conv", "linear")
 FUNCTIONAL_LOSSES = ("cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
                      "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
                      "kl_div", "poisson_nll_loss")  # fmt: skip
@@ -57,8 +60,9 @@ class StopScript(BaseException):
 
 
 def schedule(warmup: int, steps: int, op_steps: int) -> list[tuple[str, bool, int]]:
-    """(kind, detailed, round) of every step the session watches, in order."""
-    order = [(WARMUP, False, 0)] * warmup
+    """(kind, detailed, round) of every step the session watches, in order: the warm-up, one
+    inspected step (memory, spikes, operations: :mod:`.inspect`), then the rounds."""
+    order = [(WARMUP, False, 0)] * warmup + [(INSPECT, False, 0)]
     for detailed, count in ((False, steps), (True, op_steps)):
         for number in range(count):
             kinds = (PLAIN, OPEN, RANGED) if number % 2 == 0 else (OPEN, RANGED, PLAIN)
@@ -122,6 +126,10 @@ class Session:
         self._first_pending = False
         self._step_wrapped = Replaced()  # the primary optimizer's step, for the session
         self._explicit = marker != "optimizer.step()"
+        self._inspector: Inspector | None = None
+        self._energy: StepEnergy | None = None
+        self.inspection = None
+        self._layer_ranges: dict[str, str] = {}  # a layer's range -> its name
 
     # ---- lifetime --------------------------------------------------------------------------------
 
@@ -182,11 +190,15 @@ class Session:
         if kind == PLAIN:
             synchronize(self.device)
             elapsed = time.perf_counter() - self._started
+            if self._energy is not None:
+                self._energy.end()
             rounds.plain[number] = elapsed
             self.plain_all.append(elapsed)
             self.plain_faults.append(minor_faults() - self._faulted)
         elif kind == RANGED:
             self._end_ranged(rounds)
+        elif kind == INSPECT:
+            self._end_inspected()
         elif kind == WARMUP and self.position + 1 < len(self.order) and \
                 self.order[self.position + 1][0] != WARMUP:  # fmt: skip
             self._end_discovery()
@@ -202,6 +214,10 @@ class Session:
             self._profiler.__enter__()
         elif kind == RANGED:
             self._begin_ranged(self.rounds[detailed], detailed)
+        elif kind == INSPECT:
+            self._begin_inspected()
+        elif kind == PLAIN and self._energy is not None:
+            self._energy.begin()
         self._started, self._faulted = time.perf_counter(), minor_faults()
 
     def _guess_device(self) -> torch.device:
@@ -216,7 +232,7 @@ class Session:
         self.rounds = {False: _Rounds(), True: _Rounds()}
         self.plain_all, self.plain_faults, self.counts = [], [], []
 
-    def _begin_ranged(self, rounds: _Rounds, detailed: bool) -> None:
+    def _ensure_index(self) -> None:
         if self.index is None:
             if self.given_roots is not None:
                 self.index = layer_index.Index(self.given_roots)
@@ -224,6 +240,54 @@ class Session:
                 self.index = layer_index.Index(self._roots(), transient=self._transient())
                 self._seen = {}  # the warm-up's modules are not kept alive
             self.problems += self.index.problems
+            self._layer_ranges = {entry.range: entry.name for entry in self.index.layers()}
+
+    def _begin_inspected(self) -> None:
+        self._ensure_index()
+        self.calls, self._counter = [], None
+        parameters = [parameter for module in self.index.modules.values()
+                      for parameter in module.parameters()]  # fmt: skip
+        self._inspector = Inspector(self._running_layer, self._time_steps, parameters)
+        self._install()
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._step_handle = range_enter(trace_steps.STEP)  # ranges open only inside a step
+        self._inspector.__enter__()
+
+    def _end_inspected(self) -> None:
+        inspector, self._inspector = self._inspector, None
+        inspector.__exit__(None, None, None)
+        while self.stack:
+            self._close()
+        synchronize(self.device)
+        range_exit(self._step_handle)
+        self._step_handle = None
+        self._uninstall()
+        if self.device.type == "cuda":
+            peak, source = torch.cuda.max_memory_allocated(self.device), \
+                "torch.cuda.max_memory_allocated in the step"  # fmt: skip
+        else:
+            peak, source = None, ("n/a: the CPU allocator keeps no peak; the bytes saved for "
+                                  "backward are the step's own")  # fmt: skip
+        self.inspection = inspector.result(self.position, peak, source)
+        self._energy = StepEnergy(self.device)  # idle power now, between two steps
+
+    def _running_layer(self) -> str | None:
+        for _, _, record in reversed(self.stack):
+            name = self._layer_ranges.get(record[0])
+            if name is not None:
+                return name
+        return None
+
+    def _time_steps(self, name: str, module: nn.Module, args) -> int | None:
+        entry = self.index.by_id.get(id(module)) if self.index else None
+        declaration = entry.neuron.declaration if entry and entry.neuron else None
+        if declaration is None or declaration.time_steps is None:
+            return None
+        return declaration.time_steps(module, args)
+
+    def _begin_ranged(self, rounds: _Rounds, detailed: bool) -> None:
+        self._ensure_index()
         self.calls = rounds.calls
         self._counter = None if detailed else Counter()  # calls counted in coarse steps only
         if self._counter is not None:
@@ -251,13 +315,22 @@ class Session:
         if self.position >= len(self.order):
             return
         kind, detailed, _ = self.order[self.position]
+        if kind == INSPECT and self._inspector is not None:
+            self._inspector.__exit__(None, None, None)
+            self._inspector = None
+            while self.stack:
+                self._close()
+            if self._step_handle is not None:
+                range_exit(self._step_handle)
+                self._step_handle = None
+            self._uninstall()
         if kind == RANGED and self._step_handle is not None:
             while self.stack:
                 self._close()
             range_exit(self._step_handle)
             self._step_handle = None
-            self.calls.pop(self.calls.index(self._step_record))
-            self.rounds[detailed].calls[:] = [c for c in self.calls if c[2] is not None]
+            # this step's ranges (its record and all after it): its trace is never kept
+            del self.calls[self.calls.index(self._step_record) :]
             self._uninstall()
             if not detailed and self.counts:
                 self.counts.pop()
@@ -273,7 +346,8 @@ class Session:
         run = ProfileRun(layers=self._layers_seen(), breakdown=self._breakdown(),
                          copy_bandwidth=self._copy_bandwidth(), steps_seen=self.position,
                          uncategorised=self.index.uncategorised() if self.index else (),
-                         problems=tuple(self.problems))  # fmt: skip
+                         problems=tuple(self.problems), inspection=self.inspection,
+                         energy=self._energy.result() if self._energy else None)  # fmt: skip
         self.on_done(run)
 
     def _breakdown(self):
@@ -382,6 +456,11 @@ class Session:
         forward = module.forward
 
         def ranged(*args, **kwargs):
+            inspector = self._inspector
+            if inspector is not None:
+                if inspector.counting:  # the inspector's own call of the layer
+                    return forward(*args, **kwargs)
+                return self._inspected(ranged, entry, module, forward, args, kwargs)
             if not self._enter(ranged, entry):
                 return forward(*args, **kwargs)
             try:
@@ -390,10 +469,18 @@ class Session:
                 self._leave(ranged, entry, module, args)
 
         def pre(m, args) -> None:  # a hook's return would replace the input: None
+            if self._inspector is not None and self._inspector.counting:
+                return
+            if self._inspector is not None and entry.category in SYNAPTIC:
+                self._inspector.synaptic_input(entry.name, m, args, {})
             self._enter(m, entry)
 
         def post(m, args, output) -> None:
+            if self._inspector is not None and self._inspector.counting:
+                return
             self._leave(m, entry, m, args)
+            if self._inspector is not None and entry.neuron is not None:
+                self._inspector.neuron_output(entry.name, m, args, output)
 
         try:
             self._replaced.set(module, "forward", ranged)
@@ -401,17 +488,41 @@ class Session:
             self._hooks += [module.register_forward_pre_hook(pre),
                             module.register_forward_hook(post, always_call=True)]  # fmt: skip
 
+    def _inspected(self, owner, entry, module: nn.Module, forward, args, kwargs):
+        """A layer's call in the inspected step: its input's operations counted first, its
+        output's spikes after."""
+        inspector = self._inspector
+        if entry.kind == "layer" and entry.category in SYNAPTIC:
+            inspector.synaptic_input(entry.name, module, args, kwargs)
+        elif entry.kind == "root" and not self.stack:
+            inspector.model_input(args)
+        if not self._enter(owner, entry):
+            return forward(*args, **kwargs)
+        try:
+            output = forward(*args, **kwargs)
+        finally:
+            self._leave(owner, entry, module, args)
+        if entry.neuron is not None:
+            inspector.neuron_output(entry.name, module, args, output)
+        return output
+
     def _module_pre(self, module: nn.Module, args) -> None:
         """The global hook (modules made for each call): those no wrapper covers."""
-        if id(module) in self._wrapped_ids:
+        if id(module) in self._wrapped_ids or (self._inspector and self._inspector.counting):
             return
         entry = self.index.entry(module, top_level=not self.stack)
         if entry is not None:
+            if self._inspector is not None and entry.kind == "layer" and \
+                    entry.category in SYNAPTIC:  # fmt: skip
+                self._inspector.synaptic_input(entry.name, module, args, {})
             self._enter(module, entry)
 
     def _module_post(self, module: nn.Module, args, output) -> None:
         if self.stack and self.stack[-1][0] is module:  # a range this hook opened
-            self._leave(module, self.index.entry(module, top_level=True), module, args)
+            entry = self.index.entry(module, top_level=True)
+            self._leave(module, entry, module, args)
+            if self._inspector is not None and entry is not None and entry.neuron is not None:
+                self._inspector.neuron_output(entry.name, module, args, output)
 
     def _note_neuron(self, entry, module: nn.Module, args) -> None:
         try:

@@ -1,0 +1,255 @@
+"""What one untimed step of a profile counts, layer by layer: memory saved for backward, spikes,
+and the synaptic operations and MACs behind them.
+
+The inspected step comes right after the warm-up, with every layer's forward wrapped as in a
+profiled step but no profiler running, and it is never timed. In it:
+
+* **Saved for backward**: autograd's saved-tensor hooks (``torch.autograd.graph.
+  saved_tensors_hooks``) see every tensor a node keeps for the backward pass, custom autograd
+  functions' ``ctx.save_for_backward`` included. Each is charged, once per storage, to the
+  layer whose forward was running when it was saved (outside every layer: ``(outside
+  layers)``); its bytes are its storage's, which is what stays alive until the backward.
+  Parameters (the model's, views of them included, and any leaf that requires a gradient) are
+  counted apart: they live whether or not anything trains. Tensors a custom function keeps as
+  plain ``ctx`` attributes bypass the hooks and are not seen.
+* **Spikes** of each neuron layer: its output (the first tensor of what it returns) when every
+  value is 0 or 1; the firing rate at each time step (a multi-step call's time axis is the
+  dimension holding its T, first or last; a call per time step is one time step); and the
+  (sample, neuron) pairs that never fired in the step.
+* **Operations** of each conv and linear layer, exactly, by running the layer itself with its
+  weights set to one and no bias on a mask of its input: binary input (spikes), the mask of
+  the spikes gives the accumulates (synaptic operations: every spike times the outputs it
+  reaches, padding and stride included); any other input, a mask of ones gives the dense MACs.
+  The neuron layer whose output is the input (the same storage) is its source.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from kernelprof.results.profile import Inspection, LayerCounts
+
+OUTSIDE = "(outside layers)"
+
+
+@dataclass
+class _Neuron:
+    spikes: int = 0
+    outputs: int = 0
+    per_step: list[tuple[int, int]] = field(default_factory=list)  # (spikes, elements)
+    fired: torch.Tensor | None = None  # (sample, neuron) pairs that fired, per-step calls
+    pairs: list[tuple[int, int]] = field(default_factory=list)  # (fired, all) per call
+    binary: bool = True
+
+
+@dataclass
+class _Synaptic:
+    synops: int = 0
+    macs: int = 0
+    sources: set[str] = field(default_factory=set)
+    dense_inputs: int = 0
+
+
+class Inspector:
+    """Counts what one step does; ``layer()`` names the layer whose forward is running."""
+
+    def __init__(self, layer, time_steps, parameters=()) -> None:
+        self._layer = layer  # () -> the running layer's name, or None
+        self._time_steps = time_steps  # (name, module, args) -> T of one call, or None
+        # the model's parameters' storages: a weight saved as a view (``weight.t()``) is not new
+        self._parameters = {(str(p.device), p.untyped_storage().data_ptr()) for p in parameters}
+        self.saved: dict[str, int] = defaultdict(int)
+        self.parameter_bytes = 0
+        self._storages: set[tuple[str, int]] = set()
+        self.neurons: dict[str, _Neuron] = {}
+        self.synaptic: dict[str, _Synaptic] = {}
+        self.spike_storages: dict[int, str] = {}  # a neuron output's storage -> its layer
+        self.problems: list[str] = []
+        self.counting = False  # the counting calls themselves: not counted
+        self._input_shape: tuple[int, ...] | None = None  # the model's first input
+        self._time_steps_seen: set[int] = set()
+        self._hooks = None
+
+    # ---- saved for backward -------------------------------------------------------------------
+
+    def __enter__(self) -> Inspector:
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._hooks is not None:
+            self._hooks.__exit__(*exc)
+            self._hooks = None
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.counting:
+            return tensor
+        try:
+            storage = tensor.untyped_storage()
+            key = (str(tensor.device), storage.data_ptr())
+            if key not in self._storages:
+                self._storages.add(key)
+                if key in self._parameters or (tensor.is_leaf and tensor.requires_grad):
+                    self.parameter_bytes += storage.nbytes()
+                else:
+                    self.saved[self._layer() or OUTSIDE] += storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # a tensor with no storage (sparse, meta)
+            pass
+        return tensor
+
+    # ---- spikes and operations ----------------------------------------------------------------
+
+    def model_input(self, args: tuple) -> None:
+        x = _first_tensor(args)
+        if x is not None and self._input_shape is None:
+            self._input_shape = tuple(x.shape)
+
+    def neuron_output(self, name: str, module: nn.Module, args: tuple, output) -> None:
+        spikes = _first_tensor(output)
+        if spikes is None:
+            return
+        counts = self.neurons.setdefault(name, _Neuron())
+        with torch.no_grad():
+            if counts.binary and not bool(((spikes == 0) | (spikes == 1)).all()):
+                counts.binary = False
+            if not counts.binary:
+                return
+            self.spike_storages[spikes.untyped_storage().data_ptr()] = name
+            total = int(spikes.count_nonzero())
+            counts.spikes += total
+            counts.outputs += spikes.numel()
+            steps = self._time_steps(name, module, args)
+            axis = _time_axis(spikes, steps)
+            if axis is not None:
+                self._time_steps_seen.add(spikes.shape[axis])
+            if axis is None:  # one time step a call: pairs fired over the calls
+                counts.per_step.append((total, spikes.numel()))
+                fired = spikes != 0
+                counts.fired = fired if counts.fired is None or counts.fired.shape != \
+                    fired.shape else counts.fired | fired  # fmt: skip
+            else:
+                moved = spikes.movedim(axis, 0).reshape(spikes.shape[axis], -1)
+                per = moved.count_nonzero(dim=1).tolist()
+                counts.per_step += [(int(n), moved.shape[1]) for n in per]
+                counts.pairs.append((int((moved != 0).any(dim=0).sum()), moved.shape[1]))
+
+    def synaptic_input(self, name: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        x = _first_tensor(args)
+        weight = getattr(module, "weight", None)
+        if x is None or not isinstance(weight, torch.Tensor):
+            return
+        counts = self.synaptic.setdefault(name, _Synaptic())
+        self.counting = True
+        try:
+            with torch.no_grad():
+                spikes = bool(((x == 0) | (x == 1)).all())
+                mask = (x != 0) if spikes else torch.ones_like(x, dtype=torch.bool)
+                ops = _ones_call(module, weight, mask.to(weight.dtype), args, kwargs)
+            if spikes:
+                counts.synops += ops
+                source = self.spike_storages.get(x.untyped_storage().data_ptr())
+                if source is not None:
+                    counts.sources.add(source)
+            else:
+                counts.macs += ops
+                counts.dense_inputs += 1
+        except Exception as error:  # noqa: BLE001 - a layer that will not run this way
+            first = str(error).splitlines()[0] if str(error) else ""
+            self.problems.append(f"{name}: operations not counted ({type(error).__name__}: "
+                                 f"{first})")  # fmt: skip
+            self.synaptic.pop(name, None)
+        finally:
+            self.counting = False
+
+    # ---- the record ------------------------------------------------------------------------------
+
+    def result(self, step: int, peak_bytes: int | None, peak_source: str) -> Inspection:
+        names = list(dict.fromkeys([*self.saved, *self.neurons, *self.synaptic]))
+        layers = []
+        for name in names:
+            neuron, synaptic = self.neurons.get(name), self.synaptic.get(name)
+            spiking = neuron is not None and neuron.binary and neuron.outputs > 0
+            layers.append(LayerCounts(
+                name=name, saved_bytes=self.saved.get(name, 0),
+                spikes=neuron.spikes if spiking else None,
+                outputs=neuron.outputs if spiking else None,
+                rate_per_step=tuple(n / all_ for n, all_ in neuron.per_step) if spiking else (),
+                silent=_silent(neuron) if spiking else None,
+                synops=synaptic.synops if synaptic else None,
+                macs=synaptic.macs if synaptic else None,
+                sources=tuple(sorted(synaptic.sources)) if synaptic else (),
+            ))  # fmt: skip
+        return Inspection(step=step, layers=tuple(layers), saved_bytes=sum(self.saved.values()),
+                          parameter_bytes=self.parameter_bytes, peak_bytes=peak_bytes,
+                          peak_source=peak_source, samples=self._samples(),
+                          problems=tuple(self.problems))  # fmt: skip
+
+    def _samples(self) -> int | None:
+        """The batch: the model input's first dimension, or its second where the first is the
+        time steps the neuron layers were given ([T, B, ...])."""
+        shape = self._input_shape
+        if not shape:
+            return None
+        if len(shape) > 1 and shape[0] in self._time_steps_seen:
+            return shape[1]
+        return shape[0]
+
+
+def _unpack(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+def _first_tensor(value):
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _time_axis(spikes: torch.Tensor, steps: int | None) -> int | None:
+    """The dimension of a multi-step call's time steps (None: the call is one time step)."""
+    if steps is None or steps <= 1 or spikes.dim() < 2:
+        return None
+    if spikes.shape[0] == steps:
+        return 0
+    if spikes.shape[-1] == steps:
+        return spikes.dim() - 1
+    return None
+
+
+def _silent(neuron: _Neuron) -> float | None:
+    if neuron.pairs:
+        fired = sum(n for n, _ in neuron.pairs)
+        return 1.0 - fired / sum(all_ for _, all_ in neuron.pairs)
+    if neuron.fired is not None and neuron.fired.numel():
+        return 1.0 - float(neuron.fired.float().mean())
+    return None
+
+
+def _ones_call(module: nn.Module, weight: torch.Tensor, mask: torch.Tensor, args: tuple,
+               kwargs: dict) -> int:  # fmt: skip
+    """The layer run on ``mask`` (in place of its first tensor argument) with its weight all
+    ones and no bias: the sum of its output counts the operations, exactly."""
+    from torch.func import functional_call
+
+    parameters = {"weight": torch.ones_like(weight)}
+    if isinstance(getattr(module, "bias", None), torch.Tensor):
+        parameters["bias"] = torch.zeros_like(module.bias)
+    replaced, done = [], False
+    for item in args:
+        if not done and isinstance(item, torch.Tensor):
+            replaced.append(mask)
+            done = True
+        else:
+            replaced.append(item)
+    output = functional_call(module, parameters, tuple(replaced), kwargs)
+    return int(round(float(_first_tensor(output).double().sum())))
