@@ -16,7 +16,7 @@ from kernelprof.results import files
 from tests.cli_runner import run_kernelprof
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-SCHEDULE = {"warmup": 2, "steps": 3, "op_steps": 1}  # 2 + 3 x 4 = 14 steps
+SCHEDULE = {"warmup": 2, "steps": 3, "op_steps": 1}  # 2 + 1 + 3 x 4 = 15 steps
 # example -> (framework, neuron layers with their T per step, categories that must be there)
 EXPECTED = {
     "spikingjelly_cnn.py": ("spikingjelly", "SpikingJelly", {"conv fwd", "norm fwd", "pool fwd"}),
@@ -48,6 +48,10 @@ def _check(document, name: str, T: int) -> None:
     assert "neuron fwd" in document.categories_us and "neuron bwd" in document.categories_us
     assert not [problem for problem in document.problems if "not read" in problem]
     assert document.roofline is not None and document.roofline.max_speedup >= 1.0
+    assert not [problem for problem in document.problems if "no operations trace" in problem]
+    inspection = document.inspection  # the inspected step saw the neuron layers
+    assert inspection is not None and inspection.saved_bytes > 0
+    assert all(inspection.of(layer.name) is not None for layer in neurons)
     if name == "snntorch_fc.py":  # its loss function's LogSoftmax is the loss, not a layer
         assert not [layer.name for layer in document.layers if "LogSoftmax" in layer.type]
 
@@ -68,7 +72,7 @@ def test_the_example_runs_under_the_command_line(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_the_example_runs_through_the_python_api(name, monkeypatch):
     _unavailable(name)
-    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / name), "--T", "3", "--steps", "14"])
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / name), "--T", "3", "--steps", "15"])
     with kernelprof.profile(**SCHEDULE) as prof:
         runpy.run_path(str(EXAMPLES / name), run_name="__main__")
     assert prof.done

@@ -189,6 +189,8 @@ def notes(document: ProfileDocument) -> list[str]:
         names = ", ".join(name.rsplit(".", 1)[-1] for name in document.uncategorised)
         lines.append(f"layers of no category (counted as other): {names}")
     lines += [f"problem: {problem}" for problem in document.problems]
+    if document.inspection is not None:
+        lines += [f"problem: {problem}" for problem in document.inspection.problems]
     lines += [f"note: {note}" for note in document.notes]
     return lines
 

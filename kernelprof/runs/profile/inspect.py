@@ -251,5 +251,9 @@ def _ones_call(module: nn.Module, weight: torch.Tensor, mask: torch.Tensor, args
             done = True
         else:
             replaced.append(item)
-    output = functional_call(module, parameters, tuple(replaced), kwargs)
-    return int(round(float(_first_tensor(output).double().sum())))
+    output = _first_tensor(functional_call(module, parameters, tuple(replaced), kwargs))
+    counts = output.double()
+    if bool((counts < 0).any()) or not bool(torch.allclose(counts, counts.round(), atol=1e-3)):
+        raise ValueError("the layer does not compute with the weight it is given (a weight "
+                         "norm or scale of its own): no count")  # fmt: skip
+    return int(round(float(counts.sum())))
