@@ -72,14 +72,16 @@ def profile_command(out: Path, device: str) -> list[str]:
             "examples/study_cnn.py", "--steps", "200", "--device", device]  # fmt: skip
 
 
-def slowest(breakdown: dict) -> tuple[float, float]:
+def slowest(breakdown: dict) -> tuple[float, str]:
     """The slowest profiled step over the median one (far above 1: something else ran), and the
-    plain steps' median minor page faults."""
+    median minor page faults of a plain step / a profiled one."""
     lengths = [step["length_us"] for step in breakdown["coarse"]["per_step"]]
-    return max(lengths) / median(lengths), median(breakdown.get("plain_step_faults") or [0])
+    faults = [median(breakdown.get(key) or [0])
+              for key in ("plain_step_faults", "profiled_step_faults")]  # fmt: skip
+    return max(lengths) / median(lengths), "/".join(f"{count:,.0f}" for count in faults)
 
 
-def e2e_figures(document: dict, medians: bool = False) -> tuple[Figures, tuple[float, float]]:
+def e2e_figures(document: dict, medians: bool = False) -> tuple[Figures, tuple[float, str]]:
     """e2e's step and categories (us) in profile's names, by profile's statistic (or e2e's)."""
     breakdown = document["rows"][0]["training"]["breakdown"]
     coarse = breakdown["coarse"]
@@ -94,7 +96,7 @@ def e2e_figures(document: dict, medians: bool = False) -> tuple[Figures, tuple[f
     return (step, categories), slowest(breakdown)
 
 
-def profile_figures(document: dict) -> tuple[Figures, tuple[float, float]]:
+def profile_figures(document: dict) -> tuple[Figures, tuple[float, str]]:
     figures = document["step_us"], dict(document["categories_us"])
     return figures, slowest(document["breakdown"])
 
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"repeat {repeat}/{args.repeats}, allocator {setting}: e2e step "
                       f"{e2e[0] / 1e3:.1f} ms, profile step {profile[0] / 1e3:.1f} ms; the "
                       f"slowest step x{e2e_slowest:.1f} and x{slowest_step:.1f} the median; "
-                      f"page faults a plain step {e2e_faults:,.0f} and {faults:,.0f}",
+                      f"page faults a plain/profiled step {e2e_faults} and {faults}",
                       flush=True)  # fmt: skip
                 pairs[setting].append((e2e, profile))
     statistic = "e2e's medians" if args.e2e_medians else "middle-half means (profile's)"

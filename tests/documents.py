@@ -288,7 +288,14 @@ def profile_document():
     """Made by the analysis from a run, as the command line makes it: two layers (a neuron
     called 8 times a step, a linear one) and the step's phases."""
     from kernelprof.results import layers
-    from kernelprof.results.profile import LayerSeen, NeuronCall, ProfileRun, ProfileTask
+    from kernelprof.results.profile import (
+        Inspection,
+        LayerCounts,
+        LayerSeen,
+        NeuronCall,
+        ProfileRun,
+        ProfileTask,
+    )
 
     times = {"lif1 fwd": 400.0, "lif1 bwd": 600.0, "fc1 fwd": 200.0, "fc1 bwd": 300.0,
              "loss": 50.0, "loss bwd": 20.0, "optimizer": 80.0, "data loading": 100.0,
@@ -320,6 +327,17 @@ def profile_document():
                       calls=(8, 8, 8, 8)),
         ),
         breakdown=breakdown, copy_bandwidth=10e9, steps_seen=24, uncategorised=(),
+        inspection=Inspection(
+            step=5, saved_bytes=3 * 2**20, parameter_bytes=40_000, peak_bytes=None,
+            peak_source="n/a: the CPU allocator keeps no peak", samples=32,
+            layers=(LayerCounts(name="lif1", saved_bytes=2 * 2**20, spikes=2_560,
+                                outputs=25_600, rate_per_step=(0.05, 0.1, 0.15), silent=0.6),
+                    LayerCounts(name="fc1", saved_bytes=2**20, synops=25_600, macs=0,
+                                sources=("lif1",))),
+        ),
+        energy=EnergyMeasurement(joules_per_unit=0.02, unit="step", counter="RAPL package",
+                                 scope="plain training steps", idle_watts=10.0,
+                                 window_units=(1,) * 5, label="profile"),
     )  # fmt: skip
     task = ProfileTask(entry="script", command=("python", "train.py"), device="cpu", warmup=5,
                        steps=4, op_steps=1, marker="optimizer.step()",

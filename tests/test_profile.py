@@ -160,6 +160,7 @@ def test_a_script_too_short_for_the_schedule_says_how_many_steps_it_needs(tmp_pa
     (("--steps", "0", "--", "python", SCRIPT), "--steps: must be >= 1, got 0"),
     (("--warmup", "0", "--", "python", SCRIPT), "--warmup: must be >= 1, got 0"),
     (("--device", "tpu", "--", "python", SCRIPT), "--device: unknown device 'tpu'"),
+    (("--ac-pj", "0", "--", "python", SCRIPT), "--ac-pj: must be > 0, got 0"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args, message):
     result = run_kernelprof("profile", *args)

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import kernelprof
+from kernelprof.results import layers
 
 spikingjelly = pytest.importorskip("spikingjelly.activation_based")
 from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402
@@ -71,7 +72,7 @@ def autograd_saved(roots: list[torch.Tensor], parameters) -> int:
     return sum(storages.values())
 
 
-def profiled(T: int = 4, batch: int = 8):
+def profiled(T: int = 4, batch: int = 8, **options):
     """A profile of Net's training steps, with the inspected step's spikes and inputs kept here
     by hooks of the test's own, and autograd's saved bytes read from its graph."""
     model = Net()
@@ -88,7 +89,7 @@ def profiled(T: int = 4, batch: int = 8):
             lambda m, a, name=name: seen[name].append(a[0].detach().clone())
         )
     saved = []
-    with kernelprof.profile(model, warmup=WARMUP, steps=2, op_steps=1) as prof:
+    with kernelprof.profile(model, warmup=WARMUP, steps=2, op_steps=1, **options) as prof:
         for _ in range(WARMUP + 1 + 9):
             optimizer.zero_grad()
             out = model(x)
@@ -175,3 +176,20 @@ def test_a_neuron_layers_saved_bytes_grow_linearly_with_T():
     for name in ("lif1", "lif2"):
         ratio = large.inspection.of(name).saved_bytes / small.inspection.of(name).saved_bytes
         assert ratio == pytest.approx(2.0, rel=0.05)
+    # profile diff shows it: the layer that grew most first, the totals in its caption
+    comparison = layers.diff(small, large)
+    first = comparison.counts_by[0]
+    assert first.saved_delta == max(change.saved_delta for change in comparison.counts_by) > 0
+    assert first.saved_delta == large.inspection.of(first.name).saved_bytes - \
+        small.inspection.of(first.name).saved_bytes  # fmt: skip
+    assert comparison.saved_bytes == {"a": small.inspection.saved_bytes,
+                                      "b": large.inspection.saved_bytes}  # fmt: skip
+    assert comparison.forward_j["b"] > comparison.forward_j["a"] > 0
+
+
+def test_the_estimates_constants_can_be_given_and_say_so():
+    document, _, _, _ = profiled(ac_pj=2.0, mac_pj=1.0)
+    energy = document.energy
+    assert (energy.ac_pj, energy.mac_pj) == (2.0, 1.0)
+    assert energy.forward_j == pytest.approx((2.0 * energy.synops + energy.macs) * 1e-12)
+    assert energy.source == "given: --ac-pj, --mac-pj"

@@ -150,13 +150,17 @@ def test_a_profile_is_reported_with_its_category_bar_layers_and_roofline(tmp_pat
     out = tmp_path / "profile.html"
     done = run_kernelprof("report", str(path), "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert "2 chart(s)" in done.stdout  # the step by category, the neuron layers' roofline
+    # the step by category, the neuron layers' roofline, memory and spikes per layer
+    assert "3 chart(s)" in done.stdout
     text = out.read_text()
     assert "profile: python train.py (profile.json)" in text
     assert "snntorch._neurons.leaky.Leaky" in text and "neuron bwd" in text
+    assert "memory, spikes and operations (step 6" in text and "25,600" in text
+    assert "energy estimated from operations: 23 nJ a forward pass" in text
+    assert "energy measured: 20 mJ a training step above idle (RAPL package" in text
     if BROWSER is None:
         pytest.skip("unavailable: no Chromium to render it (scripts/setup-browser.sh)")
     done = browse(out.resolve().as_uri(), "--virtual-time-budget=10000", "--dump-dom")
     body = re.search(r"<body([^>]*)>", done.stdout).group(1)
     state = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
-    assert state == {"charts": "2", "charts-rendered": "2", "errors": "0"}, state
+    assert state == {"charts": "3", "charts-rendered": "3", "errors": "0"}, state

@@ -198,7 +198,13 @@ def _profile_sections(document: ProfileDocument, source: str) -> list[tuple]:
                    for layer in document.layers]))  # fmt: skip
     if document.roofline is not None:
         items.append(("figure", "profile_roofline", plots.profile_roofline(document)))
-    items += [("note", line) for line in profiles.notes(document)]
+    if document.inspection is not None and document.inspection.layers:
+        rows, caption = profiles.inspection_rows(document)
+        items += [("h3", profiles.inspection_title(document)),
+                  ("figure", "profile_memory", plots.profile_memory(document)),
+                  ("table", list(profiles.INSPECTION_HEADER), rows), ("note", caption)]  # fmt: skip
+    lines = profiles.neuron_memory_lines(document) + profiles.energy_lines(document)
+    items += [("note", line) for line in lines + profiles.notes(document)]
     return items
 
 

@@ -188,6 +188,45 @@ def profile_bar(document: ProfileDocument):
     return figure
 
 
+def profile_memory(document: ProfileDocument):
+    """profile: bytes saved for backward per layer, and each neuron layer's firing rate."""
+    inspection = document.inspection
+    categories = {layer.name: layer.category for layer in document.layers}
+    layers = sorted(inspection.layers, key=lambda counts: -counts.saved_bytes)
+    spiking = [counts for counts in layers if counts.rate is not None]
+    figure, (memory, rates) = plt.subplots(
+        1, 2, figsize=(10, 0.35 * max(len(layers), 3) + 1.6), constrained_layout=True,
+        gridspec_kw={"width_ratios": (3, 2)})  # fmt: skip
+    positions = list(range(len(layers)))
+    memory.barh(positions, [counts.saved_bytes / 2**20 for counts in layers],
+                color=["tab:orange" if categories.get(c.name) == "neuron" else "tab:blue"
+                       for c in layers])  # fmt: skip
+    memory.set(yticks=positions, yticklabels=[counts.name for counts in layers],
+               xlabel="MiB saved for backward (orange: neuron layers)",
+               title="memory the step keeps for its backward")  # fmt: skip
+    memory.invert_yaxis()
+    memory.grid(True, axis="x", alpha=0.3)
+    if spiking:
+        places = list(range(len(spiking)))
+        rates.barh(places, [100 * counts.rate for counts in spiking], color="tab:orange")
+        for place, counts in zip(places, spiking, strict=True):
+            if counts.rate_per_step:  # the range over the time steps
+                low, high = min(counts.rate_per_step), max(counts.rate_per_step)
+                rates.plot([100 * low, 100 * high], [place, place], color="black", lw=1.5)
+        rates.set(
+            yticks=places,
+            yticklabels=[counts.name for counts in spiking],
+            xlabel="firing rate % (line: range over time steps)",
+            title="spikes",
+        )
+        rates.invert_yaxis()
+        rates.grid(True, axis="x", alpha=0.3)
+    else:
+        rates.set_axis_off()
+        rates.text(0.5, 0.5, "no layer with binary outputs", ha="center", va="center")
+    return figure
+
+
 def profile_roofline(document: ProfileDocument):
     """profile: each neuron layer's measured time against its time at the copy bandwidth."""
     neurons = [layer for layer in document.layers if layer.neuron is not None]

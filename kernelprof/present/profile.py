@@ -101,42 +101,79 @@ def roofline_table(document: ProfileDocument):
     return into
 
 
-def inspection_table(document: ProfileDocument):
-    """Memory saved for backward, spikes and operations per layer, from the inspected step."""
+INSPECTION_HEADER = ("layer", "category", "saved MiB", "% saved", "rate %", "per t %",
+                     "silent %", "synops", "MACs", "spikes from")  # fmt: skip
+
+
+def inspection_rows(document: ProfileDocument) -> tuple[list[list[str]], str]:
+    """The inspected step's rows (most bytes saved first), and the caption that reads them."""
     inspection = document.inspection
-    if inspection is None or not inspection.layers:
-        return None
     categories = {layer.name: layer.category for layer in document.layers}
     saved = inspection.saved_bytes
-    cells = []
+    rows = []
     for counts in sorted(inspection.layers, key=lambda c: -c.saved_bytes):
         rate, silent = counts.rate, counts.silent
         spread = ""
         if counts.rate_per_step:
             low, high = min(counts.rate_per_step), max(counts.rate_per_step)
             spread = f"{100 * low:.1f}-{100 * high:.1f}"
-        cells.append([counts.name, categories.get(counts.name, ""),
-                      significant(counts.saved_bytes / 2**20, 3),
-                      _share(counts.saved_bytes, saved) if saved else "",
-                      "" if rate is None else f"{100 * rate:.2f}", spread,
-                      "" if silent is None else f"{100 * silent:.1f}",
-                      _count(counts.synops), _count(counts.macs),
-                      ", ".join(counts.sources)])  # fmt: skip
-    into = table(f"memory, spikes and operations (step {inspection.step + 1} of the script, "
-                 "untimed)")  # fmt: skip
-    fill(into, ("layer", "category", "saved MiB", "% saved", "rate %", "per t %", "silent %",
-                "synops", "MACs", "spikes from"), cells, 2)  # fmt: skip
+        rows.append([counts.name, categories.get(counts.name, ""),
+                     significant(counts.saved_bytes / 2**20, 3),
+                     _share(counts.saved_bytes, saved) if saved else "",
+                     "" if rate is None else f"{100 * rate:.2f}", spread,
+                     "" if silent is None else f"{100 * silent:.1f}",
+                     _count(counts.synops), _count(counts.macs),
+                     ", ".join(counts.sources)])  # fmt: skip
     neuron = sum(c.saved_bytes for c in inspection.layers if categories.get(c.name) == "neuron")
     peak = (f"peak {significant(inspection.peak_bytes / 2**20, 3)} MiB"
             if inspection.peak_bytes is not None else f"peak {inspection.peak_source}")  # fmt: skip
-    into.caption = (f"saved for backward: {significant(saved / 2**20, 3)} MiB, neuron layers "
-                    f"{_share(neuron, saved) if saved else '0'} % of it; parameters saved "
-                    f"{significant(inspection.parameter_bytes / 2**20, 3)} MiB (not counted); "
-                    f"{peak}. rate: spikes over outputs; per t: its range over the time steps; "
-                    "silent: (sample, neuron) pairs that never fired; synops: accumulates of "
-                    "spike inputs; MACs: of dense inputs, any value but 0 and 1 (spikes "
-                    "through an average pool, say); both exact, counted on the layer.")  # fmt: skip
+    caption = (f"saved for backward: {significant(saved / 2**20, 3)} MiB, neuron layers "
+               f"{_share(neuron, saved) if saved else '0'} % of it; parameters saved "
+               f"{significant(inspection.parameter_bytes / 2**20, 3)} MiB (not counted); "
+               f"{peak}. rate: spikes over outputs; per t: its range over the time steps; "
+               "silent: (sample, neuron) pairs that never fired; synops: accumulates of "
+               "spike inputs; MACs: of dense inputs, any value but 0 and 1 (spikes "
+               "through an average pool, say); both exact, counted on the layer.")  # fmt: skip
+    return rows, caption
+
+
+def inspection_title(document: ProfileDocument) -> str:
+    return (f"memory, spikes and operations (step {document.inspection.step + 1} of the "
+            "script, untimed)")  # fmt: skip
+
+
+def inspection_table(document: ProfileDocument):
+    """Memory saved for backward, spikes and operations per layer, from the inspected step."""
+    if document.inspection is None or not document.inspection.layers:
+        return None
+    rows, caption = inspection_rows(document)
+    into = table(inspection_title(document))
+    fill(into, INSPECTION_HEADER, rows, 2)
+    into.caption = caption
     return into
+
+
+def neuron_memory_lines(document: ProfileDocument) -> list[str]:
+    """Each neuron layer's saved bytes, a time step's worth, and what a fused kernel keeps."""
+    if document.inspection is None:
+        return []
+    lines = []
+    for layer in document.layers:
+        counts = document.inspection.of(layer.name)
+        if layer.neuron is None or counts is None or not counts.saved_bytes:
+            continue
+        figures, saved = layer.neuron, counts.saved_bytes
+        fused = figures.tensor_bytes
+        lines.append(f"{layer.name}: saves {_mib(saved)} MiB for backward over T={figures.T} "
+                     f"({_mib(saved / figures.T)} MiB a time step, {saved / fused:.1f} [T, "
+                     f"neurons] tensors); kernelprof's fused LIF keeps one ({_mib(fused)} MiB: "
+                     f"the margin, or with save=\"recompute\" only its input), "
+                     f"{_mib(max(0, saved - fused))} MiB less")  # fmt: skip
+    return lines
+
+
+def _mib(nbytes: float) -> str:
+    return significant(nbytes / 2**20, 3)
 
 
 def _count(value: int | None) -> str:
@@ -202,7 +239,7 @@ def renderables(document: ProfileDocument, top: int = 15) -> list:
         for extra in (roofline_table(document), inspection_table(document)):
             if extra is not None:
                 found.append(extra)
-    lines = energy_lines(document) + notes(document)
+    lines = neuron_memory_lines(document) + energy_lines(document) + notes(document)
     if lines:
         found.append(plain(lines))
     return found
@@ -240,7 +277,36 @@ def diff_renderables(comparison, a: str, b: str) -> list:
              cells, 1)  # fmt: skip
         into.columns[-1].no_wrap = False
         found.append(into)
+    if comparison.counts_by:
+        found.append(_counts_diff(comparison))
     return found
+
+
+def _counts_diff(comparison):
+    """The inspected steps side by side: memory saved for backward, firing rates, operations."""
+
+    def rate(counts) -> str:
+        return "" if counts is None or counts.rate is None else f"{100 * counts.rate:.2f}"
+
+    def operations(counts) -> str:
+        if counts is None or (counts.synops is None and counts.macs is None):
+            return ""
+        return "/".join(_count(value) for value in (counts.synops, counts.macs))
+
+    cells = [[change.name, _mib(change.a.saved_bytes if change.a else 0),
+              _mib(change.b.saved_bytes if change.b else 0), _mib(change.saved_delta),
+              rate(change.a), rate(change.b), operations(change.a), operations(change.b)]
+             for change in comparison.counts_by]  # fmt: skip
+    into = table("memory, spikes and operations, largest memory change first")
+    fill(into, ("layer", "A MiB", "B MiB", "B-A MiB", "A rate %", "B rate %",
+                "A synops/MACs", "B synops/MACs"), cells, 1)  # fmt: skip
+    saved, forward = comparison.saved_bytes, comparison.forward_j
+    caption = f"saved for backward {_mib(saved['a'])} -> {_mib(saved['b'])} MiB"
+    if forward:
+        caption += (f"; energy estimate of a forward pass {format_joules(forward['a'])} -> "
+                    f"{format_joules(forward['b'])}")  # fmt: skip
+    into.caption = caption
+    return into
 
 
 __all__ = ["WIDTH", "renderables", "diff_renderables", "headline", "summary_line"]

@@ -17,9 +17,11 @@ from kernelprof.requests.options import (
     option,
     output_format,
     path,
+    positive,
 )
 from kernelprof.requests.outputs import writable_file, writable_folder
 from kernelprof.requests.tools import readable
+from kernelprof.results.profile import AC_PJ, MAC_PJ
 
 
 def device_or_auto(value, flag: str) -> str:
@@ -58,6 +60,10 @@ class ProfileRequest(Request):
     out: Path | None = option(None, "also write the profile (JSON) here", parse=path)
     trace_dir: Path | None = option(None, "where the Chrome traces go (default: a temporary "
                                     "folder, named in the output)", parse=path)  # fmt: skip
+    ac_pj: float = option(AC_PJ, "energy of an accumulate (a spike into a synapse) for the "
+                          "estimate, pJ (45 nm fp32 add)", parse=positive)  # fmt: skip
+    mac_pj: float = option(MAC_PJ, "energy of a multiply-accumulate for the estimate, pJ "
+                           "(45 nm fp32 add + multiply)", parse=positive)  # fmt: skip
 
     @property
     def needed_steps(self) -> int:

@@ -134,6 +134,7 @@ class StepBreakdown:
     paired_ratios: tuple[float, ...] = ()
     problems: tuple[str, ...] = ()
     plain_step_faults: tuple[int, ...] = ()  # the process's minor page faults in each plain step
+    profiled_step_faults: tuple[int, ...] = ()  # and in each profiled step of the coarse trace
 
     @property
     def faults_per_step(self) -> float | None:

@@ -22,6 +22,7 @@ from kernelprof.results.profile import (
     AC_PJ,
     ENERGY_SOURCE,
     MAC_PJ,
+    CountChange,
     EnergyEstimate,
     Inspection,
     Layer,
@@ -53,7 +54,8 @@ def document(task: ProfileTask, run: ProfileRun, environment: Environment, *,
     common = dict(task=task, environment=environment, steps_seen=run.steps_seen,
                   uncategorised=run.uncategorised, exit_code=exit_code, problems=problems,
                   notes=notes, inspection=run.inspection,
-                  energy=energy_estimate(run.inspection, run.energy))  # fmt: skip
+                  energy=energy_estimate(run.inspection, run.energy, task.ac_pj,
+                                         task.mac_pj))  # fmt: skip
     if run.breakdown is None:
         return ProfileDocument(status="error", reason=_no_steps(task, run), **common)
     coarse = run.breakdown.coarse
@@ -90,8 +92,9 @@ def energy_estimate(inspection: Inspection | None, measured: EnergyMeasurement |
     macs = sum(layer.macs or 0 for layer in inspection.layers)
     if not synops and not macs:
         return None
-    return EnergyEstimate(synops=synops, macs=macs, ac_pj=ac_pj, mac_pj=mac_pj,
-                          source=ENERGY_SOURCE, forward_j=(synops * ac_pj + macs * mac_pj) * 1e-12,
+    source = ENERGY_SOURCE if (ac_pj, mac_pj) == (AC_PJ, MAC_PJ) else "given: --ac-pj, --mac-pj"
+    return EnergyEstimate(synops=synops, macs=macs, ac_pj=ac_pj, mac_pj=mac_pj, source=source,
+                          forward_j=(synops * ac_pj + macs * mac_pj) * 1e-12,
                           samples=inspection.samples, measured=measured)  # fmt: skip
 
 
@@ -161,7 +164,8 @@ def _neuron(layer: LayerSeen, calls: float, time_us: float,
     return NeuronFigures(framework=call.framework, path=call.path, T=steps,
                          neurons=call.neurons, dtype=call.dtype, fwd_bytes=traffic["fwd"],
                          bwd_bytes=traffic["bwd"], time_us=time_us, copy_fraction=fraction,
-                         at_copy_us=ideal_us, saved_us=saved_us)  # fmt: skip
+                         at_copy_us=ideal_us, saved_us=saved_us,
+                         tensor_bytes=steps * call.neurons * call.element_bytes)  # fmt: skip
 
 
 def neuron_roofline(layers: list[Layer], step_us: float,
@@ -237,6 +241,17 @@ def diff(a: ProfileDocument, b: ProfileDocument, top: int = 5) -> ProfileCompari
                           for name, ops in operations(d).items()}} for d in (a, b)]  # fmt: skip
         compared = trace_steps.compare(sides[0], sides[1], top=top, named=named)
         by[key] = tuple(decode(CategoryChange, row) for row in compared["categories"])
+    counts, saved, forward = (), {}, {}
+    if a.inspection is not None and b.inspection is not None:
+        names = dict.fromkeys(c.name for d in (a, b) for c in d.inspection.layers)
+        counts = tuple(sorted((CountChange(name=name, a=a.inspection.of(name),
+                                           b=b.inspection.of(name)) for name in names),
+                              key=lambda change: -abs(change.saved_delta)))  # fmt: skip
+        saved = {"a": a.inspection.saved_bytes, "b": b.inspection.saved_bytes}
+    if a.energy is not None and b.energy is not None:
+        forward = {"a": a.energy.forward_j, "b": b.energy.forward_j}
     return ProfileComparison(named=named, step_us={"a": a.step_us, "b": b.step_us,
                                                    "delta": b.step_us - a.step_us},
-                             categories_by=by["categories"], layers_by=by["layers"])  # fmt: skip
+                             categories_by=by["categories"], layers_by=by["layers"],
+                             counts_by=counts, saved_bytes=saved,
+                             forward_j=forward)  # fmt: skip

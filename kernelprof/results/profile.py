@@ -24,6 +24,10 @@ from kernelprof.results.record import FrozenDict, record
 LAYER_CATEGORIES = ("neuron", "conv", "linear", "norm", "pool", "dropout", "other")
 # What a step holds besides its layers (e2e's phase names, so that the two compare).
 PHASES = ("loss", "loss bwd", "optimizer", "data loading", "host-to-device copy")
+# The 45 nm figures SNN papers estimate energy with: a 32-bit float add 0.9 pJ (an accumulate,
+# what a spike into a synapse costs), a multiply 3.7 pJ (a multiply-accumulate: 4.6 pJ).
+AC_PJ, MAC_PJ = 0.9, 4.6
+ENERGY_SOURCE = "45 nm CMOS, 32-bit float add 0.9 pJ + multiply 3.7 pJ (Horowitz, ISSCC 2014)"
 
 
 @record
@@ -39,6 +43,8 @@ class ProfileTask:
     marker: str  # what ended a step: "optimizer.step()", "kernelprof.step()", "prof.step()"
     stop: bool = False  # the script was ended after the profiled steps
     trace_dir: str | None = None
+    ac_pj: float = AC_PJ  # the energy estimate's constants
+    mac_pj: float = MAC_PJ
 
 
 @record
@@ -70,7 +76,7 @@ class LayerCounts:
     """What the inspected (untimed) step counted of one layer."""
 
     name: str
-    saved_bytes: int = 0  # saved for backward in its forward (storages first saved there)
+    saved_bytes: int = 0  # saved for backward in its forward, held when the most was held
     spikes: int | None = None  # neuron layers with binary outputs: spikes in the step
     outputs: int | None = None  # their output elements (time steps x batch x neurons)
     rate_per_step: tuple[float, ...] = ()  # firing rate at each time step
@@ -90,7 +96,7 @@ class Inspection:
 
     step: int  # which step of the script (0: its first)
     layers: tuple[LayerCounts, ...]
-    saved_bytes: int  # every storage autograd saved in the step, parameters left out
+    saved_bytes: int  # the most autograd held for the backward at once, parameters left out
     parameter_bytes: int  # parameters saved (alive whether or not the step runs)
     peak_bytes: int | None  # the device's peak allocation in the step
     peak_source: str  # how the peak was read, or why it was not
@@ -132,6 +138,7 @@ class NeuronFigures:
     copy_fraction: float | None  # its bytes/s over the copy bandwidth
     at_copy_us: float | None  # its bytes at the copy bandwidth
     saved_us: float | None  # time_us - at_copy_us, at least 0
+    tensor_bytes: int = 0  # one [T, neurons] tensor: all a fused kernel keeps for backward
 
 
 @record
@@ -169,12 +176,6 @@ class Roofline:
     at_copy_us: float
     at_copy_share: float
     max_speedup: float  # the step if the neuron layers ran at the copy bandwidth
-
-
-# The 45 nm figures SNN papers estimate energy with: a 32-bit float add 0.9 pJ (an accumulate,
-# what a spike into a synapse costs), a multiply 3.7 pJ (a multiply-accumulate: 4.6 pJ).
-AC_PJ, MAC_PJ = 0.9, 4.6
-ENERGY_SOURCE = "45 nm CMOS, 32-bit float add 0.9 pJ + multiply 3.7 pJ (Horowitz, ISSCC 2014)"
 
 
 @record
@@ -223,6 +224,19 @@ class ProfileDocument(Document):
 
 
 @record
+class CountChange:
+    """A layer's inspected counts in two profiles (None: not in that one)."""
+
+    name: str
+    a: LayerCounts | None
+    b: LayerCounts | None
+
+    @property
+    def saved_delta(self) -> int:
+        return (self.b.saved_bytes if self.b else 0) - (self.a.saved_bytes if self.a else 0)
+
+
+@record
 class ProfileComparison:
     """B minus A, two profiles: by category and by layer, largest change first, with the named
     operations behind each change (:func:`kernelprof.traces.steps.compare`, as e2e's)."""
@@ -231,3 +245,6 @@ class ProfileComparison:
     step_us: Mapping[str, float]  # a, b, delta
     categories_by: tuple[CategoryChange, ...]
     layers_by: tuple[CategoryChange, ...]
+    counts_by: tuple[CountChange, ...] = ()  # the inspected steps, largest memory change first
+    saved_bytes: Mapping[str, float] = field(default_factory=FrozenDict)  # a, b (both inspected)
+    forward_j: Mapping[str, float] = field(default_factory=FrozenDict)  # the estimates, a, b

@@ -177,6 +177,7 @@ def measure(
     warm_up_profiler()
     plain: list[float] = []
     faults: list[int] = []
+    profiled_faults: list[int] = []  # of the coarse trace's profiled steps
 
     def plain_steps() -> None:
         for _ in range(steps):
@@ -187,7 +188,7 @@ def measure(
             plain.append(time.perf_counter() - start)
             faults.append(minor_faults() - faulted)
 
-    def alternating(count: int, coarse: bool, path: Path):
+    def alternating(count: int, coarse: bool, path: Path, step_faults: list[int] | None = None):
         """``count`` rounds of a plain and a profiled step, ABBA; the profiled sessions merged
         into one trace, attributed. Nothing is exported or parsed between the steps: megabytes
         of Python objects made and freed there would have the allocator return memory that the
@@ -199,15 +200,15 @@ def measure(
             if number % 2 == 0:
                 plain_steps()
             profilers.append(_profiled(network, run_step, next_batch, device, steps, calls,
-                                       coarse))  # fmt: skip
+                                       coarse, step_faults))  # fmt: skip
             if number % 2 == 1:
                 plain_steps()
             plain_of_round.append(statistics.median(plain[before:]))
         return attributed_rounds(profilers, calls, plain_of_round, steps, path)
 
-    coarse = alternating(rounds, True, trace_dir / f"{name}.json")
+    coarse = alternating(rounds, True, trace_dir / f"{name}.json", profiled_faults)
     detailed = alternating(OPERATION_STEPS, False, trace_dir / f"{name}_ops.json")
-    return breakdown_record(coarse, detailed, plain, faults)
+    return breakdown_record(coarse, detailed, plain, faults, profiled_faults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,11 +240,12 @@ def attributed_rounds(profilers: list, calls: list, plain_of_round: list[float],
     return Rounds(attributed, ratios, sorted(set(problems)) + attributed.problems)
 
 
-def breakdown_record(coarse: Rounds, detailed: Rounds, plain: list[float],
-                     faults: list[int]) -> StepBreakdown:  # fmt: skip
+def breakdown_record(coarse: Rounds, detailed: Rounds, plain: list[float], faults: list[int],
+                     profiled_faults: list[int]) -> StepBreakdown:  # fmt: skip
     """The breakdown of a run: the coarse trace's categories, the detailed one's operations,
     and the profiled steps held against the plain ones (seconds; ``faults``: the minor page
-    faults of each) beside them, round by round,
+    faults of each, ``profiled_faults`` those of the coarse profiled steps) beside them, round
+    by round,
     so that drift cancels: flagged when the profiler shows itself beyond the noise, the
     interval of the median ratio wholly outside 5 %."""
     plain_us = 1e6 * statistics.median(plain)
@@ -258,6 +260,7 @@ def breakdown_record(coarse: Rounds, detailed: Rounds, plain: list[float],
         plain_step_us=plain_us,
         plain_steps_us=tuple(1e6 * s for s in plain),
         plain_step_faults=tuple(faults),
+        profiled_step_faults=tuple(profiled_faults),
         profiled_step_us=profiled_us,
         paired_ratios=tuple(ratios),
         profiled_over_plain=ratio,
@@ -274,9 +277,10 @@ def attribution_record(attributed: trace_steps.Attribution) -> StepAttribution:
     return decode(StepAttribution, attributed.as_dict())
 
 
-def _profiled(network, run_step, next_batch, device, steps, calls: list, coarse: bool):
+def _profiled(network, run_step, next_batch, device, steps, calls: list, coarse: bool,
+              step_faults: list[int] | None = None):  # fmt: skip
     """One profiler session of ``steps`` steps, not yet exported; the ranges' sequence numbers
-    go to ``calls``."""
+    go to ``calls``, each ranged step's minor page faults to ``step_faults``."""
     ranges = StepRanges(network, calls)
     profiler = StepProfile(device, coarse=coarse)
     with profiler:
@@ -284,11 +288,14 @@ def _profiled(network, run_step, next_batch, device, steps, calls: list, coarse:
         synchronize(device)
         with ranges:
             for _ in range(steps):
+                faulted = minor_faults()
                 with ranges.phase("step"):
                     with ranges.phase("data loading"):
                         batch = next_batch()
                     run_step(batch, ranges)
                     synchronize(device)
+                if step_faults is not None:
+                    step_faults.append(minor_faults() - faulted)
     return profiler
 
 

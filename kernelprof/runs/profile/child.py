@@ -29,7 +29,8 @@ def main(argv: list[str]) -> int:
 
     request = ProfileRequest(script=tuple(spec["command"]), warmup=spec["warmup"],
                              steps=spec["steps"], op_steps=spec["op_steps"],
-                             device=spec["device"], stop=spec["stop"])  # fmt: skip
+                             device=spec["device"], stop=spec["stop"], ac_pj=spec["ac_pj"],
+                             mac_pj=spec["mac_pj"])  # fmt: skip
     trace_dir = Path(spec["trace_dir"])
     written: dict = {}
 

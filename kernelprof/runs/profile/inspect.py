@@ -8,7 +8,9 @@ profiled step but no profiler running, and it is never timed. In it:
   saved_tensors_hooks``) see every tensor a node keeps for the backward pass, custom autograd
   functions' ``ctx.save_for_backward`` included. Each is charged, once per storage, to the
   layer whose forward was running when it was saved (outside every layer: ``(outside
-  layers)``); its bytes are its storage's, which is what stays alive until the backward.
+  layers)``); its bytes are its storage's, which is what stays alive until the backward. A
+  saved tensor is followed until its node lets it go (a branch the loss never reaches is freed
+  during the forward), and the figures are those of the moment the most was held at once.
   Parameters (the model's, views of them included, and any leaf that requires a gradient) are
   counted apart: they live whether or not anything trains. Tensors a custom function keeps as
   plain ``ctx`` attributes bypass the hooks and are not seen.
@@ -62,9 +64,13 @@ class Inspector:
         self._time_steps = time_steps  # (name, module, args) -> T of one call, or None
         # the model's parameters' storages: a weight saved as a view (``weight.t()``) is not new
         self._parameters = {(str(p.device), p.untyped_storage().data_ptr()) for p in parameters}
-        self.saved: dict[str, int] = defaultdict(int)
+        self.saved: dict[str, int] = {}  # by layer, when the most was held at once
         self.parameter_bytes = 0
-        self._storages: set[tuple[str, int]] = set()
+        self._parameters_seen: set[tuple[str, int]] = set()
+        self._live: dict[tuple[str, int], list] = {}  # storage -> [holders, bytes, layer]
+        self._live_by_layer: dict[str, int] = defaultdict(int)
+        self._live_total = 0
+        self._most = -1
         self.neurons: dict[str, _Neuron] = {}
         self.synaptic: dict[str, _Synaptic] = {}
         self.spike_storages: dict[int, str] = {}  # a neuron output's storage -> its layer
@@ -86,21 +92,43 @@ class Inspector:
             self._hooks.__exit__(*exc)
             self._hooks = None
 
-    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+    def _pack(self, tensor: torch.Tensor):
         if self.counting:
             return tensor
         try:
             storage = tensor.untyped_storage()
             key = (str(tensor.device), storage.data_ptr())
-            if key not in self._storages:
-                self._storages.add(key)
-                if key in self._parameters or (tensor.is_leaf and tensor.requires_grad):
-                    self.parameter_bytes += storage.nbytes()
-                else:
-                    self.saved[self._layer() or OUTSIDE] += storage.nbytes()
+            nbytes = storage.nbytes()
         except (RuntimeError, NotImplementedError):  # a tensor with no storage (sparse, meta)
-            pass
-        return tensor
+            return tensor
+        if key in self._parameters or (tensor.is_leaf and tensor.requires_grad):
+            if key not in self._parameters_seen:
+                self._parameters_seen.add(key)
+                self.parameter_bytes += nbytes
+            return tensor
+        live = self._live.get(key)
+        if live is not None:  # another saved view of a storage already held
+            live[0] += 1
+        else:
+            layer = self._layer() or OUTSIDE
+            self._live[key] = [1, nbytes, layer]
+            self._live_by_layer[layer] += nbytes
+            self._live_total += nbytes
+            if self._live_total > self._most:  # the most held at once so far, by layer
+                self._most = self._live_total
+                self.saved = {name: n for name, n in self._live_by_layer.items() if n}
+        return _Held(self, key, tensor)
+
+    def _release(self, key: tuple[str, int]) -> None:
+        """A saved tensor's node let it go (its graph freed, or the backward done)."""
+        live = self._live.get(key)
+        if live is None:
+            return
+        live[0] -= 1
+        if live[0] == 0:
+            del self._live[key]
+            self._live_by_layer[live[2]] -= live[1]
+            self._live_total -= live[1]
 
     # ---- spikes and operations ----------------------------------------------------------------
 
@@ -200,8 +228,22 @@ class Inspector:
         return shape[0]
 
 
-def _unpack(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
+class _Held:
+    """What autograd keeps in place of a saved tensor: the tensor itself, and a note to the
+    inspector when the node drops it, so that a storage freed in the forward (a branch the loss
+    does not reach) is not counted as held, and an address used again is counted again."""
+
+    __slots__ = ("inspector", "key", "tensor")
+
+    def __init__(self, inspector: Inspector, key: tuple[str, int], tensor: torch.Tensor):
+        self.inspector, self.key, self.tensor = inspector, key, tensor
+
+    def __del__(self) -> None:
+        self.inspector._release(self.key)
+
+
+def _unpack(held) -> torch.Tensor:
+    return held.tensor if isinstance(held, _Held) else held
 
 
 def _first_tensor(value):

@@ -49,7 +49,8 @@ def task_of(request: ProfileRequest, entry: str, session: Session,
         marker = marker.replace("kernelprof.step()", "prof.step()")
     return ProfileTask(entry=entry, command=request.script, device=str(session.device or "cpu"),
                        warmup=request.warmup, steps=request.steps, op_steps=request.op_steps,
-                       marker=marker, stop=request.stop, trace_dir=str(trace_dir))  # fmt: skip
+                       marker=marker, stop=request.stop, trace_dir=str(trace_dir),
+                       ac_pj=request.ac_pj, mac_pj=request.mac_pj)  # fmt: skip
 
 
 def trace_folder(request: ProfileRequest) -> Path:
@@ -143,6 +144,7 @@ def run_script(request: ProfileRequest) -> tuple[ProfileDocument, int]:
             "warmup": request.warmup, "steps": request.steps, "op_steps": request.op_steps,
             "device": request.device, "stop": request.stop, "trace_dir": str(trace_dir),
             "command": list(request.script), "document": str(document_path),
+            "ac_pj": request.ac_pj, "mac_pj": request.mac_pj,
         }))  # fmt: skip
         environment = dict(os.environ)
         root = str(Path(__file__).resolve().parents[3])

@@ -105,6 +105,8 @@ class Session:
         self.rounds = {False: _Rounds(), True: _Rounds()}
         self.plain_all: list[float] = []
         self.plain_faults: list[int] = []
+        self.profiled_faults: list[int] = []  # the coarse profiled steps'
+        self._ranged_faulted: int | None = None
         self.index: layer_index.Index | None = None
         self.counts: list[Counter] = []
         self.neuron_calls: dict[str, NeuronCall] = {}
@@ -231,6 +233,7 @@ class Session:
         self.position = 0
         self.rounds = {False: _Rounds(), True: _Rounds()}
         self.plain_all, self.plain_faults, self.counts = [], [], []
+        self.profiled_faults = []
 
     def _ensure_index(self) -> None:
         if self.index is None:
@@ -296,12 +299,15 @@ class Session:
         self._step_record = [trace_steps.STEP, self._sequence(), None]
         self.calls.append(self._step_record)
         self._step_handle = range_enter(trace_steps.STEP)
+        self._ranged_faulted = minor_faults() if not detailed else None
 
     def _end_ranged(self, rounds: _Rounds) -> None:
         while self.stack:  # a range an exception left open
             self._close()
         synchronize(self.device)
         range_exit(self._step_handle)
+        if self._ranged_faulted is not None:
+            self.profiled_faults.append(minor_faults() - self._ranged_faulted)
         self._step_record[2] = self._sequence()
         self._step_handle = None
         self._counter = None
@@ -366,7 +372,8 @@ class Session:
             self.problems.append("no operations trace: the script ended before its steps; "
                                  "operations are those of the coarse trace (ranges "
                                  "only)")  # fmt: skip
-        return breakdown_record(coarse, detailed, self.plain_all, self.plain_faults)
+        return breakdown_record(coarse, detailed, self.plain_all, self.plain_faults,
+                                self.profiled_faults[: len(coarse_profilers)])  # fmt: skip
 
     def _copy_bandwidth(self) -> float | None:
         from kernelprof.harness.device import copy_bandwidth
