@@ -6,7 +6,7 @@ and a script that fails must keep its own traceback and exit code and what was p
 from __future__ import annotations
 
 import json
-import resource
+import mmap
 from pathlib import Path
 
 import pytest
@@ -231,11 +231,20 @@ def test_the_api_keeps_what_was_profiled_when_the_loop_ends_early():
 
 
 class Fresh(nn.Module):
-    """Touches 64 MiB made anew in each call: glibc maps it for the call (over its 32 MiB
-    threshold) and hands it back after, so every page faults again in the next step."""
+    """Maps 64 MiB anew in each call and writes a byte in every page: that many page faults a
+    step, whatever state the process's allocator is in (huge pages refused, so that each 4 KiB
+    page faults on its own)."""
+
+    SIZE = 64 * 2**20
 
     def forward(self, x):
-        return x + torch.ones(16 * 2**20).sum() * 0
+        memory = mmap.mmap(-1, self.SIZE)
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):
+            memory.madvise(mmap.MADV_NOHUGEPAGE)
+        for offset in range(0, self.SIZE, mmap.PAGESIZE):
+            memory[offset] = 1
+        memory.close()
+        return x
 
 
 def test_plain_steps_count_their_page_faults():
@@ -245,7 +254,7 @@ def test_plain_steps_count_their_page_faults():
     document = prof.result.document
     breakdown = document.breakdown
     assert len(breakdown.plain_step_faults) == len(breakdown.plain_steps_us) == 3
-    pages = 64 * 2**20 // resource.getpagesize()
+    pages = Fresh.SIZE // mmap.PAGESIZE
     assert breakdown.faults_per_step >= 0.9 * pages
     assert any(line.startswith("page faults: ") for line in present_profile.notes(document))
 
