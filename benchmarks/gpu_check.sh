@@ -9,6 +9,7 @@
 # 4. runs `kernelprof compare --neuron lif --T 8` (every framework) and a sweep over T;
 # 5. runs `kernelprof e2e` (CNN on digits, one epoch, every framework) with its traces;
 # 6. runs `kernelprof profile` on two example scripts on CUDA (device times from kernels, the
+#    inspected step's CUDA peak and saved bytes, NVML energy of the plain steps beside the estimate,
 #    trace checked for synchronisation inside a step);
 # 7. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
 # Each step has its own time limit (tests 150 s, bench 100 s, memory 60 s, compare 200 s, sweep 45 s,
@@ -209,6 +210,7 @@ for example in ("study_cnn", "snntorch_fc"):
                         "fwd_ms": l.fwd_us / 1e3, "bwd_ms": l.bwd_us / 1e3,
                         "neuron": encode(l.neuron)} for l in document.layers],
             "roofline": encode(document.roofline), "problems": list(document.problems),
+            "inspection": encode(document.inspection), "energy": encode(document.energy),
             "synchronisations_inside_steps": inside}
     except (OSError, ValueError, AttributeError) as error:
         summary[f"profile_{example}"] = {"error": str(error)}
