@@ -520,6 +520,9 @@ class StepEnergy:
     def result(self) -> EnergyMeasurement:
         if isinstance(self.counter, str):
             return EnergyMeasurement.unavailable(self.counter, label="profile", unit="step")
+        close = getattr(self.counter, "close", None)  # a sampling counter's thread
+        if close is not None:
+            close()
         if not self.joules:
             return EnergyMeasurement.unavailable("no plain step was measured", label="profile",
                                                  unit="step")  # fmt: skip

@@ -233,7 +233,7 @@ class Session:
         self.position = 0
         self.rounds = {False: _Rounds(), True: _Rounds()}
         self.plain_all, self.plain_faults, self.counts = [], [], []
-        self.profiled_faults = []
+        self.profiled_faults, self.inspection, self._energy = [], None, None
 
     def _ensure_index(self) -> None:
         if self.index is None:
