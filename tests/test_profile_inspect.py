@@ -193,3 +193,26 @@ def test_the_estimates_constants_can_be_given_and_say_so():
     assert (energy.ac_pj, energy.mac_pj) == (2.0, 1.0)
     assert energy.forward_j == pytest.approx((2.0 * energy.synops + energy.macs) * 1e-12)
     assert energy.source == "given: --ac-pj, --mac-pj"
+
+
+class Halved(nn.Linear):
+    """A layer whose forward rescales its weight (as a weight norm does): its operations are
+    counted from its shape, not from what its forward computes."""
+
+    def forward(self, x):
+        return F.linear(x, self.weight * 0.5)
+
+
+def test_operations_come_from_the_layers_shape_not_its_forward():
+    model = nn.Sequential(Halved(8, 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    spikes = (torch.rand(3, 2, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    with kernelprof.profile(model, warmup=1, steps=1, op_steps=1) as prof:
+        for _ in range(8):
+            optimizer.zero_grad()
+            model(spikes).sum().backward()
+            optimizer.step()
+            prof.step()
+    counts = prof.result.document.inspection.of("0")
+    assert counts.synops == int(spikes.sum()) * 4 and counts.macs == 0
+    assert not prof.result.document.inspection.problems

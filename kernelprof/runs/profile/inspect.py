@@ -18,11 +18,11 @@ profiled step but no profiler running, and it is never timed. In it:
   value is 0 or 1; the firing rate at each time step (a multi-step call's time axis is the
   dimension holding its T, first or last; a call per time step is one time step); and the
   (sample, neuron) pairs that never fired in the step.
-* **Operations** of each conv and linear layer, exactly, by running the layer itself with its
-  weights set to one and no bias on a mask of its input: binary input (spikes), the mask of
-  the spikes gives the accumulates (synaptic operations: every spike times the outputs it
-  reaches, padding and stride included); any other input, a mask of ones gives the dense MACs.
-  The neuron layer whose output is the input (the same storage) is its source.
+* **Operations** of each conv and linear layer, exactly, from its shape and a mask of its input
+  (:func:`_operations`): binary input (spikes), the mask of the spikes gives the accumulates
+  (synaptic operations: every spike times the outputs it reaches, padding and stride
+  included); any other input, a mask of ones gives the dense MACs. The neuron layer whose
+  output is the input (the same storage) is its source.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from kernelprof.results.profile import Inspection, LayerCounts
 
@@ -78,6 +79,7 @@ class Inspector:
         self.counting = False  # the counting calls themselves: not counted
         self._input_shape: tuple[int, ...] | None = None  # the model's first input
         self._time_steps_seen: set[int] = set()
+        self._uncounted: set[str] = set()  # layers whose operations could not be counted
         self._hooks = None
 
     # ---- saved for backward -------------------------------------------------------------------
@@ -169,7 +171,7 @@ class Inspector:
     def synaptic_input(self, name: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
         x = _first_tensor(args)
         weight = getattr(module, "weight", None)
-        if x is None or not isinstance(weight, torch.Tensor):
+        if x is None or not isinstance(weight, torch.Tensor) or name in self._uncounted:
             return
         counts = self.synaptic.setdefault(name, _Synaptic())
         self.counting = True
@@ -177,7 +179,7 @@ class Inspector:
             with torch.no_grad():
                 spikes = bool(((x == 0) | (x == 1)).all())
                 mask = (x != 0) if spikes else torch.ones_like(x, dtype=torch.bool)
-                ops = _ones_call(module, weight, mask.to(weight.dtype), args, kwargs)
+                ops = _operations(module, mask)
             if spikes:
                 counts.synops += ops
                 source = self.spike_storages.get(x.untyped_storage().data_ptr())
@@ -191,6 +193,7 @@ class Inspector:
             self.problems.append(f"{name}: operations not counted ({type(error).__name__}: "
                                  f"{first})")  # fmt: skip
             self.synaptic.pop(name, None)
+            self._uncounted.add(name)  # said once, not at each of its calls
         finally:
             self.counting = False
 
@@ -277,25 +280,37 @@ def _silent(neuron: _Neuron) -> float | None:
     return None
 
 
-def _ones_call(module: nn.Module, weight: torch.Tensor, mask: torch.Tensor, args: tuple,
-               kwargs: dict) -> int:  # fmt: skip
-    """The layer run on ``mask`` (in place of its first tensor argument) with its weight all
-    ones and no bias: the sum of its output counts the operations, exactly."""
-    from torch.func import functional_call
+_CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
-    parameters = {"weight": torch.ones_like(weight)}
-    if isinstance(getattr(module, "bias", None), torch.Tensor):
-        parameters["bias"] = torch.zeros_like(module.bias)
-    replaced, done = [], False
-    for item in args:
-        if not done and isinstance(item, torch.Tensor):
-            replaced.append(mask)
-            done = True
-        else:
-            replaced.append(item)
-    output = _first_tensor(functional_call(module, parameters, tuple(replaced), kwargs))
-    counts = output.double()
-    if bool((counts < 0).any()) or not bool(torch.allclose(counts, counts.round(), atol=1e-3)):
-        raise ValueError("the layer does not compute with the weight it is given (a weight "
-                         "norm or scale of its own): no count")  # fmt: skip
-    return int(round(float(counts.sum())))
+
+def _operations(module: nn.Module, mask: torch.Tensor) -> int:
+    """The accumulates a layer does on the nonzero entries of ``mask``, exactly, from its
+    shape alone (not its forward, which may rescale or normalise its weight): a linear layer,
+    every nonzero input times its outputs; a convolution, the convolution of the mask with a
+    kernel of ones (stride, padding, dilation and groups its own), summed: every nonzero input
+    times the outputs it reaches, borders included. A multi-step input ([T, B, C, ...]) is
+    folded into the batch, as the layer folds it; missing spatial dimensions are 1."""
+    if isinstance(module, nn.Linear):
+        if mask.shape[-1] != module.in_features:
+            raise ValueError(f"input's last dimension {mask.shape[-1]}, not in_features "
+                             f"{module.in_features}")  # fmt: skip
+        return int(mask.count_nonzero()) * module.out_features
+    if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+        dims = len(module.kernel_size)
+        if module.padding_mode != "zeros" or dims not in _CONVOLUTIONS:
+            raise ValueError(f"padding mode {module.padding_mode!r}, {dims}-d: not counted")
+        if 2 <= mask.dim() < dims + 2 and mask.shape[1] == module.in_channels:
+            # [B, C, T] into a 3-d convolution (lava-dl's synapses): the missing spatial
+            # dimensions are 1, as the layer reshapes them
+            mask = mask.reshape(*mask.shape[:2], *([1] * (dims + 2 - mask.dim())),
+                                *mask.shape[2:])  # fmt: skip
+        if mask.dim() < dims + 1 or mask.shape[-dims - 1] != module.in_channels:
+            raise ValueError(f"input of shape {list(mask.shape)} for {module.in_channels} "
+                             "channels")  # fmt: skip
+        folded = mask.reshape(-1, *mask.shape[-dims - 1 :]).float()
+        ones = torch.ones(module.out_channels, module.in_channels // module.groups,
+                          *module.kernel_size, device=mask.device)  # fmt: skip
+        counts = _CONVOLUTIONS[dims](folded, ones, None, module.stride, module.padding,
+                                     module.dilation, module.groups)  # fmt: skip
+        return int(round(float(counts.double().sum())))
+    raise ValueError(f"{type(module).__name__} is neither a linear layer nor a convolution")
