@@ -17,6 +17,7 @@ import kernelprof
 from kernelprof.present import profile as present_profile
 from kernelprof.requests import RequestError
 from kernelprof.results import files, layers
+from kernelprof.results.profile import needed_steps
 from kernelprof.runs.profile.session import schedule
 from tests.cli_runner import run_kernelprof
 
@@ -116,6 +117,7 @@ def test_the_schedule_alternates_plain_and_profiled_steps():
                                               "profiled", "open", "profiled", "plain", "plain",
                                               "open", "profiled"]  # fmt: skip
     assert [detailed for _, detailed, _ in order][-3:] == [True] * 3
+    assert len(order) == needed_steps(2, 2, 1)  # what a too-short script is told it needs
 
 
 def test_steps_marked_by_the_script_itself(tmp_path):

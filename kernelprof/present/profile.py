@@ -118,18 +118,18 @@ def inspection_rows(document: ProfileDocument) -> tuple[list[list[str]], str]:
             low, high = min(counts.rate_per_step), max(counts.rate_per_step)
             spread = f"{100 * low:.1f}-{100 * high:.1f}"
         rows.append([counts.name, categories.get(counts.name, ""),
-                     significant(counts.saved_bytes / 2**20, 3),
+                     _mib(counts.saved_bytes),
                      _share(counts.saved_bytes, saved) if saved else "",
                      "" if rate is None else f"{100 * rate:.2f}", spread,
                      "" if silent is None else f"{100 * silent:.1f}",
                      _count(counts.synops), _count(counts.macs),
                      ", ".join(counts.sources)])  # fmt: skip
     neuron = sum(c.saved_bytes for c in inspection.layers if categories.get(c.name) == "neuron")
-    peak = (f"peak {significant(inspection.peak_bytes / 2**20, 3)} MiB"
+    peak = (f"peak {_mib(inspection.peak_bytes)} MiB"
             if inspection.peak_bytes is not None else f"peak {inspection.peak_source}")  # fmt: skip
-    caption = (f"saved for backward: {significant(saved / 2**20, 3)} MiB, neuron layers "
+    caption = (f"saved for backward: {_mib(saved)} MiB, neuron layers "
                f"{_share(neuron, saved) if saved else '0'} % of it; parameters saved "
-               f"{significant(inspection.parameter_bytes / 2**20, 3)} MiB (not counted); "
+               f"{_mib(inspection.parameter_bytes)} MiB (not counted); "
                f"{peak}. rate: spikes over outputs; per t: its range over the time steps; "
                "silent: (sample, neuron) pairs that never fired; synops: accumulates of "
                "spike inputs; MACs: of dense inputs, any value but 0 and 1 (spikes "

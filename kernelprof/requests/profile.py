@@ -21,7 +21,7 @@ from kernelprof.requests.options import (
 )
 from kernelprof.requests.outputs import writable_file, writable_folder
 from kernelprof.requests.tools import readable
-from kernelprof.results.profile import AC_PJ, MAC_PJ
+from kernelprof.results.profile import AC_PJ, MAC_PJ, needed_steps
 
 
 def device_or_auto(value, flag: str) -> str:
@@ -67,9 +67,8 @@ class ProfileRequest(Request):
 
     @property
     def needed_steps(self) -> int:
-        """Steps the script must run for the whole schedule: the warm-up, one inspected step,
-        3 per profiled step."""
-        return self.warmup + 1 + 3 * (self.steps + self.op_steps)
+        """Steps the script must run for the whole schedule."""
+        return needed_steps(self.warmup, self.steps, self.op_steps)
 
     def check(self) -> None:
         if self.out is not None:

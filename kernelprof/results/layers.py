@@ -34,6 +34,7 @@ from kernelprof.results.profile import (
     ProfileRun,
     ProfileTask,
     Roofline,
+    needed_steps,
 )
 from kernelprof.results.record import decode
 from kernelprof.traces import steps as trace_steps
@@ -99,7 +100,7 @@ def energy_estimate(inspection: Inspection | None, measured: EnergyMeasurement |
 
 
 def _no_steps(task: ProfileTask, run: ProfileRun) -> str:
-    needed = task.warmup + 1 + 3 * (task.steps + task.op_steps)
+    needed = needed_steps(task.warmup, task.steps, task.op_steps)
     if run.steps_seen == 0:
         return f"the script never stepped (no {task.marker} call)"
     return (f"the script stepped {run.steps_seen} times; profiling needs {task.warmup} warm-up "

@@ -30,6 +30,12 @@ AC_PJ, MAC_PJ = 0.9, 4.6
 ENERGY_SOURCE = "45 nm CMOS, 32-bit float add 0.9 pJ + multiply 3.7 pJ (Horowitz, ISSCC 2014)"
 
 
+def needed_steps(warmup: int, steps: int, op_steps: int) -> int:
+    """Steps a script must run for the whole schedule: the warm-up, one inspected step, then 3
+    per profiled step (a plain one, the profiler session's unrecorded first, the profiled one)."""
+    return warmup + 1 + 3 * (steps + op_steps)
+
+
 @record
 class ProfileTask:
     """What was profiled and how."""

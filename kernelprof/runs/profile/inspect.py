@@ -54,7 +54,6 @@ class _Synaptic:
     synops: int = 0
     macs: int = 0
     sources: set[str] = field(default_factory=set)
-    dense_inputs: int = 0
 
 
 class Inspector:
@@ -76,7 +75,6 @@ class Inspector:
         self.synaptic: dict[str, _Synaptic] = {}
         self.spike_storages: dict[int, str] = {}  # a neuron output's storage -> its layer
         self.problems: list[str] = []
-        self.counting = False  # the counting calls themselves: not counted
         self._input_shape: tuple[int, ...] | None = None  # the model's first input
         self._time_steps_seen: set[int] = set()
         self._uncounted: set[str] = set()  # layers whose operations could not be counted
@@ -95,8 +93,6 @@ class Inspector:
             self._hooks = None
 
     def _pack(self, tensor: torch.Tensor):
-        if self.counting:
-            return tensor
         try:
             storage = tensor.untyped_storage()
             key = (str(tensor.device), storage.data_ptr())
@@ -168,13 +164,11 @@ class Inspector:
                 counts.per_step += [(int(n), moved.shape[1]) for n in per]
                 counts.pairs.append((int((moved != 0).any(dim=0).sum()), moved.shape[1]))
 
-    def synaptic_input(self, name: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def synaptic_input(self, name: str, module: nn.Module, args: tuple) -> None:
         x = _first_tensor(args)
-        weight = getattr(module, "weight", None)
-        if x is None or not isinstance(weight, torch.Tensor) or name in self._uncounted:
+        if x is None or name in self._uncounted:
             return
         counts = self.synaptic.setdefault(name, _Synaptic())
-        self.counting = True
         try:
             with torch.no_grad():
                 spikes = bool(((x == 0) | (x == 1)).all())
@@ -187,15 +181,12 @@ class Inspector:
                     counts.sources.add(source)
             else:
                 counts.macs += ops
-                counts.dense_inputs += 1
-        except Exception as error:  # noqa: BLE001 - a layer that will not run this way
+        except Exception as error:  # noqa: BLE001 - never break the user's step
             first = str(error).splitlines()[0] if str(error) else ""
             self.problems.append(f"{name}: operations not counted ({type(error).__name__}: "
                                  f"{first})")  # fmt: skip
             self.synaptic.pop(name, None)
             self._uncounted.add(name)  # said once, not at each of its calls
-        finally:
-            self.counting = False
 
     # ---- the record ------------------------------------------------------------------------------
 

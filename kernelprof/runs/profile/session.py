@@ -463,10 +463,7 @@ class Session:
         forward = module.forward
 
         def ranged(*args, **kwargs):
-            inspector = self._inspector
-            if inspector is not None:
-                if inspector.counting:  # the inspector's own call of the layer
-                    return forward(*args, **kwargs)
+            if self._inspector is not None:
                 return self._inspected(ranged, entry, module, forward, args, kwargs)
             if not self._enter(ranged, entry):
                 return forward(*args, **kwargs)
@@ -476,15 +473,11 @@ class Session:
                 self._leave(ranged, entry, module, args)
 
         def pre(m, args) -> None:  # a hook's return would replace the input: None
-            if self._inspector is not None and self._inspector.counting:
-                return
             if self._inspector is not None and entry.category in SYNAPTIC:
-                self._inspector.synaptic_input(entry.name, m, args, {})
+                self._inspector.synaptic_input(entry.name, m, args)
             self._enter(m, entry)
 
         def post(m, args, output) -> None:
-            if self._inspector is not None and self._inspector.counting:
-                return
             self._leave(m, entry, m, args)
             if self._inspector is not None and entry.neuron is not None:
                 self._inspector.neuron_output(entry.name, m, args, output)
@@ -500,7 +493,7 @@ class Session:
         output's spikes after."""
         inspector = self._inspector
         if entry.kind == "layer" and entry.category in SYNAPTIC:
-            inspector.synaptic_input(entry.name, module, args, kwargs)
+            inspector.synaptic_input(entry.name, module, args)
         elif entry.kind == "root" and not self.stack:
             inspector.model_input(args)
         if not self._enter(owner, entry):
@@ -515,13 +508,13 @@ class Session:
 
     def _module_pre(self, module: nn.Module, args) -> None:
         """The global hook (modules made for each call): those no wrapper covers."""
-        if id(module) in self._wrapped_ids or (self._inspector and self._inspector.counting):
+        if id(module) in self._wrapped_ids:
             return
         entry = self.index.entry(module, top_level=not self.stack)
         if entry is not None:
             if self._inspector is not None and entry.kind == "layer" and \
                     entry.category in SYNAPTIC:  # fmt: skip
-                self._inspector.synaptic_input(entry.name, module, args, {})
+                self._inspector.synaptic_input(entry.name, module, args)
             self._enter(module, entry)
 
     def _module_post(self, module: nn.Module, args, output) -> None:
