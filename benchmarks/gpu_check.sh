@@ -10,10 +10,12 @@
 # 5. runs `kernelprof e2e` (CNN on digits, one epoch, every framework) with its traces;
 # 6. runs `kernelprof profile` on two example scripts on CUDA (device times from kernels, the
 #    inspected step's CUDA peak and saved bytes, NVML energy of the plain steps beside the estimate,
-#    trace checked for synchronisation inside a step);
+#    trace checked for synchronisation inside a step; the faster-path search: the study CNN's LIF
+#    layers against kernelprof's compile, triton and cupy kernels and SpikingJelly's other CUDA
+#    providers, each checked and measured in 3 rounds);
 # 7. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
 # Each step has its own time limit (tests 150 s, bench 100 s, memory 60 s, compare 200 s, sweep 45 s,
-# e2e 150 s, profile 90 s,
+# e2e 150 s, profile 75 + 45 s,
 # its 24 + 8 profiled steps per framework each in a profiler session of their own; on an H200
 # every step used all of its limit, e2e then 75 s); a failing step is recorded in the summary
 # and the next one still runs. All steps take about 11 minutes, so within a 15-minute lease as two
@@ -109,7 +111,9 @@ fi
 if want profile; then
     device="${PROFILE_DEVICE:-cuda}"
     for example in study_cnn snntorch_fc; do
-        timeout 45 "$python" -m kernelprof.cli profile --device "$device" --stop \
+        limit=45; [[ $example == study_cnn ]] && limit=75  # its search compiles a kernel
+        timeout "$limit" "$python" -m kernelprof.cli profile --device "$device" --stop \
+            --faster-rounds 3 \
             --out "$work/profile_$example.json" --trace-dir "$work/traces/profile_$example" \
             -- python "examples/$example.py" --device "$device" --steps 200 2>&1 \
             | tee -a "$out/run.log"
@@ -211,6 +215,8 @@ for example in ("study_cnn", "snntorch_fc"):
                         "neuron": encode(l.neuron)} for l in document.layers],
             "roofline": encode(document.roofline), "problems": list(document.problems),
             "inspection": encode(document.inspection), "energy": encode(document.energy),
+            "faster": encode(document.faster),
+            "faster_speedups": encode(document.faster_speedups),
             "synchronisations_inside_steps": inside}
     except (OSError, ValueError, AttributeError) as error:
         summary[f"profile_{example}"] = {"error": str(error)}

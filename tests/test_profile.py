@@ -107,8 +107,19 @@ def test_the_profile_reads_back_and_prints_within_120_columns(planted, tmp_path)
 def test_stop_ends_the_script_after_the_schedule(planted):
     result, document = planted
     assert "trained" not in result.stderr  # the script's last line never ran
-    assert document.steps_seen == 3 + 1 + 3 * 7  # warm-up, inspected, rounds
-    assert "stopped after 25 steps" in result.stderr
+    # warm-up, inspected, rounds, and the faster-path search's recording step (which found
+    # nothing to measure: the script's neuron is its own)
+    assert document.steps_seen == 3 + 1 + 3 * 7 + 1
+    assert document.faster.paths == () and document.faster.base_s == ()
+    assert "stopped after 26 steps" in result.stderr
+
+
+def test_no_faster_rounds_no_search_step(tmp_path):
+    result, document = profiled(tmp_path, "--sleep-ms", "1", "--steps", "200",
+                                options=(*QUICK, "--faster-rounds", "0"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert document.faster is None and document.task.faster_rounds == 0
+    assert document.steps_seen == 3 + 1 + 3 * 7
 
 
 def test_the_schedule_alternates_plain_and_profiled_steps():

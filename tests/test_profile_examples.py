@@ -67,6 +67,15 @@ def test_the_example_runs_under_the_command_line(name, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     _check(files.load(out), name, 4)
     assert "neuron layers against the copy bandwidth" in result.stdout
+    if name == "study_cnn.py":  # kernelprof's canonical LIF: its fused kernel found, measured
+        document = files.load(out)
+        path = next(
+            p for p in document.faster.paths if p.change.startswith("kernelprof ref-compile")
+        )
+        assert path.layers == ("lif1", "lif2") and len(path.step_s) == 5, path
+        assert {check.verdict for check in path.checks} <= {"exact", "close"}, path.checks
+        assert path.change in document.faster_speedups
+        assert "lif1, lif2: kernelprof ref-compile" in result.stdout
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -229,6 +230,38 @@ class NeuronLayers:
     path: Callable[[object], str] | None = None
     categories: Callable[[], Mapping[type, str]] | None = None
     losses: Callable[[], tuple[tuple[type, str], ...]] | None = None
+    # The faster-path search (kernelprof profile): see FasterPaths.
+    faster: FasterPaths | None = None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A code path of the framework's own that its neuron layers can be switched to (e.g.
+    SpikingJelly's CUDA LIF providers). ``use()`` is a context manager inside which the
+    framework's layers take this path; ``current``: the path they take now."""
+
+    name: str
+    path: str  # in words
+    use: Callable[[], AbstractContextManager]
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class FasterPaths:
+    """What ``kernelprof profile`` may put in place of a neuron layer, to measure a faster path.
+
+    ``canonical(module, args, kwargs)``: the canonical LIF (a :class:`LIFConfig`) that this
+    call computes, taking [T, ...] time first and returning only the spikes [T, ...], starting
+    from rest; raises :class:`Unsupported` saying why not (another neuron, a surrogate with no
+    canonical match, a state carried in from an earlier call, more outputs than spikes). Such a
+    call can be run by kernelprof's fused reference kernels instead, and nothing of the module
+    is needed afterwards. ``backends(module, device)``: the framework's own paths for the
+    module on the device (none: it has one). ``fresh(module)``: a copy of the module at rest,
+    to check a backend on the layer's own input without touching the model."""
+
+    canonical: Callable[[object, tuple, dict], LIFConfig] | None = None
+    backends: Callable[[object, torch.device], tuple[Backend, ...]] | None = None
+    fresh: Callable[[object], object] | None = None
 
 
 def classes_in(module: object, names) -> tuple[type, ...]:

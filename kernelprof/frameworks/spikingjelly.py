@@ -721,12 +721,106 @@ def layer_categories() -> dict[type, str]:
     return base.categorised(layer, named)
 
 
+# ---- faster paths (kernelprof profile) -------------------------------------------------------
+
+_CANONICAL_SURROGATES = {name: canonical for canonical, name in SURROGATE_CLASSES.items()}
+
+
+def canonical_lif(module, args: tuple, kwargs: dict) -> LIFConfig:
+    """The canonical LIF a multi-step ``LIFNode`` call computes (see :class:`base.FasterPaths`);
+    :class:`base.Unsupported` with the reason where it computes something else or keeps more."""
+    from spikingjelly.activation_based import neuron
+
+    name = type(module).__name__
+    if not isinstance(module, neuron.LIFNode):
+        raise base.Unsupported(f"{name} is not a LIFNode: kernelprof's kernels compute the LIF")
+    mro = type(module).__mro__
+    own = [method for method in _STEP_METHODS
+           if any(method in vars(cls) for cls in mro[: mro.index(neuron.LIFNode)])]  # fmt: skip
+    if own:
+        raise base.Unsupported(f"{name} runs its own {own[0]}")
+    if _step_mode(module) != "m":
+        raise base.Unsupported("step_mode 's': one time step a call (the script loops over T)")
+    if getattr(module, "store_v_seq", False):
+        raise base.Unsupported("store_v_seq=True: the model keeps V at every step")
+    if getattr(module, "_neuron_precision", None) is not None:
+        raise base.Unsupported("an explicit neuron precision (SpikingJelly's mixed-precision "
+                               "kernels)")  # fmt: skip
+    if kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor) or args[0].dim() < 2:
+        raise base.Unsupported("not called with one [T, ...] tensor")
+    v, rest = module.v, module._memories_rv.get("v")
+    if not isinstance(v, (int, float)) or v != rest:
+        raise base.Unsupported("its V carries over from an earlier call (no reset_net "
+                               "between its calls)")  # fmt: skip
+    surrogate_function = module.surrogate_function
+    canonical = _CANONICAL_SURROGATES.get(type(surrogate_function).__name__)
+    alpha = getattr(surrogate_function, "alpha", None)
+    if canonical is None or not getattr(surrogate_function, "spiking", True) or \
+            not isinstance(alpha, (int, float)):  # fmt: skip
+        raise base.Unsupported(f"surrogate {type(surrogate_function).__name__}: no canonical "
+                               "match")  # fmt: skip
+    if canonical == "superspike" and alpha != 1:
+        raise base.Unsupported(f"SuperSpike(alpha={alpha:g}) computes alpha/(1+|x|)^2: the "
+                               "canonical superspike only at alpha=1")  # fmt: skip
+    if not all(isinstance(value, (int, float)) for value in (module.tau, module.v_threshold)):
+        raise base.Unsupported("a tensor tau or threshold")
+    config = LIFConfig(tau=float(module.tau), v_threshold=float(module.v_threshold),
+                       v_reset=None if module.v_reset is None else float(module.v_reset),
+                       decay_input=bool(module.decay_input),
+                       detach_reset=bool(module.detach_reset), surrogate=canonical,
+                       alpha=float(alpha))  # fmt: skip
+    if v != config.v_initial:
+        raise base.Unsupported(f"it starts from V={v:g}, not the canonical {config.v_initial:g}")
+    return config
+
+
+def lif_backends(module, device: torch.device) -> tuple[base.Backend, ...]:
+    """SpikingJelly's CUDA LIF providers a multi-step LIFNode can take (none on CPU: its op is
+    one Python loop there), the one bound now marked current."""
+    from spikingjelly.activation_based import neuron
+
+    if device.type != "cuda" or type(module) is not neuron.LIFNode or _step_mode(module) != "m":
+        return ()
+    if fallback_reason(module.surrogate_function, torch.float32):
+        return ()  # SpikingJelly falls back to its Python loop whatever the provider
+    bound = _bound_lif_provider(device)
+    found = []
+    for backend in CUDA_BACKENDS:
+        if _provider_problem(backend)(device) is None:
+            found.append(base.Backend(name=f"SpikingJelly provider {backend}",
+                                      path=_CUDA_PROVIDER_PATHS[backend],
+                                      use=partial(_provider_in_use, backend),
+                                      current=backend == bound))  # fmt: skip
+    return tuple(found)
+
+
+@contextlib.contextmanager
+def _provider_in_use(backend: str) -> Iterator[None]:
+    """SpikingJelly's LIF calls (and their backward) take ``backend`` inside; its own choice
+    after."""
+    use_cuda_backend(backend)
+    try:
+        yield
+    finally:
+        use_cuda_backend(None)
+
+
+def fresh_node(module):
+    """A copy of the node with its state at rest (the model's own is not touched)."""
+    import copy
+
+    twin = copy.deepcopy(module)
+    twin.reset()
+    return twin
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package="spikingjelly",
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
     categories=layer_categories,
+    faster=base.FasterPaths(canonical=canonical_lif, backends=lif_backends, fresh=fresh_node),
 )
 
 FRAMEWORK = base.Framework(

@@ -203,6 +203,16 @@ def _profile_sections(document: ProfileDocument, source: str) -> list[tuple]:
         items += [("h3", profiles.inspection_title(document)),
                   ("figure", "profile_memory", plots.profile_memory(document)),
                   ("table", list(profiles.INSPECTION_HEADER), rows), ("note", caption)]  # fmt: skip
+    if document.faster is not None:
+        items += [
+            (
+                "h3",
+                f"faster paths for the neuron layers ({document.faster.rounds} rounds "
+                "of plain steps beside the layers' own, each path checked first)",
+            ),
+            ("table", list(profiles.FASTER_HEADER), profiles.faster_rows(document)),
+        ]
+        items += [("note", f"problem: {problem}") for problem in document.faster.problems]
     lines = profiles.neuron_memory_lines(document) + profiles.energy_lines(document)
     items += [("note", line) for line in lines + profiles.notes(document)]
     return items

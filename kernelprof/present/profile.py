@@ -4,6 +4,7 @@ top operations, the neuron layers against the copy bandwidth, and ``profile diff
 from __future__ import annotations
 
 import resource
+import statistics
 
 from rich.text import Text
 
@@ -204,6 +205,75 @@ def energy_lines(document: ProfileDocument) -> list[str]:
     return lines
 
 
+FASTER_HEADER = (
+    "layers",
+    "path",
+    "checks",
+    "step ms",
+    "speedup (95 %)",
+    "saved MiB",
+    "peak MiB",
+    "",
+)
+
+
+def faster_rows(document: ProfileDocument) -> list[list[str]]:
+    """A row per path the search tried: the layers it stands in for, its checks, the step
+    with the layers' own -> with it, the speedup, saved-for-backward and peak memory."""
+    search, inspection = document.faster, document.inspection
+    if search is None:
+        return []
+    base_ms = 1e3 * statistics.median(search.base_s) if search.base_s else None
+    rows = []
+    for path in search.paths:
+        checks = "; ".join(f"{check.layer} {check.verdict}" + ("" if check.verdict in
+                           ("exact", "close") else f" ({check.reason})")
+                           for check in path.checks)  # fmt: skip
+        speedup = document.faster_speedups.get(path.change)
+        step = saved = peak = ""
+        if speedup is not None and base_ms is not None:
+            step = (f"{significant(base_ms, 3)} -> "
+                    f"{significant(1e3 * statistics.median(path.step_s), 3)}")  # fmt: skip
+        if path.saved_bytes is not None and inspection is not None:
+            saved = f"{_mib(inspection.saved_bytes)} -> {_mib(path.saved_bytes)}"
+        if path.peak_bytes is not None and inspection is not None and inspection.peak_bytes:
+            peak = f"{_mib(inspection.peak_bytes)} -> {_mib(path.peak_bytes)}"
+        rows.append([", ".join(path.layers) or "none", f"{path.change} ({path.path})", checks,
+                     step, f"{speedup.value:.2f}x ({speedup.low:.2f}-{speedup.high:.2f})"
+                     if speedup else "", saved, peak, path.problem])  # fmt: skip
+    rows += [[layer, "no other path", why, "", "", "", "", ""]
+             for layer, why in search.none.items()]  # fmt: skip
+    return rows
+
+
+def faster_lines(document: ProfileDocument) -> list[str]:
+    """The faster-path search in lines: each path, its checks, its measured step and memory."""
+    search = document.faster
+    if search is None:
+        return []
+    lines = [f"faster paths for the neuron layers (checked on each layer's input in a step, "
+             f"then {search.rounds} rounds of plain steps beside the layers' own):"]  # fmt: skip
+    rows = faster_rows(document)
+    for path, row in zip(search.paths, rows, strict=False):
+        layers, change, checks, step, speedup, saved, peak, problem = row
+        if not path.checks:
+            lines.append(f"  {path.change}: {problem}")
+            continue
+        parts = [f"  {layers}: {change}: {checks}"]
+        if step:
+            rounds = document.faster_speedups[path.change].rounds
+            parts.append(f"step {step} ms ({speedup}, {rounds} rounds)")
+        parts += [f"saved for backward {saved} MiB"] if saved else []
+        parts += [f"peak {peak} MiB"] if peak else []
+        parts += [problem] if problem else []
+        lines.append("; ".join(parts))
+    lines += [f"  {layer}: no other path ({why})" for layer, why in search.none.items()]
+    if not search.paths and not search.none and not search.problems:
+        lines.append("  no neuron layer was called in the recording step")
+    lines += [f"  problem: {problem}" for problem in search.problems]
+    return lines
+
+
 def notes(document: ProfileDocument) -> list[str]:
     lines = []
     breakdown = document.breakdown
@@ -239,7 +309,12 @@ def renderables(document: ProfileDocument, top: int = 15) -> list:
         for extra in (roofline_table(document), inspection_table(document)):
             if extra is not None:
                 found.append(extra)
-    lines = neuron_memory_lines(document) + energy_lines(document) + notes(document)
+    lines = (
+        neuron_memory_lines(document)
+        + energy_lines(document)
+        + faster_lines(document)
+        + notes(document)
+    )
     if lines:
         found.append(plain(lines))
     return found

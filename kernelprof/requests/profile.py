@@ -53,6 +53,10 @@ class ProfileRequest(Request):
                         parse=at_least(1))  # fmt: skip
     op_steps: int = option(3, "more profiled steps recording every operator (the operations "
                            "per layer)", parse=at_least(1))  # fmt: skip
+    faster_rounds: int = option(5, "rounds of plain steps measuring each faster path found "
+                                "for the neuron layers (after a check on their own input), "
+                                "beside the layers' own; 0: no search",
+                                parse=at_least(0))  # fmt: skip
     stop: bool = option(False, "end the script after the profiled steps (default: it runs on)",
                         action="store_true")  # fmt: skip
     device: str = option("auto", "the device to synchronise and profile: auto (the model's), "

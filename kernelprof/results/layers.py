@@ -14,7 +14,8 @@ import statistics
 from collections import defaultdict
 from collections.abc import Mapping
 
-from kernelprof.results.analysis import neuron_traffic
+from kernelprof.results.analysis import median_interval, neuron_traffic
+from kernelprof.results.compare import Speedup
 from kernelprof.results.document import Environment
 from kernelprof.results.e2e import CategoryChange, StepAttribution
 from kernelprof.results.energy import EnergyMeasurement
@@ -24,6 +25,7 @@ from kernelprof.results.profile import (
     MAC_PJ,
     CountChange,
     EnergyEstimate,
+    FasterSearch,
     Inspection,
     Layer,
     LayerSeen,
@@ -56,7 +58,8 @@ def document(task: ProfileTask, run: ProfileRun, environment: Environment, *,
                   uncategorised=run.uncategorised, exit_code=exit_code, problems=problems,
                   notes=notes, inspection=run.inspection,
                   energy=energy_estimate(run.inspection, run.energy, task.ac_pj,
-                                         task.mac_pj))  # fmt: skip
+                                         task.mac_pj),
+                  faster=run.faster, faster_speedups=faster_speedups(run.faster))  # fmt: skip
     if run.breakdown is None:
         return ProfileDocument(status="error", reason=_no_steps(task, run), **common)
     coarse = run.breakdown.coarse
@@ -97,6 +100,22 @@ def energy_estimate(inspection: Inspection | None, measured: EnergyMeasurement |
     return EnergyEstimate(synops=synops, macs=macs, ac_pj=ac_pj, mac_pj=mac_pj, source=source,
                           forward_j=(synops * ac_pj + macs * mac_pj) * 1e-12,
                           samples=inspection.samples, measured=measured)  # fmt: skip
+
+
+def faster_speedups(search: FasterSearch | None) -> dict[str, Speedup]:
+    """Each measured path's speedup: the layers' own plain step over the path's, the median of
+    the per-round ratios (each round ran both, in turned order), with the 95 % bootstrap
+    interval of that median."""
+    if search is None:
+        return {}
+    found = {}
+    for path in search.paths:
+        ratios = [base / mine for base, mine in zip(search.base_s, path.step_s, strict=False)
+                  if mine > 0]  # fmt: skip
+        if ratios:
+            value, low, high = median_interval(ratios)
+            found[path.change] = Speedup(value=value, low=low, high=high, rounds=len(ratios))
+    return found
 
 
 def _no_steps(task: ProfileTask, run: ProfileRun) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import field
 from typing import Literal
 
+from kernelprof.results.compare import Speedup
 from kernelprof.results.document import Document
 from kernelprof.results.e2e import CategoryChange, StepBreakdown
 from kernelprof.results.energy import EnergyMeasurement
@@ -48,6 +49,7 @@ class ProfileTask:
     op_steps: int  # more, recording every operator, for the operations
     marker: str  # what ended a step: "optimizer.step()", "kernelprof.step()", "prof.step()"
     stop: bool = False  # the script was ended after the profiled steps
+    faster_rounds: int = 0  # rounds measuring each faster path (0: no search)
     trace_dir: str | None = None
     ac_pj: float = AC_PJ  # the energy estimate's constants
     mac_pj: float = MAC_PJ
@@ -114,6 +116,50 @@ class Inspection:
 
 
 @record
+class PathCheck:
+    """One layer's check of a faster path: what the path computes on the layer's own input
+    against what the layer computed there (:func:`kernelprof.verify.verdicts.same_neuron`)."""
+
+    layer: str
+    verdict: Literal["exact", "close", "WRONG", "failed"]
+    reason: str
+
+
+@record
+class FasterPath:
+    """Another path for some neuron layers, checked on each layer's input and, where every
+    check passed, measured: plain steps with it in place, one a round beside the layers' own
+    (:class:`FasterSearch` ``base_s``), and the memory of one inspected step with it."""
+
+    change: str  # what is put in place, e.g. "kernelprof ref-compile in place of forward"
+    path: str  # the path in words
+    checks: tuple[PathCheck, ...]  # every layer tried
+    step_s: tuple[float, ...] = ()  # its plain steps, one a round (empty: not measured)
+    saved_bytes: int | None = None  # saved for backward, held at once, in the step with it
+    saved_by_layer: Mapping[str, int] = field(default_factory=FrozenDict)
+    peak_bytes: int | None = None  # the device's peak in that step (CUDA)
+    problem: str = ""  # why it was not measured, where it was not
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The layers it stands in for: those whose check passed."""
+        return tuple(check.layer for check in self.checks if check.verdict in ("exact", "close"))
+
+
+@record
+class FasterSearch:
+    """The faster-path search: what each neuron layer's framework (and kernelprof's reference
+    kernels, for a layer computing the canonical LIF) offers in its place, checked, and
+    measured in rounds of plain steps whose order turns each round."""
+
+    rounds: int  # rounds asked for
+    base_s: tuple[float, ...] = ()  # the layers' own plain steps, one a round
+    paths: tuple[FasterPath, ...] = ()
+    none: Mapping[str, str] = field(default_factory=FrozenDict)  # layer -> why nothing stands in
+    problems: tuple[str, ...] = ()
+
+
+@record
 class ProfileRun:
     """What the run returns to the analysis."""
 
@@ -125,6 +171,7 @@ class ProfileRun:
     problems: tuple[str, ...] = ()
     inspection: Inspection | None = None
     energy: EnergyMeasurement | None = None  # the plain steps' measured energy
+    faster: FasterSearch | None = None
 
 
 @record
@@ -219,6 +266,9 @@ class ProfileDocument(Document):
     roofline: Roofline | None = None
     inspection: Inspection | None = None  # memory, spikes and operations of one step
     energy: EnergyEstimate | None = None
+    faster: FasterSearch | None = None
+    # each measured path's speedup over the layers' own step, by its change
+    faster_speedups: Mapping[str, Speedup] = field(default_factory=FrozenDict)
     steps_seen: int = 0
     uncategorised: tuple[str, ...] = ()
     exit_code: int | None = None  # the script's (CLI)

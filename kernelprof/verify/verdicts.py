@@ -129,3 +129,59 @@ def timed_agreement(
         grad_max_abs_diff=largest,
         tolerance=tolerance,
     )
+
+
+def same_neuron(spikes: torch.Tensor, grad_x: torch.Tensor | None, expected_spikes: torch.Tensor,
+                expected_grad_x: torch.Tensor | None, x: torch.Tensor,
+                config: LIFConfig | None) -> tuple[str, str]:  # fmt: skip
+    """(verdict, reason): whether another path for a neuron layer computes what the layer
+    itself computed on its own input ``x`` [T, ...] in a training step: its spikes and its
+    input's gradient, given the same upstream gradient.
+
+    Spikes are compared exactly; where they differ, the float64 oracle of ``config`` (the
+    canonical LIF the layer computes) judges whether the first difference of each neuron is a
+    threshold tie, which float rounding may put either side ("close"); without a config every
+    differing spike is a difference. dX is compared within the dtype's atol = rtol on the
+    neurons whose spikes agree. "exact", "close" or "WRONG"."""
+    from reference_kernels.torch_ref import lif_trajectory
+
+    steps = x.shape[0]
+    if spikes.shape != expected_spikes.shape:
+        return "WRONG", f"spikes of shape {list(spikes.shape)}, not {list(expected_spikes.shape)}"
+    if not bool(torch.isfinite(spikes).all()):
+        return "WRONG", "NaN or Inf in the spikes"
+    got = spikes.detach().reshape(steps, -1)
+    want = expected_spikes.detach().reshape(steps, -1)
+    differ = got != want
+    diverged = differ.any(dim=0)
+    count = int(diverged.sum())
+    if count and config is None:
+        return "WRONG", f"{count:,} neurons' spikes differ (no oracle to judge ties)"
+    if count:
+        index = diverged.nonzero().squeeze(1)
+        with torch.no_grad():
+            _, _, h = lif_trajectory(x.detach().reshape(steps, -1)[:, index]
+                                     .to("cpu", torch.float64), config)  # fmt: skip
+        first = differ[:, index].to(torch.int8).argmax(dim=0).cpu()
+        margin = (h.gather(0, first.unsqueeze(0)).squeeze(0) - config.v_threshold).abs()
+        away = int((margin > TIE_ATOL[x.dtype]).sum())
+        if away:
+            return "WRONG", (f"{away:,} neurons' spikes differ away from the threshold (of "
+                             f"{got.shape[1]:,})")  # fmt: skip
+    tolerance = TOLERANCE[x.dtype]
+    compared = "spikes equal"
+    if grad_x is not None and expected_grad_x is not None:
+        if grad_x.shape != expected_grad_x.shape:
+            return "WRONG", f"dX of shape {list(grad_x.shape)}, not {list(x.shape)}"
+        excess, largest = _grad_excess(grad_x.reshape(steps, -1),
+                                       expected_grad_x.reshape(steps, -1), tolerance,
+                                       (~diverged).cpu())  # fmt: skip
+        if excess > 0:
+            return "WRONG", f"dX differs by up to {largest:.3g} (atol=rtol={tolerance:g})"
+        compared += f"; dX within atol=rtol={tolerance:g} (largest difference {largest:.2g})"
+    else:
+        compared += "; dX not compared (the layer's input needs no gradient)"
+    if count:
+        return "close", (f"{count:,} neurons differ at threshold ties (|H - theta| <= "
+                         f"{TIE_ATOL[x.dtype]:g}); otherwise {compared}")  # fmt: skip
+    return "exact", compared

@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
     request = ProfileRequest(script=tuple(spec["command"]), warmup=spec["warmup"],
                              steps=spec["steps"], op_steps=spec["op_steps"],
                              device=spec["device"], stop=spec["stop"], ac_pj=spec["ac_pj"],
-                             mac_pj=spec["mac_pj"])  # fmt: skip
+                             mac_pj=spec["mac_pj"],
+                             faster_rounds=spec["faster_rounds"])  # fmt: skip
     trace_dir = Path(spec["trace_dir"])
     written: dict = {}
 
@@ -48,7 +49,8 @@ def main(argv: list[str]) -> int:
 
     session = Session(warmup=request.warmup, steps=request.steps, op_steps=request.op_steps,
                       device=request.device, trace_dir=trace_dir, roots=None,
-                      marker="optimizer.step()", on_done=write, stop=request.stop)  # fmt: skip
+                      marker="optimizer.step()", on_done=write, stop=request.stop,
+                      faster_rounds=request.faster_rounds)  # fmt: skip
     written["session"] = session
     session.start()
     run.ACTIVE.append(session)

@@ -50,6 +50,7 @@ def task_of(request: ProfileRequest, entry: str, session: Session,
     return ProfileTask(entry=entry, command=request.script, device=str(session.device or "cpu"),
                        warmup=request.warmup, steps=request.steps, op_steps=request.op_steps,
                        marker=marker, stop=request.stop, trace_dir=str(trace_dir),
+                       faster_rounds=request.faster_rounds,
                        ac_pj=request.ac_pj, mac_pj=request.mac_pj)  # fmt: skip
 
 
@@ -91,7 +92,8 @@ class Profile:
                                op_steps=self.request.op_steps, device=self.request.device,
                                trace_dir=self.trace_dir, roots=self.models,
                                marker="prof.step()" if self.models else "optimizer.step()",
-                               on_done=self._done).start()  # fmt: skip
+                               on_done=self._done,
+                               faster_rounds=self.request.faster_rounds).start()  # fmt: skip
         ACTIVE.append(self.session)
         return self
 
@@ -100,7 +102,7 @@ class Profile:
 
     @property
     def done(self) -> bool:
-        return self.session is not None and self.session.finished
+        return self.session is not None and self.session.scheduled
 
     def __exit__(self, *exc) -> None:
         if self.session in ACTIVE:
@@ -145,6 +147,7 @@ def run_script(request: ProfileRequest) -> tuple[ProfileDocument, int]:
             "device": request.device, "stop": request.stop, "trace_dir": str(trace_dir),
             "command": list(request.script), "document": str(document_path),
             "ac_pj": request.ac_pj, "mac_pj": request.mac_pj,
+            "faster_rounds": request.faster_rounds,
         }))  # fmt: skip
         environment = dict(os.environ)
         root = str(Path(__file__).resolve().parents[3])

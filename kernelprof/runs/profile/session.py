@@ -6,8 +6,11 @@ hook (the first optimizer whose ``step()`` is called), or by ``kernelprof.step()
 script's steps come: ``warmup`` steps left alone, then rounds of a plain step and a profiled one
 (ABBA, each profiled step in a profiler session of its own, after one unrecorded step of that
 session), first ``steps`` coarse rounds (ranges and autograd nodes only: the categories), then
-``op_steps`` detailed ones (every operator: the operations). Each boundary synchronises the
-device; nothing inside a step does.
+``op_steps`` detailed ones (every operator: the operations). With ``faster_rounds``, the
+faster-path search follows (:mod:`.faster`): one recording step, then for each path that passed
+its checks one inspected step with it in place, then rounds of plain steps (the layers' own and
+each path's, their order turning each round). Each boundary synchronises the device; nothing
+inside a step does.
 
 In a profiled step, global module hooks open a range ``kernelprof/<qualified name> fwd`` around
 every layer's forward (a leaf module, or a neuron module with whatever is inside it), a range
@@ -41,13 +44,23 @@ from kernelprof.harness.profiling import (
     warm_up_profiler,
 )
 from kernelprof.harness.timer import minor_faults, synchronize
-from kernelprof.results.profile import LayerSeen, NeuronCall, ProfileRun
+from kernelprof.results.profile import (
+    FasterPath,
+    FasterSearch,
+    LayerSeen,
+    NeuronCall,
+    ProfileRun,
+)
 from kernelprof.runs.e2e.breakdown import Replaced, attributed_rounds, breakdown_record
 from kernelprof.runs.profile import layers as layer_index
+from kernelprof.runs.profile.faster import Recorder
 from kernelprof.runs.profile.inspect import Inspector
 from kernelprof.traces import steps as trace_steps
 
 PLAIN, OPEN, RANGED, WARMUP, INSPECT = "plain", "open", "profiled", "warm-up", "inspected"
+# the faster-path search's steps, after the schedule: the recording step, then per path one
+# inspected step with it, then rounds of plain steps (the round's number: which path, 0 none)
+RECORD, PATH_INSPECT, PATH_PLAIN = "recorded", "inspected with a path", "plain with a path"
 SYNAPTIC = ("conv", "linear")
 FUNCTIONAL_LOSSES = ("cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
                      "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
@@ -91,8 +104,13 @@ class Session:
 
     def __init__(self, *, warmup: int, steps: int, op_steps: int, device: str | None,
                  trace_dir: Path, roots: list[nn.Module] | None, marker: str,
-                 on_done: Callable[[ProfileRun], None], stop: bool = False) -> None:  # fmt: skip
+                 on_done: Callable[[ProfileRun], None], stop: bool = False,
+                 faster_rounds: int = 0) -> None:  # fmt: skip
         self.order = schedule(warmup, steps, op_steps)
+        self.faster_rounds = faster_rounds
+        self.scheduled_steps = len(self.order)
+        if faster_rounds:  # the search comes after the schedule: a script may stop before it
+            self.order.append((RECORD, False, 0))
         self.device = None if device in (None, "auto") else torch.device(device)
         self.trace_dir = trace_dir
         self.given_roots = roots
@@ -132,6 +150,13 @@ class Session:
         self._energy: StepEnergy | None = None
         self.inspection = None
         self._layer_ranges: dict[str, str] = {}  # a layer's range -> its name
+        self._recorder: Recorder | None = None
+        self._searched = False
+        self._candidates: list = []  # the paths measured (faster.Candidate)
+        self._unmeasured: list[FasterPath] = []
+        self._none: dict[str, str] = {}
+        self._path_steps: dict[int, dict[int, float]] = {}  # path (0: none) -> round -> s
+        self._path_memory: dict[int, object] = {}  # path -> its inspected step (Inspection)
 
     # ---- lifetime --------------------------------------------------------------------------------
 
@@ -165,6 +190,11 @@ class Session:
             self._abort_step()
             self._finish()
 
+    @property
+    def scheduled(self) -> bool:
+        """The schedule ran (the faster-path search, which may follow, is not counted)."""
+        return self.finished or self.position >= self.scheduled_steps
+
     # ---- steps -----------------------------------------------------------------------------------
 
     def mark(self) -> None:
@@ -188,7 +218,7 @@ class Session:
         if self.device is None:
             self.device = self._guess_device()
         kind, detailed, number = self.order[self.position]
-        rounds = self.rounds[detailed]
+        rounds = self.rounds.get(detailed)
         if kind == PLAIN:
             synchronize(self.device)
             elapsed = time.perf_counter() - self._started
@@ -200,7 +230,19 @@ class Session:
         elif kind == RANGED:
             self._end_ranged(rounds)
         elif kind == INSPECT:
-            self._end_inspected()
+            self.inspection = self._end_inspected()
+            self._energy = StepEnergy(self.device)  # idle power now, between two steps
+        elif kind == RECORD:
+            self._end_recorded()
+        elif kind == PATH_INSPECT:
+            self._path_memory[number] = self._end_inspected()
+            self._candidates[number - 1].exit()
+        elif kind == PATH_PLAIN:
+            synchronize(self.device)
+            elapsed = time.perf_counter() - self._started
+            if detailed:  # the path's number
+                self._candidates[detailed - 1].exit()
+            self._path_steps.setdefault(detailed, {})[number] = elapsed
         elif kind == WARMUP and self.position + 1 < len(self.order) and \
                 self.order[self.position + 1][0] != WARMUP:  # fmt: skip
             self._end_discovery()
@@ -210,7 +252,7 @@ class Session:
             if self.stop:
                 raise StopScript
             return
-        kind, detailed, _ = self.order[self.position]
+        kind, detailed, number = self.order[self.position]
         if kind == OPEN:
             self._profiler = StepProfile(self.device, coarse=not detailed)
             self._profiler.__enter__()
@@ -220,6 +262,13 @@ class Session:
             self._begin_inspected()
         elif kind == PLAIN and self._energy is not None:
             self._energy.begin()
+        elif kind == RECORD:
+            self._begin_recorded()
+        elif kind == PATH_INSPECT:
+            self._candidates[number - 1].enter()
+            self._begin_inspected()
+        elif kind == PATH_PLAIN and detailed:
+            self._candidates[detailed - 1].enter()
         self._started, self._faulted = time.perf_counter(), minor_faults()
 
     def _guess_device(self) -> torch.device:
@@ -234,6 +283,9 @@ class Session:
         self.rounds = {False: _Rounds(), True: _Rounds()}
         self.plain_all, self.plain_faults, self.counts = [], [], []
         self.profiled_faults, self.inspection, self._energy = [], None, None
+        self.order = [entry for entry in self.order if entry[0] not in (PATH_INSPECT, PATH_PLAIN)]
+        self._searched, self._candidates, self._unmeasured, self._none = False, [], [], {}
+        self._path_steps, self._path_memory = {}, {}
 
     def _ensure_index(self) -> None:
         if self.index is None:
@@ -257,7 +309,7 @@ class Session:
         self._step_handle = range_enter(trace_steps.STEP)  # ranges open only inside a step
         self._inspector.__enter__()
 
-    def _end_inspected(self) -> None:
+    def _end_inspected(self):
         inspector, self._inspector = self._inspector, None
         inspector.__exit__(None, None, None)
         while self.stack:
@@ -272,8 +324,68 @@ class Session:
         else:
             peak, source = None, ("n/a: the CPU allocator keeps no peak; the bytes saved for "
                                   "backward are the step's own")  # fmt: skip
-        self.inspection = inspector.result(self.position, peak, source)
-        self._energy = StepEnergy(self.device)  # idle power now, between two steps
+        return inspector.result(self.position, peak, source)
+
+    # ---- the faster-path search (:mod:`.faster`) -----------------------------------------------
+
+    def _begin_recorded(self) -> None:
+        self._ensure_index()
+        self._recorder = Recorder(self.device)
+        self._recorder.install([(entry, self.index.modules[key])
+                                for key, entry in self.index.by_id.items()
+                                if entry.kind == "layer" and entry.neuron is not None
+                                and key in self.index.modules])  # fmt: skip
+
+    def _end_recorded(self) -> None:
+        recorder, self._recorder = self._recorder, None
+        synchronize(self.device)
+        recorder.uninstall()
+        self._candidates, self._unmeasured = recorder.search()
+        self._none, self._searched = dict(recorder.none), True
+        self.problems += recorder.problems
+        # the path (the first entry's second field) and the round of every step
+        more = [(PATH_INSPECT, path, path) for path in range(1, len(self._candidates) + 1)]
+        variants = len(self._candidates) + 1
+        for number in range(self.faster_rounds if self._candidates else 0):
+            turn = number % variants
+            more += [(PATH_PLAIN, path, number)
+                     for path in [*range(turn, variants), *range(turn)]]  # fmt: skip
+        self.order += more
+
+    def _faster(self) -> FasterSearch | None:
+        if not self.faster_rounds:
+            return None
+        if not self._searched:
+            return FasterSearch(
+                rounds=self.faster_rounds,
+                problems=(
+                    "not searched: the script ended before the step after the profiled ones",
+                ),
+            )
+        steps = self._path_steps
+        done = sorted(
+            set.intersection(
+                *(set(steps.get(path, {})) for path in range(len(self._candidates) + 1))
+            )
+        )
+        paths = []
+        for path, candidate in enumerate(self._candidates, start=1):
+            memory = self._path_memory.get(path)
+            paths.append(FasterPath(
+                change=candidate.change, path=candidate.path, checks=candidate.checks,
+                step_s=tuple(steps[path][number] for number in done),
+                saved_bytes=memory.saved_bytes if memory else None,
+                saved_by_layer={layer.name: layer.saved_bytes for layer in memory.layers
+                                if layer.saved_bytes} if memory else {},
+                peak_bytes=memory.peak_bytes if memory else None,
+                problem="" if done else "not measured: the script ended before its rounds",
+            ))  # fmt: skip
+        return FasterSearch(rounds=self.faster_rounds,
+                            base_s=tuple(steps[0][number] for number in done),
+                            paths=tuple(paths) + tuple(self._unmeasured), none=self._none,
+                            problems=() if len(done) == self.faster_rounds or not
+                            self._candidates else (f"{len(done)} of {self.faster_rounds} rounds "
+                                                   "measured: the script ended",))  # fmt: skip
 
     def _running_layer(self) -> str | None:
         for _, _, record in reversed(self.stack):
@@ -321,7 +433,10 @@ class Session:
         if self.position >= len(self.order):
             return
         kind, detailed, _ = self.order[self.position]
-        if kind == INSPECT and self._inspector is not None:
+        if kind == RECORD and self._recorder is not None:
+            self._recorder.uninstall()
+            self._recorder = None
+        if kind in (INSPECT, PATH_INSPECT) and self._inspector is not None:
             self._inspector.__exit__(None, None, None)
             self._inspector = None
             while self.stack:
@@ -330,6 +445,8 @@ class Session:
                 range_exit(self._step_handle)
                 self._step_handle = None
             self._uninstall()
+        if kind in (PATH_INSPECT, PATH_PLAIN) and detailed:
+            self._candidates[detailed - 1].exit()
         if kind == RANGED and self._step_handle is not None:
             while self.stack:
                 self._close()
@@ -353,7 +470,8 @@ class Session:
                          copy_bandwidth=self._copy_bandwidth(), steps_seen=self.position,
                          uncategorised=self.index.uncategorised() if self.index else (),
                          problems=tuple(self.problems), inspection=self.inspection,
-                         energy=self._energy.result() if self._energy else None)  # fmt: skip
+                         energy=self._energy.result() if self._energy else None,
+                         faster=self._faster())  # fmt: skip
         self.on_done(run)
 
     def _breakdown(self):

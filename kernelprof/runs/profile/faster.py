@@ -1,0 +1,265 @@
+"""The faster-path search of ``kernelprof profile``: what could stand in for each neuron layer,
+checked on the layer's own input and then measured in the script's own steps.
+
+After the profiled rounds, one more step (untimed) records each neuron layer's first call: its
+input X, its spikes, and, through tensor hooks, the gradient that reached the spikes in the
+backward and the one the layer gave X. Every call of the step is asked whether it computes
+kernelprof's canonical LIF from rest (the framework's ``FasterPaths.canonical``): a layer
+whose every call does can be run by kernelprof's fused reference kernels instead
+(``reference_kernels.run(x, config, impl=...)``: ``compile`` anywhere, ``triton`` and ``cupy``
+on CUDA where they load). The framework may also offer its own paths for the layer
+(``FasterPaths.backends``: SpikingJelly's CUDA providers).
+
+Each path is checked on every layer it would stand in for: it runs on a copy of X, its
+backward gets the recorded upstream gradient, and its spikes and dX are compared with what the
+layer itself computed (:func:`kernelprof.verify.verdicts.same_neuron`). Only the layers whose
+check passes (exact, or close: threshold ties) get the path; a path that passes nowhere is not
+measured. The session then runs, for each path, one inspected step with it in place (the
+memory it saves for backward, the device's peak) and rounds of plain steps: in each round the
+layers' own step and one with each path, their order turning from round to round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+from torch import nn
+
+import reference_kernels
+from kernelprof.frameworks.base import Backend, Unsupported
+from kernelprof.frameworks.reference import PATHS as REFERENCE_PATHS
+from kernelprof.results.profile import FasterPath, PathCheck
+from kernelprof.runs.e2e.breakdown import Replaced
+from kernelprof.verify.verdicts import same_neuron
+from reference_kernels.model import LIFConfig
+
+REFERENCE_IMPLS = ("compile", "triton", "cupy")  # the fused ones: what could be faster
+
+
+@dataclass
+class _Call:
+    """A neuron layer's first call in the recording step, and what its calls allow."""
+
+    name: str
+    module: nn.Module
+    faster: object  # its framework's FasterPaths
+    config: LIFConfig | None = None
+    refused: str = ""  # why the reference kernels cannot stand in for it
+    backends: tuple[Backend, ...] = ()
+    x: torch.Tensor | None = None
+    spikes: torch.Tensor | None = None
+    grad_spikes: torch.Tensor | None = None
+    grad_x: torch.Tensor | None = None
+    calls: int = 0
+
+
+@dataclass
+class Candidate:
+    """A path to measure: the layers it stands in for and how to put it in place."""
+
+    change: str
+    path: str
+    checks: tuple[PathCheck, ...]
+    modules: tuple[tuple[nn.Module, LIFConfig | None], ...]
+    impl: str | None = None  # a reference kernel's, else the backend's
+    backend: Backend | None = None
+    _replaced: Replaced = field(default_factory=Replaced)
+    _context: object = None
+
+    def enter(self) -> None:
+        if self.backend is not None:
+            self._context = self.backend.use()
+            self._context.__enter__()
+            return
+        for module, config in self.modules:
+            self._replaced.set(module, "forward", partial(_reference, config=config,
+                                                          impl=self.impl))  # fmt: skip
+
+    def exit(self) -> None:
+        if self._context is not None:
+            context, self._context = self._context, None
+            context.__exit__(None, None, None)
+        self._replaced.restore()
+
+
+def _reference(x: torch.Tensor, *, config: LIFConfig, impl: str) -> torch.Tensor:
+    return reference_kernels.run(x, config, impl=impl)
+
+
+class Recorder:
+    """Records the neuron layers' calls of one step (see the module docstring)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.calls: dict[str, _Call] = {}
+        self.none: dict[str, str] = {}  # layer -> why nothing stands in for it
+        self.problems: list[str] = []
+        self._replaced = Replaced()
+
+    def install(self, entries) -> None:
+        """Wraps the forward of each (entry, module) neuron layer for the step."""
+        for entry, module in entries:
+            faster = entry.neuron.declaration.faster
+            if faster is None:
+                self.none[entry.name] = f"{entry.neuron.framework} offers no other path"
+                continue
+            self._wrap(entry.name, module, faster)
+
+    def uninstall(self) -> None:
+        self._replaced.restore()
+
+    def _wrap(self, name: str, module: nn.Module, faster) -> None:
+        forward = module.forward
+
+        def recording(*args, **kwargs):
+            call = self._before(name, module, faster, args, kwargs)
+            output = forward(*args, **kwargs)
+            if call is not None:
+                self._after(call, output)
+            return output
+
+        try:
+            self._replaced.set(module, "forward", recording)
+        except (AttributeError, TypeError, RuntimeError) as error:
+            self.none[name] = f"its forward cannot be replaced ({type(error).__name__})"
+
+    def _before(self, name, module, faster, args, kwargs) -> _Call | None:
+        call = self.calls.get(name)
+        first = call is None
+        if first:
+            call = self.calls[name] = _Call(name, module, faster)
+        call.calls += 1
+        if faster.canonical is not None and not call.refused:
+            try:
+                config = faster.canonical(module, args, kwargs)
+                if call.config is not None and config != call.config:
+                    raise Unsupported("its settings changed between calls")
+                call.config = config
+            except Unsupported as why:
+                call.config, call.refused = None, f"call {call.calls}: {why}"
+        elif faster.canonical is None:
+            call.refused = "its framework maps it to no canonical LIF"
+        if not first:
+            return None
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is None:
+            call.refused = call.refused or "no tensor input"
+            return None
+        call.x = x.detach().clone()
+        if x.requires_grad:
+            x.register_hook(partial(_keep, call, "grad_x"))
+        return call
+
+    def _after(self, call: _Call, output) -> None:
+        spikes = output if isinstance(output, torch.Tensor) else None
+        if spikes is None:
+            call.refused = call.refused or "its output is not one tensor"
+            return
+        call.spikes = spikes.detach().clone()
+        if spikes.requires_grad:
+            spikes.register_hook(partial(_keep, call, "grad_spikes"))
+        if call.faster.backends is not None:
+            try:
+                call.backends = tuple(call.faster.backends(call.module, self.device))
+            except Exception as error:  # noqa: BLE001 - never break the user's step
+                self.problems.append(f"{call.name}: its framework's paths not read "
+                                     f"({type(error).__name__}: {error})")  # fmt: skip
+
+    # ---- the search, between steps ------------------------------------------------------------
+
+    def search(self) -> tuple[list[Candidate], list[FasterPath]]:
+        """(the paths to measure, those not measured and why), every layer checked."""
+        calls = [call for call in self.calls.values() if call.x is not None]
+        candidates, unmeasured = [], []
+        eligible = [call for call in calls if call.config is not None]
+        for impl in REFERENCE_IMPLS if eligible else ():
+            change = f"kernelprof ref-{impl} in place of forward"
+            reason = reference_kernels.unavailable_reason(impl, self.device)
+            if reason is None and impl == "triton" and self.device.type != "cuda":
+                reason = "on the CPU Triton runs only in its interpreter, a checking tool"
+            if reason is not None:
+                unmeasured.append(FasterPath(change=change, path=REFERENCE_PATHS[impl],
+                                             checks=(),
+                                             problem=f"unavailable: {reason}"))  # fmt: skip
+                continue
+            checks = tuple(self._check(call, partial(_reference, config=call.config, impl=impl))
+                           for call in eligible)  # fmt: skip
+            self._add(candidates, unmeasured,
+                      Candidate(change=change, path=REFERENCE_PATHS[impl], checks=checks,
+                                modules=_passing(eligible, checks), impl=impl))  # fmt: skip
+        by_backend: dict[str, list[tuple[_Call, Backend]]] = {}
+        for call in calls:
+            for backend in call.backends:
+                if not backend.current:
+                    by_backend.setdefault(backend.name, []).append((call, backend))
+        for name, offered in by_backend.items():
+            backend = offered[0][1]
+            checks = tuple(self._check(call, partial(_fresh_call, call), other.use)
+                           for call, other in offered)  # fmt: skip
+            self._add(candidates, unmeasured,
+                      Candidate(change=name, path=backend.path, checks=checks,
+                                modules=_passing([call for call, _ in offered], checks),
+                                backend=backend))  # fmt: skip
+        for call in self.calls.values():
+            offered = call.config is not None or any(not b.current for b in call.backends)
+            if not offered and call.name not in self.none:
+                self.none[call.name] = call.refused or "its framework offers no other path here"
+        self.calls = {}  # the recorded tensors are let go
+        return candidates, unmeasured
+
+    @staticmethod
+    def _add(candidates: list, unmeasured: list, candidate: Candidate) -> None:
+        if candidate.modules:
+            candidates.append(candidate)
+        else:
+            unmeasured.append(FasterPath(change=candidate.change, path=candidate.path,
+                                         checks=candidate.checks,
+                                         problem="not measured: no layer's check "
+                                                 "passed"))  # fmt: skip
+
+    def _check(self, call: _Call, run, context=contextlib.nullcontext) -> PathCheck:
+        """``run`` on the layer's input, its forward and backward inside ``context()`` (a
+        framework's path is picked at each call, the backward's too)."""
+        try:
+            x = call.x.clone().requires_grad_(call.grad_x is not None)
+            with context():
+                spikes = run(x)
+                if call.grad_spikes is not None:
+                    spikes.backward(call.grad_spikes)
+            verdict, reason = same_neuron(spikes, x.grad, call.spikes, call.grad_x, call.x,
+                                          call.config)  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - a path that fails is said, not fatal
+            first = str(error).splitlines()[0] if str(error) else ""
+            verdict, reason = "failed", f"{type(error).__name__}: {first}"
+        return PathCheck(layer=call.name, verdict=verdict, reason=reason)
+
+
+def _keep(call: _Call, attribute: str, grad: torch.Tensor) -> None:
+    if getattr(call, attribute) is None:
+        setattr(call, attribute, grad.detach().clone())
+
+
+def _fresh_call(call: _Call, x: torch.Tensor) -> torch.Tensor:
+    """The layer on ``x``, in a copy of it at rest (the model's own state is not touched)."""
+    return call.faster.fresh(call.module)(x)
+
+
+def _passing(calls: list[_Call], checks: tuple[PathCheck, ...]):
+    return tuple((call.module, call.config) for call, check in zip(calls, checks, strict=True)
+                 if check.verdict in ("exact", "close"))  # fmt: skip
+
+
+@contextlib.contextmanager
+def in_place(candidate: Candidate | None):
+    """The candidate in place while inside (None: the layers' own)."""
+    if candidate is None:
+        yield
+        return
+    candidate.enter()
+    try:
+        yield
+    finally:
+        candidate.exit()
