@@ -23,7 +23,9 @@ faults it in again (its plain steps' minor page faults are printed: ~6,000 a ste
 against the script's ~4,700), and its neuron forward, a Python loop allocating per time step,
 is the part that pays (measured: 35 against 30 ms, 4 of 7 categories within 10 %; 6 of 7 by
 share). Pinned, neither faults (0 a step) and the steps agree (97.4 against 97.6 ms, 7 of 7
-categories; in a run of 5 repeats 106.4 against 105.1 ms, 6 of 7). What still differs is
+categories; in a run of 5 repeats 106.4 against 105.1 ms, 6 of 7; in another, 7 of 7 by time
+and by share, the step's ratio x0.973 with repeats from x0.79 to x1.44: the machine's drift,
+which the shares, x0.955-1.026, take out). What still differs is
 memory touched for the first time, not the attribution: in the operations traces both sides
 charge the same operators, counts and times to a category (pool bwd: avg_pool2d_backward 9.0
 against 9.0-9.6 ms), except the aten::fill_ that zeroes a new 25 MB gradient buffer (1.1-5.3
@@ -68,7 +70,7 @@ def e2e_command(out: Path, device: str) -> list[str]:
 
 def profile_command(out: Path, device: str) -> list[str]:
     return [sys.executable, "-m", "kernelprof.cli", "profile", "--steps", "24", "--op-steps", "8",
-            "--stop", "--device", device, "--out", str(out), "--", "python",
+            "--faster-rounds", "0", "--stop", "--device", device, "--out", str(out), "--", "python",
             "examples/study_cnn.py", "--steps", "200", "--device", device]  # fmt: skip
 
 

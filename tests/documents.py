@@ -289,10 +289,13 @@ def profile_document():
     called 8 times a step, a linear one) and the step's phases."""
     from kernelprof.results import layers
     from kernelprof.results.profile import (
+        FasterPath,
+        FasterSearch,
         Inspection,
         LayerCounts,
         LayerSeen,
         NeuronCall,
+        PathCheck,
         ProfileRun,
         ProfileTask,
     )
@@ -338,6 +341,15 @@ def profile_document():
         energy=EnergyMeasurement(joules_per_unit=0.02, unit="step", counter="RAPL package",
                                  scope="plain training steps", idle_watts=10.0,
                                  window_units=(1,) * 5, label="profile"),
+        faster=FasterSearch(
+            rounds=3, base_s=(0.010, 0.011, 0.012),
+            paths=(FasterPath(change="kernelprof ref-compile in place of forward",
+                              path="torch.compile", step_s=(0.008, 0.0088, 0.0096),
+                              checks=(PathCheck(layer="lif1", verdict="exact",
+                                                reason="spikes equal"),),
+                              saved_bytes=2**20, saved_by_layer={"lif1": 2**19}),),
+            none={"lif2": "its V carries over from an earlier call"},
+        ),
     )  # fmt: skip
     task = ProfileTask(entry="script", command=("python", "train.py"), device="cpu", warmup=5,
                        steps=4, op_steps=1, marker="optimizer.step()",

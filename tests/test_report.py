@@ -158,6 +158,10 @@ def test_a_profile_is_reported_with_its_category_bar_layers_and_roofline(tmp_pat
     assert "memory, spikes and operations (step 6" in text and "25,600" in text
     assert "energy estimated from operations: 23 nJ a forward pass" in text
     assert "energy measured: 20 mJ a training step above idle (RAPL package" in text
+    # the faster path: its check, its step against the layers' own (ratio 1.25 each round)
+    assert "kernelprof ref-compile in place of forward (torch.compile)" in text
+    assert "lif1 exact" in text and "11.0 -&gt; 8.80" in text and "1.25x (1.25-1.25)" in text
+    assert "3.00 -&gt; 1.00" in text and "its V carries over from an earlier call" in text
     if BROWSER is None:
         pytest.skip("unavailable: no Chromium to render it (scripts/setup-browser.sh)")
     done = browse(out.resolve().as_uri(), "--virtual-time-budget=10000", "--dump-dom")
