@@ -261,8 +261,9 @@ def faster_lines(document: ProfileDocument) -> list[str]:
             continue
         parts = [f"  {layers}: {change}: {checks}"]
         if step:
-            rounds = document.faster_speedups[path.change].rounds
-            parts.append(f"step {step} ms ({speedup}, {rounds} rounds)")
+            measured = document.faster_speedups[path.change]
+            parts.append(f"step {step} ms: {measured.value:.2f}x (95 % {measured.low:.2f}-"
+                         f"{measured.high:.2f}, {measured.rounds} rounds)")  # fmt: skip
         parts += [f"saved for backward {saved} MiB"] if saved else []
         parts += [f"peak {peak} MiB"] if peak else []
         parts += [problem] if problem else []
