@@ -59,7 +59,7 @@ ALLOWED = {
 RECORD_MODULES = {
     module_path.stem
     for module_path in (Path(__file__).resolve().parents[1] / "kernelprof" / "results").glob("*.py")
-} - {"analysis", "files", "__init__"}
+} - {"analysis", "files", "store", "__init__"}
 
 
 def module_name(path: Path) -> str:
@@ -82,6 +82,8 @@ def imports(path: Path) -> set[str]:
                 found.add(f"{base}.{node.module}" if node.module else base)
             else:
                 found.add(node.module)
+                if node.module == "kernelprof":  # `from kernelprof import api`: its module
+                    found |= {f"kernelprof.{alias.name}" for alias in node.names}
     return found
 
 

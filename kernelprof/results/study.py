@@ -72,3 +72,53 @@ class StudyDocument(Document):
     @property
     def documents(self) -> tuple[E2EDocument | ConversionDocument, ...]:
         return (*self.direct, *self.conversion)
+
+
+# ---- the study as cells (kernelprof study) ----------------------------------------------------
+
+
+@record
+class CellKey:
+    """One training run of a study: what trains, how, with which seed, on which device. Two
+    cells on different devices are never ranked against each other: the device is in the key."""
+
+    framework: str
+    dataset: str
+    model: str
+    mode: Literal["direct", "conversion"]
+    setting: str = ""  # direct training's neuron setting ("canonical", "framework-defaults")
+    neuron: str = "lif"
+    seed: int = 0
+    device: str = "cpu"  # the device's kind and name, e.g. "cuda: NVIDIA H100 80GB HBM3"
+
+    @property
+    def name(self) -> str:
+        """'spikingjelly digits cnn direct canonical lif seed 0 (cpu)'."""
+        parts = (self.framework, self.dataset, self.model, self.mode, self.setting, self.neuron)
+        return f"{' '.join(p for p in parts if p)} seed {self.seed} ({self.device})"
+
+    @property
+    def slug(self) -> str:
+        """The name as a file name: letters, digits, '.', '_' and '-' only, and unique (what
+        the name's other characters were is kept in a short hash)."""
+        import hashlib
+        import re
+
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "-", self.name).strip("-")[:120]
+        return f"{readable}-{hashlib.sha1(self.name.encode()).hexdigest()[:8]}"
+
+
+@record
+class CellRecord:
+    """A finished cell as the store keeps it: done with its e2e document, or failed with why."""
+
+    kernelprof: Literal["study-cell"] = "study-cell"
+    key: CellKey
+    status: Literal["done", "failed"]
+    reason: str = ""  # why it failed, in one line
+    started: float = 0.0  # when its run began (Unix time)
+    wall_s: float = 0.0
+    attempts: int = 1
+    commit: str = ""
+    direct: E2EDocument | None = None
+    conversion: ConversionDocument | None = None
