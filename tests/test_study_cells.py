@@ -69,3 +69,34 @@ def test_a_cell_trains_its_one_framework_with_its_seed():
     assert row.framework == "reference" and row.status == "ok", row.reason
     assert cell.direct.task.seed == 3 and cell.direct.task.T == 2
     assert cell.wall_s > 0 and cell.started > 0 and cell.commit == "abc"
+
+
+def test_the_cells_of_a_column_are_one_document_per_seed_as_one_run_would_write_it():
+    import dataclasses
+
+    from kernelprof.results.analysis import attribution, seed_documents
+    from tests.documents import conversion_document, e2e_document
+
+    whole, converted = e2e_document(), conversion_document()
+    cells = []
+    for seed in (0, 1):
+        for row in whole.rows:  # each framework a cell of its own, as kernelprof study runs it
+            one = dataclasses.replace(whole, rows=(row,), attribution=attribution((row,)))
+            cells.append(CellRecord(key=CellKey(framework=row.framework, dataset="digits",
+                                                model="cnn", mode="direct", setting="canonical",
+                                                seed=seed), status="done", direct=one))  # fmt: skip
+        for row in converted.rows:
+            one = dataclasses.replace(converted, rows=(row,))
+            cells.append(CellRecord(key=CellKey(framework=row.framework, dataset="digits",
+                                                model="cnn", mode="conversion", seed=seed),
+                                    status="done", conversion=one))  # fmt: skip
+    cells.append(CellRecord(key=CellKey(framework="norse", dataset="digits", model="cnn",
+                                        mode="direct", setting="canonical", seed=1),
+                            status="failed", reason="worker killed"))  # fmt: skip
+    merged = seed_documents(cells)
+    assert sorted(merged) == [0, 1]
+    for seed in (0, 1):
+        (direct,), (conversion,) = merged[seed]
+        assert direct.rows == whole.rows and conversion.rows == converted.rows
+        assert direct.attribution == attribution(whole.rows)  # across all four again
+        assert conversion.ann == converted.ann

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from kernelprof.results.check import TRUSTED
 from kernelprof.results.compare import (
@@ -41,7 +41,7 @@ from kernelprof.results.e2e import (
 )
 from kernelprof.results.flags import Flag
 from kernelprof.results.record import decode, derive, encode, quartiles, relative_spread
-from kernelprof.results.study import Claim, ClaimColumn
+from kernelprof.results.study import CellRecord, Claim, ClaimColumn
 from kernelprof.results.timing import SPREAD_WARNING
 from kernelprof.traces.steps import compare
 
@@ -570,3 +570,35 @@ def check_claims(direct: Sequence[E2EDocument],
                lambda c: c.best == ("lava-dl",) and c.resolved,
                f"test accuracy of the SNN at T max; {ACCURACY_WIN}"),
     )  # fmt: skip
+
+
+# ---- the study's cells -------------------------------------------------------------------------
+
+
+SeedDocuments = tuple[tuple[E2EDocument, ...], tuple[ConversionDocument, ...]]
+
+
+def seed_documents(cells: Iterable[CellRecord]) -> dict[int, SeedDocuments]:
+    """The finished cells of a study as its documents, seed by seed: the cells of one column
+    (mode, dataset, network, neuron setting, device) and seed are one document, their rows in
+    the order given, the attribution across frameworks computed again over them; failed cells
+    have no row (the store says why)."""
+    groups: dict[tuple, list[CellRecord]] = {}
+    for cell in cells:
+        if cell.status == "done":
+            key = cell.key
+            column = (key.seed, key.mode, key.dataset, key.model, key.setting, key.neuron,
+                      key.device)  # fmt: skip
+            groups.setdefault(column, []).append(cell)
+    found: dict[int, tuple[list, list]] = {}
+    for (seed, mode, *_), members in groups.items():
+        documents = [cell.direct if mode == "direct" else cell.conversion for cell in members]
+        rows = tuple(row for document in documents for row in document.rows)
+        merged = dataclasses.replace(documents[0], rows=rows,
+                                     interrupted=any(d.interrupted for d in documents))  # fmt: skip
+        if mode == "direct":
+            merged = dataclasses.replace(merged, attribution=attribution(rows))
+        direct, conversion = found.setdefault(seed, ([], []))
+        (direct if mode == "direct" else conversion).append(merged)
+    return {seed: (tuple(direct), tuple(conversion))
+            for seed, (direct, conversion) in sorted(found.items())}  # fmt: skip
