@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,18 +27,12 @@ from kernelprof import api
 from kernelprof.frameworks import registry
 from kernelprof.present import study as shown
 from kernelprof.requests.e2e import DEFAULT_FRAMEWORKS, SETTINGS
+from kernelprof.requests.study import PRESETS
 from kernelprof.results import analysis, files
 from kernelprof.results.study import StudyDocument, StudyPreset
 from kernelprof.runs.environment import environment
+from kernelprof.runs.study.run import commit
 
-# Sized to the 2-core CPU: "full" runs within 90 minutes there (a whole Fashion-MNIST epoch of
-# five frameworks' CNNs alone takes about 25 minutes, so the training sets are cut and printed).
-PRESETS = {
-    "quick": StudyPreset(name="quick", datasets=("digits",), models=("cnn", "fc"), epochs=10,
-                         T=8, conversion_T=32),
-    "full": StudyPreset(name="full", datasets=("mnist", "fmnist"), models=("cnn", "fc"), epochs=1,
-                        T=8, conversion_T=32, limit_train=12800, limit_test=2000),
-}  # fmt: skip
 MODES = ("direct", "conversion")
 
 
@@ -68,19 +61,6 @@ def _cell(row) -> str:
     return shown.cell(row) if hasattr(row, "training") else shown.conversion_cell(row)
 
 
-def _commit() -> str:
-    here = Path(__file__).parent
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=here, check=False)  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, cwd=here,
-                               check=False).stdout.strip()  # fmt: skip
-        return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
 def measure(args, preset: StudyPreset, modes, settings, chosen) -> StudyDocument:
     device = args.device or ("cuda" if _cuda() else "cpu")
     env = environment(device)
@@ -104,7 +84,7 @@ def measure(args, preset: StudyPreset, modes, settings, chosen) -> StudyDocument
         interrupted = True  # what was measured is still written
     return StudyDocument(
         environment=env, preset=preset, device=device, device_name=env.device.name,
-        commit=_commit(), date=datetime.date.today().isoformat(),
+        commit=commit(), date=datetime.date.today().isoformat(),
         wall_s=time.perf_counter() - started, direct=tuple(direct), conversion=tuple(conversion),
         claims=analysis.check_claims(direct, conversion), interrupted=interrupted,
     )  # fmt: skip

@@ -24,6 +24,7 @@ from typing import Any
 
 from kernelprof.requests import CheckRequest, CompareRequest, E2ERequest, RequestError
 from kernelprof.requests.profile import ProfileRequest
+from kernelprof.requests.study import StudyRequest
 from kernelprof.results import files
 from kernelprof.results.document import Document
 
@@ -163,6 +164,37 @@ def e2e(request: E2ERequest | None = None, /, **options: Any) -> Result:
     document = run.run_e2e(request, environment=environment(request.device), notes=_notes(),
                            progress=progress.training)  # fmt: skip
     return Result(document, _saved(document, request.out) if run.reports_here() else ())
+
+
+class StudyResult:
+    """What ``kernelprof.study(...)`` returns: the study's documents by seed (made from its
+    store), what the store could not read or what failed, and whether the run was
+    interrupted."""
+
+    def __init__(self, studies: dict, problems: tuple[str, ...], interrupted: bool) -> None:
+        self.studies, self.problems, self.interrupted = studies, problems, interrupted
+
+    def markdown(self) -> str:
+        from kernelprof.present.study import seeds_markdown
+
+        return seeds_markdown(self.studies, self.problems)
+
+
+def study(request: StudyRequest | None = None, /, **options: Any) -> StudyResult:
+    """``kernelprof study``: the study's cells that its folder (``out``) lacks, run one at a
+    time and each written as it ends; or, with ``source``, the tables of a folder as it is."""
+    from kernelprof.results.store import Store
+    from kernelprof.runs.study import run
+
+    request = _request(StudyRequest, request, options)
+    if request.source is not None:
+        studies, problems = run.documents_of(Store(request.source), request.study_preset)
+        return StudyResult(studies, tuple(problems), False)
+    run.preflight(request)
+    studies, problems, interrupted = run.run_study(request, say=run.stderr)
+    result = StudyResult(studies, tuple(problems), interrupted)
+    (request.out / "study.md").write_text(result.markdown())
+    return result
 
 
 def profile(model=None, request: ProfileRequest | None = None, /, **options: Any):

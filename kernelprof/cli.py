@@ -16,6 +16,7 @@ from kernelprof.requests import check as check_request
 from kernelprof.requests import compare as compare_request
 from kernelprof.requests import e2e as e2e_request
 from kernelprof.requests import profile as profile_request
+from kernelprof.requests import study as study_request
 from kernelprof.requests.options import Command
 
 
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "neuron kernels and frameworks measured side by side.")  # fmt: skip
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
     for command in (compare_request.COMMAND, check_request.COMMAND, e2e_request.COMMAND,
-                    profile_request.COMMAND, profile_request.DIFF, tools.FRAMEWORKS):  # fmt: skip
+                    profile_request.COMMAND, profile_request.DIFF, study_request.COMMAND,
+                    tools.FRAMEWORKS):  # fmt: skip
         _add(commands, command, command.name)
     trace = commands.add_parser("trace", help="summarise a torch.profiler Chrome trace, or diff "
                                 "two", description=tools.TRACE_SUMMARY.description)  # fmt: skip
@@ -169,6 +171,16 @@ def _e2e(request, format: str) -> int:
     if document.interrupted:
         return 130
     return 0 if any(row.status == "ok" for row in document.rows) else 1
+
+
+def _study(request, format: str) -> int:
+    from kernelprof import api
+
+    result = api.study(request)
+    print(result.markdown())
+    if result.interrupted:
+        return 130
+    return 0 if result.studies else 1
 
 
 def _profile(request, format: str, top: int) -> int:
@@ -290,6 +302,7 @@ HANDLERS: dict[str, Callable[..., int]] = {
     "e2e": _e2e,
     "profile": _profile,
     "profile diff": _profile_diff,
+    "study": _study,
     "frameworks": _frameworks,
     "summary": _trace_summary,
     "diff": _trace_diff,

@@ -224,3 +224,19 @@ def test_spikingjellys_lif_maps_to_the_canonical_lif_only_where_it_computes_it()
             sj.canonical_lif(module, x, {})
     with pytest.raises(Unsupported, match="IFNode is not a LIFNode"):
         sj.canonical_lif(neuron.IFNode(step_mode="m"), x, {})
+
+
+def test_a_layer_the_device_has_no_room_to_record_is_given_up_not_the_step(monkeypatch):
+    original = faster._copy
+
+    def full(call, tensor):  # lif2's input: as if the copy ran out of memory
+        if call.name == "lif2":
+            call.refused = "not recorded: CUDA out of memory (planted)"
+            return None
+        return original(call, tensor)
+
+    monkeypatch.setattr(faster, "_copy", full)
+    document, _ = profiled()
+    assert document.faster.none["lif2"] == "not recorded: CUDA out of memory (planted)"
+    path = next(p for p in document.faster.paths if p.change == COMPILE)
+    assert path.layers == ("lif1", "lif3") and len(path.step_s) == 2

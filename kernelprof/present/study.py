@@ -158,3 +158,16 @@ def sections(study: StudyDocument) -> list[tuple]:
                   ("table", *table(study.conversion, conversion_cell, ann_row=True))]  # fmt: skip
     items += [("h3", "The study's claims"), *(("note", line) for line in claim_lines(study.claims))]
     return items
+
+
+def seeds_markdown(studies: dict[int, StudyDocument], problems: tuple[str, ...] = ()) -> str:
+    """A study run as cells (kernelprof study): its tables and claims seed by seed, then what
+    the store could not read and the cells that failed."""
+    lines = []
+    for seed, study in sorted(studies.items()):
+        lines += [f"## Seed {seed}", "", markdown(study), ""]
+    if not studies:
+        lines += ["No cell of the study has finished yet.", ""]
+    if problems:
+        lines += ["Cells without a result:", "", *[f"- {problem}" for problem in problems], ""]
+    return "\n".join(lines)

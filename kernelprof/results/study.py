@@ -120,5 +120,6 @@ class CellRecord:
     wall_s: float = 0.0
     attempts: int = 1
     commit: str = ""
+    preset: StudyPreset | None = None  # the sizes it was trained at
     direct: E2EDocument | None = None
     conversion: ConversionDocument | None = None

@@ -148,8 +148,8 @@ class Recorder:
         if x is None:
             call.refused = call.refused or "no tensor input"
             return None
-        call.x = x.detach().clone()
-        if x.requires_grad:
+        call.x = _copy(call, x)
+        if call.x is not None and x.requires_grad:
             x.register_hook(partial(_keep, call, "grad_x"))
         return call
 
@@ -158,7 +158,10 @@ class Recorder:
         if spikes is None:
             call.refused = call.refused or "its output is not one tensor"
             return
-        call.spikes = spikes.detach().clone()
+        call.spikes = _copy(call, spikes)
+        if call.spikes is None:
+            call.x = None  # not searched: the reason is in refused
+            return
         if spikes.requires_grad:
             spikes.register_hook(partial(_keep, call, "grad_spikes"))
         if call.faster.backends is not None:
@@ -204,7 +207,9 @@ class Recorder:
                                 modules=_passing([call for call, _ in offered], checks),
                                 backend=backend))  # fmt: skip
         for call in self.calls.values():
-            offered = call.config is not None or any(not b.current for b in call.backends)
+            offered = call.x is not None and (
+                call.config is not None or any(not b.current for b in call.backends)
+            )
             if not offered and call.name not in self.none:
                 self.none[call.name] = call.refused or "its framework offers no other path here"
         self.calls = {}  # the recorded tensors are let go
@@ -237,9 +242,23 @@ class Recorder:
         return PathCheck(layer=call.name, verdict=verdict, reason=reason)
 
 
+def _copy(call: _Call, tensor: torch.Tensor) -> torch.Tensor | None:
+    """A copy of what the layer saw, or None (and why) where the device has no room for it:
+    the search gives the layer up rather than the user's step."""
+    try:
+        return tensor.detach().clone()
+    except RuntimeError as error:  # torch.OutOfMemoryError among them
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        call.refused = f"not recorded: {first}"
+        return None
+
+
 def _keep(call: _Call, attribute: str, grad: torch.Tensor) -> None:
-    if getattr(call, attribute) is None:
-        setattr(call, attribute, grad.detach().clone())
+    if getattr(call, attribute) is None and call.x is not None:
+        kept = _copy(call, grad)
+        if kept is None:
+            call.x = None  # not searched: its check would lack a gradient
+        setattr(call, attribute, kept)
 
 
 def _fresh_call(call: _Call, x: torch.Tensor) -> torch.Tensor:

@@ -62,7 +62,7 @@ def run_cell(key: CellKey, preset: StudyPreset, *, run_device: str, data_dir=Non
         raise KeyboardInterrupt
     wall_s = time.time() - started
     (row,) = document.rows
-    common = dict(key=key, started=started, wall_s=wall_s, commit=commit)
+    common = dict(key=key, started=started, wall_s=wall_s, commit=commit, preset=preset)
     if row.status == "error":
         return CellRecord(status="failed", reason=row.reason.splitlines()[0] if row.reason
                           else "failed", **common)  # fmt: skip

@@ -1,0 +1,137 @@
+"""``kernelprof study``: the study's cells run by the local executor into the study's store,
+then the study's documents made from the store alone, seed by seed (so ``--from DIR`` shows
+exactly what a finished run shows).
+
+Before any cell runs, every dataset of the study is located (a missing one is one line); each
+finished cell prints one line (its key, its accuracy or why it failed, its time, and the time
+the rest should take at the pace so far)."""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kernelprof.requests.options import RequestError
+from kernelprof.results import analysis
+from kernelprof.results.store import Store
+from kernelprof.results.study import CellKey, CellRecord, StudyDocument
+from kernelprof.runs.study.cells import cell_keys, run_cell, run_local
+
+
+def commit() -> str:
+    """The checkout's commit, "(with uncommitted changes)" where it has them."""
+    here = Path(__file__).parent
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=here, check=False)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=here,
+                               check=False).stdout.strip()  # fmt: skip
+    except OSError:
+        return "unknown"
+    return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
+
+
+def device_label(device: str) -> str:
+    """The device part of a cell's key: its kind and name."""
+    from kernelprof.runs.environment import environment
+
+    return f"{device}: {environment(device).device.name}"
+
+
+def keys_of(request) -> list[CellKey]:
+    return cell_keys(request.study_preset, frameworks=request.frameworks_by_mode(),
+                     settings=request.neuron_settings, seeds=request.seeds,
+                     device=device_label(request.device))  # fmt: skip
+
+
+def preflight(request) -> None:
+    from kernelprof.runs.e2e.data import locate_dataset
+    from kernelprof.runs.e2e.sources import DatasetUnavailable
+
+    for dataset in request.study_preset.datasets:
+        try:
+            locate_dataset(dataset, request.data_dir)
+        except DatasetUnavailable as error:
+            raise RequestError(f"--datasets: {error}") from None
+
+
+def run_study(request, say=print) -> tuple[Studies, list[str], bool]:
+    """Runs the cells the store lacks; returns the study's documents by seed (from the store),
+    the store's problems, and whether the run was interrupted."""
+    store = Store(request.out)
+    keys = keys_of(request)
+    started = time.perf_counter()
+    label = commit()
+
+    def progress(cell: CellRecord, number: int, total: int) -> None:
+        pace = (time.perf_counter() - started) / number
+        say(f"[{number}/{total}] {cell.key.name}: {_outcome(cell)}, {cell.wall_s:.1f} s; "
+            f"{_minutes(pace * (total - number))} to go")  # fmt: skip
+
+    def run(key: CellKey) -> CellRecord:
+        return run_cell(key, request.study_preset, run_device=request.device,
+                        data_dir=request.data_dir, commit=label)  # fmt: skip
+
+    done, problems = store.read()
+    todo = store.missing(keys, retry_failed=request.retry_failed, done=done)
+    say(f"study {request.study_preset.name}: {len(keys)} cells, {len(keys) - len(todo)} already "
+        f"in {store.cells}, {len(todo)} to run")  # fmt: skip
+    interrupted = False
+    try:
+        run_local(keys, store, run, retry_failed=request.retry_failed, progress=progress)
+    except KeyboardInterrupt:
+        interrupted = True
+        say("interrupted: every finished cell is kept; run the same command again to go on")
+    documents, more = documents_of(store, request.study_preset, keys, time.perf_counter() - started)
+    return documents, problems + more, interrupted
+
+
+Studies = dict[int, StudyDocument]  # by seed
+
+
+def documents_of(store: Store, preset, keys: list[CellKey] | None = None,
+                 wall_s: float | None = None) -> tuple[Studies, list[str]]:  # fmt: skip
+    """The study's documents by seed, from the store alone (in ``keys``' order where given)."""
+    found, problems = store.read()
+    order = {key: number for number, key in enumerate(keys or ())}
+    cells = sorted(found.values(), key=lambda cell: (order.get(cell.key, len(order)),
+                                                     cell.key.name))  # fmt: skip
+    failed = [f"{cell.key.name}: failed ({cell.reason}) after {cell.attempts} attempt(s)"
+              for cell in cells if cell.status == "failed"]  # fmt: skip
+    studies = {}
+    preset = next((cell.preset for cell in cells if cell.preset is not None), preset)
+    for seed, (direct, conversion) in analysis.seed_documents(cells).items():
+        first = (direct or conversion)[0]
+        mine = [cell for cell in cells if cell.key.seed == seed]
+        studies[seed] = StudyDocument(
+            environment=first.environment, preset=preset,
+            device=mine[0].key.device.split(":")[0],
+            device_name=first.environment.device.name, commit=mine[0].commit,
+            date=datetime.date.fromtimestamp(min(c.started for c in mine)).isoformat(),
+            wall_s=wall_s if wall_s is not None else sum(c.wall_s for c in mine),
+            direct=direct, conversion=conversion,
+            claims=analysis.check_claims(direct, conversion))  # fmt: skip
+    return studies, problems + failed
+
+
+def _outcome(cell: CellRecord) -> str:
+    if cell.status == "failed":
+        return f"failed ({cell.reason})"
+    document = cell.direct or cell.conversion
+    (row,) = document.rows
+    if row.status != "ok":
+        return f"{row.status} ({row.reason})"
+    figures = row.training if cell.direct is not None else row.conversion
+    return f"{100 * figures.test_accuracy:.1f} %"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
