@@ -240,3 +240,22 @@ def test_a_layer_the_device_has_no_room_to_record_is_given_up_not_the_step(monke
     assert document.faster.none["lif2"] == "not recorded: CUDA out of memory (planted)"
     path = next(p for p in document.faster.paths if p.change == COMPILE)
     assert path.layers == ("lif1", "lif3") and len(path.step_s) == 2
+
+
+def test_a_mapping_that_fails_is_said_and_the_step_goes_on():
+    from kernelprof.frameworks import spikingjelly as sj
+
+    paths = sj.NEURON_LAYERS.faster
+
+    def broken(module, args, kwargs):
+        raise ValueError("planted")
+
+    original = paths.canonical
+    object.__setattr__(paths, "canonical", broken)  # a frozen record: put back below
+    try:
+        document, _ = profiled()
+    finally:
+        object.__setattr__(paths, "canonical", original)
+    assert document.status == "ok"
+    for name in LAYERS:
+        assert document.faster.none[name] == "call 1: its mapping failed (ValueError: planted)"

@@ -140,6 +140,10 @@ class Recorder:
                 call.config = config
             except Unsupported as why:
                 call.config, call.refused = None, f"call {call.calls}: {why}"
+            except Exception as error:  # noqa: BLE001 - a mapping that fails: said, not fatal
+                call.config = None
+                call.refused = (f"call {call.calls}: its mapping failed "
+                                f"({type(error).__name__}: {error})")  # fmt: skip
         elif faster.canonical is None:
             call.refused = "its framework maps it to no canonical LIF"
         if not first:
@@ -157,6 +161,7 @@ class Recorder:
         spikes = output if isinstance(output, torch.Tensor) else None
         if spikes is None:
             call.refused = call.refused or "its output is not one tensor"
+            call.x = None  # nothing to check a path against
             return
         call.spikes = _copy(call, spikes)
         if call.spikes is None:
