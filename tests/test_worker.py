@@ -97,3 +97,49 @@ def test_progress_reports_reach_the_parent_in_order_before_the_result():
 def test_progress_outside_a_worker_writes_nothing(capsys):
     assert progressing_task({"steps": 3}) == {"finished": True}
     assert "@@" not in capsys.readouterr().out
+
+
+def sleeping_task(task):
+    """Writes its pid, then runs far longer than any test."""
+    import time
+    from pathlib import Path
+
+    Path(task["pid_file"]).write_text(str(os.getpid()))
+    time.sleep(600)
+    return {"finished": True}
+
+
+def test_a_worker_whose_parent_is_killed_ends_too(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from kernelprof.harness.worker import run_task; "
+                f"run_task({{'function': '{HERE}:sleeping_task', 'pid_file': {str(pid_file)!r}}})"
+            ),
+        ]
+    )
+    deadline = time.time() + 60
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    worker = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)  # nothing of the parent's own code runs
+    parent.wait()
+    for _ in range(50):  # its watch looks every 0.5 s
+        try:  # gone, or a zombie nobody reaped (a container's pid 1 may not)
+            stat = Path(f"/proc/{worker}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its killed parent by 5 s")
