@@ -33,6 +33,13 @@ DEFAULT_FRAMEWORKS = {
 }
 
 
+def known_frameworks(mode: str) -> list[str]:
+    """The frameworks that can run in ``mode``: e2e networks (direct) or conversion routes."""
+    from kernelprof.frameworks import registry
+
+    return list(registry.networks() if mode == "direct" else registry.conversion_routes())
+
+
 def optional_count(value, flag: str) -> int | None:
     return at_least(1)(value, flag)
 
@@ -78,14 +85,12 @@ class E2ERequest(Request):
     timeout: float = option(3600.0, "seconds per framework", parse=positive)
 
     def check(self) -> None:
-        from kernelprof.frameworks import registry
-
         if self.device is None:
             object.__setattr__(self, "device", default_device())
         if self.data_dir is not None and not self.data_dir.is_dir():
             raise RequestError(f"--data-dir: {self.data_dir} is not a folder")
         direct = self.mode == "direct"
-        valid = list(registry.networks() if direct else registry.conversion_routes())
+        valid = known_frameworks(self.mode)
         chosen = self.frameworks if self.frameworks is not None else DEFAULT_FRAMEWORKS[self.mode]
         if not chosen:
             raise RequestError("--frameworks: name at least one framework")

@@ -7,7 +7,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from kernelprof.requests.e2e import DATASETS, DEFAULT_FRAMEWORKS, MODES, SETTINGS, optional_count
+from kernelprof.requests.e2e import (
+    DATASETS,
+    DEFAULT_FRAMEWORKS,
+    MODES,
+    SETTINGS,
+    known_frameworks,
+    optional_count,
+)
 from kernelprof.requests.neuron import default_device, device
 from kernelprof.requests.options import (
     Command,
@@ -87,11 +94,9 @@ class StudyRequest(Request):
         return dataclasses.replace(base, **changes) if changes else base
 
     def frameworks_by_mode(self) -> dict[str, tuple[str, ...]]:
-        from kernelprof.frameworks import registry
-
         found = {}
         for mode in self.modes:
-            valid = list(registry.networks() if mode == "direct" else registry.conversion_routes())
+            valid = known_frameworks(mode)
             chosen = self.frameworks if self.frameworks is not None else DEFAULT_FRAMEWORKS[mode]
             found[mode] = tuple(name for name in chosen if name in valid)
         return found

@@ -274,16 +274,3 @@ def _fresh_call(call: _Call, x: torch.Tensor) -> torch.Tensor:
 def _passing(calls: list[_Call], checks: tuple[PathCheck, ...]):
     return tuple((call.module, call.config) for call, check in zip(calls, checks, strict=True)
                  if check.verdict in ("exact", "close"))  # fmt: skip
-
-
-@contextlib.contextmanager
-def in_place(candidate: Candidate | None):
-    """The candidate in place while inside (None: the layers' own)."""
-    if candidate is None:
-        yield
-        return
-    candidate.enter()
-    try:
-        yield
-    finally:
-        candidate.exit()

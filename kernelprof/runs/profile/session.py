@@ -218,7 +218,8 @@ class Session:
         if self.device is None:
             self.device = self._guess_device()
         kind, detailed, number = self.order[self.position]
-        rounds = self.rounds.get(detailed)
+        # a round's kind; a faster-path step's second field is its path's number instead
+        rounds = self.rounds[detailed] if kind in (PLAIN, RANGED) else None
         if kind == PLAIN:
             synchronize(self.device)
             elapsed = time.perf_counter() - self._started
@@ -343,7 +344,7 @@ class Session:
         self._candidates, self._unmeasured = recorder.search()
         self._none, self._searched = dict(recorder.none), True
         self.problems += recorder.problems
-        # the path (the first entry's second field) and the round of every step
+        # (kind, the path's number (0: the layers' own), the round) of every step to come
         more = [(PATH_INSPECT, path, path) for path in range(1, len(self._candidates) + 1)]
         variants = len(self._candidates) + 1
         for number in range(self.faster_rounds if self._candidates else 0):

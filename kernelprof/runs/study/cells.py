@@ -74,11 +74,13 @@ Progress = Callable[[CellRecord, int, int], None]  # (the cell, its number, cell
 
 
 def run_local(keys: list[CellKey], store: Store, run: Callable[[CellKey], CellRecord], *,
-              retry_failed: bool = False,
-              progress: Progress | None = None) -> list[CellKey]:  # fmt: skip
+              retry_failed: bool = False, progress: Progress | None = None,
+              done: dict[CellKey, CellRecord] | None = None) -> list[CellKey]:  # fmt: skip
     """The local executor: runs the cells ``store`` lacks, one at a time, writing each as it
-    ends; returns the keys it ran. A failed cell run again keeps count of its attempts."""
-    done, _ = store.read()
+    ends; returns the keys it ran. A failed cell run again keeps count of its attempts.
+    ``done``: the store's cells where the caller has read them already."""
+    if done is None:
+        done, _ = store.read()
     todo = store.missing(keys, retry_failed=retry_failed, done=done)
     for number, key in enumerate(todo, start=1):
         cell = run(key)

@@ -82,7 +82,7 @@ def run_study(request, say=print) -> tuple[Studies, list[str], bool]:
         f"in {store.cells}, {len(todo)} to run")  # fmt: skip
     interrupted = False
     try:
-        run_local(keys, store, run, retry_failed=request.retry_failed, progress=progress)
+        run_local(keys, store, run, retry_failed=request.retry_failed, progress=progress, done=done)
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: every finished cell is kept; run the same command again to go on")
