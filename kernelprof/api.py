@@ -167,17 +167,19 @@ def e2e(request: E2ERequest | None = None, /, **options: Any) -> Result:
 
 
 class StudyResult:
-    """What ``kernelprof.study(...)`` returns: the study's documents by seed (made from its
-    store), what the store could not read or what failed, and whether the run was
-    interrupted."""
+    """What ``kernelprof.study(...)`` returns, made from the study's store: ``summary`` (a
+    :class:`~kernelprof.results.study.SeedsStudy`: every column over its seeds and the claims
+    judged over them), ``studies`` (the documents seed by seed), ``problems`` (what the store
+    could not read, the cells that failed) and whether the run was interrupted."""
 
-    def __init__(self, studies: dict, problems: tuple[str, ...], interrupted: bool) -> None:
-        self.studies, self.problems, self.interrupted = studies, problems, interrupted
+    def __init__(self, found: tuple, interrupted: bool) -> None:
+        self.summary, self.studies, problems = found
+        self.problems, self.interrupted = tuple(problems), interrupted
 
     def markdown(self) -> str:
         from kernelprof.present.study import seeds_markdown
 
-        return seeds_markdown(self.studies, self.problems)
+        return seeds_markdown(self.summary, self.studies, self.problems)
 
 
 def study(request: StudyRequest | None = None, /, **options: Any) -> StudyResult:
@@ -188,11 +190,9 @@ def study(request: StudyRequest | None = None, /, **options: Any) -> StudyResult
 
     request = _request(StudyRequest, request, options)
     if request.source is not None:
-        studies, problems = run.documents_of(Store(request.source), request.study_preset)
-        return StudyResult(studies, tuple(problems), False)
+        return StudyResult(run.documents_of(Store(request.source), request.study_preset), False)
     run.preflight(request)
-    studies, problems, interrupted = run.run_study(request, say=run.stderr)
-    result = StudyResult(studies, tuple(problems), interrupted)
+    result = StudyResult(*run.run_study(request, say=run.stderr))
     (request.out / "study.md").write_text(result.markdown())
     return result
 

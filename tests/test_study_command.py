@@ -30,6 +30,7 @@ def test_every_cell_is_trained_written_and_shown_seed_by_seed(study):
     assert problems == [] and sorted(key.seed for key in found) == [0, 1]
     assert all(cell.status == "done" and cell.preset.epochs == 1 for cell in found.values())
     assert "## Seed 0" in first.stdout and "## Seed 1" in first.stdout
+    assert "## Over 2 seed(s)" in first.stdout and "(2×1)" in first.stdout  # seeds × epochs
     assert "[1/2] reference digits fc direct canonical lif seed 0" in first.stderr
     assert "[2/2]" in first.stderr and "to go" in first.stderr
     assert (folder / "study.md").read_text().strip() == first.stdout.strip()

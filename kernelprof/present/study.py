@@ -4,10 +4,10 @@ behind each verdict. Markdown, and the sections of the HTML report. Reads record
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from kernelprof.results.e2e import ConversionDocument, ConversionRow, E2EDocument, TrainingRow
-from kernelprof.results.study import Claim, StudyDocument
+from kernelprof.results.study import Claim, ColumnSeeds, FrameworkSeeds, SeedsStudy, StudyDocument
 
 from .e2e import neuron_difference_line
 from .tables import markdown_table
@@ -48,18 +48,23 @@ def _key(document) -> str:
     return f"{document.task.dataset} {document.task.model}"
 
 
+def grid(columns: list[tuple[str, Sequence]], render: Callable,
+         first: list[str] | None = None) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+    """(header, rows): a row per framework, a column per (name, items that each have a
+    ``framework``), ``first`` a row above them."""
+    header = ["framework", *(name for name, _ in columns)]
+    frameworks = list(dict.fromkeys(item.framework for _, items in columns for item in items))
+    rows = [first] if first is not None else []
+    for framework in frameworks:
+        found = [next((i for i in items if i.framework == framework), None) for _, items in columns]
+        rows.append([framework, *("" if item is None else render(item) for item in found)])
+    return header, rows
+
+
 def table(documents, render: Callable, ann_row: bool = False) -> tuple[list[str], list[list[str]]]:
     """(header, rows): a row per framework, a column per dataset and network."""
-    header = ["framework", *(_key(d) for d in documents)]
-    frameworks = list(dict.fromkeys(r.framework for doc in documents for r in doc.rows))
-    rows = [["ANN (shared)", *(ann_cell(doc) for doc in documents)]] if ann_row else []
-    for framework in frameworks:
-        cells = []
-        for document in documents:
-            row = next((r for r in document.rows if r.framework == framework), None)
-            cells.append("" if row is None else render(row))
-        rows.append([framework, *cells])
-    return header, rows
+    first = ["ANN (shared)", *(ann_cell(doc) for doc in documents)] if ann_row else None
+    return grid([(_key(d), d.rows) for d in documents], render, first)
 
 
 def claim_lines(claims: tuple[Claim, ...]) -> list[str]:
@@ -71,6 +76,12 @@ def claim_lines(claims: tuple[Claim, ...]) -> list[str]:
                      f"columns; {claim.measure})")  # fmt: skip
         for column in claim.columns:
             where = column.column + (f", {column.setting}" if column.setting else "")
+            if claim.kind == "speed" and column.test:
+                lines.append(f"  - {where}: {_speed_over_seeds(column)}")
+                continue
+            if claim.kind == "accuracy" and column.test:
+                lines.append(f"  - {where}: {_accuracy_over_seeds(column)}")
+                continue
             if claim.kind == "speed":
                 sj, runner = column.spikingjelly_over_fastest, column.runner_up_over_fastest
                 close = runner is not None and runner - 1 < RESOLVED
@@ -90,6 +101,44 @@ def claim_lines(claims: tuple[Claim, ...]) -> list[str]:
                 + f"; {accuracies}"
             )
     return lines
+
+
+def _speed_over_seeds(column) -> str:
+    """A speed column judged over seeds: the fastest, the runner-up's ratio with its interval,
+    SpikingJelly's, and the verdict."""
+    if column.fastest is None:
+        return "no framework trained"
+    text = f"fastest {column.fastest} ({1e3 * column.step_s[column.fastest]:.1f} ms/step)"
+    if column.runner_up is not None:
+        low, high = column.runner_up_interval
+        text += (f", then {column.runner_up} at {column.runner_up_over_fastest:.2f}x "
+                 f"(95 % {low:.2f}-{high:.2f})")  # fmt: skip
+    sj = column.spikingjelly_over_fastest
+    if sj is not None and column.fastest != "spikingjelly" and column.runner_up != "spikingjelly":
+        text += f", SpikingJelly at {sj:.2f}x"
+    verdict = "resolved" if column.resolved else "not resolved"
+    return f"{text}: {verdict} ({column.seeds} seed(s); {column.test})"
+
+
+def _accuracy_over_seeds(column) -> str:
+    """An accuracy column judged over seeds: the leader, its lead and the test's figure."""
+    if not column.best:
+        return "no framework has a result"
+    text = f"most accurate {' and '.join(column.best)}"
+    if column.runner_up is not None:
+        text += f" by {column.lead_points:.1f} points over {column.runner_up}"
+    if column.p_value is not None:
+        test = f"{column.test}, p = {column.p_value:.3g}"
+    elif column.standard_error_points is not None:
+        test = f"{column.test} {column.standard_error_points:.1f} points"
+    else:
+        test = column.test
+    verdict = "resolved" if column.resolved else "not resolved"
+    accuracies = ", ".join(
+        f"{fw} {100 * a:.1f}" + (f" ± {100 * column.accuracy_sd[fw]:.1f}"
+                                 if fw in column.accuracy_sd else "") + " %"
+        for fw, a in column.accuracy.items())  # fmt: skip
+    return f"{text}: {verdict} ({column.seeds} seed(s); {test}); {accuracies}"
 
 
 def run_line(study: StudyDocument) -> str:
@@ -113,7 +162,7 @@ def _direct(study: StudyDocument, setting: str) -> list[E2EDocument]:
     return [d for d in study.direct if d.task.neuron_setting == setting]
 
 
-def markdown(study: StudyDocument) -> str:
+def markdown(study: StudyDocument, claims: bool = True) -> str:
     preset = study.preset
     lines = [
         run_line(study), "",
@@ -136,7 +185,8 @@ def markdown(study: StudyDocument) -> str:
     if study.conversion:
         lines += ["### ANN-to-SNN conversion: test accuracy at T max / time to the SNN", ""]
         lines += [*markdown_table(*table(study.conversion, conversion_cell, ann_row=True)), ""]
-    lines += ["### The study's claims", "", *claim_lines(study.claims), ""]
+    if claims:
+        lines += ["### The study's claims", "", *claim_lines(study.claims), ""]
     problems = [f"- {doc.kernelprof} {_key(doc)} {row.framework}: {row.status}: {row.reason}"
                 for doc in study.documents for row in doc.rows if row.status != "ok"]  # fmt: skip
     if problems:
@@ -160,12 +210,74 @@ def sections(study: StudyDocument) -> list[tuple]:
     return items
 
 
-def seeds_markdown(studies: dict[int, StudyDocument], problems: tuple[str, ...] = ()) -> str:
-    """A study run as cells (kernelprof study): its tables and claims seed by seed, then what
-    the store could not read and the cells that failed."""
+SEEDS_LEGEND = ("Each cell: mean test accuracy ± its standard deviation over seeds / mean time "
+                "to the result (training; conversion: to the SNN), then (seeds × epochs) it "
+                "had.")  # fmt: skip
+
+
+def seeds_cell(summary: FrameworkSeeds) -> str:
+    """A framework in a column over its seeds: accuracy mean ± sd / time (seeds × epochs)."""
+    if summary.status != "ok":
+        return summary.status
+    spread = "" if summary.accuracy_sd is None else f" ± {100 * summary.accuracy_sd:.1f}"
+    time = "" if summary.time_s is None else f" / {summary.time_s:.1f} s"
+    return (
+        f"{100 * summary.accuracy_mean:.1f}{spread} %{time} "
+        f"({summary.seeds}×{summary.epochs if summary.epochs is not None else '?'})"
+    )
+
+
+def seeds_table(columns: list[ColumnSeeds], ann_row: bool = False) -> tuple[list, list]:
+    """(header, rows): a row per framework, a column per dataset and network."""
+    first = None
+    if ann_row:
+        first = ["ANN (shared)", *("" if c.ann is None else seeds_cell(c.ann) for c in columns)]
+    return grid([(c.name, c.frameworks) for c in columns], seeds_cell, first)
+
+
+def _seeds_sections(study: SeedsStudy) -> list[tuple[str, list[ColumnSeeds], bool]]:
+    """(heading, columns, with the ANN row) per table: by device, then setting and mode."""
+    found = []
+    for device in study.devices:
+        mine = [c for c in study.columns if c.device == device]
+        where = f" on {device}" if len(study.devices) > 1 else ""
+        for setting in SETTINGS:
+            chosen = [c for c in mine if c.mode == "direct" and c.setting == setting]
+            if chosen:
+                found.append((f"Direct training, {setting} neurons{where}", chosen, False))
+        converted = [c for c in mine if c.mode == "conversion"]
+        if converted:
+            found.append((f"ANN-to-SNN conversion at T max{where}", converted, True))
+    return found
+
+
+def over_seeds_markdown(study: SeedsStudy) -> str:
+    """The study over its seeds: every table, and the claims judged with seed-based tests."""
+    preset = study.preset
+    lines = [
+        f"{study.cells} finished cells, seeds {', '.join(map(str, study.seeds))}, on "
+        f"{'; '.join(study.devices)}, at commit {', '.join(study.commits)}; "
+        f"{study.cells_wall_s / 60:.1f} minutes of cells.", "",
+        f"Sizes: {preset.epochs} epoch(s), batch {preset.batch_size}, Adam {preset.lr:g}, "
+        f"T={preset.T} (conversion up to T={preset.conversion_T}), training images per dataset: "
+        f"{preset.limit_train or 'all'}, test images: {preset.limit_test or 'all'}.", "",
+        SEEDS_LEGEND, YARDSTICK_NOTE, "",
+    ]  # fmt: skip
+    for heading, columns, ann in _seeds_sections(study):
+        lines += [f"### {heading}", "", *markdown_table(*seeds_table(columns, ann)), ""]
+    lines += ["### The study's claims, judged over seeds", "", *claim_lines(study.claims), ""]
+    return "\n".join(lines)
+
+
+def seeds_markdown(summary: SeedsStudy | None, studies: dict[int, StudyDocument],
+                   problems: tuple[str, ...] = ()) -> str:  # fmt: skip
+    """A study run as cells (kernelprof study): its tables and claims over the seeds, then
+    each seed's own tables, then what the store could not read and the cells that failed."""
     lines = []
+    if summary is not None and summary.cells:
+        lines += [f"## Over {len(summary.seeds)} seed(s)", "", over_seeds_markdown(summary), ""]
     for seed, study in sorted(studies.items()):
-        lines += [f"## Seed {seed}", "", markdown(study), ""]
+        lines += [f"## Seed {seed}", "", markdown(study, claims=False), ""]
     if not studies:
         lines += ["No cell of the study has finished yet.", ""]
     if problems:

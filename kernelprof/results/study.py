@@ -44,6 +44,15 @@ class ClaimColumn:
     standard_error_points: float | None = None
     resolved: bool = False
     accuracy: Mapping[str, float] = field(default_factory=FrozenDict)
+    # over seeds (kernelprof study): the fewest seeds a contender of this column had, the
+    # test the verdict rests on, and its figures
+    seeds: int = 1
+    test: str = ""
+    p_value: float | None = None
+    accuracy_sd: Mapping[str, float] = field(default_factory=FrozenDict)
+    runner_up: str | None = None
+    runner_up_interval: tuple[float, float] | None = None  # runner-up over fastest, 95 %
+    step_s: Mapping[str, float] = field(default_factory=FrozenDict)
 
 
 @record
@@ -123,3 +132,61 @@ class CellRecord:
     preset: StudyPreset | None = None  # the sizes it was trained at
     direct: E2EDocument | None = None
     conversion: ConversionDocument | None = None
+
+
+# ---- the study over its seeds -------------------------------------------------------------------
+
+
+@record
+class FrameworkSeeds:
+    """One framework in one column of a study, over the seeds that gave it a result."""
+
+    framework: str
+    status: str  # "ok" where a seed gave a result, else the first seed's row status
+    reason: str = ""
+    seeds: int = 0  # seeds with a result
+    epochs: int | None = None  # the training epochs each had (direct; the ANN's or the route's)
+    accuracies: tuple[float, ...] = ()  # test accuracy, seed by seed
+    accuracy_mean: float | None = None
+    accuracy_sd: float | None = None  # sample standard deviation (n-1); None under two seeds
+    time_s: float | None = None  # mean time to the result (training; conversion: to the SNN)
+    step_s: float | None = None  # direct: median over seeds of each run's median step
+    step_low_s: float | None = None  # its 95 % bootstrap interval (seeds, then steps)
+    step_high_s: float | None = None
+    test_samples: int | None = None
+
+
+@record
+class ColumnSeeds:
+    """One column of the study (mode, dataset, network, neuron setting, neuron, device) over
+    its seeds: each framework's summary; conversion's shared ANN as ``ann``."""
+
+    mode: Literal["direct", "conversion"]
+    dataset: str
+    model: str
+    setting: str
+    neuron: str
+    device: str
+    T: int
+    frameworks: tuple[FrameworkSeeds, ...]
+    ann: FrameworkSeeds | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset} {self.model}"
+
+
+@record
+class SeedsStudy:
+    """A study run as cells (kernelprof study) over its seeds: every column's summary and the
+    study's claims judged with seed-based tests (:mod:`kernelprof.results.seeds`)."""
+
+    kernelprof: Literal["study-seeds"] = "study-seeds"
+    preset: StudyPreset
+    seeds: tuple[int, ...]
+    devices: tuple[str, ...]
+    commits: tuple[str, ...]
+    cells: int  # finished cells behind it
+    cells_wall_s: float  # their wall time, summed
+    columns: tuple[ColumnSeeds, ...] = ()
+    claims: tuple[Claim, ...] = ()

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from kernelprof.requests.options import RequestError
-from kernelprof.results import analysis
+from kernelprof.results import analysis, seeds
 from kernelprof.results.store import Store
-from kernelprof.results.study import CellKey, CellRecord, StudyDocument
+from kernelprof.results.study import CellKey, CellRecord, SeedsStudy, StudyDocument
 from kernelprof.runs.study.cells import cell_keys, run_cell, run_local
 
 
@@ -59,9 +59,9 @@ def preflight(request) -> None:
             raise RequestError(f"--datasets: {error}") from None
 
 
-def run_study(request, say=print) -> tuple[Studies, list[str], bool]:
-    """Runs the cells the store lacks; returns the study's documents by seed (from the store),
-    the store's problems, and whether the run was interrupted."""
+def run_study(request, say=print) -> tuple[Found, bool]:
+    """Runs the cells the store lacks; returns the study as the store has it then
+    (:func:`documents_of`) and whether the run was interrupted."""
     store = Store(request.out)
     keys = keys_of(request)
     started = time.perf_counter()
@@ -86,20 +86,25 @@ def run_study(request, say=print) -> tuple[Studies, list[str], bool]:
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: every finished cell is kept; run the same command again to go on")
-    documents, more = documents_of(store, request.study_preset, keys, time.perf_counter() - started)
-    return documents, problems + more, interrupted
+    summary, documents, more = documents_of(store, request.study_preset, keys,
+                                            time.perf_counter() - started)  # fmt: skip
+    return (summary, documents, problems + more), interrupted
 
 
 Studies = dict[int, StudyDocument]  # by seed
+Found = tuple[SeedsStudy, Studies, list[str]]
 
 
 def documents_of(store: Store, preset, keys: list[CellKey] | None = None,
-                 wall_s: float | None = None) -> tuple[Studies, list[str]]:  # fmt: skip
-    """The study's documents by seed, from the store alone (in ``keys``' order where given)."""
+                 wall_s: float | None = None) -> Found:  # fmt: skip
+    """The study from the store alone: over its seeds (:func:`kernelprof.results.seeds.
+    summarize`), its documents seed by seed (in ``keys``' order where given), and a line for
+    each file that did not read and each cell that failed."""
     found, problems = store.read()
     order = {key: number for number, key in enumerate(keys or ())}
+    # in the run's order: the keys' where given, else the order the cells ran in
     cells = sorted(found.values(), key=lambda cell: (order.get(cell.key, len(order)),
-                                                     cell.key.name))  # fmt: skip
+                                                     cell.started, cell.key.name))  # fmt: skip
     failed = [f"{cell.key.name}: failed ({cell.reason}) after {cell.attempts} attempt(s)"
               for cell in cells if cell.status == "failed"]  # fmt: skip
     studies = {}
@@ -115,7 +120,7 @@ def documents_of(store: Store, preset, keys: list[CellKey] | None = None,
             wall_s=wall_s if wall_s is not None else sum(c.wall_s for c in mine),
             direct=direct, conversion=conversion,
             claims=analysis.check_claims(direct, conversion))  # fmt: skip
-    return studies, problems + failed
+    return seeds.summarize(cells, preset), studies, problems + failed
 
 
 def _outcome(cell: CellRecord) -> str:
