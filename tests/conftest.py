@@ -36,3 +36,24 @@ def pytest_terminal_summary(terminalreporter):
         f"oracle comparisons: {len(THRESHOLD_TIES)} cases, {spikes:,} spike values; "
         f"{ties} neurons diverged at exact threshold ties (in {cases} cases), none elsewhere"
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """The tiny study of tests/study_helpers.py run to two seeds, then again to three, never
+    stopped: (its folder, the first run, the second run)."""
+    from tests.cli_runner import run_kernelprof
+    from tests.study_helpers import TINY
+
+    folder = tmp_path_factory.mktemp("study")
+    first = run_kernelprof("study", *TINY, "--seeds", "2", "--out", str(folder))
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {key: cell.started for key, cell in _cells(folder).items()}
+    again = run_kernelprof("study", *TINY, "--seeds", "3", "--out", str(folder))
+    return folder, first, again, before
+
+
+def _cells(folder):
+    from kernelprof.results.store import Store
+
+    return Store(folder).read()[0]

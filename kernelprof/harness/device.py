@@ -37,10 +37,12 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
-def describe(device: torch.device) -> str:
+def describe(device: torch.device, threads: int | None = None) -> str:
+    """The device's name; a CPU's with the threads torch uses (or ``threads``)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    threads = threads or torch.get_num_threads()
+    return f"{platform.processor() or platform.machine()} CPU, {threads} threads"
 
 
 def keep_host_memory() -> str:

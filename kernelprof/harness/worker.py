@@ -242,13 +242,13 @@ def _call(function: Callable, argument: dict[str, Any]):
         return _error(f"{type(error).__name__}: {error}".strip().splitlines()[0])
 
 
-def _die_with_parent(every_s: float = 0.5) -> None:
-    """Ends the worker when its parent is gone (killed, SIGKILL included): nothing would read
+def die_with_parent(every_s: float = 0.5, end: Callable[[], None] | None = None) -> None:
+    """Ends this process when its parent is gone (killed, SIGKILL included): nothing would read
     its result, and it would go on taking the machine from the next run (a study run again
     after its parent was killed). A daemon thread watches the parent's pid, which becomes
-    another process's (init's) when the parent dies. Not the kernel's PR_SET_PDEATHSIG: that
-    fires when the *thread* that started the worker ends, which a parent may do long before
-    it is done with the worker."""
+    another process's (init's) when the parent dies; then it calls ``end`` (default: exit at
+    once). Not the kernel's PR_SET_PDEATHSIG: that fires when the *thread* that started the
+    process ends, which a parent may do long before it is done with it."""
     import threading
     import time
 
@@ -258,13 +258,14 @@ def _die_with_parent(every_s: float = 0.5) -> None:
         while True:
             time.sleep(every_s)
             if os.getppid() != parent:
+                (end or (lambda: os._exit(1)))()
                 os._exit(1)
 
     threading.Thread(target=watch, name="kernelprof-parent-watch", daemon=True).start()
 
 
 def _main() -> int:
-    _die_with_parent()
+    die_with_parent()
     task = json.loads(sys.stdin.readline())
     # run with -m, this file is __main__: task functions see the importable module (its
     # report_progress, its Session)

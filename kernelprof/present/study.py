@@ -107,7 +107,7 @@ def _speed_over_seeds(column) -> str:
     """A speed column judged over seeds: the fastest, the runner-up's ratio with its interval,
     SpikingJelly's, and the verdict."""
     if column.fastest is None:
-        return "no framework trained"
+        return "no framework (yardsticks aside) trained"
     text = f"fastest {column.fastest} ({1e3 * column.step_s[column.fastest]:.1f} ms/step)"
     if column.runner_up is not None:
         low, high = column.runner_up_interval
@@ -123,7 +123,7 @@ def _speed_over_seeds(column) -> str:
 def _accuracy_over_seeds(column) -> str:
     """An accuracy column judged over seeds: the leader, its lead and the test's figure."""
     if not column.best:
-        return "no framework has a result"
+        return "no framework (yardsticks aside) has a result"
     text = f"most accurate {' and '.join(column.best)}"
     if column.runner_up is not None:
         text += f" by {column.lead_points:.1f} points over {column.runner_up}"

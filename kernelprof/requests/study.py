@@ -5,6 +5,8 @@ so that a study stopped at any point goes on where it stopped when run again."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 from pathlib import Path
 
 from kernelprof.requests.e2e import (
@@ -15,7 +17,7 @@ from kernelprof.requests.e2e import (
     known_frameworks,
     optional_count,
 )
-from kernelprof.requests.neuron import default_device, device
+from kernelprof.requests.neuron import NEURONS, default_device, device
 from kernelprof.requests.options import (
     Command,
     Request,
@@ -38,7 +40,25 @@ PRESETS = {
                          T=8, conversion_T=32),
     "full": StudyPreset(name="full", datasets=("mnist", "fmnist"), models=("cnn", "fc"), epochs=1,
                         T=8, conversion_T=32, limit_train=12800, limit_test=2000),
+    # A GPU study's size: the three datasets whole (MNIST and CIFAR-10 from --data-dir), and
+    # 20 epochs, where the 2025 study's networks have settled at batch 64 and Adam 1e-3.
+    "paper": StudyPreset(name="paper", datasets=("mnist", "fmnist", "cifar10"),
+                         models=("cnn", "fc"), epochs=20, T=8, conversion_T=32, lr=1e-3),
 }  # fmt: skip
+EXECUTORS = ("local", "ray")
+
+
+def cell_cpus() -> int:
+    """The CPUs (threads) a cell takes under the Ray executor by default: all of this
+    machine's, so that timing cells never share cores."""
+    return os.cpu_count() or 1
+
+
+def ray_unavailable() -> str | None:
+    """Why Ray cannot run here (None: it can)."""
+    if importlib.util.find_spec("ray") is None:
+        return "Ray is not installed (pip install 'kernelprof[ray]')"
+    return None
 
 
 def _among(valid: tuple[str, ...]):
@@ -60,7 +80,9 @@ class StudyRequest(Request):
 
     preset: str = option("quick", "quick: digits, CNN and FC, 10 epochs (minutes on 2 CPU "
                          "cores); full: MNIST and Fashion-MNIST, 12,800 training images, 1 "
-                         "epoch", parse=one_of(*PRESETS), metavar="{quick,full}")  # fmt: skip
+                         "epoch; paper: MNIST, Fashion-MNIST and CIFAR-10 whole, 20 epochs (a "
+                         "GPU study)", parse=one_of(*PRESETS),
+                         metavar="{" + ",".join(PRESETS) + "}")  # fmt: skip
     out: Path | None = option(None, "the study's folder: its cells (one file each, written as "
                               "each ends) and study.md; run again to finish what is missing",
                               parse=path)  # fmt: skip
@@ -77,11 +99,19 @@ class StudyRequest(Request):
     modes: tuple[str, ...] = option(MODES, "direct, conversion", parse=_among(MODES))
     neuron_settings: tuple[str, ...] = option(SETTINGS, "direct training's neuron settings",
                                               parse=_among(SETTINGS))  # fmt: skip
+    neurons: tuple[str, ...] = option(("lif",), "neuron models", parse=_among(NEURONS))
     epochs: int | None = option(None, "default: the preset's", parse=optional_count)
     limit_train: int | None = option(None, "training images at most (default: the preset's)",
                                      parse=optional_count)  # fmt: skip
     retry_failed: bool = option(False, "run the failed cells again too", action="store_true")
     device: str | None = option(None, "cpu or cuda (default: cuda if present)", parse=device)
+    executor: str = option("local", "local: one cell at a time here; ray: one Ray task per "
+                           "cell (one GPU each on CUDA), Ray started here unless --address",
+                           parse=one_of(*EXECUTORS))  # fmt: skip
+    address: str | None = option(None, "a Ray cluster's address (with --executor ray)")
+    cpus_per_cell: int | None = option(None, "CPUs (threads) a cell takes under --executor ray "
+                                       "on the CPU (default: all of this machine's)",
+                                       parse=at_least(1))  # fmt: skip
     data_dir: Path | None = option(None, "where datasets are (or go)", parse=path)
 
     @property
@@ -108,10 +138,14 @@ class StudyRequest(Request):
             raise RequestError("--from reads a study, --out runs one: give one of them")
         if self.source is not None and not (self.source / "cells").is_dir():
             raise RequestError(f"--from: {self.source} holds no study (no cells/ folder)")
-        if self.out is not None:
-            writable_folder(self.out, "--out")
         if self.device is None:
             object.__setattr__(self, "device", default_device())
+        if self.executor != "ray" and (self.address is not None or self.cpus_per_cell):
+            raise RequestError("--address and --cpus-per-cell go with --executor ray")
+        if self.executor == "ray" and self.source is None:
+            self._check_ray()
+        if self.out is not None:
+            writable_folder(self.out, "--out")
         if self.data_dir is not None and not self.data_dir.is_dir():
             raise RequestError(f"--data-dir: {self.data_dir} is not a folder")
         if self.source is None and self.frameworks is not None:
@@ -120,6 +154,17 @@ class StudyRequest(Request):
                 raise RequestError(f"--frameworks: none of {', '.join(self.frameworks)} runs "
                                    f"in {', '.join(self.modes)} (see kernelprof "
                                    "frameworks)")  # fmt: skip
+
+    def _check_ray(self) -> None:
+        why = ray_unavailable()
+        if why is not None:
+            raise RequestError(f"--executor ray: unavailable: {why}")
+        local_cpu = self.address is None and self.device == "cpu"
+        if local_cpu and (self.cpus_per_cell or 0) > cell_cpus():
+            raise RequestError(
+                f"--cpus-per-cell: {self.cpus_per_cell} is more than this "
+                f"machine's {cell_cpus()} CPUs (the Ray started here has no more)"
+            )
 
 
 COMMAND = Command(

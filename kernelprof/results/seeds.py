@@ -187,9 +187,8 @@ def speed_column(column: ColumnSeeds, draws: dict[str, np.ndarray]) -> ClaimColu
     the runner-up's ratio to it stays above 1 across its 95 % interval."""
     ranked = sorted((f for f in _contenders(column) if f.step_s is not None),
                     key=lambda f: f.step_s)  # fmt: skip
-    base = ClaimColumn(column=column.name, setting=column.setting)
     if not ranked:
-        return base
+        return ClaimColumn(column=column.name, setting=column.setting, test=SPEED_TEST)
     fastest, seeds = ranked[0], min(f.seeds for f in ranked)
     sj = next((f for f in ranked if f.framework == "spikingjelly"), None)
     steps = {f.framework: f.step_s for f in ranked}
@@ -228,7 +227,7 @@ def accuracy_column(column: ColumnSeeds) -> ClaimColumn:
     base = dict(column=column.name, setting=column.setting if column.mode == "direct" else None,
                 T=None if column.mode == "direct" else column.T)  # fmt: skip
     if not found:
-        return ClaimColumn(**base)
+        return ClaimColumn(**base, test=WELCH)
     top = found[0].accuracy_mean
     best = tuple(f.framework for f in found if f.accuracy_mean == top)
     runner = next((f for f in found if f.accuracy_mean < top), None)

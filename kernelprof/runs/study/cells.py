@@ -23,7 +23,7 @@ from kernelprof.results.study import CellKey, CellRecord, StudyPreset
 
 def cell_keys(preset: StudyPreset, *, frameworks: dict[str, Iterable[str]],
               settings: Iterable[str], seeds: int, device: str,
-              neuron: str = "lif") -> list[CellKey]:  # fmt: skip
+              neurons: Iterable[str] = ("lif",)) -> list[CellKey]:  # fmt: skip
     """Every cell: ``frameworks`` maps a mode ("direct", "conversion") to its frameworks;
     direct training runs in each neuron setting. Seeds are the outermost loop, so that a study
     stopped early has every column at its first seed."""
@@ -35,8 +35,19 @@ def cell_keys(preset: StudyPreset, *, frameworks: dict[str, Iterable[str]],
                     for setting in settings if mode == "direct" else ("",):
                         keys += [CellKey(framework=name, dataset=dataset, model=model,
                                          mode=mode, setting=setting, neuron=neuron, seed=seed,
-                                         device=device) for name in names]  # fmt: skip
+                                         device=device)
+                                 for neuron in neurons for name in names]  # fmt: skip
     return keys
+
+
+def device_label(device: str, threads: int | None = None) -> str:
+    """The device part of a cell's key: its kind and name (a CPU's with the threads its cells
+    train with: ``threads``, else torch's here)."""
+    import torch
+
+    from kernelprof.harness.device import describe
+
+    return f"{device}: {describe(torch.device(device), threads)}"
 
 
 def run_cell(key: CellKey, preset: StudyPreset, *, run_device: str, data_dir=None,

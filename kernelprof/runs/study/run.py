@@ -18,7 +18,7 @@ from kernelprof.requests.options import RequestError
 from kernelprof.results import analysis, seeds
 from kernelprof.results.store import Store
 from kernelprof.results.study import CellKey, CellRecord, SeedsStudy, StudyDocument
-from kernelprof.runs.study.cells import cell_keys, run_cell, run_local
+from kernelprof.runs.study.cells import cell_keys, device_label, run_cell, run_local
 
 
 def commit() -> str:
@@ -35,17 +35,20 @@ def commit() -> str:
     return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
-def device_label(device: str) -> str:
-    """The device part of a cell's key: its kind and name."""
-    from kernelprof.runs.environment import environment
-
-    return f"{device}: {environment(device).device.name}"
-
-
 def keys_of(request) -> list[CellKey]:
     return cell_keys(request.study_preset, frameworks=request.frameworks_by_mode(),
                      settings=request.neuron_settings, seeds=request.seeds,
-                     device=device_label(request.device))  # fmt: skip
+                     neurons=request.neurons,
+                     device=device_label(request.device, _threads(request)))  # fmt: skip
+
+
+def _threads(request) -> int | None:
+    """The threads a CPU cell trains with: the Ray executor's CPUs a cell, else torch's."""
+    if request.executor != "ray" or request.device != "cpu":
+        return None
+    from kernelprof.requests.study import cell_cpus
+
+    return request.cpus_per_cell or cell_cpus()
 
 
 def preflight(request) -> None:
@@ -82,7 +85,16 @@ def run_study(request, say=print) -> tuple[Found, bool]:
         f"in {store.cells}, {len(todo)} to run")  # fmt: skip
     interrupted = False
     try:
-        run_local(keys, store, run, retry_failed=request.retry_failed, progress=progress, done=done)
+        if request.executor == "ray":
+            from kernelprof.runs.study.ray_executor import run_ray
+
+            run_ray(keys, store, preset=request.study_preset, run_device=request.device,
+                    data_dir=request.data_dir, commit=label, address=request.address,
+                    cpus=request.cpus_per_cell, retry_failed=request.retry_failed,
+                    progress=progress, say=say, done=done)  # fmt: skip
+        else:
+            run_local(keys, store, run, retry_failed=request.retry_failed, progress=progress,
+                      done=done)  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: every finished cell is kept; run the same command again to go on")
