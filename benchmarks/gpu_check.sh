@@ -13,7 +13,9 @@
 #    trace checked for synchronisation inside a step; the faster-path search: the study CNN's LIF
 #    layers against kernelprof's compile, triton and cupy kernels and SpikingJelly's other CUDA
 #    providers, each checked and measured in 3 rounds);
-# 7. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
+# 7. on request (GPU_CHECK_STEPS=study), runs `kernelprof study` on the device: 2 seeds of the quick
+#    preset's CNN, through Ray (one GPU a task) where Ray imports there, else one cell at a time;
+# 8. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
 # Each step has its own time limit (tests 150 s, bench 100 s, memory 60 s, compare 200 s, sweep 45 s,
 # e2e 150 s, profile 75 + 45 s,
 # its 24 + 8 profiled steps per framework each in a profiler session of their own; on an H200
@@ -119,6 +121,18 @@ if want profile; then
             | tee -a "$out/run.log"
     done
 fi
+# The study as cells on the device (opt-in: GPU_CHECK_STEPS=...,study): Ray's executor with one
+# GPU a task where Ray imports here, else the local executor, said in the summary. Ray's wheel
+# (79 MB for Python 3.12) is over the device tool's 64 MiB carry, so it is not in .whl/.
+if want study; then
+    executor=local
+    "$python" -c "import ray" >/dev/null 2>&1 && executor=ray
+    echo "$executor" >"$work/study_executor.txt"
+    timeout 240 "$python" -m kernelprof.cli study --preset quick --seeds 2 --models cnn \
+        --modes direct --neuron-settings canonical --frameworks spikingjelly,snntorch,reference \
+        --epochs 2 --device "${STUDY_DEVICE:-cuda}" --executor "$executor" --out "$work/study" \
+        2>&1 | tee -a "$out/run.log"
+fi
 if [[ -d "$work/traces" ]]; then
     tar -czf "$out/traces.tar.gz" -C "$work" traces >>"$out/run.log" 2>&1
     if (( $(stat -c %s "$out/traces.tar.gz") > 15 * 1024 * 1024 )); then  # 16 MiB a file comes back
@@ -220,6 +234,17 @@ for example in ("study_cnn", "snntorch_fc"):
             "synchronisations_inside_steps": inside}
     except (OSError, ValueError, AttributeError) as error:
         summary[f"profile_{example}"] = {"error": str(error)}
+if (work / "study").is_dir():
+    try:
+        from kernelprof.results.store import Store
+        from kernelprof.runs.study.run import documents_of
+        from kernelprof.requests.study import PRESETS
+
+        seeds, _, problems = documents_of(Store(work / "study"), PRESETS["quick"])
+        summary["study"] = {"executor": (work / "study_executor.txt").read_text().strip(),
+                            "summary": encode(seeds), "problems": problems}
+    except (OSError, ValueError) as error:
+        summary["study"] = {"error": str(error)}
 summary["wall_s"] = time.time() - start
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps({k: summary[k] for k in ("tests", "wall_s")}, indent=2))

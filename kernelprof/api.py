@@ -192,8 +192,22 @@ def study(request: StudyRequest | None = None, /, **options: Any) -> StudyResult
     if request.source is not None:
         return StudyResult(run.documents_of(Store(request.source), request.study_preset), False)
     run.preflight(request)
-    result = StudyResult(*run.run_study(request, say=run.stderr))
+    with _progress().summary("study: starting") as live:
+        result = StudyResult(*run.run_study(request, say=run.stderr, live=live))
     (request.out / "study.md").write_text(result.markdown())
+    written = ["study.md"]
+    try:
+        from kernelprof.present import pages
+        from kernelprof.present.study import over_seeds_sections
+
+        pages.write_html([(f"seed {seed}", study) for seed, study in result.studies.items()],
+                         request.out / "study.html",
+                         intro=over_seeds_sections(result.summary) if result.summary.cells
+                         else ())  # fmt: skip
+        written.append("study.html")
+    except ImportError as error:
+        run.stderr(f"study.html: unavailable: {error}")
+    run.stderr(f"written: {', '.join(str(request.out / name) for name in written)}")
     return result
 
 

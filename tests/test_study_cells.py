@@ -100,3 +100,19 @@ def test_the_cells_of_a_column_are_one_document_per_seed_as_one_run_would_write_
         assert direct.rows == whole.rows and conversion.rows == converted.rows
         assert direct.attribution == attribution(whole.rows)  # across all four again
         assert conversion.ann == converted.ann
+
+
+def test_the_tally_says_each_finished_cell_and_keeps_the_summary_line_current():
+    from kernelprof.runs.study.run import Tally
+
+    lines, shown = [], []
+    tally = Tally(2, lines.append, shown.append)
+    first, second = keys()[:2]
+    tally.start(first)
+    assert "0 of 2 cells run (0 failed)" in shown[-1] and f"running {first.name} since" in shown[-1]
+    tally.finish(CellRecord(key=first, status="failed", reason="killed", wall_s=3.0), 1, 2)
+    assert lines[-1].startswith(f"[1/2] {first.name}: failed (killed), 3.0 s;")
+    assert lines[-1].endswith("min to go") and "running" not in shown[-1]
+    assert "1 of 2 cells run (1 failed)" in shown[-1] and shown[-1].endswith("min to go")
+    tally.start(second)
+    assert f"running {second.name}" in shown[-1]

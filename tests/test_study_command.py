@@ -39,6 +39,8 @@ def test_run_again_it_runs_nothing_already_there_and_shows_the_same_tables(tiny_
     assert shown.returncode == 0, shown.stderr
     assert tables(shown.stdout) == tables(again.stdout) and "## Seed 2" in shown.stdout
     assert (folder / "study.md").read_text().strip() == again.stdout.strip()
+    page = (folder / "study.html").read_text()
+    assert "The study over 3 seed(s)" in page and "(3×1)" in page
 
 
 @pytest.mark.parametrize("args, says", [

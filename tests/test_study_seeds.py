@@ -128,3 +128,21 @@ def test_cells_on_different_devices_are_never_ranked_together():
     assert len(study.columns) == 2 and set(study.devices) == {"cuda: NVIDIA H100", "cpu: x86_64"}
     assert all(len(column.frameworks) == 1 for column in study.columns)
     assert all(c.runner_up is None for c in study.claims[1].columns)
+
+
+def test_without_scipy_the_welch_test_is_said_unavailable_and_the_single_run_rule_applies(
+        monkeypatch):  # fmt: skip
+    import builtins
+
+    real = builtins.__import__
+
+    def no_scipy(name, *args, **kwargs):
+        if name.startswith("scipy"):
+            raise ImportError("No module named 'scipy'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    study = summarize(cells({"spikingjelly": [0.95, 0.951], "snntorch": [0.90, 0.902]}), PRESET)
+    column = claim(study, 1)
+    assert column.p_value is None and "Welch t-test over seeds unavailable" in column.test
+    assert column.test.startswith(STANDARD_ERROR) and column.resolved  # 5 points >> 2 SE

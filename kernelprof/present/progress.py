@@ -55,3 +55,12 @@ class Progress:
                            where=where)  # fmt: skip
 
             yield on_progress
+
+    @contextlib.contextmanager
+    def summary(self, label: str) -> Iterator[Callable[[str], None]]:
+        """A status line whose text the caller replaces as things change (a study's cells)."""
+        if not self.shown:
+            yield lambda text: None
+            return
+        with self.console.status(label) as status:
+            yield status.update

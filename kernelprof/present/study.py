@@ -251,22 +251,39 @@ def _seeds_sections(study: SeedsStudy) -> list[tuple[str, list[ColumnSeeds], boo
     return found
 
 
-def over_seeds_markdown(study: SeedsStudy) -> str:
-    """The study over its seeds: every table, and the claims judged with seed-based tests."""
+def _seeds_notes(study: SeedsStudy) -> list[str]:
     preset = study.preset
-    lines = [
+    return [
         f"{study.cells} finished cells, seeds {', '.join(map(str, study.seeds))}, on "
         f"{'; '.join(study.devices)}, at commit {', '.join(study.commits)}; "
-        f"{study.cells_wall_s / 60:.1f} minutes of cells.", "",
+        f"{study.cells_wall_s / 60:.1f} minutes of cells.",
         f"Sizes: {preset.epochs} epoch(s), batch {preset.batch_size}, Adam {preset.lr:g}, "
         f"T={preset.T} (conversion up to T={preset.conversion_T}), training images per dataset: "
-        f"{preset.limit_train or 'all'}, test images: {preset.limit_test or 'all'}.", "",
-        SEEDS_LEGEND, YARDSTICK_NOTE, "",
+        f"{preset.limit_train or 'all'}, test images: {preset.limit_test or 'all'}.",
+        f"{SEEDS_LEGEND} {YARDSTICK_NOTE}",
     ]  # fmt: skip
+
+
+CLAIMS_OVER_SEEDS = "The study's claims, judged over seeds"
+
+
+def over_seeds_markdown(study: SeedsStudy) -> str:
+    """The study over its seeds: every table, and the claims judged with seed-based tests."""
+    lines = [line for note in _seeds_notes(study) for line in (note, "")]
     for heading, columns, ann in _seeds_sections(study):
         lines += [f"### {heading}", "", *markdown_table(*seeds_table(columns, ann)), ""]
-    lines += ["### The study's claims, judged over seeds", "", *claim_lines(study.claims), ""]
+    lines += [f"### {CLAIMS_OVER_SEEDS}", "", *claim_lines(study.claims), ""]
     return "\n".join(lines)
+
+
+def over_seeds_sections(study: SeedsStudy) -> list[tuple]:
+    """The same as report sections (see :mod:`kernelprof.present.pages`)."""
+    items: list[tuple] = [("h2", f"The study over {len(study.seeds)} seed(s)"),
+                          *(("note", note) for note in _seeds_notes(study))]  # fmt: skip
+    for heading, columns, ann in _seeds_sections(study):
+        items += [("h3", heading), ("table", *seeds_table(columns, ann))]
+    items += [("h3", CLAIMS_OVER_SEEDS), *(("note", line) for line in claim_lines(study.claims))]
+    return items
 
 
 def seeds_markdown(summary: SeedsStudy | None, studies: dict[int, StudyDocument],

@@ -219,6 +219,14 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def _welch(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, str]:
+    """:func:`welch_p` and the name of the test, or why it was not taken (scipy missing)."""
+    try:
+        return welch_p(a, b), WELCH
+    except ImportError as error:
+        return None, f"{STANDARD_ERROR} ({WELCH} unavailable: {error})"
+
+
 def accuracy_column(column: ColumnSeeds) -> ClaimColumn:
     """The most accurate framework(s) of a column by mean over seeds (all tied at the top),
     the lead over the next, and whether a Welch t-test over seeds (else, the test set's
@@ -245,12 +253,12 @@ def accuracy_column(column: ColumnSeeds) -> ClaimColumn:
             standard_error_points=None if error is None else 100 * error,
         )
     lead = top - runner.accuracy_mean
-    p = welch_p(found[0].accuracies, runner.accuracies)
+    p, test = _welch(found[0].accuracies, runner.accuracies)
     if p is not None:
-        resolved, test = len(best) == 1 and p < ALPHA, WELCH
+        resolved = len(best) == 1 and p < ALPHA
     else:
         resolved = len(best) == 1 and error is not None and lead > 2 * error
-        test = STANDARD_ERROR
+        test = STANDARD_ERROR if test == WELCH else test
     return ClaimColumn(**base, **figures, runner_up=runner.framework, lead_points=100 * lead,
                        standard_error_points=None if error is None else 100 * error,
                        p_value=p, test=test, resolved=resolved)  # fmt: skip

@@ -59,6 +59,7 @@ def run_ray(keys: list[CellKey], store: Store, *, preset: StudyPreset, run_devic
             data_dir, commit: str, address: str | None = None,
             cpus: int | None = None, retry_failed: bool = False,
             progress: Progress | None = None, say: Callable[[str], None] = print,
+            starting: Callable[[CellKey], None] | None = None,
             done: dict[CellKey, CellRecord] | None = None) -> list[CellKey]:  # fmt: skip
     """Runs the cells ``store`` lacks as Ray tasks, writing each as it returns; returns the
     keys it ran."""
@@ -107,6 +108,8 @@ def run_ray(keys: list[CellKey], store: Store, *, preset: StudyPreset, run_devic
                 while queue and len(pending) < slots:
                     key, attempt = queue.popleft()
                     pending[submit(key)] = (key, attempt, time.time())
+                    if starting is not None:
+                        starting(key)
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 key, attempt, submitted = pending.pop(ref)
                 try:

@@ -62,45 +62,90 @@ def preflight(request) -> None:
             raise RequestError(f"--datasets: {error}") from None
 
 
-def run_study(request, say=print) -> tuple[Found, bool]:
+def run_study(request, say=print, live=None) -> tuple[Found, bool]:
     """Runs the cells the store lacks; returns the study as the store has it then
-    (:func:`documents_of`) and whether the run was interrupted."""
+    (:func:`documents_of`) and whether the run was interrupted. ``say``: a line per finished
+    cell; ``live``: the study's summary line, each time it changes (a terminal's status)."""
     store = Store(request.out)
     keys = keys_of(request)
-    started = time.perf_counter()
     label = commit()
-
-    def progress(cell: CellRecord, number: int, total: int) -> None:
-        pace = (time.perf_counter() - started) / number
-        say(f"[{number}/{total}] {cell.key.name}: {_outcome(cell)}, {cell.wall_s:.1f} s; "
-            f"{_minutes(pace * (total - number))} to go")  # fmt: skip
-
-    def run(key: CellKey) -> CellRecord:
-        return run_cell(key, request.study_preset, run_device=request.device,
-                        data_dir=request.data_dir, commit=label)  # fmt: skip
-
     done, problems = store.read()
     todo = store.missing(keys, retry_failed=request.retry_failed, done=done)
-    say(f"study {request.study_preset.name}: {len(keys)} cells, {len(keys) - len(todo)} already "
-        f"in {store.cells}, {len(todo)} to run")  # fmt: skip
+    preset = request.study_preset
+    say(f"study {preset.name}: {len(keys)} cells, {len(keys) - len(todo)} already in "
+        f"{store.cells}, {len(todo)} to run")  # fmt: skip
+    say(f"sizes: {sizes(preset)}")
+    tally = Tally(len(todo), say, live or (lambda text: None))
+
+    def run(key: CellKey) -> CellRecord:
+        tally.start(key)
+        return run_cell(key, preset, run_device=request.device, data_dir=request.data_dir,
+                        commit=label)  # fmt: skip
+
     interrupted = False
     try:
         if request.executor == "ray":
             from kernelprof.runs.study.ray_executor import run_ray
 
-            run_ray(keys, store, preset=request.study_preset, run_device=request.device,
+            run_ray(keys, store, preset=preset, run_device=request.device,
                     data_dir=request.data_dir, commit=label, address=request.address,
                     cpus=request.cpus_per_cell, retry_failed=request.retry_failed,
-                    progress=progress, say=say, done=done)  # fmt: skip
+                    progress=tally.finish, starting=tally.start, say=say,
+                    done=done)  # fmt: skip
         else:
-            run_local(keys, store, run, retry_failed=request.retry_failed, progress=progress,
-                      done=done)  # fmt: skip
+            run_local(keys, store, run, retry_failed=request.retry_failed,
+                      progress=tally.finish, done=done)  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: every finished cell is kept; run the same command again to go on")
-    summary, documents, more = documents_of(store, request.study_preset, keys,
-                                            time.perf_counter() - started)  # fmt: skip
+    summary, documents, more = documents_of(store, preset, keys, tally.elapsed())
     return (summary, documents, problems + more), interrupted
+
+
+def sizes(preset) -> str:
+    return (f"{preset.epochs} epoch(s), batch {preset.batch_size}, Adam {preset.lr:g}, "
+            f"T={preset.T} (conversion up to T={preset.conversion_T}), training images per "
+            f"dataset: {preset.limit_train or 'all'}, test images: "
+            f"{preset.limit_test or 'all'}")  # fmt: skip
+
+
+class Tally:
+    """The run's count as cells start and end: a line per finished cell (its outcome, its
+    time, the time the rest should take at the pace so far), and the live summary."""
+
+    def __init__(self, total: int, say, live) -> None:
+        self.total, self.say, self.live = total, say, live
+        self.began = time.perf_counter()
+        self.finished = self.failed = 0
+        self.running: dict[CellKey, float] = {}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
+
+    def start(self, key: CellKey) -> None:
+        self.running[key] = time.time()
+        self._show()
+
+    def finish(self, cell: CellRecord, number: int, total: int) -> None:
+        self.running.pop(cell.key, None)
+        self.finished, self.failed = number, self.failed + (cell.status == "failed")
+        self.say(f"[{number}/{total}] {cell.key.name}: {_outcome(cell)}, {cell.wall_s:.1f} s; "
+                 f"{_minutes(self._left())} to go")  # fmt: skip
+        self._show()
+
+    def _left(self) -> float:
+        return self.elapsed() / max(self.finished, 1) * (self.total - self.finished)
+
+    def _show(self) -> None:
+        text = f"study: {self.finished} of {self.total} cells run ({self.failed} failed)"
+        if self.running:
+            key, since = next(iter(self.running.items()))
+            more = f" and {len(self.running) - 1} more" if len(self.running) > 1 else ""
+            clock = time.strftime("%H:%M:%S", time.localtime(since))
+            text += f"; running {key.name} since {clock}{more}"
+        if self.finished:
+            text += f"; {_minutes(self._left())} to go"
+        self.live(text)
 
 
 Studies = dict[int, StudyDocument]  # by seed
