@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kernelprof.results import files
-from tests.cli_runner import run_kernelprof
+from tests.cli_runner import run_in_process, run_kernelprof
 
 
 def kernelprof(*args: str):
@@ -59,13 +59,13 @@ def test_unknown_implementation_is_a_usage_error_listing_valid_names():
 
 
 def test_unknown_neuron_is_a_usage_error():
-    done = kernelprof("compare", "--neuron", "izhikevich")
+    done = run_in_process("compare", "--neuron", "izhikevich")
     assert done.returncode == 2 and "lif" in done.stderr
 
 
 def test_bad_numbers_are_usage_errors():
     for args in (["--T", "0"], ["--T", "eight"], ["--tau", "-1"], ["--dtype", "fp8"]):
-        done = kernelprof("compare", *args)
+        done = run_in_process("compare", *args)
         assert done.returncode == 2, args
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
@@ -73,7 +73,7 @@ def test_bad_numbers_are_usage_errors():
 def test_cuda_without_a_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         return
-    done = kernelprof("compare", "--device", "cuda")
+    done = run_in_process("compare", "--device", "cuda")
     assert done.returncode == 2 and "no CUDA device" in done.stderr
 
 
@@ -112,7 +112,7 @@ def test_free_text_in_tables_is_shown_as_written_not_read_as_markup():
 )
 def test_outputs_are_checked_before_anything_is_measured(command, option, expected):
     started = time.perf_counter()
-    done = kernelprof(command, "--device", "cpu", *option)
+    done = run_in_process(command, "--device", "cpu", *option)
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert expected in line

@@ -22,7 +22,7 @@ from kernelprof.runs.e2e.train import Schedule, train_direct
 from kernelprof.runs.e2e.worker import build_network
 from kernelprof.traces.steps import compare
 from reference_kernels.model import LIFConfig
-from tests.cli_runner import run_kernelprof
+from tests.cli_runner import run_in_process, run_kernelprof
 from tests.planted_impls import OnBackward
 
 LIF = LIFConfig(surrogate="superspike", alpha=1.0)
@@ -253,9 +253,9 @@ def test_framework_defaults_rows_say_how_their_neuron_differs():
 
 
 def test_bad_dataset_and_data_dir_are_usage_errors(tmp_path):
-    done = run_kernelprof("e2e", "--dataset", "imagenet")
+    done = run_in_process("e2e", "--dataset", "imagenet")
     assert done.returncode == 2 and "imagenet" in done.stderr and "digits" in done.stderr
-    done = run_kernelprof("e2e", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"))
+    done = run_in_process("e2e", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "not a folder" in done.stderr
 
 

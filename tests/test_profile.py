@@ -19,7 +19,7 @@ from kernelprof.requests import RequestError
 from kernelprof.results import files, layers
 from kernelprof.results.profile import needed_steps
 from kernelprof.runs.profile.session import schedule
-from tests.cli_runner import run_kernelprof
+from tests.cli_runner import run_in_process, run_kernelprof
 
 SCRIPT = str(Path(__file__).parent / "profile_scripts" / "planted.py")
 QUICK = ("--warmup", "3", "--steps", "6", "--op-steps", "1")  # 3 + 1 + 3 x 7 = 25 steps
@@ -176,7 +176,7 @@ def test_a_script_too_short_for_the_schedule_says_how_many_steps_it_needs(tmp_pa
     (("--ac-pj", "0", "--", "python", SCRIPT), "--ac-pj: must be > 0, got 0"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    result = run_kernelprof("profile", *args)
+    result = run_in_process("profile", *args)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -314,7 +314,7 @@ def test_profile_diff_finds_the_layer_that_changed(planted, tmp_path):
 def test_profile_diff_refuses_other_documents_in_one_line(tmp_path):
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"kernelprof": "check"}))
-    result = run_kernelprof("profile", "diff", str(other), str(other))
+    result = run_in_process("profile", "diff", str(other), str(other))
     assert result.returncode == 2
     assert "not a kernelprof profile results file" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

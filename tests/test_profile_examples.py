@@ -56,7 +56,14 @@ def _check(document, name: str, T: int) -> None:
         assert not [layer.name for layer in document.layers if "LogSoftmax" in layer.type]
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+# The GPU check's two examples run in every test run; the others are the grid's slow cases
+# (each a training script under the command line, 7-10 s on 2 cores).
+EVERY_RUN = ("study_cnn.py", "snntorch_fc.py")
+
+
+@pytest.mark.parametrize("name", [name if name in EVERY_RUN else
+                                  pytest.param(name, marks=pytest.mark.slow)
+                                  for name in sorted(EXPECTED)])  # fmt: skip
 def test_the_example_runs_under_the_command_line(name, tmp_path):
     _unavailable(name)
     out = tmp_path / "profile.json"

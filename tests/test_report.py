@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.cli_runner import run_kernelprof
+from tests.cli_runner import run_in_process, run_kernelprof
 
 BROWSER = next(
     (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
@@ -117,10 +117,10 @@ def test_bad_results_files_are_one_line_errors(tmp_path, results):
     for path, needle in ((tmp_path / "notes.txt", "not JSON"),
                          (tmp_path / "other.json", "not a kernelprof check or compare or e2e"),
                          (tmp_path / "absent.json", "does not exist")):  # fmt: skip
-        done = run_kernelprof("report", str(path), "-o", str(tmp_path / "r.html"))
+        done = run_in_process("report", str(path), "-o", str(tmp_path / "r.html"))
         assert done.returncode == 2 and needle in done.stderr and str(path.name) in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
-    done = run_kernelprof("report", str(results["e2e"]), "-o", str(tmp_path / "r.pdf"))
+    done = run_in_process("report", str(results["e2e"]), "-o", str(tmp_path / "r.pdf"))
     assert done.returncode == 2 and ".html or .md" in done.stderr
     assert not (tmp_path / "r.html").exists()
 

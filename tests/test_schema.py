@@ -13,7 +13,7 @@ from kernelprof.results import files
 from kernelprof.results.document import SCHEMA_VERSION
 from kernelprof.results.record import FrozenDict, SchemaError, decode
 from kernelprof.results.timing import Measurement
-from tests.cli_runner import run_kernelprof
+from tests.cli_runner import run_in_process, run_kernelprof
 from tests.documents import ALL, compare_document
 
 
@@ -102,7 +102,7 @@ def test_report_refuses_old_and_foreign_files_in_one_line(tmp_path):
     (tmp_path / "foreign.json").write_text(json.dumps({"hello": "world"}))
     files.save(compare_document(), tmp_path / "good.json")
     for name, expected in [("old.json", "schema 1"), ("foreign.json", "not a kernelprof")]:
-        done = run_kernelprof("report", str(tmp_path / name), "-o", str(tmp_path / "r.md"))
+        done = run_in_process("report", str(tmp_path / name), "-o", str(tmp_path / "r.md"))
         assert done.returncode == 2, done.stderr
         (line,) = done.stderr.strip().splitlines()
         assert name in line and expected in line

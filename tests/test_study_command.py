@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kernelprof.results.store import Store
-from tests.cli_runner import run_kernelprof
+from tests.cli_runner import run_in_process, run_kernelprof
 from tests.study_helpers import tables
 
 
@@ -56,7 +56,7 @@ def test_run_again_it_runs_nothing_already_there_and_shows_the_same_tables(tiny_
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args, says, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    done = run_kernelprof("study", *args)
+    done = run_in_process("study", *args)
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 

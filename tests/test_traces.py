@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kernelprof import traces
-from tests.cli_runner import run_kernelprof
+from tests.cli_runner import run_in_process, run_kernelprof
 from tests.test_benchmarks import load as load_benchmark
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
@@ -196,25 +196,25 @@ def one_line_error(done, *needles):
 def test_truncated_invalid_missing_and_empty_traces(tmp_path):
     whole = json.dumps({"traceEvents": [event("k", "kernel", i, 1) for i in range(50)]})
     (tmp_path / "cut.json").write_text(whole[: len(whole) // 2])
-    one_line_error(run_kernelprof("trace", "summary", str(tmp_path / "cut.json")),
+    one_line_error(run_in_process("trace", "summary", str(tmp_path / "cut.json")),
                    "cut.json", "truncated or invalid JSON")  # fmt: skip
     (tmp_path / "cut.json.gz").write_bytes(gzip.compress(whole.encode())[:-40])
-    one_line_error(run_kernelprof("trace", "summary", str(tmp_path / "cut.json.gz")),
+    one_line_error(run_in_process("trace", "summary", str(tmp_path / "cut.json.gz")),
                    "cut.json.gz", "truncated")  # fmt: skip
     (tmp_path / "notes.txt").write_text("hello")
-    one_line_error(run_kernelprof("trace", "summary", str(tmp_path / "notes.txt")),
+    one_line_error(run_in_process("trace", "summary", str(tmp_path / "notes.txt")),
                    "notes.txt", "not a Chrome trace")  # fmt: skip
     one_line_error(
-        run_kernelprof(
+        run_in_process(
             "trace", "diff", str(tmp_path / "cut.json.gz"), str(tmp_path / "absent.json")
         ),
         "absent.json",
         "does not exist",
     )
     valid = write_trace(tmp_path / "valid.json", [event("k", "kernel", 0, 1)])
-    one_line_error(run_kernelprof("trace", "diff", str(tmp_path / "cut.json.gz"), str(valid)),
+    one_line_error(run_in_process("trace", "diff", str(tmp_path / "cut.json.gz"), str(valid)),
                    "cut.json.gz", "truncated")  # fmt: skip
-    one_line_error(run_kernelprof("trace", "summary", str(tmp_path / "absent.json")),
+    one_line_error(run_in_process("trace", "summary", str(tmp_path / "absent.json")),
                    "absent.json", "does not exist")  # fmt: skip
     (tmp_path / "empty.json").write_text("")
     (tmp_path / "none.json").write_text('{"traceEvents": []}')
