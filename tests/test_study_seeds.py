@@ -146,3 +146,14 @@ def test_without_scipy_the_welch_test_is_said_unavailable_and_the_single_run_rul
     column = claim(study, 1)
     assert column.p_value is None and "Welch t-test over seeds unavailable" in column.test
     assert column.test.startswith(STANDARD_ERROR) and column.resolved  # 5 points >> 2 SE
+
+
+def test_a_tie_at_the_top_is_never_a_win_and_is_said():
+    from kernelprof.present.study import claim_lines
+
+    study = summarize(cells({"spikingjelly": [0.95, 0.96], "snntorch": [0.95, 0.96],
+                             "reference": [0.5, 0.6]}), PRESET)  # fmt: skip
+    column = claim(study, 1)
+    assert column.best == ("spikingjelly", "snntorch") and not column.resolved
+    (line,) = [line for line in claim_lines(study.claims) if "most accurate spikingjelly" in line]
+    assert "not resolved, tied at the top" in line

@@ -134,6 +134,8 @@ def _accuracy_over_seeds(column) -> str:
     else:
         test = column.test
     verdict = "resolved" if column.resolved else "not resolved"
+    if len(column.best) > 1:
+        verdict += ", tied at the top"
     accuracies = ", ".join(
         f"{fw} {100 * a:.1f}" + (f" ± {100 * column.accuracy_sd[fw]:.1f}"
                                  if fw in column.accuracy_sd else "") + " %"
