@@ -53,6 +53,7 @@ def test_run_again_it_runs_nothing_already_there_and_shows_the_same_tables(tiny_
     (("--out", "x", "--address", "10.0.0.1:6379"), "go with --executor ray"),
     (("--out", "x", "--executor", "slurm"), "--executor: unknown 'slurm'"),
     (("--out", "x", "--executor", "ray", "--cpus-per-cell", "4096"), "more than this machine"),
+    (("--out", "x", "--executor", "ray", "--address", "127.0.0.1:1"), "no Ray answers at"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args, says, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

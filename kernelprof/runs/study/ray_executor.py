@@ -72,12 +72,15 @@ def run_ray(keys: list[CellKey], store: Store, *, preset: StudyPreset, run_devic
     gpu = run_device == "cuda"
     started_here = address is None
     with contextlib.ExitStack() as stack:
-        if started_here:
-            address = stack.enter_context(LocalRay(os.cpu_count() or 1,
-                                                   store.folder / "ray.log"))  # fmt: skip
-        import ray  # after the local head's token is in the environment: Ray reads it then
+        try:
+            if started_here:
+                address = stack.enter_context(LocalRay(os.cpu_count() or 1,
+                                                       store.folder / "ray.log"))  # fmt: skip
+            import ray  # after the local head's token is in the environment: Ray reads it then
 
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (RuntimeError, ConnectionError, ValueError) as error:  # before any cell ran
+            raise RequestError(f"--executor ray: unavailable: {_first_line(error)}") from None
         stack.callback(ray.shutdown)
         need = {"CPU": 1, "GPU": 1} if gpu else {"CPU": cpus}
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -132,6 +135,20 @@ def run_ray(keys: list[CellKey], store: Store, *, preset: StudyPreset, run_devic
                 ray.cancel(ref, force=True)
             raise
     return todo
+
+
+def check_address(address: str, timeout_s: float = 10.0) -> None:
+    """Refuses, in one line, a HOST:PORT where nothing answers (Ray itself would wait for it
+    for minutes); other forms (``auto``, ``ray://...``) are left to Ray."""
+    import socket
+
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or "/" in host:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise RequestError(f"--address: no Ray answers at {address} ({error})") from None
 
 
 def _first_line(error: BaseException) -> str:

@@ -52,6 +52,11 @@ def _threads(request) -> int | None:
 
 
 def preflight(request) -> None:
+    """Before any cell runs: each dataset is there, and a Ray given by address answers."""
+    if request.executor == "ray" and request.address is not None:
+        from kernelprof.runs.study.ray_executor import check_address
+
+        check_address(request.address)
     from kernelprof.runs.e2e.data import locate_dataset
     from kernelprof.runs.e2e.sources import DatasetUnavailable
 
