@@ -184,7 +184,8 @@ class StudyResult:
 
 def study(request: StudyRequest | None = None, /, **options: Any) -> StudyResult:
     """``kernelprof study``: the study's cells that its folder (``out``) lacks, run one at a
-    time and each written as it ends; or, with ``source``, the tables of a folder as it is."""
+    time here or as Ray tasks (``executor="ray"``), each written as it ends; or, with
+    ``source``, the tables of a folder as it is."""
     from kernelprof.results.store import Store
     from kernelprof.runs.study import run
 

@@ -114,7 +114,8 @@ def test_a_worker_whose_parent_is_killed_ends_too(tmp_path):
     import subprocess
     import sys
     import time
-    from pathlib import Path
+
+    from tests.study_helpers import gone_within
 
     pid_file = tmp_path / "worker.pid"
     parent = subprocess.Popen(
@@ -133,13 +134,7 @@ def test_a_worker_whose_parent_is_killed_ends_too(tmp_path):
     worker = int(pid_file.read_text())
     parent.send_signal(signal.SIGKILL)  # nothing of the parent's own code runs
     parent.wait()
-    for _ in range(50):  # its watch looks every 0.5 s
-        try:  # gone, or a zombie nobody reaped (a container's pid 1 may not)
-            stat = Path(f"/proc/{worker}/stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        time.sleep(0.1)
-    os.kill(worker, signal.SIGKILL)
-    raise AssertionError("the worker outlived its killed parent by 5 s")
+    # its watch looks every 0.5 s; gone, or a zombie nobody reaped (a container's pid 1 may not)
+    if gone_within({worker}, 5):
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError("the worker outlived its killed parent by 5 s")

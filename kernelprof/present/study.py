@@ -165,12 +165,8 @@ def _direct(study: StudyDocument, setting: str) -> list[E2EDocument]:
 
 
 def markdown(study: StudyDocument, claims: bool = True) -> str:
-    preset = study.preset
     lines = [
-        run_line(study), "",
-        f"Sizes: {preset.epochs} epoch(s), batch {preset.batch_size}, Adam {preset.lr:g}, "
-        f"T={preset.T} (conversion up to T={preset.conversion_T}), training images per dataset: "
-        f"{preset.limit_train or 'all'}, test images: {preset.limit_test or 'all'}.", "",
+        run_line(study), "", f"Sizes: {study.preset.sizes}.", "",
         *_sources(study), YARDSTICK_NOTE, "",
     ]  # fmt: skip
     for setting in SETTINGS:
@@ -254,14 +250,11 @@ def _seeds_sections(study: SeedsStudy) -> list[tuple[str, list[ColumnSeeds], boo
 
 
 def _seeds_notes(study: SeedsStudy) -> list[str]:
-    preset = study.preset
     return [
         f"{study.cells} finished cells, seeds {', '.join(map(str, study.seeds))}, on "
         f"{'; '.join(study.devices)}, at commit {', '.join(study.commits)}; "
         f"{study.cells_wall_s / 60:.1f} minutes of cells.",
-        f"Sizes: {preset.epochs} epoch(s), batch {preset.batch_size}, Adam {preset.lr:g}, "
-        f"T={preset.T} (conversion up to T={preset.conversion_T}), training images per dataset: "
-        f"{preset.limit_train or 'all'}, test images: {preset.limit_test or 'all'}.",
+        f"Sizes: {study.preset.sizes}.",
         f"{SEEDS_LEGEND} {YARDSTICK_NOTE}",
     ]  # fmt: skip
 

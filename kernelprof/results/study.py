@@ -26,6 +26,14 @@ class StudyPreset:
     batch_size: int = 64
     lr: float = 1e-2
 
+    @property
+    def sizes(self) -> str:
+        """'1 epoch(s), batch 64, Adam 0.01, T=8 (conversion up to T=32), ...'."""
+        return (f"{self.epochs} epoch(s), batch {self.batch_size}, Adam {self.lr:g}, "
+                f"T={self.T} (conversion up to T={self.conversion_T}), training images per "
+                f"dataset: {self.limit_train or 'all'}, test images: "
+                f"{self.limit_test or 'all'}")  # fmt: skip
+
 
 @record
 class ClaimColumn:

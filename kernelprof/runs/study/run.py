@@ -1,6 +1,7 @@
-"""``kernelprof study``: the study's cells run by the local executor into the study's store,
-then the study's documents made from the store alone, seed by seed (so ``--from DIR`` shows
-exactly what a finished run shows).
+"""``kernelprof study``: the study's cells run into the study's store by the local executor
+(one at a time, here) or the Ray one (:mod:`kernelprof.runs.study.ray_executor`), then the study
+made from the store alone, over its seeds and seed by seed (so ``--from DIR`` shows exactly
+what a finished run shows).
 
 Before any cell runs, every dataset of the study is located (a missing one is one line); each
 finished cell prints one line (its key, its accuracy or why it failed, its time, and the time
@@ -79,7 +80,7 @@ def run_study(request, say=print, live=None) -> tuple[Found, bool]:
     preset = request.study_preset
     say(f"study {preset.name}: {len(keys)} cells, {len(keys) - len(todo)} already in "
         f"{store.cells}, {len(todo)} to run")  # fmt: skip
-    say(f"sizes: {sizes(preset)}")
+    say(f"sizes: {preset.sizes}")
     tally = Tally(len(todo), say, live or (lambda text: None))
 
     def run(key: CellKey) -> CellRecord:
@@ -105,13 +106,6 @@ def run_study(request, say=print, live=None) -> tuple[Found, bool]:
         say("interrupted: every finished cell is kept; run the same command again to go on")
     summary, documents, more = documents_of(store, preset, keys, tally.elapsed())
     return (summary, documents, problems + more), interrupted
-
-
-def sizes(preset) -> str:
-    return (f"{preset.epochs} epoch(s), batch {preset.batch_size}, Adam {preset.lr:g}, "
-            f"T={preset.T} (conversion up to T={preset.conversion_T}), training images per "
-            f"dataset: {preset.limit_train or 'all'}, test images: "
-            f"{preset.limit_test or 'all'}")  # fmt: skip
 
 
 class Tally:
