@@ -1,7 +1,8 @@
-"""Reference multi-step LIF kernels: the yardstick every framework is measured against.
+"""Reference multi-step neuron kernels: the yardstick every framework is measured against.
 
-One public entry point, :func:`lif_multistep`, with four implementations of the same canonical
-neuron (:mod:`reference_kernels.model`):
+One public entry point, :func:`multistep`, for every canonical neuron (IF, LIF, PLIF; see
+:mod:`reference_kernels.model`), with four implementations of each, and :func:`lif_multistep`,
+LIF's shorthand with its parameters as keywords:
 
 * ``torch``   eager PyTorch, differentiated by autograd: the oracle (also in float64);
 * ``compile`` the same step under torch.compile, forward and backward each one fused loop;
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from .fused import FUSED_DTYPES, SAVES, lif_fused
-from .model import LIFConfig
+from .fused import FUSED_DTYPES, SAVES, neuron_fused
+from .model import LIFConfig, NeuronConfig, check_w
 
 IMPLS = ("torch", "compile", "triton", "cupy")
 FUSED_IMPLS = ("triton", "cupy")
@@ -64,16 +65,46 @@ def lif_multistep(
     return run(x, config, impl=impl, return_v=return_v, save=save)
 
 
+def multistep(
+    x: torch.Tensor,
+    config: NeuronConfig,
+    *,
+    impl: str = "torch",
+    return_state: bool = False,
+    w: torch.Tensor | None = None,
+    save: str = "margin",
+):
+    """Runs the canonical neuron of ``config`` (IFConfig, LIFConfig or PLIFConfig) over ``x``
+    of shape [T, ...].
+
+    Returns the spikes (same shape and dtype as ``x``, differentiable w.r.t. ``x`` through the
+    surrogate), and with ``return_state=True`` the pair ``(spikes, {"v": V})``, V the membrane
+    after reset. For PLIF, ``w`` is the decay parameter (k = sigmoid(w)): a 0-dim tensor, or
+    one value per channel with ``config.per_channel``; it receives its gradient through
+    autograd (``config.initial_w()`` gives w0). ``save`` is as for :func:`lif_multistep`.
+    """
+    out = run(x, config, impl=impl, return_v=return_state, save=save, w=w)
+    if return_state:
+        spikes, v = out
+        return spikes, {"v": v}
+    return out
+
+
 def run(
     x: torch.Tensor,
-    config: LIFConfig,
+    config: NeuronConfig,
     *,
     impl: str = "torch",
     return_v: bool = False,
     save: str = "margin",
+    w: torch.Tensor | None = None,
 ):
-    """:func:`lif_multistep` with a ready :class:`~reference_kernels.model.LIFConfig`."""
+    """:func:`lif_multistep` with a ready config (any neuron's; ``w`` for PLIF)."""
     _check_input(x, impl)
+    if config.neuron == "plif":
+        check_w(w, config, x.shape[1:])
+    elif w is not None:
+        raise ValueError(f"w: only PLIF has a learned decay, not {config.neuron.upper()}")
     if save not in SAVES:
         raise ValueError(f"save must be one of {', '.join(SAVES)}, got {save!r}")
     if save != "margin" and impl not in FUSED_IMPLS:
@@ -82,18 +113,19 @@ def run(
             f"impl={impl!r} keeps what autograd saves"
         )
     if impl == "torch":
-        from .torch_ref import lif_torch
+        from .torch_ref import neuron_torch
 
-        return lif_torch(x, config, return_v)
+        return neuron_torch(x, config, return_v, w)
     if impl == "compile":
-        from .compiled import lif_compiled
+        from .compiled import neuron_compiled
 
-        return lif_compiled(x, config, return_v)
+        return neuron_compiled(x, config, return_v, w)
     key = (impl, x.device)
     kernels = _READY.get(key)
     if kernels is None:  # checked once per impl and device, not on every call
         kernels = _READY[key] = fused_kernels(impl, key[1])
-    return lif_fused(x, kernels, config, return_v, save)
+    k = None if w is None else torch.sigmoid(w.float())
+    return neuron_fused(x, kernels, config, return_v, save, k)
 
 
 def fused_kernels(impl: str, device: torch.device):

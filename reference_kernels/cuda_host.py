@@ -26,8 +26,17 @@ from pathlib import Path
 
 import torch
 
-from .cupy_lif import KERNEL_NAMES, kernel_name, persistent_grid, use_vector_path, vector_lanes
-from .model import SURROGATE_ID, LIFConfig
+from .cupy_lif import (
+    KERNEL_NAMES,
+    decay_scalars,
+    dk_partials_size,
+    kernel_name,
+    kernel_prefix,
+    persistent_grid,
+    use_vector_path,
+    vector_lanes,
+)
+from .model import SURROGATE_ID, NeuronConfig
 
 CUDA_DIR = Path(__file__).parent / "cuda"
 HOST_LAUNCH = CUDA_DIR / "host_launch.cpp"
@@ -35,9 +44,13 @@ SOURCES = (HOST_LAUNCH, CUDA_DIR / "host_shim.h", CUDA_DIR / "lif.cu")
 COMPILE_FLAGS = ("-O2", "-std=c++17", "-Wall", "-Wextra", "-shared", "-fPIC")
 
 _PTR = ctypes.c_void_p
-_LAUNCH = [ctypes.c_uint, ctypes.c_uint, *[_PTR] * 4, ctypes.c_longlong, ctypes.c_int]
-_FORWARD_ARGS = [*_LAUNCH, *[ctypes.c_float] * 3, *[ctypes.c_int] * 2]
-_BACKWARD_ARGS = [*_LAUNCH, *[ctypes.c_float] * 3, *[ctypes.c_int] * 4, ctypes.c_float]
+_GRID = [ctypes.c_uint, ctypes.c_uint]
+_SIZE = [ctypes.c_longlong, ctypes.c_int]
+_CHANNELS = [ctypes.c_longlong, ctypes.c_longlong]
+_FORWARD_ARGS = [*_GRID, *[_PTR] * 5, *_SIZE, *[ctypes.c_float] * 3, *[ctypes.c_int] * 2,
+                 *_CHANNELS]  # fmt: skip
+_BACKWARD_ARGS = [*_GRID, *[_PTR] * 6, *_SIZE, *[ctypes.c_float] * 3, *[ctypes.c_int] * 4,
+                  ctypes.c_float, *_CHANNELS]  # fmt: skip
 CONVERSIONS = ("half_to_float", "float_to_half", "bf16_to_float", "float_to_bf16")
 
 
@@ -78,7 +91,7 @@ def load(library: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library))
     for name in KERNEL_NAMES:
         launcher = getattr(lib, f"host_launch_{name}")
-        launcher.argtypes = _FORWARD_ARGS if name.startswith("lif_forward") else _BACKWARD_ARGS
+        launcher.argtypes = _FORWARD_ARGS if "_forward_" in name else _BACKWARD_ARGS
     for name in CONVERSIONS:
         getattr(lib, f"host_{name}").argtypes = [_PTR, _PTR, ctypes.c_longlong]
     return lib
@@ -99,26 +112,36 @@ class HostKernels:
         self.name = f"cuda-host-{max_blocks}x{block}"
         self.launched: list[str] = []
 
-    def _launch(self, direction: str, like: torch.Tensor, addresses, rest) -> None:
+    def _launch(self, direction: str, like: torch.Tensor, addresses, config, decay, rest):
+        """Runs the entry point; returns PLIF backward's dk partials (else None)."""
         if like.device.type != "cpu" or not like.is_contiguous():
             raise ValueError("the host build runs on contiguous CPU tensors")
         steps, n = like.shape
         vector = use_vector_path(n, like.element_size(), addresses)
-        name = kernel_name(direction, like.dtype, vector)
+        name = kernel_name(direction, like.dtype, vector, kernel_prefix(config, decay))
         items = n // vector_lanes(like.element_size()) if vector else n
         grid = persistent_grid(items, self.block, self.max_blocks, 1)
         self.launched.append(name)
-        getattr(self.lib, f"host_launch_{name}")(grid, self.block, *addresses, n, steps, *rest)
+        pointers = (*addresses, 0 if decay is None else decay.k.data_ptr())
+        partials = None
+        if direction == "backward":
+            if decay is not None:
+                size = dk_partials_size(decay, n, grid, self.block)
+                partials = torch.zeros(max(size, 1), dtype=torch.float32)
+            pointers = (*pointers, _address(partials))
+        launcher = getattr(self.lib, f"host_launch_{name}")
+        launcher(grid, self.block, *pointers, n, steps, *rest, *decay_scalars(decay))
+        return partials
 
-    def forward(self, x, spikes, margin, v, config: LIFConfig) -> None:
-        rest = (config.tau, config.v_threshold, config.v_initial, config.soft_reset)
-        rest += (config.decay_input,)
+    def forward(self, x, spikes, margin, v, config: NeuronConfig, decay=None) -> None:
+        rest = (getattr(config, "tau", 1.0), config.v_threshold, config.v_initial)
+        rest += (config.soft_reset, config.decay_input)
         addresses = (_address(x), _address(spikes), _address(margin), _address(v))
-        self._launch("forward", x, addresses, rest)
+        self._launch("forward", x, addresses, config, decay, rest)
 
-    def backward(self, grad_spikes, grad_v, margin, grad_x, config: LIFConfig) -> None:
-        rest = (config.tau, config.v_threshold, config.v_initial, config.soft_reset)
-        rest += (config.decay_input, config.detach_reset, SURROGATE_ID[config.surrogate])
-        rest += (config.alpha,)
+    def backward(self, grad_spikes, grad_v, margin, grad_x, config: NeuronConfig, decay=None):
+        rest = (getattr(config, "tau", 1.0), config.v_threshold, config.v_initial)
+        rest += (config.soft_reset, config.decay_input, config.detach_reset)
+        rest += (SURROGATE_ID[config.surrogate], config.alpha)
         addresses = (_address(grad_spikes), _address(grad_v), _address(margin), _address(grad_x))
-        self._launch("backward", margin, addresses, rest)
+        return self._launch("backward", margin, addresses, config, decay, rest)

@@ -1,4 +1,5 @@
-"""The CUDA C fused LIF kernels (``cuda/lif.cu``), compiled by NVRTC through CuPy.
+"""The CUDA C fused neuron kernels (``cuda/lif.cu``: LIF, IF, PLIF), compiled by NVRTC
+through CuPy.
 
 :class:`CupyKernels` implements the :class:`~reference_kernels.fused.FusedKernels` protocol, so
 ``lif_fused(x, CupyKernels(), config, return_v)`` gives the same autograd function as the Triton
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from .fused import FUSED_DTYPES, register
-from .model import SURROGATE_ID, LIFConfig
+from .model import NEURONS, SURROGATE_ID, NeuronConfig
 
 if TYPE_CHECKING:
     import cupy
@@ -52,8 +53,12 @@ REGISTERS_PER_SM = 65536
 THREADS_PER_SM = 2048
 
 _DTYPE_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
+# Entry point prefixes: one per neuron, and PLIF's per-channel variant (plifc: k and dk per
+# lane; one k keeps one register of each).
+KERNEL_PREFIXES = (*NEURONS, "plifc")
 KERNEL_NAMES = tuple(
-    f"lif_{direction}_{suffix}{path}"
+    f"{neuron}_{direction}_{suffix}{path}"
+    for neuron in KERNEL_PREFIXES
     for direction in ("forward", "backward")
     for path in ("", "_vec")
     for suffix in _DTYPE_SUFFIX.values()
@@ -77,9 +82,28 @@ def use_vector_path(n: int, itemsize: int, pointers: Sequence[int]) -> bool:
     return combined % VECTOR_BYTES == 0
 
 
-def kernel_name(direction: str, dtype: torch.dtype, vector: bool) -> str:
-    """The entry point of lif.cu for a direction ("forward"/"backward"), dtype and path."""
-    return f"lif_{direction}_{_DTYPE_SUFFIX[dtype]}{'_vec' if vector else ''}"
+def kernel_name(direction: str, dtype: torch.dtype, vector: bool, neuron: str = "lif") -> str:
+    """The entry point of lif.cu for a neuron, direction ("forward"/"backward"), dtype and
+    path."""
+    return f"{neuron}_{direction}_{_DTYPE_SUFFIX[dtype]}{'_vec' if vector else ''}"
+
+
+def kernel_prefix(config: NeuronConfig, decay) -> str:
+    """The entry points' prefix for a neuron: its name, plifc for PLIF with k per channel."""
+    if decay is not None and decay.channels > 1:
+        return "plifc"
+    return config.neuron
+
+
+def decay_scalars(decay) -> tuple[int, int]:
+    """(k_channels, k_inner) of a launch: PLIF's, or (1, 1) where k is never read."""
+    return (1, 1) if decay is None else (decay.channels, decay.inner)
+
+
+def dk_partials_size(decay, n: int, grid: int, block: int) -> int:
+    """Floats of PLIF backward's dk partials: one per neuron for a per-channel k, else one per
+    thread of the grid."""
+    return n if decay.channels > 1 else grid * block
 
 
 def persistent_grid(work_items: int, block: int, blocks_per_sm: int, sm_count: int) -> int:
@@ -207,31 +231,39 @@ def _check_like(like: torch.Tensor, device_type: str) -> None:
 
 
 def _plan(
-    direction: str, dtype: torch.dtype, steps: int, n: int, vector: bool, config: LIFConfig
+    direction: str,
+    dtype: torch.dtype,
+    steps: int,
+    n: int,
+    vector: bool,
+    config: NeuronConfig,
+    decay_shape: tuple[int, int],
+    prefix: str,
 ) -> tuple[str, int, tuple[Any, ...]]:
     """What a launch needs beside the device and the tensors' addresses: the entry point, the
     work items (threads' worth) and the scalar parameters as their exact C types. Called once
     per prepared launch (CupyKernels._prepared caches the result: numpy scalars cost about as
     much as the rest of a call's Python work together)."""
-    name = kernel_name(direction, dtype, vector)
+    name = kernel_name(direction, dtype, vector, prefix)
     items = n // vector_lanes(torch.empty(0, dtype=dtype).element_size()) if vector else n
     common = (
         np.int64(n),
         np.int32(steps),
-        np.float32(config.tau),
+        np.float32(getattr(config, "tau", 1.0)),  # IF has none and reads none
         np.float32(config.v_threshold),
         np.float32(config.v_initial),  # v_reset; unused by the kernels under soft reset
         np.int32(config.soft_reset),
         np.int32(config.decay_input),
     )
+    channels = (np.int64(decay_shape[0]), np.int64(decay_shape[1]))
     if direction == "forward":
-        return name, items, common
+        return name, items, (*common, *channels)
     rest = (
         np.int32(config.detach_reset),
         np.int32(SURROGATE_ID[config.surrogate]),
         np.float32(config.alpha),
     )
-    return name, items, (*common, *rest)
+    return name, items, (*common, *rest, *channels)
 
 
 # An explicit 64-bit integer is what a T* kernel parameter receives. Addresses repeat from call
@@ -244,7 +276,7 @@ _pointer = functools.lru_cache(maxsize=4096)(np.uint64)
 class _Prepared:
     """A launch of one direction for one shape, dtype, device and config, on each path."""
 
-    config: LIFConfig  # kept alive: the cache is keyed by its id
+    config: NeuronConfig  # kept alive: the cache is keyed by its id
     device: int
     vector: tuple[Any, int, tuple[Any, ...]] | None  # (function, grid, scalars); None: N odd
     scalar: tuple[Any, int, tuple[Any, ...]] | None
@@ -262,40 +294,50 @@ class CupyKernels:
         # (direction, shape, dtype, device, id(config)) -> _Prepared
         self._prepared: dict[tuple, _Prepared] = {}
 
-    def _run(
-        self, direction: str, like: torch.Tensor, addresses: tuple[int, ...], config: LIFConfig
-    ) -> None:
-        """Launches ``direction``'s entry point for [T, N] ``like`` on torch's current stream;
-        ``addresses`` are the kernel's tensor arguments (0 for absent ones).
+    def _select(
+        self,
+        direction: str,
+        like: torch.Tensor,
+        addresses: tuple[int, ...],
+        config: NeuronConfig,
+        decay=None,
+    ) -> tuple[int, Any, int, tuple[Any, ...]] | None:
+        """(device, function, grid, scalars) of ``direction``'s entry point for [T, N] ``like``
+        at these ``addresses`` (the kernel's [T, N] tensors, 0 for absent ones), or None when
+        there is nothing to launch.
 
-        Everything but the addresses and the stream is prepared once per key, and ``like`` is
-        checked in full only then (its shape, dtype and device are the key; contiguity is
-        checked every call): one look-up per call. The config is keyed by identity, since
-        hashing a LIFConfig runs its generated __hash__ (~3,500 instructions); the entry keeps
-        the config alive, so its id is never reused."""
-        shape = like.shape
-        key = (direction, shape, like.dtype, like.get_device(), id(config))
+        Everything but the addresses is prepared once per key, and ``like`` is checked in full
+        only then (its shape, dtype and device are the key; contiguity is checked every call):
+        one look-up per call. The config is keyed by identity, since hashing a config runs its
+        generated __hash__ (~3,500 instructions); the entry keeps the config alive, so its id
+        is never reused."""
+        decay_shape = decay_scalars(decay)
+        key = (direction, like.shape, like.dtype, like.get_device(), id(config), decay_shape)
         prepared = self._prepared.get(key)
         if prepared is None:
             _check_like(like, self.device_type)
             if len(self._prepared) >= 256:  # a long sweep over shapes: start over
                 self._prepared.clear()
-            prepared = self._prepared[key] = self._prepare(direction, like, config)
+            prepared = self._prepared[key] = self._prepare(direction, like, config, decay)
         elif not like.is_contiguous():
             raise ValueError("tensors must be contiguous")
         if prepared.empty:
-            return
+            return None
         combined = 0
         for address in addresses:
             combined |= address  # 16-byte aligned together exactly when their OR is
         if prepared.vector is not None and combined % VECTOR_BYTES == 0:
-            function, grid, rest = prepared.vector
-        else:
-            function, grid, rest = prepared.scalar
-        stream = self._stream(prepared.device)
-        self._launch(prepared.device, function, grid, (*map(_pointer, addresses), *rest), stream)
+            return (prepared.device, *prepared.vector)
+        return (prepared.device, *prepared.scalar)
 
-    def _prepare(self, direction: str, like: torch.Tensor, config: LIFConfig) -> _Prepared:
+    def _run(self, selected, pointers: tuple[int, ...]) -> None:
+        """Launches a :meth:`_select`-ed entry point on torch's current stream."""
+        device, function, grid, rest = selected
+        stream = self._stream(device)
+        self._launch(device, function, grid, (*map(_pointer, pointers), *rest), stream)
+
+    def _prepare(self, direction: str, like: torch.Tensor, config: NeuronConfig,
+                 decay) -> _Prepared:  # fmt: skip
         steps, n = like.shape
         device = like.get_device()
         if steps == 0 or n == 0:
@@ -304,7 +346,16 @@ class CupyKernels:
         for vector in (False, True):
             if vector and not use_vector_path(n, like.element_size(), ()):
                 continue  # N not a multiple of the lanes: no row start is aligned
-            name, items, rest = _plan(direction, like.dtype, steps, n, vector, config)
+            name, items, rest = _plan(
+                direction,
+                like.dtype,
+                steps,
+                n,
+                vector,
+                config,
+                decay_scalars(decay),
+                kernel_prefix(config, decay),
+            )
             kernel = self._kernel(device, name)
             grid = persistent_grid(items, BLOCK_SIZE, kernel.blocks_per_sm, kernel.sm_count)
             paths[vector] = (kernel.function, grid, rest)
@@ -336,7 +387,8 @@ class CupyKernels:
         spikes: torch.Tensor | None,
         margin: torch.Tensor | None,
         v: torch.Tensor | None,
-        config: LIFConfig,
+        config: NeuronConfig,
+        decay=None,
     ) -> None:
         """Writes each of spikes, the margin H - theta and V (after reset) that is not None."""
         addresses = (
@@ -345,7 +397,10 @@ class CupyKernels:
             0 if margin is None else margin.data_ptr(),
             0 if v is None else v.data_ptr(),
         )
-        self._run("forward", x, addresses, config)
+        selected = self._select("forward", x, addresses, config, decay)
+        if selected is not None:
+            k = 0 if decay is None else decay.k.data_ptr()
+            self._run(selected, (*addresses, k))
 
     def backward(
         self,
@@ -353,16 +408,31 @@ class CupyKernels:
         grad_v: torch.Tensor | None,
         margin: torch.Tensor,
         grad_x: torch.Tensor,
-        config: LIFConfig,
-    ) -> None:
-        """Writes grad_x from the upstream gradients and the saved margin (S from its sign)."""
+        config: NeuronConfig,
+        decay=None,
+    ) -> torch.Tensor | None:
+        """Writes grad_x from the upstream gradients and the saved margin (S from its sign);
+        for PLIF returns dk's partial sums (one per thread, or per neuron for per-channel k)."""
         addresses = (
             grad_spikes.data_ptr(),
             0 if grad_v is None else grad_v.data_ptr(),  # 0 is nullptr: the kernel skips it
             margin.data_ptr(),
             grad_x.data_ptr(),
         )
-        self._run("backward", margin, addresses, config)
+        selected = self._select("backward", margin, addresses, config, decay)
+        if decay is None:
+            if selected is not None:
+                self._run(selected, (*addresses, 0, 0))
+            return None
+        grid = 1 if selected is None else selected[2]
+        size = dk_partials_size(decay, margin.shape[1], grid, BLOCK_SIZE)
+        # every partial is written (per neuron, or by every thread); zeros only where T or N is
+        # 0 and nothing runs
+        allocate = torch.zeros if selected is None else torch.empty
+        partials = allocate(max(size, 1), dtype=torch.float32, device=margin.device)
+        if selected is not None:
+            self._run(selected, (*addresses, decay.k.data_ptr(), partials.data_ptr()))
+        return partials
 
 
 KERNELS = CupyKernels()

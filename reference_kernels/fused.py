@@ -1,5 +1,5 @@
 """The autograd wrapper shared by the fused kernels (Triton, CUDA through CuPy), as PyTorch
-custom ops.
+custom ops, for every canonical neuron (IF, LIF, PLIF; :mod:`reference_kernels.model`).
 
 A fused backend provides two kernels over a contiguous [T, N] layout:
 
@@ -23,6 +23,15 @@ What is kept for backward (``save``):
 
 Arithmetic inside both kernels is float32 for every storage dtype.
 
+PLIF's decay k = sigmoid(w) reaches the kernels as a :class:`LearnedDecay` (k in float32, one
+value or one per channel, computed by torch outside the kernels, so autograd carries dk on to
+w). Backward then also returns dk's partial sums: the backend accumulates gH[t] * dH[t]/dk over
+the time loop in registers and writes one float32 per program (or per thread, CUDA) for a
+single k, or one per neuron for a per-channel k; this module reduces them (a sum, or a sum per
+channel) and divides by k once for decay_input (the kernels accumulate gH * (H[t] - V[t-1]),
+which is k times dH/dk, from the margins of steps t and t-1: backward reads nothing more than
+LIF's). No [T, N] temporary is made for dk.
+
 Two ways in, one body (:func:`_run_forward` and :func:`_run_backward` allocate the outputs and
 call the backend):
 
@@ -42,14 +51,54 @@ torch's allocator.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from .model import LIFConfig
+from .model import CONFIGS, NeuronConfig
 
 FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SAVES = ("margin", "recompute")
+
+
+@dataclass(frozen=True)
+class LearnedDecay:
+    """PLIF's k for the kernels: float32, contiguous, one value or one per channel; the neuron
+    at flat index n of a [T, N] row has channel (n // inner) % channels."""
+
+    k: torch.Tensor
+    channels: int
+    inner: int
+
+    @property
+    def per_neuron_partials(self) -> bool:
+        """Whether backward's dk partials are one per neuron (per-channel k) or per program."""
+        return self.channels > 1
+
+
+def learned_decay(k: torch.Tensor | None, step_shape) -> LearnedDecay | None:
+    """The kernels' view of ``k`` (0-dim or [C]) for steps of ``step_shape``."""
+    from .model import channel_shape
+
+    if k is None:
+        return None
+    if k.dim() == 0:
+        return LearnedDecay(k.detach().float().reshape(1).contiguous(), 1, 1)
+    _outer, channels, inner = channel_shape(step_shape)
+    return LearnedDecay(k.detach().float().contiguous(), channels, inner)
+
+
+def reduce_dk(partials: torch.Tensor, decay: LearnedDecay, k: torch.Tensor,
+              config: NeuronConfig) -> torch.Tensor:  # fmt: skip
+    """dk, shaped like ``k``, from a backend's partial sums."""
+    if decay.per_neuron_partials:
+        total = partials.view(-1, decay.channels, decay.inner).sum(dim=(0, 2))
+    else:
+        total = partials.sum().reshape(k.shape)
+    if config.decay_input:
+        total = total / decay.k.reshape(total.shape)
+    return total.to(k.dtype)
 
 
 class FusedKernels(Protocol):
@@ -70,9 +119,11 @@ class FusedKernels(Protocol):
         spikes: torch.Tensor | None,
         margin: torch.Tensor | None,
         v: torch.Tensor | None,
-        config: LIFConfig,
+        config: NeuronConfig,
+        decay: LearnedDecay | None = None,
     ) -> None:
-        """Writes each output that is not None: spikes, the margin H - theta, V after reset."""
+        """Writes each output that is not None: spikes, the margin H - theta, V after reset.
+        ``decay`` is PLIF's k (None for IF and LIF)."""
 
     def backward(
         self,
@@ -80,9 +131,11 @@ class FusedKernels(Protocol):
         grad_v: torch.Tensor | None,
         margin: torch.Tensor,
         grad_x: torch.Tensor,
-        config: LIFConfig,
-    ) -> None:
-        """Writes grad_x from the upstream gradients and the margin (S from its sign bit)."""
+        config: NeuronConfig,
+        decay: LearnedDecay | None = None,
+    ) -> torch.Tensor | None:
+        """Writes grad_x from the upstream gradients and the margin (S from its sign bit); for
+        PLIF returns dk's float32 partial sums (see the module doc), else None."""
 
 
 _BACKENDS: dict[str, FusedKernels] = {}
@@ -103,20 +156,31 @@ def backend(name: str) -> FusedKernels:
 
 
 @functools.lru_cache(maxsize=64)
-def _config(tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, alpha) -> LIFConfig:
+def _config(neuron, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, alpha,
+            per_channel) -> NeuronConfig:  # fmt: skip
     # Validated once per distinct parameter set, not once per call.
-    return LIFConfig(tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, alpha)
+    common = {"v_threshold": v_threshold, "v_reset": v_reset, "detach_reset": detach_reset,
+              "surrogate": surrogate, "alpha": alpha}  # fmt: skip
+    if neuron == "if":
+        return CONFIGS["if"](**common)
+    if neuron == "plif":
+        return CONFIGS["plif"](tau=tau, decay_input=decay_input, per_channel=per_channel,
+                               **common)  # fmt: skip
+    return CONFIGS["lif"](tau=tau, decay_input=decay_input, **common)
 
 
-def _fields(config: LIFConfig) -> tuple:
+def _fields(config: NeuronConfig) -> tuple:
+    """The config as the custom ops' plain arguments (IF's tau is an unused 1.0)."""
     return (
-        float(config.tau),
+        config.neuron,
+        float(getattr(config, "tau", 1.0)),
         float(config.v_threshold),
         None if config.v_reset is None else float(config.v_reset),
-        config.decay_input,
+        bool(config.decay_input),
         config.detach_reset,
         config.surrogate,
         float(config.alpha),
+        bool(getattr(config, "per_channel", False)),
     )
 
 
@@ -135,7 +199,12 @@ def _empty_rows(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _run_forward(
-    kernels: FusedKernels, config: LIFConfig, x: torch.Tensor, return_v: bool, save_margin: bool
+    kernels: FusedKernels,
+    config: NeuronConfig,
+    x: torch.Tensor,
+    return_v: bool,
+    save_margin: bool,
+    decay: LearnedDecay | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Runs the forward kernel over [T, ...] ``x``: (spikes, margin or None, V or None), each
     shaped like ``x``. They are new tensors, never views: an autograd.Function output that is a
@@ -143,43 +212,58 @@ def _run_forward(
     spikes, spikes_rows = _empty_rows(x)
     margin, margin_rows = _empty_rows(x) if save_margin else (None, None)
     v, v_rows = _empty_rows(x) if return_v else (None, None)
-    kernels.forward(_rows(x), spikes_rows, margin_rows, v_rows, config)
+    if decay is None:  # the LIF and IF call keeps LIF's signature (stubs and old backends)
+        kernels.forward(_rows(x), spikes_rows, margin_rows, v_rows, config)
+    else:
+        kernels.forward(_rows(x), spikes_rows, margin_rows, v_rows, config, decay)
     return spikes, margin, v
 
 
 def _run_backward(
     kernels: FusedKernels,
-    config: LIFConfig,
+    config: NeuronConfig,
     saved: torch.Tensor,
     recompute: bool,
     grad_spikes: torch.Tensor,
     grad_v: torch.Tensor | None,
-) -> torch.Tensor:
-    """dX, shaped like ``saved`` [T, ...], from dS (and dV); ``saved`` is the margin, or X
-    itself when ``recompute``."""
+    decay: LearnedDecay | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dX shaped like ``saved`` [T, ...], dk's partial sums or None) from dS (and dV);
+    ``saved`` is the margin, or X itself when ``recompute``."""
     saved_rows = _rows(saved)
     if recompute:
         margin_rows = torch.empty_like(saved_rows)
-        kernels.forward(saved_rows, None, margin_rows, None, config)
+        if decay is None:
+            kernels.forward(saved_rows, None, margin_rows, None, config)
+        else:
+            kernels.forward(saved_rows, None, margin_rows, None, config, decay)
     else:
         margin_rows = saved_rows
     grad_x, grad_x_rows = _empty_rows(saved)
     grad_v_rows = None if grad_v is None else _rows(grad_v)
-    kernels.backward(_rows(grad_spikes), grad_v_rows, margin_rows, grad_x_rows, config)
-    return grad_x
+    if decay is None:
+        kernels.backward(_rows(grad_spikes), grad_v_rows, margin_rows, grad_x_rows, config)
+        return grad_x, None
+    partials = kernels.backward(
+        _rows(grad_spikes), grad_v_rows, margin_rows, grad_x_rows, config, decay
+    )
+    return grad_x, partials
 
 
-class _FusedLIF(torch.autograd.Function):
-    """The eager path: [T, ...] X -> spikes (and V), backward through the same kernels."""
+class _FusedNeuron(torch.autograd.Function):
+    """The eager path: [T, ...] X (and PLIF's k) -> spikes (and V), backward through the same
+    kernels."""
 
     @staticmethod
-    def forward(ctx, x, spec):
+    def forward(ctx, x, k, spec):
         # the non-tensor arguments travel as one tuple: apply() inspects every argument, and
         # one tuple instead of four saves ~0.4 us a call
         kernels, config, return_v, save_margin = spec
-        spikes, margin, v = _run_forward(kernels, config, x, return_v, save_margin)
-        ctx.save_for_backward(margin if save_margin else x)
+        decay = learned_decay(k, x.shape[1:])
+        spikes, margin, v = _run_forward(kernels, config, x, return_v, save_margin, decay)
+        ctx.save_for_backward(margin if save_margin else x, k)
         ctx.kernels, ctx.config, ctx.recompute = kernels, config, not save_margin
+        ctx.decay = decay
         ctx.set_materialize_grads(False)  # an unused V output costs no gradient read
         if return_v:
             return spikes, v
@@ -187,17 +271,27 @@ class _FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v=None):
-        (saved,) = ctx.saved_tensors
+        saved, k = ctx.saved_tensors
         if grad_spikes is None:  # only V was used downstream
             grad_spikes = torch.zeros_like(saved)
-        grad_x = _run_backward(ctx.kernels, ctx.config, saved, ctx.recompute, grad_spikes, grad_v)
-        return grad_x, None
+        grad_x, partials = _run_backward(ctx.kernels, ctx.config, saved, ctx.recompute,
+                                         grad_spikes, grad_v, ctx.decay)  # fmt: skip
+        grad_k = None if partials is None else reduce_dk(partials, ctx.decay, k, ctx.config)
+        return grad_x, grad_k, None
+
+
+def _op_decay(k: torch.Tensor | None, inner: int) -> LearnedDecay | None:
+    if k is None:
+        return None
+    return LearnedDecay(k.detach().float().reshape(-1).contiguous(), k.numel(), inner)
 
 
 @torch.library.custom_op("reference_kernels::lif_fused_forward", mutates_args=())
 def lif_fused_forward(
     x: torch.Tensor,
+    k: torch.Tensor | None,
     backend_name: str,
+    neuron: str,
     tau: float,
     v_threshold: float,
     v_reset: float | None,
@@ -205,21 +299,24 @@ def lif_fused_forward(
     detach_reset: bool,
     surrogate: str,
     alpha: float,
+    per_channel: bool,
+    inner: int,
     return_v: bool,
     save_margin: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[T, N] X -> (spikes, margin, V); margin and V are empty (0 elements) when not asked for."""
-    config = _config(tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, alpha)
-    spikes, margin, v = _run_forward(
-        backend(backend_name), config, x.contiguous(), return_v, save_margin
-    )
+    """[T, N] X -> (spikes, margin, V); margin and V are empty (0 elements) when not asked for.
+    ``k`` is PLIF's decay (None otherwise), ``inner`` its neurons per channel run."""
+    config = _config(neuron, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate,
+                     alpha, per_channel)  # fmt: skip
+    spikes, margin, v = _run_forward(backend(backend_name), config, x.contiguous(), return_v,
+                                     save_margin, _op_decay(k, inner))  # fmt: skip
     # a custom op returns tensors only: the outputs not asked for are empty
     return spikes, x.new_empty(0) if margin is None else margin, x.new_empty(0) if v is None else v
 
 
 @lif_fused_forward.register_fake
-def _(x, backend_name, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, alpha,
-      return_v, save_margin):  # fmt: skip
+def _(x, k, backend_name, neuron, tau, v_threshold, v_reset, decay_input, detach_reset,
+      surrogate, alpha, per_channel, inner, return_v, save_margin):  # fmt: skip
     empty = x.new_empty(0)
     return (
         torch.empty_like(x, memory_format=torch.contiguous_format),
@@ -233,7 +330,9 @@ def lif_fused_backward(
     grad_spikes: torch.Tensor,
     grad_v: torch.Tensor | None,
     saved: torch.Tensor,
+    k: torch.Tensor | None,
     backend_name: str,
+    neuron: str,
     tau: float,
     v_threshold: float,
     v_reset: float | None,
@@ -241,23 +340,33 @@ def lif_fused_backward(
     detach_reset: bool,
     surrogate: str,
     alpha: float,
+    per_channel: bool,
+    inner: int,
     recompute: bool,
-) -> torch.Tensor:
-    """dX from dS (and dV); ``saved`` is the margin, or X itself when ``recompute``."""
-    config = _config(tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, alpha)
-    return _run_backward(backend(backend_name), config, saved, recompute, grad_spikes, grad_v)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dX, dk) from dS (and dV); ``saved`` is the margin, or X itself when ``recompute``; dk
+    is shaped like ``k``, empty when ``k`` is None."""
+    config = _config(neuron, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate,
+                     alpha, per_channel)  # fmt: skip
+    decay = _op_decay(k, inner)
+    grad_x, partials = _run_backward(backend(backend_name), config, saved, recompute,
+                                     grad_spikes, grad_v, decay)  # fmt: skip
+    if partials is None:
+        return grad_x, saved.new_empty(0)
+    return grad_x, reduce_dk(partials, decay, k, config)
 
 
 @lif_fused_backward.register_fake
-def _(grad_spikes, grad_v, saved, backend_name, tau, v_threshold, v_reset, decay_input,
-      detach_reset, surrogate, alpha, recompute):  # fmt: skip
-    return torch.empty_like(saved, memory_format=torch.contiguous_format)
+def _(grad_spikes, grad_v, saved, k, backend_name, neuron, tau, v_threshold, v_reset,
+      decay_input, detach_reset, surrogate, alpha, per_channel, inner, recompute):  # fmt: skip
+    grad_k = saved.new_empty(0) if k is None else torch.empty_like(k)
+    return torch.empty_like(saved, memory_format=torch.contiguous_format), grad_k
 
 
 def _op_setup_context(ctx, inputs, output) -> None:
-    x, backend_name, *fields, _return_v, save_margin = inputs
+    x, k, backend_name, *fields, _return_v, save_margin = inputs
     _spikes, margin, _v = output
-    ctx.save_for_backward(margin if save_margin else x)
+    ctx.save_for_backward(margin if save_margin else x, k)
     ctx.backend_name = backend_name
     ctx.fields = tuple(fields)
     ctx.recompute = not save_margin
@@ -266,32 +375,34 @@ def _op_setup_context(ctx, inputs, output) -> None:
 
 
 def _op_backward(ctx, grad_spikes, _grad_margin, grad_v):
-    (saved,) = ctx.saved_tensors
+    saved, k = ctx.saved_tensors
     if grad_spikes is None:  # only V was used downstream
         grad_spikes = torch.zeros_like(saved)
     if grad_v is not None and grad_v.numel() == 0:  # V was not returned
         grad_v = None
-    grad_x = lif_fused_backward(
-        grad_spikes, grad_v, saved, ctx.backend_name, *ctx.fields, ctx.recompute
+    grad_x, grad_k = lif_fused_backward(
+        grad_spikes, grad_v, saved, k, ctx.backend_name, *ctx.fields, ctx.recompute
     )
-    return (grad_x, *[None] * 10)
+    return (grad_x, None if k is None else grad_k, *[None] * 13)
 
 
 lif_fused_forward.register_autograd(_op_backward, setup_context=_op_setup_context)
 
 
-def lif_fused(
+def neuron_fused(
     x: torch.Tensor,
     kernels: FusedKernels,
-    config: LIFConfig,
+    config: NeuronConfig,
     return_v: bool,
     save: str = "margin",
+    k: torch.Tensor | None = None,
 ):
-    """The fused multi-step LIF over ``x`` [T, ...] through ``kernels`` (see module doc)."""
+    """The fused multi-step neuron over ``x`` [T, ...] through ``kernels`` (see module doc);
+    ``k`` is PLIF's sigmoid(w), 0-dim or [C], differentiable (None for IF and LIF)."""
     if save not in SAVES:
         raise ValueError(f"save must be one of {', '.join(SAVES)}, got {save!r}")
     if not torch.compiler.is_compiling():
-        return _FusedLIF.apply(x, (kernels, config, return_v, save == "margin"))
+        return _FusedNeuron.apply(x, k, (kernels, config, return_v, save == "margin"))
     shape = x.shape
     name = kernels.name
     if _BACKENDS.get(name) is not kernels:
@@ -301,9 +412,17 @@ def lif_fused(
             f"fused backend {name!r} is not registered: call reference_kernels.fused.register() "
             "on it before torch.compile traces a call"
         )
-    spikes, _margin, v = lif_fused_forward(
-        x.reshape(shape[0], -1), name, *_fields(config), return_v, save == "margin"
-    )
+    from .model import channel_shape
+
+    inner = channel_shape(shape[1:])[2] if k is not None and k.dim() else 1
+    spikes, _margin, v = lif_fused_forward(x.reshape(shape[0], -1), k, name, *_fields(config),
+                                           inner, return_v, save == "margin")  # fmt: skip
     if return_v:
         return spikes.view(shape), v.view(shape)
     return spikes.view(shape)
+
+
+def lif_fused(x, kernels: FusedKernels, config: NeuronConfig, return_v: bool,
+              save: str = "margin"):  # fmt: skip
+    """:func:`neuron_fused` for a neuron without a learned decay (LIF, IF)."""
+    return neuron_fused(x, kernels, config, return_v, save)

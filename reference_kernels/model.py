@@ -1,27 +1,40 @@
-"""The canonical multi-step LIF neuron: its parameters, surrogates and equations.
+"""The canonical multi-step neurons (IF, LIF, PLIF): parameters, surrogates and equations.
 
-Every implementation kernelprof measures is judged against this definition (SpikingJelly's
-``LIFNode`` is the de-facto standard it follows). Notation: X input, H membrane before reset,
-V membrane after reset, S spike, theta threshold, V_r reset potential.
+Every implementation kernelprof measures is judged against these definitions (SpikingJelly's
+``IFNode``, ``LIFNode`` and ``ParametricLIFNode`` are the de-facto standard they follow).
+Notation: X input, H membrane before reset, V membrane after reset, S spike, theta threshold,
+V_r reset potential, k the decay per step (1/tau).
 
-Forward, for t = 0 .. T-1, with V[-1] = V_r (hard reset) or 0 (soft reset):
+Forward, for t = 0 .. T-1, with V[-1] = V_r (hard reset) or 0 (soft reset); the charge is the
+one line that differs between the neurons:
 
-    decay_input=True:   H[t] = V[t-1] + (X[t] - (V[t-1] - V_r)) / tau
-    decay_input=False:  H[t] = V[t-1] - (V[t-1] - V_r) / tau + X[t]
-                        (soft reset uses V_r = 0 in these two lines)
+    LIF, decay_input=True:   H[t] = V[t-1] + (X[t] - (V[t-1] - V_r)) / tau
+    LIF, decay_input=False:  H[t] = V[t-1] - (V[t-1] - V_r) / tau + X[t]
+    IF:                      H[t] = V[t-1] + X[t]
+    PLIF:                    LIF with 1/tau replaced by k = sigmoid(w), w a learnable scalar
+                             (or one per channel) initialised to w0 = -log(tau0 - 1), so that
+                             k = 1/tau0 at first:
+                             decay_input=True:   H[t] = V[t-1] + (X[t] - (V[t-1] - V_r)) * k
+                             decay_input=False:  H[t] = V[t-1] - (V[t-1] - V_r) * k + X[t]
+                        (soft reset uses V_r = 0 in the charge)
     S[t] = Heaviside(H[t] - theta), with Heaviside(0) = 1: it fires on H >= theta
     hard reset:         V[t] = S[t] * V_r + (1 - S[t]) * H[t]
     soft reset:         V[t] = H[t] - S[t] * theta
 
 Backward (BPTT), in reverse time, with sg[t] = surrogate'(H[t] - theta), upstream gradients
-gS[t] (spikes) and gV[t] (membrane, zero unless V is used), and gH[T] = 0:
+gS[t] (spikes) and gV[t] (membrane, zero unless V is used), gH[T] = 0, and the decay
+d = 1 - 1/tau (LIF), 1 (IF) or 1 - k (PLIF):
 
-    gV_total[t] = gV[t] + gH[t+1] * (1 - 1/tau)
+    gV_total[t] = gV[t] + gH[t+1] * d
     gS_total[t] = gS[t] + gV_total[t] * dV/dS        (the second term is dropped with detach_reset)
                   dV/dS = V_r - H[t] (hard) or -theta (soft)
     gH[t]       = gS_total[t] * sg[t] + gV_total[t] * dV/dH
                   dV/dH = 1 - S[t] (hard) or 1 (soft)
-    gX[t]       = gH[t] / tau (decay_input=True) or gH[t] (decay_input=False)
+    gX[t]       = gH[t] / tau (LIF, decay_input=True), gH[t] * k (PLIF, decay_input=True),
+                  gH[t] otherwise
+    PLIF only:  dk = sum over t and the neurons (of a channel) of gH[t] * dH[t]/dk, with
+                dH/dk = X[t] - (V[t-1] - V_r) (decay_input=True) or -(V[t-1] - V_r) (False),
+                and dw = k (1 - k) dk.
 
 Surrogates (the derivative used in place of Heaviside'(x), x = H - theta):
 
@@ -39,6 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 
@@ -48,36 +62,30 @@ DEFAULT_ALPHA = {"sigmoid": 4.0, "atan": 2.0, "superspike": 1.0, "piecewise_exp"
 SURROGATE_ID = {name: index for index, name in enumerate(SURROGATES)}
 
 
-@dataclass(frozen=True)
-class LIFConfig:
-    """Parameters of the canonical multi-step LIF neuron (see the module docstring).
+NEURONS = ("if", "lif", "plif")
+# The integer each kernel (Triton, CUDA) uses to select a neuron's charge; one table for all.
+NEURON_ID = {"lif": 0, "if": 1, "plif": 2}
 
-    ``v_reset=None`` selects soft reset (subtract the threshold); a float selects hard reset.
-    """
 
-    tau: float = 2.0
-    v_threshold: float = 1.0
-    v_reset: float | None = 0.0
-    decay_input: bool = True
-    detach_reset: bool = False
-    surrogate: str = "sigmoid"
-    alpha: float = 4.0
+def _check_finite(name: str, value, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        suffix = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be a finite number{suffix}, got {value!r}")
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) or self.tau <= 0:
-            raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
-        if not isinstance(self.v_threshold, (int, float)) or not math.isfinite(self.v_threshold):
-            raise ValueError(f"v_threshold must be a finite number, got {self.v_threshold!r}")
-        if self.v_reset is not None and (
-            not isinstance(self.v_reset, (int, float)) or not math.isfinite(self.v_reset)
-        ):
-            raise ValueError(f"v_reset must be a finite number or None, got {self.v_reset!r}")
+
+class _Spiking:
+    """What every neuron's config shares: threshold, reset, surrogate (validated here)."""
+
+    def _check_spiking(self) -> None:
+        _check_finite("v_threshold", self.v_threshold)
+        _check_finite("v_reset", self.v_reset, allow_none=True)
         if self.surrogate not in SURROGATES:
             raise ValueError(
                 f"surrogate must be one of {', '.join(SURROGATES)}, got {self.surrogate!r}"
             )
-        if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
-            raise ValueError(f"alpha must be a finite number, got {self.alpha!r}")
+        _check_finite("alpha", self.alpha)
         if self.alpha <= 0:
             raise ValueError(f"alpha must be > 0, got {self.alpha!r}")
 
@@ -99,6 +107,124 @@ class LIFConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Leaky(_Spiking):
+    """The fields LIF and PLIF share (each its own class: a PLIF config is never a LIF one)."""
+
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    v_reset: float | None = 0.0
+    decay_input: bool = True
+    detach_reset: bool = False
+    surrogate: str = "sigmoid"
+    alpha: float = 4.0
+
+
+@dataclass(frozen=True)
+class LIFConfig(_Leaky):
+    """Parameters of the canonical multi-step LIF neuron (see the module docstring).
+
+    ``v_reset=None`` selects soft reset (subtract the threshold); a float selects hard reset.
+    """
+
+    neuron: ClassVar[str] = "lif"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) or self.tau <= 0:
+            raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
+        self._check_spiking()
+
+
+@dataclass(frozen=True)
+class IFConfig(_Spiking):
+    """The canonical multi-step IF neuron: LIF without leak, H[t] = V[t-1] + X[t]."""
+
+    v_threshold: float = 1.0
+    v_reset: float | None = 0.0
+    detach_reset: bool = False
+    surrogate: str = "sigmoid"
+    alpha: float = 4.0
+
+    neuron: ClassVar[str] = "if"
+    # The input enters unscaled, as LIF's decay_input=False does (code that sizes inputs by the
+    # charge's form reads it).
+    decay_input: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        self._check_spiking()
+
+
+@dataclass(frozen=True)
+class PLIFConfig(_Leaky):
+    """The canonical multi-step PLIF neuron: LIF whose 1/tau is k = sigmoid(w), w learnable.
+
+    ``tau`` is tau0, the time constant w starts from (w0 = -log(tau0 - 1), so tau0 > 1);
+    ``per_channel`` gives one w per channel (the dimension after T and the batch: x of shape
+    [T, B, C, ...], or [T, C] where each of the C neurons is its own channel) instead of one.
+    """
+
+    per_channel: bool = False
+
+    neuron: ClassVar[str] = "plif"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) or self.tau <= 1:
+            raise ValueError(f"tau (tau0 of PLIF) must be a finite number > 1, got {self.tau!r}")
+        if not isinstance(self.per_channel, bool):
+            raise ValueError(f"per_channel must be True or False, got {self.per_channel!r}")
+        self._check_spiking()
+
+    @property
+    def w0(self) -> float:
+        """The initial w: sigmoid(w0) = 1 / tau0."""
+        return -math.log(self.tau - 1.0)
+
+    def initial_w(self, channels: int = 1, **tensor_options) -> torch.Tensor:
+        """w at its initial value: a 0-dim tensor, or [channels] with ``per_channel``."""
+        shape = (channels,) if self.per_channel else ()
+        return torch.full(shape, self.w0, **tensor_options)
+
+
+NeuronConfig = IFConfig | LIFConfig | PLIFConfig
+CONFIGS = {"if": IFConfig, "lif": LIFConfig, "plif": PLIFConfig}
+
+
+def channel_shape(step_shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
+    """(outer, channels, inner) of one step's shape: [B, C, ...] has C channels with
+    prod(...) neurons each, repeated B times; [C] (a [T, C] input) has C of one neuron each."""
+    dims = tuple(step_shape)
+    if not dims:
+        return 1, 1, 1
+    if len(dims) == 1:
+        return 1, dims[0], 1
+    return dims[0], dims[1], math.prod(dims[2:])
+
+
+def check_w(w, config: PLIFConfig, step_shape) -> None:
+    """Raises ValueError unless ``w`` is PLIF's parameter for steps of ``step_shape``: a
+    floating-point tensor, 0-dim, or [C] for ``per_channel``."""
+    if w is None:
+        raise ValueError("w: PLIF needs its decay parameter w (config.initial_w() gives w0)")
+    if not isinstance(w, torch.Tensor) or not w.dtype.is_floating_point:
+        raise ValueError(f"w must be a floating-point torch.Tensor, got {type(w).__name__}")
+    if not config.per_channel:
+        if w.dim() != 0:
+            raise ValueError(f"w must be a 0-dim tensor (one decay), got shape {tuple(w.shape)}"
+                             " (per_channel=True gives one per channel)")  # fmt: skip
+        return
+    channels = channel_shape(step_shape)[1]
+    if tuple(w.shape) != (channels,):
+        raise ValueError(f"w must have shape ({channels},) (one per channel), "
+                         f"got {tuple(w.shape)}")  # fmt: skip
+
+
+def decay_view(k: torch.Tensor, step_shape) -> torch.Tensor:
+    """k (0-dim, or [C]) shaped to broadcast against one step of shape ``step_shape``."""
+    if k.dim() == 0 or len(step_shape) <= 1:
+        return k
+    return k.view(k.shape[0], *[1] * (len(step_shape) - 2))
+
+
 def surrogate_grad(x: torch.Tensor, surrogate: str, alpha: float) -> torch.Tensor:
     """The surrogate derivative at ``x = H - theta`` (see the module docstring)."""
     if surrogate == "sigmoid":
@@ -113,15 +239,22 @@ def surrogate_grad(x: torch.Tensor, surrogate: str, alpha: float) -> torch.Tenso
     raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, got {surrogate!r}")
 
 
-def charge(v: torch.Tensor, x: torch.Tensor, config: LIFConfig) -> torch.Tensor:
-    """H[t] from V[t-1] and X[t]: the leaky integration step."""
+def charge(v: torch.Tensor, x: torch.Tensor, config: NeuronConfig, k=None) -> torch.Tensor:
+    """H[t] from V[t-1] and X[t]: the neuron's integration step (``k``: PLIF's sigmoid(w),
+    already shaped to broadcast against ``v``)."""
+    if config.neuron == "if":
+        return v + x
     v_rest = config.v_rest
+    if config.neuron == "plif":
+        if config.decay_input:
+            return v + (x - (v - v_rest)) * k
+        return v - (v - v_rest) * k + x
     if config.decay_input:
         return v + (x - (v - v_rest)) / config.tau
     return v - (v - v_rest) / config.tau + x
 
 
-def reset(h: torch.Tensor, spike: torch.Tensor, config: LIFConfig) -> torch.Tensor:
+def reset(h: torch.Tensor, spike: torch.Tensor, config: NeuronConfig) -> torch.Tensor:
     """V[t] from H[t] and S[t]; ``spike`` is already detached when detach_reset is on."""
     if config.v_reset is None:
         return h - spike * config.v_threshold

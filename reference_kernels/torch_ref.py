@@ -1,4 +1,5 @@
-"""The eager PyTorch oracle: the canonical LIF written step by step, differentiated by autograd.
+"""The eager PyTorch oracle: the canonical neurons written step by step, differentiated by
+autograd.
 
 It is the definition every other implementation is checked against, so it stays plain: one time
 loop, the equations of :mod:`reference_kernels.model`, and a Heaviside whose backward is the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import LIFConfig, charge, reset, surrogate_grad
+from .model import NeuronConfig, charge, decay_view, reset, surrogate_grad
 
 
 class SpikeFunction(torch.autograd.Function):
@@ -35,19 +36,32 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def lif_trajectory(
-    x: torch.Tensor, config: LIFConfig
+def decay_of(w: torch.Tensor | None, config: NeuronConfig, dtype: torch.dtype, step_shape):
+    """PLIF's k = sigmoid(w) in the compute dtype, shaped for one step (None for IF and LIF).
+    Differentiable: the gradient reaches ``w`` through it."""
+    if config.neuron != "plif":
+        return None
+    if w is None:
+        raise ValueError("w: PLIF needs its decay parameter w (config.initial_w() gives w0)")
+    return decay_view(torch.sigmoid(w.to(dtype)), step_shape)
+
+
+def trajectory(
+    x: torch.Tensor, config: NeuronConfig, w: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Runs the canonical LIF over ``x`` ([T, ...]); returns (S, V, H), each [T, ...].
+    """Runs the canonical neuron over ``x`` ([T, ...]); returns (S, V, H), each [T, ...].
 
     H (the membrane before reset) is what threshold-tie analysis needs; it is returned in the
-    compute precision, S and V in the input dtype.
+    compute precision, S and V in the input dtype. ``w`` is PLIF's decay parameter (ignored by
+    the others); it receives its gradient through autograd.
     """
-    xc = x.to(compute_dtype(x.dtype))
+    dtype = compute_dtype(x.dtype)
+    xc = x.to(dtype)
+    k = decay_of(w, config, dtype, xc.shape[1:])
     v = torch.full_like(xc[0], config.v_initial)
     spikes, membranes, charges = [], [], []
     for t in range(xc.shape[0]):
-        h = charge(v, xc[t], config)
+        h = charge(v, xc[t], config, k)
         spike = SpikeFunction.apply(h - config.v_threshold, config.surrogate, config.alpha)
         v = reset(h, spike.detach() if config.detach_reset else spike, config)
         spikes.append(spike)
@@ -60,6 +74,9 @@ def lif_trajectory(
     )
 
 
-def lif_torch(x: torch.Tensor, config: LIFConfig, return_v: bool):
-    spikes, membranes, _ = lif_trajectory(x, config)
+lif_trajectory = trajectory  # the name LIF's callers know
+
+
+def neuron_torch(x: torch.Tensor, config: NeuronConfig, return_v: bool, w=None):
+    spikes, membranes, _ = trajectory(x, config, w)
     return (spikes, membranes) if return_v else spikes

@@ -1,11 +1,19 @@
-"""Fused multi-step LIF in Triton: one forward kernel over T, one reverse-time backward kernel.
+"""Fused multi-step neurons (IF, LIF, PLIF) in Triton: one forward kernel over T, one
+reverse-time backward kernel.
 
 Each program owns BLOCK neurons and keeps their membrane in registers for the whole sequence.
 Forward reads X once and writes S and the margin H - theta once (and V only when asked);
 backward reads dS (and dV) and the margin once and writes dX once: the minimum traffic of this
 algorithm (see :mod:`reference_kernels.fused` for what is saved and why).
 Arithmetic is float32 whatever the storage dtype. Division is correctly rounded (``div_rn``) so
-float32 results match the eager oracle bit for bit.
+float32 results match the eager oracle bit for bit; PLIF's forward is compiled without
+fused multiply-add (``enable_fp_fusion=False``) for the same reason (its charge multiplies by k).
+
+PLIF (``NEURON`` 2) loads k once per program (one value, or each lane's channel's) and its
+backward accumulates gH[t] * (H[t] - V[t-1]) (decay_input) or -gH[t] * (V[t-1] - V_r) in
+registers over the time loop, V[t-1] from the margin of step t-1 that the loop prefetches
+anyway; at the end each program writes the sum of its lanes (one float32) or, per channel,
+each lane's sum. :mod:`reference_kernels.fused` reduces them.
 
 On CPU tensors the kernels run only under the Triton interpreter (``TRITON_INTERPRET=1`` set
 before this module is imported): slow, meant for tests.
@@ -18,7 +26,7 @@ import triton
 import triton.language as tl
 
 from .fused import register
-from .model import SURROGATE_ID, LIFConfig
+from .model import NEURON_ID, SURROGATE_ID, NeuronConfig
 
 # Launch configurations (BLOCK neurons per program, warps per program) tried on a GPU. Each
 # thread owns BLOCK / (32 * num_warps) neurons: 4 is one 128-bit access per fp32 tensor and
@@ -33,10 +41,10 @@ CONFIGS = ((256, 2), (512, 4), (1024, 4), (1024, 8))
 # The interpreter times nothing: it runs one fixed configuration (a 1-D block of 1024 lanes).
 INTERPRETER_CONFIG = (1024, 4)
 # What decides the kernel a launch needs, beside the dtypes the autotuner adds itself.
-_FORWARD_KEY = ["n", "steps", "SOFT_RESET", "DECAY_INPUT", "WRITE_SPIKES", "WRITE_MARGIN",
-                "WRITE_V"]  # fmt: skip
-_BACKWARD_KEY = ["n", "steps", "SOFT_RESET", "DECAY_INPUT", "DETACH_RESET", "HAS_GRAD_V",
-                 "SURROGATE"]  # fmt: skip
+_FORWARD_KEY = ["n", "steps", "NEURON", "K_PER_CHANNEL", "SOFT_RESET", "DECAY_INPUT",
+                "WRITE_SPIKES", "WRITE_MARGIN", "WRITE_V"]  # fmt: skip
+_BACKWARD_KEY = ["n", "steps", "NEURON", "K_PER_CHANNEL", "SOFT_RESET", "DECAY_INPUT",
+                 "DETACH_RESET", "HAS_GRAD_V", "SURROGATE"]  # fmt: skip
 
 
 @triton.jit
@@ -55,6 +63,16 @@ def _surrogate_grad(x, alpha, SURROGATE: tl.constexpr):
     return grad
 
 
+@triton.jit
+def _decay_k(k_ptr, offsets, mask, k_channels, k_inner, K_PER_CHANNEL: tl.constexpr):
+    """PLIF's k for each lane: one value, or the lane's channel's (outside the time loop)."""
+    if K_PER_CHANNEL:
+        k = tl.load(k_ptr + (offsets // k_inner) % k_channels, mask=mask, other=0.0)
+    else:
+        k = tl.load(k_ptr)
+    return k
+
+
 # The launcher turns an int argument equal to 1 into a compile-time constant (a Python int in
 # the kernel body), so T=1 would get code where `steps.to(...)` fails to compile: `steps` is
 # never specialised. `n` is: the launcher then learns when N is a multiple of 16, which proves
@@ -70,11 +88,16 @@ def _lif_forward_kernel(
     spikes_ptr,
     margin_ptr,
     v_ptr,
+    k_ptr,
     n,
     steps,
     tau,
     v_threshold,
     v_rest,
+    k_channels,
+    k_inner,
+    NEURON: tl.constexpr,
+    K_PER_CHANNEL: tl.constexpr,
     SOFT_RESET: tl.constexpr,
     DECAY_INPUT: tl.constexpr,
     WRITE_SPIKES: tl.constexpr,
@@ -85,12 +108,21 @@ def _lif_forward_kernel(
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < n
     v = tl.zeros([BLOCK], dtype=tl.float32) + v_rest
+    if NEURON == 2:
+        k = _decay_k(k_ptr, offsets, mask, k_channels, k_inner, K_PER_CHANNEL)
     index = offsets
     x_raw = tl.load(x_ptr + index, mask=mask, other=0.0)
     for step in range(steps):
         x_next = tl.load(x_ptr + index + n, mask=mask & (step + 1 < steps), other=0.0)
         x = x_raw.to(tl.float32)
-        if DECAY_INPUT:
+        if NEURON == 1:  # IF
+            h = v + x
+        elif NEURON == 2:  # PLIF
+            if DECAY_INPUT:
+                h = v + (x - (v - v_rest)) * k
+            else:
+                h = v - (v - v_rest) * k + x
+        elif DECAY_INPUT:
             h = v + tl.math.div_rn(x - (v - v_rest), tau)
         else:
             h = v - tl.math.div_rn(v - v_rest, tau) + x
@@ -119,6 +151,8 @@ def _lif_backward_kernel(
     grad_v_ptr,
     margin_ptr,
     grad_x_ptr,
+    k_ptr,
+    dk_ptr,
     n,
     steps,
     tau,
@@ -126,6 +160,10 @@ def _lif_backward_kernel(
     v_threshold,
     v_rest,
     alpha,
+    k_channels,
+    k_inner,
+    NEURON: tl.constexpr,
+    K_PER_CHANNEL: tl.constexpr,
     SOFT_RESET: tl.constexpr,
     DECAY_INPUT: tl.constexpr,
     DETACH_RESET: tl.constexpr,
@@ -136,6 +174,10 @@ def _lif_backward_kernel(
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < n
     grad_h_next = tl.zeros([BLOCK], dtype=tl.float32)
+    if NEURON == 2:
+        k = _decay_k(k_ptr, offsets, mask, k_channels, k_inner, K_PER_CHANNEL)
+        decay = 1.0 - k
+        dk = tl.zeros([BLOCK], dtype=tl.float32)
     index = offsets + (steps - 1).to(tl.int64) * n
     margin_raw = tl.load(margin_ptr + index, mask=mask, other=0.0)
     grad_s_raw = tl.load(grad_spikes_ptr + index, mask=mask, other=0.0)
@@ -164,7 +206,23 @@ def _lif_backward_kernel(
             if not DETACH_RESET:
                 grad_s = grad_s + grad_v_total * (v_rest - h)
             grad_h = grad_s * sg + grad_v_total * (1.0 - spike)
-        if DECAY_INPUT:
+        if NEURON == 2:
+            # V[t-1] from step t-1's margin (V_rest before the first step)
+            margin_prev = margin_next.to(tl.float32)
+            h_prev = margin_prev + v_threshold
+            spike_prev = (margin_prev.to(tl.int32, bitcast=True) >= 0).to(tl.float32)
+            if SOFT_RESET:
+                v_prev = h_prev - spike_prev * v_threshold
+            else:
+                v_prev = spike_prev * v_rest + (1.0 - spike_prev) * h_prev
+            v_prev = tl.where(step + 1 < steps, v_prev, v_rest)
+            if DECAY_INPUT:
+                dk += grad_h * (h - v_prev)  # k * dH/dk; fused.py divides by k once
+            else:
+                dk -= grad_h * (v_prev - v_rest)
+        if NEURON == 2 and DECAY_INPUT:
+            grad_x = grad_h * k
+        elif NEURON == 0 and DECAY_INPUT:
             grad_x = tl.math.div_rn(grad_h, tau)
         else:
             grad_x = grad_h
@@ -173,6 +231,11 @@ def _lif_backward_kernel(
         margin_raw = margin_next
         grad_s_raw = grad_s_next
         index -= n
+    if NEURON == 2:
+        if K_PER_CHANNEL:
+            tl.store(dk_ptr + offsets, dk, mask=mask)  # per neuron; fused.py sums per channel
+        else:
+            tl.store(dk_ptr + tl.program_id(0), tl.sum(dk, axis=0))  # per program
 
 
 def interpreted() -> bool:
@@ -182,7 +245,12 @@ def interpreted() -> bool:
 
 def _tuned(kernel, key):
     configs = [triton.Config({"BLOCK": block}, num_warps=warps) for block, warps in CONFIGS]
-    return triton.autotune(configs=configs, key=key, cache_results=True)(kernel)
+    # dk_ptr holds per-program sums that a configuration with more programs leaves behind: the
+    # autotuner zeroes it after trying them (the kernels only overwrite their other outputs, so
+    # trying a configuration changes nothing else).
+    reset = ["dk_ptr"] if "dk_ptr" in kernel.arg_names else None
+    return triton.autotune(configs=configs, key=key, cache_results=True,
+                           reset_to_zero=reset)(kernel)  # fmt: skip
 
 
 if interpreted():
@@ -191,11 +259,15 @@ else:
     _forward = _tuned(_lif_forward_kernel, _FORWARD_KEY)
     _backward = _tuned(_lif_backward_kernel, _BACKWARD_KEY)
 
+# Programs of the smallest block: what a per-program dk partial buffer must hold.
+_SMALLEST_BLOCK = min(block for block, _ in (*CONFIGS, INTERPRETER_CONFIG))
+
 
 def _launch(kernel, n: int, args: tuple, flags: dict) -> None:
     """The one place a kernel is launched (benchmarks/host_overhead.py stubs it)."""
     if kernel is _lif_forward_kernel or kernel is _lif_backward_kernel:  # the interpreter
         block, warps = INTERPRETER_CONFIG
+        flags = {name: value for name, value in flags.items() if name != "enable_fp_fusion"}
         kernel[(triton.cdiv(n, block),)](*args, **flags, BLOCK=block, num_warps=warps)
     else:
         kernel[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](*args, **flags)
@@ -220,54 +292,84 @@ def chosen_configs() -> list[dict]:
     return found
 
 
+def _decay_args(decay, like: torch.Tensor) -> tuple:
+    """(k pointer, channels, inner) for a launch: PLIF's k, or a placeholder never read."""
+    if decay is None:
+        return like, 1, 1
+    return decay.k, decay.channels, decay.inner
+
+
 class TritonKernels:
     """The Triton backend of :mod:`reference_kernels.fused`."""
 
     name = "triton"
 
-    def forward(self, x, spikes, margin, v, config: LIFConfig) -> None:
+    def forward(self, x, spikes, margin, v, config: NeuronConfig, decay=None) -> None:
         steps, n = x.shape
         if steps == 0 or n == 0:
             return
         placeholder = next(t for t in (spikes, margin, v, x) if t is not None)
+        k, channels, inner = _decay_args(decay, x)
         args = (
             x,
             placeholder if spikes is None else spikes,  # unwritten outputs get a placeholder
             placeholder if margin is None else margin,
             placeholder if v is None else v,
+            k,
             n,
             steps,
-            float(config.tau),
+            float(getattr(config, "tau", 1.0)),
             float(config.v_threshold),
             config.v_rest,
+            channels,
+            inner,
         )
         flags = {
+            "NEURON": NEURON_ID[config.neuron],
+            "K_PER_CHANNEL": channels > 1,
             "SOFT_RESET": config.soft_reset,
             "DECAY_INPUT": config.decay_input,
             "WRITE_SPIKES": spikes is not None,
             "WRITE_MARGIN": margin is not None,
             "WRITE_V": v is not None,
         }
+        if config.neuron == "plif":
+            flags["enable_fp_fusion"] = False  # v + d * k stays two roundings, as in torch
         _launch(_forward, n, args, flags)
 
-    def backward(self, grad_spikes, grad_v, margin, grad_x, config: LIFConfig) -> None:
+    def backward(self, grad_spikes, grad_v, margin, grad_x, config: NeuronConfig, decay=None):
         steps, n = margin.shape
+        partials = None
+        if decay is not None:  # per neuron, or one per program (zeros past the last program)
+            size = n if decay.channels > 1 else triton.cdiv(n, _SMALLEST_BLOCK)
+            partials = torch.zeros(max(size, 1), dtype=torch.float32, device=margin.device)
         if steps == 0 or n == 0:
-            return
+            return partials
+        k, channels, inner = _decay_args(decay, margin)
+        if config.neuron == "lif":
+            decay_factor = 1.0 - 1.0 / config.tau
+        else:
+            decay_factor = 1.0  # IF keeps all of V; PLIF's 1 - k is computed in the kernel
         args = (
             grad_spikes,
             margin if grad_v is None else grad_v,
             margin,
             grad_x,
+            k,
+            _dk_placeholder(margin.device) if partials is None else partials,
             n,
             steps,
-            float(config.tau),
-            1.0 - 1.0 / config.tau,
+            float(getattr(config, "tau", 1.0)),
+            decay_factor,
             float(config.v_threshold),
             config.v_rest,
             float(config.alpha),
+            channels,
+            inner,
         )
         flags = {
+            "NEURON": NEURON_ID[config.neuron],
+            "K_PER_CHANNEL": channels > 1,
             "SOFT_RESET": config.soft_reset,
             "DECAY_INPUT": config.decay_input,
             "DETACH_RESET": config.detach_reset,
@@ -275,6 +377,19 @@ class TritonKernels:
             "SURROGATE": SURROGATE_ID[config.surrogate],
         }
         _launch(_backward, n, args, flags)
+        return partials
+
+
+_DK_PLACEHOLDERS: dict[torch.device, torch.Tensor] = {}
+
+
+def _dk_placeholder(device: torch.device) -> torch.Tensor:
+    """A float32 scalar for dk_ptr where nothing is written (IF, LIF): the autotuner zeroes
+    dk_ptr, so it must never be one of the real tensors."""
+    found = _DK_PLACEHOLDERS.get(device)
+    if found is None:
+        found = _DK_PLACEHOLDERS[device] = torch.zeros(1, dtype=torch.float32, device=device)
+    return found
 
 
 KERNELS = TritonKernels()

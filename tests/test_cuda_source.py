@@ -1,8 +1,8 @@
 """Tests of the CUDA C kernels in reference_kernels/cuda/lif.cu, most of them without a GPU.
 
 * lif.cu builds with nvcc for sm_80 and sm_90, and with NVRTC as CuPy compiles it, and exports
-  the twelve unmangled kernel names the loader asks for (scalar and vector path of each
-  direction and dtype);
+  the 48 unmangled kernel names the loader asks for (scalar and vector path of each direction
+  and dtype, for LIF, IF, PLIF with one k and PLIF with k per channel);
 * the vector entry points' global accesses are all 128-bit, the fp16/bf16 conversions are the
   hardware cvt instructions, and ptxas keeps every kernel within its launch bounds (registers,
   no spills);
@@ -12,6 +12,7 @@
   float64 oracle and its autograd gradients over a covering grid of configurations that takes
   both paths in every dtype, and its forward bit for bit against the oracle evaluated in the
   kernel's own precision;
+* IF and PLIF (dw included) through the host build against the oracle, on both paths;
 * backward reads the spikes from the margin's sign bit, right where a value test is wrong;
 * its software fp16/bf16 conversions agree with PyTorch's bitwise (exhaustively from half);
 * the launch arithmetic (path rule, persistent grid) without a GPU;
@@ -38,6 +39,7 @@ from reference_kernels.cuda_host import HostKernels
 from reference_kernels.cupy_lif import (
     BLOCK_SIZE,
     KERNEL_NAMES,
+    KERNEL_PREFIXES,
     MIN_BLOCKS_PER_SM,
     CupyKernels,
     blocks_per_sm_from_registers,
@@ -47,10 +49,18 @@ from reference_kernels.cupy_lif import (
     use_vector_path,
     vector_lanes,
 )
-from reference_kernels.fused import FusedKernels, lif_fused
+from reference_kernels.fused import FusedKernels, lif_fused, neuron_fused
 from reference_kernels.model import DEFAULT_ALPHA, LIFConfig
 from reference_kernels.torch_ref import lif_trajectory
 from tests.lif_cases import case_id, check_case, covering_cases
+from tests.neuron_cases import (
+    check_neuron,
+    if_configs,
+    neuron_id,
+    neuron_input,
+    plif_configs,
+    start_w,
+)
 
 CUDA_DIR = Path(__file__).resolve().parents[1] / "reference_kernels" / "cuda"
 LIF_CU = CUDA_DIR / "lif.cu"
@@ -60,6 +70,12 @@ SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 VECTOR_KERNELS = tuple(name for name in KERNEL_NAMES if name.endswith("_vec"))
 SCALAR_KERNELS = tuple(name for name in KERNEL_NAMES if not name.endswith("_vec"))
 REGISTERS_PER_SM = 65536
+# PLIF with k per channel keeps k and dk per lane and asks for 3 blocks per SM (lif.cu).
+MIN_BLOCKS_PER_SM_CHANNELS = 3
+
+
+def min_blocks(name: str) -> int:
+    return MIN_BLOCKS_PER_SM_CHANNELS if name.startswith("plifc_") else MIN_BLOCKS_PER_SM
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -115,7 +131,7 @@ def assert_within_launch_bounds(log: str, where: str) -> None:
     info = parse_ptxas_info(log)
     assert set(info) == set(KERNEL_NAMES), f"{where}: ptxas reported {sorted(info)}"
     for name, usage in info.items():
-        assert usage["registers"] * BLOCK_SIZE * MIN_BLOCKS_PER_SM <= REGISTERS_PER_SM, (
+        assert usage["registers"] * BLOCK_SIZE * min_blocks(name) <= REGISTERS_PER_SM, (
             f"{where}: {name} uses {usage['registers']} registers"
         )
         assert usage["spill_stores"] == usage["spill_loads"] == 0, f"{where}: {name} spills"
@@ -126,6 +142,8 @@ def test_launch_shape_constants_agree() -> None:
     source = LIF_CU.read_text()
     assert re.search(rf"^#define LIF_BLOCK_SIZE {BLOCK_SIZE}$", source, re.M)
     assert re.search(rf"^#define LIF_MIN_BLOCKS_PER_SM {MIN_BLOCKS_PER_SM}$", source, re.M)
+    assert re.search(rf"^#define LIF_MIN_BLOCKS_PER_SM_CHANNELS {MIN_BLOCKS_PER_SM_CHANNELS}$",
+                     source, re.M)  # fmt: skip
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
@@ -170,21 +188,36 @@ def test_ptx_launch_bounds(ptx_entries) -> None:
     for name, body in entries.items():
         head = body[: body.index("{")]
         assert re.search(rf"\.maxntid {BLOCK_SIZE}, 1, 1", head), name
-        assert re.search(rf"\.minnctapersm {MIN_BLOCKS_PER_SM}\b", head), name
+        assert re.search(rf"\.minnctapersm {min_blocks(name)}\b", head), name
 
 
 def test_ptx_vector_path_is_128_bit(ptx_entries) -> None:
-    """Every global load and store of a vector entry point moves 16 bytes (.v4 of 32-bit
-    words): forward loads X and stores spikes, margin and V; backward loads the margin, dS and
-    dV and stores dX. The scalar entry points stay element-wise."""
+    """Every global load and store of a [T, N] tensor in a vector entry point moves 16 bytes
+    (.v4 of 32-bit words): forward loads X and stores spikes, margin and V; backward loads the
+    margin, dS and dV and stores dX. PLIF's other accesses are outside the time loop and
+    counted: the one k (one 32-bit load) and each thread's dk partial (one 32-bit store, and
+    one more on the T = 0 early exit); per channel, each lane's k (32-bit loads, one per lane)
+    and each lane's dk (16-byte stores). The scalar entry points stay element-wise."""
     _, entries = ptx_entries
     vector_access = re.compile(r"(ld|st)\.global(\.nc)?\.v4\.(b32|u32|f32)")
+    narrow_32 = re.compile(r"(ld|st)\.global(\.nc)?\.(b32|u32|f32)")
     for name in VECTOR_KERNELS:
         accesses = _global_accesses(entries[name])
         narrow = [a for a in accesses if not vector_access.fullmatch(a)]
-        assert not narrow, f"{name}: accesses narrower than 128 bits: {sorted(set(narrow))}"
-        loads = sum(a.startswith("ld.") for a in accesses)
-        stores = sum(a.startswith("st.") for a in accesses)
+        lanes = 4 if "_f32" in name else 8
+        allowed = {  # (32-bit loads, 32-bit stores) outside the [T, N] traffic
+            "lif": (0, 0), "if": (0, 0),
+            "plif_forward": (1, 0), "plif_backward": (1, 2),
+            "plifc_forward": (lanes, 0), "plifc_backward": (lanes, 0),
+        }  # fmt: skip
+        prefix = name.split("_")[0]
+        expected = allowed.get(prefix) or allowed[f"{prefix}_{name.split('_')[1]}"]
+        assert all(narrow_32.fullmatch(a) for a in narrow), f"{name}: {sorted(set(narrow))}"
+        counted = (sum(a.startswith("ld.") for a in narrow),
+                   sum(a.startswith("st.") for a in narrow))  # fmt: skip
+        assert counted == expected, f"{name}: narrow (loads, stores) {counted}, not {expected}"
+        loads = sum(a.startswith("ld.") for a in accesses) - counted[0]
+        stores = sum(a.startswith("st.") for a in accesses) - counted[1]
         needed = (1, 3) if "forward" in name else (3, 1)
         assert loads >= needed[0] and stores >= needed[1], f"{name}: {loads} ld, {stores} st"
     for name in SCALAR_KERNELS:
@@ -250,12 +283,14 @@ def test_use_vector_path_rule() -> None:
 
 def test_kernel_name_covers_the_exports() -> None:
     names = {
-        kernel_name(direction, dtype, vector)
+        kernel_name(direction, dtype, vector, prefix)
+        for prefix in KERNEL_PREFIXES
         for direction in ("forward", "backward")
         for dtype in DTYPES
         for vector in (False, True)
     }
-    assert names == set(KERNEL_NAMES) and len(KERNEL_NAMES) == 12
+    assert names == set(KERNEL_NAMES) and len(KERNEL_NAMES) == 48
+    assert kernel_name("forward", torch.float32, True) == "lif_forward_f32_vec"
 
 
 def test_persistent_grid() -> None:
@@ -356,6 +391,38 @@ def test_host_build_matches_oracle(host_lib: ctypes.CDLL, case) -> None:
         _expected_launch(case, "forward"),
         _expected_launch(case, "backward"),
     }
+
+
+NEURON_HOST_CASES = [
+    (config, shape, dtype)
+    for config in (*if_configs(), *plif_configs())
+    for shape, dtype in (((6, 301), torch.float32), ((5, 2, 8, 25), torch.float32),
+                         ((5, 2, 8, 25), torch.float16), ((4, 3, 5, 7), torch.bfloat16))
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case", NEURON_HOST_CASES,
+    ids=lambda c: f"{neuron_id(c[0])}-{'x'.join(map(str, c[1]))}-{str(c[2])[6:]}",
+)  # fmt: skip
+def test_host_build_if_and_plif_match_oracle(host_lib: ctypes.CDLL, case) -> None:
+    """IF and PLIF (one k, k per channel; dw included) through the host build, on the vector
+    path (N = 400: a multiple of 4 and 8) and the scalar one (301, and 105 in bf16)."""
+    config, shape, dtype = case
+    seed = len(neuron_id(config)) + shape[-1]
+    kernels = host_kernels(host_lib, seed)
+
+    def run(x, w):
+        k = None if w is None else torch.sigmoid(w.float())
+        return neuron_fused(x, kernels, config, True, "margin", k)
+
+    x = neuron_input(shape, config, dtype=dtype, seed=seed)
+    check_neuron(run, config, x, start_w(config, shape, seed), seed=seed)
+    neurons = math.prod(shape[1:])
+    vector = use_vector_path(neurons, x.element_size(), ())
+    prefix = "plifc" if config.neuron == "plif" and config.per_channel else config.neuron
+    assert set(kernels.launched) == {kernel_name(direction, dtype, vector, prefix)
+                                     for direction in ("forward", "backward")}  # fmt: skip
 
 
 def assert_forward_bit_exact(kernels: FusedKernels, case, device: str) -> None:

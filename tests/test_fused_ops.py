@@ -23,7 +23,7 @@ import torch
 
 import reference_kernels
 from reference_kernels import fused
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import LIFConfig, PLIFConfig
 from reference_kernels.torch_ref import lif_trajectory
 
 CUDA = torch.cuda.is_available()
@@ -63,7 +63,18 @@ def test_forward_op_passes_opcheck(return_v, save_margin):
     reference_kernels.fused_kernels("triton", torch.device(DEVICE))  # imported: registered
     x = _input().detach().reshape(6, -1).requires_grad_()
     config = LIFConfig(v_reset=None, surrogate="atan", alpha=2.0)
-    args = (x, "triton", *fused._fields(config), return_v, save_margin)
+    args = (x, None, "triton", *fused._fields(config), 1, return_v, save_margin)
+    torch.library.opcheck(fused.lif_fused_forward, args)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_plif_forward_op_passes_opcheck(per_channel):
+    """The op with PLIF's k (one, or one per channel of [T, B, C]) as a differentiable input."""
+    reference_kernels.fused_kernels("triton", torch.device(DEVICE))
+    x = _input().detach().reshape(6, 4, -1).requires_grad_()
+    config = PLIFConfig(per_channel=per_channel)
+    k = torch.sigmoid(config.initial_w(x.shape[2]) + 0.2).requires_grad_()
+    args = (x.reshape(6, -1), k, "triton", *fused._fields(config), 1, True, True)
     torch.library.opcheck(fused.lif_fused_forward, args)
 
 

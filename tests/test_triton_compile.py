@@ -45,15 +45,35 @@ def test_every_launch_compiles_to_a_cubin_including_t1_and_n1(compiled):
     assert not failed, failed
 
 
+def test_every_neuron_compiles(compiled):
+    assert {r["neuron"] for r in compiled} == {"lif", "if", "plif", "plifc"}
+    assert all(r["ok"] for r in compiled if r["neuron"] != "lif")
+
+
 def test_aligned_fp32_launches_use_only_128_bit_global_accesses(compiled):
     # T=8, N=2^20 fp32, through the launcher as the public API calls it: N is known to be a
     # multiple of 16, so every row starts 16-byte aligned and each thread moves 4 floats a go
-    aligned = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 1 << 20, "float32")]
+    aligned = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 1 << 20, "float32")
+               and r["neuron"] in ("lif", "if")]  # fmt: skip
     assert {r["kernel"] for r in aligned} == {"forward", "backward"}
     for launch in aligned:
         accesses = launch["global"]
         assert accesses and set(accesses) <= {"ld.v4.b32", "st.v4.b32"}, launch
         assert accesses.get("ld.v4.b32", 0) >= 1 and accesses.get("st.v4.b32", 0) >= 1, launch
+    # PLIF: the same [T, N] accesses, and outside the time loop one 32-bit load of its one k
+    # and one 32-bit store of each program's dk partial; per channel (k_inner = 1 here) k and
+    # the per-neuron dk partials are 128-bit too
+    plif = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 1 << 20, "float32")
+            and r["neuron"] in ("plif", "plifc")]  # fmt: skip
+    assert {(r["neuron"], r["kernel"]) for r in plif} == {
+        (n, k) for n in ("plif", "plifc") for k in ("forward", "backward")}  # fmt: skip
+    for launch in plif:
+        accesses = dict(launch["global"])
+        if launch["neuron"] == "plif":
+            assert accesses.pop("ld.b32") == 1, launch
+            if launch["kernel"] == "backward":
+                assert accesses.pop("st.b32") == 1, launch
+        assert set(accesses) <= {"ld.v4.b32", "st.v4.b32"}, launch
     # an odd N cannot be proven aligned: the masked scalar path, which still compiles
     odd = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 4097, "float32")]
     assert odd and all("ld.b32" in r["global"] and r["ok"] for r in odd)

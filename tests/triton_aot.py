@@ -3,7 +3,7 @@ binder specialises the arguments exactly as a launch would (an int equal to 1 be
 compile-time constant, pointers get alignment hints), then Triton compiles to a cubin for sm_90.
 
 Run as ``python -m tests.triton_aot`` without TRITON_INTERPRET (the interpreter never compiles):
-prints one JSON line per launch and configuration, {"kernel", "T", "N", "dtype", "BLOCK",
+prints one JSON line per launch and configuration, {"kernel", "neuron", "T", "N", "dtype", "BLOCK",
 "num_warps", "ok", "error", "global"}, where
 "global" counts the PTX's global loads and stores by width (e.g. "ld.v4.b32": 128-bit loads),
 "registers" is ptxas's count per thread for sm_90 (None without ptxas), "threads" per block.
@@ -19,10 +19,13 @@ import torch
 
 
 def launches():
-    """The kernel launches of one forward and one backward, as TritonKernels makes them, each
-    with every configuration the autotuner may pick (triton_lif.CONFIGS)."""
+    """The kernel launches of one forward and one backward per neuron, as TritonKernels makes
+    them, each with every configuration the autotuner may pick (triton_lif.CONFIGS). IF and
+    PLIF (one k, and k per channel) are compiled at fewer shapes than LIF: the neuron changes
+    the charge and PLIF's k and dk, not how the [T, N] tensors are indexed."""
     import reference_kernels.triton_lif as module
-    from reference_kernels.model import LIFConfig
+    from reference_kernels.fused import LearnedDecay
+    from reference_kernels.model import IFConfig, LIFConfig, PLIFConfig
 
     kernels = {"forward": module._lif_forward_kernel, "backward": module._lif_backward_kernel}
     names = {id(module._forward): "forward", id(module._backward): "backward"}
@@ -33,19 +36,31 @@ def launches():
             config = {"BLOCK": block, "num_warps": warps}
             recorded.append((names[id(kernel)], args, flags | config))
 
-    config = LIFConfig(surrogate="sigmoid", alpha=4.0)
+    lif = LIFConfig(surrogate="sigmoid", alpha=4.0)
+    every = ((1, 1), (1, 300), (8, 1), (8, 4097), (8, 1 << 20))
+    fewer = ((1, 1), (8, 4097), (8, 1 << 20))
+    neurons = (
+        ("lif", lif, None, every),
+        ("if", IFConfig(), None, fewer),
+        ("plif", PLIFConfig(), 1, fewer),
+        ("plifc", PLIFConfig(per_channel=True), 16, fewer),
+    )
     cases = []
     launch = module._launch
     module._launch = record
     try:
-        for steps, n in ((1, 1), (1, 300), (8, 1), (8, 4097), (8, 1 << 20)):
-            for dtype in (torch.float32, torch.float16):
-                x = torch.zeros(steps, n, dtype=dtype)
-                module.KERNELS.forward(x, x.clone(), x.clone(), x.clone(), config)
-                module.KERNELS.backward(x, x.clone(), x.clone(), x.clone(), config)
-                dtype_name = str(dtype).removeprefix("torch.")
-                cases += [(steps, n, dtype_name, launch) for launch in recorded]
-                recorded.clear()
+        for neuron, config, channels, shapes in neurons:
+            for steps, n in shapes:
+                for dtype in (torch.float32, torch.float16):
+                    x = torch.zeros(steps, n, dtype=dtype)
+                    decay = None
+                    if channels is not None:
+                        decay = LearnedDecay(torch.full((channels,), 0.5), channels, 1)
+                    module.KERNELS.forward(x, x.clone(), x.clone(), x.clone(), config, decay)
+                    module.KERNELS.backward(x, x.clone(), x.clone(), x.clone(), config, decay)
+                    dtype_name = str(dtype).removeprefix("torch.")
+                    cases += [(neuron, steps, n, dtype_name, launch) for launch in recorded]
+                    recorded.clear()
     finally:
         module._launch = launch
     return kernels, cases
@@ -96,9 +111,10 @@ def main() -> int:
     target = GPUTarget("cuda", 90, 32)
     backend = make_backend(target)
     kernels, cases = launches()
-    for steps, n, dtype, (name, args, kwargs) in cases:
+    for neuron, steps, n, dtype, (name, args, kwargs) in cases:
         kernel = kernels[name]
-        result = {"kernel": name, "T": steps, "N": n, "dtype": dtype, "ok": True, "error": None}
+        result = {"kernel": name, "neuron": neuron, "T": steps, "N": n, "dtype": dtype,
+                  "ok": True, "error": None}  # fmt: skip
         result |= {"BLOCK": kwargs["BLOCK"], "num_warps": kwargs["num_warps"]}
         try:
             binder = create_function_from_signature(kernel.signature, kernel.params, backend)

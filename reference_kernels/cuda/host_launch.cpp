@@ -25,35 +25,42 @@ void launch_serial(unsigned int grid, unsigned int block, Kernel kernel) {
 
 }  // namespace
 
-// host_launch_lif_{forward,backward}_NAME(grid, block, <the kernel's parameters>) for each entry
-// point lif_{forward,backward}_NAME of lif.cu; null pointers pass through as in a GPU launch.
-#define LIF_HOST_LAUNCHERS(NAME, S)                                                            \
-  extern "C" void host_launch_lif_forward_##NAME(                                              \
+// host_launch_{lif,if,plif,plifc}_{forward,backward}_NAME(grid, block, <the kernel's parameters>)
+// for each entry point of lif.cu; null pointers pass through as in a GPU launch.
+#define LIF_HOST_LAUNCHERS(PREFIX, NAME, S)                                                    \
+  extern "C" void host_launch_##PREFIX##_forward_##NAME(                                       \
       unsigned int grid, unsigned int block, const S* x, S* spikes, S* margin, S* v_out,       \
-      long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,     \
-      int decay_input) {                                                                       \
+      const float* k, long long n, int steps, float tau, float v_threshold, float v_reset,     \
+      int soft_reset, int decay_input, long long k_channels, long long k_inner) {              \
     launch_serial(grid, block, [&] {                                                           \
-      lif_forward_##NAME(x, spikes, margin, v_out, n, steps, tau, v_threshold, v_reset,        \
-                         soft_reset, decay_input);                                             \
+      PREFIX##_forward_##NAME(x, spikes, margin, v_out, k, n, steps, tau, v_threshold,         \
+                              v_reset, soft_reset, decay_input, k_channels, k_inner);          \
     });                                                                                        \
   }                                                                                            \
-  extern "C" void host_launch_lif_backward_##NAME(                                             \
+  extern "C" void host_launch_##PREFIX##_backward_##NAME(                                      \
       unsigned int grid, unsigned int block, const S* grad_spikes, const S* grad_v,            \
-      const S* margin, S* grad_x, long long n, int steps, float tau, float v_threshold,        \
-      float v_reset, int soft_reset, int decay_input, int detach_reset, int surrogate,         \
-      float alpha) {                                                                           \
+      const S* margin, S* grad_x, const float* k, float* dk_partials, long long n, int steps,   \
+      float tau, float v_threshold, float v_reset, int soft_reset, int decay_input,            \
+      int detach_reset, int surrogate, float alpha, long long k_channels, long long k_inner) { \
     launch_serial(grid, block, [&] {                                                           \
-      lif_backward_##NAME(grad_spikes, grad_v, margin, grad_x, n, steps, tau, v_threshold,     \
-                          v_reset, soft_reset, decay_input, detach_reset, surrogate, alpha);   \
+      PREFIX##_backward_##NAME(grad_spikes, grad_v, margin, grad_x, k, dk_partials, n, steps,  \
+                               tau, v_threshold, v_reset, soft_reset, decay_input,             \
+                               detach_reset, surrogate, alpha, k_channels, k_inner);           \
     });                                                                                        \
   }
 
-LIF_HOST_LAUNCHERS(f32, float)
-LIF_HOST_LAUNCHERS(f16, unsigned short)
-LIF_HOST_LAUNCHERS(bf16, unsigned short)
-LIF_HOST_LAUNCHERS(f32_vec, float)
-LIF_HOST_LAUNCHERS(f16_vec, unsigned short)
-LIF_HOST_LAUNCHERS(bf16_vec, unsigned short)
+#define LIF_HOST_NEURON(PREFIX)                      \
+  LIF_HOST_LAUNCHERS(PREFIX, f32, float)             \
+  LIF_HOST_LAUNCHERS(PREFIX, f16, unsigned short)    \
+  LIF_HOST_LAUNCHERS(PREFIX, bf16, unsigned short)   \
+  LIF_HOST_LAUNCHERS(PREFIX, f32_vec, float)         \
+  LIF_HOST_LAUNCHERS(PREFIX, f16_vec, unsigned short) \
+  LIF_HOST_LAUNCHERS(PREFIX, bf16_vec, unsigned short)
+
+LIF_HOST_NEURON(lif)
+LIF_HOST_NEURON(if)
+LIF_HOST_NEURON(plif)
+LIF_HOST_NEURON(plifc)
 
 // Element-wise access to the software conversions, so the tests can check them exhaustively.
 extern "C" void host_half_to_float(const unsigned short* in, float* out, long long count) {

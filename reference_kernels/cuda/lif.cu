@@ -1,4 +1,4 @@
-// Fused multi-step LIF forward and backward (BPTT) kernels in CUDA C.
+// Fused multi-step neuron (LIF, IF, PLIF) forward and backward (BPTT) kernels in CUDA C.
 //
 // The same algorithm as the Triton kernels and the contract of reference_kernels/fused.py:
 // a contiguous [T, N] layout (element (t, n) at t*N + n), the time loop inside the thread with
@@ -23,6 +23,16 @@
 //     aligned too (reference_kernels/cupy_lif.py decides, for the GPU and the host build alike);
 //   * scalar: one neuron per thread, for any N and alignment.
 // Both run the same per-neuron arithmetic, so they agree bit for bit.
+//
+// Each neuron is its own set of entry points (a template parameter, so LIF's kernels carry no
+// register of the others'): lif_*, if_* and plif_*, all with one parameter list. PLIF reads k
+// (float32: one value, or one per channel, the channel of flat neuron n being
+// (n / k_inner) % k_channels) once per neuron before the time loop. Its backward accumulates
+// gH[t] * (H[t] - V[t-1]) (decay_input; k times dH/dk) or -gH[t] * (V[t-1] - V_r) in registers
+// over the time loop, V[t-1] from the margin of step t-1 that the loop prefetches anyway, and
+// writes one float32 per thread (its neurons' sum, for one k) or per neuron (per-channel k),
+// with 16-byte stores on the vector path; reference_kernels/fused.py reduces them. No [T, N]
+// temporary and no read beyond LIF's.
 //
 // This file is compiled as is by three compilers, so it includes no header at all:
 //   * NVRTC, through cupy.RawModule (reference_kernels/cupy_lif.py), on a CUDA machine;
@@ -49,8 +59,13 @@
 // A lower cap (8 blocks, 32 registers) would spill the vector backward's 8-lane state.
 #define LIF_MIN_BLOCKS_PER_SM 4
 
-#define LIF_KERNEL \
-  extern "C" __global__ void __launch_bounds__(LIF_BLOCK_SIZE, LIF_MIN_BLOCKS_PER_SM)
+// PLIF with one k per channel keeps k and dk's running sum per lane: 16 registers more per
+// thread on the 16-bit vector path, which spilled at 64; its kernels ask for 3 blocks per SM
+// (85 registers).
+#define LIF_MIN_BLOCKS_PER_SM_CHANNELS 3
+
+#define LIF_KERNEL_BOUNDED(MIN_BLOCKS) \
+  extern "C" __global__ void __launch_bounds__(LIF_BLOCK_SIZE, MIN_BLOCKS)
 
 // Full unrolling of the per-lane loops keeps the lane arrays in registers. host_shim.h defines
 // it away (g++ does not know the pragma and unrolls such loops itself).
@@ -334,6 +349,72 @@ __host__ __device__ __forceinline__ float lif_surrogate_grad(float x, int surrog
   }
 }
 
+// a * b rounded once, never contracted with a following add into an fma: PLIF's charge
+// v + d * k then rounds as PyTorch's eager arithmetic does, so float32 results match bit for bit.
+__host__ __device__ __forceinline__ float lif_mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+// Neurons (template parameter of the kernels): ids as NEURON_ID in reference_kernels/model.py.
+#define LIF_NEURON_LIF 0
+#define LIF_NEURON_IF 1
+#define LIF_NEURON_PLIF 2           // one k
+#define LIF_NEURON_PLIF_CHANNELS 3  // one k per channel (entry points plifc_*)
+
+// H[t] from V[t-1] and X[t] (the charge of reference_kernels/model.py).
+template <int NEURON>
+__host__ __device__ __forceinline__ float lif_charge(float v, float x, float v_rest, float tau,
+                                                     float k, int decay_input) {
+  if (NEURON == LIF_NEURON_IF) {
+    return v + x;
+  }
+  if (NEURON == LIF_NEURON_PLIF || NEURON == LIF_NEURON_PLIF_CHANNELS) {
+    return decay_input ? v + lif_mul_rn(x - (v - v_rest), k) : v - lif_mul_rn(v - v_rest, k) + x;
+  }
+  // Same operation order and true division as the model, so float32 results match PyTorch.
+  return decay_input ? v + (x - (v - v_rest)) / tau : v - (v - v_rest) / tau + x;
+}
+
+// PLIF's k of neuron `neuron` (flat index in a row), per channel.
+__device__ __forceinline__ float lif_channel_k(const float* __restrict__ k, long long neuron,
+                                               long long k_channels, long long k_inner) {
+  return k[(neuron / k_inner) % k_channels];
+}
+
+// Writes a thread's P::kLanes float32 values at out[offset ...]: 16-byte stores on the vector
+// path (offset a multiple of 4 there), one element on the scalar one.
+template <class P>
+struct LifStoreF32 {
+  static __device__ __forceinline__ void store(float* __restrict__ out, long long offset,
+                                               const float* values) {
+    LIF_UNROLL
+    for (int j = 0; j < P::kLanes; j += 4) {
+      LifPacket16 packet;
+      LIF_UNROLL
+      for (int w = 0; w < 4; ++w) {
+        packet.w[w] = lif_float_bits(values[j + w]);
+      }
+#ifdef __CUDA_ARCH__
+      *reinterpret_cast<LifPacket16*>(out + offset + j) = packet;  // one st.global.v4
+#else
+      __builtin_memcpy(out + offset + j, &packet, sizeof(packet));
+#endif
+    }
+  }
+};
+
+template <class D>
+struct LifStoreF32<LifScalarPath<D> > {
+  static __device__ __forceinline__ void store(float* __restrict__ out, long long offset,
+                                               const float* values) {
+    out[offset] = values[0];
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // Forward: H, S, V over T steps; writes each of spikes, H - theta and V whose pointer is given
 // ---------------------------------------------------------------------------------------------
@@ -341,12 +422,12 @@ __host__ __device__ __forceinline__ float lif_surrogate_grad(float x, int surrog
 // A null `spikes` serves a pass that only recomputes the margin for backward; a null `margin`
 // a memory-lean forward that saves X instead; a null `v_out` a caller that does not return V.
 
-template <class D, class P>
+template <class D, class P, int NEURON>
 __device__ __forceinline__ void lif_forward_impl(
     const typename D::storage* __restrict__ x, typename D::storage* __restrict__ spikes,
     typename D::storage* __restrict__ margin_out, typename D::storage* __restrict__ v_out,
-    long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,
-    int decay_input) {
+    const float* __restrict__ decay_k, long long n, int steps, float tau, float v_threshold,
+    float v_reset, int soft_reset, int decay_input, long long k_channels, long long k_inner) {
   typedef typename P::packet Packet;
   const int lanes = P::kLanes;
   if (steps <= 0) {
@@ -354,14 +435,18 @@ __device__ __forceinline__ void lif_forward_impl(
   }
   // Soft reset decays towards 0 and starts there; hard reset towards V_r (kernelprof.lif).
   const float v_rest = soft_reset ? 0.0f : v_reset;
+  const bool per_channel = NEURON == LIF_NEURON_PLIF_CHANNELS;
+  const float k0 = NEURON == LIF_NEURON_PLIF ? decay_k[0] : 0.0f;  // one k: loaded once
   const unsigned int one = D::bits(D::store(1.0f));
   const long long packets = n / lanes;  // the vector path is launched only when lanes | n
   const long long stride = (long long)blockDim.x * gridDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < packets; i += stride) {
     float v[lanes];
+    float kk[lanes];  // PLIF's k per lane (unused, and optimised away, for the others)
     LIF_UNROLL
     for (int k = 0; k < lanes; ++k) {
       v[k] = v_rest;
+      kk[k] = per_channel ? lif_channel_k(decay_k, i * lanes + k, k_channels, k_inner) : k0;
     }
     long long offset = i * lanes;
     Packet x_raw = P::load(x, offset);
@@ -376,11 +461,7 @@ __device__ __forceinline__ void lif_forward_impl(
       LIF_UNROLL
       for (int k = 0; k < lanes; ++k) {
         const float xt = D::load(D::from_bits(P::get(x_raw, k)));
-        const float vk = v[k];
-        // Same operation order and true division as kernelprof.lif.charge, so float32 results
-        // match the PyTorch oracle bit for bit.
-        const float h =
-            decay_input ? vk + (xt - (vk - v_rest)) / tau : vk - (vk - v_rest) / tau + xt;
+        const float h = lif_charge<NEURON>(v[k], xt, v_rest, tau, kk[k], decay_input);
         const bool fire = h >= v_threshold;  // Heaviside(0) = 1
         v[k] = soft_reset ? (fire ? h - v_threshold : h) : (fire ? v_reset : h);
         // Backward reads S as "the margin's sign bit is clear". In float32 that is exact: H and
@@ -416,23 +497,41 @@ __device__ __forceinline__ void lif_forward_impl(
 // Backward: the reverse-time BPTT loop of kernelprof.lif from the saved margin
 // ---------------------------------------------------------------------------------------------
 
-template <class D, class P>
+template <class D, class P, int NEURON>
 __device__ __forceinline__ void lif_backward_impl(
     const typename D::storage* __restrict__ grad_spikes,
     const typename D::storage* __restrict__ grad_v,
     const typename D::storage* __restrict__ margin, typename D::storage* __restrict__ grad_x,
-    long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,
-    int decay_input, int detach_reset, int surrogate, float alpha) {
+    const float* __restrict__ decay_k, float* __restrict__ dk_partials, long long n, int steps,
+    float tau, float v_threshold, float v_reset, int soft_reset, int decay_input,
+    int detach_reset, int surrogate, float alpha, long long k_channels, long long k_inner) {
   typedef typename P::packet Packet;
   const int lanes = P::kLanes;
+  const bool plif = NEURON == LIF_NEURON_PLIF || NEURON == LIF_NEURON_PLIF_CHANNELS;
+  const bool per_channel = NEURON == LIF_NEURON_PLIF_CHANNELS;
+  const long long thread = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  float thread_dk = 0.0f;  // PLIF with one k: this thread's share of dk
   if (steps <= 0) {
+    if (plif && !per_channel) {
+      dk_partials[thread] = 0.0f;
+    }
     return;
   }
-  const float decay = 1.0f - 1.0f / tau;  // dH[t+1]/dV[t]
+  const float k0 = NEURON == LIF_NEURON_PLIF ? decay_k[0] : 0.0f;  // one k: loaded once
+  // dH[t+1]/dV[t]: 1 - 1/tau (LIF), 1 (IF); PLIF's 1 - k is per lane below
+  const float decay = NEURON == LIF_NEURON_IF ? 1.0f : 1.0f - 1.0f / tau;
+  const float v_rest = soft_reset ? 0.0f : v_reset;
   const float reset_gap = v_reset - v_threshold;  // V_r - H = reset_gap - margin (hard reset)
   const long long packets = n / lanes;
   const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < packets; i += stride) {
+  for (long long i = thread; i < packets; i += stride) {
+    float kk[lanes];  // PLIF's k per lane (all k0 for one k)
+    float dk[lanes];  // PLIF per channel: this lane's sum over t (one k sums into thread_dk)
+    LIF_UNROLL
+    for (int k = 0; k < lanes; ++k) {
+      kk[k] = per_channel ? lif_channel_k(decay_k, i * lanes + k, k_channels, k_inner) : k0;
+      dk[k] = 0.0f;
+    }
     long long offset = (long long)(steps - 1) * n + i * lanes;
     Packet margin_raw = P::load(margin, offset);
     Packet gs_raw = P::load(grad_spikes, offset);
@@ -461,7 +560,8 @@ __device__ __forceinline__ void lif_backward_impl(
         const bool fired = (m_bits >> (D::kBits - 1)) == 0u;
         const float s = fired ? 1.0f : 0.0f;
         const float grad_v_total =
-            D::load(D::from_bits(P::get(gv_raw, k))) + grad_h_next[k] * decay;
+            D::load(D::from_bits(P::get(gv_raw, k))) +
+            grad_h_next[k] * (plif ? 1.0f - kk[k] : decay);
         float grad_s_total = D::load(D::from_bits(P::get(gs_raw, k)));
         if (!detach_reset) {
           const float dv_ds = soft_reset ? -v_threshold : reset_gap - m;
@@ -470,7 +570,31 @@ __device__ __forceinline__ void lif_backward_impl(
         const float dv_dh = soft_reset ? 1.0f : 1.0f - s;
         const float sg = lif_surrogate_grad(m, surrogate, alpha);
         const float grad_h = grad_s_total * sg + grad_v_total * dv_dh;
-        P::put(gx_out, k, D::bits(D::store(decay_input ? grad_h / tau : grad_h)));
+        float grad_x_k = grad_h;
+        if (NEURON == LIF_NEURON_LIF && decay_input) {
+          grad_x_k = grad_h / tau;
+        } else if (plif && decay_input) {
+          grad_x_k = grad_h * kk[k];
+        }
+        if (plif) {
+          // V[t-1] from step t-1's margin (prefetched), V_rest before the first step
+          float v_prev = v_rest;
+          if (t > 0) {
+            const unsigned int p_bits = P::get(margin_prev, k);
+            const float h_prev = D::load(D::from_bits(p_bits)) + v_threshold;
+            const bool fired_prev = (p_bits >> (D::kBits - 1)) == 0u;
+            v_prev = soft_reset ? (fired_prev ? h_prev - v_threshold : h_prev)
+                                : (fired_prev ? v_reset : h_prev);
+          }
+          const float h = m + v_threshold;
+          const float term = decay_input ? grad_h * (h - v_prev) : -grad_h * (v_prev - v_rest);
+          if (per_channel) {
+            dk[k] += term;
+          } else {
+            thread_dk += term;
+          }
+        }
+        P::put(gx_out, k, D::bits(D::store(grad_x_k)));
         grad_h_next[k] = grad_h;
       }
       P::store(grad_x, offset, gx_out);
@@ -478,35 +602,54 @@ __device__ __forceinline__ void lif_backward_impl(
       gs_raw = gs_prev;
       gv_raw = gv_prev;
     }
+    if (per_channel) {
+      LifStoreF32<P>::store(dk_partials, i * lanes, dk);  // per neuron
+    }
+  }
+  if (plif && !per_channel) {
+    dk_partials[thread] = thread_dk;  // every thread of the grid writes its share (maybe 0)
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Entry points: lif_{forward,backward}_{f32,f16,bf16}[_vec] (unmangled names for
-// cupy.RawModule.get_function and for the host build)
+// Entry points: {lif,if,plif}_{forward,backward}_{f32,f16,bf16}[_vec] (unmangled names for
+// cupy.RawModule.get_function and for the host build), one parameter list for every neuron
+// (k and dk_partials are read and written only by plif_* and plifc_*)
 // ---------------------------------------------------------------------------------------------
 
-#define LIF_ENTRY_POINTS(NAME, D, PATH)                                                         \
-  LIF_KERNEL lif_forward_##NAME(                                                               \
+#define LIF_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS, NAME, D, PATH)                             \
+  LIF_KERNEL_BOUNDED(MIN_BLOCKS) PREFIX##_forward_##NAME(                                                          \
       const D::storage* __restrict__ x, D::storage* __restrict__ spikes,                       \
-      D::storage* __restrict__ margin, D::storage* __restrict__ v_out, long long n, int steps, \
-      float tau, float v_threshold, float v_reset, int soft_reset, int decay_input) {          \
-    lif_forward_impl<D, PATH<D> >(x, spikes, margin, v_out, n, steps, tau, v_threshold,        \
-                                  v_reset, soft_reset, decay_input);                           \
+      D::storage* __restrict__ margin, D::storage* __restrict__ v_out,                         \
+      const float* __restrict__ k, long long n, int steps, float tau, float v_threshold,       \
+      float v_reset, int soft_reset, int decay_input, long long k_channels,                    \
+      long long k_inner) {                                                                     \
+    lif_forward_impl<D, PATH<D>, NEURON>(x, spikes, margin, v_out, k, n, steps, tau,           \
+                                         v_threshold, v_reset, soft_reset, decay_input,        \
+                                         k_channels, k_inner);                                 \
   }                                                                                            \
-  LIF_KERNEL lif_backward_##NAME(                                                              \
+  LIF_KERNEL_BOUNDED(MIN_BLOCKS) PREFIX##_backward_##NAME(                                                         \
       const D::storage* __restrict__ grad_spikes, const D::storage* __restrict__ grad_v,       \
-      const D::storage* __restrict__ margin, D::storage* __restrict__ grad_x, long long n,     \
-      int steps, float tau, float v_threshold, float v_reset, int soft_reset, int decay_input, \
-      int detach_reset, int surrogate, float alpha) {                                          \
-    lif_backward_impl<D, PATH<D> >(grad_spikes, grad_v, margin, grad_x, n, steps, tau,         \
-                                   v_threshold, v_reset, soft_reset, decay_input,              \
-                                   detach_reset, surrogate, alpha);                            \
+      const D::storage* __restrict__ margin, D::storage* __restrict__ grad_x,                  \
+      const float* __restrict__ k, float* __restrict__ dk_partials, long long n, int steps,    \
+      float tau, float v_threshold, float v_reset, int soft_reset, int decay_input,            \
+      int detach_reset, int surrogate, float alpha, long long k_channels,                      \
+      long long k_inner) {                                                                     \
+    lif_backward_impl<D, PATH<D>, NEURON>(grad_spikes, grad_v, margin, grad_x, k, dk_partials, \
+                                          n, steps, tau, v_threshold, v_reset, soft_reset,     \
+                                          decay_input, detach_reset, surrogate, alpha,         \
+                                          k_channels, k_inner);                                \
   }
 
-LIF_ENTRY_POINTS(f32, LifF32, LifScalarPath)
-LIF_ENTRY_POINTS(f16, LifF16, LifScalarPath)
-LIF_ENTRY_POINTS(bf16, LifBF16, LifScalarPath)
-LIF_ENTRY_POINTS(f32_vec, LifF32, LifVectorPath)
-LIF_ENTRY_POINTS(f16_vec, LifF16, LifVectorPath)
-LIF_ENTRY_POINTS(bf16_vec, LifBF16, LifVectorPath)
+#define LIF_NEURON_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS)                      \
+  LIF_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS, f32, LifF32, LifScalarPath)       \
+  LIF_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS, f16, LifF16, LifScalarPath)       \
+  LIF_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS, bf16, LifBF16, LifScalarPath)     \
+  LIF_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS, f32_vec, LifF32, LifVectorPath)   \
+  LIF_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS, f16_vec, LifF16, LifVectorPath)   \
+  LIF_ENTRY_POINTS(PREFIX, NEURON, MIN_BLOCKS, bf16_vec, LifBF16, LifVectorPath)
+
+LIF_NEURON_ENTRY_POINTS(lif, LIF_NEURON_LIF, LIF_MIN_BLOCKS_PER_SM)
+LIF_NEURON_ENTRY_POINTS(if, LIF_NEURON_IF, LIF_MIN_BLOCKS_PER_SM)
+LIF_NEURON_ENTRY_POINTS(plif, LIF_NEURON_PLIF, LIF_MIN_BLOCKS_PER_SM)
+LIF_NEURON_ENTRY_POINTS(plifc, LIF_NEURON_PLIF_CHANNELS, LIF_MIN_BLOCKS_PER_SM_CHANNELS)
