@@ -6,7 +6,8 @@
 # 2. runs the CUDA-marked tests (reference kernels on the GPU against the float64 oracle);
 # 3. runs the reference-kernel benchmark (T=8, N=2^22, fp32/fp16/bf16, CUDA graph replays) with
 #    its targets, and the memory-lean variant's benchmark (save="recompute" against the default);
-# 4. runs `kernelprof compare --neuron lif --T 8` (every framework) and a sweep over T;
+# 4. runs `kernelprof compare --neuron lif --T 8` (every framework), the same for IF and PLIF,
+#    and a sweep over T;
 # 5. runs `kernelprof e2e` (CNN on digits, one epoch, every framework) with its traces;
 # 6. runs `kernelprof profile` on two example scripts on CUDA (device times from kernels, the
 #    inspected step's CUDA peak and saved bytes, NVML energy of the plain steps beside the estimate,
@@ -16,7 +17,8 @@
 # 7. on request (GPU_CHECK_STEPS=study), runs `kernelprof study` on the device: 2 seeds of the quick
 #    preset's CNN, through Ray (one GPU a task) where Ray imports there, else one cell at a time;
 # 8. writes RESULTS_DIR/summary.json (versions, test counts, benchmark figures and targets).
-# Each step has its own time limit (tests 150 s, bench 100 s, memory 60 s, compare 200 s, sweep 45 s,
+# Each step has its own time limit (tests 150 s, bench 100 s, memory 60 s, compare 200 s,
+# neurons 2 x 120 s, sweep 45 s,
 # e2e 150 s, profile 75 + 45 s,
 # its 24 + 8 profiled steps per framework each in a profiler session of their own; on an H200
 # every step used all of its limit, e2e then 75 s); a failing step is recorded in the summary
@@ -24,6 +26,7 @@
 # back-to-back calls (the machine stays warm between them):
 #   GPU_CHECK_STEPS=tests,bench,memory,sweep benchmarks/gpu_check.sh $OUT (about 6 minutes)
 #   GPU_CHECK_STEPS=compare,e2e,profile benchmarks/gpu_check.sh $OUT    (about 7 minutes)
+#   GPU_CHECK_STEPS=neurons benchmarks/gpu_check.sh $OUT                 (about 3 minutes)
 # All output goes to RESULTS_DIR/run.log; RESULTS_DIR holds at most 8 files (the device tool
 # brings back at most 8; the Chrome traces travel as one traces.tar.gz). Rehearse on CPU: the
 # same script runs there (the CUDA tests are then skipped with their reason and the benchmark
@@ -64,7 +67,7 @@ PY
 cat "$work/versions.json"
 
 # GPU_CHECK_STEPS picks steps (default all), e.g. to rerun only what failed in a short lease.
-steps=",${GPU_CHECK_STEPS:-tests,bench,memory,compare,sweep,e2e,profile},"
+steps=",${GPU_CHECK_STEPS:-tests,bench,memory,compare,sweep,e2e,profile,neurons},"
 want() { [[ "$steps" == *",$1,"* ]]; }
 tests_rc=-1
 bench_rc=-1
@@ -102,6 +105,14 @@ fi
 if want compare; then
     timeout 200 "$python" -m kernelprof.cli compare --neuron lif --T 8 \
         --out "$out/compare_T8.json" --trace-dir "$work/traces/compare" 2>&1 | tee -a "$out/run.log"
+fi
+# IF and PLIF (one learned decay) on the GPU: every implementation at T=8, and the fused
+# kernels' % of copy bandwidth per phase (the documents stay in $work; the summary holds them).
+if want neurons; then
+    for neuron in if plif; do
+        timeout 120 "$python" -m kernelprof.cli compare --neuron "$neuron" --T 8 --no-energy \
+            --out "$work/compare_${neuron}_T8.json" 2>&1 | tee -a "$out/run.log"
+    done
 fi
 if want sweep; then
     timeout 45 "$python" -m kernelprof.cli compare --neuron lif --T 4,8,16,32 --repeat-s 0.1 \
@@ -188,9 +199,10 @@ try:
     summary["saved_memory"]["triton_configs"] = memory.get("triton_configs")
 except (OSError, KeyError, json.JSONDecodeError) as error:
     summary["saved_memory"] = {"error": str(error)}
-for name in ("compare_T8", "compare_sweep"):
+for name in ("compare_T8", "compare_if_T8", "compare_plif_T8", "compare_sweep"):
     try:
-        document = files.load(out / f"{name}.json")
+        found = out / f"{name}.json"
+        document = files.load(found if found.exists() else work / f"{name}.json")
         summary[name] = {"copy_bandwidth_gb_per_s": document.copy_bandwidth_gb_per_s,
                          "noise_probe": encode(document.noise_probe),
                          "interrupted": document.interrupted, "rows": list(flat_rows(document)),

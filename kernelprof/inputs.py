@@ -1,18 +1,18 @@
-"""The inputs of a case: dtypes by their CLI names, and input currents that exercise the LIF
+"""The inputs of a case: dtypes by their CLI names, and input currents that exercise each
 neuron (a realistic share of neurons fires, about 20-30 %)."""
 
 from __future__ import annotations
 
 import torch
 
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def lif_input(
     shape: tuple[int, ...],
-    config: LIFConfig,
+    config: NeuronConfig,
     *,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
@@ -22,12 +22,17 @@ def lif_input(
 
     Without spikes the membrane settles at V_rest + X (decay_input) or V_rest + tau * X, so the
     mean puts that level at the threshold and the spread equals the threshold's distance from rest;
-    this makes 10-40 % of neuron-steps fire for the configurations kernelprof tests.
+    this makes 10-40 % of neuron-steps fire for the configurations kernelprof tests. PLIF starts
+    at 1/tau0, so it is sized as LIF with tau0. IF integrates without leak, so a mean of 0.3 of
+    the threshold's distance per step (spread 0.5 of it) fires it about every third step.
     """
     generator = torch.Generator().manual_seed(seed)
     gap = abs(config.v_threshold - config.v_rest) or 1.0
-    mean, std = config.v_threshold - config.v_rest, gap
-    if not config.decay_input:
-        mean, std = mean / config.tau, std / config.tau
+    if config.neuron == "if":
+        mean, std = 0.3 * gap, 0.5 * gap
+    else:
+        mean, std = config.v_threshold - config.v_rest, gap
+        if not config.decay_input:
+            mean, std = mean / config.tau, std / config.tau
     x = mean + std * torch.randn(shape, generator=generator, dtype=torch.float64)
     return x.to(dtype=dtype, device=device)

@@ -78,6 +78,12 @@ def _check_finite(name: str, value, *, allow_none: bool = False) -> None:
 class _Spiking:
     """What every neuron's config shares: threshold, reset, surrogate (validated here)."""
 
+    # Written with the fields when a result is saved, so a stored config reads back as its
+    # own neuron's (kernelprof.results.record checks a class constant listed here); files
+    # written before IF and PLIF existed have none and hold LIF configs.
+    DERIVED = ("neuron",)
+    DERIVED_DEFAULTS = {"neuron": "lif"}
+
     def _check_spiking(self) -> None:
         _check_finite("v_threshold", self.v_threshold)
         _check_finite("v_reset", self.v_reset, allow_none=True)
@@ -185,7 +191,7 @@ class PLIFConfig(_Leaky):
         return torch.full(shape, self.w0, **tensor_options)
 
 
-NeuronConfig = IFConfig | LIFConfig | PLIFConfig
+NeuronConfig = LIFConfig | PLIFConfig | IFConfig
 CONFIGS = {"if": IFConfig, "lif": LIFConfig, "plif": PLIFConfig}
 
 

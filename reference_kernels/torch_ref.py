@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import NeuronConfig, charge, decay_view, reset, surrogate_grad
+from .model import NeuronConfig, channel_shape, charge, decay_view, reset, surrogate_grad
 
 
 class SpikeFunction(torch.autograd.Function):
@@ -38,11 +38,12 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def decay_of(w: torch.Tensor | None, config: NeuronConfig, dtype: torch.dtype, step_shape):
     """PLIF's k = sigmoid(w) in the compute dtype, shaped for one step (None for IF and LIF).
-    Differentiable: the gradient reaches ``w`` through it."""
+    Differentiable: the gradient reaches ``w`` through it. Without ``w``, PLIF runs at its
+    initial w0 (``config.initial_w``), a constant."""
     if config.neuron != "plif":
         return None
     if w is None:
-        raise ValueError("w: PLIF needs its decay parameter w (config.initial_w() gives w0)")
+        w = config.initial_w(channel_shape(step_shape)[1], dtype=dtype)
     return decay_view(torch.sigmoid(w.to(dtype)), step_shape)
 
 

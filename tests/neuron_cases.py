@@ -8,6 +8,7 @@ import itertools
 
 import torch
 
+from kernelprof.inputs import lif_input
 from kernelprof.verify.agreement import TIE_ATOL, TOLERANCE, spike_agreement
 from reference_kernels.model import IFConfig, PLIFConfig, channel_shape
 from reference_kernels.torch_ref import trajectory
@@ -53,17 +54,8 @@ def neuron_id(config) -> str:
 
 
 def neuron_input(shape, config, dtype=torch.float32, seed=0) -> torch.Tensor:
-    """Input currents for which 10-40 % of neuron-steps fire: around the threshold's level for
-    PLIF (as LIF's), a fraction of it per step for IF (which integrates without leak)."""
-    generator = torch.Generator().manual_seed(seed)
-    gap = abs(config.v_threshold - config.v_rest) or 1.0
-    if config.neuron == "if":
-        mean, std = 0.3 * gap, 0.5 * gap
-    else:
-        mean, std = gap, gap
-        if not config.decay_input:
-            mean, std = mean / config.tau, std / config.tau
-    return (mean + std * torch.randn(shape, generator=generator, dtype=torch.float64)).to(dtype)
+    """kernelprof's input currents for ``config`` (10-40 % of neuron-steps fire)."""
+    return lif_input(tuple(shape), config, dtype=dtype, seed=seed)
 
 
 def start_w(config, shape, seed=0) -> torch.Tensor | None:

@@ -117,23 +117,27 @@ def test_profile_classification(names, expected):
     assert sj.classify_profile(Counter(names), 8, torch.device("cuda")).startswith(expected)
 
 
-def test_cuda_provider_switch_sets_spikingjelly_selection_and_keeps_environment():
+@pytest.mark.parametrize("neuron", ["lif", "if", "plif"])
+def test_cuda_provider_switch_sets_spikingjelly_selection_and_keeps_environment(neuron):
     import os
 
-    before = os.environ.get(sj.BACKEND_ENV)
+    variable = sj.BACKEND_ENVS[neuron]
+    before = os.environ.get(variable)
     try:
-        sj.use_cuda_backend("triton")
-        selection = sj._selection()
+        sj.use_cuda_backend("triton", neuron)
+        selection = sj._selection(neuron)
         assert selection._requested == "triton"
         triton_cache = selection._selections
-        sj.use_cuda_backend("torch")
+        sj.use_cuda_backend("torch", neuron)
         assert selection._requested == "torch" and selection._selections is not triton_cache
-        sj.use_cuda_backend("triton")
+        sj.use_cuda_backend("triton", neuron)
         assert selection._selections is triton_cache  # one cache per provider, kept
     finally:
-        sj.use_cuda_backend(None)
-    assert sj._selection()._requested == sj._SJ_DEFAULT[0]
-    assert os.environ.get(sj.BACKEND_ENV) == before
+        sj.use_cuda_backend(None, neuron)
+    assert sj._selection(neuron)._requested == sj._SJ_DEFAULT[neuron]
+    assert os.environ.get(variable) == before
+    if neuron != "lif":  # each neuron's op has its own selection
+        assert sj._selection(neuron) is not sj._selection("lif")
 
 
 def test_requirements_and_devices_give_the_right_reasons(monkeypatch):

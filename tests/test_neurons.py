@@ -223,3 +223,18 @@ def test_plif_backward_makes_no_t_by_n_temporary_for_dw(per_channel):
     partials = max(size for op, size in recorded.sizes if size < steps * neurons)
     assert partials <= (neurons if per_channel else math.ceil(neurons / 256)), recorded.sizes
     assert w.grad is not None and x.grad is not None
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("impl", ["triton", "cupy", "compile"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("config", [*if_configs()[:2], *plif_configs()], ids=neuron_id)
+def test_cuda_kernels_match_the_oracle(impl, dtype, config):
+    """The fused kernels on the GPU (vector path: N = 2 x 8 x 64), IF and PLIF with dw."""
+    reason = reference_kernels.unavailable_reason(impl, "cuda")
+    if reason is not None:
+        pytest.skip(f"unavailable: {reason}")
+    shape = (8, 2, 8, 64)
+    x = neuron_input(shape, config, dtype=dtype, seed=11).cuda()
+    check_neuron(lambda x, w: _spikes_and_v(x, config, impl, w), config, x,
+                 None if config.neuron != "plif" else start_w(config, shape).cuda())  # fmt: skip

@@ -6,11 +6,13 @@ installed package that declares an entry point in the group ``kernelprof.framewo
 :mod:`kernelprof.frameworks.registry`), which holds everything kernelprof knows about it:
 
 * ``requires``: the packages it needs, with version ranges;
-* ``neurons``: its multi-step LIF neurons, the rows of ``kernelprof check`` and ``compare``.
-  Each maps the canonical :class:`~reference_kernels.model.LIFConfig` onto the framework's own
-  parameters (raising :class:`Unsupported` with the reason where it cannot) and builds a
+* ``neurons``: its multi-step neurons, the rows of ``kernelprof check`` and ``compare``. Each
+  maps a canonical config (:class:`~reference_kernels.model.LIFConfig`, ``IFConfig`` or
+  ``PLIFConfig``, for the neurons it lists in ``neurons``) onto the framework's own parameters
+  (raising :class:`Unsupported` with the reason where it cannot) and builds a
   :class:`NeuronBuild` with two builds: the *checking* build, which exposes V where the
-  framework can, and the *timed* build, exactly what the framework's users write to get spikes;
+  framework can (and PLIF's dw), and the *timed* build, exactly what the framework's users
+  write to get spikes;
 * ``networks``: builders of the end-to-end networks (``kernelprof e2e``), by name;
 * ``converters``: its ANN-to-SNN routes, by name: a converter of the shared trained ANN, or a
   :class:`TrainedRoute` where the framework's route trains its own network; or ``no_converter``
@@ -37,7 +39,7 @@ import torch
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import LIFConfig, NeuronConfig
 
 
 class Unsupported(Exception):
@@ -149,14 +151,19 @@ class NeuronBuild:
     tie_notes: list[str] = field(default_factory=list)
     # The code path that the timed build actually ran (e.g. from a profile of one call).
     detect_path: Callable[[], str] | None = None
+    # PLIF: after a backward of ``check``, the gradient of the canonical w (0-dim, or one per
+    # channel), converted from whatever the framework learns (its w, a beta = 1 - k, a tau);
+    # ``check`` starts from w0 at every call. None where the build cannot expose it.
+    dw: Callable[[], torch.Tensor | None] | None = None
 
 
-NeuronBuilder = Callable[[LIFConfig, torch.device, torch.dtype], NeuronBuild]
+NeuronBuilder = Callable[[NeuronConfig, torch.device, torch.dtype], NeuronBuild]
 
 
 @dataclass(frozen=True)
 class Implementation:
-    """One LIF neuron of a framework: one row of ``kernelprof check`` and ``compare``."""
+    """One neuron implementation of a framework: one row of ``kernelprof check`` and
+    ``compare``."""
 
     name: str  # the CLI name, e.g. "spikingjelly" or "spikingjelly-triton"
     framework: str  # the framework's display name, e.g. "SpikingJelly"
@@ -167,6 +174,21 @@ class Implementation:
     # Called on a device it supports; returns why it cannot run there (e.g. a missing backend).
     device_problem: Callable[[torch.device], str | None] | None = None
     reference: bool = False  # one of kernelprof's own reference kernels, not a framework's
+    # The canonical neurons ``build`` maps; for the others, why not (one line each), else a
+    # plain "not mapped" reason.
+    neurons: tuple[str, ...] = ("lif",)
+    not_mapped: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def check_neuron(self, config: NeuronConfig) -> None:
+        """Raises :class:`Unsupported` with the reason when ``build`` does not map this
+        neuron."""
+        if config.neuron in self.neurons:
+            return
+        reason = self.not_mapped.get(config.neuron) or (
+            f"kernelprof maps only {', '.join(n.upper() for n in self.neurons)} onto "
+            f"{self.framework}'s {self.name} so far"
+        )
+        raise Unsupported(reason)
 
     def unavailable_reason(self, device: torch.device, *, quick: bool = False) -> str | None:
         """Why this neuron cannot run on ``device`` here, else None. ``quick`` decides only

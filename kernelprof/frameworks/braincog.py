@@ -1,4 +1,5 @@
-"""BrainCog (``braincog`` on PyPI): its LIF node, step by step and layer by layer.
+"""BrainCog (``braincog`` on PyPI): its LIF, IF and PLIF nodes, step by step and layer by
+layer.
 
 Read in BrainCog 0.2.7.19's sources (braincog/base/node/node.py, base/strategy/surrogate.py,
 model_zoo/base_module.py, model_zoo/convnet.py) and checked by tests/test_impl_braincog.py:
@@ -24,6 +25,13 @@ model_zoo/base_module.py, model_zoo/convnet.py) and checked by tests/test_impl_b
   brain area, the model zoo and the datasets: torchvision, timm, scipy, matplotlib, seaborn,
   pandas, tonic, dv among them (installed with BrainCog's requirements), and it sets
   ``KMP_DUPLICATE_LIB_OK=TRUE``. About 6-12 s on the 2-core CPU.
+* ``IFNode(threshold, act_fun=AtanGrad)``: mem = mem + x * dt (dt = 1), then the same spike and
+  detached reset to 0: the canonical IF with hard reset to 0 and detach_reset.
+* ``PLIFNode(threshold, tau, act_fun=AtanGrad)``: w = nn.Parameter(-log(tau - 1)) (one per
+  layer: the canonical w0), mem = mem + ((x - mem) * w.sigmoid()) * dt: the canonical PLIF with
+  decay_input, V_r = 0, in the same operation order; the same spike and detached reset. So
+  w's gradient is the canonical dw. Its surrogate is built with ``requires_grad=True`` (a
+  learnable alpha), IF's and LIF's with False; the replaced surrogate keeps each class's choice.
 * BrainCog's own networks (model_zoo/convnet.py) are torch layers with LIFNode, run step by step
   in a Python loop over T after ``reset()``; ``BaseConvModule`` always adds a BatchNorm, so the
   e2e CNN uses ``nn.Conv2d`` + ``LIFNode`` as convnet.py's plain layers do.
@@ -38,27 +46,36 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 REQUIREMENT = base.Requirement("braincog", ">=0.2.7,<0.3", module="braincog.base.node.node")
-PATH_STEPS = "python loop over T: one LIFNode call per step (eager torch ops)"
-PATH_LAYER = "LIFNode(layer_by_layer=True): the node's own python loop over T on folded input"
+PATH_STEPS = "python loop over T: one node call per step (eager torch ops)"
+PATH_LAYER = "node(layer_by_layer=True): the node's own python loop over T on folded input"
 ATAN_TIES = "AtanGrad fires on H > theta, not on H == theta (its forward is x.gt(0))"
 SURROGATES = {"sigmoid": "SigmoidGrad", "atan": "AtanGrad"}
 
 
-def node_parameters(config: LIFConfig) -> dict:
-    """LIFNode's threshold and tau and the surrogate class name and alpha for ``config``, or
+NODE_CLASSES = {"lif": "LIFNode", "if": "IFNode", "plif": "PLIFNode"}
+
+
+def node_parameters(config: NeuronConfig) -> dict:
+    """The node's threshold and tau and the surrogate class name and alpha for ``config``, or
     Unsupported naming every part BrainCog cannot express."""
     problems = []
+    node = NODE_CLASSES[config.neuron]
     if config.soft_reset:
-        problems.append("soft reset: LIFNode resets to 0 (mem * (1 - spike))")
+        problems.append(f"soft reset: {node} resets to 0 (mem * (1 - spike))")
     elif config.v_reset != 0.0:
-        problems.append(f"v_reset={config.v_reset:g}: LIFNode leaks and resets towards 0")
-    if not config.decay_input:
+        moves = "resets to 0" if config.neuron == "if" else "leaks and resets towards 0"
+        problems.append(f"v_reset={config.v_reset:g}: {node} {moves}")
+    if config.neuron == "lif" and not config.decay_input:
         problems.append("decay_input=False: LIFNode charges mem + (x - mem)/tau")
+    if config.neuron == "plif" and not config.decay_input:
+        problems.append("decay_input=False: PLIFNode charges mem + (x - mem) * w.sigmoid()")
+    if config.neuron == "plif" and config.per_channel:
+        problems.append("a decay per channel: PLIFNode learns one w per layer")
     if not config.detach_reset:
-        problems.append("detach_reset=False: LIFNode's reset uses spike.detach()")
+        problems.append(f"detach_reset=False: {node}'s reset uses spike.detach()")
     if config.surrogate not in SURROGATES:
         problems.append(
             f"surrogate {config.surrogate}: BrainCog's canonical ones are SigmoidGrad and "
@@ -66,28 +83,47 @@ def node_parameters(config: LIFConfig) -> dict:
         )
     if problems:
         raise base.Unsupported("braincog cannot express " + "; ".join(problems))
-    return {
+    found = {
         "threshold": float(config.v_threshold),
-        "tau": float(config.tau),
         "surrogate": SURROGATES[config.surrogate],
         "alpha": float(config.alpha),
     }
+    if config.neuron != "if":
+        found["tau"] = float(config.tau)  # PLIF: tau0, from which PLIFNode sets w
+    return found
 
 
-def make_node(config: LIFConfig, device: torch.device, **kwargs) -> nn.Module:
-    """``LIFNode`` for ``config`` with its surrogate replaced by BrainCog's class at the
-    config's alpha (the constructor fixes alpha at 2)."""
+def make_node(config: NeuronConfig, device: torch.device, **kwargs) -> nn.Module:
+    """The node for ``config`` with its surrogate replaced by BrainCog's class at the
+    config's alpha (the constructors fix alpha at 2)."""
     from braincog.base.node import node as nodes
     from braincog.base.strategy import surrogate
 
     p = node_parameters(config)
-    lif = nodes.LIFNode(threshold=p["threshold"], tau=p["tau"], **kwargs)
-    lif.act_fun = getattr(surrogate, p["surrogate"])(alpha=p["alpha"], requires_grad=False)
-    return lif.to(device)
+    node_class = getattr(nodes, NODE_CLASSES[config.neuron])
+    tau = {} if config.neuron == "if" else {"tau": p["tau"]}
+    made = node_class(threshold=p["threshold"], **tau, **kwargs)
+    made.act_fun = getattr(surrogate, p["surrogate"])(
+        alpha=p["alpha"],
+        requires_grad=config.neuron == "plif",  # as each class builds it
+    )
+    return made.to(device)
+
+
+def _dw(config: NeuronConfig, checking: nn.Module):
+    """PLIF's dw: PLIFNode's w is the canonical w."""
+    return (lambda: checking.w.grad) if config.neuron == "plif" else None
+
+
+def _clear(checking: nn.Module) -> None:
+    """A node at rest, with no gradient left in its w from an earlier check."""
+    checking.n_reset()
+    if getattr(checking, "w", None) is not None:
+        checking.w.grad = None
 
 
 def _builds(
-    config: LIFConfig, dtype: torch.dtype, check, users: nn.Module, path: str, **timed
+    config: NeuronConfig, dtype: torch.dtype, check, users: nn.Module, path: str, dw, **timed
 ) -> base.NeuronBuild:
     """``check`` and the timed build of the users' node ``users`` (``timed``: its run, code and
     any prepare), whose spikes are cast back to the input's dtype (AtanGrad's are float32)."""
@@ -96,14 +132,15 @@ def _builds(
         timed=base.TimedBuild(spikes=lambda s: s.to(dtype), module=users, **timed),
         path=path,
         tie_notes=[ATAN_TIES] if config.surrogate == "atan" else [],
+        dw=dw,
     )
 
 
-def build_steps(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+def build_steps(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     checking, users = make_node(config, device), make_node(config, device)
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        checking.n_reset()
+        _clear(checking)
         spikes, membrane = [], []
         for step in x:
             spikes.append(checking(step))
@@ -116,11 +153,12 @@ def build_steps(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> 
         return torch.stack([users(x[t]) for t in range(x.shape[0])])
 
     code = "node.n_reset(); torch.stack([node(x[t]) for t in range(T)])"
-    return _builds(config, dtype, check, users, PATH_STEPS, run=timed, code=code)
+    dw = _dw(config, checking)
+    return _builds(config, dtype, check, users, PATH_STEPS, dw, run=timed, code=code)
 
 
 def build_layer_by_layer(
-    config: LIFConfig, device: torch.device, dtype: torch.dtype
+    config: NeuronConfig, device: torch.device, dtype: torch.dtype
 ) -> base.NeuronBuild:
     checking = make_node(config, device, layer_by_layer=True, requires_mem=True)
     users = make_node(config, device, layer_by_layer=True)
@@ -131,7 +169,7 @@ def build_layer_by_layer(
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         checking.step = x.shape[0]
-        checking.n_reset()
+        _clear(checking)
         spikes = checking(folded(x))
         membrane = torch.stack(checking.mem_collect)  # V after reset, one per step
         return spikes.reshape(x.shape).to(x.dtype), membrane.reshape(x.shape)
@@ -144,20 +182,25 @@ def build_layer_by_layer(
         users.n_reset()
         return users(x)
 
-    code = "node = LIFNode(..., layer_by_layer=True, step=T); node.n_reset(); node(x)"
-    return _builds(config, dtype, check, users, PATH_LAYER, run=timed, prepare=prepare, code=code)
+    code = (f"node = {NODE_CLASSES[config.neuron]}(..., layer_by_layer=True, step=T); "
+            "node.n_reset(); node(x)")  # fmt: skip
+    dw = _dw(config, checking)
+    return _builds(config, dtype, check, users, PATH_LAYER, dw, run=timed, prepare=prepare,
+                   code=code)  # fmt: skip
 
 
-_implementation = partial(base.Implementation, framework="BrainCog", requires=(REQUIREMENT,))
+_implementation = partial(base.Implementation, framework="BrainCog", requires=(REQUIREMENT,),
+                          neurons=("if", "lif", "plif"))  # fmt: skip
 STEPS = _implementation(
     name="braincog",
     build=build_steps,
-    description="LIFNode called once per step (BrainCog's default mode)",
+    description="LIFNode / IFNode / PLIFNode called once per step (BrainCog's default mode)",
 )
 LAYER_BY_LAYER = _implementation(
     name="braincog-lbl",
     build=build_layer_by_layer,
-    description="LIFNode(layer_by_layer=True): all T steps of a layer in one call",
+    description="LIFNode / IFNode / PLIFNode(layer_by_layer=True): all T steps of a layer in "
+    "one call",
 )
 
 

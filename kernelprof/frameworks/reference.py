@@ -28,7 +28,7 @@ from kernelprof.frameworks.networks import (
     run_layers,
     step_layer,
 )
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import LIFConfig, NeuronConfig, channel_shape
 
 PATHS = {
     "torch": "eager PyTorch loop (the oracle's code, autograd backward)",
@@ -39,17 +39,36 @@ PATHS = {
 
 
 def _builder(impl: str):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+    def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+        # PLIF's w, a leaf at w0 made at each call (one value, or one per channel of x): its
+        # gradient is the canonical dw the check reads
+        learned: list[torch.Tensor] = []
+
+        def w_for(x: torch.Tensor) -> torch.Tensor | None:
+            if config.neuron != "plif":
+                return None
+            channels = channel_shape(x.shape[1:])[1]
+            return config.initial_w(channels, device=x.device).requires_grad_()
+
         def check(x: torch.Tensor):
-            return reference_kernels.run(x, config, impl=impl, return_v=True)
+            w = w_for(x)
+            learned[:] = [] if w is None else [w]
+            return reference_kernels.run(x, config, impl=impl, return_v=True, w=w)
 
         def timed(x: torch.Tensor) -> torch.Tensor:
-            return reference_kernels.run(x, config, impl=impl)  # spikes only: no V written
+            if not learned_timed and config.neuron == "plif":
+                learned_timed.append(w_for(x))
+            w = learned_timed[0] if learned_timed else None
+            return reference_kernels.run(x, config, impl=impl, w=w)  # spikes only: no V written
 
+        learned_timed: list[torch.Tensor] = []  # the timed build's w, made once as a layer's
+        code = f"multistep(x, {type(config).__name__}(...), impl={impl!r}"
+        code += ", w=w)" if config.neuron == "plif" else ")"
         return base.NeuronBuild(
             check=check,
-            timed=base.TimedBuild(run=timed, code=f"lif_multistep(x, impl={impl!r})"),
+            timed=base.TimedBuild(run=timed, code=code),
             path=PATHS[impl],
+            dw=(lambda: learned[0].grad if learned else None) if config.neuron == "plif" else None,
         )
 
     return build
@@ -71,6 +90,7 @@ NEURONS = tuple(
         description=PATHS[impl],
         device_problem=_device_problem(impl),
         reference=True,
+        neurons=("if", "lif", "plif"),
     )
     for impl in reference_kernels.IMPLS
 )

@@ -1,4 +1,5 @@
-"""snnTorch: its ``snn.Leaky`` neuron (looped over T, as its users do), and the e2e networks.
+"""snnTorch: its ``snn.Leaky`` neuron (looped over T, as its users do) as LIF, IF (beta = 1)
+and PLIF (``learn_beta=True``), and the e2e networks.
 
 The timed build is the loop of snnTorch's tutorials: ``mem = lif.reset_mem()``, then
 ``spk, mem = lif(x[t], mem)`` for each step and ``torch.stack`` of the spikes; the checking build
@@ -39,28 +40,40 @@ What snnTorch 1.0.0 does, read from its sources (``_neurons/leaky.py``, ``_neuro
   piecewise-exponential surrogate (``spike_rate_escape`` is centred at x = 1).
 * Spikes come out as float32 whatever the input dtype (``(x > 0).float()``), so for half inputs
   the membrane is float32 from the first reset on; spikes are cast back to the input's dtype.
+* IF is ``Leaky(beta=1.0)`` with the input as it is (the reset cases as above).
+* PLIF is ``Leaky(beta=1 - 1/tau0, learn_beta=True)``: U = beta U_prev + I, the canonical
+  decay_input=False charge with 1 - k = beta learned (clamped to [0, 1], whose gradient is 1
+  inside). dw = dbeta * dbeta/dw = -k (1 - k) dbeta. decay_input=True would need the input
+  scaled by the same learned k (X k), which Leaky does not do: unsupported. Per channel, beta
+  has one value per neuron of a [N] step (it broadcasts over the last dimension).
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 REQUIREMENT = base.Requirement("snntorch", ">=0.9,<2")
 PATH = "eager PyTorch: Python loop over T of snn.Leaky (a handful of aten ops per step), autograd"
 TIE_NOTE = "fires on H > theta, not >= (snnTorch's surrogates compute (x > 0).float())"
 
 
-def leaky_kwargs(config: LIFConfig) -> dict:
+def leaky_kwargs(config: NeuronConfig) -> dict:
     """``snn.Leaky`` keyword arguments for ``config`` (without the surrogate); raises
     :class:`Unsupported` where snnTorch cannot express it (see the module docstring)."""
-    if config.tau < 1:
+    if config.neuron == "plif" and config.decay_input:
+        raise base.Unsupported(
+            "PLIF with decay_input needs the input scaled by the same learned k "
+            "(H = V + (X - V) k); snn.Leaky learns beta = 1 - k but adds its input unscaled"
+        )
+    if config.neuron == "lif" and config.tau < 1:
         raise base.Unsupported(
             f"beta = 1 - 1/tau = {1 - 1 / config.tau:g} < 0 for tau={config.tau:g}, and "
             "snnTorch clamps beta to [0, 1]"
@@ -90,14 +103,14 @@ def leaky_kwargs(config: LIFConfig) -> dict:
             )
         mechanism, reset_delay = "zero", False
     return {
-        "beta": 1.0 - 1.0 / config.tau,
+        "beta": 1.0 if config.neuron == "if" else 1.0 - 1.0 / config.tau,
         "threshold": float(config.v_threshold),
         "reset_mechanism": mechanism,
         "reset_delay": reset_delay,
     }
 
 
-def spike_grad(config: LIFConfig, dtype: torch.dtype) -> tuple[object, list[str]]:
+def spike_grad(config: NeuronConfig, dtype: torch.dtype) -> tuple[object, list[str]]:
     """snnTorch's surrogate for ``config`` and the approximations it brings."""
     from snntorch import surrogate
 
@@ -125,13 +138,39 @@ def spike_grad(config: LIFConfig, dtype: torch.dtype) -> tuple[object, list[str]
     )
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
-    kwargs = leaky_kwargs(config)
-    grad, approximations = spike_grad(config, dtype)
+def _leaky(config: NeuronConfig, kwargs: dict, grad, device: torch.device, dtype: torch.dtype,
+           x: torch.Tensor | None = None):  # fmt: skip
+    """A Leaky; PLIF's learns beta (one, or one per neuron of x's steps)."""
     import snntorch as snn
 
-    lif = snn.Leaky(spike_grad=grad, **kwargs).to(device=device, dtype=dtype)
-    scale = 1.0 / config.tau if config.decay_input else 1.0
+    if config.neuron != "plif":
+        return snn.Leaky(spike_grad=grad, **kwargs).to(device=device, dtype=dtype)
+    beta = torch.tensor(kwargs["beta"])
+    if config.per_channel:
+        beta = beta.expand(x.shape[-1]).clone()
+    made = snn.Leaky(spike_grad=grad, learn_beta=True, **{**kwargs, "beta": beta})
+    return made.to(device=device, dtype=dtype)
+
+
+def _canonical_dw(checked: list):
+    """PLIF's dw from the checking Leaky's learned beta = 1 - k: dbeta/dw = -k (1 - k)."""
+    beta = checked[0].beta if checked else None
+    if beta is None or beta.grad is None:
+        return None
+    k = 1.0 - beta.detach().double()
+    return -k * (1.0 - k) * beta.grad.double()
+
+
+def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+    kwargs = leaky_kwargs(config)
+    grad, approximations = spike_grad(config, dtype)
+    learned = config.neuron == "plif"
+    make = partial(_leaky, config, kwargs, grad, device, dtype)
+
+    build_lif = None if learned else make()
+    checked: list = []  # PLIF: the checking call's Leaky (a fresh one per call, beta at w0)
+    timed_lif: list = []  # PLIF: the timed build's Leaky, made at its first call
+    scale = 1.0 / config.tau if config.neuron == "lif" and config.decay_input else 1.0
     returns_v = not kwargs["reset_delay"]  # with reset_delay=True, mem is H (before reset)
     if config.v_reset is None:
         # Only neuron-steps with H > 2*theta are affected: 0.4-0.7 % of spike values with
@@ -148,6 +187,8 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.N
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         current = prepare(x)
+        lif = make(x) if learned else build_lif
+        checked[:] = [lif]
         mem = lif.reset_mem()  # no state leaks between sequences
         spikes, membrane = [], []
         for t in range(current.shape[0]):
@@ -158,6 +199,9 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.N
         return s, torch.stack(membrane) if returns_v else None
 
     def timed(current: torch.Tensor) -> torch.Tensor:
+        if learned and not timed_lif:
+            timed_lif.append(make(current))
+        lif = timed_lif[0] if learned else build_lif
         # snnTorch's tutorial loop, as its users write it.
         mem = lif.reset_mem()
         spk_rec = []
@@ -176,11 +220,12 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.N
             prepare=prepare,
             spikes=canonical_spikes,
             code="mem = lif.reset_mem(); for t: spk, mem = lif(x[t], mem); torch.stack(spks)",
-            module=lif,
+            module=build_lif,
         ),
         path=f"{PATH}; membrane float32 after the first step" if dtype.itemsize < 4 else PATH,
         approximations=approximations,
         tie_notes=[TIE_NOTE],
+        dw=partial(_canonical_dw, checked) if learned else None,
     )
 
 
@@ -345,7 +390,9 @@ NEURON = base.Implementation(
     framework="snnTorch",
     build=build,
     requires=(REQUIREMENT,),
-    description="snn.Leaky looped over T (beta = 1 - 1/tau, reset_delay per detach_reset)",
+    description="snn.Leaky looped over T (beta = 1 - 1/tau, 1 for IF, learned for PLIF; "
+    "reset_delay per detach_reset)",
+    neurons=("if", "lif", "plif"),
 )
 FRAMEWORK = base.Framework(
     name="snntorch",

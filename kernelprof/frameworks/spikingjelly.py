@@ -1,6 +1,6 @@
-"""SpikingJelly: its ``LIFNode`` (2.x, auto and each CUDA provider, and 0.0.0.0.14, the older
-release with ``backend='torch'|'cupy'``, still widely used), its e2e network and its ANN-to-SNN
-converter.
+"""SpikingJelly: its ``LIFNode``, ``IFNode`` and ``ParametricLIFNode`` (2.x, auto and each CUDA
+provider; LIFNode also in 0.0.0.0.14, the older release with ``backend='torch'|'cupy'``, still
+widely used), its e2e network and its ANN-to-SNN converter.
 
 The timed build is the node as SpikingJelly's users build it, ``LIFNode(step_mode='m', ...)``
 with ``store_v_seq`` at its default (False), called as ``functional.reset_net(node);
@@ -33,6 +33,11 @@ What SpikingJelly 2.0.0 does, read from its sources (``activation_based/neuron/l
   restored, because the backward (run later by autograd) dispatches through the same selection:
   restoring it would time another provider's backward. Each row normally runs in its own worker
   process, where this is moot.
+* ``IFNode`` and ``ParametricLIFNode`` work the same way through their own ops (``sj_if``,
+  ``sj_plif``; ``_ops/if_``, ``_ops/plif``) and variables (``SJ_IF_CUDA_IMPLEMENTATION``,
+  ``SJ_PLIF_CUDA_IMPLEMENTATION``). PLIF learns one ``w`` (a 0-dim parameter, 1/tau =
+  sigmoid(w), initialised to -log(init_tau - 1): the canonical w0), so its gradient is the
+  canonical dw as it is; its fused op wants a 0-dim float w as well.
 """
 
 from __future__ import annotations
@@ -61,13 +66,19 @@ from kernelprof.frameworks.networks import (
     SpikingNetwork,
     run_layers,
 )
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import LIFConfig, NeuronConfig
 
 REQUIREMENT = base.Requirement("spikingjelly", ">=2.0,<3", module="spikingjelly.activation_based")
 LEGACY_REQUIREMENT = base.Requirement(
     "spikingjelly", "==0.0.0.0.14", module="spikingjelly.activation_based"
 )
 BACKEND_ENV = "SJ_LIF_CUDA_IMPLEMENTATION"
+# Each neuron's op package and provider variable in SpikingJelly 2.x, and its node class.
+_OPS = {"lif": "spikingjelly._ops.lif", "if": "spikingjelly._ops.if_",
+        "plif": "spikingjelly._ops.plif"}  # fmt: skip
+BACKEND_ENVS = {"lif": BACKEND_ENV, "if": "SJ_IF_CUDA_IMPLEMENTATION",
+                "plif": "SJ_PLIF_CUDA_IMPLEMENTATION"}  # fmt: skip
+NODE_CLASSES = {"lif": "LIFNode", "if": "IFNode", "plif": "ParametricLIFNode"}
 CUDA_BACKENDS = ("torch", "triton", "cuda")
 # Canonical surrogate -> SpikingJelly class (same formula; superspike only at alpha=1, see below).
 SURROGATE_CLASSES = {
@@ -138,11 +149,12 @@ def fallback_reason(surrogate_function, dtype: torch.dtype) -> str | None:
 
 # ---- CUDA provider selection ------------------------------------------------------------------
 
-# SpikingJelly's own choice: the variable as set when spikingjelly._ops.lif was imported.
-_SJ_DEFAULT: list[str] = []
-# One selection cache per provider, so switching rows never reuses another provider's binding.
-_CACHES: dict[str, tuple[dict, dict]] = {}
-_LIF_OPS = "spikingjelly._ops.lif"
+# SpikingJelly's own choice per neuron: the variable as set when its op package was imported.
+_SJ_DEFAULT: dict[str, str] = {}
+# One selection cache per neuron and provider, so switching rows never reuses another
+# provider's binding.
+_CACHES: dict[tuple[str, str], tuple[dict, dict]] = {}
+_LIF_OPS = _OPS["lif"]
 
 
 @contextlib.contextmanager
@@ -158,38 +170,43 @@ def _environment(name: str, value: str) -> Iterator[None]:
             os.environ[name] = saved
 
 
-def _selection():
-    """SpikingJelly's LIF provider selection (``spikingjelly._ops.lif._selection``)."""
-    module = sys.modules.get(_LIF_OPS) or importlib.import_module(_LIF_OPS)
+def _selection(neuron: str = "lif"):
+    """SpikingJelly's provider selection of a neuron's op (e.g. ``spikingjelly._ops.lif.
+    _selection``)."""
+    name = _OPS[neuron]
+    module = sys.modules.get(name) or importlib.import_module(name)
     selection = module._selection
-    if not _CACHES:  # the caches SpikingJelly fills for the provider it was imported with
-        _CACHES[selection._requested] = (selection._selections, selection._compiled_selections)
+    if not any(key[0] == neuron for key in _CACHES):  # what SpikingJelly filled at import
+        _CACHES[(neuron, selection._requested)] = (selection._selections,
+                                                   selection._compiled_selections)  # fmt: skip
     return selection
 
 
-def use_cuda_backend(backend: str | None) -> None:
-    """Makes SpikingJelly's next LIF calls use ``backend`` (None: SpikingJelly's own choice).
+def use_cuda_backend(backend: str | None, neuron: str = "lif") -> None:
+    """Makes SpikingJelly's next calls of ``neuron`` use ``backend`` (None: SpikingJelly's own
+    choice).
 
-    SpikingJelly reads the variable only when ``spikingjelly._ops.lif`` is imported, so it is
+    SpikingJelly reads the variable only when the neuron's op package is imported, so it is
     set around that import (and restored); afterwards the selection object is set directly and
     left so (see the module docstring)."""
-    if not _SJ_DEFAULT:
-        imported = _LIF_OPS in sys.modules
-        _SJ_DEFAULT.append(
-            _selection()._requested if imported else os.environ.get(BACKEND_ENV, "auto")
+    name, variable = _OPS[neuron], BACKEND_ENVS[neuron]
+    if neuron not in _SJ_DEFAULT:
+        imported = name in sys.modules
+        _SJ_DEFAULT[neuron] = (
+            _selection(neuron)._requested if imported else os.environ.get(variable, "auto")
         )
-    requested = backend or _SJ_DEFAULT[0]
-    if _LIF_OPS not in sys.modules:
-        with _environment(BACKEND_ENV, requested):
-            _selection()
-    selection = _selection()
-    if requested not in _CACHES:
-        _CACHES[requested] = ({}, {})
+    requested = backend or _SJ_DEFAULT[neuron]
+    if name not in sys.modules:
+        with _environment(variable, requested):
+            _selection(neuron)
+    selection = _selection(neuron)
+    if (neuron, requested) not in _CACHES:
+        _CACHES[(neuron, requested)] = ({}, {})
     selection._requested = requested
-    selection._selections, selection._compiled_selections = _CACHES[requested]
+    selection._selections, selection._compiled_selections = _CACHES[(neuron, requested)]
 
 
-def _provider_problem(backend: str):
+def _provider_problem(backend: str, neuron: str = "lif"):
     """device_problem for a forced provider: why SpikingJelly could not load it, else None."""
 
     def problem(device: torch.device) -> str | None:
@@ -197,39 +214,38 @@ def _provider_problem(backend: str):
             return None
         module = {"cuda": "native", "triton": "triton"}[backend]
         try:
-            loaded = importlib.import_module(f"spikingjelly._ops.lif.{module}")
+            loaded = importlib.import_module(f"{_OPS[neuron]}.{module}")
             if backend == "cuda":
                 from spikingjelly._ops.native_loader import _check_native_device
 
                 index = device.index if device.index is not None else torch.cuda.current_device()
                 _check_native_device(loaded._build_info, index)
         except (ImportError, OSError) as error:  # what SpikingJelly's selection catches too
-            return f"SpikingJelly's {backend} LIF provider is unavailable: {error}"
+            return f"SpikingJelly's {backend} {neuron.upper()} provider is unavailable: {error}"
         return None
 
     return problem
 
 
-def _cuda_provider(device: torch.device) -> str:
+def _cuda_provider(device: torch.device, neuron: str = "lif") -> str:
     """The provider SpikingJelly has bound (or now binds) for ``device``."""
-    return _selection().diagnostics(device)["implementation"]
+    return _selection(neuron).diagnostics(device)["implementation"]
 
 
 # ---- path detection ---------------------------------------------------------------------------
 
 
-_NATIVE_KERNEL = re.compile(r"(void )?lif_(forward|backward)\b")
-
-
-def classify_profile(names: Counter, steps: int, device: torch.device) -> str:
+def classify_profile(names: Counter, steps: int, device: torch.device, neuron: str = "lif") -> str:
     """Names the code path from the op and kernel names of one profiled forward+backward."""
     where = "CPU" if device.type == "cpu" else "CUDA"
     aten = sum(count for name, count in names.items() if name.startswith("aten::"))
     loop = f"{aten} aten ops for T={steps}"
-    # The native kernels are lif_forward<T>/lif_backward<T> (spikingjelly/_ops/lif/kernels.cuh).
-    # Every provider's profile also holds the sj_lif op's autograd node, named e.g.
-    # "GeneratedBackwardFor_sj_lif_forward_default": that is not a kernel.
-    kernels = sorted(name for name in names if _NATIVE_KERNEL.match(name))
+    # The native kernels are lif_forward<T>/lif_backward<T> (spikingjelly/_ops/lif/kernels.cuh;
+    # if_ and plif_ for the others). Every provider's profile also holds the op's autograd
+    # node, named e.g. "GeneratedBackwardFor_sj_lif_forward_default": that is not a kernel.
+    native = re.compile(rf"(void )?{neuron}_(forward|backward)\b")
+    op = f"sj_{neuron}"
+    kernels = sorted(name for name in names if native.match(name))
     if kernels:
         return f"native CUDA kernels ({', '.join(kernels)})"
     triton = sorted(
@@ -246,11 +262,9 @@ def classify_profile(names: Counter, steps: int, device: torch.device) -> str:
             f"{fallback[0]} x{names[fallback[0]]} ({loop})"
         )
     if names.get(_REFERENCE_SURROGATE_FUNCTION):
-        return (
-            f"python loop ({where}): torch reference of the sj_lif op, autograd per step ({loop})"
-        )
-    if names.get("sj_lif::forward"):
-        return f"torch provider ({where}): sj_lif op, Python loop over T ({loop})"
+        return f"python loop ({where}): torch reference of the {op} op, autograd per step ({loop})"
+    if names.get(f"{op}::forward"):
+        return f"torch provider ({where}): {op} op, Python loop over T ({loop})"
     return f"unrecognised ({loop}; no SpikingJelly op or kernel in the profile)"
 
 
@@ -272,7 +286,8 @@ def _profile(run, x: torch.Tensor, device: torch.device) -> Counter:
 # ---- SpikingJelly 2.x -------------------------------------------------------------------------
 
 
-def _expected_path(surrogate_function, device, dtype, backend: str | None) -> str:
+def _expected_path(surrogate_function, device, dtype, backend: str | None,
+                   neuron: str = "lif") -> str:  # fmt: skip
     reason = fallback_reason(surrogate_function, dtype)
     if device.type == "cpu":
         if reason:
@@ -281,44 +296,74 @@ def _expected_path(surrogate_function, device, dtype, backend: str | None) -> st
     if reason:
         if backend is not None:
             raise base.Unsupported(
-                f"{BACKEND_ENV}={backend}: SpikingJelly raises instead of falling back to its "
-                f"Python loop for this profile ({reason})"
+                f"{BACKEND_ENVS[neuron]}={backend}: SpikingJelly raises instead of falling back "
+                f"to its Python loop for this profile ({reason})"
             )
         return f"python loop: fallback, {reason}"
-    provider = backend or _cuda_provider(device)
+    provider = backend or _cuda_provider(device, neuron)
     return _CUDA_PROVIDER_PATHS.get(provider, provider)
 
 
+def node_kwargs(config: NeuronConfig) -> dict:
+    """The node's keyword arguments for ``config`` (``LIFNode``, ``IFNode`` or
+    ``ParametricLIFNode``), without the surrogate; raises :class:`Unsupported` where
+    SpikingJelly cannot express it."""
+    if config.neuron == "lif":
+        return lif_kwargs(config)
+    surrogate_spec(config)
+    kwargs = {
+        "v_threshold": float(config.v_threshold),
+        "v_reset": None if config.v_reset is None else float(config.v_reset),
+        "detach_reset": bool(config.detach_reset),
+    }
+    if config.neuron == "if":
+        return kwargs
+    if config.per_channel:
+        raise base.Unsupported(
+            "SpikingJelly's ParametricLIFNode learns one w per layer (a 0-dim parameter), not "
+            "one per channel"
+        )
+    # init_tau must be a float > 1 (asserted), as the canonical tau0 is
+    return {**kwargs, "init_tau": float(config.tau), "decay_input": bool(config.decay_input)}
+
+
 def _builder(backend: str | None):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
-        kwargs = lif_kwargs(config)
+    def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+        kwargs = node_kwargs(config)
         name, alpha = surrogate_spec(config)
         from spikingjelly.activation_based import functional, neuron, surrogate
 
+        node_class = getattr(neuron, NODE_CLASSES[config.neuron])
         surrogate_function = getattr(surrogate, name)(alpha=alpha)
         if device.type == "cuda":
-            use_cuda_backend(backend)
-        path = _expected_path(surrogate_function, device, dtype, backend)
+            if backend is not None and config.neuron != "lif":
+                problem = _provider_problem(backend, config.neuron)(device)
+                if problem is not None:
+                    raise base.Unsupported(f"unavailable here: {problem}")
+            use_cuda_backend(backend, config.neuron)
+        path = _expected_path(surrogate_function, device, dtype, backend, config.neuron)
         # The checking build records V (store_v_seq=True); the timed build is the node as its
         # users build it (store_v_seq defaults to False).
-        checking = neuron.LIFNode(
+        checking = node_class(
             step_mode="m", surrogate_function=surrogate_function, store_v_seq=True, **kwargs
         ).to(device)
-        node = neuron.LIFNode(step_mode="m", surrogate_function=surrogate_function, **kwargs)
+        node = node_class(step_mode="m", surrogate_function=surrogate_function, **kwargs)
         node = node.to(device)
         last: list[tuple[torch.Size, torch.dtype]] = []  # shape and dtype of the last timed call
 
         def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             functional.reset_net(checking)  # V back to V_r (or 0): no state between calls
+            if config.neuron == "plif":
+                checking.w.grad = None  # each check's dw alone (w itself stays at w0)
             if x.is_cuda:
-                use_cuda_backend(backend)
+                use_cuda_backend(backend, config.neuron)
             spikes = checking(x)
             return spikes, checking.v_seq  # V after reset, [T, ...] (float32 on the fused path)
 
         def timed(x: torch.Tensor) -> torch.Tensor:
             functional.reset_net(node)
             if x.is_cuda:
-                use_cuda_backend(backend)  # a no-op unless another row switched the provider
+                use_cuda_backend(backend, config.neuron)  # a no-op unless a row switched it
             spikes = node(x)
             last[:] = [(x.shape, x.dtype)]
             return spikes
@@ -330,7 +375,8 @@ def _builder(backend: str | None):
             # shape and dtype shows it (and no input is kept alive between calls).
             shape, x_dtype = last[0]
             x = torch.randn(shape, device=device).to(x_dtype) + 1.0
-            return classify_profile(_profile(timed, x, device), shape[0], device)
+            profiled = _profile(timed, x, device)
+            return classify_profile(profiled, shape[0], device, config.neuron)
 
         approximations = []
         if dtype in (torch.float16, torch.bfloat16):
@@ -356,28 +402,34 @@ def _builder(backend: str | None):
             path=path,
             detect_path=detect_path,
             approximations=approximations,
+            # SpikingJelly's w is the canonical w: its gradient is dw as it is
+            dw=(lambda: checking.w.grad) if config.neuron == "plif" else None,
         )
 
     return build
 
 
-_implementation = partial(base.Implementation, framework="SpikingJelly", requires=(REQUIREMENT,))
+_implementation = partial(base.Implementation, framework="SpikingJelly", requires=(REQUIREMENT,),
+                          neurons=("if", "lif", "plif"))  # fmt: skip
 _add(
     _implementation(
         name="spikingjelly",
         build=_builder(None),
-        description="neuron.LIFNode(step_mode='m'); on CUDA SpikingJelly picks the provider",
+        description="neuron.LIFNode / IFNode / ParametricLIFNode(step_mode='m'); on CUDA "
+        "SpikingJelly picks the provider",
     )
 )
+
+
 for _backend in CUDA_BACKENDS:
     _add(
         _implementation(
             name=f"spikingjelly-{_backend}",
             build=_builder(_backend),
             devices=("cuda",),
-            description=f"neuron.LIFNode(step_mode='m') with {BACKEND_ENV}={_backend}: "
-            + _CUDA_PROVIDER_PATHS[_backend],
-            device_problem=_provider_problem(_backend),
+            description=f"neuron.LIFNode / IFNode / ParametricLIFNode(step_mode='m') with "
+            f"SJ_{{LIF,IF,PLIF}}_CUDA_IMPLEMENTATION={_backend}: " + _CUDA_PROVIDER_PATHS[_backend],
+            device_problem=_provider_problem(_backend),  # LIF's; a build checks its neuron's
         )
     )
 

@@ -13,13 +13,26 @@ HEADERS = ("impl", "verdict", "spike\nmismatches", "ties", "max\n|dV|", "max\n|d
            "timed\nbuild")  # fmt: skip
 
 
+def config_line(config) -> str:
+    """A canonical config in one line: its leak (tau, PLIF's tau0 and what it learns), reset,
+    detach_reset, decay_input and surrogate."""
+    reset = "soft" if config.v_reset is None else f"hard (V_r={config.v_reset:g})"
+    parts = []
+    if config.neuron == "lif":
+        parts.append(f"tau={config.tau:g}")
+    elif config.neuron == "plif":
+        learns = "one per channel" if config.per_channel else "one per layer"
+        parts.append(f"tau0={config.tau:g} (k = sigmoid(w) learned, {learns})")
+    parts += [reset, f"detach_reset={config.detach_reset}"]
+    if config.neuron != "if":
+        parts.append(f"decay_input={config.decay_input}")
+    return ", ".join([*parts, f"{config.surrogate}({config.alpha:g})"])
+
+
 def _title(document: CheckDocument) -> str:
     case, config = document.case, document.config
-    reset = "soft" if config.v_reset is None else f"hard (V_r={config.v_reset:g})"
-    return (f"LIF vs float64 oracle: T={case.T} N={case.N:,} {case.dtype} on "
-            f"{document.environment.device.name}\ntau={config.tau:g}, {reset}, "
-            f"detach_reset={config.detach_reset}, decay_input={config.decay_input}, "
-            f"{config.surrogate}({config.alpha:g})")  # fmt: skip
+    return (f"{config.neuron.upper()} vs float64 oracle: T={case.T} N={case.N:,} {case.dtype} on "
+            f"{document.environment.device.name}\n{config_line(config)}")  # fmt: skip
 
 
 def check_table(document: CheckDocument, all_rows: bool = False):
@@ -43,6 +56,9 @@ def check_table(document: CheckDocument, all_rows: bool = False):
             timed_build_cell(row),
         ])  # fmt: skip
         paths.append(f"{row.impl}: path: {row.path}")
+        if oracle.dw_relative_error is not None:
+            paths.append(f"{row.impl}: dw relative error {oracle.dw_relative_error:.2g}, "
+                         f"signs {'agree' if oracle.dw_sign_agrees else 'DIFFER'}")  # fmt: skip
         if row.verdict != "exact":
             reasons.append(f"{row.impl}: {row.verdict}: {row.reason}")
     result = table(_title(document))

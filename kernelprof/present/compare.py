@@ -52,14 +52,15 @@ def case_renderable(case: CompareCase, all_rows: bool = False) -> Group:
 
 
 def _title(case: CompareCase) -> str:
-    return (f"LIF {case.case.label} on {case.device.name}\ncopy bandwidth "
+    return (f"{case.case.neuron.upper()} {case.case.label} on {case.device.name}\ncopy bandwidth "
             f"{case.copy_bandwidth_gb_per_s:.1f} GB/s (measured); speedups against "
             f"{case.baseline}")  # fmt: skip
 
 
 def reasons_table(case: CompareCase, all_rows: bool = False):
     """A case in which no row was timed: each row's verdict and reason, nothing else."""
-    result = table(f"LIF {case.case.label} on {case.device.name}: nothing was timed")
+    result = table(f"{case.case.neuron.upper()} {case.case.label} on {case.device.name}: "
+                   "nothing was timed")  # fmt: skip
     fill(result, ("impl", "verdict", "reason"), [
         [row.impl, verdict_cell(row.verdict), _why_not_timed(row)] for row in case.rows
         if all_rows or row.verdict not in NOT_RUN or len(case.rows) == 1

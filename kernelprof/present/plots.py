@@ -95,7 +95,7 @@ def compare_bars(run: CompareCase):
     bandwidth_axis.invert_yaxis()
     for axis in (time_axis, bandwidth_axis):
         axis.grid(True, axis="x", alpha=0.3)
-    figure.suptitle(f"LIF {run.case.label} on {run.device.name}")
+    figure.suptitle(f"{run.case.neuron.upper()} {run.case.label} on {run.device.name}")
     return figure
 
 

@@ -89,7 +89,11 @@ class CompareRequest(NeuronOptions):
 
     @property
     def cases(self) -> tuple[Case, ...]:
-        return tuple(Case(T=t, N=n, dtype=d) for t in self.T for n in self.N for d in self.dtype)
+        neuron, channels = self.config.neuron, 1
+        if neuron == "plif" and self.config.per_channel:
+            channels = None  # one per neuron: N
+        return tuple(Case(T=t, N=n, dtype=d, neuron=neuron, channels=channels or n)
+                     for t in self.T for n in self.N for d in self.dtype)  # fmt: skip
 
 
 COMMAND = Command(

@@ -20,9 +20,18 @@ from kernelprof.requests.options import (
     whole_number,
 )
 from kernelprof.results.record import FrozenDict
-from reference_kernels.model import DEFAULT_ALPHA, SURROGATES, LIFConfig
+from reference_kernels.model import (
+    DEFAULT_ALPHA,
+    NEURONS,
+    SURROGATES,
+    IFConfig,
+    LIFConfig,
+    NeuronConfig,
+    PLIFConfig,
+)
 
-NEURONS = ("lif",)
+# The neurons the e2e networks (e2e, study) train with; check and compare take every NEURONS.
+E2E_NEURONS = ("lif",)
 DTYPES = ("fp32", "fp16", "bf16")
 # SuperSpike with alpha 1 is the one surrogate SpikingJelly, snnTorch and Norse all express
 # exactly (Norse 1.1's 'super' ignores alpha; SpikingJelly's SuperSpike(a) is a/(1+|x|)^2).
@@ -95,7 +104,10 @@ class NeuronOptions(Request):
     no_decay_input: bool = option(False, "charge with H = V - (V - V_r)/tau + X instead of "
                                   "H = V + (X - (V - V_r))/tau", parse=flag_value,
                                   action="store_true")  # fmt: skip
-    tau: float = option(2.0, "membrane time constant", parse=number)
+    tau: float = option(2.0, "membrane time constant (PLIF: tau0, where its learnable decay "
+                        "starts; IF has none)", parse=number)  # fmt: skip
+    per_channel: bool = option(False, "PLIF: one learnable decay per channel instead of one",
+                               parse=flag_value, action="store_true")  # fmt: skip
     v_threshold: float = option(1.0, "firing threshold", parse=number)
     surrogate: str = option(COMMON_SURROGATE, "NAME[:ALPHA], e.g. atan:2", parse=surrogate)
     seed: int = option(0, "seed of the inputs", parse=whole_number)
@@ -121,15 +133,35 @@ class NeuronOptions(Request):
             if impl not in valid:
                 raise RequestError(f"--python: expected IMPL=PATH with IMPL one of "
                                    f"{', '.join(valid)}")  # fmt: skip
+        if self.neuron == "if" and self.no_decay_input:
+            raise RequestError("--no-decay-input: IF has no decay (H = V + X)")
+        if self.per_channel and self.neuron != "plif":
+            raise RequestError(f"--per-channel: only PLIF learns a decay, not "
+                               f"{self.neuron.upper()}")  # fmt: skip
         _ = self.config  # a config the model refuses is refused here
 
     @cached_property
-    def config(self) -> LIFConfig:
+    def config(self) -> NeuronConfig:
         name, _, alpha = self.surrogate.partition(":")
+        common = {
+            "v_threshold": self.v_threshold,
+            "v_reset": None if self.reset == "soft" else self.v_reset,
+            "detach_reset": self.detach_reset,
+            "surrogate": name,
+            "alpha": float(alpha),
+        }
         try:
-            return LIFConfig(tau=self.tau, v_threshold=self.v_threshold,
-                             v_reset=None if self.reset == "soft" else self.v_reset,
-                             decay_input=not self.no_decay_input, detach_reset=self.detach_reset,
-                             surrogate=name, alpha=float(alpha))  # fmt: skip
+            if self.neuron == "if":
+                return IFConfig(**common)
+            if self.neuron == "plif":
+                return PLIFConfig(
+                    tau=self.tau,
+                    decay_input=not self.no_decay_input,
+                    per_channel=self.per_channel,
+                    **common,
+                )
+            return LIFConfig(tau=self.tau, decay_input=not self.no_decay_input, **common)
         except ValueError as error:
-            raise RequestError(str(error)) from None
+            raise RequestError(
+                str(error).replace("tau (tau0 of PLIF)", "--tau (tau0 of PLIF)")
+            ) from None

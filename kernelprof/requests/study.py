@@ -17,7 +17,7 @@ from kernelprof.requests.e2e import (
     known_frameworks,
     optional_count,
 )
-from kernelprof.requests.neuron import NEURONS, default_device, device
+from kernelprof.requests.neuron import E2E_NEURONS, default_device, device
 from kernelprof.requests.options import (
     Command,
     Request,
@@ -99,7 +99,7 @@ class StudyRequest(Request):
     modes: tuple[str, ...] = option(MODES, "direct, conversion", parse=_among(MODES))
     neuron_settings: tuple[str, ...] = option(SETTINGS, "direct training's neuron settings",
                                               parse=_among(SETTINGS))  # fmt: skip
-    neurons: tuple[str, ...] = option(("lif",), "neuron models", parse=_among(NEURONS))
+    neurons: tuple[str, ...] = option(("lif",), "neuron models", parse=_among(E2E_NEURONS))
     epochs: int | None = option(None, "default: the preset's", parse=optional_count)
     limit_train: int | None = option(None, "training images at most (default: the preset's)",
                                      parse=optional_count)  # fmt: skip

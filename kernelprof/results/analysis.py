@@ -87,18 +87,25 @@ def traffic_bytes(case: Case) -> dict[str, int]:
     build returns: spikes only (no membrane potential is asked for).
 
     Forward reads X and writes S and the state backward needs (3 passes over [T, N]); backward
-    reads dS and that state and writes dX (3 passes): 6 for fwd+bwd. Every implementation is
-    held to the same count, so GB/s compares times directly; one that moves more shows a lower
-    figure. Element sizes are the dtype's own (2 bytes for fp16 and bf16).
+    reads dS and that state and writes dX (3 passes): 6 for fwd+bwd, for IF, LIF and PLIF
+    alike. PLIF adds its parameter: forward and backward each read k (4 bytes per decay it
+    learns), and backward writes dk (4 bytes per decay), the least its reduction over T x N
+    can write; partial sums an implementation writes and reads on the way are not counted, so
+    they show as a lower figure. Every implementation is held to the same count, so GB/s
+    compares times directly; one that moves more shows a lower figure. Element sizes are the
+    dtype's own (2 bytes for fp16 and bf16).
     """
-    return neuron_traffic(case.T * case.N, ELEMENT_BYTES[case.dtype])
+    decays = case.channels if case.neuron == "plif" else 0
+    return neuron_traffic(case.T * case.N, ELEMENT_BYTES[case.dtype], decays)
 
 
-def neuron_traffic(elements: int, element_bytes: int) -> dict[str, int]:
-    """:func:`traffic_bytes` of a neuron over ``elements`` (T x N) of ``element_bytes`` each:
-    the one traffic model of compare and profile."""
+def neuron_traffic(elements: int, element_bytes: int, decays: int = 0) -> dict[str, int]:
+    """:func:`traffic_bytes` of a neuron over ``elements`` (T x N) of ``element_bytes`` each,
+    with ``decays`` learned decay values (PLIF; 0 for IF and LIF): the one traffic model of
+    compare and profile."""
     one_pass = elements * element_bytes
-    return {"fwd": 3 * one_pass, "bwd": 3 * one_pass, "fwd+bwd": 6 * one_pass}
+    forward, backward = 3 * one_pass + 4 * decays, 3 * one_pass + 8 * decays
+    return {"fwd": forward, "bwd": backward, "fwd+bwd": forward + backward}
 
 
 def compare_case(

@@ -12,7 +12,7 @@ from typing import Literal
 
 from kernelprof.results.document import Document
 from kernelprof.results.record import record
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 Verdict = Literal["exact", "close", "approximate", "WRONG", "unsupported", "unavailable", "error"]
 Status = Literal["ok", "unsupported", "unavailable", "error"]
@@ -37,6 +37,10 @@ class OracleFigures:
     grad_max_abs_diff: float
     grad_cosine: float
     non_finite: str | None = None  # where NaN or Inf appeared
+    # PLIF: the decay parameter's gradient dw against the oracle's (None where not compared):
+    # the largest |dw - dw_oracle| / |dw_oracle| over its values, and whether every sign agrees
+    dw_relative_error: float | None = None
+    dw_sign_agrees: bool | None = None
 
 
 @record
@@ -135,7 +139,7 @@ class CheckCase:
 @record
 class CheckDocument(Document):
     kernelprof: Literal["check"] = "check"
-    config: LIFConfig
+    config: NeuronConfig
     case: CheckCase
     rows: tuple[CheckedBuild, ...] = ()
 

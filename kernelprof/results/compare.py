@@ -19,7 +19,7 @@ from kernelprof.results.energy import EnergyMeasurement
 from kernelprof.results.flags import Flag
 from kernelprof.results.record import FrozenDict, record
 from kernelprof.results.timing import Measurement, WarmUp
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 PHASES = ("fwd", "bwd", "fwd+bwd")
 DeviceSource = Literal["kernels", "host clock"]
@@ -27,11 +27,15 @@ DeviceSource = Literal["kernels", "host clock"]
 
 @record
 class Case:
-    """One point of a sweep: T time steps of N neurons each, in one dtype."""
+    """One point of a sweep: T time steps of N neurons each, in one dtype, of one neuron (its
+    canonical config is the document's). For PLIF, ``channels`` is how many decays it learns
+    (1, or N with --per-channel: the check's [T, N] input has one neuron per channel)."""
 
     T: int
     N: int
     dtype: DType
+    neuron: str = "lif"
+    channels: int = 1
 
     @property
     def label(self) -> str:
@@ -234,7 +238,7 @@ class CompareCase:
 @record
 class CompareDocument(Document):
     kernelprof: Literal["compare"] = "compare"
-    config: LIFConfig
+    config: NeuronConfig
     copy_bandwidth_gb_per_s: float
     noise_probe: NoiseProbe
     rounds: int = 3

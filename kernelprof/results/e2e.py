@@ -21,7 +21,7 @@ from kernelprof.results.check import Status
 from kernelprof.results.document import Document
 from kernelprof.results.energy import EnergyMeasurement
 from kernelprof.results.record import FrozenDict, record
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 NeuronSetting = Literal["canonical", "framework-defaults"]
 
@@ -33,7 +33,7 @@ class E2ETask:
     model: Literal["cnn", "fc"]
     dataset: str
     device: str
-    config: LIFConfig  # the canonical neuron
+    config: NeuronConfig  # the canonical neuron
     T: int = 8
     epochs: int = 1
     max_steps: int | None = None  # training steps per run, when cut short

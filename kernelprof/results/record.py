@@ -195,10 +195,28 @@ def _decode(hint: Any, data: Any, where: str, problems: list[str]) -> Any:
     return _decode_scalar(hint, data, where, problems)
 
 
+def _constant_mismatch(cls: type, data: dict) -> str:
+    """Why ``data`` is not of ``cls`` by a class constant it lists in ``DERIVED`` (a config's
+    ``neuron``), else "". ``DERIVED_DEFAULTS`` gives the value of one that older files lack."""
+    for name in getattr(cls, "DERIVED", ()):
+        constant = getattr(cls, name, None)
+        if not isinstance(constant, str):  # a figure derived from the fields, not a constant
+            continue
+        value = data.get(name, getattr(cls, "DERIVED_DEFAULTS", {}).get(name))
+        if value is not None and value != constant:
+            return f"{name} {value!r} is not {constant!r}"
+    return ""
+
+
 def _decode_union(hint: Any, data: Any, where: str, problems: list[str]) -> Any:
     options = typing.get_args(hint)
     if data is None and type(None) in options:
         return None
+    if isinstance(data, dict):  # records told apart by a class constant: read as that one
+        kinds = [o for o in options if dataclasses.is_dataclass(o)]
+        matching = [o for o in kinds if not _constant_mismatch(o, data)]
+        if len(kinds) > 1 and len(matching) == 1:
+            return _decode(matching[0], data, where, problems)
     for option in options:  # the first option that reads without a problem
         if option is type(None):
             continue
@@ -231,6 +249,10 @@ def _decode_record(cls: type, data: Any, where: str, problems: list[str]) -> Any
     if not isinstance(data, dict):
         return _wrong(where, f"a {_record_name(cls)} object", data, problems)
     hints = _hints(cls)
+    mismatch = _constant_mismatch(cls, data)
+    if mismatch:
+        problems.append(f"{_at(where)}{mismatch}")
+        return None
     values, before = {}, len(problems)
     for spec in dataclasses.fields(cls):
         if spec.name in data:

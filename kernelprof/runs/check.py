@@ -32,7 +32,7 @@ from kernelprof.results.document import Environment
 from kernelprof.results.record import decode, encode, record
 from kernelprof.verify.agreement import check_against_oracle
 from kernelprof.verify.verdicts import VERDICT_ORDER, classify, sample_neurons, timed_agreement
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 CHECK_INPUTS = 2
 FUNCTION = "kernelprof.runs.check:check_implementation"  # what a check worker runs
@@ -44,7 +44,7 @@ class ImplementationTask:
 
     function: str
     impl: str
-    config: LIFConfig
+    config: NeuronConfig
     T: int
     N: int
     dtype: str
@@ -111,6 +111,7 @@ def prepare(task: ImplementationTask) -> tuple[CheckedBuild, NeuronBuild | None]
     checked = CheckedBuild(impl=task.impl, framework=implementation.framework, verdict="error",
                            reference=implementation.reference)  # fmt: skip
     try:
+        implementation.check_neuron(task.config)
         build = implementation.build(task.config, task.torch_device, task.torch_dtype)
     except Unsupported as error:
         return replace(checked, status="unsupported", verdict="unsupported",
@@ -126,7 +127,7 @@ def judge(checked: CheckedBuild, build: NeuronBuild, task: ImplementationTask,
     for offset in range(CHECK_INPUTS):
         seed = task.seed + 1000 * offset
         result = check_against_oracle(build.check, task.input(neurons, seed), task.config,
-                                      seed=seed)  # fmt: skip
+                                      seed=seed, dw=build.dw)  # fmt: skip
         judged = (result, *classify(result, build))
         if worst is None or VERDICT_ORDER.index(judged[1]) > VERDICT_ORDER.index(worst[1]):
             worst = judged
@@ -141,7 +142,8 @@ def recheck_on(checked: CheckedBuild, build: NeuronBuild, x: torch.Tensor,
     steps = x.shape[0]
     index = sample_neurons(x[0].numel()).to(x.device)
     sample = x.detach().reshape(steps, -1)[:, index].contiguous()
-    result = check_against_oracle(build.check, sample, task.config, seed=task.seed + 2000)
+    result = check_against_oracle(build.check, sample, task.config, seed=task.seed + 2000,
+                                  dw=build.dw)  # fmt: skip
     final, reason = classify(result, build)
     timed_input = TimedInputCheck(verdict=final, reason=reason, neurons=int(index.numel()),
                                   spike_mismatch_fraction=result.spikes.mismatch_fraction,

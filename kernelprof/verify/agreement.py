@@ -5,6 +5,10 @@ the oracle's membrane H at that first differing step lies within rounding distan
 threshold, so float32 arithmetic may fall on either side. After such a flip the neuron follows
 another trajectory, so its later steps and its gradients are not comparable: those neurons are
 left out of the V and gradient comparisons, and counted.
+
+PLIF's decay parameter gets its gradient dw from every neuron and step, so it is compared only
+where no neuron diverged (a tie changes a neuron's whole contribution): within the dtype's
+atol = rtol, and with the same sign wherever the oracle's is beyond that tolerance.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from kernelprof.results.check import OracleFigures
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig, channel_shape
 
 # |H - theta| within which a float32 computation may land on the other side of the threshold.
 # float32 rounds each step's H by ~6e-8 relative; over T steps errors add up but stay far below.
@@ -118,6 +122,8 @@ class OracleCheck:
     v_excess: float  # > 0: some V beyond atol + rtol*|V|
     grad_excess: float
     non_finite: str = ""  # where NaN or Inf appeared (spikes, V, dX), "" when nowhere
+    dw_relative_error: float | None = None  # PLIF, where dw was compared
+    dw_sign_agrees: bool | None = None
 
     def figures(self) -> OracleFigures:
         """The record of this comparison (what a results document keeps of it)."""
@@ -133,24 +139,28 @@ class OracleCheck:
             grad_max_abs_diff=self.grad_max_abs_diff,
             grad_cosine=self.grad_cosine,
             non_finite=self.non_finite or None,
+            dw_relative_error=self.dw_relative_error,
+            dw_sign_agrees=self.dw_sign_agrees,
         )
 
 
 def check_against_oracle(
     run: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
     x: torch.Tensor,
-    config: LIFConfig,
+    config: NeuronConfig,
     *,
     seed: int = 0,
     with_grad_v: bool = True,
+    dw: Callable[[], torch.Tensor | None] | None = None,
 ) -> OracleCheck:
     """Runs ``run(x) -> (spikes, V)`` and the float64 oracle on the same input and upstream
     gradients (random for S, and for V when ``with_grad_v``), and compares outputs and dX.
 
     ``run`` may return ``V = None`` when the implementation does not expose V after reset;
-    then only spikes and dX (from the spikes' gradient alone) are compared."""
-    from reference_kernels.torch_ref import lif_trajectory
-
+    then only spikes and dX (from the spikes' gradient alone) are compared. For PLIF, ``dw()``
+    gives the build's canonical dw after the backward (its w at w0: one value, or one per
+    channel), compared with the oracle's at w0; without it dw is not compared, and the reason
+    says so."""
     generator = torch.Generator().manual_seed(seed + 1)
     grad_s = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
     grad_v = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
@@ -158,13 +168,7 @@ def check_against_oracle(
     x_impl = x.detach().clone().requires_grad_()
     s, v = run(x_impl)
     with_grad_v = with_grad_v and v is not None  # no V: compare the spikes' gradient alone
-
-    x_ref = x.detach().to(device="cpu", dtype=torch.float64).requires_grad_()
-    s_ref, v_ref, h_ref = lif_trajectory(x_ref, config)
-    loss = (s_ref * grad_s.double().cpu()).sum()
-    if with_grad_v:
-        loss = loss + (v_ref * grad_v.double().cpu()).sum()
-    loss.backward()
+    s_ref, v_ref, h_ref, x_ref, w_ref = _oracle(x, config, grad_s, grad_v if with_grad_v else None)
 
     outputs, grads = [s], [grad_s]
     if with_grad_v:
@@ -185,6 +189,12 @@ def check_against_oracle(
         problems.append(f"V beyond atol=rtol={tol:g}")
     if grad_excess > 0:
         problems.append(f"dX beyond atol=rtol={tol:g}")
+    dw_figures, dw_note = (None, None), ""
+    if w_ref is not None:
+        dw_figures, dw_note, dw_problem = _compare_dw(
+            None if dw is None else dw(), w_ref.grad, tol, spikes.neurons_diverged
+        )
+        problems += [dw_problem] if dw_problem else []
     if problems:
         verdict, reason = "WRONG", "; ".join(problems)
     elif spikes.ties:
@@ -194,7 +204,11 @@ def check_against_oracle(
         )
     else:
         compared = "dX" if v is None else "V and dX"
+        if dw_figures[0] is not None:
+            compared += " and dw"
         verdict, reason = "exact", f"spikes equal; {compared} within atol=rtol={tol:g}"
+    if dw_note:
+        reason = f"{reason}; {dw_note}"
     return OracleCheck(
         verdict=verdict,
         reason=reason,
@@ -206,7 +220,48 @@ def check_against_oracle(
         v_excess=v_excess,
         grad_excess=grad_excess,
         non_finite=non_finite,
+        dw_relative_error=dw_figures[0],
+        dw_sign_agrees=dw_figures[1],
     )
+
+
+def _oracle(x: torch.Tensor, config: NeuronConfig, grad_s: torch.Tensor,
+            grad_v: torch.Tensor | None):  # fmt: skip
+    """The float64 oracle on ``x`` with these upstream gradients (PLIF at w0): (S, V, H, its
+    input and its w, both leaves holding their gradients)."""
+    from reference_kernels.torch_ref import trajectory
+
+    x_ref = x.detach().to(device="cpu", dtype=torch.float64).requires_grad_()
+    w_ref = None
+    if config.neuron == "plif":
+        channels = channel_shape(x.shape[1:])[1]
+        w_ref = config.initial_w(channels, dtype=torch.float64).requires_grad_()
+    s_ref, v_ref, h_ref = trajectory(x_ref, config, w_ref)
+    loss = (s_ref * grad_s.double().cpu()).sum()
+    if grad_v is not None:
+        loss = loss + (v_ref * grad_v.double().cpu()).sum()
+    loss.backward()
+    return s_ref, v_ref, h_ref, x_ref, w_ref
+
+
+def _compare_dw(got: torch.Tensor | None, want: torch.Tensor, tol: float, diverged: int):
+    """((relative error, signs agree) or (None, None), note, problem or "") for PLIF's dw."""
+    if got is None:
+        return (None, None), "dw not compared (the build does not expose its decay's gradient)", ""
+    if diverged:
+        return (None, None), f"dw not compared ({diverged} neurons' spikes diverged)", ""
+    got = got.detach().to("cpu", torch.float64).reshape(want.shape)
+    if not bool(torch.isfinite(got).all()):
+        return (None, None), "", "NaN or Inf in dw"
+    relative = float(((got - want).abs() / want.abs().clamp_min(1e-300)).max())
+    significant = want.abs() > tol
+    signs = bool(torch.equal(got.sign()[significant], want.sign()[significant]))
+    problem = ""
+    if not signs:
+        problem = "dw has the wrong sign"
+    elif float(((got - want).abs() - (tol + tol * want.abs())).max()) > 0:
+        problem = f"dw beyond atol=rtol={tol:g} (relative error {relative:.3g})"
+    return (relative, signs), f"dw relative error {relative:.2g}", problem
 
 
 def _non_finite(outputs: dict[str, torch.Tensor | None]) -> str:

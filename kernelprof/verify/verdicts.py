@@ -15,7 +15,7 @@ import torch
 from kernelprof.frameworks.base import Approximation, NeuronBuild
 from kernelprof.results.check import TimedBuildAgreement
 from kernelprof.verify.agreement import TIE_ATOL, TOLERANCE, OracleCheck, spike_agreement
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 VERDICT_ORDER = ("exact", "close", "approximate", "WRONG")  # later is worse
 SAMPLE_SPREAD = 4096  # neurons spread evenly over the tensor, first and last included
@@ -93,13 +93,13 @@ def _grad_excess(actual: torch.Tensor, expected: torch.Tensor, tol: float, keep:
 
 
 def timed_agreement(
-    build: NeuronBuild, x: torch.Tensor, grad: torch.Tensor, config: LIFConfig
+    build: NeuronBuild, x: torch.Tensor, grad: torch.Tensor, config: NeuronConfig
 ) -> TimedBuildAgreement:
     """Runs the timed build forward and backward (upstream gradient ``grad`` on the spikes) on
     the whole of ``x`` [T, ...], and the checking build on sampled neurons of the same input,
     and compares spikes exactly (threshold ties excused, judged by the float64 oracle's H) and
     dX within the dtype's tolerance. Neither run is timed."""
-    from reference_kernels.torch_ref import lif_trajectory
+    from reference_kernels.torch_ref import trajectory
 
     steps = x.shape[0]
     x_full = x.detach().clone().requires_grad_()
@@ -114,7 +114,7 @@ def timed_agreement(
     check_spikes, _ = build.check(x_sample)
     check_spikes.backward(grad.reshape(steps, -1)[:, index])
     with torch.no_grad():
-        _, _, oracle_h = lif_trajectory(x_sample.detach().to("cpu", torch.float64), config)
+        _, _, oracle_h = trajectory(x_sample.detach().to("cpu", torch.float64), config)
     spikes_compared = spike_agreement(
         timed_spikes, check_spikes, oracle_h, config.v_threshold, TIE_ATOL[x.dtype]
     )
@@ -133,7 +133,7 @@ def timed_agreement(
 
 def same_neuron(spikes: torch.Tensor, grad_x: torch.Tensor | None, expected_spikes: torch.Tensor,
                 expected_grad_x: torch.Tensor | None, x: torch.Tensor,
-                config: LIFConfig | None) -> tuple[str, str]:  # fmt: skip
+                config: NeuronConfig | None) -> tuple[str, str]:  # fmt: skip
     """(verdict, reason): whether another path for a neuron layer computes what the layer
     itself computed on its own input ``x`` [T, ...] in a training step: its spikes and its
     input's gradient, given the same upstream gradient.
@@ -143,7 +143,7 @@ def same_neuron(spikes: torch.Tensor, grad_x: torch.Tensor | None, expected_spik
     threshold tie, which float rounding may put either side ("close"); without a config every
     differing spike is a difference. dX is compared within the dtype's atol = rtol on the
     neurons whose spikes agree. "exact", "close" or "WRONG"."""
-    from reference_kernels.torch_ref import lif_trajectory
+    from reference_kernels.torch_ref import trajectory
 
     steps = x.shape[0]
     if spikes.shape != expected_spikes.shape:
@@ -160,7 +160,7 @@ def same_neuron(spikes: torch.Tensor, grad_x: torch.Tensor | None, expected_spik
     if count:
         index = diverged.nonzero().squeeze(1)
         with torch.no_grad():
-            _, _, h = lif_trajectory(x.detach().reshape(steps, -1)[:, index]
+            _, _, h = trajectory(x.detach().reshape(steps, -1)[:, index]
                                      .to("cpu", torch.float64), config)  # fmt: skip
         first = differ[:, index].to(torch.int8).argmax(dim=0).cpu()
         margin = (h.gather(0, first.unsqueeze(0)).squeeze(0) - config.v_threshold).abs()

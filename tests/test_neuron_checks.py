@@ -1,0 +1,146 @@
+"""IF and PLIF through kernelprof's check: the frameworks' mappings against the float64 oracle
+(PLIF's dw included), the refusals with their reasons, a planted wrong dw found WRONG, the
+request's refusals, and configs that read back as their own neuron."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from kernelprof.frameworks import registry
+from kernelprof.frameworks.base import NeuronBuild, Unsupported
+from kernelprof.inputs import lif_input
+from kernelprof.results.record import SchemaError, decode, encode
+from kernelprof.verify.agreement import check_against_oracle
+from kernelprof.verify.verdicts import classify
+from reference_kernels.model import IFConfig, LIFConfig, NeuronConfig, PLIFConfig
+from tests.cli_runner import run_in_process
+from tests.neuron_cases import if_configs, neuron_id, plif_configs
+
+CPU = torch.device("cpu")
+IMPLS = ("ref-torch", "spikingjelly", "snntorch", "braincog", "braincog-lbl")
+# The frameworks' own limits (their reasons say so): what each refuses of the configs below.
+REFUSED = {
+    "snntorch": lambda c: (
+        "adds its input unscaled" if c.neuron == "plif" and c.decay_input
+        else "resets to 0 only" if c.v_reset not in (None, 0.0)
+        else "cannot detach a subtractive reset" if c.soft_reset and c.detach_reset
+        else None
+    ),
+    "braincog": lambda c: (
+        "braincog cannot express" if c.soft_reset or c.v_reset != 0.0 or not c.detach_reset
+        or (c.neuron == "plif" and (c.per_channel or not c.decay_input))
+        or c.surrogate not in ("sigmoid", "atan") else None
+    ),
+    "spikingjelly": lambda c: (
+        "one w per layer" if c.neuron == "plif" and c.per_channel
+        else "SuperSpike" if c.surrogate == "superspike" and c.alpha != 1 else None
+    ),
+}  # fmt: skip
+REFUSED["braincog-lbl"] = REFUSED["braincog"]
+CONFIGS = [
+    *if_configs(),
+    *plif_configs(),
+    IFConfig(detach_reset=True, surrogate="sigmoid", alpha=4.0),
+    PLIFConfig(detach_reset=True, surrogate="atan", alpha=2.0),
+    PLIFConfig(tau=3.0, v_reset=0.0, decay_input=False, per_channel=True),
+    PLIFConfig(v_reset=None, decay_input=False, surrogate="atan", alpha=2.0),
+]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("config", CONFIGS, ids=neuron_id)
+def test_mapping_matches_the_oracle_or_is_refused_with_its_reason(impl, config):
+    implementation = registry.implementation(impl)
+    if implementation.unavailable_reason(CPU):
+        pytest.skip(f"unavailable: {implementation.unavailable_reason(CPU)}")
+    refusal = REFUSED.get(impl, lambda c: None)(config)
+    if refusal is not None:
+        with pytest.raises(Unsupported, match=refusal):
+            implementation.check_neuron(config)
+            implementation.build(config, CPU, torch.float32)
+        return
+    build = implementation.build(config, CPU, torch.float32)
+    for seed in (0, 1000):  # the same build twice: nothing carried over between checks
+        x = lif_input((8, 600), config, seed=seed)
+        result = check_against_oracle(build.check, x, config, seed=seed, dw=build.dw)
+        verdict, reason = classify(result, build)
+        assert verdict in ("exact", "close", "approximate"), reason
+        if config.neuron == "plif" and result.spikes.neurons_diverged == 0:
+            assert result.dw_relative_error is not None and result.dw_sign_agrees, reason
+            if not config.per_channel:  # one dw summed over 8 x 600 terms
+                assert result.dw_relative_error < 1e-3, reason
+
+
+def test_enough_of_each_neuron_is_exact_in_three_frameworks():
+    """SpikingJelly, snnTorch and BrainCog each run IF and PLIF exactly for some config."""
+    for impl in ("spikingjelly", "snntorch", "braincog"):
+        for neuron in ("if", "plif"):
+            runs = [c for c in CONFIGS if c.neuron == neuron and REFUSED[impl](c) is None]
+            assert runs, (impl, neuron)
+
+
+def test_frameworks_without_a_mapping_say_so():
+    for impl in ("norse", "sinabs", "lava-dl"):
+        implementation = registry.implementation(impl)
+        with pytest.raises(Unsupported, match="maps only LIF"):
+            implementation.check_neuron(PLIFConfig())
+
+
+def _planted(scale: float) -> NeuronBuild:
+    """The reference PLIF whose reported dw is scaled: ``scale`` -1 flips its sign."""
+    build = registry.implementation("ref-torch").build(PLIFConfig(), CPU, torch.float32)
+    real = build.dw
+    return dataclasses.replace(build, dw=lambda: real() * scale)
+
+
+@pytest.mark.parametrize(("scale", "reason"), [(1.5, "dw beyond"), (-1.0, "wrong sign")])
+def test_a_wrong_dw_is_wrong(scale, reason):
+    config = PLIFConfig()
+    x = lif_input((8, 400), config, seed=3)
+    build = _planted(scale)
+    result = check_against_oracle(build.check, x, config, seed=3, dw=build.dw)
+    verdict, why = classify(result, build)
+    assert verdict == "WRONG" and reason in why
+
+
+def test_a_build_without_dw_says_it_was_not_compared():
+    config = PLIFConfig()
+    build = registry.implementation("ref-torch").build(config, CPU, torch.float32)
+    result = check_against_oracle(build.check, lif_input((4, 50), config), config, dw=None)
+    assert result.verdict == "exact" and "dw not compared" in result.reason
+
+
+@pytest.mark.parametrize("config", [LIFConfig(tau=3.0), IFConfig(v_reset=None),
+                                    PLIFConfig(per_channel=True, decay_input=False)])  # fmt: skip
+def test_configs_read_back_as_their_own_neuron(config):
+    data = encode(config)
+    assert data["neuron"] == config.neuron
+    assert decode(NeuronConfig, data) == config
+
+
+def test_a_stored_config_without_a_neuron_is_lif_and_its_errors_are_its_own():
+    data = encode(LIFConfig())
+    del data["neuron"]
+    assert decode(NeuronConfig, data) == LIFConfig()
+    data["tau"] = -1.0
+    with pytest.raises(SchemaError, match="tau must be a finite number > 0"):
+        decode(NeuronConfig, data)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--neuron", "if", "--no-decay-input"], "--no-decay-input: IF has no decay"),
+        (["--neuron", "lif", "--per-channel"], "--per-channel: only PLIF learns a decay"),
+        (["--neuron", "plif", "--tau", "1"], "--tau (tau0 of PLIF) must be a finite number > 1"),
+    ],
+)
+def test_neuron_options_are_refused_in_one_line(args, expected):
+    for command in ("check", "compare"):
+        done = run_in_process(command, "--device", "cpu", *args)
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert expected in line
