@@ -20,13 +20,14 @@ from tests.cli_runner import run_in_process
 from tests.neuron_cases import if_configs, neuron_id, plif_configs
 
 CPU = torch.device("cpu")
-IMPLS = ("ref-torch", "spikingjelly", "snntorch", "braincog", "braincog-lbl")
+IMPLS = ("ref-torch", "spikingjelly", "snntorch", "braincog", "braincog-lbl", "sinabs", "norse")
 # The frameworks' own limits (their reasons say so): what each refuses of the configs below.
 REFUSED = {
-    "snntorch": lambda c: (
+    "snntorch": lambda c: (  # in the order leaky_kwargs, then spike_grad, look
         "adds its input unscaled" if c.neuron == "plif" and c.decay_input
         else "resets to 0 only" if c.v_reset not in (None, 0.0)
         else "cannot detach a subtractive reset" if c.soft_reset and c.detach_reset
+        else "no built-in piecewise_exp" if c.surrogate == "piecewise_exp"
         else None
     ),
     "braincog": lambda c: (
@@ -40,6 +41,16 @@ REFUSED = {
     ),
 }  # fmt: skip
 REFUSED["braincog-lbl"] = REFUSED["braincog"]
+REFUSED["norse"] = lambda c: (
+    "not map PLIF" if c.neuron == "plif"
+    else "norse cannot express" if c.soft_reset or c.detach_reset
+    or not (c.surrogate == "superspike" and c.alpha == 1.0 or c.surrogate == "sigmoid"
+            and c.alpha == 4.0) else None
+)  # fmt: skip
+REFUSED["sinabs"] = lambda c: (
+    "sinabs cannot express" if c.surrogate != "piecewise_exp" or (c.soft_reset and c.detach_reset)
+    or (not c.soft_reset and (c.v_reset != 0.0 or not c.detach_reset)) else None
+)  # fmt: skip
 CONFIGS = [
     *if_configs(),
     *plif_configs(),
@@ -47,6 +58,12 @@ CONFIGS = [
     PLIFConfig(detach_reset=True, surrogate="atan", alpha=2.0),
     PLIFConfig(tau=3.0, v_reset=0.0, decay_input=False, per_channel=True),
     PLIFConfig(v_reset=None, decay_input=False, surrogate="atan", alpha=2.0),
+    IFConfig(v_reset=None, surrogate="piecewise_exp", alpha=1.5),
+    IFConfig(v_reset=-0.3, surrogate="superspike", alpha=1.0),
+    PLIFConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
+    PLIFConfig(
+        detach_reset=True, decay_input=False, per_channel=True, surrogate="piecewise_exp", alpha=1.0
+    ),  # fmt: skip
 ]
 
 
@@ -75,18 +92,20 @@ def test_mapping_matches_the_oracle_or_is_refused_with_its_reason(impl, config):
 
 
 def test_enough_of_each_neuron_is_exact_in_three_frameworks():
-    """SpikingJelly, snnTorch and BrainCog each run IF and PLIF exactly for some config."""
-    for impl in ("spikingjelly", "snntorch", "braincog"):
+    """SpikingJelly, snnTorch, BrainCog and Sinabs each run IF and PLIF for some config."""
+    for impl in ("spikingjelly", "snntorch", "braincog", "sinabs"):
         for neuron in ("if", "plif"):
             runs = [c for c in CONFIGS if c.neuron == neuron and REFUSED[impl](c) is None]
             assert runs, (impl, neuron)
 
 
 def test_frameworks_without_a_mapping_say_so():
-    for impl in ("norse", "sinabs", "lava-dl"):
+    for impl in ("rockpool", "lava-dl", "spyx"):
         implementation = registry.implementation(impl)
         with pytest.raises(Unsupported, match="maps only LIF"):
             implementation.check_neuron(PLIFConfig())
+    with pytest.raises(Unsupported, match="current-based"):
+        registry.implementation("norse").check_neuron(PLIFConfig())
 
 
 def _planted(scale: float) -> NeuronBuild:

@@ -29,6 +29,12 @@ superspike.py, reset.py and module/snn.py, lift.py):
   matches atan or piecewise_exp. Each candidate is checked against the canonical derivative when
   a config is built, so a Norse release that honours alpha in 'super' is picked up.
 * detach_reset=True cannot be expressed by the feed-forward modules; raising Unsupported.
+* IF is ``norse.torch.IAF(IAFParameters(v_th, v_reset, method, alpha))``: v' = v + x (dt
+  unused), z = heaviside(v' - v_th) (torch.gt), v = (1 - z) v' + z v_reset, the reset attached;
+  its initial state is v_reset. So the canonical IF with hard reset to any V_r and
+  detach_reset=False; IAF has no subtractive reset (soft reset unsupported).
+* PLIF is not mapped yet: Norse's LIF is current-based, and a learnable tau_mem_inv in its
+  parameter tuple is not a module parameter.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
-from reference_kernels.model import LIFConfig, surrogate_grad
+from reference_kernels.model import LIFConfig, NeuronConfig, surrogate_grad
 
 # Which Norse threshold method could stand for each canonical surrogate, and the Norse alpha
 # it would take. Whether it really is the same derivative is verified by _probe_surrogate.
@@ -61,13 +67,14 @@ _WHY_NOT = {
 _PROBE = torch.linspace(-3.0, 3.0, 25, dtype=torch.float64)
 
 PATH_LIF = "python loop: norse.torch.LIF over lif_feed_forward_step (norse 1.1.0: no fused kernel)"
+PATH_IAF = "python loop: norse.torch.IAF over iaf_feed_forward_step (norse 1.1.0: no fused kernel)"
 PATH_SOFT = (
     "python loop: norse.torch.Lift(LIFBoxCell) with reset_subtract (norse 1.1.0: no fused kernel)"
 )
 TIE_NOTES = ["fires on H > theta, not >= (norse heaviside is torch.gt)"]
 
 
-def _probe_surrogate(method: str, norse_alpha: float, config: LIFConfig) -> bool:
+def _probe_surrogate(method: str, norse_alpha: float, config: NeuronConfig) -> bool:
     """Whether Norse's ``threshold(x, method, alpha)`` backward equals the canonical surrogate."""
     from norse.torch.functional.threshold import threshold
 
@@ -77,7 +84,7 @@ def _probe_surrogate(method: str, norse_alpha: float, config: LIFConfig) -> bool
     return x.grad is not None and torch.allclose(x.grad, expected, rtol=1e-9, atol=1e-12)
 
 
-def norse_method(config: LIFConfig) -> tuple[str, float]:
+def norse_method(config: NeuronConfig) -> tuple[str, float]:
     """The Norse threshold method and alpha whose derivative is the config's surrogate."""
     name, alpha = config.surrogate, config.alpha
     if name in _NO_EQUIVALENT:
@@ -91,9 +98,13 @@ def norse_method(config: LIFConfig) -> tuple[str, float]:
 REQUIREMENT = base.Requirement("norse", ">=1.0")
 
 
-def _problems(config: LIFConfig) -> list[str]:
+def _problems(config: NeuronConfig) -> list[str]:
     problems = []
-    if config.detach_reset:
+    if config.neuron == "if" and config.soft_reset:
+        problems.append("soft reset: norse.torch.IAF resets to v_reset only (no reset_method)")
+    if config.detach_reset and config.neuron == "if":
+        problems.append("detach_reset=True: norse.torch.IAF keeps the reset attached")
+    elif config.detach_reset:
         problems.append(
             "detach_reset=True: norse.torch.LIF and LIFBoxCell keep the reset attached "
             "(only the recurrent lif_step detaches it, and it needs weight matrices)"
@@ -105,7 +116,7 @@ def _problems(config: LIFConfig) -> list[str]:
     return problems
 
 
-def check_expressible(config: LIFConfig) -> tuple[str, float]:
+def check_expressible(config: NeuronConfig) -> tuple[str, float]:
     """The Norse threshold method and alpha for ``config``; Unsupported with every reason why
     Norse cannot express it. (The surrogate is checked by differentiating Norse's threshold,
     so gradients are enabled here even under no_grad.)"""
@@ -146,8 +157,54 @@ def parameters(config: LIFConfig, method: str, norse_alpha: float, device, dtype
     )
 
 
-def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
-    """Maps the canonical config onto Norse's LIF (hard reset) or Lift(LIFBoxCell) (soft reset)."""
+def build_iaf(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+    """Maps the canonical IF (hard reset, attached) onto norse.torch.IAF."""
+    method, norse_alpha = check_expressible(config)
+    import norse.torch as norse_torch
+
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+
+    def scalar(value: float) -> torch.Tensor:
+        return torch.tensor(value, dtype=compute, device=device)
+
+    p = norse_torch.IAFParameters(v_th=scalar(config.v_threshold),
+                                  v_reset=scalar(config.v_reset), method=method,
+                                  alpha=scalar(norse_alpha))  # fmt: skip
+    # IAF's constructor takes no record_states; the attribute is Norse's SNN base module's own
+    checking = norse_torch.IAF(p, dt=1.0).to(device)
+    checking.record_states = True
+    users = norse_torch.IAF(p, dt=1.0).to(device)
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # the state IAF would start from (v_reset), full and in the compute precision
+        state = norse_torch.IAFFeedForwardState(
+            v=torch.full(x.shape[1:], float(config.v_reset), dtype=compute, device=x.device)
+        )
+        spikes, states = checking(x, state)
+        return spikes, states.v  # record_states: V after reset at every step
+
+    def timed(x: torch.Tensor) -> torch.Tensor:
+        spikes, _ = users(x)  # Norse's own initial state, no recorded states
+        return spikes
+
+    return base.NeuronBuild(
+        check=check,
+        timed=base.TimedBuild(
+            run=timed,
+            spikes=lambda s: s.to(dtype),
+            module=users,
+            code="spikes, state = norse.torch.IAF(p)(x)",
+        ),  # fmt: skip
+        path=PATH_IAF,
+        tie_notes=list(TIE_NOTES),
+    )
+
+
+def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+    """Maps the canonical config onto Norse's LIF (hard reset) or Lift(LIFBoxCell) (soft reset),
+    and IF onto its IAF."""
+    if config.neuron == "if":
+        return build_iaf(config, device, dtype)
     method, norse_alpha = check_expressible(config)
     import norse.torch as norse_torch
 
@@ -378,7 +435,14 @@ NORSE = base.Implementation(
     framework="Norse",
     build=build,
     requires=(REQUIREMENT,),
-    description="norse.torch.LIF (hard reset) / Lift(LIFBoxCell) (soft reset): eager loop",
+    description="norse.torch.LIF (hard reset) / Lift(LIFBoxCell) (soft reset), IAF for IF: "
+    "eager loop",
+    neurons=("if", "lif"),
+    not_mapped={
+        "plif": "Norse's LIF is current-based (a synaptic current before the membrane), "
+        "and a learnable tau_mem_inv in its parameter tuple is not a module parameter: "
+        "kernelprof does not map PLIF onto it yet"
+    },  # fmt: skip
 )
 FRAMEWORK = base.Framework(
     name="norse",

@@ -1,4 +1,5 @@
-"""Sinabs (and its EXODUS CUDA kernels): its LIF layers and its ANN-to-SNN converter.
+"""Sinabs (and its EXODUS CUDA kernels): its LIF layers (and IAF, and LIF with trained
+alphas as PLIF) and its ANN-to-SNN converter.
 
 The timed build is the layer as Sinabs users call it, on their batch-first input
 (``layer.reset_states(); spikes = layer(x)`` with x [B, T, ...], ``record_states`` at its
@@ -25,6 +26,14 @@ surrogate_gradient_fn.py, and sinabs-exodus's sinabs/exodus/layers/lif.py and sp
   equals piecewise_exp(alpha) for w = 1/(alpha*theta), grad_scale = 1/2. Sinabs ships no
   sigmoid, atan or fast-sigmoid surrogate, so those raise Unsupported.
 * ``record_states=True`` records v after reset in ``layer.recordings["v_mem"]`` ([B, T, ...]).
+* IF is ``sinabs.layers.IAF`` (LIF with tau_mem = inf, so alpha = 1, and norm_input False):
+  v = v + x, with the same spike, reset and surrogate rules.
+* PLIF is ``LIF(tau_mem, train_alphas=True)``: alpha_mem = exp(-1/tau_mem) is the parameter,
+  set to 1 - 1/tau0 (rounded in float32), and norm_input scales the input by (1 - alpha_mem),
+  the same learned alpha: v = alpha v + (1 - alpha) x is the canonical decay_input charge with
+  k = 1 - alpha (V_r = 0; rounded in another order), alpha v + x the other. So dw = -k (1 - k)
+  dalpha. Per channel, tau_mem has one value per neuron of a step (a [T, N] input is Sinabs'
+  [B = N, T]: the state is [N]).
 * EXODUS (``sinabs.exodus.layers.LIF``, CUDA only) accepts MembraneSubtract only (soft reset),
   returns v before reset from its kernel, and raises NotImplementedError when a gradient reaches
   v_mem, so its row returns V = None.
@@ -40,17 +49,18 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import PERCENTILE, ConvertedSNN, NetworkSpec
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 PATH_SINABS = "python loop: sinabs functional.lif_forward, eager torch ops per step"
 PATH_EXODUS = "EXODUS CUDA kernels: forward over T per neuron, backward O(T^2) in parallel"
 
 
-def sinabs_parameters(config: LIFConfig, *, exodus: bool) -> dict:
+def sinabs_parameters(config: NeuronConfig, *, exodus: bool) -> dict:
     """Keyword arguments for sinabs.layers.LIF (or EXODUS's LIF) with the activation objects
-    still to be instantiated by the caller: {"reset": "reset"|"subtract", "tau_mem", ...}."""
+    still to be instantiated by the caller: {"reset": "reset"|"subtract", "tau_mem", ...};
+    IF has no tau_mem (IAF)."""
     problems = []
-    if config.tau <= 1.0:
+    if config.neuron == "lif" and config.tau <= 1.0:
         problems.append(f"tau={config.tau:g}: alpha = exp(-1/tau_mem) = 1 - 1/tau needs tau > 1")
     if config.v_threshold <= 0:
         problems.append("a threshold <= 0 (SingleExponential's width is proportional to it)")
@@ -63,7 +73,8 @@ def sinabs_parameters(config: LIFConfig, *, exodus: bool) -> dict:
         if exodus:
             problems.append("hard reset: EXODUS accepts MembraneSubtract (soft reset) only")
         if config.v_reset != 0.0:
-            problems.append(f"v_reset={config.v_reset:g}: the sinabs LIF leaks towards 0")
+            what = "IAF resets" if config.neuron == "if" else "LIF leaks"
+            problems.append(f"v_reset={config.v_reset:g}: the sinabs {what} towards 0")
         if not config.detach_reset:
             problems.append(
                 "hard reset with detach_reset=False: MembraneReset multiplies by (spikes == 0), "
@@ -77,14 +88,16 @@ def sinabs_parameters(config: LIFConfig, *, exodus: bool) -> dict:
     if problems:
         name = "sinabs-exodus" if exodus else "sinabs"
         raise base.Unsupported(f"{name} cannot express " + "; ".join(problems))
-    return {
-        "tau_mem": -1.0 / math.log(1.0 - 1.0 / config.tau),
+    found = {
         "spike_threshold": float(config.v_threshold),
         "grad_width": 1.0 / (config.alpha * config.v_threshold),
         "grad_scale": 0.5,
-        "norm_input": config.decay_input,
         "reset": "subtract" if config.soft_reset else "reset",
     }
+    if config.neuron != "if":  # PLIF: tau0, from which alpha_mem starts
+        found["tau_mem"] = -1.0 / math.log(1.0 - 1.0 / config.tau)
+        found["norm_input"] = config.decay_input
+    return found
 
 
 def _batch_first(x: torch.Tensor) -> torch.Tensor:
@@ -108,36 +121,86 @@ def _timed(layer) -> base.TimedBuild:
     )  # fmt: skip
 
 
-def _build_sinabs(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+def _sinabs_layer(config: NeuronConfig, p: dict, device: torch.device, record_states: bool,
+                  neurons: int = 1):  # fmt: skip
+    """sinabs.layers.LIF (IAF for IF; trained alphas for PLIF, one per neuron of ``neurons``
+    with ``per_channel``) for ``config``'s parameters ``p``."""
     from sinabs.activation import MembraneReset, MembraneSubtract, SingleExponential, SingleSpike
-    from sinabs.layers import LIF
+    from sinabs.layers import IAF, LIF
 
+    common = {
+        "spike_threshold": torch.tensor(p["spike_threshold"]),
+        "spike_fn": SingleSpike,
+        "reset_fn": MembraneSubtract() if p["reset"] == "subtract" else MembraneReset(0.0),
+        "surrogate_grad_fn": SingleExponential(
+            grad_width=p["grad_width"], grad_scale=p["grad_scale"]
+        ),  # fmt: skip
+        "record_states": record_states,
+    }
+    if config.neuron == "if":
+        return IAF(**common).to(device)
+    tau_mem = p["tau_mem"]
+    if config.neuron == "plif" and config.per_channel:
+        tau_mem = torch.full((neurons,), tau_mem)
+    return LIF(tau_mem=tau_mem, norm_input=p["norm_input"],
+               train_alphas=config.neuron == "plif", **common).to(device)  # fmt: skip
+
+
+def _alpha_dw(checked: list):
+    """PLIF's dw from the checking layer's trained alpha = 1 - k: dalpha/dw = -k (1 - k)."""
+    alpha = checked[0].alpha_mem if checked else None
+    if alpha is None or alpha.grad is None:
+        return None
+    k = 1.0 - alpha.detach().double()
+    return -k * (1.0 - k) * alpha.grad.double()
+
+
+def _timed_lazily(make) -> base.TimedBuild:
+    """:func:`_timed` of a layer made at the first call, sized by its batch-first input."""
+    made: list = []
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if not made:
+            made.append(make(x))
+        made[0].reset_states()
+        return made[0](x)
+
+    return base.TimedBuild(
+        run=run, prepare=_batch_first, spikes=_time_first,
+        code="layer.reset_states(); spikes = layer(x)  # x batch-first [B, T, ...]",
+    )  # fmt: skip
+
+
+def _build_sinabs(
+    config: NeuronConfig, device: torch.device, dtype: torch.dtype
+) -> base.NeuronBuild:
     p = sinabs_parameters(config, exodus=False)
-
-    def layer(record_states: bool):
-        return LIF(
-            tau_mem=p["tau_mem"],
-            spike_threshold=torch.tensor(p["spike_threshold"]),
-            spike_fn=SingleSpike,
-            reset_fn=MembraneSubtract() if p["reset"] == "subtract" else MembraneReset(0.0),
-            surrogate_grad_fn=SingleExponential(
-                grad_width=p["grad_width"], grad_scale=p["grad_scale"]
-            ),
-            norm_input=p["norm_input"],
-            record_states=record_states,
-        ).to(device)
-
-    checking, users = layer(True), layer(False)
+    learned = config.neuron == "plif"
+    checked: list = []  # PLIF: the checking call's layer, made fresh (alpha at w0) each call
+    users = _sinabs_layer(config, p, device, False)
+    if learned and config.per_channel:
+        users = None  # made at the first timed call, one alpha per neuron of its input
+    standing = None if learned else _sinabs_layer(config, p, device, True)
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        checking = _sinabs_layer(config, p, device, True, x[0].numel()) if learned else standing
+        checked[:] = [checking]
         checking.reset_states()  # the state persists between calls
         spikes = checking(_batch_first(x))
         return _time_first(spikes), _time_first(checking.recordings["v_mem"])
 
-    return base.NeuronBuild(check=check, timed=_timed(users), path=PATH_SINABS)
+    timed = (
+        _timed(users)
+        if users is not None
+        else _timed_lazily(lambda x: _sinabs_layer(config, p, device, False, x[:, 0].numel()))
+    )
+    return base.NeuronBuild(check=check, timed=timed, path=PATH_SINABS,
+                            dw=partial(_alpha_dw, checked) if learned else None)  # fmt: skip
 
 
-def _build_exodus(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+def _build_exodus(
+    config: NeuronConfig, device: torch.device, dtype: torch.dtype
+) -> base.NeuronBuild:
     from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
     from sinabs.exodus.layers import LIF
 
@@ -165,7 +228,9 @@ _implementation = partial(base.Implementation, framework="Sinabs", requires=(REQ
 SINABS = _implementation(
     name="sinabs",
     build=_build_sinabs,
-    description="sinabs.layers.LIF with SingleSpike: eager loop",
+    description="sinabs.layers.LIF (IAF for IF, train_alphas for PLIF) with SingleSpike: eager "
+    "loop",
+    neurons=("if", "lif", "plif"),
 )
 SINABS_EXODUS = _implementation(
     name="sinabs-exodus",

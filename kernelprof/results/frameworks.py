@@ -3,7 +3,10 @@ whether its packages are installed here."""
 
 from __future__ import annotations
 
-from kernelprof.results.record import record
+from collections.abc import Mapping
+from dataclasses import field
+
+from kernelprof.results.record import FrozenDict, record
 
 
 @record
@@ -21,6 +24,8 @@ class FrameworkInfo:
     source: str  # built in, an entry point, an extra module
     problem: str | None  # None: its packages are installed
     implementations: tuple[str, ...] = ()  # the rows of check and compare
+    # implementation -> the neurons it maps
+    neurons: Mapping[str, tuple[str, ...]] = field(default_factory=FrozenDict)
     networks: tuple[str, ...] = ()  # e2e networks
     converters: tuple[str, ...] = ()
     no_converter: str = ""

@@ -14,6 +14,7 @@ def list_frameworks() -> FrameworkListing:
             name=framework.name, display=framework.display, source=registry.source(framework.name),
             problem=framework.problem(import_it=False),
             implementations=tuple(impl.name for impl in framework.implementations),
+            neurons={impl.name: impl.neurons for impl in framework.implementations},
             networks=tuple(framework.networks), converters=tuple(framework.converters),
             no_converter=framework.no_converter, description=framework.description,
             defaults=tuple(DefaultSetting(setting=d.setting, value=d.value, source=d.source,
