@@ -157,6 +157,15 @@ class NeuronBuild:
     dw: Callable[[], torch.Tensor | None] | None = None
 
 
+def retention_dw(parameter: torch.Tensor | None) -> torch.Tensor | None:
+    """PLIF's canonical dw from the gradient of a learned retention r = 1 - k (snnTorch's beta,
+    Sinabs' alpha_mem): dr/dw = -k (1 - k). None before a backward."""
+    if parameter is None or parameter.grad is None:
+        return None
+    k = 1.0 - parameter.detach().double()
+    return -k * (1.0 - k) * parameter.grad.double()
+
+
 NeuronBuilder = Callable[[NeuronConfig, torch.device, torch.dtype], NeuronBuild]
 
 

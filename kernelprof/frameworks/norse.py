@@ -157,6 +157,16 @@ def parameters(config: LIFConfig, method: str, norse_alpha: float, device, dtype
     )
 
 
+def _users_call(users):
+    """The timed call: Norse's own initial state, no recorded states, spikes only."""
+
+    def timed(x: torch.Tensor) -> torch.Tensor:
+        spikes, _ = users(x)
+        return spikes
+
+    return timed
+
+
 def build_iaf(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     """Maps the canonical IF (hard reset, attached) onto norse.torch.IAF."""
     method, norse_alpha = check_expressible(config)
@@ -183,10 +193,7 @@ def build_iaf(config: NeuronConfig, device: torch.device, dtype: torch.dtype) ->
         spikes, states = checking(x, state)
         return spikes, states.v  # record_states: V after reset at every step
 
-    def timed(x: torch.Tensor) -> torch.Tensor:
-        spikes, _ = users(x)  # Norse's own initial state, no recorded states
-        return spikes
-
+    timed = _users_call(users)
     return base.NeuronBuild(
         check=check,
         timed=base.TimedBuild(
@@ -252,10 +259,7 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
             spikes, states = checking(prepare(x), state)
             return spikes, states.v  # record_states: V after reset at every step
 
-    def timed(x: torch.Tensor) -> torch.Tensor:
-        spikes, _ = users(x)  # Norse's own initial state, no recorded states
-        return spikes
-
+    timed = _users_call(users)
     return base.NeuronBuild(
         check=check,
         timed=base.TimedBuild(

@@ -147,12 +147,8 @@ def _sinabs_layer(config: NeuronConfig, p: dict, device: torch.device, record_st
 
 
 def _alpha_dw(checked: list):
-    """PLIF's dw from the checking layer's trained alpha = 1 - k: dalpha/dw = -k (1 - k)."""
-    alpha = checked[0].alpha_mem if checked else None
-    if alpha is None or alpha.grad is None:
-        return None
-    k = 1.0 - alpha.detach().double()
-    return -k * (1.0 - k) * alpha.grad.double()
+    """PLIF's dw from the checking layer's trained alpha = 1 - k."""
+    return base.retention_dw(checked[0].alpha_mem if checked else None)
 
 
 def _timed_lazily(make) -> base.TimedBuild:

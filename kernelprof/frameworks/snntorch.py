@@ -153,12 +153,8 @@ def _leaky(config: NeuronConfig, kwargs: dict, grad, device: torch.device, dtype
 
 
 def _canonical_dw(checked: list):
-    """PLIF's dw from the checking Leaky's learned beta = 1 - k: dbeta/dw = -k (1 - k)."""
-    beta = checked[0].beta if checked else None
-    if beta is None or beta.grad is None:
-        return None
-    k = 1.0 - beta.detach().double()
-    return -k * (1.0 - k) * beta.grad.double()
+    """PLIF's dw from the checking Leaky's learned beta = 1 - k."""
+    return base.retention_dw(checked[0].beta if checked else None)
 
 
 def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
