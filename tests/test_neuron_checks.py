@@ -20,7 +20,8 @@ from tests.cli_runner import run_in_process
 from tests.neuron_cases import if_configs, neuron_id, plif_configs
 
 CPU = torch.device("cpu")
-IMPLS = ("ref-torch", "spikingjelly", "snntorch", "braincog", "braincog-lbl", "sinabs", "norse")
+IMPLS = ("ref-torch", "spikingjelly", "snntorch", "braincog", "braincog-lbl", "sinabs", "norse",
+         "rockpool", "rockpool-neuron")  # fmt: skip
 # The frameworks' own limits (their reasons say so): what each refuses of the configs below.
 REFUSED = {
     "snntorch": lambda c: (  # in the order leaky_kwargs, then spike_grad, look
@@ -47,6 +48,11 @@ REFUSED["norse"] = lambda c: (
     or not (c.surrogate == "superspike" and c.alpha == 1.0 or c.surrogate == "sigmoid"
             and c.alpha == 4.0) else None
 )  # fmt: skip
+REFUSED["rockpool"] = REFUSED["rockpool-neuron"] = lambda c: (
+    "rockpool cannot express" if not c.soft_reset or c.detach_reset
+    or (c.neuron == "plif" and c.decay_input) or c.surrogate != "piecewise_exp"
+    or c.alpha * c.v_threshold != 2.0 else None
+)  # fmt: skip
 REFUSED["sinabs"] = lambda c: (
     "sinabs cannot express" if c.surrogate != "piecewise_exp" or (c.soft_reset and c.detach_reset)
     or (not c.soft_reset and (c.v_reset != 0.0 or not c.detach_reset)) else None
@@ -60,6 +66,16 @@ CONFIGS = [
     PLIFConfig(v_reset=None, decay_input=False, surrogate="atan", alpha=2.0),
     IFConfig(v_reset=None, surrogate="piecewise_exp", alpha=1.5),
     IFConfig(v_reset=-0.3, surrogate="superspike", alpha=1.0),
+    IFConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
+    PLIFConfig(v_reset=None, decay_input=False, surrogate="piecewise_exp", alpha=2.0),
+    PLIFConfig(
+        tau=3.0,
+        v_reset=None,
+        decay_input=False,
+        per_channel=True,
+        surrogate="piecewise_exp",
+        alpha=2.0,
+    ),  # fmt: skip
     PLIFConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
     PLIFConfig(
         detach_reset=True, decay_input=False, per_channel=True, surrogate="piecewise_exp", alpha=1.0
@@ -92,15 +108,16 @@ def test_mapping_matches_the_oracle_or_is_refused_with_its_reason(impl, config):
 
 
 def test_enough_of_each_neuron_is_exact_in_three_frameworks():
-    """SpikingJelly, snnTorch, BrainCog and Sinabs each run IF and PLIF for some config."""
-    for impl in ("spikingjelly", "snntorch", "braincog", "sinabs"):
+    """SpikingJelly, snnTorch, BrainCog, Sinabs and Rockpool each run IF and PLIF for some
+    config."""
+    for impl in ("spikingjelly", "snntorch", "braincog", "sinabs", "rockpool", "rockpool-neuron"):
         for neuron in ("if", "plif"):
             runs = [c for c in CONFIGS if c.neuron == neuron and REFUSED[impl](c) is None]
             assert runs, (impl, neuron)
 
 
 def test_frameworks_without_a_mapping_say_so():
-    for impl in ("rockpool", "lava-dl", "spyx"):
+    for impl in ("lava-dl", "spyx"):
         implementation = registry.implementation(impl)
         with pytest.raises(Unsupported, match="maps only LIF"):
             implementation.check_neuron(PLIFConfig())

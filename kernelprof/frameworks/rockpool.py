@@ -35,6 +35,11 @@ torch_module.py, sinabs/lif_exodus.py) and checked by tests/test_impl_rockpool.p
 * Calling a module returns (output, state, record); ``record=True`` records 'vmem' after the
   reset (in CPU tensors). The state persists between calls (batch element 0's last state
   seeds the next call): ``reset_state()`` first, as the timed build does.
+* IF: LIFTorch with alpha = 1 (decays mode), LIFNeuronTorch with tau_mem = inf (exp(-dt/inf)
+  = 1 exactly): V = V + X, the same reset and spikes. PLIF: the membrane decay trained, LIFTorch's
+  alpha (= 1 - k, a retention: dw = -k (1 - k) dalpha) or LIFNeuronTorch's tau_mem
+  (k = 1 - exp(-dt/tau_mem): dw = -k tau_mem^2/dt dtau_mem), one value or one per neuron; the
+  input is not scaled by the learned decay, so decay_input=False only.
 * ``LIFExodus`` (EXODUS CUDA kernels) needs sinabs and sinabs-exodus, source-only with a CUDA
   extension, and a CUDA device: never installed or run here. Its surrogate is sinabs'
   ``Heaviside(window)`` by default; ``SingleExponential(grad_width=1/(alpha*theta),
@@ -53,7 +58,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, TimeFolded, step_layer
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import LIFConfig, NeuronConfig
 
 REQUIREMENT = base.Requirement("rockpool", ">=3.1,<4", module="rockpool.nn.modules")
 EXODUS = base.Requirement("sinabs-exodus", module="sinabs.exodus")
@@ -65,8 +70,10 @@ PATH_NEURON = "python loop: LIFNeuronTorch (membrane only) per step"
 PATH_EXODUS = "EXODUS CUDA kernels: LeakyIntegrator synapse, IntegrateAndFire membrane"
 
 
-def _problems(config: LIFConfig) -> list[str]:
+def _problems(config: NeuronConfig) -> list[str]:
     problems = []
+    if config.neuron == "plif" and config.decay_input:
+        problems.append("PLIF with decay_input: the input is not scaled by the learned decay")
     if not config.soft_reset:
         problems.append("hard reset: Rockpool's LIF subtracts the threshold (V - S*theta)")
     elif config.detach_reset:
@@ -76,7 +83,7 @@ def _problems(config: LIFConfig) -> list[str]:
     return problems
 
 
-def lif_parameters(config: LIFConfig, *, exodus: bool = False) -> dict:
+def lif_parameters(config: NeuronConfig, *, exodus: bool = False) -> dict:
     """The membrane decay, threshold, surrogate window and input scale of ``config``, or
     Unsupported naming every part Rockpool cannot express."""
     problems = _problems(config)
@@ -95,14 +102,24 @@ def lif_parameters(config: LIFConfig, *, exodus: bool = False) -> dict:
         name = "rockpool-exodus" if exodus else "rockpool"
         raise base.Unsupported(f"{name} cannot express " + "; ".join(problems))
     return {
-        "alpha": 1.0 - 1.0 / config.tau,
+        "alpha": 1.0 if config.neuron == "if" else 1.0 - 1.0 / config.tau,
         "threshold": float(config.v_threshold),
         "window": 1.0 / config.alpha,
-        "input_scale": 1.0 / config.tau if config.decay_input else 1.0,
+        "input_scale": 1.0 / config.tau if config.neuron == "lif" and config.decay_input else 1.0,
     }
 
 
-def make_lif_torch(config: LIFConfig, neurons: int, device: torch.device) -> nn.Module:
+def _decay(config: NeuronConfig, value: float, neurons: int):
+    """A membrane decay parameter: a Constant, or for PLIF a trained tensor (one value, or one
+    per neuron)."""
+    from rockpool.parameters import Constant
+
+    if config.neuron != "plif":
+        return Constant(value)
+    return torch.full((neurons,), value) if config.per_channel else torch.tensor(value)
+
+
+def make_lif_torch(config: NeuronConfig, neurons: int, device: torch.device) -> nn.Module:
     """``LIFTorch`` for ``config`` with a transparent synapse (its input must be multiplied by
     ``input_scale(config)``); refuses an N whose zero recurrent matrix passes MAX_REC_BYTES."""
     from rockpool.nn.modules import LIFTorch
@@ -121,7 +138,7 @@ def make_lif_torch(config: LIFConfig, neurons: int, device: torch.device) -> nn.
     return LIFTorch(
         neurons,
         leak_mode="decays",
-        alpha=Constant(p["alpha"]),
+        alpha=_decay(config, p["alpha"], neurons),
         beta=Constant(SYNAPSE_DECAY),
         threshold=Constant(p["threshold"]),
         bias=Constant(0.0),
@@ -131,7 +148,7 @@ def make_lif_torch(config: LIFConfig, neurons: int, device: torch.device) -> nn.
     ).to(device)
 
 
-def input_scale(config: LIFConfig) -> float:
+def input_scale(config: NeuronConfig) -> float:
     """What LIFTorch's input is multiplied by: the synapse's 1/beta, and 1/tau for
     decay_input (a user's synaptic weights would hold it)."""
     return lif_parameters(config)["input_scale"] / SYNAPSE_DECAY
@@ -141,15 +158,23 @@ def _batch_first(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).unsqueeze(0)  # [T, ...] -> [1, T, N], batch-first
 
 
-def _rockpool_build(config, device, dtype, make, scale, path) -> base.NeuronBuild:
-    """The two builds around a module ``make(N)`` that takes [1, T, N] input times ``scale``."""
+def _rockpool_build(config, device, dtype, make, scale, path, dw=None) -> base.NeuronBuild:
+    """The two builds around a module ``make(N)`` that takes [1, T, N] input times ``scale``;
+    PLIF's ``dw(module)`` converts the checking module's trained decay's gradient."""
 
     @cache
     def module(role: str, neurons: int) -> nn.Module:
         return make(neurons)  # built once per role and N (the module's shape is N)
 
+    checked: list = []
+
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         mod = module("check", x[0].numel())
+        # each check's dw alone (the decay itself stays at w0); Rockpool's own parameters()
+        # returns a dict of names, so torch's is asked
+        for parameter in nn.Module.parameters(mod):
+            parameter.grad = None
+        checked[:] = [mod]
         mod.reset_state()
         spikes, _, record = mod(_batch_first(x) * scale, record=True)
         vmem = record["vmem"].to(x.device)  # recorded after the reset, in CPU tensors
@@ -176,20 +201,32 @@ def _rockpool_build(config, device, dtype, make, scale, path) -> base.NeuronBuil
             code="mod.reset_state(); spikes, _, _ = mod(x)  # x batch-first [B, T, N]",
         ),  # fmt: skip
         path=path,
+        dw=(lambda: dw(checked[0]) if checked else None) if dw is not None else None,
     )
 
 
 def build_lif_torch(
-    config: LIFConfig, device: torch.device, dtype: torch.dtype
+    config: NeuronConfig, device: torch.device, dtype: torch.dtype
 ) -> base.NeuronBuild:
     scale = input_scale(config)
-    return _rockpool_build(
-        config, device, dtype, lambda n: make_lif_torch(config, n, device), scale, PATH_TORCH
-    )
+    dw = (lambda mod: base.retention_dw(mod.alpha)) if config.neuron == "plif" else None
+    return _rockpool_build(config, device, dtype, lambda n: make_lif_torch(config, n, device),
+                           scale, PATH_TORCH, dw)  # fmt: skip
+
+
+def _tau_dw(mod) -> torch.Tensor | None:
+    """PLIF's dw from LIFNeuronTorch's trained tau_mem: k = 1 - exp(-dt/tau), so
+    dk/dtau = -(1 - k) dt/tau^2 and dw = k (1 - k) dk = -k tau^2/dt dtau."""
+    tau = mod.tau_mem
+    if tau.grad is None:
+        return None
+    tau64 = tau.detach().double()
+    k = 1.0 - torch.exp(-DT / tau64)
+    return -k * tau64**2 / DT * tau.grad.double()
 
 
 def build_lif_neuron(
-    config: LIFConfig, device: torch.device, dtype: torch.dtype
+    config: NeuronConfig, device: torch.device, dtype: torch.dtype
 ) -> base.NeuronBuild:
     from rockpool.nn.modules import LIFNeuronTorch
     from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
@@ -199,16 +236,18 @@ def build_lif_neuron(
     if p["alpha"] <= 0:
         raise base.Unsupported(f"rockpool-neuron cannot express tau={config.tau:g}: its decay is "
                                "exp(-dt/tau_mem), so 1 - 1/tau must be > 0")  # fmt: skip
-    tau_mem = -DT / math.log(p["alpha"])  # exp(-dt/tau_mem) = 1 - 1/tau
+    # exp(-dt/tau_mem) = 1 - 1/tau; IF: tau_mem = inf, exp(-dt/inf) = 1 exactly
+    tau_mem = math.inf if p["alpha"] == 1.0 else -DT / math.log(p["alpha"])
 
     def make(neurons: int) -> nn.Module:
         return LIFNeuronTorch(
-            neurons, tau_mem=Constant(tau_mem), threshold=Constant(p["threshold"]),
+            neurons, tau_mem=_decay(config, tau_mem, neurons), threshold=Constant(p["threshold"]),
             bias=Constant(0.0), spike_generation_fn=PeriodicExponential,
             learning_window=p["window"], max_spikes_per_dt=1, dt=DT,
         ).to(device)  # fmt: skip
 
-    return _rockpool_build(config, device, dtype, make, p["input_scale"], PATH_NEURON)
+    dw = _tau_dw if config.neuron == "plif" else None
+    return _rockpool_build(config, device, dtype, make, p["input_scale"], PATH_NEURON, dw)
 
 
 def build_lif_exodus(
@@ -243,12 +282,16 @@ _implementation = partial(base.Implementation, framework="Rockpool", requires=(R
 LIF_TORCH = _implementation(
     name="rockpool",
     build=build_lif_torch,
-    description="LIFTorch: synapse + membrane, python loop over T (zero N x N recurrence)",
+    description="LIFTorch: synapse + membrane, python loop over T (zero N x N recurrence); IF "
+    "with alpha = 1, PLIF with alpha trained",
+    neurons=("if", "lif", "plif"),
 )
 LIF_NEURON = _implementation(
     name="rockpool-neuron",
     build=build_lif_neuron,
-    description="LIFNeuronTorch: membrane only, python loop over T",
+    description="LIFNeuronTorch: membrane only, python loop over T; IF with tau_mem = inf, PLIF "
+    "with tau_mem trained",
+    neurons=("if", "lif", "plif"),
 )
 LIF_EXODUS = _implementation(
     name="rockpool-exodus",
