@@ -142,6 +142,19 @@ def test_a_wrong_dw_is_wrong(scale, reason):
     assert verdict == "WRONG" and reason in why
 
 
+def test_a_wrong_dw_is_wrong_even_where_approximations_are_declared():
+    from kernelprof.frameworks.base import Approximation
+
+    config = PLIFConfig()
+    x = lif_input((8, 400), config, seed=4)
+    declared = Approximation("a declared approximation", spike_mismatch=1.0,
+                             grad_cosine_drop=1.0, v_diff=10.0)  # fmt: skip
+    build = dataclasses.replace(_planted(-1.0), approximations=[declared])
+    result = check_against_oracle(build.check, x, config, seed=4, dw=build.dw)
+    verdict, why = classify(result, build)
+    assert verdict == "WRONG" and "wrong sign" in why
+
+
 def test_a_build_without_dw_says_it_was_not_compared():
     config = PLIFConfig()
     build = registry.implementation("ref-torch").build(config, CPU, torch.float32)

@@ -124,6 +124,7 @@ class OracleCheck:
     non_finite: str = ""  # where NaN or Inf appeared (spikes, V, dX), "" when nowhere
     dw_relative_error: float | None = None  # PLIF, where dw was compared
     dw_sign_agrees: bool | None = None
+    dw_problem: str = ""  # PLIF: how dw is wrong (magnitude, sign, NaN), "" when it is not
 
     def figures(self) -> OracleFigures:
         """The record of this comparison (what a results document keeps of it)."""
@@ -189,12 +190,11 @@ def check_against_oracle(
         problems.append(f"V beyond atol=rtol={tol:g}")
     if grad_excess > 0:
         problems.append(f"dX beyond atol=rtol={tol:g}")
-    dw_figures, dw_note = (None, None), ""
+    dw_figures, dw_note, dw_problem = (None, None), "", ""
     if w_ref is not None:
-        dw_figures, dw_note, dw_problem = _compare_dw(
-            None if dw is None else dw(), w_ref.grad, tol, spikes.neurons_diverged
-        )
-        problems += [dw_problem] if dw_problem else []
+        got = None if dw is None else dw()
+        dw_figures, dw_note, dw_problem = _compare_dw(got, w_ref.grad, tol, spikes.neurons_diverged)
+    problems += [dw_problem] if dw_problem else []
     if problems:
         verdict, reason = "WRONG", "; ".join(problems)
     elif spikes.ties:
@@ -222,6 +222,7 @@ def check_against_oracle(
         non_finite=non_finite,
         dw_relative_error=dw_figures[0],
         dw_sign_agrees=dw_figures[1],
+        dw_problem=dw_problem,
     )
 
 

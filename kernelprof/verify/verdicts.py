@@ -61,6 +61,8 @@ def bound_problems(result: OracleCheck, approximations: list[Approximation]) -> 
         problems.append(f"dX cosine {result.grad_cosine:.4f} < {cosine:.4f}")
     if result.v_excess > v_diff:
         problems.append(f"|dV| beyond tolerance by {result.v_excess:.3g} > {v_diff:.3g}")
+    if result.dw_problem:  # an approximation bounds spikes, dX and V, never PLIF's dw
+        problems.append(result.dw_problem)
     return problems
 
 
