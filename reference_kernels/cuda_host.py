@@ -36,7 +36,7 @@ from .cupy_lif import (
     use_vector_path,
     vector_lanes,
 )
-from .model import SURROGATE_ID, NeuronConfig
+from .model import SURROGATE_ID, NeuronConfig, kernel_tau
 
 CUDA_DIR = Path(__file__).parent / "cuda"
 HOST_LAUNCH = CUDA_DIR / "host_launch.cpp"
@@ -134,13 +134,13 @@ class HostKernels:
         return partials
 
     def forward(self, x, spikes, margin, v, config: NeuronConfig, decay=None) -> None:
-        rest = (getattr(config, "tau", 1.0), config.v_threshold, config.v_initial)
+        rest = (kernel_tau(config), config.v_threshold, config.v_initial)
         rest += (config.soft_reset, config.decay_input)
         addresses = (_address(x), _address(spikes), _address(margin), _address(v))
         self._launch("forward", x, addresses, config, decay, rest)
 
     def backward(self, grad_spikes, grad_v, margin, grad_x, config: NeuronConfig, decay=None):
-        rest = (getattr(config, "tau", 1.0), config.v_threshold, config.v_initial)
+        rest = (kernel_tau(config), config.v_threshold, config.v_initial)
         rest += (config.soft_reset, config.decay_input, config.detach_reset)
         rest += (SURROGATE_ID[config.surrogate], config.alpha)
         addresses = (_address(grad_spikes), _address(grad_v), _address(margin), _address(grad_x))

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .fused import FUSED_DTYPES, register
-from .model import NEURONS, SURROGATE_ID, NeuronConfig
+from .model import NEURONS, SURROGATE_ID, NeuronConfig, kernel_tau
 
 if TYPE_CHECKING:
     import cupy
@@ -90,7 +90,7 @@ def kernel_name(direction: str, dtype: torch.dtype, vector: bool, neuron: str = 
 
 def kernel_prefix(config: NeuronConfig, decay) -> str:
     """The entry points' prefix for a neuron: its name, plifc for PLIF with k per channel."""
-    if decay is not None and decay.channels > 1:
+    if decay is not None and decay.per_channel:
         return "plifc"
     return config.neuron
 
@@ -103,7 +103,7 @@ def decay_scalars(decay) -> tuple[int, int]:
 def dk_partials_size(decay, n: int, grid: int, block: int) -> int:
     """Floats of PLIF backward's dk partials: one per neuron for a per-channel k, else one per
     thread of the grid."""
-    return n if decay.channels > 1 else grid * block
+    return n if decay.per_channel else grid * block
 
 
 def persistent_grid(work_items: int, block: int, blocks_per_sm: int, sm_count: int) -> int:
@@ -249,7 +249,7 @@ def _plan(
     common = (
         np.int64(n),
         np.int32(steps),
-        np.float32(getattr(config, "tau", 1.0)),  # IF has none and reads none
+        np.float32(kernel_tau(config)),
         np.float32(config.v_threshold),
         np.float32(config.v_initial),  # v_reset; unused by the kernels under soft reset
         np.int32(config.soft_reset),

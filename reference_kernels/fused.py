@@ -56,7 +56,7 @@ from typing import Protocol
 
 import torch
 
-from .model import CONFIGS, NeuronConfig
+from .model import NeuronConfig, channel_shape, kernel_tau, make_config
 
 FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SAVES = ("margin", "recompute")
@@ -72,27 +72,28 @@ class LearnedDecay:
     inner: int
 
     @property
-    def per_neuron_partials(self) -> bool:
-        """Whether backward's dk partials are one per neuron (per-channel k) or per program."""
+    def per_channel(self) -> bool:
+        """More than one k: the kernels read each lane's, and backward's dk partials are one
+        per neuron (one per program or thread otherwise)."""
         return self.channels > 1
 
 
-def learned_decay(k: torch.Tensor | None, step_shape) -> LearnedDecay | None:
-    """The kernels' view of ``k`` (0-dim or [C]) for steps of ``step_shape``."""
-    from .model import channel_shape
+def decay_inner(k: torch.Tensor | None, step_shape) -> int:
+    """Neurons per channel run of a [T, N] row for ``k`` (1 for one k, or none)."""
+    return channel_shape(step_shape)[2] if k is not None and k.dim() else 1
 
+
+def learned_decay(k: torch.Tensor | None, inner: int) -> LearnedDecay | None:
+    """The kernels' view of ``k`` (0-dim or [C]), ``inner`` neurons per channel run."""
     if k is None:
         return None
-    if k.dim() == 0:
-        return LearnedDecay(k.detach().float().reshape(1).contiguous(), 1, 1)
-    _outer, channels, inner = channel_shape(step_shape)
-    return LearnedDecay(k.detach().float().contiguous(), channels, inner)
+    return LearnedDecay(k.detach().float().reshape(-1).contiguous(), k.numel(), inner)
 
 
 def reduce_dk(partials: torch.Tensor, decay: LearnedDecay, k: torch.Tensor,
               config: NeuronConfig) -> torch.Tensor:  # fmt: skip
     """dk, shaped like ``k``, from a backend's partial sums."""
-    if decay.per_neuron_partials:
+    if decay.per_channel:
         total = partials.view(-1, decay.channels, decay.inner).sum(dim=(0, 2))
     else:
         total = partials.sum().reshape(k.shape)
@@ -159,21 +160,16 @@ def backend(name: str) -> FusedKernels:
 def _config(neuron, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, alpha,
             per_channel) -> NeuronConfig:  # fmt: skip
     # Validated once per distinct parameter set, not once per call.
-    common = {"v_threshold": v_threshold, "v_reset": v_reset, "detach_reset": detach_reset,
-              "surrogate": surrogate, "alpha": alpha}  # fmt: skip
-    if neuron == "if":
-        return CONFIGS["if"](**common)
-    if neuron == "plif":
-        return CONFIGS["plif"](tau=tau, decay_input=decay_input, per_channel=per_channel,
-                               **common)  # fmt: skip
-    return CONFIGS["lif"](tau=tau, decay_input=decay_input, **common)
+    return make_config(neuron, tau=tau, decay_input=decay_input, per_channel=per_channel,
+                       v_threshold=v_threshold, v_reset=v_reset, detach_reset=detach_reset,
+                       surrogate=surrogate, alpha=alpha)  # fmt: skip
 
 
 def _fields(config: NeuronConfig) -> tuple:
     """The config as the custom ops' plain arguments (IF's tau is an unused 1.0)."""
     return (
         config.neuron,
-        float(getattr(config, "tau", 1.0)),
+        kernel_tau(config),
         float(config.v_threshold),
         None if config.v_reset is None else float(config.v_reset),
         bool(config.decay_input),
@@ -198,6 +194,12 @@ def _empty_rows(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return out, out if out.dim() == 2 else out.view(out.shape[0], -1)
 
 
+def _call(method, args: tuple, decay: LearnedDecay | None):
+    """A backend's forward or backward; without a learned decay (IF, LIF) in LIF's own
+    signature, which stubs and older backends implement."""
+    return method(*args) if decay is None else method(*args, decay)
+
+
 def _run_forward(
     kernels: FusedKernels,
     config: NeuronConfig,
@@ -212,10 +214,7 @@ def _run_forward(
     spikes, spikes_rows = _empty_rows(x)
     margin, margin_rows = _empty_rows(x) if save_margin else (None, None)
     v, v_rows = _empty_rows(x) if return_v else (None, None)
-    if decay is None:  # the LIF and IF call keeps LIF's signature (stubs and old backends)
-        kernels.forward(_rows(x), spikes_rows, margin_rows, v_rows, config)
-    else:
-        kernels.forward(_rows(x), spikes_rows, margin_rows, v_rows, config, decay)
+    _call(kernels.forward, (_rows(x), spikes_rows, margin_rows, v_rows, config), decay)
     return spikes, margin, v
 
 
@@ -233,21 +232,14 @@ def _run_backward(
     saved_rows = _rows(saved)
     if recompute:
         margin_rows = torch.empty_like(saved_rows)
-        if decay is None:
-            kernels.forward(saved_rows, None, margin_rows, None, config)
-        else:
-            kernels.forward(saved_rows, None, margin_rows, None, config, decay)
+        _call(kernels.forward, (saved_rows, None, margin_rows, None, config), decay)
     else:
         margin_rows = saved_rows
     grad_x, grad_x_rows = _empty_rows(saved)
     grad_v_rows = None if grad_v is None else _rows(grad_v)
-    if decay is None:
-        kernels.backward(_rows(grad_spikes), grad_v_rows, margin_rows, grad_x_rows, config)
-        return grad_x, None
-    partials = kernels.backward(
-        _rows(grad_spikes), grad_v_rows, margin_rows, grad_x_rows, config, decay
-    )
-    return grad_x, partials
+    args = (_rows(grad_spikes), grad_v_rows, margin_rows, grad_x_rows, config)
+    partials = _call(kernels.backward, args, decay)
+    return grad_x, None if decay is None else partials
 
 
 class _FusedNeuron(torch.autograd.Function):
@@ -259,7 +251,7 @@ class _FusedNeuron(torch.autograd.Function):
         # the non-tensor arguments travel as one tuple: apply() inspects every argument, and
         # one tuple instead of four saves ~0.4 us a call
         kernels, config, return_v, save_margin = spec
-        decay = learned_decay(k, x.shape[1:])
+        decay = learned_decay(k, decay_inner(k, x.shape[1:]))
         spikes, margin, v = _run_forward(kernels, config, x, return_v, save_margin, decay)
         ctx.save_for_backward(margin if save_margin else x, k)
         ctx.kernels, ctx.config, ctx.recompute = kernels, config, not save_margin
@@ -278,12 +270,6 @@ class _FusedNeuron(torch.autograd.Function):
                                          grad_spikes, grad_v, ctx.decay)  # fmt: skip
         grad_k = None if partials is None else reduce_dk(partials, ctx.decay, k, ctx.config)
         return grad_x, grad_k, None
-
-
-def _op_decay(k: torch.Tensor | None, inner: int) -> LearnedDecay | None:
-    if k is None:
-        return None
-    return LearnedDecay(k.detach().float().reshape(-1).contiguous(), k.numel(), inner)
 
 
 @torch.library.custom_op("reference_kernels::lif_fused_forward", mutates_args=())
@@ -309,7 +295,7 @@ def lif_fused_forward(
     config = _config(neuron, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate,
                      alpha, per_channel)  # fmt: skip
     spikes, margin, v = _run_forward(backend(backend_name), config, x.contiguous(), return_v,
-                                     save_margin, _op_decay(k, inner))  # fmt: skip
+                                     save_margin, learned_decay(k, inner))  # fmt: skip
     # a custom op returns tensors only: the outputs not asked for are empty
     return spikes, x.new_empty(0) if margin is None else margin, x.new_empty(0) if v is None else v
 
@@ -348,7 +334,7 @@ def lif_fused_backward(
     is shaped like ``k``, empty when ``k`` is None."""
     config = _config(neuron, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate,
                      alpha, per_channel)  # fmt: skip
-    decay = _op_decay(k, inner)
+    decay = learned_decay(k, inner)
     grad_x, partials = _run_backward(backend(backend_name), config, saved, recompute,
                                      grad_spikes, grad_v, decay)  # fmt: skip
     if partials is None:
@@ -412,9 +398,7 @@ def neuron_fused(
             f"fused backend {name!r} is not registered: call reference_kernels.fused.register() "
             "on it before torch.compile traces a call"
         )
-    from .model import channel_shape
-
-    inner = channel_shape(shape[1:])[2] if k is not None and k.dim() else 1
+    inner = decay_inner(k, shape[1:])
     spikes, _margin, v = lif_fused_forward(x.reshape(shape[0], -1), k, name, *_fields(config),
                                            inner, return_v, save == "margin")  # fmt: skip
     if return_v:

@@ -192,7 +192,26 @@ class PLIFConfig(_Leaky):
 
 
 NeuronConfig = LIFConfig | PLIFConfig | IFConfig
-CONFIGS = {"if": IFConfig, "lif": LIFConfig, "plif": PLIFConfig}
+
+
+def make_config(
+    neuron: str, *, tau: float = 2.0, decay_input: bool = True, per_channel: bool = False,
+    **common,
+) -> NeuronConfig:  # fmt: skip
+    """The config of ``neuron`` ("if", "lif", "plif") from the fields any neuron may have
+    (``common``: v_threshold, v_reset, detach_reset, surrogate, alpha); a field the neuron does
+    not have (IF's tau and decay_input, LIF's per_channel) is not used."""
+    if neuron == "if":
+        return IFConfig(**common)
+    if neuron == "plif":
+        return PLIFConfig(tau=tau, decay_input=decay_input, per_channel=per_channel, **common)
+    return LIFConfig(tau=tau, decay_input=decay_input, **common)
+
+
+def kernel_tau(config: NeuronConfig) -> float:
+    """The tau a fused kernel is given: LIF's, PLIF's tau0 (unused: PLIF reads k), or an unused
+    1.0 for IF, which has none."""
+    return float(getattr(config, "tau", 1.0))
 
 
 def channel_shape(step_shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from .fused import register
-from .model import NEURON_ID, SURROGATE_ID, NeuronConfig
+from .model import NEURON_ID, SURROGATE_ID, NeuronConfig, kernel_tau
 
 # Launch configurations (BLOCK neurons per program, warps per program) tried on a GPU. Each
 # thread owns BLOCK / (32 * num_warps) neurons: 4 is one 128-bit access per fp32 tensor and
@@ -318,7 +318,7 @@ class TritonKernels:
             k,
             n,
             steps,
-            float(getattr(config, "tau", 1.0)),
+            kernel_tau(config),
             float(config.v_threshold),
             config.v_rest,
             channels,
@@ -341,7 +341,7 @@ class TritonKernels:
         steps, n = margin.shape
         partials = None
         if decay is not None:  # per neuron, or one per program (zeros past the last program)
-            size = n if decay.channels > 1 else triton.cdiv(n, _SMALLEST_BLOCK)
+            size = n if decay.per_channel else triton.cdiv(n, _SMALLEST_BLOCK)
             partials = torch.zeros(max(size, 1), dtype=torch.float32, device=margin.device)
         if steps == 0 or n == 0:
             return partials
@@ -359,7 +359,7 @@ class TritonKernels:
             _dk_placeholder(margin.device) if partials is None else partials,
             n,
             steps,
-            float(getattr(config, "tau", 1.0)),
+            kernel_tau(config),
             decay_factor,
             float(config.v_threshold),
             config.v_rest,

@@ -24,10 +24,8 @@ from reference_kernels.model import (
     DEFAULT_ALPHA,
     NEURONS,
     SURROGATES,
-    IFConfig,
-    LIFConfig,
     NeuronConfig,
-    PLIFConfig,
+    make_config,
 )
 
 # The neurons the e2e networks (e2e, study) train with; check and compare take every NEURONS.
@@ -151,16 +149,8 @@ class NeuronOptions(Request):
             "alpha": float(alpha),
         }
         try:
-            if self.neuron == "if":
-                return IFConfig(**common)
-            if self.neuron == "plif":
-                return PLIFConfig(
-                    tau=self.tau,
-                    decay_input=not self.no_decay_input,
-                    per_channel=self.per_channel,
-                    **common,
-                )
-            return LIFConfig(tau=self.tau, decay_input=not self.no_decay_input, **common)
+            return make_config(self.neuron, tau=self.tau, decay_input=not self.no_decay_input,
+                               per_channel=self.per_channel, **common)  # fmt: skip
         except ValueError as error:
             raise RequestError(
                 str(error).replace("tau (tau0 of PLIF)", "--tau (tau0 of PLIF)")
