@@ -157,6 +157,19 @@ class NeuronBuild:
     dw: Callable[[], torch.Tensor | None] | None = None
 
 
+def made_once(make: Callable[[torch.Tensor], object]) -> Callable[[torch.Tensor], object]:
+    """``make(x)`` at the first call, that same object at every later one: what a timed build
+    sizes by its first (untimed) input and then holds, as a user's model holds its layers."""
+    made: list = []
+
+    def get(x: torch.Tensor):
+        if not made:
+            made.append(make(x))
+        return made[0]
+
+    return get
+
+
 def retention_dw(parameter: torch.Tensor | None) -> torch.Tensor | None:
     """PLIF's canonical dw from the gradient of a learned retention r = 1 - k (snnTorch's beta,
     Sinabs' alpha_mem): dr/dw = -k (1 - k). None before a backward."""

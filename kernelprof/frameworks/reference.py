@@ -55,13 +55,12 @@ def _builder(impl: str):
             learned[:] = [] if w is None else [w]
             return reference_kernels.run(x, config, impl=impl, return_v=True, w=w)
 
-        def timed(x: torch.Tensor) -> torch.Tensor:
-            if not learned_timed and config.neuron == "plif":
-                learned_timed.append(w_for(x))
-            w = learned_timed[0] if learned_timed else None
-            return reference_kernels.run(x, config, impl=impl, w=w)  # spikes only: no V written
+        timed_w = base.made_once(w_for)  # the timed build's w, made once, as a layer's
 
-        learned_timed: list[torch.Tensor] = []  # the timed build's w, made once as a layer's
+        def timed(x: torch.Tensor) -> torch.Tensor:
+            # spikes only: no V written
+            return reference_kernels.run(x, config, impl=impl, w=timed_w(x))
+
         code = f"multistep(x, {type(config).__name__}(...), impl={impl!r}"
         code += ", w=w)" if config.neuron == "plif" else ")"
         return base.NeuronBuild(

@@ -153,13 +153,12 @@ def _alpha_dw(checked: list):
 
 def _timed_lazily(make) -> base.TimedBuild:
     """:func:`_timed` of a layer made at the first call, sized by its batch-first input."""
-    made: list = []
+    layer = base.made_once(make)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        if not made:
-            made.append(make(x))
-        made[0].reset_states()
-        return made[0](x)
+        made = layer(x)
+        made.reset_states()  # the state persists between calls
+        return made(x)
 
     return base.TimedBuild(
         run=run, prepare=_batch_first, spikes=_time_first,
@@ -173,9 +172,6 @@ def _build_sinabs(
     p = sinabs_parameters(config, exodus=False)
     learned = config.neuron == "plif"
     checked: list = []  # PLIF: the checking call's layer, made fresh (alpha at w0) each call
-    users = _sinabs_layer(config, p, device, False)
-    if learned and config.per_channel:
-        users = None  # made at the first timed call, one alpha per neuron of its input
     standing = None if learned else _sinabs_layer(config, p, device, True)
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -185,11 +181,10 @@ def _build_sinabs(
         spikes = checking(_batch_first(x))
         return _time_first(spikes), _time_first(checking.recordings["v_mem"])
 
-    timed = (
-        _timed(users)
-        if users is not None
-        else _timed_lazily(lambda x: _sinabs_layer(config, p, device, False, x[:, 0].numel()))
-    )
+    if learned and config.per_channel:  # one alpha per neuron of the first timed input
+        timed = _timed_lazily(lambda x: _sinabs_layer(config, p, device, False, x[:, 0].numel()))
+    else:
+        timed = _timed(_sinabs_layer(config, p, device, False))
     return base.NeuronBuild(check=check, timed=timed, path=PATH_SINABS,
                             dw=partial(_alpha_dw, checked) if learned else None)  # fmt: skip
 

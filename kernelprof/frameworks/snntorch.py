@@ -165,7 +165,8 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
 
     build_lif = None if learned else make()
     checked: list = []  # PLIF: the checking call's Leaky (a fresh one per call, beta at w0)
-    timed_lif: list = []  # PLIF: the timed build's Leaky, made at its first call
+    # PLIF: the timed build's Leaky, made at its first call (sized by its input)
+    timed_lif = base.made_once(make) if learned else lambda _current: build_lif
     scale = 1.0 / config.tau if config.neuron == "lif" and config.decay_input else 1.0
     returns_v = not kwargs["reset_delay"]  # with reset_delay=True, mem is H (before reset)
     if config.v_reset is None:
@@ -195,9 +196,7 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
         return s, torch.stack(membrane) if returns_v else None
 
     def timed(current: torch.Tensor) -> torch.Tensor:
-        if learned and not timed_lif:
-            timed_lif.append(make(current))
-        lif = timed_lif[0] if learned else build_lif
+        lif = timed_lif(current)
         # snnTorch's tutorial loop, as its users write it.
         mem = lif.reset_mem()
         spk_rec = []
