@@ -7,6 +7,7 @@ test module imports reference_kernels. On a CUDA machine the real compiler is us
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -36,6 +37,23 @@ def pytest_terminal_summary(terminalreporter):
         f"oracle comparisons: {len(THRESHOLD_TIES)} cases, {spikes:,} spike values; "
         f"{ties} neurons diverged at exact threshold ties (in {cases} cases), none elsewhere"
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_in_pytest_basetemp(tmp_path_factory):
+    """Temporary files of the tests and of the commands they start (profile's default trace
+    folder, 18 MB a run, among them) go under pytest's own base folder, which pytest prunes to
+    its last three runs, instead of piling up in the system's /tmp run after run."""
+    scratch = tmp_path_factory.mktemp("scratch", numbered=False)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = None  # recomputed from TMPDIR on next use
+    yield scratch
+    if before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before
+    tempfile.tempdir = None
 
 
 @pytest.fixture(scope="session")
