@@ -116,7 +116,10 @@ def test_side_stream_work_is_flagged_on_gpu():
 
 
 def test_csv_and_markdown_outputs():
-    for kind, marker in (("csv", "T,N,dtype,impl,verdict"), ("md", "| T | N | dtype | impl |")):
+    for kind, marker in (
+        ("csv", "neuron,T,N,dtype,impl,verdict"),
+        ("md", "| neuron | T | N | dtype | impl |"),
+    ):
         done = kernelprof_compare(
             "--impls", "ref-torch", "--T", "2", "--N", "512", "--device", "cpu",
             "--repeat-s", "0.01", "--format", kind,

@@ -185,11 +185,64 @@ def test_a_stored_config_without_a_neuron_is_lif_and_its_errors_are_its_own():
         (["--neuron", "if", "--no-decay-input"], "--no-decay-input: IF has no decay"),
         (["--neuron", "lif", "--per-channel"], "--per-channel: only PLIF learns a decay"),
         (["--neuron", "plif", "--tau", "1"], "--tau (tau0 of PLIF) must be a finite number > 1"),
+        (
+            ["--neuron", "lif,if", "--per-channel"],
+            "--per-channel: only PLIF learns a decay, not LIF/IF",
+        ),
+        (["--neuron", "if,plif", "--tau", "1"], "--tau (tau0 of PLIF) must be"),
     ],
 )
 def test_neuron_options_are_refused_in_one_line(args, expected):
     for command in ("check", "compare"):
+        if "," in args[1] and command == "check":
+            continue  # check takes one neuron (below)
         done = run_in_process(command, "--device", "cpu", *args)
         assert done.returncode == 2, done.stderr
         (line,) = done.stderr.strip().splitlines()
         assert expected in line
+
+
+@pytest.mark.parametrize(
+    ("command", "neuron", "expected"),
+    [
+        ("compare", "lif,lif", "--neuron: lif,lif names a neuron twice"),
+        ("compare", "lif,alif2", "--neuron: unknown 'alif2' (valid: if, lif, plif)"),
+        ("compare", ",", "--neuron: give at least one neuron"),
+        ("check", "if,plif", "--neuron: unknown 'if,plif'"),
+    ],
+)
+def test_a_neuron_list_is_refused_where_it_cannot_run(command, neuron, expected):
+    done = run_in_process(command, "--device", "cpu", "--neuron", neuron)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert expected in line
+
+
+def test_compare_sweeps_a_neuron_list_each_case_with_its_own_config():
+    done = run_in_process("compare", "--device", "cpu", "--neuron", "plif,if", "--T", "4,2",
+                          "--N", "256", "--impls", "ref-torch", "--repeat-s", "0.01",
+                          "--rounds", "1", "--no-energy", "--per-channel", "--no-decay-input",
+                          "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from kernelprof.results import files
+
+    document = files.loads(done.stdout)
+    assert [(c.case.neuron, c.case.T) for c in document.cases] == [
+        ("plif", 4), ("plif", 2), ("if", 4), ("if", 2)]  # fmt: skip
+    for case in document.cases:
+        assert case.config.neuron == case.case.neuron
+        (row,) = case.rows
+        assert row.verdict == "exact", row.reason
+    plif, if_ = document.cases[0], document.cases[2]
+    assert plif.case.channels == 256 and plif.config.per_channel
+    assert not plif.config.decay_input and if_.case.channels == 1
+    assert document.config == plif.config  # the document's is the first neuron's
+    # PLIF moves more bytes than IF on the same case (its k and dk)
+    assert plif.rows[0].bandwidth["fwd"].bytes > if_.rows[0].bandwidth["fwd"].bytes
+    csv = run_in_process("compare", "--device", "cpu", "--neuron", "if,lif", "--T", "2",
+                         "--N", "64", "--impls", "ref-torch", "--repeat-s", "0.01",
+                         "--rounds", "1", "--no-energy", "--format", "csv")  # fmt: skip
+    assert csv.returncode == 0, csv.stderr
+    lines = csv.stdout.strip().splitlines()
+    assert lines[0].startswith("neuron,T,N,dtype,impl")
+    assert [line.split(",")[0] for line in lines[1:]] == ["if", "lif"]

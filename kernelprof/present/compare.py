@@ -236,7 +236,7 @@ def ms_iqr(measurement: Measurement) -> str:
 # ---- flat: one line per case and implementation (CSV, Markdown) -------------------------------
 
 FLAT_COLUMNS = (
-    "T", "N", "dtype", "impl", "verdict", "fwd_ms", "bwd_ms", "fwd+bwd_ms",
+    "neuron", "T", "N", "dtype", "impl", "verdict", "fwd_ms", "bwd_ms", "fwd+bwd_ms",
     "fwd_call_ms", "bwd_call_ms", "fwd+bwd_call_ms", "fwd_launch_ms", "bwd_launch_ms",
     "fwd+bwd_launch_ms", "speedup", "speedup_low", "speedup_high", "speedup_call", "kernels",
     "gb_per_s", "copy_bandwidth_pct", "peak_mb", "saved_mb", "energy_mj", "flags", "path", "reason",
@@ -246,7 +246,8 @@ FLAT_COLUMNS = (
 def flat_rows(document: CompareDocument) -> Iterator[dict]:
     for case in document.cases:
         for row in case.rows:
-            yield {"T": case.case.T, "N": case.case.N, "dtype": case.case.dtype,
+            yield {"neuron": case.case.neuron, "T": case.case.T, "N": case.case.N,
+                   "dtype": case.case.dtype,
                    "impl": row.impl, "verdict": row.verdict, **_flat_figures(row),
                    "path": row.checked.path,
                    "reason": row.reason or row.checked.error}  # fmt: skip

@@ -29,12 +29,12 @@ def compare_plot(document: CompareDocument, path: Path) -> Path:
 
 
 def time_vs_t(document: CompareDocument):
-    """Two panels per dtype and N: fwd+bwd median time vs T (log scale) and % of the measured
-    copy bandwidth vs T, one line per timed implementation."""
+    """Two panels per neuron, dtype and N: fwd+bwd median time vs T (log scale) and % of the
+    measured copy bandwidth vs T, one line per timed implementation."""
     series: dict[tuple, dict[str, list[tuple[int, float, float]]]] = {}
     for run in document.cases:
         case = run.case
-        key = (case.dtype, case.N)
+        key = (case.neuron, case.dtype, case.N)
         for row in run.timed_rows:
             total = row.timings["fwd+bwd"]
             series.setdefault(key, {}).setdefault(row.impl, []).append(
@@ -45,8 +45,8 @@ def time_vs_t(document: CompareDocument):
     figure, axes = plt.subplots(
         len(series), 2, figsize=(12, 4.2 * len(series)), squeeze=False, constrained_layout=True
     )
-    for (dtype, neurons), (time_axis, bandwidth_axis) in zip(series, axes, strict=True):
-        for impl, points in sorted(series[(dtype, neurons)].items()):
+    for (neuron, dtype, neurons), (time_axis, bandwidth_axis) in zip(series, axes, strict=True):
+        for impl, points in sorted(series[(neuron, dtype, neurons)].items()):
             points.sort()
             steps = [p[0] for p in points]
             marker = "o" if len(points) > 1 else "s"
@@ -54,7 +54,7 @@ def time_vs_t(document: CompareDocument):
             bandwidth_axis.plot(steps, [p[2] for p in points], marker=marker, label=impl)
         time_axis.set(
             xlabel="T (time steps)", ylabel="fwd+bwd device time, median (ms)", yscale="log",
-            title=f"LIF fwd+bwd time, N={neurons:,}, {dtype}",
+            title=f"{neuron.upper()} fwd+bwd time, N={neurons:,}, {dtype}",
         )  # fmt: skip
         bandwidth_axis.set(
             xlabel="T (time steps)", ylabel="% of measured copy bandwidth",

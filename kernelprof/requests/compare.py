@@ -13,40 +13,34 @@ from kernelprof.requests.options import (
     RequestError,
     at_least,
     flag_value,
-    names,
     option,
     output_format,
     path,
     positive,
     positive_numbers,
+    some_of,
 )
 from kernelprof.requests.outputs import plot_file, writable_file, writable_folder
 from kernelprof.results.compare import Case
+from reference_kernels.model import NEURONS
 
 DEFAULT_N = {"cpu": 2**20, "cuda": 2**22}
-
-
-def dtypes(value, flag: str) -> tuple[str, ...]:
-    chosen = names(value, flag)
-    for dtype in chosen:
-        if dtype not in DTYPES:
-            raise RequestError(f"{flag}: unknown {dtype!r} (valid: {', '.join(DTYPES)})")
-    if not chosen:
-        raise RequestError(f"{flag}: give at least one dtype")
-    return chosen
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CompareRequest(NeuronOptions):
     COMMAND = "compare"
 
+    neuron: tuple[str, ...] = option(("lif",), f"neuron models ({', '.join(NEURONS)}); a comma "
+                                     "list sweeps (e.g. if,lif,plif)",
+                                     parse=some_of(*NEURONS, what="neuron"))  # fmt: skip
     T: tuple[int, ...] = option((8,), "time steps; a comma list sweeps (e.g. 4,8,16)",
                                 parse=positive_numbers)  # fmt: skip
     N: tuple[int, ...] | None = option(
         None, "neurons per time step; a comma list sweeps (default 2^20 on CPU, 2^22 on CUDA)",
         parse=positive_numbers)  # fmt: skip
     dtype: tuple[str, ...] = option(("fp32",), "fp32, fp16, bf16; a comma list sweeps",
-                                    parse=dtypes)  # fmt: skip
+                                    parse=some_of(*DTYPES, what="dtype"))  # fmt: skip
     repeat_s: float = option(0.25, "timing budget per phase (seconds)", parse=positive)
     rounds: int = option(3, "interleaved rounds of timings per implementation, order rotated",
                          parse=at_least(1))  # fmt: skip
@@ -89,17 +83,19 @@ class CompareRequest(NeuronOptions):
 
     @property
     def cases(self) -> tuple[Case, ...]:
-        neuron, channels = self.config.neuron, 1
-        if neuron == "plif" and self.config.per_channel:
-            channels = None  # one per neuron: N
-        return tuple(Case(T=t, N=n, dtype=d, neuron=neuron, channels=channels or n)
+        """Every (neuron, T, N, dtype), neuron outermost. A PLIF case learns one decay, or one
+        per neuron of its [T, N] input with --per-channel."""
+        per_channel = self.per_channel
+        return tuple(Case(T=t, N=n, dtype=d, neuron=neuron,
+                          channels=n if neuron == "plif" and per_channel else 1)
+                     for neuron in self.neurons
                      for t in self.T for n in self.N for d in self.dtype)  # fmt: skip
 
 
 COMMAND = Command(
     name="compare",
     help="verdict against the float64 oracle, then fwd/bwd timings and bandwidth",
-    description="Checks each LIF implementation against the float64 oracle, then times "
+    description="Checks each implementation of each neuron against the float64 oracle, then times "
     "forward, backward and forward+backward and reports achieved bandwidth against the "
     "device's measured copy bandwidth.",
     request=CompareRequest,

@@ -131,15 +131,27 @@ class NeuronOptions(Request):
             if impl not in valid:
                 raise RequestError(f"--python: expected IMPL=PATH with IMPL one of "
                                    f"{', '.join(valid)}")  # fmt: skip
-        if self.neuron == "if" and self.no_decay_input:
+        chosen = self.neurons
+        if chosen == ("if",) and self.no_decay_input:
             raise RequestError("--no-decay-input: IF has no decay (H = V + X)")
-        if self.per_channel and self.neuron != "plif":
+        if self.per_channel and "plif" not in chosen:
             raise RequestError(f"--per-channel: only PLIF learns a decay, not "
-                               f"{self.neuron.upper()}")  # fmt: skip
-        _ = self.config  # a config the model refuses is refused here
+                               f"{'/'.join(n.upper() for n in chosen)}")  # fmt: skip
+        for neuron in chosen:
+            self.config_for(neuron)  # a config the model refuses is refused here
+
+    @property
+    def neurons(self) -> tuple[str, ...]:
+        """The neuron models asked for, in order (compare sweeps a comma list)."""
+        return self.neuron if isinstance(self.neuron, tuple) else (self.neuron,)
 
     @cached_property
     def config(self) -> NeuronConfig:
+        """The first neuron's config (check's only one)."""
+        return self.config_for(self.neurons[0])
+
+    def config_for(self, neuron: str) -> NeuronConfig:
+        """``neuron``'s canonical config from the shared options (IF ignores the decay's)."""
         name, _, alpha = self.surrogate.partition(":")
         common = {
             "v_threshold": self.v_threshold,
@@ -149,7 +161,7 @@ class NeuronOptions(Request):
             "alpha": float(alpha),
         }
         try:
-            return make_config(self.neuron, tau=self.tau, decay_input=not self.no_decay_input,
+            return make_config(neuron, tau=self.tau, decay_input=not self.no_decay_input,
                                per_channel=self.per_channel, **common)  # fmt: skip
         except ValueError as error:
             raise RequestError(

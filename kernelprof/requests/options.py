@@ -162,6 +162,23 @@ def one_of(*choices: str) -> Parser:
     return parse
 
 
+def some_of(*choices: str, what: str) -> Parser:
+    """A comma list of ``choices`` (at least one, each once, in the order given)."""
+
+    def parse(value: Any, flag: str) -> tuple[str, ...]:
+        chosen = names(value, flag)
+        for item in chosen:
+            if item not in choices:
+                raise RequestError(f"{flag}: unknown {item!r} (valid: {', '.join(choices)})")
+        if not chosen:
+            raise RequestError(f"{flag}: give at least one {what}")
+        if len(set(chosen)) < len(chosen):
+            raise RequestError(f"{flag}: {','.join(chosen)} names a {what} twice")
+        return chosen
+
+    return parse
+
+
 def names(value: Any, flag: str) -> tuple[str, ...]:
     """A comma list (or a sequence) of names; empty items dropped."""
     return tuple(_items(value))

@@ -44,6 +44,7 @@ from kernelprof.results.record import decode, derive, encode, quartiles, relativ
 from kernelprof.results.study import CellRecord, Claim, ClaimColumn
 from kernelprof.results.timing import SPREAD_WARNING
 from kernelprof.traces.steps import compare
+from reference_kernels.model import NeuronConfig
 
 # A phase is flagged when its rounds' median spread (IQR/median) exceeds SPREAD_WARNING, or on a
 # noisy machine NOISE_MULTIPLE times the spread of the machine's noise probe (a fixed workload
@@ -117,6 +118,7 @@ def compare_case(
     baseline: str | None,
     noise_rounds: tuple[NoiseProbe, ...] = (),
     noise_spread: float | None = None,
+    config: NeuronConfig | None = None,
 ) -> CompareCase:
     """One case's measured rows analysed: each timed row's bandwidth per phase and flags, the
     baseline (``baseline``, else the fastest framework row with a trustworthy verdict) and every
@@ -143,7 +145,8 @@ def compare_case(
                        for phase, timing in row.timings.items()},
             flags=row_flags(row, limit), **speedups,
         ))  # fmt: skip
-    return CompareCase(case=case, device=device, copy_bandwidth_gb_per_s=copy_bandwidth / 1e9,
+    return CompareCase(case=case, config=config, device=device,
+                       copy_bandwidth_gb_per_s=copy_bandwidth / 1e9,
                        rows=tuple(analysed), baseline=None if chosen is None else chosen.impl,
                        noise_rounds=noise_rounds, noise_spread=noise_spread,
                        spread_limit=limit)  # fmt: skip

@@ -28,8 +28,9 @@ DeviceSource = Literal["kernels", "host clock"]
 @record
 class Case:
     """One point of a sweep: T time steps of N neurons each, in one dtype, of one neuron (its
-    canonical config is the document's). For PLIF, ``channels`` is how many decays it learns
-    (1, or N with --per-channel: the check's [T, N] input has one neuron per channel)."""
+    canonical config is its :class:`CompareCase`'s). For PLIF, ``channels`` is how many decays
+    it learns (1, or N with --per-channel: the check's [T, N] input has one neuron per
+    channel)."""
 
     T: int
     N: int
@@ -223,6 +224,7 @@ class CompareCase:
     noise_rounds: tuple[NoiseProbe, ...] = ()  # the probe before each round
     noise_spread: float | None = None  # its calls' median spread over the probes
     spread_limit: float | None = None  # a phase's spread above this is flagged
+    config: NeuronConfig | None = None  # the case's neuron config (None in older files)
 
     @property
     def timed_rows(self) -> tuple[CompareRow, ...]:
@@ -237,6 +239,9 @@ class CompareCase:
 
 @record
 class CompareDocument(Document):
+    """A compare run. ``config`` is its first neuron's config; a sweep over neurons gives each
+    case its own (:attr:`CompareCase.config`)."""
+
     kernelprof: Literal["compare"] = "compare"
     config: NeuronConfig
     copy_bandwidth_gb_per_s: float

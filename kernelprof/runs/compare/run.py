@@ -145,7 +145,8 @@ class CaseRun:
     def task(self, impl: str) -> ImplementationTask:
         request, case = self.request, self.case
         return ImplementationTask(
-            function=FUNCTION, impl=impl, config=request.config, T=case.T, N=case.N,
+            function=FUNCTION, impl=impl, config=request.config_for(case.neuron), T=case.T,
+            N=case.N,
             dtype=case.dtype, device=request.device, seed=request.seed,
             repeat_s=request.repeat_s, noise_spread=self.noise.spread,
             trace_dir=None if request.trace_dir is None else str(request.trace_dir),
@@ -272,5 +273,5 @@ class CaseRun:
         return analysis.compare_case(
             self.case, self.environment.device, rows, copy_bandwidth=self.copy_bandwidth,
             baseline=self.request.baseline, noise_rounds=tuple(self.probes),
-            noise_spread=noise_spread,
+            noise_spread=noise_spread, config=self.request.config_for(self.case.neuron),
         )  # fmt: skip
