@@ -198,7 +198,7 @@ def test_on_cuda_the_fused_kernels_and_spikingjellys_other_providers_are_checked
         assert path.change in document.faster_speedups
 
 
-def test_spikingjellys_lif_maps_to_the_canonical_lif_only_where_it_computes_it():
+def test_spikingjellys_nodes_map_to_the_canonical_neuron_only_where_they_compute_it():
     from spikingjelly.activation_based import neuron, surrogate
 
     from kernelprof.frameworks import spikingjelly as sj
@@ -210,7 +210,7 @@ def test_spikingjellys_lif_maps_to_the_canonical_lif_only_where_it_computes_it()
         settings = dict(step_mode="m", surrogate_function=surrogate.SuperSpike(alpha=1.0))
         return neuron.LIFNode(**{**settings, **kwargs})
 
-    assert sj.canonical_lif(node(tau=3.0, v_reset=None), x, {}) == LIFConfig(
+    assert sj.canonical_node(node(tau=3.0, v_reset=None), x, {}) == LIFConfig(
         tau=3.0, v_reset=None, surrogate="superspike", alpha=1.0
     )
     refused = {
@@ -221,9 +221,9 @@ def test_spikingjellys_lif_maps_to_the_canonical_lif_only_where_it_computes_it()
     }
     for why, module in refused.items():
         with pytest.raises(Unsupported, match=why.replace("(", r"\(").replace(")", r"\)")):
-            sj.canonical_lif(module, x, {})
-    with pytest.raises(Unsupported, match="IFNode is not a LIFNode"):
-        sj.canonical_lif(neuron.IFNode(step_mode="m"), x, {})
+            sj.canonical_node(module, x, {})
+    with pytest.raises(Unsupported, match="QIFNode is none of LIFNode, IFNode, ParametricLIFNode"):
+        sj.canonical_node(neuron.QIFNode(step_mode="m"), x, {})
 
 
 def test_a_layer_the_device_has_no_room_to_record_is_given_up_not_the_step(monkeypatch):

@@ -22,8 +22,10 @@ installed package that declares an entry point in the group ``kernelprof.framewo
   [T, N] input (the framework-defaults setting's check against the canonical LIF);
 * ``neuron_layers``: a :class:`NeuronLayers` (None where the framework has no torch modules):
   how ``kernelprof profile`` recognises the framework's neuron modules in a user's own model,
-  how many time steps one call covers and the code path it takes, and which of its other
-  classes need a category their torch base class would misstate.
+  how many time steps one call covers and the code path it takes, which canonical neuron (IF,
+  LIF or PLIF) a module computes and whether kernelprof's fused kernels may stand in for its
+  calls (:class:`FasterPaths`), and which of its other classes need a category their torch
+  base class would misstate.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import torch
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from reference_kernels.model import LIFConfig, NeuronConfig
+from reference_kernels.model import NeuronConfig
 
 
 class Unsupported(Exception):
@@ -239,6 +241,16 @@ class Default:
 
 
 @dataclass(frozen=True)
+class NeuronDefaults:
+    """A framework's IF or PLIF at its documented defaults: the settings and where each is
+    written, and the module run on a canonical input [T, N] -> spikes [T, N] (the same module
+    its e2e network's ``make_default_neuron`` builds)."""
+
+    defaults: tuple[Default, ...]
+    neuron: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
 class TrainedRoute:
     """An ANN-to-SNN route that trains the network itself from the data (lava-dl's bootstrap),
     rather than converting the shared trained ANN. ``build(spec, steps, seed, max_steps)``
@@ -291,27 +303,70 @@ class Backend:
 
 
 @dataclass(frozen=True)
+class LearnedDecay:
+    """Where a PLIF module learns its decay: ``parameter(module)``, the tensor it learns (its
+    own ``nn.Parameter``), and ``to_w(parameter)``, the canonical w (k = sigmoid(w)) from it,
+    differentiable, so that a gradient of w flows back into the module's own parameter
+    (SpikingJelly's and BrainCog's w is the canonical w; a learned retention r = 1 - k, such as
+    snnTorch's beta, is w = logit(1 - r))."""
+
+    parameter: Callable[[object], torch.Tensor]
+    to_w: Callable[[torch.Tensor], torch.Tensor] = _same
+
+
+def retention_w(retention: torch.Tensor) -> torch.Tensor:
+    """PLIF's canonical w from a learned retention r = 1 - k: w = logit(k) = log(k / r)."""
+    return torch.logit(1.0 - retention)
+
+
+@dataclass(frozen=True)
 class FasterPaths:
     """What ``kernelprof profile`` may put in place of a neuron layer, to measure a faster path.
 
-    ``canonical(module, args, kwargs)``: the canonical LIF (a :class:`LIFConfig`) that this
-    call computes, taking [T, ...] time first and returning only the spikes [T, ...], starting
-    from rest; raises :class:`Unsupported` saying why not (another neuron, a surrogate with no
-    canonical match, a state carried in from an earlier call, more outputs than spikes). Such a
-    call can be run by kernelprof's fused reference kernels instead, and nothing of the module
-    is needed afterwards. ``backends(module, device)``: the framework's own paths for the
-    module on the device (none: it has one). ``fresh(module)``: a copy of the module at rest,
-    to check a backend on the layer's own input without touching the model."""
+    ``config(module)``: the canonical neuron (a :class:`LIFConfig`, ``IFConfig`` or
+    ``PLIFConfig``) the module's settings compute, whatever its calls (a PLIF's ``tau`` is
+    1/k of its *current* decay, k = sigmoid(w) now); raises :class:`Unsupported` saying why
+    it has none. What ``kernelprof profile`` reports as the layer's canonical neuron.
+    ``canonical(module, args, kwargs)``: the canonical neuron that this call computes, taking
+    [T, ...] time first and returning only the spikes [T, ...], starting from rest; raises
+    :class:`Unsupported` saying why not (another neuron, a surrogate with no canonical match, a
+    state carried in from an earlier call, one time step a call, more outputs than spikes).
+    Such a call can be run by kernelprof's fused reference kernels instead, and nothing of the
+    module is needed afterwards. A PLIF call needs ``decay`` too (:class:`LearnedDecay`): the
+    kernels then take the module's own w, and its gradient flows back into the module's
+    parameter; without it a PLIF call gets no faster path. ``backends(module, device)``: the
+    framework's own paths for the module on the device (none: it has one). ``fresh(module)``:
+    a copy of the module at rest, to check a backend on the layer's own input without touching
+    the model."""
 
-    canonical: Callable[[object, tuple, dict], LIFConfig] | None = None
+    canonical: Callable[[object, tuple, dict], NeuronConfig] | None = None
     backends: Callable[[object, torch.device], tuple[Backend, ...]] | None = None
     fresh: Callable[[object], object] | None = None
+    config: Callable[[object], NeuronConfig] | None = None
+    decay: LearnedDecay | None = None
 
 
 def classes_in(module: object, names) -> tuple[type, ...]:
     """The classes of ``module`` with these names, leaving out those this release lacks."""
     found = (getattr(module, name, None) for name in names)
     return tuple(cls for cls in found if isinstance(cls, type))
+
+
+def node_kind(module, package: object, classes: Mapping[str, str], steps: tuple[str, ...]) -> str:
+    """The kind ("if", "lif", "plif") of ``module``, an instance of one of ``package``'s neuron
+    ``classes`` ({kind: class name}) or of a subclass that overrides none of its ``steps``;
+    Unsupported (with why) for any other module."""
+    kinds = {cls: kind for kind, name in classes.items()
+             for cls in classes_in(package, (name,))}  # fmt: skip
+    mro = type(module).__mro__
+    origin = next((cls for cls in mro if cls in kinds), None)
+    if origin is None:
+        raise Unsupported(f"{type(module).__name__} is none of {', '.join(classes.values())}: "
+                          "kernelprof's kernels compute IF, LIF and PLIF")  # fmt: skip
+    own = [step for step in steps if any(step in vars(cls) for cls in mro[: mro.index(origin)])]
+    if own:
+        raise Unsupported(f"{type(module).__name__} runs its own {own[0]}")
+    return kinds[origin]
 
 
 def categorised(module: object, named: Mapping[str, str]) -> dict[type, str]:
@@ -346,14 +401,24 @@ class Framework:
     # Its LIF with every setting at its documented default: canonical input [T, N] -> spikes
     # [T, N] (the same module its e2e network's make_default_lif builds), None where it has none.
     default_neuron: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # The same for its other neurons, by name ("if", "plif"), where kernelprof knows them.
+    neuron_defaults: Mapping[str, NeuronDefaults] = field(default_factory=dict)
     description: str = ""
     neuron_layers: NeuronLayers | None = None  # what ``kernelprof profile`` recognises
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "networks", _frozen(self.networks))
         object.__setattr__(self, "converters", _frozen(self.converters))
+        object.__setattr__(self, "neuron_defaults", _frozen(self.neuron_defaults))
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"framework name must be letters, digits, - or _, got {self.name!r}")
+
+    def defaults_of(self, neuron: str) -> NeuronDefaults:
+        """Its ``neuron`` at the documented defaults (LIF's are ``defaults``/``default_neuron``;
+        a neuron it has none for gives no settings and no module)."""
+        if neuron == "lif":
+            return NeuronDefaults(self.defaults, self.default_neuron)
+        return self.neuron_defaults.get(neuron, NeuronDefaults(()))
 
     def problem(self, *, import_it: bool = True) -> str | None:
         """None when the framework's packages are installed and import, else why not."""

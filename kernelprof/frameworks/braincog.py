@@ -46,7 +46,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
-from reference_kernels.model import NeuronConfig
+from reference_kernels.model import NeuronConfig, make_config
 
 REQUIREMENT = base.Requirement("braincog", ">=0.2.7,<0.3", module="braincog.base.node.node")
 PATH_STEPS = "python loop over T: one node call per step (eager torch ops)"
@@ -212,18 +212,20 @@ class BrainCogNetwork(SpikingNetwork):
     writes its networks' forward (model_zoo/convnet.py)."""
 
     framework = "braincog"
+    neurons = default_neurons = ("if", "lif", "plif")
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         if layer.category != "lif":
             return step_layer(layer)
         if self.lif_config.surrogate == "atan":
-            self.note_once(f"LIF: {ATAN_TIES}")
+            self.note_once(f"{self.neuron.upper()}: {ATAN_TIES}")
         return make_node(self.lif_config, torch.device("cpu"))
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
-        from braincog.base.node.node import LIFNode
+        return default_node("lif")
 
-        return LIFNode()
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        return default_node(self.neuron)
 
     def reset(self) -> None:
         for category, module in self.layers:
@@ -262,13 +264,43 @@ DEFAULTS = (
 )  # fmt: skip
 
 
-def default_spikes(x: torch.Tensor) -> torch.Tensor:
-    """[T, N] -> [T, N]: ``LIFNode()`` at its defaults, called once per step."""
-    from braincog.base.node.node import LIFNode
+def default_node(neuron: str) -> nn.Module:
+    """``LIFNode()``, ``IFNode()`` or ``PLIFNode()``: every argument at its default."""
+    from braincog.base.node import node as nodes
 
-    node = LIFNode().to(x.device)
+    return getattr(nodes, NODE_CLASSES[neuron])()
+
+
+def default_spikes(x: torch.Tensor, neuron: str = "lif") -> torch.Tensor:
+    """[T, N] -> [T, N]: the node at its defaults, called once per step."""
+    node = default_node(neuron).to(x.device)
     node.n_reset()
     return torch.stack([node(step) for step in x]).to(x.dtype)
+
+
+_IF = "braincog/base/node/node.py: IFNode.__init__"
+_PLIF = "braincog/base/node/node.py: PLIFNode.__init__"
+_DETACHED = base.Default("reset", "hard, to 0, its gradient cut (mem * (1 - spike.detach()))",
+                         "braincog/base/node/node.py: BaseNode.calc_spike / IFNode.calc_spike",
+                         canonical="v_reset")  # fmt: skip
+_ATAN = "AtanGrad(alpha=2.0): alpha/2 / (1 + (pi/2 alpha x)^2); fires on x > 0"
+NEURON_DEFAULTS = {
+    "if": base.NeuronDefaults((
+        base.Default("threshold", "0.5", _IF, canonical="v_threshold"),
+        _DETACHED,
+        base.Default("act_fun", _ATAN, _IF, canonical="surrogate"),
+    ), partial(default_spikes, neuron="if")),
+    "plif": base.NeuronDefaults((
+        base.Default("tau", "2.0 (w0 = -log(tau - 1) = 0, one w per layer)", _PLIF,
+                     canonical="tau"),
+        base.Default("threshold", "1.0", _PLIF, canonical="v_threshold"),
+        base.Default("input", "decayed with the leak: mem + (x - mem) * w.sigmoid()",
+                     "braincog/base/node/node.py: PLIFNode.integral", canonical="decay_input"),
+        _DETACHED,
+        base.Default("act_fun", _ATAN + " (alpha learned: requires_grad=True)", _PLIF,
+                     canonical="surrogate"),
+    ), partial(default_spikes, neuron="plif")),
+}  # fmt: skip
 
 
 # ---- neuron modules in any model (kernelprof profile) ------------------------------------------
@@ -319,11 +351,73 @@ def neuron_path(module) -> str:
     return f"one step per call: {name}.forward, eager torch ops (the script loops over T)"
 
 
+_CANONICAL_SURROGATES = {name: canonical for canonical, name in SURROGATES.items()}
+_NODE_STEPS = ("forward", "integral", "calc_spike", "get_thres")
+
+
+def _node_kind(module) -> str:
+    """The kind ("if", "lif" or "plif") of BrainCog's IFNode, LIFNode and PLIFNode (or a subclass
+    without a step of its own); Unsupported for any other node."""
+    from braincog.base.node import node as nodes
+
+    return base.node_kind(module, nodes, NODE_CLASSES, _NODE_STEPS)
+
+
+def node_config(module) -> NeuronConfig:
+    """The canonical neuron a BrainCog ``IFNode``, ``LIFNode`` or ``PLIFNode`` computes with
+    its settings (see :class:`base.FasterPaths`; the inverse of :func:`node_parameters`): hard
+    reset to 0 with the reset detached, decay_input, PLIF at its current w (tau =
+    1/sigmoid(w)); Unsupported where it computes something else."""
+    kind = _node_kind(module)
+    surrogate = _CANONICAL_SURROGATES.get(type(module.act_fun).__name__)
+    if surrogate is None:
+        raise base.Unsupported(f"surrogate {type(module.act_fun).__name__}: BrainCog's canonical "
+                               "ones are SigmoidGrad and AtanGrad")  # fmt: skip
+    threshold = module.threshold
+    if module.sigmoid_thres or (isinstance(threshold, torch.Tensor) and threshold.requires_grad):
+        raise base.Unsupported("a learned or sigmoid-bounded threshold")
+    if getattr(module, "mem_detach", False) or float(module.dt) != 1.0:
+        raise base.Unsupported("mem_detach or dt != 1: no canonical match")
+    if float(module.v_reset) != 0.0:
+        raise base.Unsupported(f"n_reset starts the membrane at v_reset={module.v_reset:g}, "
+                               "its reset goes to 0")  # fmt: skip
+    common = dict(v_threshold=float(threshold), v_reset=0.0, detach_reset=True,
+                  surrogate=surrogate,
+                  alpha=float(torch.as_tensor(module.act_fun.alpha).detach()))  # fmt: skip
+    if kind == "if":
+        return make_config("if", **common)
+    if kind == "lif":
+        return make_config("lif", tau=float(module.tau), **common)
+    w = module.w
+    if w.dim() != 0:
+        raise base.Unsupported("its w is not one value (a 0-dim tensor)")
+    k = float(torch.sigmoid(w.detach().double()))
+    if not 0.0 < k < 1.0:
+        raise base.Unsupported(f"its decay k = sigmoid(w) = {k:g} rounds to 0 or 1")
+    return make_config("plif", tau=1.0 / k, **common)
+
+
+def canonical_node(module, args: tuple, kwargs: dict) -> NeuronConfig:
+    """No BrainCog call is a whole [T, ...] sequence from rest as kernelprof's kernels take it:
+    says why (after the neuron's own reason, where it has one)."""
+    node_config(module)
+    if _folded(module):
+        raise base.Unsupported(f"time folded into its input ({_folded(module)}), not [T, ...] "
+                               "time first")  # fmt: skip
+    raise base.Unsupported("one time step a call: the node keeps mem between calls (the script "
+                           "loops over T)")  # fmt: skip
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package="braincog",
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
+    faster=base.FasterPaths(
+        canonical=canonical_node,
+        config=node_config,
+        decay=base.LearnedDecay(parameter=lambda node: node.w),  # PLIFNode's w is canonical
+    ),
 )
 
 FRAMEWORK = base.Framework(
@@ -339,6 +433,7 @@ FRAMEWORK = base.Framework(
     ),
     defaults=DEFAULTS,
     default_neuron=default_spikes,
+    neuron_defaults=NEURON_DEFAULTS,
     description="eager PyTorch: LIFNode per step, or its layer-by-layer mode",
     neuron_layers=NEURON_LAYERS,
 )

@@ -286,8 +286,9 @@ class LavaNetwork(SpikingNetwork):
 
     framework = "lava-dl"
 
-    def __init__(self, spec: NetworkSpec, lif: LIFConfig, steps: int, seed: int) -> None:
-        super().__init__(spec, lif, steps, seed)
+    def __init__(self, spec: NetworkSpec, lif: LIFConfig | None, steps: int, seed: int,
+                 neuron: str = "lif") -> None:  # fmt: skip
+        super().__init__(spec, lif, steps, seed, neuron)
         self.notes[:0] = [
             "built from slayer.synapse.Conv/Pool/Dense + slayer.neuron.cuba.Neuron, not "
             "slayer.block.cuba.*: a block fuses a CUBA neuron into every layer (a spiking Pool "

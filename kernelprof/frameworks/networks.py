@@ -1,10 +1,11 @@
 """The two networks of the end-to-end benchmark, described once, framework-neutrally.
 
 A :class:`NetworkSpec` describes a network as a list of :class:`LayerPlan`; each framework module
-builds it with the framework's own layers and LIF neuron (its ``networks`` builders subclass
-:class:`SpikingNetwork`), with the LIF mapped from the canonical
-:class:`~reference_kernels.model.LIFConfig` as its neurons are (a config the framework cannot
-express raises :class:`~kernelprof.frameworks.base.Unsupported` with the reason).
+builds it with the framework's own layers and spiking neuron (its ``networks`` builders subclass
+:class:`SpikingNetwork`), mapped from the canonical config (IF, LIF or PLIF: the "lif" layers of
+the plan are whichever neuron the run trains) as its neurons are (a config or neuron the
+framework cannot express raises :class:`~kernelprof.frameworks.base.Unsupported` with the
+reason).
 
 * cnn: conv(C->c1, 3x3, pad 1) -> LIF -> avgpool 2 -> conv(c1->c2, 3x3, pad 1) -> LIF -> avgpool 2
   -> flatten -> linear(->classes)
@@ -40,7 +41,7 @@ import torch
 from torch import nn
 
 from kernelprof.frameworks.base import Unsupported
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 KINDS = ("cnn", "fc")
 CATEGORIES = ("conv", "pool", "linear", "lif", "readout", "flatten")
@@ -191,23 +192,29 @@ class SpikingNetwork(nn.Module, abc.ABC):
     ``layers`` holds (category, module) in order; ``notes`` the departures from the spec."""
 
     framework = ""
+    # The neurons its make_layer builds from a config, and those whose framework-defaults module
+    # it knows (make_default_lif for LIF, make_default_neuron for the others).
+    neurons: tuple[str, ...] = ("lif",)
+    default_neurons: tuple[str, ...] = ("lif",)
+    no_default_neuron = ""  # why the framework has no default IF/PLIF, where it has none
+    neuron_reasons: dict[str, str] = {}  # why it builds no network with a neuron, by neuron
 
-    def __init__(self, spec: NetworkSpec, lif: LIFConfig | None, steps: int, seed: int) -> None:
+    def __init__(self, spec: NetworkSpec, lif: NeuronConfig | None, steps: int, seed: int,
+                 neuron: str = "lif") -> None:  # fmt: skip
         super().__init__()
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.spec = spec
-        self.lif_config = lif  # None: the framework's own default neuron (make_default_lif)
+        # the canonical config of its spiking layers (``lif_config`` for every neuron); None:
+        # the framework's own default ``neuron`` (make_default_lif / make_default_neuron)
+        self.lif_config = lif
+        self.neuron = lif.neuron if lif is not None else neuron
+        self._check_neuron(lif is None)
         self.steps = steps
         self.seed = seed
         self.notes: list[str] = []
         self.plan = spec.plan()
-        modules = [
-            self.make_default_lif(layer)
-            if lif is None and layer.category == "lif"
-            else self.make_layer(layer)
-            for layer in self.plan
-        ]
+        modules = [self._make(layer, lif is None) for layer in self.plan]
         self.body = self.container(modules)
         self.layers: list[tuple[str, nn.Module]] = [
             (layer.category, module) for layer, module in zip(self.plan, modules, strict=True)
@@ -219,6 +226,27 @@ class SpikingNetwork(nn.Module, abc.ABC):
         }
         self.load_weights(initial_weights(spec, seed))
 
+    def _check_neuron(self, defaults: bool) -> None:
+        known = self.default_neurons if defaults else self.neurons
+        if self.neuron in self.neuron_reasons:
+            raise Unsupported(self.neuron_reasons[self.neuron])
+        if self.neuron not in known and defaults and self.no_default_neuron:
+            raise Unsupported(self.no_default_neuron)
+        if self.neuron not in known:
+            what = "framework-defaults neuron" if defaults else "network"
+            raise Unsupported(
+                f"kernelprof's {self.framework} {what} builds "
+                f"{', '.join(n.upper() for n in known) or 'no neuron'} so far, not "
+                f"{self.neuron.upper()}"
+            )
+
+    def _make(self, layer: LayerPlan, defaults: bool) -> nn.Module:
+        if not defaults or layer.category != "lif":
+            return self.make_layer(layer)
+        if self.neuron == "lif":
+            return self.make_default_lif(layer)
+        return self.make_default_neuron(layer)
+
     # ---- what a framework provides -----------------------------------------------------------
 
     @abc.abstractmethod
@@ -227,8 +255,13 @@ class SpikingNetwork(nn.Module, abc.ABC):
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
         """The LIF as the framework's own documentation builds it, every setting at its default
-        (the framework-defaults setting: built when the network is given no LIFConfig)."""
+        (the framework-defaults setting: built when the network is given no config)."""
         raise Unsupported(f"{self.framework} has no framework-defaults neuron")
+
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        """The IF or PLIF (``self.neuron``) as the framework's documentation builds it, every
+        setting at its default (for those in ``default_neurons``)."""
+        raise Unsupported(f"{self.framework} has no framework-defaults {self.neuron.upper()}")
 
     def container(self, modules: list[nn.Module]) -> nn.Module:
         return nn.ModuleList(modules)

@@ -167,23 +167,30 @@ def _users_call(users):
     return timed
 
 
+def iaf(config: NeuronConfig, method: str, norse_alpha: float, device, dtype: torch.dtype):
+    """``norse.torch.IAF(IAFParameters(v_th, v_reset, method, alpha), dt=1)`` for the canonical
+    IF (hard reset, attached), its parameters on ``device`` in ``dtype``."""
+    import norse.torch as norse_torch
+
+    def scalar(value: float) -> torch.Tensor:
+        return torch.tensor(value, dtype=dtype, device=device)
+
+    p = norse_torch.IAFParameters(v_th=scalar(config.v_threshold),
+                                  v_reset=scalar(config.v_reset), method=method,
+                                  alpha=scalar(norse_alpha))  # fmt: skip
+    return norse_torch.IAF(p, dt=1.0).to(device)
+
+
 def build_iaf(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     """Maps the canonical IF (hard reset, attached) onto norse.torch.IAF."""
     method, norse_alpha = check_expressible(config)
     import norse.torch as norse_torch
 
     compute = torch.float64 if dtype == torch.float64 else torch.float32
-
-    def scalar(value: float) -> torch.Tensor:
-        return torch.tensor(value, dtype=compute, device=device)
-
-    p = norse_torch.IAFParameters(v_th=scalar(config.v_threshold),
-                                  v_reset=scalar(config.v_reset), method=method,
-                                  alpha=scalar(norse_alpha))  # fmt: skip
     # IAF's constructor takes no record_states; the attribute is Norse's SNN base module's own
-    checking = norse_torch.IAF(p, dt=1.0).to(device)
+    checking = iaf(config, method, norse_alpha, device, compute)
     checking.record_states = True
-    users = norse_torch.IAF(p, dt=1.0).to(device)
+    users = iaf(config, method, norse_alpha, device, compute)
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         # the state IAF would start from (v_reset), full and in the compute precision
@@ -273,11 +280,20 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
 # ---- e2e network -------------------------------------------------------------------------------
 
 
+NO_PLIF = (
+    "Norse's LIF is current-based (a synaptic current before the membrane), and a learnable "
+    "tau_mem_inv in its parameter tuple is not a module parameter: kernelprof does not map PLIF "
+    "onto it yet"
+)
+
+
 class NorseNetwork(SpikingNetwork):
     """``norse.torch.SequentialState``: torch layers (``Lift`` -ed over T where they need
     [B, ...]) and Norse's LIF on [T, B, ...], called without a state as Norse's users do."""
 
     framework = "norse"
+    neurons = default_neurons = ("if", "lif")
+    neuron_reasons = {"plif": NO_PLIF}
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         import norse.torch as norse_torch
@@ -290,15 +306,20 @@ class NorseNetwork(SpikingNetwork):
             # nn.Linear maps the last axis, so [T, B, F] needs no Lift.
             return step_layer(layer)
         for note in TIE_NOTES:
-            self.note_once(f"LIF: {note}")
+            self.note_once(f"{self.neuron.upper()}: {note}")
         config = self.lif_config
         method, norse_alpha = check_expressible(config)
+        if config.neuron == "if":
+            return NorseDefaultLIF(iaf(config, method, norse_alpha, "cpu", torch.float32))
         if not config.decay_input:
             self.notes.append("LIF: synaptic current multiplied by tau (decay_input=False)")
         return NorseLIF(config, method, norse_alpha)
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
         return NorseDefaultLIF()
+
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        return _default_if()  # IF: IAFParameters() and dt at their defaults
 
     def container(self, modules: list[nn.Module]) -> nn.Module:
         import norse.torch as norse_torch
@@ -349,13 +370,14 @@ class NorseLIF(nn.Module):
 class NorseDefaultLIF(nn.Module):
     """``norse.torch.LIF()``: Norse's LIF with ``LIFParameters()`` and ``dt=0.001`` at their
     defaults (DEFAULTS: a synaptic current, tau_mem 10 ms, tau_syn 5 ms, SuperSpike alpha 100),
-    its parameters moved to the input's device (``module.to()`` does not move them)."""
+    or the Norse module given (an ``IAF``), its parameters moved to the input's device
+    (``module.to()`` does not move them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, module: nn.Module | None = None) -> None:
         super().__init__()
         import norse.torch as norse_torch
 
-        self.neuron = norse_torch.LIF()
+        self.neuron = norse_torch.LIF() if module is None else module
         self._device = torch.device("cpu")
 
     def forward(self, x: torch.Tensor, state: object = None) -> tuple[torch.Tensor, object]:
@@ -385,6 +407,26 @@ DEFAULTS = (
     base.Default("dt", "0.001 (s)", "norse/torch/module/snn.py: SNN.__init__"),
     base.Default("record_states", "False", "norse/torch/module/snn.py: SNN.__init__"),
 )
+
+_IAF_PARAMETERS = "norse/torch/functional/iaf.py: IAFParameters"
+NEURON_DEFAULTS = {
+    "if": base.NeuronDefaults((
+        base.Default("v_th", "1.0", _IAF_PARAMETERS, canonical="v_threshold"),
+        base.Default("v_reset", "0.0 (hard reset, attached)", _IAF_PARAMETERS,
+                     canonical="v_reset"),
+        base.Default("method", "'super' (SuperSpike)", _IAF_PARAMETERS, canonical="surrogate"),
+        base.Default("alpha", "100.0", _IAF_PARAMETERS, canonical="alpha"),
+        base.Default("dt", "0.001 (s; IF's v' = v + x does not use it)",
+                     "norse/torch/module/snn.py: SNN.__init__"),
+    ), lambda x: _default_if()(x)[0]),
+}  # fmt: skip
+
+
+def _default_if() -> nn.Module:
+    import norse.torch as norse_torch
+
+    return NorseDefaultLIF(norse_torch.IAF())
+
 
 # ---- neuron modules in any model (kernelprof profile) ------------------------------------------
 
@@ -442,11 +484,7 @@ NORSE = base.Implementation(
     description="norse.torch.LIF (hard reset) / Lift(LIFBoxCell) (soft reset), IAF for IF: "
     "eager loop",
     neurons=("if", "lif"),
-    not_mapped={
-        "plif": "Norse's LIF is current-based (a synaptic current before the membrane), "
-        "and a learnable tau_mem_inv in its parameter tuple is not a module parameter: "
-        "kernelprof does not map PLIF onto it yet"
-    },  # fmt: skip
+    not_mapped={"plif": NO_PLIF},
 )
 FRAMEWORK = base.Framework(
     name="norse",
@@ -455,6 +493,7 @@ FRAMEWORK = base.Framework(
     implementations=(NORSE,),
     networks={"norse": NorseNetwork},
     default_neuron=default_spikes,
+    neuron_defaults=NEURON_DEFAULTS,
     no_converter="Norse ships no ANN-to-SNN converter",
     defaults=DEFAULTS,
     description="eager PyTorch, a Python loop over lif_feed_forward_step",

@@ -28,7 +28,7 @@ from kernelprof.frameworks.networks import (
     run_layers,
     step_layer,
 )
-from reference_kernels.model import LIFConfig, NeuronConfig, channel_shape
+from reference_kernels.model import LIFConfig, NeuronConfig, channel_shape, make_config
 
 PATHS = {
     "torch": "eager PyTorch loop (the oracle's code, autograd backward)",
@@ -99,15 +99,20 @@ NEURONS = tuple(
 
 
 class ReferenceLIF(nn.Module):
-    """kernelprof's reference kernel (``reference_kernels.run``) on [T, B, ...]."""
+    """kernelprof's reference kernel (``reference_kernels.run``) on [T, B, ...], for any neuron:
+    a PLIF layer learns its decay ``w`` (one, from w0; per channel needs ``channels``)."""
 
-    def __init__(self, config: LIFConfig, impl: str) -> None:
+    def __init__(self, config: NeuronConfig, impl: str, channels: int = 1) -> None:
         super().__init__()
         self.config = config
         self.impl = impl
+        self.w = None
+        if config.neuron == "plif":
+            self.w = nn.Parameter(config.initial_w(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return reference_kernels.run(x, self.config, impl=self.impl)
+        w = None if self.w is None else self.w.to(x.dtype)
+        return reference_kernels.run(x, self.config, impl=self.impl, w=w)
 
     def extra_repr(self) -> str:
         return f"impl={self.impl!r}"
@@ -118,6 +123,7 @@ class ReferenceNetwork(SpikingNetwork):
 
     framework = "reference"
     impl = "torch"
+    neurons = default_neurons = ("if", "lif", "plif")
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         if layer.category in ("conv", "pool"):
@@ -130,6 +136,9 @@ class ReferenceNetwork(SpikingNetwork):
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
         return ReferenceLIF(LIFConfig(), self.impl)  # the canonical model's own defaults
+
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        return ReferenceLIF(make_config(self.neuron), self.impl)
 
     def weight_of(self, module: nn.Module) -> nn.Parameter:
         return getattr(module, "module", module).weight

@@ -324,6 +324,11 @@ class RockpoolNetwork(SpikingNetwork):
     layer over the whole sequence. The FC network only: see the module docstring for the CNN."""
 
     framework = "rockpool"
+    neurons = ("if", "lif", "plif")
+    no_default_neuron = (
+        "Rockpool has no IF or PLIF class of its own: LIFTorch() at its defaults (the "
+        "framework-defaults LIF) already learns tau_mem, tau_syn, bias and threshold"
+    )
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         if self.spec.kind == "cnn":
@@ -336,8 +341,9 @@ class RockpoolNetwork(SpikingNetwork):
             return TimeFolded(step_layer(layer))
         if layer.category in ("linear", "readout"):
             return step_layer(layer)  # nn.Linear maps the last axis of [T, B, N] as it is
-        self.note_once("LIF: LIFTorch with a transparent synapse (beta = 2^-32, input times "
-                       "2^32) and PeriodicExponential capped at one spike per step")  # fmt: skip
+        self.note_once(f"{self.neuron.upper()}: LIFTorch with a transparent synapse (beta = "
+                       "2^-32, input times 2^32) and PeriodicExponential capped at one spike "
+                       "per step")  # fmt: skip
         module = make_lif_torch(self.lif_config, layer.out_shape[0], torch.device("cpu"))
         return RockpoolLIF(module, input_scale(self.lif_config))
 

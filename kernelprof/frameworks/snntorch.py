@@ -58,7 +58,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
-from reference_kernels.model import NeuronConfig
+from reference_kernels.model import NeuronConfig, make_config
 
 REQUIREMENT = base.Requirement("snntorch", ">=0.9,<2")
 PATH = "eager PyTorch: Python loop over T of snn.Leaky (a handful of aten ops per step), autograd"
@@ -233,25 +233,30 @@ class SnnTorchNetwork(SpikingNetwork):
     decay_input) multiplies the synaptic current before each Leaky."""
 
     framework = "snntorch"
+    neurons = ("if", "lif", "plif")
+    no_default_neuron = (
+        "snnTorch has no IF or PLIF neuron of its own to take at its defaults: its users write "
+        "Leaky(beta=1) or Leaky(learn_beta=True) with a beta of their choosing"
+    )
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         if layer.category != "lif":
             return step_layer(layer)
-        import snntorch as snn
 
         config = self.lif_config
         kwargs = leaky_kwargs(config)
         grad, approximations = spike_grad(config, torch.float32)
         for note in [*approximations, TIE_NOTE]:
-            self.note_once(f"LIF: {note}")
+            self.note_once(f"{self.neuron.upper()}: {note}")
         if config.soft_reset and not any(n.startswith("LIF: soft reset:") for n in self.notes):
             self.notes.append(
                 "LIF: soft reset: where V after reset exceeds theta (H > 2*theta), snnTorch "
                 "subtracts theta again before the next spike decision (see "
                 "kernelprof/frameworks/snntorch.py)"
             )
-        self.input_scale = 1.0 / config.tau if config.decay_input else 1.0
-        return snn.Leaky(spike_grad=grad, init_hidden=False, **kwargs)
+        decays_input = getattr(config, "decay_input", False)  # IF has no decay
+        self.input_scale = 1.0 / config.tau if decays_input else 1.0
+        return _leaky(config, kwargs, grad, torch.device("cpu"), torch.float32)
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
         self.input_scale = 1.0  # snnTorch adds the synaptic current undecayed
@@ -372,12 +377,94 @@ def loss_functions() -> tuple[tuple[type, str], ...]:
         loss, ("LossFunctions", "mse_temporal_loss", "ce_temporal_loss")))  # fmt: skip
 
 
+# snnTorch's surrogate factories (snntorch.surrogate) -> the canonical surrogate they compute,
+# read from the closure snnTorch returns (its one free variable: alpha or slope).
+_LEAKY_SURROGATES = {"atan": "atan", "fast_sigmoid": "superspike", "sigmoid": "sigmoid"}
+
+
+def _leaky_surrogate(spike_grad) -> tuple[str, float]:
+    factory = getattr(spike_grad, "__qualname__", "").removesuffix(".<locals>.inner")
+    cells = getattr(spike_grad, "__closure__", None) or ()
+    values = [cell.cell_contents for cell in cells]
+    if getattr(spike_grad, "__module__", "") != "snntorch.surrogate" or \
+            factory not in _LEAKY_SURROGATES or len(values) != 1 or \
+            not isinstance(values[0], (int, float)):  # fmt: skip
+        raise base.Unsupported(f"spike_grad {factory or type(spike_grad).__name__}: no "
+                               "canonical match")  # fmt: skip
+    return _LEAKY_SURROGATES[factory], float(values[0])
+
+
+def _leaky_reset(module) -> dict:
+    """The canonical reset fields of a Leaky's reset_mechanism and reset_delay (the inverse of
+    :func:`leaky_kwargs`)."""
+    mechanism, delay = module.reset_mechanism, bool(module.reset_delay)
+    if mechanism == "zero":
+        return {"v_reset": 0.0, "detach_reset": delay}
+    if mechanism == "subtract" and delay:
+        raise base.Unsupported("reset_mechanism='subtract' with reset_delay: snnTorch subtracts "
+                               "theta after the decay (beta*H + I - theta)")  # fmt: skip
+    if mechanism == "subtract":
+        raise base.Unsupported("reset_mechanism='subtract': snnTorch subtracts theta again where "
+                               "V after reset exceeds it (H > 2 theta)")  # fmt: skip
+    raise base.Unsupported(f"reset_mechanism={mechanism!r}: no canonical reset")
+
+
+def leaky_config(module) -> NeuronConfig:
+    """The canonical neuron an ``snn.Leaky`` computes with its settings (see
+    :class:`base.FasterPaths`): IF (beta = 1), LIF with the input not decayed (beta = 1 -
+    1/tau) or, with ``learn_beta``, PLIF (k = 1 - beta now); the inverse of
+    :func:`leaky_kwargs`. It fires on H > theta (the canonical model on H >= theta): the two
+    differ at exact threshold ties only."""
+    import snntorch as snn
+
+    name = type(module).__name__
+    if not isinstance(module, snn.Leaky) or type(module).forward is not snn.Leaky.forward:
+        raise base.Unsupported(f"{name} is not snn.Leaky: kernelprof maps snnTorch's Leaky onto "
+                               "IF, LIF and PLIF")  # fmt: skip
+    if module.inhibition or module.state_quant:
+        raise base.Unsupported("inhibition or state_quant: no canonical match")
+    threshold, beta = module.threshold, module.beta
+    if isinstance(threshold, nn.Parameter) and threshold.requires_grad:
+        raise base.Unsupported("learn_threshold: a learned threshold")
+    if not isinstance(beta, torch.Tensor) or beta.numel() != 1:
+        raise base.Unsupported("beta is not one value (one per neuron)")
+    b = float(beta.detach())
+    surrogate, alpha = _leaky_surrogate(module.spike_grad)
+    common = dict(v_threshold=float(threshold), surrogate=surrogate, alpha=alpha,
+                  **_leaky_reset(module))  # fmt: skip
+    if not common["detach_reset"] and common["v_threshold"] < 0:
+        raise base.Unsupported("reset_delay=False with a threshold < 0: snnTorch re-applies the "
+                               "reset where V after reset (0) exceeds it")  # fmt: skip
+    if isinstance(beta, nn.Parameter) and beta.requires_grad:
+        if not 0.0 < b < 1.0:
+            raise base.Unsupported(f"learned beta={b:g}: the decay 1 - beta is not in (0, 1)")
+        return make_config("plif", tau=1.0 / (1.0 - b), decay_input=False, **common)
+    if b == 1.0:
+        return make_config("if", **common)
+    if not 0.0 <= b < 1.0:
+        raise base.Unsupported(f"beta={b:g}: snnTorch clamps beta to [0, 1]")
+    return make_config("lif", tau=1.0 / (1.0 - b), decay_input=False, **common)
+
+
+def canonical_leaky(module, args: tuple, kwargs: dict) -> NeuronConfig:
+    """A Leaky's call never computes a whole [T, ...] sequence: the script loops over T."""
+    leaky_config(module)  # another neuron: that reason first
+    raise base.Unsupported("one time step a call: snn.Leaky takes one step's input and its "
+                           "membrane (the script loops over T)")  # fmt: skip
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package="snntorch",
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
     losses=loss_functions,
+    faster=base.FasterPaths(
+        canonical=canonical_leaky,
+        config=leaky_config,
+        # PLIF learns beta = 1 - k: w = logit(1 - beta), its gradient back into beta
+        decay=base.LearnedDecay(parameter=lambda leaky: leaky.beta, to_w=base.retention_w),
+    ),
 )
 
 NEURON = base.Implementation(

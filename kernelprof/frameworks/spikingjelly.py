@@ -66,7 +66,7 @@ from kernelprof.frameworks.networks import (
     SpikingNetwork,
     run_layers,
 )
-from reference_kernels.model import LIFConfig, NeuronConfig
+from reference_kernels.model import LIFConfig, NeuronConfig, make_config
 
 REQUIREMENT = base.Requirement("spikingjelly", ">=2.0,<3", module="spikingjelly.activation_based")
 LEGACY_REQUIREMENT = base.Requirement(
@@ -535,9 +535,11 @@ _add(
 
 
 class SpikingJellyNetwork(SpikingNetwork):
-    """SpikingJelly's multi-step layers (step_mode='m') and ``neuron.LIFNode`` on [T, B, ...]."""
+    """SpikingJelly's multi-step layers (step_mode='m') and ``neuron.LIFNode`` (``IFNode``,
+    ``ParametricLIFNode``) on [T, B, ...]."""
 
     framework = "spikingjelly"
+    neurons = default_neurons = ("if", "lif", "plif")
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         from spikingjelly.activation_based import layer as sj_layer
@@ -558,14 +560,18 @@ class SpikingJellyNetwork(SpikingNetwork):
             return sj_layer.Flatten(step_mode="m")
         if layer.category in ("linear", "readout"):
             return sj_layer.Linear(layer.in_shape[0], layer.out_shape[0], bias=False, step_mode="m")
-        kwargs = lif_kwargs(self.lif_config)
+        kwargs = node_kwargs(self.lif_config)
         name, alpha = surrogate_spec(self.lif_config)
-        return neuron.LIFNode(
+        node_class = getattr(neuron, NODE_CLASSES[self.neuron])
+        return node_class(
             step_mode="m", surrogate_function=getattr(surrogate, name)(alpha=alpha), **kwargs
         )
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
         return default_lif()
+
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        return default_node(self.neuron)
 
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
         return run_layers(self.layers, x_seq).mean(0)
@@ -623,6 +629,40 @@ def default_lif() -> nn.Module:
 
 def default_spikes(x: torch.Tensor) -> torch.Tensor:
     return default_lif()(x)  # [T, N] in, [T, N] out: a fresh node has no state
+
+
+def default_node(neuron_name: str) -> nn.Module:
+    """``neuron.IFNode(step_mode="m")`` or ``neuron.ParametricLIFNode(step_mode="m")``, every
+    other argument at its default (NEURON_DEFAULTS)."""
+    from spikingjelly.activation_based import neuron
+
+    return getattr(neuron, NODE_CLASSES[neuron_name])(step_mode="m")
+
+
+_IF_NODE = "spikingjelly/activation_based/neuron/integrate_and_fire.py: IFNode.__init__"
+_PLIF_NODE = "spikingjelly/activation_based/neuron/plif.py: ParametricLIFNode.__init__"
+
+
+def _node_defaults(source: str) -> tuple[base.Default, ...]:
+    return (
+        base.Default("v_threshold", "1.0", source, canonical="v_threshold"),
+        base.Default("v_reset", "0.0 (hard reset)", source, canonical="v_reset"),
+        base.Default("surrogate_function", "Sigmoid(alpha=4.0, spiking=True)", source,
+                     canonical="surrogate"),
+        base.Default("detach_reset", "False", source, canonical="detach_reset"),
+    )  # fmt: skip
+
+
+NEURON_DEFAULTS = {
+    "if": base.NeuronDefaults(_node_defaults(_IF_NODE), lambda x: default_node("if")(x)),
+    "plif": base.NeuronDefaults(
+        (base.Default("init_tau", "2.0 (w0 = -log(init_tau - 1) = 0, one w per layer)",
+                      _PLIF_NODE, canonical="tau"),
+         base.Default("decay_input", "True", _PLIF_NODE, canonical="decay_input"),
+         *_node_defaults(_PLIF_NODE)),
+        lambda x: default_node("plif")(x),
+    ),
+}  # fmt: skip
 
 
 # ---- neuron modules in any model (kernelprof profile) ------------------------------------------
@@ -778,19 +818,61 @@ def layer_categories() -> dict[type, str]:
 _CANONICAL_SURROGATES = {name: canonical for canonical, name in SURROGATE_CLASSES.items()}
 
 
-def canonical_lif(module, args: tuple, kwargs: dict) -> LIFConfig:
-    """The canonical LIF a multi-step ``LIFNode`` call computes (see :class:`base.FasterPaths`);
-    :class:`base.Unsupported` with the reason where it computes something else or keeps more."""
+def _node_kind(module) -> str:
+    """The kind ("if", "lif" or "plif") of the SpikingJelly node class the module is (or
+    subclasses without a step of its own); Unsupported for any other neuron."""
     from spikingjelly.activation_based import neuron
 
-    name = type(module).__name__
-    if not isinstance(module, neuron.LIFNode):
-        raise base.Unsupported(f"{name} is not a LIFNode: kernelprof's kernels compute the LIF")
-    mro = type(module).__mro__
-    own = [method for method in _STEP_METHODS
-           if any(method in vars(cls) for cls in mro[: mro.index(neuron.LIFNode)])]  # fmt: skip
-    if own:
-        raise base.Unsupported(f"{name} runs its own {own[0]}")
+    return base.node_kind(module, neuron, NODE_CLASSES, _STEP_METHODS)
+
+
+def _node_surrogate(surrogate_function) -> tuple[str, float]:
+    """(canonical surrogate, alpha) of a node's surrogate function, or Unsupported."""
+    canonical = _CANONICAL_SURROGATES.get(type(surrogate_function).__name__)
+    alpha = getattr(surrogate_function, "alpha", None)
+    if canonical is None or not getattr(surrogate_function, "spiking", True) or \
+            not isinstance(alpha, (int, float)):  # fmt: skip
+        raise base.Unsupported(f"surrogate {type(surrogate_function).__name__}: no canonical "
+                               "match")  # fmt: skip
+    if canonical == "superspike" and alpha != 1:
+        raise base.Unsupported(f"SuperSpike(alpha={alpha:g}) computes alpha/(1+|x|)^2: the "
+                               "canonical superspike only at alpha=1")  # fmt: skip
+    return canonical, float(alpha)
+
+
+def node_config(module) -> NeuronConfig:
+    """The canonical neuron a ``LIFNode``, ``IFNode`` or ``ParametricLIFNode`` computes with
+    its settings (see :class:`base.FasterPaths`): PLIF at its current w, tau = 1/sigmoid(w);
+    :class:`base.Unsupported` with the reason for any other node."""
+    kind = _node_kind(module)
+    surrogate, alpha = _node_surrogate(module.surrogate_function)
+    if not isinstance(module.v_threshold, (int, float)) or \
+            not isinstance(module.v_reset, (int, float, type(None))):  # fmt: skip
+        raise base.Unsupported("a tensor threshold or reset")
+    common = dict(v_threshold=float(module.v_threshold), detach_reset=bool(module.detach_reset),
+                  v_reset=None if module.v_reset is None else float(module.v_reset),
+                  surrogate=surrogate, alpha=alpha)  # fmt: skip
+    if kind == "if":
+        return make_config("if", **common)
+    if kind == "lif":
+        if not isinstance(module.tau, (int, float)):
+            raise base.Unsupported("a tensor tau")
+        return make_config("lif", tau=float(module.tau), decay_input=bool(module.decay_input),
+                           **common)  # fmt: skip
+    w = module.w
+    if not isinstance(w, torch.Tensor) or w.dim() != 0 or not w.dtype.is_floating_point:
+        raise base.Unsupported("its w is not one floating-point value (a 0-dim tensor)")
+    k = float(torch.sigmoid(w.detach().double()))
+    if not 0.0 < k < 1.0:
+        raise base.Unsupported(f"its decay k = sigmoid(w) = {k:g} rounds to 0 or 1")
+    return make_config("plif", tau=1.0 / k, decay_input=bool(module.decay_input), **common)
+
+
+def canonical_node(module, args: tuple, kwargs: dict) -> NeuronConfig:
+    """The canonical neuron a multi-step ``LIFNode``, ``IFNode`` or ``ParametricLIFNode`` call
+    computes (see :class:`base.FasterPaths`); :class:`base.Unsupported` with the reason where it
+    computes something else or keeps more."""
+    config = node_config(module)
     if _step_mode(module) != "m":
         raise base.Unsupported("step_mode 's': one time step a call (the script loops over T)")
     if getattr(module, "store_v_seq", False):
@@ -804,23 +886,6 @@ def canonical_lif(module, args: tuple, kwargs: dict) -> LIFConfig:
     if not isinstance(v, (int, float)) or v != rest:
         raise base.Unsupported("its V carries over from an earlier call (no reset_net "
                                "between its calls)")  # fmt: skip
-    surrogate_function = module.surrogate_function
-    canonical = _CANONICAL_SURROGATES.get(type(surrogate_function).__name__)
-    alpha = getattr(surrogate_function, "alpha", None)
-    if canonical is None or not getattr(surrogate_function, "spiking", True) or \
-            not isinstance(alpha, (int, float)):  # fmt: skip
-        raise base.Unsupported(f"surrogate {type(surrogate_function).__name__}: no canonical "
-                               "match")  # fmt: skip
-    if canonical == "superspike" and alpha != 1:
-        raise base.Unsupported(f"SuperSpike(alpha={alpha:g}) computes alpha/(1+|x|)^2: the "
-                               "canonical superspike only at alpha=1")  # fmt: skip
-    if not all(isinstance(value, (int, float)) for value in (module.tau, module.v_threshold)):
-        raise base.Unsupported("a tensor tau or threshold")
-    config = LIFConfig(tau=float(module.tau), v_threshold=float(module.v_threshold),
-                       v_reset=None if module.v_reset is None else float(module.v_reset),
-                       decay_input=bool(module.decay_input),
-                       detach_reset=bool(module.detach_reset), surrogate=canonical,
-                       alpha=float(alpha))  # fmt: skip
     if v != config.v_initial:
         raise base.Unsupported(f"it starts from V={v:g}, not the canonical {config.v_initial:g}")
     return config
@@ -872,7 +937,13 @@ NEURON_LAYERS = base.NeuronLayers(
     time_steps=neuron_time_steps,
     path=neuron_path,
     categories=layer_categories,
-    faster=base.FasterPaths(canonical=canonical_lif, backends=lif_backends, fresh=fresh_node),
+    faster=base.FasterPaths(
+        canonical=canonical_node,
+        backends=lif_backends,
+        fresh=fresh_node,
+        config=node_config,
+        decay=base.LearnedDecay(parameter=lambda node: node.w),
+    ),
 )
 
 FRAMEWORK = base.Framework(
@@ -884,6 +955,7 @@ FRAMEWORK = base.Framework(
     converters={"spikingjelly": convert},
     defaults=DEFAULTS,
     default_neuron=default_spikes,
+    neuron_defaults=NEURON_DEFAULTS,
     description="multi-step LIFNode; fused CUDA/Triton kernels on GPU, a Python loop on CPU",
     neuron_layers=NEURON_LAYERS,
 )

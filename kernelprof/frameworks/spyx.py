@@ -272,7 +272,7 @@ NEURON = base.Implementation(
 )
 
 
-def _no_network(spec, lif, steps, seed):
+def _no_network(spec, lif, steps, seed, neuron="lif"):
     raise base.Unsupported(E2E_REASON)
 
 

@@ -82,7 +82,8 @@ def roofline_table(document: ProfileDocument):
         if figures is None:
             continue
         fraction = "" if figures.copy_fraction is None else f"{100 * figures.copy_fraction:.1f}"
-        cells.append([layer.name, figures.framework, figures.path, str(figures.T),
+        framework = figures.framework + (f" ({figures.canonical})" if figures.canonical else "")
+        cells.append([layer.name, framework, figures.path, str(figures.T),
                       f"{figures.neurons:,}", figures.dtype,
                       significant((figures.fwd_bytes + figures.bwd_bytes) / 2**20, 3),
                       _ms(figures.time_us), fraction, _ms(figures.saved_us or 0.0)])  # fmt: skip
@@ -90,10 +91,11 @@ def roofline_table(document: ProfileDocument):
         "neuron layers against the copy bandwidth "
         f"({significant(roofline.copy_bandwidth / 1e9, 3)} GB/s measured in this run)"
     )
-    fill(into, ("layer", "framework", "code path", "T", "neurons", "dtype", "MiB moved",
-                "ms", "% copy BW", "ms saved"), cells, 3)  # fmt: skip
-    into.columns[2].no_wrap = False
-    into.columns[2].max_width = 36
+    fill(into, ("layer", "framework (canonical neuron)", "code path", "T", "neurons", "dtype",
+                "MiB moved", "ms", "% copy BW", "ms saved"), cells, 3)  # fmt: skip
+    for column in (1, 2):
+        into.columns[column].no_wrap = False
+        into.columns[column].max_width = 36
     into.caption = (f"neuron layers: {100 * roofline.neuron_share:.0f} % of the step; at copy "
                     f"bandwidth {100 * roofline.at_copy_share:.1f} %: the step at most "
                     f"{roofline.max_speedup:.2f}x faster. Bytes: the canonical fused "

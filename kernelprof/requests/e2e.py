@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from kernelprof.requests.neuron import default_device, device
+from kernelprof.requests.neuron import E2E_NEURONS, default_device, device
 from kernelprof.requests.options import (
     Command,
     Request,
@@ -60,9 +60,12 @@ class E2ERequest(Request):
                        "once, convert it with each framework, report accuracy against T "
                        "(powers of two up to --T)", parse=one_of(*MODES),
                        metavar="{direct,conversion}")  # fmt: skip
+    neuron: str = option("lif", f"the networks' spiking neuron in direct training "
+                         f"({', '.join(E2E_NEURONS)}; canonical: tau 2 or PLIF's tau0 2, hard "
+                         "reset to 0, superspike(1))", parse=one_of(*E2E_NEURONS))  # fmt: skip
     neuron_setting: str = option(
-        "canonical", "canonical: the same LIF in every framework (differences are speed only); "
-        "framework-defaults: each framework's LIF as its documentation builds it by default, "
+        "canonical", "canonical: the same neuron in every framework (differences are speed only); "
+        "framework-defaults: each framework's neuron as its documentation builds it by default, "
         "with how it differs from the canonical one (direct mode)", parse=one_of(*SETTINGS),
         metavar="{canonical,framework-defaults}")  # fmt: skip
     epochs: int = option(1, "training epochs", parse=at_least(1))
@@ -102,6 +105,9 @@ class E2ERequest(Request):
         if not direct and self.neuron_setting != "canonical":
             raise RequestError("--neuron-setting framework-defaults is for --mode direct: each "
                                "converter builds its own spiking neurons")  # fmt: skip
+        if not direct and self.neuron != "lif":
+            raise RequestError(f"--neuron {self.neuron}: is for --mode direct; each converter "
+                               "builds its own IF neurons")  # fmt: skip
         if not direct and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise RequestError("--mode conversion runs in one process: torchrun is for direct "
                                "training")  # fmt: skip

@@ -99,7 +99,9 @@ class StudyRequest(Request):
     modes: tuple[str, ...] = option(MODES, "direct, conversion", parse=_among(MODES))
     neuron_settings: tuple[str, ...] = option(SETTINGS, "direct training's neuron settings",
                                               parse=_among(SETTINGS))  # fmt: skip
-    neurons: tuple[str, ...] = option(("lif",), "neuron models", parse=_among(E2E_NEURONS))
+    neurons: tuple[str, ...] = option(("lif",), f"direct training's neuron models "
+                                      f"({', '.join(E2E_NEURONS)})",
+                                      parse=_among(E2E_NEURONS))  # fmt: skip
     epochs: int | None = option(None, "default: the preset's", parse=optional_count)
     limit_train: int | None = option(None, "training images at most (default: the preset's)",
                                      parse=optional_count)  # fmt: skip

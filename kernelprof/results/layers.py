@@ -185,7 +185,8 @@ def _neuron(layer: LayerSeen, calls: float, time_us: float,
                          neurons=call.neurons, dtype=call.dtype, fwd_bytes=traffic["fwd"],
                          bwd_bytes=traffic["bwd"], time_us=time_us, copy_fraction=fraction,
                          at_copy_us=ideal_us, saved_us=saved_us,
-                         tensor_bytes=steps * call.neurons * call.element_bytes)  # fmt: skip
+                         tensor_bytes=steps * call.neurons * call.element_bytes,
+                         canonical=call.canonical)  # fmt: skip
 
 
 def neuron_roofline(layers: list[Layer], step_us: float,

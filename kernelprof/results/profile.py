@@ -65,6 +65,10 @@ class NeuronCall:
     neurons: int  # elements per time step (batch included)
     dtype: str
     element_bytes: int
+    # the canonical neuron its settings compute at that call ("PLIF: k=0.45 now (tau 2.22),
+    # ..."), or
+    # "none: <why>"; "" where its framework does not say
+    canonical: str = ""
 
 
 @record
@@ -192,6 +196,7 @@ class NeuronFigures:
     at_copy_us: float | None  # its bytes at the copy bandwidth
     saved_us: float | None  # time_us - at_copy_us, at least 0
     tensor_bytes: int = 0  # one [T, neurons] tensor: all a fused kernel keeps for backward
+    canonical: str = ""  # the canonical neuron it computes (NeuronCall.canonical)
 
 
 @record

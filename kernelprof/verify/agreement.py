@@ -193,7 +193,7 @@ def check_against_oracle(
     dw_figures, dw_note, dw_problem = (None, None), "", ""
     if w_ref is not None:
         got = None if dw is None else dw()
-        dw_figures, dw_note, dw_problem = _compare_dw(got, w_ref.grad, tol, spikes.neurons_diverged)
+        dw_figures, dw_note, dw_problem = compare_dw(got, w_ref.grad, tol, spikes.neurons_diverged)
     problems += [dw_problem] if dw_problem else []
     if problems:
         verdict, reason = "WRONG", "; ".join(problems)
@@ -245,7 +245,7 @@ def _oracle(x: torch.Tensor, config: NeuronConfig, grad_s: torch.Tensor,
     return s_ref, v_ref, h_ref, x_ref, w_ref
 
 
-def _compare_dw(got: torch.Tensor | None, want: torch.Tensor, tol: float, diverged: int):
+def compare_dw(got: torch.Tensor | None, want: torch.Tensor, tol: float, diverged: int):
     """((relative error, signs agree) or (None, None), note, problem or "") for PLIF's dw."""
     if got is None:
         return (None, None), "dw not compared (the build does not expose its decay's gradient)", ""

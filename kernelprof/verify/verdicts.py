@@ -14,7 +14,13 @@ import torch
 
 from kernelprof.frameworks.base import Approximation, NeuronBuild
 from kernelprof.results.check import TimedBuildAgreement
-from kernelprof.verify.agreement import TIE_ATOL, TOLERANCE, OracleCheck, spike_agreement
+from kernelprof.verify.agreement import (
+    TIE_ATOL,
+    TOLERANCE,
+    OracleCheck,
+    compare_dw,
+    spike_agreement,
+)
 from reference_kernels.model import NeuronConfig
 
 VERDICT_ORDER = ("exact", "close", "approximate", "WRONG")  # later is worse
@@ -187,3 +193,17 @@ def same_neuron(spikes: torch.Tensor, grad_x: torch.Tensor | None, expected_spik
         return "close", (f"{count:,} neurons differ at threshold ties (|H - theta| <= "
                          f"{TIE_ATOL[x.dtype]:g}); otherwise {compared}")  # fmt: skip
     return "exact", compared
+
+
+def same_decay_grad(grad: torch.Tensor | None, expected: torch.Tensor,
+                    dtype: torch.dtype) -> str:  # fmt: skip
+    """Empty when another path gave a PLIF layer's learned decay parameter the gradient the layer
+    itself gave it (in the parameter's own terms: a w, a beta), within the dtype's atol = rtol
+    and with the same sign; else why not, in one line."""
+    if grad is None:
+        return "its learned decay got no gradient"
+    if grad.shape != expected.shape:
+        return f"its decay's gradient of shape {list(grad.shape)}, not {list(expected.shape)}"
+    _, _, problem = compare_dw(grad, expected.detach().to("cpu", torch.float64),
+                               TOLERANCE[dtype], 0)  # fmt: skip
+    return problem.replace("dw", "the decay's gradient", 1)

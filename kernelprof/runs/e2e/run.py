@@ -47,11 +47,12 @@ def preflight(request) -> str:
 
 
 def task_of(request, device: str) -> E2ETask:
-    from reference_kernels.model import LIFConfig
+    from reference_kernels.model import make_config
 
     return E2ETask(
         model=request.model, dataset=request.dataset, device=device,
-        config=LIFConfig(surrogate="superspike", alpha=1.0), T=request.T, epochs=request.epochs,
+        config=make_config(request.neuron, surrogate="superspike", alpha=1.0), T=request.T,
+        epochs=request.epochs,
         max_steps=request.max_steps, batch_size=request.batch_size, lr=request.lr,
         weight_gain=request.weight_gain, seed=request.seed, limit_train=request.limit_train,
         limit_test=request.limit_test, neuron_setting=request.neuron_setting,

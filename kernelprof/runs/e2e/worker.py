@@ -35,7 +35,7 @@ from kernelprof.runs.e2e import conversion, settings
 from kernelprof.runs.e2e.data import load_dataset
 from kernelprof.runs.e2e.distributed import Distributed, gather_ranks
 from kernelprof.runs.e2e.train import Schedule, train_direct
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import NeuronConfig
 
 # What each kind of e2e worker runs.
 DIRECT = "kernelprof.runs.e2e.worker:train_framework"
@@ -55,10 +55,15 @@ class WorkerTask:
 
 
 def build_network(
-    spec: NetworkSpec, name: str, lif: LIFConfig | None, steps: int, seed: int
+    spec: NetworkSpec,
+    name: str,
+    lif: NeuronConfig | None,
+    steps: int,
+    seed: int,
+    neuron: str = "lif",
 ) -> SpikingNetwork:
     """Builds ``spec`` with the e2e network ``name`` (a framework module's builder), weights
-    drawn from ``seed``; ``lif=None`` gives the framework's own default neuron.
+    drawn from ``seed``; ``lif=None`` gives the framework's own default ``neuron``.
 
     Raises ValueError for an unknown name, RuntimeError when the framework is not installed,
     and :class:`~kernelprof.frameworks.base.Unsupported` (with the framework's reason) for a
@@ -70,7 +75,7 @@ def build_network(
     problem = framework.problem()
     if problem is not None:
         raise RuntimeError(f"{name} is unavailable: {problem}")
-    return framework.networks[name](spec, lif, steps, seed)
+    return framework.networks[name](spec, lif, steps, seed, neuron=neuron)
 
 
 def train_framework(data: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +88,7 @@ def train_framework(data: dict[str, Any]) -> dict[str, Any]:
     spec = _spec(task, dataset)
     try:
         network = build_network(spec, framework, None if defaults else task.config, task.T,
-                                task.seed)  # fmt: skip
+                                task.seed, neuron=task.config.neuron)  # fmt: skip
     except Unsupported as error:
         return encode(dataclasses.replace(row, status="unsupported", reason=str(error)))
     except RuntimeError as error:  # the framework is not installed

@@ -4,11 +4,17 @@ checked on the layer's own input and then measured in the script's own steps.
 After the profiled rounds, one more step (untimed) records each neuron layer's first call: its
 input X, its spikes, and, through tensor hooks, the gradient that reached the spikes in the
 backward and the one the layer gave X. Every call of the step is asked whether it computes
-kernelprof's canonical LIF from rest (the framework's ``FasterPaths.canonical``): a layer
-whose every call does can be run by kernelprof's fused reference kernels instead
-(``reference_kernels.run(x, config, impl=...)``: ``compile`` anywhere, ``triton`` and ``cupy``
-on CUDA where they load). The framework may also offer its own paths for the layer
-(``FasterPaths.backends``: SpikingJelly's CUDA providers).
+one of kernelprof's canonical neurons (IF, LIF, PLIF) from rest (the framework's
+``FasterPaths.canonical``): a layer whose every call does can be run by kernelprof's fused
+reference kernels instead (``reference_kernels.run(x, config, impl=..., w=...)``: ``compile``
+anywhere, ``triton`` and ``cupy`` on CUDA where they load). A PLIF layer's kernels take the
+module's own learned w (``FasterPaths.decay``: converted from what the framework learns, a
+beta = 1 - k say, differentiably), so the gradient of w flows back into the module's own
+parameter; the recording step keeps the gradient that parameter got, and the check compares
+the path's with it. A PLIF layer whose framework gives no such conversion, or that is called
+more than once a step (its parameter's gradient is then not one call's), gets none. The
+framework may also offer its own paths for the layer (``FasterPaths.backends``:
+SpikingJelly's CUDA providers).
 
 Each path is checked on every layer it would stand in for: it runs on a copy of X, its
 backward gets the recorded upstream gradient, and its spikes and dX are compared with what the
@@ -29,12 +35,12 @@ import torch
 from torch import nn
 
 import reference_kernels
-from kernelprof.frameworks.base import Backend, Unsupported
+from kernelprof.frameworks.base import Backend, LearnedDecay, Unsupported
 from kernelprof.frameworks.reference import PATHS as REFERENCE_PATHS
 from kernelprof.results.profile import FasterPath, PathCheck
 from kernelprof.runs.e2e.breakdown import Replaced
-from kernelprof.verify.verdicts import same_neuron
-from reference_kernels.model import LIFConfig
+from kernelprof.verify.verdicts import same_decay_grad, same_neuron
+from reference_kernels.model import NeuronConfig
 
 REFERENCE_IMPLS = ("compile", "triton", "cupy")  # the fused ones: what could be faster
 
@@ -46,13 +52,14 @@ class _Call:
     name: str
     module: nn.Module
     faster: object  # its framework's FasterPaths
-    config: LIFConfig | None = None
+    config: NeuronConfig | None = None
     refused: str = ""  # why the reference kernels cannot stand in for it
     backends: tuple[Backend, ...] = ()
     x: torch.Tensor | None = None
     spikes: torch.Tensor | None = None
     grad_spikes: torch.Tensor | None = None
     grad_x: torch.Tensor | None = None
+    grad_decay: torch.Tensor | None = None  # PLIF: the gradient its learned decay got
     calls: int = 0
 
 
@@ -63,7 +70,8 @@ class Candidate:
     change: str
     path: str
     checks: tuple[PathCheck, ...]
-    modules: tuple[tuple[nn.Module, LIFConfig | None], ...]
+    # (module, its canonical config or None, PLIF's LearnedDecay or None)
+    modules: tuple[tuple[nn.Module, NeuronConfig | None, LearnedDecay | None], ...]
     impl: str | None = None  # a reference kernel's, else the backend's
     backend: Backend | None = None
     _replaced: Replaced = field(default_factory=Replaced)
@@ -74,9 +82,11 @@ class Candidate:
             self._context = self.backend.use()
             self._context.__enter__()
             return
-        for module, config in self.modules:
-            self._replaced.set(module, "forward", partial(_reference, config=config,
-                                                          impl=self.impl))  # fmt: skip
+        for module, config, decay in self.modules:
+            forward = partial(_reference, config=config, impl=self.impl)
+            if decay is not None:  # the module's own w, taken afresh at every call
+                forward = partial(_learned, forward, module, decay)
+            self._replaced.set(module, "forward", forward)
 
     def exit(self) -> None:
         if self._context is not None:
@@ -85,8 +95,15 @@ class Candidate:
         self._replaced.restore()
 
 
-def _reference(x: torch.Tensor, *, config: LIFConfig, impl: str) -> torch.Tensor:
-    return reference_kernels.run(x, config, impl=impl)
+def _reference(x: torch.Tensor, *, config: NeuronConfig, impl: str,
+               w: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    return reference_kernels.run(x, config, impl=impl, w=w)
+
+
+def _learned(forward, module: nn.Module, decay: LearnedDecay, x: torch.Tensor) -> torch.Tensor:
+    """A PLIF layer's reference kernel with the module's own w (its gradient reaches the
+    module's parameter through ``to_w``)."""
+    return forward(x, w=decay.to_w(decay.parameter(module)))
 
 
 class Recorder:
@@ -98,6 +115,7 @@ class Recorder:
         self.none: dict[str, str] = {}  # layer -> why nothing stands in for it
         self.problems: list[str] = []
         self._replaced = Replaced()
+        self._hooks: list = []  # on PLIF layers' learned parameters, removed with the wrappers
 
     def install(self, entries) -> None:
         """Wraps the forward of each (entry, module) neuron layer for the step."""
@@ -110,6 +128,9 @@ class Recorder:
 
     def uninstall(self) -> None:
         self._replaced.restore()
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
 
     def _wrap(self, name: str, module: nn.Module, faster) -> None:
         forward = module.forward
@@ -145,9 +166,11 @@ class Recorder:
                 call.refused = (f"call {call.calls}: its mapping failed "
                                 f"({type(error).__name__}: {error})")  # fmt: skip
         elif faster.canonical is None:
-            call.refused = "its framework maps it to no canonical LIF"
+            call.refused = "its framework maps it to no canonical neuron"
         if not first:
             return None
+        if call.config is not None and call.config.neuron == "plif":
+            self._watch_decay(call)
         x = next((a for a in args if isinstance(a, torch.Tensor)), None)
         if x is None:
             call.refused = call.refused or "no tensor input"
@@ -176,11 +199,32 @@ class Recorder:
                 self.problems.append(f"{call.name}: its framework's paths not read "
                                      f"({type(error).__name__}: {error})")  # fmt: skip
 
+    def _watch_decay(self, call: _Call) -> None:
+        """PLIF: keeps the gradient the layer's learned parameter gets in the step's backward
+        (what a path must give it too); no path without a way to pass the module's w."""
+        decay = call.faster.decay
+        if decay is None:
+            call.config, call.refused = None, ("PLIF: its framework gives kernelprof's kernels "
+                                               "no way to take its learned decay")  # fmt: skip
+            return
+        try:
+            parameter = decay.parameter(call.module)
+            if parameter.requires_grad:
+                self._hooks.append(parameter.register_hook(partial(_keep, call, "grad_decay")))
+        except Exception as error:  # noqa: BLE001 - a layer given up, never the user's step
+            call.config = None
+            call.refused = f"PLIF: its learned decay not read ({type(error).__name__}: {error})"
+
     # ---- the search, between steps ------------------------------------------------------------
 
     def search(self) -> tuple[list[Candidate], list[FasterPath]]:
         """(the paths to measure, those not measured and why), every layer checked."""
         calls = [call for call in self.calls.values() if call.x is not None]
+        for call in calls:
+            if call.config is not None and call.config.neuron == "plif" and call.calls > 1:
+                call.config, call.refused = None, (
+                    f"PLIF called {call.calls} times in the step: its learned decay's gradient "
+                    "is not one call's, so a path's cannot be checked against it")  # fmt: skip
         candidates, unmeasured = [], []
         eligible = [call for call in calls if call.config is not None]
         for impl in REFERENCE_IMPLS if eligible else ():
@@ -193,8 +237,7 @@ class Recorder:
                                              checks=(),
                                              problem=f"unavailable: {reason}"))  # fmt: skip
                 continue
-            checks = tuple(self._check(call, partial(_reference, config=call.config, impl=impl))
-                           for call in eligible)  # fmt: skip
+            checks = tuple(self._check(call, *_path_run(call, impl)) for call in eligible)
             self._add(candidates, unmeasured,
                       Candidate(change=change, path=REFERENCE_PATHS[impl], checks=checks,
                                 modules=_passing(eligible, checks), impl=impl))  # fmt: skip
@@ -205,7 +248,7 @@ class Recorder:
                     by_backend.setdefault(backend.name, []).append((call, backend))
         for name, offered in by_backend.items():
             backend = offered[0][1]
-            checks = tuple(self._check(call, partial(_fresh_call, call), other.use)
+            checks = tuple(self._check(call, partial(_fresh_call, call), context=other.use)
                            for call, other in offered)  # fmt: skip
             self._add(candidates, unmeasured,
                       Candidate(change=name, path=backend.path, checks=checks,
@@ -230,9 +273,12 @@ class Recorder:
                                          problem="not measured: no layer's check "
                                                  "passed"))  # fmt: skip
 
-    def _check(self, call: _Call, run, context=contextlib.nullcontext) -> PathCheck:
+    def _check(self, call: _Call, run, learned: torch.Tensor | None = None,
+               context=contextlib.nullcontext) -> PathCheck:  # fmt: skip
         """``run`` on the layer's input, its forward and backward inside ``context()`` (a
-        framework's path is picked at each call, the backward's too)."""
+        framework's path is picked at each call, the backward's too). ``learned``: PLIF's copy
+        of the layer's learned parameter that ``run`` takes its w from; the gradient it gets
+        must be the one the layer's own parameter got."""
         try:
             x = call.x.clone().requires_grad_(call.grad_x is not None)
             with context():
@@ -241,6 +287,8 @@ class Recorder:
                     spikes.backward(call.grad_spikes)
             verdict, reason = same_neuron(spikes, x.grad, call.spikes, call.grad_x, call.x,
                                           call.config)  # fmt: skip
+            if learned is not None and verdict in ("exact", "close"):
+                verdict, reason = _decay_verdict(call, learned, verdict, reason)
         except Exception as error:  # noqa: BLE001 - a path that fails is said, not fatal
             first = str(error).splitlines()[0] if str(error) else ""
             verdict, reason = "failed", f"{type(error).__name__}: {first}"
@@ -266,11 +314,38 @@ def _keep(call: _Call, attribute: str, grad: torch.Tensor) -> None:
         setattr(call, attribute, kept)
 
 
+def _path_run(call: _Call, impl: str):
+    """(run, PLIF's copy of the learned parameter or None): the reference kernel ``impl`` on a
+    layer's input, a PLIF's w taken from a copy of its parameter (the model's is not
+    touched)."""
+    run = partial(_reference, config=call.config, impl=impl)
+    if call.config.neuron != "plif":
+        return run, None
+    decay = call.faster.decay
+    learned = decay.parameter(call.module).detach().clone()
+    learned.requires_grad_(call.grad_decay is not None)
+    return (lambda x: run(x, w=decay.to_w(learned))), learned
+
+
+def _decay_verdict(call: _Call, learned: torch.Tensor, verdict: str, reason: str):
+    """A PLIF path's verdict once its decay's gradient is compared with the layer's own."""
+    if call.grad_decay is None:
+        return verdict, f"{reason}; its learned decay needs no gradient"
+    if verdict == "close":  # a tie changes a neuron's whole contribution to the sum
+        return verdict, f"{reason}; the decay's gradient not compared (spikes differ at ties)"
+    problem = same_decay_grad(learned.grad, call.grad_decay, call.x.dtype)
+    if problem:
+        return "WRONG", problem
+    return verdict, f"{reason}; the learned decay's gradient within tolerance"
+
+
 def _fresh_call(call: _Call, x: torch.Tensor) -> torch.Tensor:
     """The layer on ``x``, in a copy of it at rest (the model's own state is not touched)."""
     return call.faster.fresh(call.module)(x)
 
 
 def _passing(calls: list[_Call], checks: tuple[PathCheck, ...]):
-    return tuple((call.module, call.config) for call, check in zip(calls, checks, strict=True)
+    return tuple((call.module, call.config,
+                  call.faster.decay if call.config and call.config.neuron == "plif" else None)
+                 for call, check in zip(calls, checks, strict=True)
                  if check.verdict in ("exact", "close"))  # fmt: skip

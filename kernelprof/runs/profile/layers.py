@@ -246,7 +246,44 @@ def neuron_call(entry: Entry, module: nn.Module, args: tuple) -> NeuronCall:
                       path=layers.path(module) if layers.path is not None else "",
                       steps_per_call=steps, neurons=x.numel() // steps,
                       dtype=DTYPES.get(x.dtype, str(x.dtype).removeprefix("torch.")),
-                      element_bytes=x.element_size())  # fmt: skip
+                      element_bytes=x.element_size(),
+                      canonical=canonical_neuron(layers, module))  # fmt: skip
+
+
+def canonical_neuron(layers, module: nn.Module) -> str:
+    """The canonical neuron (IF, LIF, PLIF) the module's settings compute, in words, from its
+    framework's ``FasterPaths.config``; "none: <why>" where it computes none; "" where the
+    framework does not say."""
+    from kernelprof.frameworks.base import Unsupported
+
+    mapping = layers.faster.config if layers.faster is not None else None
+    if mapping is None:
+        return ""
+    try:
+        return config_text(mapping(module))
+    except Unsupported as why:
+        return f"none: {why}"
+    except Exception as error:  # noqa: BLE001 - never break the user's step
+        return f"none: its mapping failed ({type(error).__name__}: {error})"
+
+
+def config_text(config) -> str:
+    """A canonical config in one line: 'PLIF: k=0.45 now (tau 2.22), theta 1, hard reset to
+    0, decay_input, sigmoid(4)'."""
+    parts = [
+        f"theta {config.v_threshold:g}",
+        "soft reset" if config.v_reset is None else f"hard reset to {config.v_reset:g}",
+    ]
+    if config.neuron == "plif":
+        parts.insert(0, f"k={1 / config.tau:.4g} now (tau {config.tau:.4g})")
+    elif config.neuron == "lif":
+        parts.insert(0, f"tau {config.tau:g}")
+    if config.neuron != "if":
+        parts.append("decay_input" if config.decay_input else "input not decayed")
+    if config.detach_reset:
+        parts.append("detach_reset")
+    parts.append(f"{config.surrogate}({config.alpha:g})")
+    return f"{config.neuron.upper()}: " + ", ".join(parts)
 
 
 def _flat(args):

@@ -25,8 +25,9 @@ def cell_keys(preset: StudyPreset, *, frameworks: dict[str, Iterable[str]],
               settings: Iterable[str], seeds: int, device: str,
               neurons: Iterable[str] = ("lif",)) -> list[CellKey]:  # fmt: skip
     """Every cell: ``frameworks`` maps a mode ("direct", "conversion") to its frameworks;
-    direct training runs in each neuron setting. Seeds are the outermost loop, so that a study
-    stopped early has every column at its first seed."""
+    direct training runs in each neuron setting and with each neuron; conversion once (its
+    converters build their own IF neurons: its cells' neuron is "lif", as before). Seeds are the
+    outermost loop, so that a study stopped early has every column at its first seed."""
     keys = []
     for seed in range(seeds):
         for dataset in preset.datasets:
@@ -36,7 +37,8 @@ def cell_keys(preset: StudyPreset, *, frameworks: dict[str, Iterable[str]],
                         keys += [CellKey(framework=name, dataset=dataset, model=model,
                                          mode=mode, setting=setting, neuron=neuron, seed=seed,
                                          device=device)
-                                 for neuron in neurons for name in names]  # fmt: skip
+                                 for neuron in (neurons if mode == "direct" else ("lif",))
+                                 for name in names]  # fmt: skip
     return keys
 
 
@@ -63,7 +65,7 @@ def run_cell(key: CellKey, preset: StudyPreset, *, run_device: str, data_dir=Non
                    limit_test=preset.limit_test, batch_size=preset.batch_size, lr=preset.lr,
                    seed=key.seed, data_dir=data_dir)  # fmt: skip
     if key.mode == "direct":
-        options.update(T=preset.T, neuron_setting=key.setting)
+        options.update(T=preset.T, neuron_setting=key.setting, neuron=key.neuron)
     else:
         options.update(T=preset.conversion_T, mode="conversion")
     request = E2ERequest(**options)

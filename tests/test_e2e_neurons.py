@@ -1,0 +1,160 @@
+"""IF and PLIF in the e2e networks: each framework builds them from the canonical config (or its
+own defaults) or refuses with its reason; where they are exact, frameworks compute the same
+logits and weight gradients as the reference network; PLIF's decay is trained; the request, the
+study's cells and the framework-defaults differences carry the neuron."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernelprof.frameworks import registry
+from kernelprof.frameworks.base import Unsupported
+from kernelprof.frameworks.networks import NetworkSpec
+from kernelprof.runs.e2e.settings import neuron_differences
+from kernelprof.runs.e2e.worker import build_network
+from reference_kernels.model import make_config
+from tests.cli_runner import run_in_process
+
+SHAPE, CLASSES, STEPS, BATCH, SEED = (1, 8, 8), 10, 4, 3, 0
+CANONICAL = {n: make_config(n, surrogate="superspike", alpha=1.0) for n in ("if", "plif")}
+# (framework, neuron, setting) -> a fragment of its refusal; None: it builds and trains.
+REFUSED = {
+    ("snntorch", "plif", "canonical"): "adds its input unscaled",
+    ("snntorch", "if", "defaults"): "snnTorch has no IF or PLIF neuron of its own",
+    ("snntorch", "plif", "defaults"): "snnTorch has no IF or PLIF neuron of its own",
+    ("norse", "plif", "canonical"): "Norse's LIF is current-based",
+    ("norse", "plif", "defaults"): "Norse's LIF is current-based",
+    ("braincog", "if", "canonical"): "braincog cannot express detach_reset=False",
+    ("braincog", "plif", "canonical"): "braincog cannot express detach_reset=False",
+    ("rockpool", "if", "canonical"): "rockpool cannot express hard reset",
+    ("rockpool", "plif", "canonical"): "rockpool cannot express PLIF with decay_input",
+    ("rockpool", "if", "defaults"): "Rockpool has no IF or PLIF class of its own",
+    ("rockpool", "plif", "defaults"): "Rockpool has no IF or PLIF class of its own",
+    ("lava-dl", "if", "canonical"): "kernelprof's lava-dl network builds LIF so far, not IF",
+    ("lava-dl", "plif", "defaults"): "lava-dl framework-defaults neuron builds LIF so far",
+    ("spyx", "if", "canonical"): "Spyx",
+}
+FRAMEWORKS = ("reference", "spikingjelly", "snntorch", "norse", "braincog", "rockpool", "lava-dl",
+              "spyx")  # fmt: skip
+
+
+def spec(kind: str) -> NetworkSpec:
+    return NetworkSpec(kind, SHAPE, CLASSES, weight_gain=4.0)
+
+
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand((BATCH, *SHAPE), generator=generator) * 4.0
+    return x, torch.randint(0, CLASSES, (BATCH,), generator=generator)
+
+
+def build(framework: str, neuron: str, setting: str, kind: str = "fc"):
+    problem = registry.networks()[framework].problem()
+    if problem is not None:
+        pytest.skip(problem)
+    config = None if setting == "defaults" else CANONICAL[neuron]
+    return build_network(spec(kind), framework, config, STEPS, SEED, neuron=neuron)
+
+
+@pytest.mark.parametrize("setting", ["canonical", "defaults"])
+@pytest.mark.parametrize("neuron", ["if", "plif"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_each_network_builds_the_neuron_or_says_why_not(framework, neuron, setting):
+    expected = REFUSED.get((framework, neuron, setting))
+    if expected is None and (framework, "if", "canonical") in REFUSED and framework in (
+            "lava-dl", "spyx"):  # fmt: skip
+        expected = REFUSED[(framework, "if", "canonical")].replace(" IF", f" {neuron.upper()}")
+        expected = expected if framework != "lava-dl" else "builds LIF so far"
+    if expected is not None:
+        with pytest.raises(Unsupported, match=None) as refused:
+            build(framework, neuron, setting)
+        assert expected in str(refused.value), str(refused.value)
+        return
+    net = build(framework, neuron, setting)
+    x, target = batch()
+    logits = net(x)
+    torch.nn.functional.cross_entropy(logits, target).backward()
+    assert torch.isfinite(logits).all()
+    for name, parameter in net.weight_parameters().items():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    decays = [p for n, p in net.named_parameters() if n.endswith(".w")]
+    if neuron == "plif":  # one learned decay per spiking layer, and it gets a gradient
+        assert len(decays) == 2, [n for n, _ in net.named_parameters()]
+        assert all(p.grad is not None and p.grad.abs() > 0 for p in decays)
+    else:
+        assert decays == []
+
+
+@pytest.mark.parametrize("kind", ["cnn", "fc"])
+@pytest.mark.parametrize("neuron", ["if", "plif"])
+def test_spikingjelly_computes_the_reference_network(neuron, kind):
+    x, target = batch()
+    out, grads = {}, {}
+    for framework in ("reference", "spikingjelly", *(("snntorch", "norse") if neuron == "if"
+                                                     else ())):  # fmt: skip
+        net = build(framework, neuron, "canonical", kind)
+        logits = net(x)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        out[framework] = logits.detach()
+        grads[framework] = {name: p.grad.reshape(net.weights()[name].shape)
+                            for name, p in net.weight_parameters().items()}  # fmt: skip
+        grads[framework]["w"] = [p.grad for n, p in net.named_parameters() if n.endswith(".w")]
+    assert out["reference"].abs().sum() > 0  # the spiking layers fire: not trivially equal
+    for framework in out:
+        torch.testing.assert_close(out[framework], out["reference"], atol=1e-4, rtol=0)
+        for name, grad in grads[framework].items():
+            if name == "w":
+                for got, want in zip(grad, grads["reference"]["w"], strict=True):
+                    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+            else:
+                torch.testing.assert_close(grad, grads["reference"][name], atol=1e-5, rtol=1e-5)
+
+
+def test_framework_defaults_differences_name_the_neuron():
+    differences = neuron_differences("spikingjelly", CANONICAL["plif"])
+    settings = {s.setting: s for s in differences.settings}
+    assert settings["init_tau"].canonical == "2.0"
+    assert "Sigmoid" in settings["surrogate_function"].default
+    assert differences.check is not None and "canonical PLIF" in differences.check.input
+    assert differences.check.verdict in ("exact", "close", "approximate", "WRONG")
+    assert differences.check.default_firing_rate > 0
+    reference = neuron_differences("reference", CANONICAL["if"])  # it has no defaults of its own
+    assert reference.settings == () and reference.check is None
+
+
+def test_e2e_trains_plif_and_refuses_what_cannot_run():
+    done = run_in_process("e2e", "--neuron", "plif", "--dataset", "synthetic", "--model", "fc",
+                          "--frameworks", "reference,snntorch", "--max-steps", "2",
+                          "--limit-test", "32", "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from kernelprof.results import files
+
+    document = files.loads(done.stdout)
+    assert document.task.config.neuron == "plif"
+    rows = {row.framework: row for row in document.rows}
+    assert rows["reference"].status == "ok", rows["reference"].reason
+    assert rows["snntorch"].status == "unsupported"
+    assert "adds its input unscaled" in rows["snntorch"].reason
+    for args, expected in (
+        (("--neuron", "alif"), "--neuron: unknown 'alif'"),
+        (("--neuron", "if", "--mode", "conversion"), "--neuron if: is for --mode direct"),
+    ):
+        refused = run_in_process("e2e", *args)
+        assert refused.returncode == 2, refused.stderr
+        (line,) = refused.stderr.strip().splitlines()
+        assert expected in line
+
+
+def test_study_cells_train_each_neuron_in_direct_mode_only(tmp_path):
+    from kernelprof.requests.study import StudyRequest
+    from kernelprof.runs.study.run import keys_of
+
+    request = StudyRequest(neurons="if,plif", frameworks=("reference",), seeds=1,
+                           out=tmp_path, device="cpu")  # fmt: skip
+    request.check()
+    keys = keys_of(request)
+    assert {k.neuron for k in keys if k.mode == "direct"} == {"if", "plif"}
+    assert {k.neuron for k in keys if k.mode == "conversion"} == {"lif"}
+    assert len([k for k in keys if k.mode == "direct"]) == 2 * len(
+        [k for k in keys if k.mode == "conversion"]) * len(request.neuron_settings)  # fmt: skip
