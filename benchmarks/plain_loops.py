@@ -25,6 +25,17 @@ express (``--set``), SpikingJelly in the same config beside it:
   (``LIFNeuronTorch``; LIFTorch's dense N x N recurrent matrix refuses N=2^18) and Spyx (JAX: the
   plain loop is ``jax.jit(jax.value_and_grad(loss))`` waited for with ``block_until_ready``).
 
+The IF and PLIF sets (``compare --neuron if`` / ``plif``), each neuron as its framework's users
+build it (a PLIF's decay is a parameter the backward also reaches, as in their training):
+
+* ``if`` (superspike(1), attached hard reset): SpikingJelly ``IFNode``, snnTorch
+  ``Leaky(beta=1)``, Norse ``IAF``;
+* ``plif-soft`` (``--no-decay-input --reset soft --surrogate piecewise_exp:2``): SpikingJelly
+  ``ParametricLIFNode``, Sinabs ``LIF(train_alphas=True)``, Rockpool ``LIFNeuronTorch`` with a
+  trained tau_mem;
+* ``plif-no-decay`` (``--no-decay-input``, superspike(1), attached hard reset): SpikingJelly
+  ``ParametricLIFNode``, snnTorch ``Leaky(learn_beta=True)``.
+
     .venv/bin/python benchmarks/plain_loops.py [--set default] [--T 8] [--N 262144]
         [--rounds 5] [--json OUT]
 """
@@ -47,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 from benchmarks.rounds import chosen_frameworks, describe, ratios, run_rounds  # noqa: E402
 from kernelprof.harness.worker import run_task  # noqa: E402
 from kernelprof.inputs import lif_input  # noqa: E402
-from reference_kernels.model import LIFConfig  # noqa: E402
+from reference_kernels.model import IFConfig, LIFConfig, NeuronConfig, PLIFConfig  # noqa: E402
 
 BASELINE = "spikingjelly"
 TARGET = 0.20
@@ -89,12 +100,16 @@ def spikingjelly(x: torch.Tensor, config: LIFConfig):
     return torch_loop(step, x)
 
 
-def snntorch(x: torch.Tensor, config: LIFConfig):
+def snntorch(x: torch.Tensor, config: NeuronConfig):
+    """``Leaky(beta=1 - 1/tau)``; IF: ``Leaky(beta=1)``; PLIF (without decay_input):
+    ``Leaky(beta=1 - 1/tau0, learn_beta=True)``; the tutorials' loop over T."""
     import snntorch as snn
     from snntorch import surrogate
 
-    lif = snn.Leaky(beta=1 - 1 / config.tau, threshold=config.v_threshold, reset_mechanism="zero",
-                    reset_delay=False, spike_grad=surrogate.fast_sigmoid(slope=1))  # fmt: skip
+    beta = 1.0 if config.neuron == "if" else 1 - 1 / config.tau
+    lif = snn.Leaky(beta=beta, learn_beta=config.neuron == "plif", threshold=config.v_threshold,
+                    reset_mechanism="zero", reset_delay=False,
+                    spike_grad=surrogate.fast_sigmoid(slope=1))  # fmt: skip
 
     def step(current):
         mem = lif.reset_mem()
@@ -104,8 +119,8 @@ def snntorch(x: torch.Tensor, config: LIFConfig):
             spk_rec.append(spk)
         return torch.stack(spk_rec)
 
-    # the input current a user's synapse delivers (weights hold the 1/tau)
-    return torch_loop(step, x / config.tau)
+    # the input current a user's synapse delivers (LIF: its weights hold the 1/tau)
+    return torch_loop(step, x / config.tau if config.neuron == "lif" else x)
 
 
 def norse(x: torch.Tensor, config: LIFConfig):
@@ -154,16 +169,18 @@ def braincog(x: torch.Tensor, config: LIFConfig):
     return torch_loop(step, x)
 
 
-def rockpool(x: torch.Tensor, config: LIFConfig):
+def rockpool(x: torch.Tensor, config: NeuronConfig):
     from rockpool.nn.modules import LIFNeuronTorch
     from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
     from rockpool.parameters import Constant
 
     dt = 1e-3  # Rockpool's default; decay exp(-dt/tau_mem) = 1 - 1/tau
-    # Constant: fixed, not trained (compare times the input's gradient only)
-    lif = LIFNeuronTorch(x.shape[1], tau_mem=Constant(-dt / math.log(1 - 1 / config.tau)),
-                         threshold=Constant(config.v_threshold), bias=Constant(0.0),
-                         spike_generation_fn=PeriodicExponential,
+    tau_mem = -dt / math.log(1 - 1 / config.tau)
+    # LIF: Constant, fixed (compare times the input's gradient only); PLIF: trained, as
+    # Rockpool's parameters are by default
+    lif = LIFNeuronTorch(x.shape[1], tau_mem=tau_mem if config.neuron == "plif"
+                         else Constant(tau_mem), threshold=Constant(config.v_threshold),
+                         bias=Constant(0.0), spike_generation_fn=PeriodicExponential,
                          learning_window=1 / config.alpha, max_spikes_per_dt=1, dt=dt)  # fmt: skip
 
     def step(inputs):
@@ -171,8 +188,9 @@ def rockpool(x: torch.Tensor, config: LIFConfig):
         spikes, _, _ = lif(inputs)
         return spikes
 
-    # batch-first [B, T, N]; the input current carries the 1/tau
-    return torch_loop(step, (x / config.tau).unsqueeze(0))
+    # batch-first [B, T, N]; LIF's input current carries the 1/tau (PLIF's: decay_input=False)
+    scale = 1 / config.tau if config.neuron == "lif" else 1.0
+    return torch_loop(step, (x * scale).unsqueeze(0))
 
 
 def spyx(x: torch.Tensor, config: LIFConfig):
@@ -201,14 +219,75 @@ def spyx(x: torch.Tensor, config: LIFConfig):
     return once
 
 
+def _sj_surrogate(config: NeuronConfig):
+    from spikingjelly.activation_based import surrogate
+
+    classes = {"superspike": surrogate.SuperSpike, "sigmoid": surrogate.Sigmoid,
+               "piecewise_exp": surrogate.PiecewiseExp}  # fmt: skip
+    return classes[config.surrogate](alpha=config.alpha)
+
+
+def spikingjelly_node(x: torch.Tensor, config: NeuronConfig):
+    """SpikingJelly's ``IFNode`` or ``ParametricLIFNode``, multi-step."""
+    from spikingjelly.activation_based import functional, neuron
+
+    common = dict(v_threshold=config.v_threshold, v_reset=config.v_reset,
+                  detach_reset=config.detach_reset, surrogate_function=_sj_surrogate(config),
+                  step_mode="m")  # fmt: skip
+    if config.neuron == "if":
+        node = neuron.IFNode(**common)
+    else:
+        node = neuron.ParametricLIFNode(init_tau=config.tau, decay_input=config.decay_input,
+                                        **common)  # fmt: skip
+
+    def step(inputs):
+        functional.reset_net(node)
+        return node(inputs)
+
+    return torch_loop(step, x)
+
+
+def norse_iaf(x: torch.Tensor, config: NeuronConfig):
+    from norse.torch import IAF, IAFParameters
+
+    iaf = IAF(IAFParameters(v_th=torch.tensor(config.v_threshold), v_reset=torch.tensor(0.0),
+                            method="super", alpha=torch.tensor(1.0)), dt=1.0)  # fmt: skip
+
+    def step(inputs):
+        spikes, _ = iaf(inputs)
+        return spikes
+
+    return torch_loop(step, x)
+
+
+def sinabs_plif(x: torch.Tensor, config: NeuronConfig):
+    """``sinabs.layers.LIF(train_alphas=True)``, subtractive reset, batch-first [B, T, N]."""
+    from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
+    from sinabs.layers import LIF
+
+    layer = LIF(tau_mem=-1.0 / math.log(1.0 - 1.0 / config.tau), train_alphas=True,
+                norm_input=config.decay_input, spike_threshold=torch.tensor(config.v_threshold),
+                spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
+                surrogate_grad_fn=SingleExponential(
+                    grad_width=1.0 / (config.alpha * config.v_threshold),
+                    grad_scale=0.5))  # fmt: skip
+
+    def step(inputs):
+        layer.reset_states()
+        return layer(inputs)
+
+    return torch_loop(step, x.movedim(0, 1).contiguous())  # [T, N] -> [B = N, T], as check
+
+
 @dataclass(frozen=True)
 class NeuronSet:
     """One neuron config, compare's flags for it, and the frameworks checked in it: plain loop
     -> compare's impl."""
 
-    config: LIFConfig
+    config: NeuronConfig
     flags: str
     impls: dict[str, str]
+    plain: dict[str, Callable] | None = None  # the plain loops, where not PLAIN's LIF ones
 
 
 SETS = {
@@ -227,6 +306,23 @@ SETS = {
         "--reset soft --surrogate piecewise_exp:2",
         {"spikingjelly": "spikingjelly", "rockpool": "rockpool-neuron", "spyx": "spyx"},
     ),
+    "if": NeuronSet(
+        IFConfig(surrogate="superspike", alpha=1.0), "--neuron if",
+        {"spikingjelly": "spikingjelly", "snntorch": "snntorch", "norse": "norse"},
+        {"spikingjelly": spikingjelly_node, "snntorch": snntorch, "norse": norse_iaf},
+    ),
+    "plif-soft": NeuronSet(
+        PLIFConfig(decay_input=False, v_reset=None, surrogate="piecewise_exp", alpha=2.0),
+        "--neuron plif --no-decay-input --reset soft --surrogate piecewise_exp:2",
+        {"spikingjelly": "spikingjelly", "sinabs": "sinabs", "rockpool": "rockpool-neuron"},
+        {"spikingjelly": spikingjelly_node, "sinabs": sinabs_plif, "rockpool": rockpool},
+    ),
+    "plif-no-decay": NeuronSet(
+        PLIFConfig(decay_input=False, surrogate="superspike", alpha=1.0),
+        "--neuron plif --no-decay-input",
+        {"spikingjelly": "spikingjelly", "snntorch": "snntorch"},
+        {"spikingjelly": spikingjelly_node, "snntorch": snntorch},
+    ),
 }  # fmt: skip
 PLAIN = {"spikingjelly": spikingjelly, "snntorch": snntorch, "norse": norse, "lava-dl": lava_dl,
          "braincog": braincog, "rockpool": rockpool, "spyx": spyx}  # fmt: skip
@@ -243,7 +339,7 @@ def paired(task: dict) -> dict:
 
     neurons = SETS[task["set"]]
     x = lif_input((task["T"], task["N"]), neurons.config, seed=task["seed"])
-    once = PLAIN[task["framework"]](x, neurons.config)
+    once = (neurons.plain or PLAIN)[task["framework"]](x, neurons.config)
 
     def plain_batch(budget_s: float) -> float:
         times = []
@@ -329,9 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("plain_s", "harness_s")
     }  # fmt: skip
     summary = {kind: ratios(rounds, BASELINE) for kind, rounds in by_kind.items()}
-    print(f"\nLIF fwd+bwd, set {args.set} {neurons.flags}, T={args.T}, N={args.N:,}, fp32, "
-          f"CPU, {args.rounds} rounds of {PAIRS} alternations: time relative to {BASELINE} "
-          "(median over rounds, lowest-highest)\n")  # fmt: skip
+    print(f"\n{neurons.config.neuron.upper()} fwd+bwd, set {args.set} {neurons.flags}, "
+          f"T={args.T}, N={args.N:,}, fp32, CPU, {args.rounds} rounds of {PAIRS} alternations: "
+          f"time relative to {BASELINE} (median over rounds, lowest-highest)\n")  # fmt: skip
     print("| framework | plain loop ms | kernelprof ms | plain loop ratio | kernelprof ratio | "
           "kernelprof / plain | within 20 % |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")

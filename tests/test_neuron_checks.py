@@ -21,7 +21,7 @@ from tests.neuron_cases import if_configs, neuron_id, plif_configs
 
 CPU = torch.device("cpu")
 IMPLS = ("ref-torch", "spikingjelly", "snntorch", "braincog", "braincog-lbl", "sinabs", "norse",
-         "rockpool", "rockpool-neuron")  # fmt: skip
+         "rockpool", "rockpool-neuron", "spyx", "lava-dl")  # fmt: skip
 # The frameworks' own limits (their reasons say so): what each refuses of the configs below.
 REFUSED = {
     "snntorch": lambda c: (  # in the order leaky_kwargs, then spike_grad, look
@@ -52,6 +52,14 @@ REFUSED["rockpool"] = REFUSED["rockpool-neuron"] = lambda c: (
     "rockpool cannot express" if not c.soft_reset or c.detach_reset
     or (c.neuron == "plif" and c.decay_input) or c.surrogate != "piecewise_exp"
     or c.alpha * c.v_threshold != 2.0 else None
+)  # fmt: skip
+REFUSED["spyx"] = lambda c: (
+    "d\\(beta\\) is not the canonical PLIF's dw" if c.neuron == "plif"
+    else "spyx cannot express" if not c.soft_reset or c.detach_reset or c.v_threshold <= 0
+    else None
+)  # fmt: skip
+REFUSED["lava-dl"] = lambda c: (  # LIF only: IF's backward is too far off, PLIF's dw differs
+    "dX cosine 0.62 median" if c.neuron == "if" else "kernelprof passes no differing dw"
 )  # fmt: skip
 REFUSED["sinabs"] = lambda c: (
     "sinabs cannot express" if c.surrogate != "piecewise_exp" or (c.soft_reset and c.detach_reset)
@@ -117,12 +125,12 @@ def test_enough_of_each_neuron_is_exact_in_three_frameworks():
 
 
 def test_frameworks_without_a_mapping_say_so():
-    for impl in ("lava-dl", "spyx"):
-        implementation = registry.implementation(impl)
-        with pytest.raises(Unsupported, match="maps only LIF"):
-            implementation.check_neuron(PLIFConfig())
-    with pytest.raises(Unsupported, match="current-based"):
-        registry.implementation("norse").check_neuron(PLIFConfig())
+    for impl, neuron, reason in (("lava-dl", IFConfig(), "SLAYER's backward ignores the reset"),
+                                 ("lava-dl", PLIFConfig(), "reset-free backward"),
+                                 ("spyx", PLIFConfig(), "spikes from the state before"),
+                                 ("norse", PLIFConfig(), "current-based")):  # fmt: skip
+        with pytest.raises(Unsupported, match=reason):
+            registry.implementation(impl).check_neuron(neuron)
 
 
 def _planted(scale: float) -> NeuronBuild:

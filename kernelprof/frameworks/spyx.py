@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from kernelprof.frameworks import base
-from reference_kernels.model import LIFConfig
+from reference_kernels.model import LIFConfig, NeuronConfig
 
 REQUIREMENT = base.Requirement("spyx", ">=1.0,<2", module="spyx.nn")
 JAX = (base.Requirement("jax", ">=0.6"), base.Requirement("flax", ">=0.12.7", module="flax.nnx"))
@@ -50,7 +50,7 @@ E2E_REASON = (
 )
 
 
-def lif_parameters(config: LIFConfig) -> dict:
+def lif_parameters(config: NeuronConfig) -> dict:
     """beta, Spyx's threshold, the input's scale and offset and the initial state for
     ``config``, or Unsupported naming every part Spyx cannot express."""
     problems = []
@@ -58,18 +58,18 @@ def lif_parameters(config: LIFConfig) -> dict:
         problems.append("hard reset: Spyx's LIF subtracts the threshold")
     elif config.detach_reset:
         problems.append("detach_reset=True: Spyx's reset keeps the spike's gradient")
-    if config.tau < 1.0:
+    if config.neuron == "lif" and config.tau < 1.0:
         problems.append(f"tau={config.tau:g}: beta = 1 - 1/tau < 0 is clipped to 0 by Spyx")
     if config.v_threshold <= 0:
         problems.append("a threshold <= 0 (the mapping's initial state would fire at once)")
     if problems:
         raise base.Unsupported("spyx cannot express " + "; ".join(problems))
-    beta = 1.0 - 1.0 / config.tau
+    beta = 1.0 if config.neuron == "if" else 1.0 - 1.0 / config.tau  # IF: snn.IF, no leak
     theta = float(config.v_threshold)
     return {
         "beta": beta,
         "threshold": beta * theta,
-        "scale": 1.0 / config.tau if config.decay_input else 1.0,
+        "scale": 1.0 / config.tau if getattr(config, "decay_input", False) else 1.0,
         "offset": -((1.0 - beta) ** 2) * theta,
         "initial": -(1.0 - beta) * theta,  # U[-1] = V[-1] - (1 - beta) theta, V[-1] = 0
         "theta": theta,
@@ -141,8 +141,11 @@ class SpyxLIF:
         self.p, self.neurons = p, neurons
         fires = lambda x: jnp.where(x >= 0, 1.0, 0.0).astype(x.dtype)  # noqa: E731
         activation = axn.custom(surrogate_grad(config), fires)
-        self.module = snn.LIF((neurons,), beta=p["beta"], threshold=p["threshold"],
-                              activation=activation, rngs=nnx.Rngs(0))  # fmt: skip
+        if config.neuron == "if":  # U = U + x - S theta: the LIF mapping with beta = 1
+            self.module = snn.IF((neurons,), threshold=p["threshold"], activation=activation)
+        else:
+            self.module = snn.LIF((neurons,), beta=p["beta"], threshold=p["threshold"],
+                                  activation=activation, rngs=nnx.Rngs(0))  # fmt: skip
         graphdef, params, rest = nnx.split(self.module, nnx.Param, ...)
         self.params = params
 
@@ -268,7 +271,17 @@ NEURON = base.Implementation(
     build=build,
     requires=(REQUIREMENT, *JAX),
     devices=("cpu",),
-    description="spyx.nn.LIF through jax.jit(snn.run) on XLA:CPU; jax.vjp / value_and_grad",
+    description="spyx.nn.LIF (IF for IF) through jax.jit(snn.run) on XLA:CPU; jax.vjp / "
+    "value_and_grad",
+    neurons=("if", "lif"),
+    not_mapped={
+        "plif": (
+            "Spyx's LIF learns beta (an nnx.Param) but spikes from the state before the step's "
+            "input; kernelprof's exact mapping of it sets the threshold (beta theta), the input's "
+            "offset (-(1 - beta)^2 theta) and the initial state from beta, which Spyx keeps fixed "
+            "while beta learns: its d(beta) is not the canonical PLIF's dw"
+        )
+    },
 )
 
 
