@@ -9,6 +9,7 @@ Also: path detection, the CUDA provider switch, and the version requirements.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from collections import Counter
 
 import pytest
@@ -192,3 +193,33 @@ def test_half_precision_state_is_declared_and_explains_the_difference(dtype):
     result = check_against_oracle(built.check, lif_input((8, 4096), config, dtype=dtype), config)
     verdict, _ = classify(result, built)
     assert verdict in ("exact", "close", "approximate")
+
+
+LEGACY_PYTHON = os.environ.get("KERNELPROF_SJ_LEGACY_PYTHON")
+
+
+@pytest.mark.skipif(LEGACY_PYTHON is None, reason="unavailable: set KERNELPROF_SJ_LEGACY_PYTHON "
+                    "to an interpreter with spikingjelly==0.0.0.0.14 (it cannot share a venv "
+                    "with 2.x)")  # fmt: skip
+@pytest.mark.parametrize("args", [
+    ("--neuron", "if", "--surrogate", "sigmoid:4"),
+    ("--neuron", "if", "--reset", "soft", "--detach-reset", "--surrogate", "atan:2"),
+    ("--neuron", "plif", "--surrogate", "sigmoid:4"),
+    ("--neuron", "plif", "--no-decay-input", "--v-reset", "-0.5", "--detach-reset",
+     "--surrogate", "atan:2"),
+])  # fmt: skip
+def test_legacy_if_and_plif_match_the_oracle_with_dw(args):
+    """SpikingJelly 0.0.0.0.14's IFNode and ParametricLIFNode, run under their own interpreter
+    through check's --python, against the oracle (PLIF's dw too)."""
+    import json
+
+    from tests.cli_runner import run_kernelprof
+
+    done = run_kernelprof("check", *args, "--impls", "spikingjelly-legacy", "--python",
+                          f"spikingjelly-legacy={LEGACY_PYTHON}", "--N", "2048",
+                          "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(done.stdout)["rows"]
+    assert row["verdict"] == "exact", row
+    if "plif" in args:
+        assert row["oracle"]["dw_relative_error"] < 1e-4 and row["oracle"]["dw_sign_agrees"], row

@@ -445,8 +445,8 @@ _LEGACY_PATHS = {
 
 
 def _legacy_builder(backend: str):
-    def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
-        kwargs = lif_kwargs(config)
+    def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+        kwargs = node_kwargs(config)  # 0.0.0.0.14's nodes take 2.x's arguments
         name, alpha = surrogate_spec(config)
         from spikingjelly.activation_based import functional, neuron, surrogate
 
@@ -458,7 +458,7 @@ def _legacy_builder(backend: str):
             # LIFNode's cupy branch accepts float and half only (NotImplementedError otherwise).
             if dtype not in (torch.float32, torch.float16):
                 raise base.Unsupported(
-                    f"SpikingJelly's cupy LIF kernels take float32/float16, not {dtype}"
+                    f"SpikingJelly's cupy neuron kernels take float32/float16, not {dtype}"
                 )
             try:  # the backward kernel is generated from the surrogate's CUDA code
                 surrogate_function.cuda_codes(y="grad_s", x="over_th", dtype="float")
@@ -467,8 +467,9 @@ def _legacy_builder(backend: str):
                     f"SpikingJelly 0.0.0.0.14's {name} has no CUDA code for the cupy backend "
                     f"({type(error).__name__})"
                 ) from error
+        node_class = getattr(neuron, NODE_CLASSES[config.neuron])
         nodes = [
-            neuron.LIFNode(
+            node_class(
                 step_mode="m",
                 backend=backend,
                 surrogate_function=surrogate_function,
@@ -483,6 +484,8 @@ def _legacy_builder(backend: str):
 
         def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             functional.reset_net(checking)  # also clears v_seq
+            if config.neuron == "plif":
+                checking.w.grad = None  # each check's dw alone (w stays at w0)
             spikes = checking(x)
             # Both backends record V after reset: the torch loop appends self.v after
             # neuronal_reset, the cupy kernel returns v_v_seq[1:].
@@ -498,6 +501,7 @@ def _legacy_builder(backend: str):
                 run=timed, code="functional.reset_net(node); spikes = node(x)", module=node
             ),
             path=_LEGACY_PATHS[backend],
+            dw=(lambda: checking.w.grad) if config.neuron == "plif" else None,
         )
 
     return build
@@ -518,7 +522,9 @@ def _legacy_implementation(name: str, backend: str, **fields) -> base.Implementa
         framework="SpikingJelly 0.0.0.0.14",
         build=_legacy_builder(backend),
         requires=(LEGACY_REQUIREMENT,),
-        description=f"neuron.LIFNode(step_mode='m', backend={backend!r})",
+        description=f"neuron.LIFNode / IFNode / ParametricLIFNode(step_mode='m', "
+        f"backend={backend!r})",
+        neurons=("if", "lif", "plif"),
         **fields,
     )
 
