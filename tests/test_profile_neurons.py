@@ -253,3 +253,206 @@ def test_braincogs_if_and_plif_nodes_map_to_if_and_plif_and_get_no_path_with_the
         bc.canonical_node(plif, (torch.zeros(8, 3),), {})
     with pytest.raises(base.Unsupported, match="QGateGrad"):
         bc.node_config(nodes.LIFNode())
+
+
+# ---- Sinabs, Norse, Rockpool: named, and refused a path with the reason -----------------------
+
+
+def _profiled(model, x, reset, *, lr=0.05):
+    """The profile document of a few SGD steps of ``model`` on ``x`` (``reset()`` before each)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    with kernelprof.profile(model, warmup=2, steps=1, op_steps=1, faster_rounds=1) as prof:
+        for _ in range(12):
+            reset()
+            optimizer.zero_grad()
+            model(x).sum().backward()
+            optimizer.step()
+            prof.step()
+    document = prof.result.document
+    return document, {layer.name: layer for layer in document.layers}
+
+
+def _sinabs_common():
+    from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
+
+    return dict(spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
+                surrogate_grad_fn=SingleExponential(grad_width=0.5, grad_scale=0.5))  # fmt: skip
+
+
+class SinabsNet(nn.Module):
+    """linear -> IAF (IF) -> linear -> LIF(train_alphas=True) (PLIF), batch-first [B, T, F]."""
+
+    def __init__(self):
+        super().__init__()
+        from sinabs.layers import IAF, LIF
+
+        torch.manual_seed(0)
+        self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 32)
+        self.if1 = IAF(**_sinabs_common())
+        self.plif = LIF(tau_mem=-1 / math.log(0.5), train_alphas=True, **_sinabs_common())
+
+    def forward(self, x):
+        return self.plif(self.fc2(self.if1(self.fc1(x))))
+
+
+def test_sinabs_iaf_and_trained_lif_are_named_if_and_plif_and_refused_a_path():
+    pytest.importorskip("sinabs")
+    model = SinabsNet()
+
+    def reset():
+        model.if1.reset_states()
+        model.plif.reset_states()
+
+    document, by_name = _profiled(model, _inputs().movedim(0, 1), reset, lr=1e-4)
+    assert by_name["if1"].neuron.canonical == "IF: theta 1, soft reset, piecewise_exp(2)"
+    plif = by_name["plif"].neuron.canonical
+    assert plif.startswith("PLIF: k=") and plif.endswith("decay_input, piecewise_exp(2)"), plif
+    assert float(plif.removeprefix("PLIF: k=").split()[0]) != pytest.approx(0.5, abs=1e-4)
+    for name in ("if1", "plif"):
+        assert "batch-first [B, T, ...]" in document.faster.none[name], document.faster.none
+    assert not [p for p in document.faster.paths if p.layers]
+
+
+def test_sinabs_layers_map_to_if_lif_and_plif_at_the_current_alpha_or_say_why_not():
+    pytest.importorskip("sinabs")
+    from sinabs.activation import MembraneReset
+    from sinabs.layers import IAF, LIF
+
+    from kernelprof.frameworks import sinabs as sb
+
+    plif = LIF(tau_mem=2.0, train_alphas=True, norm_input=False,
+               **{**_sinabs_common(), "reset_fn": MembraneReset()})  # fmt: skip
+    plif.alpha_mem.data.fill_(0.7)
+    config = sb.layer_config(plif)
+    assert isinstance(config, PLIFConfig) and not config.decay_input
+    assert 1 / config.tau == pytest.approx(0.3, rel=1e-6)  # k = 1 - alpha_mem now
+    assert (config.v_reset, config.detach_reset, config.surrogate) == (0.0, True, "piecewise_exp")
+    lif = sb.layer_config(LIF(tau_mem=-1 / math.log(0.75), **_sinabs_common()))
+    assert lif.neuron == "lif" and lif.tau == pytest.approx(4.0, rel=1e-6) and lif.decay_input
+    assert sb.layer_config(IAF(spike_threshold=torch.tensor(0.5), **_sinabs_common())) == IFConfig(
+        v_threshold=0.5, v_reset=None, surrogate="piecewise_exp", alpha=4.0
+    )
+    with pytest.raises(base.Unsupported, match="MultiSpike"):
+        sb.layer_config(IAF())  # Sinabs' defaults: several spikes a step
+    with pytest.raises(base.Unsupported, match="grad_scale"):
+        sb.layer_config(IAF(**{**_sinabs_common(), "surrogate_grad_fn": type(
+            _sinabs_common()["surrogate_grad_fn"])()}))  # fmt: skip
+    with pytest.raises(base.Unsupported, match="batch-first"):
+        sb.canonical_layer(LIF(tau_mem=3.0, **_sinabs_common()), (torch.zeros(2, 4, 3),), {})
+
+
+class NorseNet(nn.Module):
+    """linear -> IAF (IF) -> linear -> LIF with a transparent synapse (LIF), time-first."""
+
+    def __init__(self):
+        super().__init__()
+        import norse.torch as norse_torch
+
+        torch.manual_seed(0)
+        self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 32)
+        self.if1 = norse_torch.IAF()  # IAFParameters() at its defaults
+        p = norse_torch.LIFParameters(tau_syn_inv=torch.tensor(1.0), tau_mem_inv=torch.tensor(0.5),
+                                      method="tanh", alpha=torch.tensor(2.0))  # fmt: skip
+        self.lif = norse_torch.LIF(p, dt=1.0)
+
+    def forward(self, x):
+        spikes, _ = self.if1(self.fc1(x))
+        spikes, _ = self.lif(self.fc2(spikes))
+        return spikes
+
+
+def test_norse_iaf_and_transparent_synapse_lif_are_named_and_refused_a_path():
+    pytest.importorskip("norse")
+    document, by_name = _profiled(NorseNet(), _inputs(), lambda: None)
+    # Norse 1.1.0's 'super' ignores its alpha (100 by default): SuperSpike(1)
+    assert by_name["if1"].neuron.canonical == "IF: theta 1, hard reset to 0, superspike(1)"
+    assert by_name["lif"].neuron.canonical == (
+        "LIF: tau 2, theta 1, hard reset to 0, decay_input, sigmoid(4)"
+    )
+    for name in ("if1", "lif"):
+        assert "returns (spikes, state)" in document.faster.none[name], document.faster.none
+    assert not [p for p in document.faster.paths if p.layers]
+
+
+def test_norses_current_based_lif_is_no_canonical_neuron_and_says_why():
+    pytest.importorskip("norse")
+    import norse.torch as norse_torch
+
+    from kernelprof.frameworks import norse as nr
+
+    with pytest.raises(base.Unsupported, match=r"CUBA: dt\*tau_syn_inv = 0.2"):
+        nr.module_config(norse_torch.LIF())  # LIFParameters() and dt at their defaults
+    iaf = norse_torch.IAF(norse_torch.IAFParameters(v_th=torch.tensor(0.5),
+                                                    v_reset=torch.tensor(-0.25)))  # fmt: skip
+    assert nr.module_config(iaf) == IFConfig(v_threshold=0.5, v_reset=-0.25, surrogate="superspike",
+                                             alpha=1.0)  # fmt: skip
+    with pytest.raises(base.Unsupported, match="a state passed in"):
+        nr.canonical_module(iaf, (torch.zeros(4, 3), object()), {})
+
+
+class RockpoolNet(nn.Module):
+    """linear -> LIFNeuronTorch(tau_mem=inf) (IF) -> linear -> LIFTorch with its alpha trained
+    and a transparent synapse (PLIF), batch-first [B, T, N]."""
+
+    def __init__(self):
+        super().__init__()
+        from rockpool.nn.modules import LIFNeuronTorch, LIFTorch
+        from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
+        from rockpool.parameters import Constant
+
+        torch.manual_seed(0)
+        common = dict(threshold=Constant(1.0), bias=Constant(0.0), learning_window=0.5,
+                      spike_generation_fn=PeriodicExponential, max_spikes_per_dt=1)  # fmt: skip
+        self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 32)
+        self.if1 = LIFNeuronTorch(32, tau_mem=Constant(math.inf), **common)
+        self.plif = LIFTorch(32, leak_mode="decays", alpha=torch.tensor(0.5),
+                             beta=Constant(2.0**-32), **common)  # fmt: skip
+
+    def forward(self, x):
+        spikes, _, _ = self.if1(self.fc1(x))
+        spikes, _, _ = self.plif(self.fc2(spikes) * 2.0**32)  # the synapse's 1/beta
+        return spikes
+
+
+def test_rockpool_lif_modules_are_named_if_and_plif_and_refused_a_path():
+    pytest.importorskip("rockpool")
+    model = RockpoolNet()
+
+    def reset():
+        model.if1.reset_state()
+        model.plif.reset_state()
+
+    document, by_name = _profiled(model, _inputs().movedim(0, 1), reset, lr=0.01)
+    assert by_name["if1"].neuron.canonical == "IF: theta 1, soft reset, piecewise_exp(2)"
+    plif = by_name["plif"].neuron.canonical
+    assert plif.startswith("PLIF: k=") and plif.endswith("input not decayed, piecewise_exp(2)")
+    assert float(plif.removeprefix("PLIF: k=").split()[0]) != pytest.approx(0.5, abs=1e-4), plif
+    for name in ("if1", "plif"):
+        assert "out, state, record = mod(x)" in document.faster.none[name], document.faster.none
+    assert not [p for p in document.faster.paths if p.layers]
+
+
+def test_rockpool_modules_map_within_the_mappings_limits_or_say_why_not():
+    pytest.importorskip("rockpool")
+    from rockpool.nn.modules import LIFNeuronTorch, LIFTorch
+    from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
+    from rockpool.parameters import Constant
+
+    from kernelprof.frameworks import rockpool as rp
+
+    common = dict(threshold=Constant(1.0), bias=Constant(0.0), learning_window=0.5,
+                  spike_generation_fn=PeriodicExponential, max_spikes_per_dt=1)  # fmt: skip
+    # tau_mem trained (a Parameter by default): PLIF, k = 1 - exp(-dt/tau_mem)
+    config = rp.module_config(LIFNeuronTorch(4, tau_mem=0.02, **common))
+    assert isinstance(config, PLIFConfig) and not config.decay_input and config.soft_reset
+    assert 1 / config.tau == pytest.approx(1 - math.exp(-1e-3 / 0.02), rel=1e-5)
+    plif = RockpoolNet().plif
+    plif.alpha.data.fill_(0.8)
+    assert 1 / rp.module_config(plif).tau == pytest.approx(0.2, rel=1e-6)  # k = 1 - alpha now
+    with pytest.raises(base.Unsupported, match="CUBA: synaptic decay beta"):
+        rp.module_config(LIFTorch(4, **common))  # tau_syn = 20 ms: a synaptic current
+    with pytest.raises(base.Unsupported, match="alpha\\*theta = 2"):
+        common["threshold"] = Constant(2.0)  # with learning_window 0.5: alpha*theta = 4
+        rp.module_config(LIFNeuronTorch(4, tau_mem=Constant(0.02), **common))
+    with pytest.raises(base.Unsupported, match="StepPWL"):
+        rp.module_config(LIFNeuronTorch(4))  # Rockpool's defaults

@@ -346,6 +346,23 @@ class FasterPaths:
     decay: LearnedDecay | None = None
 
 
+def one_value(value, what: str) -> float:
+    """The one value of a number, or of a tensor whose elements are all equal (a per-neuron
+    parameter set alike), as a float; :class:`Unsupported` where they differ."""
+    if not isinstance(value, torch.Tensor):
+        return float(value)
+    flat = value.detach().double().flatten()
+    if flat.numel() == 0 or bool((flat != flat[0]).any()):
+        raise Unsupported(f"{what} is not one value (it differs across neurons): a layer is "
+                          "named one canonical neuron")  # fmt: skip
+    return float(flat[0])
+
+
+def learned(value) -> bool:
+    """Whether ``value`` is a parameter that training changes (requires_grad)."""
+    return isinstance(value, torch.nn.Parameter) and value.requires_grad
+
+
 def classes_in(module: object, names) -> tuple[type, ...]:
     """The classes of ``module`` with these names, leaving out those this release lacks."""
     found = (getattr(module, name, None) for name in names)

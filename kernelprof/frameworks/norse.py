@@ -44,7 +44,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
-from reference_kernels.model import LIFConfig, NeuronConfig, surrogate_grad
+from reference_kernels.model import IFConfig, LIFConfig, NeuronConfig, surrogate_grad
 
 # Which Norse threshold method could stand for each canonical surrogate, and the Norse alpha
 # it would take. Whether it really is the same derivative is verified by _probe_surrogate.
@@ -469,11 +469,108 @@ def neuron_path(module) -> str:
     return f"one step per call: {step}, eager torch ops (the script, or Lift, loops over T)"
 
 
+# Norse's threshold methods -> the canonical surrogates they may compute, from Norse's alpha
+# (the inverse of _CANDIDATES; 'super' ignores its alpha in 1.1.0, so superspike(1) is tried
+# too); each is probed against the canonical derivative before it is named.
+_METHOD_CANDIDATES = {
+    "super": lambda alpha: (("superspike", alpha), ("superspike", 1.0)),
+    "tanh": lambda alpha: (("sigmoid", 2.0 * alpha),),
+}
+
+
+def _canonical_surrogate(method: str, norse_alpha: float) -> tuple[str, float]:
+    """The canonical surrogate (name, alpha) whose derivative Norse's ``threshold(x, method,
+    alpha)`` computes; Unsupported where none does."""
+    for name, alpha in _METHOD_CANDIDATES.get(method, lambda _: ())(norse_alpha):
+        if alpha > 0:
+            with torch.enable_grad():
+                if _probe_surrogate(method, norse_alpha, IFConfig(surrogate=name, alpha=alpha)):
+                    return name, alpha
+    why = _WHY_NOT["sigmoid"] if method == "tanh" else "no canonical surrogate matches it"
+    raise base.Unsupported(f"method {method!r} (alpha={norse_alpha:g}): {why}")
+
+
+def _parameters(p, fields: tuple[str, ...]) -> dict[str, float]:
+    """The named fields of a Norse parameter tuple, each one fixed value."""
+    found = {}
+    for name in fields:
+        value = getattr(p, name)
+        if base.learned(value):  # (IAF's initial state sets requires_grad on p.v_reset)
+            raise base.Unsupported(f"a learned {name}: kernelprof maps no PLIF onto Norse")
+        found[name] = base.one_value(value, name)
+    return found
+
+
+def _norse_kind(module) -> str:
+    """The kind of a norse.torch.IAF ("if") or LIF ("lif") that runs its feed-forward step (not
+    the adjoint one); Unsupported for any other module."""
+    import norse.torch as norse_torch
+    from norse.torch.functional.iaf import iaf_feed_forward_step
+    from norse.torch.functional.lif import lif_feed_forward_step
+
+    steps = {"if": iaf_feed_forward_step, "lif": lif_feed_forward_step}
+    kind = base.node_kind(module, norse_torch, {"if": "IAF", "lif": "LIF"}, ("forward",))
+    if module.activation is not steps[kind]:
+        name = getattr(module.activation, "__name__", type(module.activation).__name__)
+        raise base.Unsupported(f"its step is {name}, not {steps[kind].__name__}")
+    return kind
+
+
+def module_config(module) -> NeuronConfig:
+    """The canonical neuron a Norse ``IAF`` or ``LIF`` computes with its parameters (see
+    :class:`base.FasterPaths`; the inverse of :func:`iaf` and :func:`parameters`): IAF is IF,
+    hard reset to v_reset, attached; LIF is LIF with decay_input, tau = 1/(dt tau_mem_inv),
+    where dt tau_syn_inv = 1 clears the synaptic current every step and v_leak = v_reset.
+    Both fire on v > v_th (the canonical model on >=: they differ at exact ties only).
+    Unsupported, with why, for anything else (a current-based LIF: CUBA)."""
+    kind = _norse_kind(module)
+    p = module.p
+    surrogate, alpha = _canonical_surrogate(p.method, base.one_value(p.alpha, "alpha"))
+    if kind == "if":
+        found = _parameters(p, ("v_th", "v_reset"))
+        return IFConfig(v_threshold=found["v_th"], v_reset=found["v_reset"], detach_reset=False,
+                        surrogate=surrogate, alpha=alpha)  # fmt: skip
+    found = _parameters(p, ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset"))
+    # the step's own products, in the parameters' precision: i' - (dt tau_syn_inv) i'
+    syn = base.one_value(module.dt * torch.as_tensor(p.tau_syn_inv), "dt*tau_syn_inv")
+    if syn != 1.0:
+        raise base.Unsupported(f"CUBA: dt*tau_syn_inv = {syn:g}, so a synaptic current carries "
+                               "over between steps (the canonical LIF has none; the mapping "
+                               "clears it with dt*tau_syn_inv = 1)")  # fmt: skip
+    if found["v_leak"] != found["v_reset"]:
+        raise base.Unsupported(
+            f"v_leak={found['v_leak']:g} != v_reset={found['v_reset']:g}: "
+            "the canonical LIF leaks towards its reset potential"
+        )
+    decay = base.one_value(module.dt * torch.as_tensor(p.tau_mem_inv), "dt*tau_mem_inv")
+    if decay <= 0:
+        raise base.Unsupported(f"dt*tau_mem_inv = {decay:g} <= 0")
+    return LIFConfig(
+        tau=1.0 / decay,
+        v_threshold=found["v_th"],
+        v_reset=found["v_reset"],
+        decay_input=True,
+        detach_reset=False,
+        surrogate=surrogate,
+        alpha=alpha,
+    )
+
+
+def canonical_module(module, args: tuple, kwargs: dict) -> NeuronConfig:
+    """A Norse IAF or LIF takes [T, ...] time first, but its call returns (spikes, state), which
+    kernelprof's kernels (spikes only) cannot stand in for: says why."""
+    module_config(module)
+    if len(args) > 1 and args[1] is not None or kwargs.get("state") is not None:
+        raise base.Unsupported("a state passed in from an earlier call, not from rest")
+    raise base.Unsupported("returns (spikes, state): kernelprof's kernels return the spikes only")
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package="norse",
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
+    faster=base.FasterPaths(canonical=canonical_module, config=module_config),
 )
 
 NORSE = base.Implementation(

@@ -58,7 +58,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, TimeFolded, step_layer
-from reference_kernels.model import LIFConfig, NeuronConfig
+from reference_kernels.model import LIFConfig, NeuronConfig, make_config
 
 REQUIREMENT = base.Requirement("rockpool", ">=3.1,<4", module="rockpool.nn.modules")
 EXODUS = base.Requirement("sinabs-exodus", module="sinabs.exodus")
@@ -454,12 +454,107 @@ def layer_categories() -> dict[type, str]:
     return base.categorised(rockpool_torch, named)
 
 
+# LIFTorch's parameter of each leak mode: (membrane, synapse).
+_LEAK_PARAMETERS = {"taus": ("tau_mem", "tau_syn"), "decays": ("alpha", "beta"),
+                    "bitshifts": ("dash_mem", "dash_syn")}  # fmt: skip
+
+
+def _fixed(module, name: str) -> float:
+    """A parameter of the module that must be one value, not trained."""
+    value = getattr(module, name)
+    if base.learned(value):
+        raise base.Unsupported(f"a trained {name} (Constant(...) keeps it fixed)")
+    return base.one_value(value, name)
+
+
+def _spiking(module) -> dict:
+    """The canonical fields of a Rockpool LIF's spikes, reset and surrogate: soft reset,
+    attached; PeriodicExponential capped at one spike a step, piecewise_exp(1/w) where
+    theta = 2w."""
+    from rockpool.nn.modules.torch.lif_torch import PeriodicExponential
+
+    if getattr(module.spike_generation_fn, "__self__", None) is not PeriodicExponential:
+        name = getattr(module.spike_generation_fn, "__self__", module.spike_generation_fn)
+        raise base.Unsupported(
+            f"spike_generation_fn {getattr(name, '__name__', name)}: only "
+            "PeriodicExponential has a canonical surrogate (piecewise_exp)"
+        )
+    if float(module.max_spikes_per_dt) != 1.0:
+        raise base.Unsupported(f"max_spikes_per_dt={float(module.max_spikes_per_dt):g}: "
+                               "floor(V/theta) spikes a step, not one")  # fmt: skip
+    if float(module.noise_std) != 0.0 or _fixed(module, "bias") != 0.0:
+        raise base.Unsupported("membrane noise or a bias current")
+    theta, window = _fixed(module, "threshold"), _fixed(module, "learning_window")
+    if theta <= 0 or window <= 0 or not math.isclose(theta, 2.0 * window, rel_tol=1e-6):
+        raise base.Unsupported(f"threshold {theta:g} with learning_window {window:g}: "
+                               "PeriodicExponential's surrogate is piecewise_exp(1/w) only "
+                               "where theta = 2w (alpha*theta = 2)")  # fmt: skip
+    return dict(v_threshold=theta, v_reset=None, detach_reset=False, surrogate="piecewise_exp",
+                alpha=1.0 / window)  # fmt: skip
+
+
+def _membrane_decay(module, kind: str) -> tuple[float, bool]:
+    """The membrane's decay alpha as the module computes it, and whether it is trained; for
+    LIFTorch, Unsupported unless its synapse passes the input on (no recurrence, one synapse,
+    0 < beta <= 2^-32: I[t] = beta X[t] within 2^-32 of it)."""
+    if kind == "neuron":  # LIFNeuronTorch: alpha = exp(-dt/tau_mem)
+        alpha = torch.exp(-module.dt / module.tau_mem)
+        return base.one_value(alpha, "tau_mem"), base.learned(module.tau_mem)
+    if module._has_rec or bool(torch.count_nonzero(module.w_rec)):
+        raise base.Unsupported("recurrent weights (has_rec): the canonical neuron has none")
+    if module.n_synapses != 1:
+        raise base.Unsupported(f"{module.n_synapses} synapses a neuron, summed")
+    membrane, synapse = _LEAK_PARAMETERS[module.leak_mode]
+    beta = base.one_value(module.beta, "beta")
+    if not 0.0 < beta <= SYNAPSE_DECAY:
+        raise base.Unsupported(f"CUBA: synaptic decay beta = {beta:g}, so a synaptic current "
+                               "carries over between steps (the mapping makes it transparent "
+                               "with beta = 2^-32 and the input times 2^32)")  # fmt: skip
+    if base.learned(getattr(module, synapse)):
+        raise base.Unsupported(f"a trained {synapse}: its synapse would not stay transparent")
+    return base.one_value(module.alpha, "alpha"), base.learned(getattr(module, membrane))
+
+
+def module_config(module) -> NeuronConfig:
+    """The canonical neuron a Rockpool ``LIFTorch`` (its synapse transparent) or
+    ``LIFNeuronTorch`` computes with its settings (see :class:`base.FasterPaths`; the inverse of
+    :func:`make_lif_torch` and :func:`build_lif_neuron`'s module): soft reset, the input not
+    decayed (LIFTorch's scaled by beta, what the user's weights undo); IF where the membrane
+    decay is 1 (alpha = 1, tau_mem = inf), PLIF at its current decay where that is trained
+    (k = 1 - alpha), LIF otherwise (tau = 1/(1 - alpha)). Unsupported, with why, else."""
+    from rockpool.nn.modules import torch as rockpool_torch
+
+    kind = base.node_kind(module, rockpool_torch, {"lif": "LIFTorch", "neuron": "LIFNeuronTorch"},
+                          ("forward", "evolve"))  # fmt: skip
+    common = _spiking(module)
+    alpha, trained = _membrane_decay(module, kind)
+    if trained:
+        if not 0.0 < alpha < 1.0:
+            raise base.Unsupported(f"trained decay alpha = {alpha:g}: 1 - alpha is not in (0, 1)")
+        return make_config("plif", tau=1.0 / (1.0 - alpha), decay_input=False, **common)
+    if alpha == 1.0:
+        return make_config("if", **common)
+    if not 0.0 <= alpha < 1.0:
+        raise base.Unsupported(f"membrane decay alpha = {alpha:g}: not in [0, 1]")
+    return make_config("lif", tau=1.0 / (1.0 - alpha), decay_input=False, **common)
+
+
+def canonical_module(module, args: tuple, kwargs: dict) -> NeuronConfig:
+    """A Rockpool call is batch-first and returns (out, state, record): says why kernelprof's
+    kernels do not stand in for it."""
+    module_config(module)
+    raise base.Unsupported("called as out, state, record = mod(x) on batch-first [B, T, N], "
+                           "its state kept between calls: kernelprof's kernels take [T, ...] "
+                           "from rest and return the spikes only")  # fmt: skip
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package="rockpool",
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
     categories=layer_categories,
+    faster=base.FasterPaths(canonical=canonical_module, config=module_config),
 )
 
 FRAMEWORK = base.Framework(

@@ -49,7 +49,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import PERCENTILE, ConvertedSNN, NetworkSpec
-from reference_kernels.model import NeuronConfig
+from reference_kernels.model import NeuronConfig, make_config
 
 PATH_SINABS = "python loop: sinabs functional.lif_forward, eager torch ops per step"
 PATH_EXODUS = "EXODUS CUDA kernels: forward over T per neuron, backward O(T^2) in parallel"
@@ -349,12 +349,118 @@ def layer_categories() -> dict[type, str]:
     return base.categorised(layers, {"SumPool2d": "pool", "SpikingMaxPooling2dLayer": "pool"})
 
 
+# IAF, LIF and their Squeeze forms (the same neuron on [B*T, ...]); a subclass that runs its own
+# forward (LIFRecurrent, IAFRecurrent) or decay is another neuron.
+_LAYER_KINDS = {"if": "IAF", "lif": "LIF", "if-squeeze": "IAFSqueeze", "lif-squeeze": "LIFSqueeze"}
+_LAYER_STEPS = ("forward", "alpha_mem_calculated")
+
+
+def _layer_reset(reset_fn, threshold: float) -> dict:
+    """The canonical reset fields of a Sinabs reset_fn (the inverse of _sinabs_layer's)."""
+    from sinabs.activation import MembraneReset, MembraneSubtract
+
+    if type(reset_fn) is MembraneSubtract:
+        value = reset_fn.subtract_value
+        if value is not None and float(value) != threshold:
+            raise base.Unsupported(
+                f"MembraneSubtract(subtract_value={float(value):g}): it "
+                f"subtracts another value than the threshold {threshold:g}"
+            )
+        return {"v_reset": None, "detach_reset": False}  # V - S*theta, attached
+    if type(reset_fn) is MembraneReset:
+        if float(reset_fn.reset_value) != 0.0:
+            raise base.Unsupported(
+                f"MembraneReset(reset_value={reset_fn.reset_value:g}): sinabs "
+                "adds reset_value at every step (v*(spikes == 0) + value)"
+            )
+        return {"v_reset": 0.0, "detach_reset": True}  # (spikes == 0) has no gradient
+    raise base.Unsupported(f"reset_fn {type(reset_fn).__name__}: the canonical resets are "
+                           "MembraneSubtract and MembraneReset(0)")  # fmt: skip
+
+
+def _layer_surrogate(surrogate_grad_fn, threshold: float) -> float:
+    """piecewise_exp's alpha of SingleExponential(grad_width, grad_scale=1/2): 1/(theta w)."""
+    from sinabs.activation import SingleExponential
+
+    name = type(surrogate_grad_fn).__name__
+    if type(surrogate_grad_fn) is not SingleExponential:
+        raise base.Unsupported(f"surrogate_grad_fn {name}: only SingleExponential "
+                               "(piecewise_exp) has a canonical match")  # fmt: skip
+    if not math.isclose(float(surrogate_grad_fn.grad_scale), 0.5, rel_tol=1e-6):
+        raise base.Unsupported(f"SingleExponential(grad_scale={surrogate_grad_fn.grad_scale:g}):"
+                               " piecewise_exp(alpha) is (alpha/2) exp(-alpha|x|), grad_scale "
+                               "0.5")  # fmt: skip
+    return 1.0 / (threshold * float(surrogate_grad_fn.grad_width))
+
+
+def layer_config(module) -> NeuronConfig:
+    """The canonical neuron a Sinabs ``IAF`` or ``LIF`` (or its Squeeze form) computes with its
+    settings (see :class:`base.FasterPaths`; the inverse of :func:`sinabs_parameters`): IAF is
+    IF; LIF is LIF (tau = 1/(1 - alpha_mem), decay_input = norm_input) or, with
+    ``train_alphas``, PLIF at its current alpha_mem (k = 1 - alpha_mem); SingleSpike, reset
+    MembraneSubtract (soft) or MembraneReset(0) (hard, detached), SingleExponential with
+    grad_scale 1/2 (piecewise_exp). Unsupported, with why, for anything else."""
+    from sinabs import layers
+    from sinabs.activation import SingleSpike
+
+    kind = base.node_kind(module, layers, _LAYER_KINDS, _LAYER_STEPS).removesuffix("-squeeze")
+    if module.spike_fn is not SingleSpike and module.spike_fn is not None:
+        spike_fn = getattr(module.spike_fn, "__name__", repr(module.spike_fn))
+        raise base.Unsupported(
+            f"spike_fn {spike_fn}: only SingleSpike fires one spike a step "
+            "on v >= theta (MultiSpike, the default, fires several)"
+        )
+    if module.spike_fn is None:
+        raise base.Unsupported("spike_fn None: no spikes (a leaky integrator)")
+    if (
+        getattr(module, "tau_syn", None) is not None
+        or getattr(module, "alpha_syn", None) is not None
+    ):
+        raise base.Unsupported("tau_syn: a synaptic current before the membrane (CUBA)")
+    if module.min_v_mem is not None:
+        raise base.Unsupported(f"min_v_mem={float(module.min_v_mem):g}: v_mem clipped every step")
+    if base.learned(module.spike_threshold):
+        raise base.Unsupported("a learned spike_threshold")
+    threshold = base.one_value(module.spike_threshold, "spike_threshold")
+    if threshold <= 0:
+        raise base.Unsupported(f"spike_threshold={threshold:g} <= 0")
+    common = dict(v_threshold=threshold, surrogate="piecewise_exp",
+                  alpha=_layer_surrogate(module.surrogate_grad_fn, threshold),
+                  **_layer_reset(module.reset_fn, threshold))  # fmt: skip
+    alpha_mem = module.alpha_mem_calculated  # the decay the layer multiplies by, as it does
+    a = base.one_value(alpha_mem, "alpha_mem")
+    if kind == "if" or (a == 1.0 and not module.norm_input):
+        return make_config("if", **common)
+    if module.train_alphas and base.learned(alpha_mem):
+        if not 0.0 < a < 1.0:
+            raise base.Unsupported(f"learned alpha_mem={a:g}: the decay 1 - alpha is not in (0, 1)")
+        return make_config("plif", tau=1.0 / (1.0 - a), decay_input=bool(module.norm_input),
+                           **common)  # fmt: skip
+    if not 0.0 <= a < 1.0:
+        raise base.Unsupported(f"alpha_mem={a:g}: not in [0, 1) (norm_input scales by 1 - alpha)")
+    return make_config("lif", tau=1.0 / (1.0 - a), decay_input=bool(module.norm_input), **common)
+
+
+def canonical_layer(module, args: tuple, kwargs: dict) -> NeuronConfig:
+    """No Sinabs call is [T, ...] time first as kernelprof's kernels take it: says why (after
+    the neuron's own reason, where it has one)."""
+    from sinabs.layers import SqueezeMixin
+
+    layer_config(module)
+    if isinstance(module, SqueezeMixin):
+        raise base.Unsupported("batch and time folded into dim 0 ([B*T, ...], Squeeze), not "
+                               "[T, ...] time first")  # fmt: skip
+    raise base.Unsupported("batch-first [B, T, ...], not [T, ...] time first (and its v_mem "
+                           "is kept between calls until reset_states())")  # fmt: skip
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package="sinabs",
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
     categories=layer_categories,
+    faster=base.FasterPaths(canonical=canonical_layer, config=layer_config),
 )
 
 FRAMEWORK = base.Framework(

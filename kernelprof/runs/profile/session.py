@@ -274,7 +274,7 @@ class Session:
 
     def _guess_device(self) -> torch.device:
         for root in self.given_roots or [module for module, _ in self._seen.values()]:
-            for parameter in root.parameters():
+            for parameter in nn.Module.parameters(root):  # torch's, as above
                 return parameter.device
         return torch.device("cpu")
 
@@ -301,8 +301,9 @@ class Session:
     def _begin_inspected(self) -> None:
         self._ensure_index()
         self.calls, self._counter = [], None
+        # torch's parameters(): a Rockpool module's own returns a dict of names
         parameters = [parameter for module in self.index.modules.values()
-                      for parameter in module.parameters()]  # fmt: skip
+                      for parameter in nn.Module.parameters(module)]  # fmt: skip
         self._inspector = Inspector(self._running_layer, self._time_steps, parameters)
         self._install()
         if self.device is not None and self.device.type == "cuda":
