@@ -1,8 +1,9 @@
 """Reference multi-step neuron kernels: the yardstick every framework is measured against.
 
-One public entry point, :func:`multistep`, for every canonical neuron (IF, LIF, PLIF; see
-:mod:`reference_kernels.model`), with four implementations of each, and :func:`lif_multistep`,
-LIF's shorthand with its parameters as keywords:
+One public entry point, :func:`multistep`, for every canonical neuron (IF, LIF, PLIF, CUBA,
+ALIF; see :mod:`reference_kernels.model`), with up to four implementations of each
+(:data:`IMPL_NEURONS`), and :func:`lif_multistep`, LIF's shorthand with its parameters as
+keywords:
 
 * ``torch``   eager PyTorch, differentiated by autograd: the oracle (also in float64);
 * ``compile`` the same step under torch.compile, forward and backward each one fused loop;
@@ -15,10 +16,13 @@ from __future__ import annotations
 import torch
 
 from .fused import FUSED_DTYPES, SAVES, neuron_fused
-from .model import LIFConfig, NeuronConfig, check_w
+from .model import NEURONS, LIFConfig, NeuronConfig, check_w
 
 IMPLS = ("torch", "compile", "triton", "cupy")
 FUSED_IMPLS = ("triton", "cupy")
+# The neurons each implementation runs (the eager oracle runs every one).
+IMPL_NEURONS = {"torch": NEURONS, "compile": ("if", "lif", "plif"),
+                "triton": ("if", "lif", "plif"), "cupy": ("if", "lif", "plif")}  # fmt: skip
 
 
 # Fused backends already checked for a device: (impl, device) -> the backend object.
@@ -74,19 +78,20 @@ def multistep(
     w: torch.Tensor | None = None,
     save: str = "margin",
 ):
-    """Runs the canonical neuron of ``config`` (IFConfig, LIFConfig or PLIFConfig) over ``x``
-    of shape [T, ...].
+    """Runs the canonical neuron of ``config`` (IFConfig, LIFConfig, PLIFConfig, CUBAConfig or
+    ALIFConfig) over ``x`` of shape [T, ...].
 
     Returns the spikes (same shape and dtype as ``x``, differentiable w.r.t. ``x`` through the
     surrogate), and with ``return_state=True`` the pair ``(spikes, {"v": V})``, V the membrane
-    after reset. For PLIF, ``w`` is the decay parameter (k = sigmoid(w)): a 0-dim tensor, or
-    one value per channel with ``config.per_channel``; it receives its gradient through
+    after reset (CUBA adds "i", its current; ALIF "a", its adaptation after the step's spike).
+    For PLIF, ``w`` is the decay parameter (k = sigmoid(w)): a 0-dim tensor, or one value per
+    channel with ``config.per_channel``; it receives its gradient through
     autograd (``config.initial_w()`` gives w0). ``save`` is as for :func:`lif_multistep`.
     """
     out = run(x, config, impl=impl, return_v=return_state, save=save, w=w)
     if return_state:
-        spikes, v = out
-        return spikes, {"v": v}
+        spikes, v, *others = out
+        return spikes, {"v": v, **(others[0] if others else {})}
     return out
 
 
@@ -99,8 +104,15 @@ def run(
     save: str = "margin",
     w: torch.Tensor | None = None,
 ):
-    """:func:`lif_multistep` with a ready config (any neuron's; ``w`` for PLIF)."""
+    """:func:`lif_multistep` with a ready config (any neuron's; ``w`` for PLIF). With
+    ``return_v``, (spikes, V), and for a neuron with more states (CUBA, ALIF) (spikes, V,
+    {name: state})."""
     _check_input(x, impl)
+    if config.neuron not in IMPL_NEURONS[impl]:
+        raise ImplementationUnavailable(
+            f"impl={impl!r} runs {', '.join(n.upper() for n in IMPL_NEURONS[impl])} so far, not "
+            f"{config.neuron.upper()} (impl='torch' runs every neuron)"
+        )
     if config.neuron == "plif":
         check_w(w, config, x.shape[1:])
     elif w is not None:

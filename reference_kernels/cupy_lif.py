@@ -34,7 +34,9 @@ import numpy as np
 import torch
 
 from .fused import FUSED_DTYPES, register
-from .model import NEURONS, SURROGATE_ID, NeuronConfig, kernel_tau
+from .model import SURROGATE_ID, NeuronConfig, kernel_tau
+
+IMPL_NEURONS = ("if", "lif", "plif")  # the neurons cuda/lif.cu has entry points for
 
 if TYPE_CHECKING:
     import cupy
@@ -55,7 +57,7 @@ THREADS_PER_SM = 2048
 _DTYPE_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 # Entry point prefixes: one per neuron, and PLIF's per-channel variant (plifc: k and dk per
 # lane; one k keeps one register of each).
-KERNEL_PREFIXES = (*NEURONS, "plifc")
+KERNEL_PREFIXES = (*IMPL_NEURONS, "plifc")
 KERNEL_NAMES = tuple(
     f"{neuron}_{direction}_{suffix}{path}"
     for neuron in KERNEL_PREFIXES

@@ -1,4 +1,5 @@
-"""The canonical multi-step neurons (IF, LIF, PLIF): parameters, surrogates and equations.
+"""The canonical multi-step neurons (IF, LIF, PLIF, CUBA, ALIF): parameters, surrogates and
+equations.
 
 Every implementation kernelprof measures is judged against these definitions (SpikingJelly's
 ``IFNode``, ``LIFNode`` and ``ParametricLIFNode`` are the de-facto standard they follow).
@@ -17,9 +18,16 @@ one line that differs between the neurons:
                              decay_input=True:   H[t] = V[t-1] + (X[t] - (V[t-1] - V_r)) * k
                              decay_input=False:  H[t] = V[t-1] - (V[t-1] - V_r) * k + X[t]
                         (soft reset uses V_r = 0 in the charge)
-    S[t] = Heaviside(H[t] - theta), with Heaviside(0) = 1: it fires on H >= theta
+    CUBA:                a synaptic current filters the input first (current-based LIF):
+                             I[t] = (1 - 1/tau_syn) I[t-1] + X[t], I[-1] = 0 (I is never reset),
+                             then LIF's charge with I[t] in place of X[t]
+    ALIF:                LIF's charge, and a threshold that adapts to the neuron's own spikes:
+                             A_d[t] = (1 - 1/tau_a) A[t-1], A[-1] = 0
+                             theta[t] = theta0 + beta_a A_d[t]     (theta0 is v_threshold)
+                             A[t] = A_d[t] + S[t]
+    S[t] = Heaviside(H[t] - theta), with Heaviside(0) = 1: it fires on H >= theta (ALIF: theta[t])
     hard reset:         V[t] = S[t] * V_r + (1 - S[t]) * H[t]
-    soft reset:         V[t] = H[t] - S[t] * theta
+    soft reset:         V[t] = H[t] - S[t] * theta          (ALIF: theta[t])
 
 Backward (BPTT), in reverse time, with sg[t] = surrogate'(H[t] - theta), upstream gradients
 gS[t] (spikes) and gV[t] (membrane, zero unless V is used), gH[T] = 0, and the decay
@@ -35,6 +43,13 @@ d = 1 - 1/tau (LIF), 1 (IF) or 1 - k (PLIF):
     PLIF only:  dk = sum over t and the neurons (of a channel) of gH[t] * dH[t]/dk, with
                 dH/dk = X[t] - (V[t-1] - V_r) (decay_input=True) or -(V[t-1] - V_r) (False),
                 and dw = k (1 - k) dk.
+    CUBA:       gI[t] = gH[t] * c + gI[t+1] (1 - 1/tau_syn), c = 1/tau (decay_input) or 1;
+                gX[t] = gI[t].
+    ALIF:       the surrogate is taken at H[t] - theta[t]; theta[t] passes -gS_total[t] sg[t]
+                (and, soft reset, -S[t] gV_total[t]) back to A_d[t], and A's adjoint runs in
+                reverse time through A[t] = A_d[t] + S[t], A_d[t+1] = (1 - 1/tau_a) A[t] (S[t]
+                receives A's adjoint too), unless ``detach_adaptation`` (A a constant); the
+                reset's share is dropped with detach_reset as for LIF.
 
 Surrogates (the derivative used in place of Heaviside'(x), x = H - theta):
 
@@ -62,9 +77,9 @@ DEFAULT_ALPHA = {"sigmoid": 4.0, "atan": 2.0, "superspike": 1.0, "piecewise_exp"
 SURROGATE_ID = {name: index for index, name in enumerate(SURROGATES)}
 
 
-NEURONS = ("if", "lif", "plif")
+NEURONS = ("if", "lif", "plif", "cuba", "alif")
 # The integer each kernel (Triton, CUDA) uses to select a neuron's charge; one table for all.
-NEURON_ID = {"lif": 0, "if": 1, "plif": 2}
+NEURON_ID = {"lif": 0, "if": 1, "plif": 2, "cuba": 3, "alif": 4}
 
 
 def _check_finite(name: str, value, *, allow_none: bool = False) -> None:
@@ -191,20 +206,84 @@ class PLIFConfig(_Leaky):
         return torch.full(shape, self.w0, **tensor_options)
 
 
-NeuronConfig = LIFConfig | PLIFConfig | IFConfig
+def _check_time_constant(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 1:
+        raise ValueError(f"{name} must be a finite number >= 1 (its decay 1 - 1/{name} lies in "
+                         f"[0, 1)), got {value!r}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CUBAConfig(_Leaky):
+    """The canonical current-based LIF: a synaptic current I with time constant ``tau_syn``
+    filters the input before LIF's membrane (``tau``); I is not reset."""
+
+    tau_syn: float = 4.0
+
+    neuron: ClassVar[str] = "cuba"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) or self.tau <= 0:
+            raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
+        _check_time_constant("tau_syn", self.tau_syn)
+        self._check_spiking()
+
+    @property
+    def syn_decay(self) -> float:
+        return 1.0 - 1.0 / self.tau_syn
+
+
+@dataclass(frozen=True)
+class ALIFConfig(_Leaky):
+    """The canonical adaptive-threshold LIF: ``v_threshold`` is theta0, raised by ``beta_a``
+    times the adaptation A, which decays with ``tau_a`` and grows by one per spike.
+    ``detach_adaptation`` makes A a constant for autograd."""
+
+    tau_a: float = 20.0
+    beta_a: float = 0.1
+    detach_adaptation: bool = False
+
+    neuron: ClassVar[str] = "alif"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau) or self.tau <= 0:
+            raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
+        _check_time_constant("tau_a", self.tau_a)
+        _check_finite("beta_a", self.beta_a)
+        if not isinstance(self.detach_adaptation, bool):
+            raise ValueError(f"detach_adaptation must be True or False, "
+                             f"got {self.detach_adaptation!r}")  # fmt: skip
+        self._check_spiking()
+
+    @property
+    def adapt_decay(self) -> float:
+        return 1.0 - 1.0 / self.tau_a
+
+
+NeuronConfig = LIFConfig | PLIFConfig | IFConfig | CUBAConfig | ALIFConfig
+# The extra state each neuron keeps beside V (what return_state gives besides "v").
+STATES = {"if": (), "lif": (), "plif": (), "cuba": ("i",), "alif": ("a",)}
 
 
 def make_config(
     neuron: str, *, tau: float = 2.0, decay_input: bool = True, per_channel: bool = False,
-    **common,
+    neuron_fields: dict | None = None, **common,
 ) -> NeuronConfig:  # fmt: skip
-    """The config of ``neuron`` ("if", "lif", "plif") from the fields any neuron may have
+    """The config of ``neuron`` (one of NEURONS) from the fields any neuron may have
     (``common``: v_threshold, v_reset, detach_reset, surrogate, alpha); a field the neuron does
-    not have (IF's tau and decay_input, LIF's per_channel) is not used."""
+    not have (IF's tau and decay_input, LIF's per_channel) is not used. ``neuron_fields``: the
+    neuron's own fields where not at their defaults (CUBA's tau_syn; ALIF's tau_a, beta_a,
+    detach_adaptation), those of other neurons left out."""
+    own = neuron_fields or {}
     if neuron == "if":
         return IFConfig(**common)
     if neuron == "plif":
         return PLIFConfig(tau=tau, decay_input=decay_input, per_channel=per_channel, **common)
+    if neuron == "cuba":
+        extra = {k: v for k, v in own.items() if k == "tau_syn"}
+        return CUBAConfig(tau=tau, decay_input=decay_input, **extra, **common)
+    if neuron == "alif":
+        extra = {k: v for k, v in own.items() if k in ("tau_a", "beta_a", "detach_adaptation")}
+        return ALIFConfig(tau=tau, decay_input=decay_input, **extra, **common)
     return LIFConfig(tau=tau, decay_input=decay_input, **common)
 
 
@@ -266,7 +345,8 @@ def surrogate_grad(x: torch.Tensor, surrogate: str, alpha: float) -> torch.Tenso
 
 def charge(v: torch.Tensor, x: torch.Tensor, config: NeuronConfig, k=None) -> torch.Tensor:
     """H[t] from V[t-1] and X[t]: the neuron's integration step (``k``: PLIF's sigmoid(w),
-    already shaped to broadcast against ``v``)."""
+    already shaped to broadcast against ``v``). CUBA and ALIF charge as LIF (CUBA's ``x`` is
+    its current I[t])."""
     if config.neuron == "if":
         return v + x
     v_rest = config.v_rest
@@ -279,8 +359,10 @@ def charge(v: torch.Tensor, x: torch.Tensor, config: NeuronConfig, k=None) -> to
     return v - (v - v_rest) / config.tau + x
 
 
-def reset(h: torch.Tensor, spike: torch.Tensor, config: NeuronConfig) -> torch.Tensor:
-    """V[t] from H[t] and S[t]; ``spike`` is already detached when detach_reset is on."""
+def reset(h: torch.Tensor, spike: torch.Tensor, config: NeuronConfig,
+          theta=None) -> torch.Tensor:  # fmt: skip
+    """V[t] from H[t] and S[t]; ``spike`` is already detached when detach_reset is on. ``theta``:
+    ALIF's threshold of the step (a soft reset subtracts it), else v_threshold."""
     if config.v_reset is None:
-        return h - spike * config.v_threshold
+        return h - spike * (config.v_threshold if theta is None else theta)
     return spike * config.v_reset + (1.0 - spike) * h

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import NeuronConfig, channel_shape, charge, decay_view, reset, surrogate_grad
+from .model import STATES, NeuronConfig, channel_shape, charge, decay_view, reset, surrogate_grad
 
 
 class SpikeFunction(torch.autograd.Function):
@@ -53,31 +53,51 @@ def trajectory(
     """Runs the canonical neuron over ``x`` ([T, ...]); returns (S, V, H), each [T, ...].
 
     H (the membrane before reset) is what threshold-tie analysis needs; it is returned in the
-    compute precision, S and V in the input dtype. ``w`` is PLIF's decay parameter (ignored by
-    the others); it receives its gradient through autograd.
+    compute precision, S and V in the input dtype. For ALIF, whose threshold moves, the third
+    is H - beta_a A_d[t]: its distance from theta0 is the spike's margin H - theta[t]. ``w`` is
+    PLIF's decay parameter (ignored by the others); it receives its gradient through autograd.
     """
+    spikes, membranes, charges, _ = run_states(x, config, w)
+    return spikes, membranes, charges
+
+
+def run_states(x: torch.Tensor, config: NeuronConfig, w: torch.Tensor | None = None):
+    """:func:`trajectory`'s (S, V, H) and the neuron's other states over time, {"i": I} (CUBA)
+    or {"a": A} (ALIF, A after the step's spike), in the input dtype."""
     dtype = compute_dtype(x.dtype)
     xc = x.to(dtype)
     k = decay_of(w, config, dtype, xc.shape[1:])
     v = torch.full_like(xc[0], config.v_initial)
-    spikes, membranes, charges = [], [], []
+    state = torch.zeros_like(xc[0])  # CUBA's I or ALIF's A, from 0
+    spikes, membranes, charges, states = [], [], [], []
     for t in range(xc.shape[0]):
-        h = charge(v, xc[t], config, k)
-        spike = SpikeFunction.apply(h - config.v_threshold, config.surrogate, config.alpha)
-        v = reset(h, spike.detach() if config.detach_reset else spike, config)
+        current, theta = xc[t], config.v_threshold
+        if config.neuron == "cuba":
+            state = state * config.syn_decay + xc[t]
+            current = state
+        elif config.neuron == "alif":
+            adapted = (state.detach() if config.detach_adaptation else state) * config.adapt_decay
+            theta = config.v_threshold + config.beta_a * adapted
+        h = charge(v, current, config, k)
+        spike = SpikeFunction.apply(h - theta, config.surrogate, config.alpha)
+        v = reset(h, spike.detach() if config.detach_reset else spike, config, theta)
+        if config.neuron == "alif":
+            state = adapted + spike
+            h = h - (theta - config.v_threshold)  # the margin, measured from theta0
         spikes.append(spike)
         membranes.append(v)
         charges.append(h)
-    return (
-        torch.stack(spikes).to(x.dtype),
-        torch.stack(membranes).to(x.dtype),
-        torch.stack(charges),
-    )
+        states.append(state)
+    named = {name: torch.stack(states).to(x.dtype) for name in STATES[config.neuron]}
+    return (torch.stack(spikes).to(x.dtype), torch.stack(membranes).to(x.dtype),
+            torch.stack(charges), named)  # fmt: skip
 
 
 lif_trajectory = trajectory  # the name LIF's callers know
 
 
 def neuron_torch(x: torch.Tensor, config: NeuronConfig, return_v: bool, w=None):
-    spikes, membranes, _ = trajectory(x, config, w)
-    return (spikes, membranes) if return_v else spikes
+    spikes, membranes, _, states = run_states(x, config, w)
+    if not return_v:
+        return spikes
+    return (spikes, membranes, states) if states else (spikes, membranes)

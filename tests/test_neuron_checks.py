@@ -198,6 +198,10 @@ def test_a_stored_config_without_a_neuron_is_lif_and_its_errors_are_its_own():
             "--per-channel: only PLIF learns a decay, not LIF/IF",
         ),
         (["--neuron", "if,plif", "--tau", "1"], "--tau (tau0 of PLIF) must be"),
+        (["--neuron", "lif", "--tau-syn", "3"], "--tau-syn: only CUBA has it, not LIF"),
+        (["--neuron", "cuba", "--detach-adaptation"], "--detach-adaptation: only ALIF has it"),
+        (["--neuron", "alif", "--tau-a", "0.5"], "tau_a must be a finite number >= 1"),
+        (["--neuron", "cuba", "--tau-syn", "nan"], "--tau-syn"),
     ],
 )
 def test_neuron_options_are_refused_in_one_line(args, expected):
@@ -214,7 +218,7 @@ def test_neuron_options_are_refused_in_one_line(args, expected):
     ("command", "neuron", "expected"),
     [
         ("compare", "lif,lif", "--neuron: lif,lif names a neuron twice"),
-        ("compare", "lif,alif2", "--neuron: unknown 'alif2' (valid: if, lif, plif)"),
+        ("compare", "lif,alif2", "--neuron: unknown 'alif2' (valid: if, lif, plif, cuba, alif)"),
         ("compare", ",", "--neuron: give at least one neuron"),
         ("check", "if,plif", "--neuron: unknown 'if,plif'"),
     ],

@@ -53,7 +53,8 @@ def _builder(impl: str):
         def check(x: torch.Tensor):
             w = w_for(x)
             learned[:] = [] if w is None else [w]
-            return reference_kernels.run(x, config, impl=impl, return_v=True, w=w)
+            spikes, v, *_ = reference_kernels.run(x, config, impl=impl, return_v=True, w=w)
+            return spikes, v
 
         timed_w = base.made_once(w_for)  # the timed build's w, made once, as a layer's
 
@@ -89,7 +90,13 @@ NEURONS = tuple(
         description=PATHS[impl],
         device_problem=_device_problem(impl),
         reference=True,
-        neurons=("if", "lif", "plif"),
+        neurons=reference_kernels.IMPL_NEURONS[impl],
+        not_mapped={
+            neuron: f"impl={impl!r} runs "
+            f"{', '.join(n.upper() for n in reference_kernels.IMPL_NEURONS[impl])} so "
+            f"far, not {neuron.upper()} (ref-torch runs every neuron)"
+            for neuron in ("cuba", "alif")
+        },  # fmt: skip
     )
     for impl in reference_kernels.IMPLS
 )

@@ -18,8 +18,15 @@ def config_line(config) -> str:
     detach_reset, decay_input and surrogate."""
     reset = "soft" if config.v_reset is None else f"hard (V_r={config.v_reset:g})"
     parts = []
-    if config.neuron == "lif":
+    if config.neuron in ("lif", "cuba", "alif"):
         parts.append(f"tau={config.tau:g}")
+    if config.neuron == "cuba":
+        parts.append(f"tau_syn={config.tau_syn:g}")
+    elif config.neuron == "alif":
+        parts.append(
+            f"theta0={config.v_threshold:g}, tau_a={config.tau_a:g}, "
+            f"beta_a={config.beta_a:g}, detach_adaptation={config.detach_adaptation}"
+        )
     elif config.neuron == "plif":
         learns = "one per channel" if config.per_channel else "one per layer"
         parts.append(f"tau0={config.tau:g} (k = sigmoid(w) learned, {learns})")

@@ -27,6 +27,14 @@ from reference_kernels.model import NEURONS
 DEFAULT_N = {"cpu": 2**20, "cuda": 2**22}
 
 
+def saved_tensors(config) -> int:
+    """[T, N] tensors the canonical fused algorithm keeps for backward: the spike's margin
+    H - theta (S, the surrogate and H come from it); ALIF also its threshold theta[t], which
+    the reset's gradient needs (none with detach_reset). CUBA's backward needs no I: its
+    adjoint runs from gH alone."""
+    return 2 if config.neuron == "alif" and not config.detach_reset else 1
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CompareRequest(NeuronOptions):
     COMMAND = "compare"
@@ -87,7 +95,8 @@ class CompareRequest(NeuronOptions):
         per neuron of its [T, N] input with --per-channel."""
         per_channel = self.per_channel
         return tuple(Case(T=t, N=n, dtype=d, neuron=neuron,
-                          channels=n if neuron == "plif" and per_channel else 1)
+                          channels=n if neuron == "plif" and per_channel else 1,
+                          saved=saved_tensors(self.config_for(neuron)))
                      for neuron in self.neurons
                      for t in self.T for n in self.N for d in self.dtype)  # fmt: skip
 

@@ -107,6 +107,14 @@ class NeuronOptions(Request):
                         "starts; IF has none)", parse=number)  # fmt: skip
     per_channel: bool = option(False, "PLIF: one learnable decay per channel instead of one",
                                parse=flag_value, action="store_true")  # fmt: skip
+    tau_syn: float | None = option(None, "CUBA: the synaptic current's time constant (>= 1; "
+                                   "default 4)", parse=number)  # fmt: skip
+    tau_a: float | None = option(None, "ALIF: the adaptation's time constant (>= 1; default 20)",
+                                 parse=number)  # fmt: skip
+    beta_a: float | None = option(None, "ALIF: how far one unit of adaptation raises the "
+                                  "threshold (default 0.1)", parse=number)  # fmt: skip
+    detach_adaptation: bool = option(False, "ALIF: no gradient through the adaptation",
+                                     parse=flag_value, action="store_true")  # fmt: skip
     v_threshold: float = option(1.0, "firing threshold", parse=number)
     surrogate: str = option(COMMON_SURROGATE, "NAME[:ALPHA], e.g. atan:2", parse=surrogate)
     seed: int = option(0, "seed of the inputs", parse=whole_number)
@@ -138,8 +146,22 @@ class NeuronOptions(Request):
         if self.per_channel and "plif" not in chosen:
             raise RequestError(f"--per-channel: only PLIF learns a decay, not "
                                f"{'/'.join(n.upper() for n in chosen)}")  # fmt: skip
+        for flag, value, owner in (("--tau-syn", self.tau_syn, "cuba"),
+                                   ("--tau-a", self.tau_a, "alif"),
+                                   ("--beta-a", self.beta_a, "alif"),
+                                   ("--detach-adaptation", self.detach_adaptation or None,
+                                    "alif")):  # fmt: skip
+            if value is not None and owner not in chosen:
+                raise RequestError(f"{flag}: only {owner.upper()} has it, not "
+                                   f"{'/'.join(n.upper() for n in chosen)}")  # fmt: skip
         for neuron in chosen:
             self.config_for(neuron)  # a config the model refuses is refused here
+
+    def _own_fields(self) -> dict:
+        """CUBA's and ALIF's own fields where given (their defaults otherwise)."""
+        fields = {"tau_syn": self.tau_syn, "tau_a": self.tau_a, "beta_a": self.beta_a,
+                  "detach_adaptation": self.detach_adaptation or None}  # fmt: skip
+        return {name: value for name, value in fields.items() if value is not None}
 
     @property
     def neurons(self) -> tuple[str, ...]:
@@ -163,7 +185,8 @@ class NeuronOptions(Request):
         }
         try:
             return make_config(neuron, tau=self.tau, decay_input=not self.no_decay_input,
-                               per_channel=self.per_channel, **common)  # fmt: skip
+                               per_channel=self.per_channel, neuron_fields=self._own_fields(),
+                               **common)  # fmt: skip
         except ValueError as error:
             raise RequestError(
                 str(error).replace("tau (tau0 of PLIF)", "--tau (tau0 of PLIF)")

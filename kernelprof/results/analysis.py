@@ -88,8 +88,10 @@ def traffic_bytes(case: Case) -> dict[str, int]:
     build returns: spikes only (no membrane potential is asked for).
 
     Forward reads X and writes S and the state backward needs (3 passes over [T, N]); backward
-    reads dS and that state and writes dX (3 passes): 6 for fwd+bwd, for IF, LIF and PLIF
-    alike. PLIF adds its parameter: forward and backward each read k (4 bytes per decay it
+    reads dS and that state and writes dX (3 passes): 6 for fwd+bwd, for IF, LIF, PLIF and
+    CUBA alike (CUBA's current lives in registers; its adjoint needs no saved I). ALIF saves
+    its threshold theta[t] too, which the reset's gradient needs: 4 + 4 passes (3 + 3 with
+    detach_reset). PLIF adds its parameter: forward and backward each read k (4 bytes per decay it
     learns), and backward writes dk (4 bytes per decay), the least its reduction over T x N
     can write; partial sums an implementation writes and reads on the way are not counted, so
     they show as a lower figure. Every implementation is held to the same count, so GB/s
@@ -97,15 +99,18 @@ def traffic_bytes(case: Case) -> dict[str, int]:
     dtype's own (2 bytes for fp16 and bf16).
     """
     decays = case.channels if case.neuron == "plif" else 0
-    return neuron_traffic(case.T * case.N, ELEMENT_BYTES[case.dtype], decays)
+    return neuron_traffic(case.T * case.N, ELEMENT_BYTES[case.dtype], decays, case.saved)
 
 
-def neuron_traffic(elements: int, element_bytes: int, decays: int = 0) -> dict[str, int]:
+def neuron_traffic(elements: int, element_bytes: int, decays: int = 0,
+                   saved: int = 1) -> dict[str, int]:  # fmt: skip
     """:func:`traffic_bytes` of a neuron over ``elements`` (T x N) of ``element_bytes`` each,
-    with ``decays`` learned decay values (PLIF; 0 for IF and LIF): the one traffic model of
-    compare and profile."""
+    with ``decays`` learned decay values (PLIF; 0 for the others) and ``saved`` [T, N]
+    tensors kept for backward (ALIF's threshold is a second): the one traffic model of compare
+    and profile."""
     one_pass = elements * element_bytes
-    forward, backward = 3 * one_pass + 4 * decays, 3 * one_pass + 8 * decays
+    forward = (2 + saved) * one_pass + 4 * decays
+    backward = (2 + saved) * one_pass + 8 * decays
     return {"fwd": forward, "bwd": backward, "fwd+bwd": forward + backward}
 
 

@@ -37,6 +37,7 @@ class Case:
     dtype: DType
     neuron: str = "lif"
     channels: int = 1
+    saved: int = 1  # [T, N] tensors the canonical fused algorithm saves for backward
 
     @property
     def label(self) -> str:

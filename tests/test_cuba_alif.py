@@ -1,0 +1,203 @@
+"""CUBA and ALIF, the canonical model: the oracle against loops written here from the issue's
+equations (forward states and, by hand, the backward's adjoints), the configs' refusals, and the
+implementations that do not run them yet saying so."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import reference_kernels
+from reference_kernels.model import ALIFConfig, CUBAConfig, LIFConfig, surrogate_grad
+
+T, N = 12, 257
+RESETS = ((0.0, False), (0.0, True), (None, False), (None, True), (-0.4, False))
+
+
+def inputs(seed: int, mean: float, std: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input currents and an upstream gradient, [T, N] float64."""
+    generator = torch.Generator().manual_seed(seed)
+    x = mean + std * torch.randn(T, N, generator=generator, dtype=torch.float64)
+    return x, torch.randn(T, N, generator=generator, dtype=torch.float64)
+
+
+def cuba_by_hand(x, gs, c: CUBAConfig):
+    """Forward (S, V, I) and dX from the equations, the adjoints written out."""
+    d_syn, d_mem = 1 - 1 / c.tau_syn, 1 - 1 / c.tau
+    scale = 1 / c.tau if c.decay_input else 1.0
+    v_r = 0.0 if c.v_reset is None else c.v_reset
+    i, v = torch.zeros(N, dtype=x.dtype), torch.full((N,), v_r, dtype=x.dtype)
+    hs, ss, vs, is_ = [], [], [], []
+    for t in range(T):
+        i = d_syn * i + x[t]
+        h = v + (i - (v - v_r)) / c.tau if c.decay_input else v - (v - v_r) / c.tau + i
+        s = (h >= c.v_threshold).double()
+        v = h - s * c.v_threshold if c.v_reset is None else s * v_r + (1 - s) * h
+        hs.append(h), ss.append(s), vs.append(v), is_.append(i)
+    g_h_next, g_i_next, gx = torch.zeros(N, dtype=x.dtype), torch.zeros(N, dtype=x.dtype), []
+    for t in reversed(range(T)):
+        h, s = hs[t], ss[t]
+        sg = surrogate_grad(h - c.v_threshold, c.surrogate, c.alpha)
+        g_v = g_h_next * d_mem
+        g_s = gs[t]
+        if not c.detach_reset:
+            g_s = g_s + g_v * (-c.v_threshold if c.v_reset is None else v_r - h)
+        g_h = g_s * sg + g_v * (1.0 if c.v_reset is None else 1 - s)
+        g_i = g_h * scale + g_i_next * d_syn
+        gx.append(g_i)
+        g_h_next, g_i_next = g_h, g_i
+    return torch.stack(ss), torch.stack(vs), torch.stack(is_), torch.stack(gx[::-1])
+
+
+def alif_by_hand(x, gs, c: ALIFConfig):
+    """Forward (S, V, A) and dX from the equations, the adjoints written out."""
+    d_a, d_mem = 1 - 1 / c.tau_a, 1 - 1 / c.tau
+    v_r = 0.0 if c.v_reset is None else c.v_reset
+    a, v = torch.zeros(N, dtype=x.dtype), torch.full((N,), v_r, dtype=x.dtype)
+    rows = []
+    for t in range(T):
+        a_d = d_a * a
+        theta = c.v_threshold + c.beta_a * a_d
+        h = v + (x[t] - (v - v_r)) / c.tau if c.decay_input else v - (v - v_r) / c.tau + x[t]
+        s = (h >= theta).double()
+        v = h - s * theta if c.v_reset is None else s * v_r + (1 - s) * h
+        a = a_d + s
+        rows.append((h, theta, s, v, a))
+    g_h_next, g_ad_next, gx = (torch.zeros(N, dtype=x.dtype) for _ in range(3))
+    gx = []
+    for t in reversed(range(T)):
+        h, theta, s, _, _ = rows[t]
+        sg = surrogate_grad(h - theta, c.surrogate, c.alpha)
+        g_v = g_h_next * d_mem
+        g_a = 0.0 if c.detach_adaptation else g_ad_next * d_a  # into A[t] = A_d[t] + S[t]
+        g_s = gs[t] + g_a
+        if not c.detach_reset:
+            g_s = g_s + g_v * (-theta if c.v_reset is None else v_r - h)
+        g_m = g_s * sg
+        g_h = g_m + g_v * (1.0 if c.v_reset is None else 1 - s)
+        g_theta = -g_m - (g_v * s if c.v_reset is None else 0.0)
+        g_ad = g_theta * c.beta_a + g_a
+        gx.append(g_h / c.tau if c.decay_input else g_h)
+        g_h_next, g_ad_next = g_h, (torch.zeros_like(g_h) if c.detach_adaptation else g_ad)
+    s, v, a = (torch.stack([row[i] for row in rows]) for i in (2, 3, 4))
+    return s, v, a, torch.stack(gx[::-1])
+
+
+def _cases(kind):
+    for (v_reset, detach), decay_input, surrogate in itertools.product(
+            RESETS, (True, False), ("sigmoid", "superspike")):  # fmt: skip
+        common = dict(v_reset=v_reset, detach_reset=detach, decay_input=decay_input,
+                      surrogate=surrogate, alpha=2.0)  # fmt: skip
+        if kind == "cuba":
+            yield CUBAConfig(tau=2.0, tau_syn=4.0, **common)
+        else:
+            for detach_a in (False, True):
+                yield ALIFConfig(tau=2.0, tau_a=5.0, beta_a=0.3, detach_adaptation=detach_a,
+                                 **common)  # fmt: skip
+
+
+@pytest.mark.parametrize("config", list(_cases("cuba")), ids=str)
+def test_cuba_oracle_is_the_equations(config):
+    x, gs = inputs(1, 1.2, 1.5)  # I settles at tau_syn X (and V at I, or tau I)
+    x = x / (config.tau_syn if config.decay_input else config.tau * config.tau_syn)
+    xr = x.clone().requires_grad_()
+    spikes, state = reference_kernels.multistep(xr, config, return_state=True)
+    spikes.backward(gs)
+    s, v, i, gx = cuba_by_hand(x, gs, config)
+    assert 0.05 < float(s.mean()) < 0.6  # the neurons fire: a comparison that can fail
+    assert torch.equal(spikes, s) and sorted(state) == ["i", "v"]
+    torch.testing.assert_close(state["v"], v, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(state["i"], i, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(xr.grad, gx, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("config", list(_cases("alif")), ids=str)
+def test_alif_oracle_is_the_equations(config):
+    x, gs = inputs(2, 1.4, 1.0)
+    x = x if config.decay_input else x / config.tau
+    xr = x.clone().requires_grad_()
+    spikes, state = reference_kernels.multistep(xr, config, return_state=True)
+    spikes.backward(gs)
+    s, v, a, gx = alif_by_hand(x, gs, config)
+    assert 0.05 < float(s.mean()) < 0.6 and float(a.max()) > 1.0  # adaptation builds up
+    assert torch.equal(spikes, s) and sorted(state) == ["a", "v"]
+    torch.testing.assert_close(state["v"], v, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(state["a"], a, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(xr.grad, gx, atol=1e-10, rtol=1e-10)
+
+
+def test_the_adaptation_changes_what_fires_and_its_gradient():
+    """beta_a = 0 is LIF; a positive beta_a fires less; detach_adaptation changes dX only."""
+    x, gs = inputs(3, 1.4, 1.0)
+    lif = reference_kernels.multistep(x, LIFConfig(surrogate="atan", alpha=2.0))
+    flat = reference_kernels.multistep(x, ALIFConfig(beta_a=0.0, surrogate="atan", alpha=2.0))
+    adapting = ALIFConfig(beta_a=0.5, surrogate="atan", alpha=2.0)
+    assert torch.equal(lif, flat)
+    assert reference_kernels.multistep(x, adapting).sum() < lif.sum()
+    grads = []
+    for detach in (False, True):
+        xr = x.clone().requires_grad_()
+        config = ALIFConfig(beta_a=0.5, detach_adaptation=detach, surrogate="atan", alpha=2.0)
+        reference_kernels.multistep(xr, config).backward(gs)
+        grads.append(xr.grad)
+    assert not torch.allclose(grads[0], grads[1])
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: CUBAConfig(tau_syn=0.5), "tau_syn must be a finite number >= 1"),
+    (lambda: CUBAConfig(tau_syn=float("inf")), "tau_syn must be a finite number >= 1"),
+    (lambda: ALIFConfig(tau_a=0.0), "tau_a must be a finite number >= 1"),
+    (lambda: ALIFConfig(beta_a=float("nan")), "beta_a must be a finite number"),
+    (lambda: ALIFConfig(detach_adaptation=1), "detach_adaptation must be True or False"),
+])  # fmt: skip
+def test_configs_refuse_what_has_no_meaning(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("impl", ["compile", "triton", "cupy"])
+def test_the_kernels_that_do_not_run_them_yet_say_so(impl):
+    x = torch.randn(4, 8)
+    for config in (CUBAConfig(), ALIFConfig()):
+        with pytest.raises(reference_kernels.ImplementationUnavailable,
+                           match=f"not {config.neuron.upper()}"):  # fmt: skip
+            reference_kernels.multistep(x, config, impl=impl)
+
+
+def test_compare_counts_alifs_saved_threshold_in_its_traffic():
+    from kernelprof.requests.compare import CompareRequest
+    from kernelprof.results.analysis import traffic_bytes
+
+    request = CompareRequest(neuron="lif,cuba,alif", T=(8,), N=(1024,), device="cpu",
+                             impls=("ref-torch",))  # fmt: skip
+    request.check()
+    bytes_of = {case.neuron: traffic_bytes(case)["fwd+bwd"] for case in request.cases}
+    one_pass = 8 * 1024 * 4
+    assert bytes_of == {"lif": 6 * one_pass, "cuba": 6 * one_pass, "alif": 8 * one_pass}
+    detached = CompareRequest(neuron="alif", T=(8,), N=(1024,), device="cpu",
+                              impls=("ref-torch",), detach_reset=True)  # fmt: skip
+    detached.check()
+    (case,) = detached.cases
+    assert traffic_bytes(case)["fwd+bwd"] == 6 * one_pass
+
+
+@pytest.mark.parametrize("neuron", ["cuba", "alif"])
+def test_check_runs_the_oracle_row_and_says_why_the_others_cannot(neuron):
+    import json
+
+    from tests.cli_runner import run_in_process
+
+    done = run_in_process("check", "--neuron", neuron, "--device", "cpu", "--N", "1024",
+                          "--impls", "ref-torch,ref-compile,spikingjelly,norse",
+                          "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    rows = {row["impl"]: row for row in document["rows"]}
+    assert document["config"]["neuron"] == neuron
+    assert rows["ref-torch"]["verdict"] == "exact", rows["ref-torch"]
+    assert rows["ref-compile"]["verdict"] == "unsupported"
+    assert f"not {neuron.upper()}" in rows["ref-compile"]["reason"]
+    for impl in ("spikingjelly", "norse"):
+        assert rows[impl]["verdict"] == "unsupported" and "so far" in rows[impl]["reason"]
