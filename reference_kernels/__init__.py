@@ -21,7 +21,7 @@ from .model import NEURONS, LIFConfig, NeuronConfig, check_w
 IMPLS = ("torch", "compile", "triton", "cupy")
 FUSED_IMPLS = ("triton", "cupy")
 # The neurons each implementation runs (the eager oracle runs every one).
-IMPL_NEURONS = {"torch": NEURONS, "compile": ("if", "lif", "plif"),
+IMPL_NEURONS = {"torch": NEURONS, "compile": NEURONS,
                 "triton": ("if", "lif", "plif"), "cupy": ("if", "lif", "plif")}  # fmt: skip
 
 
@@ -128,6 +128,10 @@ def run(
         from .torch_ref import neuron_torch
 
         return neuron_torch(x, config, return_v, w)
+    if impl == "compile" and config.neuron in ("cuba", "alif"):
+        from .compiled_states import states_compiled
+
+        return states_compiled(x, config, return_v)
     if impl == "compile":
         from .compiled import neuron_compiled
 

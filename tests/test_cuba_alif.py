@@ -157,7 +157,52 @@ def test_configs_refuse_what_has_no_meaning(make, message):
         make()
 
 
-@pytest.mark.parametrize("impl", ["compile", "triton", "cupy"])
+COMPILED = [
+    CUBAConfig(surrogate="atan", alpha=2.0),
+    CUBAConfig(v_reset=None, decay_input=False, tau_syn=8.0),
+    CUBAConfig(v_reset=-0.4, detach_reset=True, surrogate="piecewise_exp", alpha=2.0),
+    ALIFConfig(surrogate="atan", alpha=2.0),
+    ALIFConfig(v_reset=None, decay_input=False, beta_a=0.3, tau_a=5.0),
+    ALIFConfig(v_reset=None, detach_reset=True, detach_adaptation=True, surrogate="superspike",
+               alpha=1.0),
+]  # fmt: skip
+
+
+# Each (config, dtype) compiles its own pair of loops (about 10 s on 2 cores): three in the
+# default run, the rest under the slow marker (make test-slow, and the GPU check).
+_FAST = {(0, torch.float32), (4, torch.float32), (5, torch.float64)}
+
+
+@pytest.mark.parametrize(("config", "dtype"), [
+    pytest.param(config, dtype, id=f"{config.neuron}{index}-{str(dtype)[6:]}",
+                 marks=() if (index, dtype) in _FAST else pytest.mark.slow)
+    for index, config in enumerate(COMPILED) for dtype in (torch.float64, torch.float32)
+])  # fmt: skip
+def test_compile_runs_the_oracles_neuron_and_its_adjoints(config, dtype):
+    """impl='compile' (one fused forward loop, one reverse-time backward loop) against the
+    oracle: spikes equal, V and the second state and dX (upstream gradients on S, V and the
+    state) within rounding."""
+    from kernelprof.inputs import lif_input
+
+    x = lif_input((8, 300), config, dtype=dtype, seed=4)
+    generator = torch.Generator().manual_seed(5)
+    upstream = [torch.randn(x.shape, generator=generator, dtype=dtype) for _ in range(3)]
+    name = "i" if config.neuron == "cuba" else "a"
+    out = {}
+    for impl in ("torch", "compile"):
+        xr = x.clone().requires_grad_()
+        spikes, state = reference_kernels.multistep(xr, config, impl=impl, return_state=True)
+        loss = spikes * upstream[0] + state["v"] * upstream[1] + state[name] * upstream[2]
+        loss.sum().backward()
+        out[impl] = (spikes, state["v"], state[name], xr.grad)
+    assert 0.05 < float(out["torch"][0].mean()) < 0.7
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert torch.equal(out["torch"][0], out["compile"][0])
+    for got, want in zip(out["compile"][1:], out["torch"][1:], strict=True):
+        torch.testing.assert_close(got, want, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("impl", ["triton", "cupy"])
 def test_the_kernels_that_do_not_run_them_yet_say_so(impl):
     x = torch.randn(4, 8)
     for config in (CUBAConfig(), ALIFConfig()):
@@ -190,14 +235,14 @@ def test_check_runs_the_oracle_row_and_says_why_the_others_cannot(neuron):
     from tests.cli_runner import run_in_process
 
     done = run_in_process("check", "--neuron", neuron, "--device", "cpu", "--N", "1024",
-                          "--impls", "ref-torch,ref-compile,spikingjelly,norse",
+                          "--impls", "ref-torch,ref-triton,spikingjelly,norse",
                           "--format", "json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     rows = {row["impl"]: row for row in document["rows"]}
     assert document["config"]["neuron"] == neuron
     assert rows["ref-torch"]["verdict"] == "exact", rows["ref-torch"]
-    assert rows["ref-compile"]["verdict"] == "unsupported"
-    assert f"not {neuron.upper()}" in rows["ref-compile"]["reason"]
+    assert rows["ref-triton"]["verdict"] == "unsupported"
+    assert f"not {neuron.upper()}" in rows["ref-triton"]["reason"]
     for impl in ("spikingjelly", "norse"):
         assert rows[impl]["verdict"] == "unsupported" and "so far" in rows[impl]["reason"]
