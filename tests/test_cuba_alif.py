@@ -246,3 +246,53 @@ def test_check_runs_the_oracle_row_and_says_why_the_others_cannot(neuron):
     assert f"not {neuron.upper()}" in rows["ref-triton"]["reason"]
     for impl in ("spikingjelly", "norse"):
         assert rows[impl]["verdict"] == "unsupported" and "so far" in rows[impl]["reason"]
+
+
+# What each framework's CUBA refuses of the configs below (its reason), None where it runs.
+CUBA_REFUSED = {
+    "norse": lambda c: (
+        "norse cannot express" if c.soft_reset or c.detach_reset
+        or (c.surrogate, c.alpha) not in (("superspike", 1.0), ("sigmoid", 4.0)) else None
+    ),
+    "snntorch": lambda c: (
+        "Synaptic's delayed zero reset" if c.detach_reset and not c.soft_reset
+        else "cannot detach a subtractive reset" if c.soft_reset and c.detach_reset
+        else "resets to 0 only" if c.v_reset not in (None, 0.0)
+        else "no built-in piecewise_exp" if c.surrogate == "piecewise_exp" else None
+    ),
+}  # fmt: skip
+CUBA_CONFIGS = [
+    CUBAConfig(surrogate="superspike", alpha=1.0),
+    CUBAConfig(decay_input=False, tau_syn=8.0, surrogate="sigmoid", alpha=4.0),
+    CUBAConfig(v_reset=-0.5, tau=4.0, surrogate="superspike", alpha=1.0),
+    CUBAConfig(detach_reset=True, surrogate="atan", alpha=2.0),
+    CUBAConfig(v_reset=None, tau_syn=2.0, surrogate="atan", alpha=2.0),
+    CUBAConfig(v_reset=None, detach_reset=True, surrogate="piecewise_exp", alpha=2.0),
+]
+
+
+@pytest.mark.parametrize("impl", sorted(CUBA_REFUSED))
+@pytest.mark.parametrize("config", CUBA_CONFIGS, ids=str)
+def test_frameworks_cuba_matches_the_oracle_or_is_refused_with_its_reason(impl, config):
+    from kernelprof.frameworks import registry
+    from kernelprof.frameworks.base import Unsupported
+    from kernelprof.inputs import lif_input
+    from kernelprof.verify.agreement import check_against_oracle
+    from kernelprof.verify.verdicts import classify
+
+    implementation = registry.implementation(impl)
+    if implementation.unavailable_reason(torch.device("cpu")):
+        pytest.skip(implementation.unavailable_reason(torch.device("cpu")))
+    refusal = CUBA_REFUSED[impl](config)
+    if refusal is not None:
+        with pytest.raises(Unsupported, match=refusal):
+            implementation.check_neuron(config)
+            implementation.build(config, torch.device("cpu"), torch.float32)
+        return
+    build = implementation.build(config, torch.device("cpu"), torch.float32)
+    for seed in (0, 1000):
+        x = lif_input((12, 600), config, seed=seed)
+        verdict, reason = classify(check_against_oracle(build.check, x, config, seed=seed), build)
+        assert verdict in ("exact", "close", "approximate"), reason
+        if not config.soft_reset:
+            assert verdict in ("exact", "close"), reason

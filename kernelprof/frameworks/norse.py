@@ -35,6 +35,12 @@ superspike.py, reset.py and module/snn.py, lift.py):
   detach_reset=False; IAF has no subtractive reset (soft reset unsupported).
 * PLIF is not mapped yet: Norse's LIF is current-based, and a learnable tau_mem_inv in its
   parameter tuple is not a module parameter.
+* CUBA is Norse's LIF as it is: the step adds the input to the current first (i' = i + x), the
+  membrane charges with i', and the current decays after (i_next = (1 - dt tau_syn_inv) i'),
+  so i' is the canonical I[t] = (1 - 1/tau_syn) I[t-1] + X[t] with dt*tau_syn_inv = 1/tau_syn:
+  no shift in time (Norse's recorded state i is the decayed (1 - 1/tau_syn) I[t]). Hard reset
+  only (LIFBoxCell, the soft-reset route, has no current); decay_input=False scales the input
+  by tau as for LIF (the current is linear in it).
 """
 
 from __future__ import annotations
@@ -102,6 +108,9 @@ def _problems(config: NeuronConfig) -> list[str]:
     problems = []
     if config.neuron == "if" and config.soft_reset:
         problems.append("soft reset: norse.torch.IAF resets to v_reset only (no reset_method)")
+    if config.neuron == "cuba" and config.soft_reset:
+        problems.append("soft reset: norse.torch.LIF resets to v_reset only, and LIFBoxCell "
+                        "(reset_subtract) has no synaptic current")  # fmt: skip
     if config.detach_reset and config.neuron == "if":
         problems.append("detach_reset=True: norse.torch.IAF keeps the reset attached")
     elif config.detach_reset:
@@ -127,7 +136,7 @@ def check_expressible(config: NeuronConfig) -> tuple[str, float]:
         return norse_method(config)
 
 
-def parameters(config: LIFConfig, method: str, norse_alpha: float, device, dtype):
+def parameters(config: NeuronConfig, method: str, norse_alpha: float, device, dtype):
     """Norse's parameter tuple for ``config``: ``LIFParameters`` for hard reset (the canonical
     LIF), ``LIFBoxParameters`` with ``reset_subtract`` for soft reset, tensors on ``device``."""
     import norse.torch as norse_torch
@@ -147,7 +156,8 @@ def parameters(config: LIFConfig, method: str, norse_alpha: float, device, dtype
         )
     v_reset = float(config.v_reset)
     return norse_torch.LIFParameters(
-        tau_syn_inv=scalar(1.0),  # with dt=1 the synaptic current is zeroed after every step
+        # LIF: with dt=1 the synaptic current is zeroed after every step; CUBA: its decay
+        tau_syn_inv=scalar(1.0 / config.tau_syn if config.neuron == "cuba" else 1.0),
         tau_mem_inv=scalar(1.0 / config.tau),
         v_leak=scalar(v_reset),  # canonical hard reset leaks towards V_r
         v_th=scalar(config.v_threshold),
@@ -580,7 +590,7 @@ NORSE = base.Implementation(
     requires=(REQUIREMENT,),
     description="norse.torch.LIF (hard reset) / Lift(LIFBoxCell) (soft reset), IAF for IF: "
     "eager loop",
-    neurons=("if", "lif"),
+    neurons=("if", "lif", "cuba"),
     not_mapped={"plif": NO_PLIF},
 )
 FRAMEWORK = base.Framework(
