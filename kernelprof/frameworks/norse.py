@@ -41,6 +41,16 @@ superspike.py, reset.py and module/snn.py, lift.py):
   no shift in time (Norse's recorded state i is the decayed (1 - 1/tau_syn) I[t]). Hard reset
   only (LIFBoxCell, the soft-reset route, has no current); decay_input=False scales the input
   by tau as for LIF (the current is linear in it).
+* ALIF is ``norse.torch.LSNN`` (lsnn_feed_forward_step): v' = v + dt tau_mem_inv ((v_leak - v)
+  + i), the current i of the *previous* step (the input jumps into i at the end of a step), so
+  the membrane sees X one step late; the threshold b relaxes to v_th (b' = b + dt
+  tau_adapt_inv (v_th - b)), z = heaviside(v' - b'), v = (1 - z) v' + z v_reset (attached),
+  b = b' + beta z (attached). With dt tau_syn_inv = 1 the current is X[t-1] exactly, and
+  b - v_th = beta_a A: so LSNN's z[t+1] is the canonical S[t] with tau_adapt_inv = 1/tau_a,
+  beta = beta_a. The mapping runs T + 1 steps (the input, then a zero row no kept output
+  reads) and drops LSNN's first step, as for Spyx's latency; LSNN starts from v = v_leak,
+  i = 0, b = v_th, the canonical rest. Hard reset attached, adaptation attached, Norse's
+  surrogates only.
 """
 
 from __future__ import annotations
@@ -74,6 +84,10 @@ _PROBE = torch.linspace(-3.0, 3.0, 25, dtype=torch.float64)
 
 PATH_LIF = "python loop: norse.torch.LIF over lif_feed_forward_step (norse 1.1.0: no fused kernel)"
 PATH_IAF = "python loop: norse.torch.IAF over iaf_feed_forward_step (norse 1.1.0: no fused kernel)"
+PATH_LSNN = (
+    "python loop: norse.torch.LSNN over lsnn_feed_forward_step, T + 1 steps (its membrane sees "
+    "the input one step late)"
+)
 PATH_SOFT = (
     "python loop: norse.torch.Lift(LIFBoxCell) with reset_subtract (norse 1.1.0: no fused kernel)"
 )
@@ -108,6 +122,11 @@ def _problems(config: NeuronConfig) -> list[str]:
     problems = []
     if config.neuron == "if" and config.soft_reset:
         problems.append("soft reset: norse.torch.IAF resets to v_reset only (no reset_method)")
+    if config.neuron == "alif" and config.soft_reset:
+        problems.append("soft reset: norse.torch.LSNN resets to v_reset only")
+    if config.neuron == "alif" and config.detach_adaptation:
+        problems.append("detach_adaptation: LSNN's threshold b = b' + beta z keeps the spike's "
+                        "gradient")  # fmt: skip
     if config.neuron == "cuba" and config.soft_reset:
         problems.append("soft reset: norse.torch.LIF resets to v_reset only, and LIFBoxCell "
                         "(reset_subtract) has no synaptic current")  # fmt: skip
@@ -224,11 +243,62 @@ def build_iaf(config: NeuronConfig, device: torch.device, dtype: torch.dtype) ->
     )
 
 
+def build_lsnn(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+    """Maps the canonical ALIF onto norse.torch.LSNN, one step late (see the module doc)."""
+    method, norse_alpha = check_expressible(config)
+    import norse.torch as norse_torch
+
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+
+    def scalar(value: float) -> torch.Tensor:
+        return torch.tensor(value, dtype=compute, device=device)
+
+    v_reset = float(config.v_reset)
+    p = norse_torch.LSNNParameters(
+        tau_syn_inv=scalar(1.0), tau_mem_inv=scalar(1.0 / config.tau),
+        tau_adapt_inv=scalar(1.0 / config.tau_a), v_leak=scalar(v_reset),
+        v_th=scalar(config.v_threshold), v_reset=scalar(v_reset), beta=scalar(config.beta_a),
+        method=method, alpha=scalar(norse_alpha),
+    )  # fmt: skip
+    checking = norse_torch.LSNN(p, dt=1.0, record_states=True).to(device)
+    users = norse_torch.LSNN(p, dt=1.0).to(device)
+    scale = 1.0 if config.decay_input else config.tau
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:  # the input, then the row no output reads
+        rows = x * scale if scale != 1.0 else x
+        return torch.cat([rows, torch.zeros_like(rows[:1])])
+
+    def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        shape = x.shape[1:]
+        state = norse_torch.LSNNFeedForwardState(
+            v=torch.full(shape, v_reset, dtype=compute, device=x.device),
+            i=torch.zeros(shape, dtype=compute, device=x.device),
+            b=torch.full(shape, float(config.v_threshold), dtype=compute, device=x.device),
+        )
+        spikes, states = checking(prepare(x), state)
+        return spikes[1:], states.v[1:]  # LSNN's step t + 1 is the canonical step t
+
+    return base.NeuronBuild(
+        check=check,
+        timed=base.TimedBuild(
+            run=_users_call(users),
+            prepare=prepare,
+            spikes=lambda s: s[1:].to(dtype),
+            code="spikes, state = norse.torch.LSNN(p, dt=1)(x)  # T + 1 steps",
+            module=users,
+        ),  # fmt: skip
+        path=PATH_LSNN + ("" if config.decay_input else "; input pre-scaled by tau"),
+        tie_notes=list(TIE_NOTES),
+    )
+
+
 def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     """Maps the canonical config onto Norse's LIF (hard reset) or Lift(LIFBoxCell) (soft reset),
-    and IF onto its IAF."""
+    IF onto its IAF and ALIF onto its LSNN."""
     if config.neuron == "if":
         return build_iaf(config, device, dtype)
+    if config.neuron == "alif":
+        return build_lsnn(config, device, dtype)
     method, norse_alpha = check_expressible(config)
     import norse.torch as norse_torch
 
@@ -590,7 +660,7 @@ NORSE = base.Implementation(
     requires=(REQUIREMENT,),
     description="norse.torch.LIF (hard reset) / Lift(LIFBoxCell) (soft reset), IAF for IF: "
     "eager loop",
-    neurons=("if", "lif", "cuba"),
+    neurons=("if", "lif", "cuba", "alif"),
     not_mapped={"plif": NO_PLIF},
 )
 FRAMEWORK = base.Framework(
