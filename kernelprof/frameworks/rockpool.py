@@ -105,8 +105,20 @@ def lif_parameters(config: NeuronConfig, *, exodus: bool = False) -> dict:
         "alpha": 1.0 if config.neuron == "if" else 1.0 - 1.0 / config.tau,
         "threshold": float(config.v_threshold),
         "window": 1.0 / config.alpha,
-        "input_scale": 1.0 / config.tau if config.neuron == "lif" and config.decay_input else 1.0,
+        "input_scale": 1.0 / config.tau
+        if config.neuron in ("lif", "cuba") and config.decay_input
+        else 1.0,
+        "syn_decay": synapse_decay(config),
     }
+
+
+def synapse_decay(config: NeuronConfig) -> float:
+    """LIFTorch's beta: CUBA's 1 - 1/tau_syn (its real synapse: I += X; I *= beta; then
+    V = alpha V + I, so I / beta is the canonical current and the input is divided by beta), the
+    transparent SYNAPSE_DECAY for the others (and for CUBA with tau_syn = 1, which is LIF)."""
+    if config.neuron == "cuba" and config.syn_decay > 0:
+        return config.syn_decay
+    return SYNAPSE_DECAY
 
 
 def _decay(config: NeuronConfig, value: float, neurons: int):
@@ -139,7 +151,7 @@ def make_lif_torch(config: NeuronConfig, neurons: int, device: torch.device) -> 
         neurons,
         leak_mode="decays",
         alpha=_decay(config, p["alpha"], neurons),
-        beta=Constant(SYNAPSE_DECAY),
+        beta=Constant(p["syn_decay"]),
         threshold=Constant(p["threshold"]),
         bias=Constant(0.0),
         spike_generation_fn=PeriodicExponential,
@@ -151,7 +163,8 @@ def make_lif_torch(config: NeuronConfig, neurons: int, device: torch.device) -> 
 def input_scale(config: NeuronConfig) -> float:
     """What LIFTorch's input is multiplied by: the synapse's 1/beta, and 1/tau for
     decay_input (a user's synaptic weights would hold it)."""
-    return lif_parameters(config)["input_scale"] / SYNAPSE_DECAY
+    p = lif_parameters(config)
+    return p["input_scale"] / p["syn_decay"]
 
 
 def _batch_first(x: torch.Tensor) -> torch.Tensor:
@@ -283,8 +296,8 @@ LIF_TORCH = _implementation(
     name="rockpool",
     build=build_lif_torch,
     description="LIFTorch: synapse + membrane, python loop over T (zero N x N recurrence); IF "
-    "with alpha = 1, PLIF with alpha trained",
-    neurons=("if", "lif", "plif"),
+    "with alpha = 1, PLIF with alpha trained, CUBA with its synapse's beta = 1 - 1/tau_syn",
+    neurons=("if", "lif", "plif", "cuba"),
 )
 LIF_NEURON = _implementation(
     name="rockpool-neuron",
