@@ -235,7 +235,7 @@ def test_check_runs_the_oracle_row_and_says_why_the_others_cannot(neuron):
     from tests.cli_runner import run_in_process
 
     done = run_in_process("check", "--neuron", neuron, "--device", "cpu", "--N", "1024",
-                          "--impls", "ref-torch,ref-triton,spikingjelly,norse",
+                          "--impls", "ref-torch,ref-triton,spikingjelly,braincog",
                           "--format", "json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -244,7 +244,7 @@ def test_check_runs_the_oracle_row_and_says_why_the_others_cannot(neuron):
     assert rows["ref-torch"]["verdict"] == "exact", rows["ref-torch"]
     assert rows["ref-triton"]["verdict"] == "unsupported"
     assert f"not {neuron.upper()}" in rows["ref-triton"]["reason"]
-    for impl in ("spikingjelly", "norse"):
+    for impl in ("spikingjelly", "braincog"):
         assert rows[impl]["verdict"] == "unsupported" and "so far" in rows[impl]["reason"]
 
 

@@ -83,6 +83,20 @@ def surrogate_peak_and_area(surrogate: str, alpha: float) -> tuple[float, float]
     raise ValueError(f"unknown surrogate {surrogate!r}")
 
 
+def _rounded_decays(current: float, voltage: float) -> list[base.Approximation]:
+    """The decays lava rounds to 1/4096 (its quantize(4096 * decay)), where rounding moves
+    them."""
+    found = []
+    for name, what, decay in (("current", "1/tau_syn", current), ("voltage", "1/tau", voltage)):
+        quantised = round(STATE_SCALE * decay)
+        if quantised / STATE_SCALE != decay:
+            found.append(base.Approximation(
+                f"{name} decay {what} = {decay:.6g} rounded to {quantised}/4096 "
+                f"= {quantised / STATE_SCALE:.6g}", spike_mismatch=0.005, grad_cosine_drop=0.005,
+            ))  # fmt: skip
+    return found
+
+
 def lava_parameters(config: NeuronConfig) -> dict:
     """The cuba.Neuron arguments for the config (LIF: current_decay 1, no current kept; CUBA:
     current_decay 1/tau_syn, lava's own current), plus what the mapping had to approximate.
@@ -113,7 +127,6 @@ def lava_parameters(config: NeuronConfig) -> dict:
     rate = 2.0 * peak / area
     tau_rho = 1.0 / rate  # wanted: tau_grad * threshold_q * TAU_RHO_MULT
     scale_rho = 2.0 * peak * tau_rho  # wanted: scale_grad * SCALE_RHO_MULT
-    decay_q = round(STATE_SCALE / config.tau)  # lava's quantize(4096 * voltage_decay)
 
     # Bounds on each cause's effect. A spike can flip only where H lies within the cause's
     # error of the threshold; kernelprof's inputs put at most 1/gap of the neuron-steps per
@@ -142,17 +155,7 @@ def lava_parameters(config: NeuronConfig) -> dict:
             spike_mismatch=band, grad_cosine_drop=band,
         ))  # fmt: skip
     current_decay = 1.0 / config.tau_syn if config.neuron == "cuba" else 1.0
-    current_q = round(STATE_SCALE * current_decay)
-    if current_q / STATE_SCALE != current_decay:
-        approximations.append(base.Approximation(
-            f"current decay 1/tau_syn = {current_decay:.6g} rounded to {current_q}/4096 "
-            f"= {current_q / STATE_SCALE:.6g}", spike_mismatch=0.005, grad_cosine_drop=0.005,
-        ))  # fmt: skip
-    if decay_q / STATE_SCALE != 1.0 / config.tau:
-        approximations.append(base.Approximation(
-            f"voltage decay 1/tau = {1.0 / config.tau:.6g} rounded to {decay_q}/4096 "
-            f"= {decay_q / STATE_SCALE:.6g}", spike_mismatch=0.005, grad_cosine_drop=0.005,
-        ))  # fmt: skip
+    approximations += _rounded_decays(current_decay, 1.0 / config.tau)
     if config.surrogate != "piecewise_exp":
         approximations.append(base.Approximation(
             f"surrogate is {peak:.4g}*exp(-|x|/{tau_rho:.4g}) (lava's exponential, same value "

@@ -173,6 +173,48 @@ def _canonical_dw(checked: list):
     return base.retention_dw(checked[0].beta if checked else None)
 
 
+def _double_reset(config: NeuronConfig) -> base.Approximation:
+    """Soft reset's approximation: snnTorch's reset rules re-apply the reset where V after
+    reset exceeds theta."""
+    # Only neuron-steps with H > 2*theta are affected: 0.4-0.7 % of spike values with
+    # kernelprof's inputs (T = 8 to 32), dX cosine 0.996-0.997; the bounds leave 3x room.
+    # CUBA's current keeps pushing after a spike, so more steps pass 2*theta: up to 6.4 %,
+    # dX cosine down to 0.926 (T 8-32, tau_syn 1-8, tau 2 and 4, both decay_input, three
+    # surrogates, 2 seeds); its bounds leave about 2x room.
+    bound = 0.15 if config.neuron == "cuba" else 0.02
+    return base.Approximation(
+        "soft reset: where V after reset exceeds theta (H > 2*theta), snnTorch's "
+        "reset_delay=False subtracts theta again before the next spike decision, so that "
+        "step fires on H > 2*theta and its surrogate is taken at H - 2*theta",
+        spike_mismatch=bound, grad_cosine_drop=bound, v_diff=2.0 * abs(config.v_threshold),
+    )  # fmt: skip
+
+
+def _tutorial_loop(timed_lif, *, synaptic: bool):
+    """The timed call: snnTorch's tutorial loop over T, as its users write it (tutorial 5's
+    for Synaptic), on the Leaky ``timed_lif(current)`` gives."""
+
+    def timed(current: torch.Tensor) -> torch.Tensor:
+        lif = timed_lif(current)
+        mem = lif.reset_mem()
+        spk_rec = []
+        for step in range(current.shape[0]):
+            spk, mem = lif(current[step], mem)
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+    def timed_synaptic(current: torch.Tensor) -> torch.Tensor:
+        lif = timed_lif(current)
+        syn, mem = lif.reset_mem()
+        spk_rec = []
+        for step in range(current.shape[0]):
+            spk, syn, mem = lif(current[step], syn, mem)
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+    return timed_synaptic if synaptic else timed
+
+
 def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     kwargs = leaky_kwargs(config)
     grad, approximations = spike_grad(config, dtype)
@@ -186,18 +228,7 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
     scale = 1.0 / config.tau if config.neuron in ("lif", "cuba") and config.decay_input else 1.0
     returns_v = not kwargs["reset_delay"]  # with reset_delay=True, mem is H (before reset)
     if config.v_reset is None:
-        # Only neuron-steps with H > 2*theta are affected: 0.4-0.7 % of spike values with
-        # kernelprof's inputs (T = 8 to 32), dX cosine 0.996-0.997; the bounds leave 3x room.
-        # CUBA's current keeps pushing after a spike, so more steps pass 2*theta: up to 6.4 %,
-        # dX cosine down to 0.926 (T 8-32, tau_syn 1-8, tau 2 and 4, both decay_input, three
-        # surrogates, 2 seeds); its bounds leave about 2x room.
-        bound = 0.15 if config.neuron == "cuba" else 0.02
-        approximations.append(base.Approximation(
-            "soft reset: where V after reset exceeds theta (H > 2*theta), snnTorch's "
-            "reset_delay=False subtracts theta again before the next spike decision, so that "
-            "step fires on H > 2*theta and its surrogate is taken at H - 2*theta",
-            spike_mismatch=bound, grad_cosine_drop=bound, v_diff=2.0 * abs(config.v_threshold),
-        ))  # fmt: skip
+        approximations.append(_double_reset(config))
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return x * scale if scale != 1.0 else x
@@ -220,26 +251,6 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
         s = torch.stack(spikes).to(x.dtype)
         return s, torch.stack(membrane) if returns_v else None
 
-    def timed(current: torch.Tensor) -> torch.Tensor:
-        lif = timed_lif(current)
-        # snnTorch's tutorial loop, as its users write it.
-        mem = lif.reset_mem()
-        spk_rec = []
-        for step in range(current.shape[0]):
-            spk, mem = lif(current[step], mem)
-            spk_rec.append(spk)
-        return torch.stack(spk_rec)
-
-    def timed_synaptic(current: torch.Tensor) -> torch.Tensor:
-        lif = timed_lif(current)
-        # snnTorch's tutorial loop for Synaptic (tutorial 5), as its users write it.
-        syn, mem = lif.reset_mem()
-        spk_rec = []
-        for step in range(current.shape[0]):
-            spk, syn, mem = lif(current[step], syn, mem)
-            spk_rec.append(spk)
-        return torch.stack(spk_rec)
-
     cuba = config.neuron == "cuba"
 
     def canonical_spikes(spikes: torch.Tensor) -> torch.Tensor:
@@ -248,7 +259,7 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
     return base.NeuronBuild(
         check=check,
         timed=base.TimedBuild(
-            run=timed_synaptic if cuba else timed,
+            run=_tutorial_loop(timed_lif, synaptic=cuba),
             prepare=prepare,
             spikes=canonical_spikes,
             code="syn, mem = lif.reset_mem(); for t: spk, syn, mem = lif(x[t], syn, mem); "
