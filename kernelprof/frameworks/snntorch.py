@@ -173,6 +173,11 @@ def _canonical_dw(checked: list):
     return base.retention_dw(checked[0].beta if checked else None)
 
 
+def _path(config: NeuronConfig, dtype: torch.dtype) -> str:
+    path = PATH.replace("snn.Leaky", "snn.Synaptic") if config.neuron == "cuba" else PATH
+    return f"{path}; membrane float32 after the first step" if dtype.itemsize < 4 else path
+
+
 def _double_reset(config: NeuronConfig) -> base.Approximation:
     """Soft reset's approximation: snnTorch's reset rules re-apply the reset where V after
     reset exceeds theta."""
@@ -268,7 +273,7 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
             else "mem = lif.reset_mem(); for t: spk, mem = lif(x[t], mem); torch.stack(spks)",
             module=build_lif,
         ),
-        path=f"{PATH}; membrane float32 after the first step" if dtype.itemsize < 4 else PATH,
+        path=_path(config, dtype),
         approximations=approximations,
         tie_notes=[TIE_NOTE],
         dw=partial(_canonical_dw, checked) if learned else None,
