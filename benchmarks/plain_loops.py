@@ -34,7 +34,10 @@ build it (a PLIF's decay is a parameter the backward also reaches, as in their t
   ``ParametricLIFNode``, Sinabs ``LIF(train_alphas=True)``, Rockpool ``LIFNeuronTorch`` with a
   trained tau_mem;
 * ``plif-no-decay`` (``--no-decay-input``, superspike(1), attached hard reset): SpikingJelly
-  ``ParametricLIFNode``, snnTorch ``Leaky(learn_beta=True)``.
+  ``ParametricLIFNode``, snnTorch ``Leaky(learn_beta=True)``;
+* ``if-detach-sigmoid``, ``plif-detach-sigmoid`` (``--detach-reset --surrogate sigmoid:4``):
+  SpikingJelly, BrainCog ``IFNode`` / ``PLIFNode`` called once per step;
+* ``if-soft`` (``--reset soft --surrogate piecewise_exp:2``): SpikingJelly, Spyx ``snn.IF``.
 
     .venv/bin/python benchmarks/plain_loops.py [--set default] [--T 8] [--N 262144]
         [--rounds 5] [--json OUT]
@@ -155,11 +158,16 @@ def lava_dl(x: torch.Tensor, config: LIFConfig):
     return torch_loop(neuron, (x / config.tau).t().unsqueeze(1).contiguous())
 
 
-def braincog(x: torch.Tensor, config: LIFConfig):
-    from braincog.base.node.node import LIFNode
+def braincog(x: torch.Tensor, config: NeuronConfig):
+    """``LIFNode``, ``IFNode`` or ``PLIFNode`` as model_zoo's networks call them."""
+    from braincog.base.node.node import IFNode, LIFNode, PLIFNode
     from braincog.base.strategy.surrogate import SigmoidGrad
 
-    node = LIFNode(threshold=config.v_threshold, tau=config.tau)
+    if config.neuron == "if":
+        node = IFNode(threshold=config.v_threshold)
+    else:
+        node = (PLIFNode if config.neuron == "plif" else LIFNode)(threshold=config.v_threshold,
+                                                                    tau=config.tau)  # fmt: skip
     node.act_fun = SigmoidGrad(alpha=config.alpha, requires_grad=False)  # the node fixes alpha=2
 
     def step(inputs):  # model_zoo's networks: one node call per step
@@ -193,7 +201,7 @@ def rockpool(x: torch.Tensor, config: NeuronConfig):
     return torch_loop(step, (x * scale).unsqueeze(0))
 
 
-def spyx(x: torch.Tensor, config: LIFConfig):
+def spyx(x: torch.Tensor, config: NeuronConfig):
     import jax
     import jax.numpy as jnp
     import spyx.axn as axn
@@ -201,14 +209,18 @@ def spyx(x: torch.Tensor, config: LIFConfig):
     from flax import nnx
 
     alpha = config.alpha
-    beta = 1 - 1 / config.tau
+    beta = 1.0 if config.neuron == "if" else 1 - 1 / config.tau
+    activation = axn.custom(lambda v: alpha / 2 * jnp.exp(-alpha * jnp.abs(v)))
     # Spyx spikes from the state before the step's input: one more step, its last input zero
-    lif = snn.LIF((x.shape[1],), beta=beta, threshold=beta * config.v_threshold,
-                  activation=axn.custom(lambda v: alpha / 2 * jnp.exp(-alpha * jnp.abs(v))),
-                  rngs=nnx.Rngs(0))  # fmt: skip
+    if config.neuron == "if":
+        lif = snn.IF((x.shape[1],), threshold=config.v_threshold, activation=activation)
+    else:
+        lif = snn.LIF((x.shape[1],), beta=beta, threshold=beta * config.v_threshold,
+                      activation=activation, rngs=nnx.Rngs(0))  # fmt: skip
     graphdef, params, rest = nnx.split(lif, nnx.Param, ...)
     forward = jax.jit(lambda p, xs: snn.run(nnx.merge(graphdef, p, rest), xs)[0])
-    padded = torch.cat([x / config.tau, torch.zeros_like(x[:1])])
+    rows = x / config.tau if config.neuron == "lif" else x
+    padded = torch.cat([rows, torch.zeros_like(x[:1])])
     xs = jnp.asarray(padded.numpy())[:, None, :]  # time-major [T + 1, B, N]
     grad = jnp.asarray(torch.randn(xs.shape, generator=torch.Generator().manual_seed(7)).numpy())
     value_and_grad = jax.jit(jax.value_and_grad(lambda xs: jnp.sum(forward(params, xs) * grad)))
@@ -322,6 +334,24 @@ SETS = {
         "--neuron plif --no-decay-input",
         {"spikingjelly": "spikingjelly", "snntorch": "snntorch"},
         {"spikingjelly": spikingjelly_node, "snntorch": snntorch},
+    ),
+    "if-detach-sigmoid": NeuronSet(
+        IFConfig(detach_reset=True, surrogate="sigmoid", alpha=4.0),
+        "--neuron if --detach-reset --surrogate sigmoid:4",
+        {"spikingjelly": "spikingjelly", "braincog": "braincog"},
+        {"spikingjelly": spikingjelly_node, "braincog": braincog},
+    ),
+    "plif-detach-sigmoid": NeuronSet(
+        PLIFConfig(detach_reset=True, surrogate="sigmoid", alpha=4.0),
+        "--neuron plif --detach-reset --surrogate sigmoid:4",
+        {"spikingjelly": "spikingjelly", "braincog": "braincog"},
+        {"spikingjelly": spikingjelly_node, "braincog": braincog},
+    ),
+    "if-soft": NeuronSet(
+        IFConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
+        "--neuron if --reset soft --surrogate piecewise_exp:2",
+        {"spikingjelly": "spikingjelly", "spyx": "spyx"},
+        {"spikingjelly": spikingjelly_node, "spyx": spyx},
     ),
 }  # fmt: skip
 PLAIN = {"spikingjelly": spikingjelly, "snntorch": snntorch, "norse": norse, "lava-dl": lava_dl,
