@@ -192,17 +192,7 @@ class SnnTorchNet(nn.Module):
 
 def test_snntorchs_if_and_plif_are_recognised_and_refused_a_path_with_the_reason():
     pytest.importorskip("snntorch")
-    model = SnnTorchNet()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    x = _inputs()
-    with kernelprof.profile(model, warmup=2, steps=1, op_steps=1, faster_rounds=1) as prof:
-        for _ in range(20):
-            optimizer.zero_grad()
-            model(x).sum().backward()
-            optimizer.step()
-            prof.step()
-    document = prof.result.document
-    by_name = {layer.name: layer for layer in document.layers}
+    document, by_name = _profiled(SnnTorchNet(), _inputs(), lambda: None, lr=1e-3)
     assert by_name["if1"].neuron.canonical == "IF: theta 1, hard reset to 0, atan(2)"
     plif = by_name["plif"].neuron.canonical
     assert plif.startswith("PLIF: k=") and "input not decayed, detach_reset" in plif, plif
