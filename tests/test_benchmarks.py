@@ -154,7 +154,7 @@ def test_each_plain_loop_runs_beside_compares_checked_build(neuron_set, framewor
             "repeat_s": 0.03}  # fmt: skip
     result = plain_loops.paired(task)
     assert "error" not in result, result
-    for kind in ("plain_s", "harness_s"):
+    for kind in plain_loops.KINDS:  # the warm and the flushed plain loop, and the harness
         assert len(result[kind]) == plain_loops.PAIRS and min(result[kind]) > 0
 
 
