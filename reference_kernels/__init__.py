@@ -16,13 +16,14 @@ from __future__ import annotations
 import torch
 
 from .fused import FUSED_DTYPES, SAVES, neuron_fused
+from .fused_states import STATE_NEURONS, states_fused
 from .model import NEURONS, LIFConfig, NeuronConfig, check_w
 
 IMPLS = ("torch", "compile", "triton", "cupy")
 FUSED_IMPLS = ("triton", "cupy")
 # The neurons each implementation runs (the eager oracle runs every one).
 IMPL_NEURONS = {"torch": NEURONS, "compile": NEURONS,
-                "triton": ("if", "lif", "plif"), "cupy": ("if", "lif", "plif")}  # fmt: skip
+                "triton": NEURONS, "cupy": ("if", "lif", "plif")}  # fmt: skip
 
 
 # Fused backends already checked for a device: (impl, device) -> the backend object.
@@ -140,6 +141,8 @@ def run(
     kernels = _READY.get(key)
     if kernels is None:  # checked once per impl and device, not on every call
         kernels = _READY[key] = fused_kernels(impl, key[1])
+    if config.neuron in STATE_NEURONS:
+        return states_fused(x, kernels, config, return_v, save)
     k = None if w is None else torch.sigmoid(w.float())
     return neuron_fused(x, kernels, config, return_v, save, k)
 

@@ -1,5 +1,6 @@
 """The autograd wrapper shared by the fused kernels (Triton, CUDA through CuPy), as PyTorch
-custom ops, for every canonical neuron (IF, LIF, PLIF; :mod:`reference_kernels.model`).
+custom ops, for the one-state neurons (IF, LIF, PLIF; :mod:`reference_kernels.model`; CUBA and
+ALIF: :mod:`reference_kernels.fused_states`).
 
 A fused backend provides two kernels over a contiguous [T, N] layout:
 

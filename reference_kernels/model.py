@@ -293,6 +293,16 @@ def kernel_tau(config: NeuronConfig) -> float:
     return float(getattr(config, "tau", 1.0))
 
 
+def state_decay(config: NeuronConfig) -> float:
+    """The per-step decay of the second state: CUBA's 1 - 1/tau_syn, ALIF's 1 - 1/tau_a (0.0 for
+    the one-state neurons, which have none)."""
+    if config.neuron == "cuba":
+        return config.syn_decay
+    if config.neuron == "alif":
+        return config.adapt_decay
+    return 0.0
+
+
 def channel_shape(step_shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
     """(outer, channels, inner) of one step's shape: [B, C, ...] has C channels with
     prod(...) neurons each, repeated B times; [C] (a [T, C] input) has C of one neuron each."""

@@ -1,5 +1,6 @@
-"""Fused multi-step neurons (IF, LIF, PLIF) in Triton: one forward kernel over T, one
-reverse-time backward kernel.
+"""Fused multi-step neurons in Triton: one forward kernel over T, one reverse-time backward
+kernel, for IF, LIF and PLIF, and a second pair for the two-state CUBA and ALIF (see their
+section below and :mod:`reference_kernels.fused_states`).
 
 Each program owns BLOCK neurons and keeps their membrane in registers for the whole sequence.
 Forward reads X once and writes S and the margin H - theta once (and V only when asked);
@@ -26,7 +27,7 @@ import triton
 import triton.language as tl
 
 from .fused import register
-from .model import NEURON_ID, SURROGATE_ID, NeuronConfig, kernel_tau
+from .model import NEURON_ID, SURROGATE_ID, NeuronConfig, kernel_tau, state_decay
 
 # Launch configurations (BLOCK neurons per program, warps per program) tried on a GPU. Each
 # thread owns BLOCK / (32 * num_warps) neurons: 4 is one 128-bit access per fp32 tensor and
@@ -61,6 +62,15 @@ def _surrogate_grad(x, alpha, SURROGATE: tl.constexpr):
     else:  # piecewise_exp
         grad = (alpha * 0.5) * tl.exp(-alpha * tl.abs(x))
     return grad
+
+
+@triton.jit
+def _charge(v, current, tau, v_rest, DECAY_INPUT: tl.constexpr):
+    if DECAY_INPUT:
+        h = v + tl.math.div_rn(current - (v - v_rest), tau)
+    else:
+        h = v - tl.math.div_rn(v - v_rest, tau) + current
+    return h
 
 
 @triton.jit
@@ -122,10 +132,8 @@ def _lif_forward_kernel(
                 h = v + (x - (v - v_rest)) * k
             else:
                 h = v - (v - v_rest) * k + x
-        elif DECAY_INPUT:
-            h = v + tl.math.div_rn(x - (v - v_rest), tau)
-        else:
-            h = v - tl.math.div_rn(v - v_rest, tau) + x
+        else:  # LIF
+            h = _charge(v, x, tau, v_rest, DECAY_INPUT)
         spike = (h >= v_threshold).to(tl.float32)
         if SOFT_RESET:
             v = h - spike * v_threshold
@@ -238,6 +246,172 @@ def _lif_backward_kernel(
             tl.store(dk_ptr + tl.program_id(0), tl.sum(dk, axis=0))  # per program
 
 
+# ---- the two-state neurons: CUBA (NEURON 3) and ALIF (NEURON 4) ---------------------------------
+# The second state (CUBA's current I, ALIF's adaptation A) stays in registers beside V. Forward
+# reads X once and writes S and the margin once per step; ALIF also writes its threshold
+# theta[t] when the backward needs it (not with detach_reset), and V and the state only when
+# asked. Backward carries both adjoints in reverse time (gH and gI, or gH and gA_d), reading the
+# margin (and theta) and dS (and dV, d-state) once and writing dX once. Forward runs without
+# fused multiply-add so that I = d I + X and theta = theta0 + beta_a d A round as torch does.
+_STATES_FORWARD_KEY = ["n", "steps", "NEURON", "SOFT_RESET", "DECAY_INPUT", "WRITE_SPIKES",
+                       "WRITE_MARGIN", "WRITE_THETA", "WRITE_STATES"]  # fmt: skip
+_STATES_BACKWARD_KEY = ["n", "steps", "NEURON", "SOFT_RESET", "DECAY_INPUT", "DETACH_RESET",
+                        "DETACH_ADAPTATION", "HAS_THETA", "HAS_GRAD_V", "HAS_GRAD_STATE",
+                        "SURROGATE"]  # fmt: skip
+
+
+@triton.jit(do_not_specialize=["steps"])
+def _states_forward_kernel(
+    x_ptr,
+    spikes_ptr,
+    margin_ptr,
+    theta_ptr,
+    v_ptr,
+    state_ptr,
+    n,
+    steps,
+    tau,
+    v_threshold,
+    v_rest,
+    state_decay,
+    beta_a,
+    NEURON: tl.constexpr,
+    SOFT_RESET: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    WRITE_SPIKES: tl.constexpr,
+    WRITE_MARGIN: tl.constexpr,
+    WRITE_THETA: tl.constexpr,
+    WRITE_STATES: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    v = tl.zeros([BLOCK], dtype=tl.float32) + v_rest
+    state = tl.zeros([BLOCK], dtype=tl.float32)  # I (CUBA) or A (ALIF)
+    index = offsets
+    x_raw = tl.load(x_ptr + index, mask=mask, other=0.0)
+    for step in range(steps):
+        x_next = tl.load(x_ptr + index + n, mask=mask & (step + 1 < steps), other=0.0)
+        x = x_raw.to(tl.float32)
+        if NEURON == 3:  # CUBA: the current filters X, V charges from it
+            state = state * state_decay + x
+            theta = tl.zeros([BLOCK], dtype=tl.float32) + v_threshold
+            h = _charge(v, state, tau, v_rest, DECAY_INPUT)
+        else:  # ALIF: the threshold rises with the decayed adaptation
+            adapted = state * state_decay
+            theta = v_threshold + beta_a * adapted
+            h = _charge(v, x, tau, v_rest, DECAY_INPUT)
+        spike = (h >= theta).to(tl.float32)
+        if SOFT_RESET:
+            v = h - spike * theta
+        else:
+            v = spike * v_rest + (1.0 - spike) * h
+        if NEURON == 4:
+            state = adapted + spike
+        if WRITE_SPIKES:
+            tl.store(spikes_ptr + index, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
+        if WRITE_MARGIN:  # S from its sign bit in backward, as LIF's (see _lif_forward_kernel)
+            tl.store(margin_ptr + index, (h - theta).to(margin_ptr.dtype.element_ty), mask=mask)
+        if WRITE_THETA:
+            tl.store(theta_ptr + index, theta.to(theta_ptr.dtype.element_ty), mask=mask)
+        if WRITE_STATES:
+            tl.store(v_ptr + index, v.to(v_ptr.dtype.element_ty), mask=mask)
+            tl.store(state_ptr + index, state.to(state_ptr.dtype.element_ty), mask=mask)
+        x_raw = x_next
+        index += n
+
+
+@triton.jit(do_not_specialize=["steps"])
+def _states_backward_kernel(
+    grad_spikes_ptr,
+    grad_v_ptr,
+    grad_state_ptr,
+    margin_ptr,
+    theta_ptr,
+    grad_x_ptr,
+    n,
+    steps,
+    tau,
+    decay,
+    v_threshold,
+    v_rest,
+    alpha,
+    state_decay,
+    beta_a,
+    NEURON: tl.constexpr,
+    SOFT_RESET: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    DETACH_RESET: tl.constexpr,
+    DETACH_ADAPTATION: tl.constexpr,
+    HAS_THETA: tl.constexpr,
+    HAS_GRAD_V: tl.constexpr,
+    HAS_GRAD_STATE: tl.constexpr,
+    SURROGATE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    grad_h_next = tl.zeros([BLOCK], dtype=tl.float32)
+    grad_state_next = tl.zeros([BLOCK], dtype=tl.float32)  # gI[t+1] (CUBA) or gA_d[t+1] (ALIF)
+    index = offsets + (steps - 1).to(tl.int64) * n
+    margin_raw = tl.load(margin_ptr + index, mask=mask, other=0.0)
+    grad_s_raw = tl.load(grad_spikes_ptr + index, mask=mask, other=0.0)
+    for step in range(steps):
+        earlier = mask & (step + 1 < steps)
+        margin_next = tl.load(margin_ptr + index - n, mask=earlier, other=0.0)
+        grad_s_next = tl.load(grad_spikes_ptr + index - n, mask=earlier, other=0.0)
+        margin = margin_raw.to(tl.float32)
+        if HAS_THETA:
+            theta = tl.load(theta_ptr + index, mask=mask, other=0.0).to(tl.float32)
+        else:
+            theta = tl.zeros([BLOCK], dtype=tl.float32) + v_threshold  # CUBA, or unused
+        spike = (margin.to(tl.int32, bitcast=True) >= 0).to(tl.float32)
+        sg = _surrogate_grad(margin, alpha, SURROGATE)
+        grad_v = grad_h_next * decay
+        if HAS_GRAD_V:
+            grad_v += tl.load(grad_v_ptr + index, mask=mask, other=0.0).to(tl.float32)
+        grad_s = grad_s_raw.to(tl.float32)
+        if NEURON == 4:  # A[t] = A_d[t] + S[t]: A's adjoint reaches S[t]
+            grad_a = grad_state_next * state_decay
+            if HAS_GRAD_STATE:
+                grad_a += tl.load(grad_state_ptr + index, mask=mask, other=0.0).to(tl.float32)
+            grad_s = grad_s + grad_a
+        if not DETACH_RESET:
+            if SOFT_RESET:
+                grad_s = grad_s - grad_v * theta
+            else:
+                grad_s = grad_s + grad_v * (v_rest - (margin + theta))
+        grad_m = grad_s * sg
+        if SOFT_RESET:
+            grad_h = grad_m + grad_v
+        else:
+            grad_h = grad_m + grad_v * (1.0 - spike)
+        if DECAY_INPUT:
+            grad_in = tl.math.div_rn(grad_h, tau)
+        else:
+            grad_in = grad_h
+        if NEURON == 4:
+            if SOFT_RESET:
+                grad_theta = -grad_m - grad_v * spike
+            else:
+                grad_theta = -grad_m
+            if DETACH_ADAPTATION:
+                grad_state_next = tl.zeros([BLOCK], dtype=tl.float32)
+            else:
+                grad_state_next = grad_theta * beta_a + grad_a
+            grad_x = grad_in
+        else:  # CUBA: I[t] feeds H[t] and, decayed, I[t+1]
+            grad_x = grad_in + grad_state_next * state_decay
+            if HAS_GRAD_STATE:
+                grad_x += tl.load(grad_state_ptr + index, mask=mask, other=0.0).to(tl.float32)
+            grad_state_next = grad_x
+        tl.store(grad_x_ptr + index, grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
+        grad_h_next = grad_h
+        margin_raw = margin_next
+        grad_s_raw = grad_s_next
+        index -= n
+
+
 def interpreted() -> bool:
     """Whether the kernels were built for the Triton interpreter (TRITON_INTERPRET=1)."""
     return not isinstance(_lif_forward_kernel, triton.runtime.JITFunction)
@@ -253,11 +427,16 @@ def _tuned(kernel, key):
                            reset_to_zero=reset)(kernel)  # fmt: skip
 
 
+_UNTUNED = (_lif_forward_kernel, _lif_backward_kernel, _states_forward_kernel,
+            _states_backward_kernel)  # fmt: skip
 if interpreted():
     _forward, _backward = _lif_forward_kernel, _lif_backward_kernel
+    _states_forward, _states_backward = _states_forward_kernel, _states_backward_kernel
 else:
     _forward = _tuned(_lif_forward_kernel, _FORWARD_KEY)
     _backward = _tuned(_lif_backward_kernel, _BACKWARD_KEY)
+    _states_forward = _tuned(_states_forward_kernel, _STATES_FORWARD_KEY)
+    _states_backward = _tuned(_states_backward_kernel, _STATES_BACKWARD_KEY)
 
 # Programs of the smallest block: what a per-program dk partial buffer must hold.
 _SMALLEST_BLOCK = min(block for block, _ in (*CONFIGS, INTERPRETER_CONFIG))
@@ -265,7 +444,7 @@ _SMALLEST_BLOCK = min(block for block, _ in (*CONFIGS, INTERPRETER_CONFIG))
 
 def _launch(kernel, n: int, args: tuple, flags: dict) -> None:
     """The one place a kernel is launched (benchmarks/host_overhead.py stubs it)."""
-    if kernel is _lif_forward_kernel or kernel is _lif_backward_kernel:  # the interpreter
+    if any(kernel is untuned for untuned in _UNTUNED):  # the interpreter
         block, warps = INTERPRETER_CONFIG
         flags = {name: value for name, value in flags.items() if name != "enable_fp_fusion"}
         kernel[(triton.cdiv(n, block),)](*args, **flags, BLOCK=block, num_warps=warps)
@@ -277,7 +456,9 @@ def chosen_configs() -> list[dict]:
     """The configuration the autotuner picked for each key tuned in this process (empty under
     the interpreter): what a benchmark reports beside its timings."""
     found = []
-    tuned = (("forward", _forward, _FORWARD_KEY), ("backward", _backward, _BACKWARD_KEY))
+    tuned = (("forward", _forward, _FORWARD_KEY), ("backward", _backward, _BACKWARD_KEY),
+             ("states forward", _states_forward, _STATES_FORWARD_KEY),
+             ("states backward", _states_backward, _STATES_BACKWARD_KEY))  # fmt: skip
     for direction, kernel, key in tuned:
         for values, config in getattr(kernel, "cache", {}).items():
             named = dict(zip(key, values[: len(key)], strict=True))
@@ -378,6 +559,71 @@ class TritonKernels:
         }
         _launch(_backward, n, args, flags)
         return partials
+
+    def forward_states(self, x, spikes, margin, theta, v, state, config: NeuronConfig) -> None:
+        """CUBA or ALIF: writes each output that is not None (V and the state together)."""
+        steps, n = x.shape
+        if steps == 0 or n == 0:
+            return
+        placeholder = next(t for t in (spikes, margin, v, x) if t is not None)
+        args = (
+            x,
+            *(placeholder if out is None else out for out in (spikes, margin, theta, v, state)),
+            n,
+            steps,
+            float(config.tau),
+            float(config.v_threshold),
+            config.v_rest,
+            state_decay(config),
+            float(getattr(config, "beta_a", 0.0)),
+        )
+        flags = {
+            "NEURON": NEURON_ID[config.neuron],
+            "SOFT_RESET": config.soft_reset,
+            "DECAY_INPUT": config.decay_input,
+            "WRITE_SPIKES": spikes is not None,
+            "WRITE_MARGIN": margin is not None,
+            "WRITE_THETA": theta is not None,
+            "WRITE_STATES": v is not None,
+            "enable_fp_fusion": False,  # d I + X and theta0 + beta_a A_d round as in torch
+        }
+        _launch(_states_forward, n, args, flags)
+
+    def backward_states(self, grad_spikes, grad_v, grad_state, margin, theta, grad_x,
+                        config: NeuronConfig) -> None:  # fmt: skip
+        """CUBA or ALIF: writes grad_x from dS (dV, d-state) and the margin (and theta)."""
+        steps, n = margin.shape
+        if steps == 0 or n == 0:
+            return
+        args = (
+            grad_spikes,
+            margin if grad_v is None else grad_v,
+            margin if grad_state is None else grad_state,
+            margin,
+            margin if theta is None else theta,
+            grad_x,
+            n,
+            steps,
+            float(config.tau),
+            1.0 - 1.0 / config.tau,
+            float(config.v_threshold),
+            config.v_rest,
+            float(config.alpha),
+            state_decay(config),
+            float(getattr(config, "beta_a", 0.0)),
+        )
+        flags = {
+            "NEURON": NEURON_ID[config.neuron],
+            "SOFT_RESET": config.soft_reset,
+            "DECAY_INPUT": config.decay_input,
+            "DETACH_RESET": config.detach_reset,
+            "DETACH_ADAPTATION": bool(getattr(config, "detach_adaptation", False)),
+            "HAS_THETA": theta is not None,
+            "HAS_GRAD_V": grad_v is not None,
+            "HAS_GRAD_STATE": grad_state is not None,
+            "SURROGATE": SURROGATE_ID[config.surrogate],
+        }
+        _launch(_states_backward, n, args, flags)
 
 
 _DK_PLACEHOLDERS: dict[torch.device, torch.Tensor] = {}

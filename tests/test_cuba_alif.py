@@ -1,6 +1,6 @@
 """CUBA and ALIF, the canonical model: the oracle against loops written here from the issue's
 equations (forward states and, by hand, the backward's adjoints), the configs' refusals, and the
-implementations that do not run them yet saying so."""
+implementation that does not run them yet (CUDA C) saying so."""
 
 from __future__ import annotations
 
@@ -202,13 +202,12 @@ def test_compile_runs_the_oracles_neuron_and_its_adjoints(config, dtype):
         torch.testing.assert_close(got, want, atol=tol, rtol=tol)
 
 
-@pytest.mark.parametrize("impl", ["triton", "cupy"])
-def test_the_kernels_that_do_not_run_them_yet_say_so(impl):
+def test_the_kernels_that_do_not_run_them_yet_say_so():
     x = torch.randn(4, 8)
     for config in (CUBAConfig(), ALIFConfig()):
         with pytest.raises(reference_kernels.ImplementationUnavailable,
                            match=f"not {config.neuron.upper()}"):  # fmt: skip
-            reference_kernels.multistep(x, config, impl=impl)
+            reference_kernels.multistep(x, config, impl="cupy")
 
 
 def test_compare_counts_alifs_saved_threshold_in_its_traffic():
@@ -231,7 +230,7 @@ def test_compare_counts_alifs_saved_threshold_in_its_traffic():
 @pytest.mark.parametrize("neuron", [
     "cuba", pytest.param("alif", marks=pytest.mark.slow),  # the same path: 14 s each
 ])  # fmt: skip
-def test_check_runs_the_oracle_row_and_says_why_the_others_cannot(neuron):
+def test_check_runs_the_reference_rows_and_says_why_the_others_cannot(neuron):
     import json
 
     from tests.cli_runner import run_in_process
@@ -244,8 +243,7 @@ def test_check_runs_the_oracle_row_and_says_why_the_others_cannot(neuron):
     rows = {row["impl"]: row for row in document["rows"]}
     assert document["config"]["neuron"] == neuron
     assert rows["ref-torch"]["verdict"] == "exact", rows["ref-torch"]
-    assert rows["ref-triton"]["verdict"] == "unsupported"
-    assert f"not {neuron.upper()}" in rows["ref-triton"]["reason"]
+    assert rows["ref-triton"]["verdict"] in ("exact", "close"), rows["ref-triton"]
     for impl in ("spikingjelly", "braincog"):
         assert rows[impl]["verdict"] == "unsupported" and "so far" in rows[impl]["reason"]
 
@@ -347,3 +345,30 @@ def test_frameworks_match_the_oracle_or_are_refused_with_the_reason(impl, config
         assert verdict in (("exact", "close", "approximate") if config.soft_reset
                            else ("exact", "close")), reason  # fmt: skip
         assert result.v_max_abs_diff is not None, "V compared"
+        exposed = EXPOSED.get((impl, config.neuron))
+        assert result.states_compared == exposed, result
+        if exposed and verdict == "exact":
+            assert f"V, {exposed} and dX" in result.reason
+
+
+# The second state each framework's checking build exposes, converted to the canonical one.
+EXPOSED = {("norse", "cuba"): "I", ("snntorch", "cuba"): "I", ("norse", "alif"): "A"}
+
+
+@pytest.mark.parametrize("config", [CUBAConfig(), ALIFConfig(beta_a=0.3, tau_a=5.0)], ids=str)
+def test_an_exposed_state_off_by_a_percent_is_wrong(config):
+    """The check compares the second state itself, not only what it does to S, V and dX."""
+    from kernelprof.inputs import lif_input
+    from kernelprof.verify.agreement import check_against_oracle
+
+    (name,) = ("i",) if config.neuron == "cuba" else ("a",)
+
+    def run(x, factor):
+        spikes, state = reference_kernels.multistep(x, config, return_state=True)
+        return spikes, state["v"], {name: state[name] * factor}
+
+    x = lif_input((8, 400), config, seed=3)
+    good = check_against_oracle(lambda x: run(x, 1.0), x, config)
+    bad = check_against_oracle(lambda x: run(x, 1.01), x, config)
+    assert good.verdict == "exact" and good.states_compared == name.upper()
+    assert bad.verdict == "WRONG" and f"{name.upper()} beyond" in bad.reason, bad.reason

@@ -34,11 +34,12 @@ def compiled():
 
 def test_every_launch_compiles_to_a_cubin_including_t1_and_n1(compiled):
     assert {(r["T"], r["N"]) for r in compiled} >= {(1, 1), (1, 300), (8, 1), (8, 4097)}
-    assert {r["kernel"] for r in compiled} == {"forward", "backward"}
-    # every configuration the autotuner may pick, for both kernels
+    kinds = {"forward", "backward", "states forward", "states backward"}
+    assert {r["kernel"] for r in compiled} == kinds
+    # every configuration the autotuner may pick, for every kernel
     from reference_kernels.triton_lif import CONFIGS
 
-    for kernel in ("forward", "backward"):
+    for kernel in kinds:
         tried = {(r["BLOCK"], r["num_warps"]) for r in compiled if r["kernel"] == kernel}
         assert tried == set(CONFIGS), (kernel, tried)
     failed = [r for r in compiled if not r["ok"]]
@@ -46,7 +47,7 @@ def test_every_launch_compiles_to_a_cubin_including_t1_and_n1(compiled):
 
 
 def test_every_neuron_compiles(compiled):
-    assert {r["neuron"] for r in compiled} == {"lif", "if", "plif", "plifc"}
+    assert {r["neuron"] for r in compiled} == {"lif", "if", "plif", "plifc", "cuba", "alif"}
     assert all(r["ok"] for r in compiled if r["neuron"] != "lif")
 
 
@@ -74,6 +75,16 @@ def test_aligned_fp32_launches_use_only_128_bit_global_accesses(compiled):
             if launch["kernel"] == "backward":
                 assert accesses.pop("st.b32") == 1, launch
         assert set(accesses) <= {"ld.v4.b32", "st.v4.b32"}, launch
+    # CUBA and ALIF: their own kernels, every [T, N] access 128-bit (ALIF's theta included)
+    states = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 1 << 20, "float32")
+              and r["neuron"] in ("cuba", "alif")]  # fmt: skip
+    kernels = ("states forward", "states backward")
+    assert {(r["neuron"], r["kernel"]) for r in states} == {
+        (n, k) for n in ("cuba", "alif") for k in kernels}  # fmt: skip
+    for launch in states:
+        accesses = launch["global"]
+        assert accesses and set(accesses) <= {"ld.v4.b32", "st.v4.b32"}, launch
+        assert accesses.get("ld.v4.b32", 0) >= 1 and accesses.get("st.v4.b32", 0) >= 1, launch
     # an odd N cannot be proven aligned: the masked scalar path, which still compiles
     odd = [r for r in compiled if (r["T"], r["N"], r["dtype"]) == (8, 4097, "float32")]
     assert odd and all("ld.b32" in r["global"] and r["ok"] for r in odd)

@@ -20,15 +20,20 @@ import torch
 
 def launches():
     """The kernel launches of one forward and one backward per neuron, as TritonKernels makes
-    them, each with every configuration the autotuner may pick (triton_lif.CONFIGS). IF and
-    PLIF (one k, and k per channel) are compiled at fewer shapes than LIF: the neuron changes
-    the charge and PLIF's k and dk, not how the [T, N] tensors are indexed."""
+    them, each with every configuration the autotuner may pick (triton_lif.CONFIGS). IF, PLIF
+    (one k, and k per channel), CUBA and ALIF (their own pair of kernels, every output and
+    upstream gradient written or read) are compiled at fewer shapes than LIF: the neuron changes
+    the arithmetic, not how the [T, N] tensors are indexed."""
     import reference_kernels.triton_lif as module
     from reference_kernels.fused import LearnedDecay
-    from reference_kernels.model import IFConfig, LIFConfig, PLIFConfig
+    from reference_kernels.model import ALIFConfig, CUBAConfig, IFConfig, LIFConfig, PLIFConfig
 
-    kernels = {"forward": module._lif_forward_kernel, "backward": module._lif_backward_kernel}
-    names = {id(module._forward): "forward", id(module._backward): "backward"}
+    kernels = {"forward": module._lif_forward_kernel, "backward": module._lif_backward_kernel,
+               "states forward": module._states_forward_kernel,
+               "states backward": module._states_backward_kernel}  # fmt: skip
+    names = {id(module._forward): "forward", id(module._backward): "backward",
+             id(module._states_forward): "states forward",
+             id(module._states_backward): "states backward"}  # fmt: skip
     recorded = []
 
     def record(kernel, n, args, flags):
@@ -44,6 +49,8 @@ def launches():
         ("if", IFConfig(), None, fewer),
         ("plif", PLIFConfig(), 1, fewer),
         ("plifc", PLIFConfig(per_channel=True), 16, fewer),
+        ("cuba", CUBAConfig(), None, fewer),
+        ("alif", ALIFConfig(), None, fewer),
     )
     cases = []
     launch = module._launch
@@ -53,6 +60,14 @@ def launches():
             for steps, n in shapes:
                 for dtype in (torch.float32, torch.float16):
                     x = torch.zeros(steps, n, dtype=dtype)
+                    if neuron in ("cuba", "alif"):  # every output and gradient, ALIF's theta
+                        outputs = [x.clone() for _ in range(5)]
+                        module.KERNELS.forward_states(x, *outputs, config)
+                        module.KERNELS.backward_states(x, *outputs, config)
+                        dtype_name = str(dtype).removeprefix("torch.")
+                        cases += [(neuron, steps, n, dtype_name, launch) for launch in recorded]
+                        recorded.clear()
+                        continue
                     decay = None
                     if channels is not None:
                         decay = LearnedDecay(torch.full((channels,), 0.5), channels, 1)

@@ -276,7 +276,10 @@ def build_lsnn(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -
             b=torch.full(shape, float(config.v_threshold), dtype=compute, device=x.device),
         )
         spikes, states = checking(prepare(x), state)
-        return spikes[1:], states.v[1:]  # LSNN's step t + 1 is the canonical step t
+        # LSNN's step t + 1 is the canonical step t; its threshold b = v_th + beta_a A
+        adaptation = {} if config.beta_a == 0 else {
+            "a": (states.b[1:] - float(config.v_threshold)) / float(config.beta_a)}  # fmt: skip
+        return spikes[1:], states.v[1:], adaptation
 
     return base.NeuronBuild(
         check=check,
@@ -344,7 +347,11 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
                 i=torch.zeros(x.shape[1:], dtype=compute, device=x.device),
             )
             spikes, states = checking(prepare(x), state)
-            return spikes, states.v  # record_states: V after reset at every step
+            if config.neuron != "cuba" or config.syn_decay == 0:
+                return spikes, states.v  # record_states: V after reset at every step
+            # Norse records the decayed current (1 - 1/tau_syn) I[t], of the scaled input
+            current = states.i / (config.syn_decay * (1.0 if scale is None else scale))
+            return spikes, states.v, {"i": current}
 
     timed = _users_call(users)
     return base.NeuronBuild(

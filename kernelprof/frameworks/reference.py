@@ -28,6 +28,7 @@ from kernelprof.frameworks.networks import (
     run_layers,
     step_layer,
 )
+from reference_kernels.model import NEURONS as NEURON_NAMES
 from reference_kernels.model import LIFConfig, NeuronConfig, channel_shape, make_config
 
 PATHS = {
@@ -53,8 +54,8 @@ def _builder(impl: str):
         def check(x: torch.Tensor):
             w = w_for(x)
             learned[:] = [] if w is None else [w]
-            spikes, v, *_ = reference_kernels.run(x, config, impl=impl, return_v=True, w=w)
-            return spikes, v
+            spikes, v, *states = reference_kernels.run(x, config, impl=impl, return_v=True, w=w)
+            return spikes, v, (states[0] if states else {})  # CUBA's I or ALIF's A
 
         timed_w = base.made_once(w_for)  # the timed build's w, made once, as a layer's
 
@@ -95,7 +96,8 @@ NEURONS = tuple(
             neuron: f"impl={impl!r} runs "
             f"{', '.join(n.upper() for n in reference_kernels.IMPL_NEURONS[impl])} so "
             f"far, not {neuron.upper()} (ref-torch runs every neuron)"
-            for neuron in ("cuba", "alif")
+            for neuron in NEURON_NAMES
+            if neuron not in reference_kernels.IMPL_NEURONS[impl]
         },  # fmt: skip
     )
     for impl in reference_kernels.IMPLS

@@ -243,18 +243,23 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
         lif = make(x) if learned else build_lif
         checked[:] = [lif]
         state = lif.reset_mem()  # no state leaks between sequences: mem, or (syn, mem)
-        spikes, membrane = [], []
+        spikes, membrane, currents = [], [], []
         for t in range(current.shape[0]):
             if isinstance(state, tuple):  # Synaptic
                 spk, syn, mem = lif(current[t], *state)
                 state = (syn, mem)
+                currents.append(syn)
             else:
                 spk, mem = lif(current[t], state)
                 state = mem
             spikes.append(spk)
             membrane.append(mem)
         s = torch.stack(spikes).to(x.dtype)
-        return s, torch.stack(membrane) if returns_v else None
+        v = torch.stack(membrane) if returns_v else None
+        if not currents:
+            return s, v
+        # Synaptic's syn is the canonical I[t] of the scaled input (X / tau with decay_input)
+        return s, v, {"i": torch.stack(currents) / scale}
 
     cuba = config.neuron == "cuba"
 

@@ -63,6 +63,9 @@ def check_table(document: CheckDocument, all_rows: bool = False):
             timed_build_cell(row),
         ])  # fmt: skip
         paths.append(f"{row.impl}: path: {row.path}")
+        if oracle.states_compared:
+            paths.append(f"{row.impl}: {oracle.states_compared} compared too, max |diff| "
+                         f"{oracle.state_max_abs_diff:.2e}")  # fmt: skip
         if oracle.dw_relative_error is not None:
             paths.append(f"{row.impl}: dw relative error {oracle.dw_relative_error:.2g}, "
                          f"signs {'agree' if oracle.dw_sign_agrees else 'DIFFER'}")  # fmt: skip
@@ -105,6 +108,8 @@ def flat_rows(document: CheckDocument) -> list[dict]:
                 "spike_mismatch_fraction": oracle.spike_mismatch_fraction,
                 "threshold_ties": oracle.threshold_ties, "firing_rate": oracle.firing_rate,
                 "v_max_abs_diff": oracle.v_max_abs_diff,
+                "states_compared": oracle.states_compared,
+                "state_max_abs_diff": oracle.state_max_abs_diff,
                 "grad_max_abs_diff": oracle.grad_max_abs_diff, "grad_cosine": oracle.grad_cosine,
             }),
         })  # fmt: skip

@@ -41,6 +41,10 @@ class OracleFigures:
     # the largest |dw - dw_oracle| / |dw_oracle| over its values, and whether every sign agrees
     dw_relative_error: float | None = None
     dw_sign_agrees: bool | None = None
+    # CUBA's I or ALIF's A, where the build exposes it ("I", "A"; None where not compared), and
+    # its largest |state - oracle| on the neurons whose spikes did not diverge
+    states_compared: str | None = None
+    state_max_abs_diff: float | None = None
 
 
 @record

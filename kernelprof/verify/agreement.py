@@ -125,6 +125,8 @@ class OracleCheck:
     dw_relative_error: float | None = None  # PLIF, where dw was compared
     dw_sign_agrees: bool | None = None
     dw_problem: str = ""  # PLIF: how dw is wrong (magnitude, sign, NaN), "" when it is not
+    states_compared: str | None = None  # "I" (CUBA) or "A" (ALIF) where the build exposes it
+    state_max_abs_diff: float | None = None
 
     def figures(self) -> OracleFigures:
         """The record of this comparison (what a results document keeps of it)."""
@@ -142,6 +144,8 @@ class OracleCheck:
             non_finite=self.non_finite or None,
             dw_relative_error=self.dw_relative_error,
             dw_sign_agrees=self.dw_sign_agrees,
+            states_compared=self.states_compared,
+            state_max_abs_diff=self.state_max_abs_diff,
         )
 
 
@@ -162,28 +166,18 @@ def check_against_oracle(
     gives the build's canonical dw after the backward (its w at w0: one value, or one per
     channel), compared with the oracle's at w0; without it dw is not compared, and the reason
     says so."""
-    generator = torch.Generator().manual_seed(seed + 1)
-    grad_s = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
-    grad_v = torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
-
-    x_impl = x.detach().clone().requires_grad_()
-    s, v = run(x_impl)
-    with_grad_v = with_grad_v and v is not None  # no V: compare the spikes' gradient alone
-    s_ref, v_ref, h_ref, x_ref, w_ref = _oracle(x, config, grad_s, grad_v if with_grad_v else None)
-
-    outputs, grads = [s], [grad_s]
-    if with_grad_v:
-        outputs.append(v)
-        grads.append(grad_v)
-    torch.autograd.backward(outputs, grads)
+    x_impl, s, v, states, upstream = _run_backward(run, x, seed, with_grad_v)
+    s_ref, v_ref, h_ref, x_ref, w_ref, states_ref = _oracle(x, config, *upstream)
 
     tol = TOLERANCE[x.dtype]
-    non_finite = _non_finite({"spikes": s, "V": v, "dX": x_impl.grad})
+    non_finite = _non_finite({"spikes": s, "V": v, **_named(states), "dX": x_impl.grad})
     spikes = spike_agreement(s, s_ref, h_ref, config.v_threshold, TIE_ATOL[x.dtype])
     keep = spikes.comparable
     v_excess = float("-inf") if v is None else max_abs_excess(v, v_ref, tol, tol, keep)
     grad_excess = max_abs_excess(x_impl.grad, x_ref.grad, tol, tol, keep)
+    state_diff, state_problems = _compare_states(states, states_ref, tol, keep)
     problems = [f"NaN or Inf in {non_finite}"] if non_finite else []
+    problems += state_problems
     if spikes.non_ties:
         problems.append(f"{spikes.non_ties} neurons' spikes differ away from the threshold")
     if v_excess > 0:
@@ -203,9 +197,7 @@ def check_against_oracle(
             f"{spikes.ties} neurons differ at threshold ties (|H - theta| <= {TIE_ATOL[x.dtype]:g})"
         )
     else:
-        compared = "dX" if v is None else "V and dX"
-        if dw_figures[0] is not None:
-            compared += " and dw"
+        compared = _compared(v is not None, states, dw_figures[0] is not None)
         verdict, reason = "exact", f"spikes equal; {compared} within atol=rtol={tol:g}"
     if dw_note:
         reason = f"{reason}; {dw_note}"
@@ -223,26 +215,81 @@ def check_against_oracle(
         dw_relative_error=dw_figures[0],
         dw_sign_agrees=dw_figures[1],
         dw_problem=dw_problem,
+        states_compared=", ".join(_named(states)) or None,
+        state_max_abs_diff=state_diff,
     )
 
 
+def _run_backward(run, x: torch.Tensor, seed: int, with_grad_v: bool):
+    """``run`` on a fresh leaf copy of ``x``, and its backward from random upstream gradients
+    on S, on V (when exposed and ``with_grad_v``) and on each exposed state: (the leaf, S, V,
+    the states, (dS, dV or None, {name: d-state}) for the oracle)."""
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    def gradient() -> torch.Tensor:
+        return torch.randn(x.shape, generator=generator).to(dtype=x.dtype, device=x.device)
+
+    grad_s, grad_v = gradient(), gradient()
+    x_impl = x.detach().clone().requires_grad_()
+    s, v, *more = run(x_impl)
+    states = dict(more[0]) if more and more[0] else {}  # CUBA's I, ALIF's A, where exposed
+    grad_states = {name: gradient() for name in sorted(states)}
+    with_grad_v = with_grad_v and v is not None  # no V: compare the spikes' gradient alone
+    outputs, grads = [s], [grad_s]
+    if with_grad_v:
+        outputs.append(v)
+        grads.append(grad_v)
+    outputs += [states[name] for name in grad_states]
+    grads += list(grad_states.values())
+    torch.autograd.backward(outputs, grads)
+    return x_impl, s, v, states, (grad_s, grad_v if with_grad_v else None, grad_states)
+
+
+def _compared(with_v: bool, states: dict, with_dw: bool) -> str:
+    """What an exact verdict compared: "dX", "V and dX", "V, I and dX", "... and dw"."""
+    *others, last = ["V"] * with_v + list(_named(states)) + ["dX"]
+    compared = f"{', '.join(others)} and {last}" if others else last
+    return compared + " and dw" if with_dw else compared
+
+
+def _named(states: dict) -> dict:
+    """The states under the names the reasons give them: {"I": ...} or {"A": ...}."""
+    return {name.upper(): tensor for name, tensor in sorted(states.items())}
+
+
+def _compare_states(states: dict, states_ref: dict, tol: float, keep):
+    """(largest |state - oracle| over the exposed states or None, problems) for CUBA's I and
+    ALIF's A, on the neurons whose spikes did not diverge."""
+    largest, problems = None, []
+    for name, got in sorted(states.items()):
+        want = states_ref[name]
+        diff = max_abs_diff(got, want, keep)
+        largest = diff if largest is None else max(largest, diff)
+        if max_abs_excess(got, want, tol, tol, keep) > 0:
+            problems.append(f"{name.upper()} beyond atol=rtol={tol:g}")
+    return largest, problems
+
+
 def _oracle(x: torch.Tensor, config: NeuronConfig, grad_s: torch.Tensor,
-            grad_v: torch.Tensor | None):  # fmt: skip
-    """The float64 oracle on ``x`` with these upstream gradients (PLIF at w0): (S, V, H, its
-    input and its w, both leaves holding their gradients)."""
-    from reference_kernels.torch_ref import trajectory
+            grad_v: torch.Tensor | None, grad_states: dict | None = None):  # fmt: skip
+    """The float64 oracle on ``x`` with these upstream gradients (PLIF at w0; ``grad_states``
+    on the states the implementation exposes): (S, V, H, its input and its w, both leaves
+    holding their gradients, and its other states)."""
+    from reference_kernels.torch_ref import run_states
 
     x_ref = x.detach().to(device="cpu", dtype=torch.float64).requires_grad_()
     w_ref = None
     if config.neuron == "plif":
         channels = channel_shape(x.shape[1:])[1]
         w_ref = config.initial_w(channels, dtype=torch.float64).requires_grad_()
-    s_ref, v_ref, h_ref = trajectory(x_ref, config, w_ref)
+    s_ref, v_ref, h_ref, states_ref = run_states(x_ref, config, w_ref)
     loss = (s_ref * grad_s.double().cpu()).sum()
     if grad_v is not None:
         loss = loss + (v_ref * grad_v.double().cpu()).sum()
+    for name, grad in (grad_states or {}).items():
+        loss = loss + (states_ref[name] * grad.double().cpu()).sum()
     loss.backward()
-    return s_ref, v_ref, h_ref, x_ref, w_ref
+    return s_ref, v_ref, h_ref, x_ref, w_ref, states_ref
 
 
 def compare_dw(got: torch.Tensor | None, want: torch.Tensor, tol: float, diverged: int):

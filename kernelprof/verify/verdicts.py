@@ -119,7 +119,7 @@ def timed_agreement(
     del x_full, spikes
 
     x_sample = x.detach().reshape(steps, -1)[:, index].clone().requires_grad_()
-    check_spikes, _ = build.check(x_sample)
+    check_spikes, *_ = build.check(x_sample)
     check_spikes.backward(grad.reshape(steps, -1)[:, index])
     with torch.no_grad():
         _, _, oracle_h = trajectory(x_sample.detach().to("cpu", torch.float64), config)
