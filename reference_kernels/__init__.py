@@ -23,7 +23,7 @@ IMPLS = ("torch", "compile", "triton", "cupy")
 FUSED_IMPLS = ("triton", "cupy")
 # The neurons each implementation runs (the eager oracle runs every one).
 IMPL_NEURONS = {"torch": NEURONS, "compile": NEURONS,
-                "triton": NEURONS, "cupy": ("if", "lif", "plif")}  # fmt: skip
+                "triton": NEURONS, "cupy": NEURONS}  # fmt: skip
 
 
 # Fused backends already checked for a device: (impl, device) -> the backend object.

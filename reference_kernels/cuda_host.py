@@ -28,6 +28,7 @@ import torch
 
 from .cupy_lif import (
     KERNEL_NAMES,
+    STATE_PREFIXES,
     decay_scalars,
     dk_partials_size,
     kernel_name,
@@ -36,7 +37,7 @@ from .cupy_lif import (
     use_vector_path,
     vector_lanes,
 )
-from .model import SURROGATE_ID, NeuronConfig, kernel_tau
+from .model import SURROGATE_ID, NeuronConfig, kernel_tau, state_decay
 
 CUDA_DIR = Path(__file__).parent / "cuda"
 HOST_LAUNCH = CUDA_DIR / "host_launch.cpp"
@@ -51,6 +52,12 @@ _FORWARD_ARGS = [*_GRID, *[_PTR] * 5, *_SIZE, *[ctypes.c_float] * 3, *[ctypes.c_
                  *_CHANNELS]  # fmt: skip
 _BACKWARD_ARGS = [*_GRID, *[_PTR] * 6, *_SIZE, *[ctypes.c_float] * 3, *[ctypes.c_int] * 4,
                   ctypes.c_float, *_CHANNELS]  # fmt: skip
+# CUBA and ALIF: six [T, N] pointers each way, the second state's decay and beta_a (and
+# backward's detach_adaptation) instead of PLIF's k.
+_STATES_FORWARD_ARGS = [*_GRID, *[_PTR] * 6, *_SIZE, *[ctypes.c_float] * 3,
+                        *[ctypes.c_int] * 2, *[ctypes.c_float] * 2]  # fmt: skip
+_STATES_BACKWARD_ARGS = [*_GRID, *[_PTR] * 6, *_SIZE, *[ctypes.c_float] * 3,
+                         *[ctypes.c_int] * 4, *[ctypes.c_float] * 3, ctypes.c_int]  # fmt: skip
 CONVERSIONS = ("half_to_float", "float_to_half", "bf16_to_float", "float_to_bf16")
 
 
@@ -91,7 +98,11 @@ def load(library: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(library))
     for name in KERNEL_NAMES:
         launcher = getattr(lib, f"host_launch_{name}")
-        launcher.argtypes = _FORWARD_ARGS if "_forward_" in name else _BACKWARD_ARGS
+        forward = "_forward_" in name
+        if name.split("_")[0] in STATE_PREFIXES:
+            launcher.argtypes = _STATES_FORWARD_ARGS if forward else _STATES_BACKWARD_ARGS
+        else:
+            launcher.argtypes = _FORWARD_ARGS if forward else _BACKWARD_ARGS
     for name in CONVERSIONS:
         getattr(lib, f"host_{name}").argtypes = [_PTR, _PTR, ctypes.c_longlong]
     return lib
@@ -145,3 +156,31 @@ class HostKernels:
         rest += (SURROGATE_ID[config.surrogate], config.alpha)
         addresses = (_address(grad_spikes), _address(grad_v), _address(margin), _address(grad_x))
         return self._launch("backward", margin, addresses, config, decay, rest)
+
+    def _launch_states(self, direction: str, like: torch.Tensor, tensors, config, rest) -> None:
+        if like.device.type != "cpu" or not like.is_contiguous():
+            raise ValueError("the host build runs on contiguous CPU tensors")
+        steps, n = like.shape
+        addresses = tuple(_address(t) for t in tensors)
+        vector = use_vector_path(n, like.element_size(), addresses)
+        name = kernel_name(direction, like.dtype, vector, config.neuron)
+        items = n // vector_lanes(like.element_size()) if vector else n
+        grid = persistent_grid(items, self.block, self.max_blocks, 1)
+        self.launched.append(name)
+        getattr(self.lib, f"host_launch_{name}")(grid, self.block, *addresses, n, steps, *rest)
+
+    def forward_states(self, x, spikes, margin, theta, v, state, config: NeuronConfig) -> None:
+        """CUBA or ALIF (reference_kernels.fused_states' contract)."""
+        rest = (config.tau, config.v_threshold, config.v_initial, config.soft_reset)
+        rest += (config.decay_input, state_decay(config), getattr(config, "beta_a", 0.0))
+        tensors = (x, spikes, margin, theta, v, state)
+        self._launch_states("forward", x, tensors, config, rest)
+
+    def backward_states(self, grad_spikes, grad_v, grad_state, margin, theta, grad_x,
+                        config: NeuronConfig) -> None:  # fmt: skip
+        rest = (config.tau, config.v_threshold, config.v_initial, config.soft_reset,
+                config.decay_input, config.detach_reset, SURROGATE_ID[config.surrogate],
+                config.alpha, state_decay(config), getattr(config, "beta_a", 0.0),
+                bool(getattr(config, "detach_adaptation", False)))  # fmt: skip
+        tensors = (grad_spikes, grad_v, grad_state, margin, theta, grad_x)
+        self._launch_states("backward", margin, tensors, config, rest)

@@ -1,5 +1,5 @@
-"""The CUDA C fused neuron kernels (``cuda/lif.cu``: LIF, IF, PLIF), compiled by NVRTC
-through CuPy.
+"""The CUDA C fused neuron kernels (``cuda/lif.cu``: LIF, IF, PLIF, CUBA, ALIF), compiled by
+NVRTC through CuPy.
 
 :class:`CupyKernels` implements the :class:`~reference_kernels.fused.FusedKernels` protocol, so
 ``lif_fused(x, CupyKernels(), config, return_v)`` gives the same autograd function as the Triton
@@ -34,9 +34,10 @@ import numpy as np
 import torch
 
 from .fused import FUSED_DTYPES, register
-from .model import SURROGATE_ID, NeuronConfig, kernel_tau
+from .model import SURROGATE_ID, NeuronConfig, kernel_tau, state_decay
 
-IMPL_NEURONS = ("if", "lif", "plif")  # the neurons cuda/lif.cu has entry points for
+IMPL_NEURONS = ("if", "lif", "plif", "cuba", "alif")  # the neurons cuda/lif.cu runs
+STATE_PREFIXES = ("cuba", "alif")  # their own parameter list (fused_states.py's contract)
 
 if TYPE_CHECKING:
     import cupy
@@ -47,6 +48,8 @@ SOURCE_PATH = Path(__file__).parent / "cuda" / "lif.cu"
 # keeps them at <= 64 registers so that 4 blocks fit per SM.
 BLOCK_SIZE = 256
 MIN_BLOCKS_PER_SM = 4
+# (plifc_*, cuba_* and alif_* keep more per lane and ask for 3: LIF_MIN_BLOCKS_PER_SM_CHANNELS
+# and LIF_MIN_BLOCKS_PER_SM_STATES.)
 # Bytes per vector access: one 16-byte (128-bit) load or store per tensor per step.
 VECTOR_BYTES = 16
 # Per-SM limits of sm_80 .. sm_90, for grid sizing from a register count when the occupancy
@@ -57,7 +60,7 @@ THREADS_PER_SM = 2048
 _DTYPE_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 # Entry point prefixes: one per neuron, and PLIF's per-channel variant (plifc: k and dk per
 # lane; one k keeps one register of each).
-KERNEL_PREFIXES = (*IMPL_NEURONS, "plifc")
+KERNEL_PREFIXES = ("if", "lif", "plif", "plifc", *STATE_PREFIXES)
 KERNEL_NAMES = tuple(
     f"{neuron}_{direction}_{suffix}{path}"
     for neuron in KERNEL_PREFIXES
@@ -257,15 +260,21 @@ def _plan(
         np.int32(config.soft_reset),
         np.int32(config.decay_input),
     )
-    channels = (np.int64(decay_shape[0]), np.int64(decay_shape[1]))
+    if prefix in STATE_PREFIXES:  # the second state's decay and ALIF's beta_a, not k
+        tail = (np.float32(state_decay(config)), np.float32(getattr(config, "beta_a", 0.0)))
+    else:
+        tail = (np.int64(decay_shape[0]), np.int64(decay_shape[1]))
     if direction == "forward":
-        return name, items, (*common, *channels)
+        return name, items, (*common, *tail)
     rest = (
         np.int32(config.detach_reset),
         np.int32(SURROGATE_ID[config.surrogate]),
         np.float32(config.alpha),
     )
-    return name, items, (*common, *rest, *channels)
+    if prefix in STATE_PREFIXES:
+        detach = np.int32(bool(getattr(config, "detach_adaptation", False)))
+        return name, items, (*common, *rest, *tail, detach)
+    return name, items, (*common, *rest, *tail)
 
 
 # An explicit 64-bit integer is what a T* kernel parameter receives. Addresses repeat from call
@@ -435,6 +444,23 @@ class CupyKernels:
         if selected is not None:
             self._run(selected, (*addresses, decay.k.data_ptr(), partials.data_ptr()))
         return partials
+
+    def forward_states(self, x, spikes, margin, theta, v, state, config: NeuronConfig) -> None:
+        """CUBA or ALIF (fused_states.py's contract): writes each output that is not None."""
+        addresses = tuple(0 if t is None else t.data_ptr()  # 0 is nullptr: the kernel skips it
+                          for t in (x, spikes, margin, theta, v, state))  # fmt: skip
+        selected = self._select("forward", x, addresses, config)
+        if selected is not None:
+            self._run(selected, addresses)
+
+    def backward_states(self, grad_spikes, grad_v, grad_state, margin, theta, grad_x,
+                        config: NeuronConfig) -> None:  # fmt: skip
+        """CUBA or ALIF: writes grad_x from dS (dV, the state's gradient), the margin, theta."""
+        tensors = (grad_spikes, grad_v, grad_state, margin, theta, grad_x)
+        addresses = tuple(0 if t is None else t.data_ptr() for t in tensors)
+        selected = self._select("backward", margin, addresses, config)
+        if selected is not None:
+            self._run(selected, addresses)
 
 
 KERNELS = CupyKernels()

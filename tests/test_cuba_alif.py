@@ -1,6 +1,6 @@
 """CUBA and ALIF, the canonical model: the oracle against loops written here from the issue's
 equations (forward states and, by hand, the backward's adjoints), the configs' refusals, and the
-implementation that does not run them yet (CUDA C) saying so."""
+frameworks' mappings (the fused kernels: tests/test_fused_states.py, tests/test_cuda_source.py)."""
 
 from __future__ import annotations
 
@@ -200,14 +200,6 @@ def test_compile_runs_the_oracles_neuron_and_its_adjoints(config, dtype):
     assert torch.equal(out["torch"][0], out["compile"][0])
     for got, want in zip(out["compile"][1:], out["torch"][1:], strict=True):
         torch.testing.assert_close(got, want, atol=tol, rtol=tol)
-
-
-def test_the_kernels_that_do_not_run_them_yet_say_so():
-    x = torch.randn(4, 8)
-    for config in (CUBAConfig(), ALIFConfig()):
-        with pytest.raises(reference_kernels.ImplementationUnavailable,
-                           match=f"not {config.neuron.upper()}"):  # fmt: skip
-            reference_kernels.multistep(x, config, impl="cupy")
 
 
 def test_compare_counts_alifs_saved_threshold_in_its_traffic():

@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 import torch
 
+import reference_kernels
 from kernelprof.inputs import lif_input
 from reference_kernels import cuda_host
 from reference_kernels.cuda_host import HostKernels
@@ -50,7 +51,8 @@ from reference_kernels.cupy_lif import (
     vector_lanes,
 )
 from reference_kernels.fused import FusedKernels, lif_fused, neuron_fused
-from reference_kernels.model import DEFAULT_ALPHA, LIFConfig
+from reference_kernels.fused_states import states_fused
+from reference_kernels.model import DEFAULT_ALPHA, STATES, LIFConfig
 from reference_kernels.torch_ref import lif_trajectory
 from tests.lif_cases import case_id, check_case, covering_cases
 from tests.neuron_cases import (
@@ -61,6 +63,7 @@ from tests.neuron_cases import (
     plif_configs,
     start_w,
 )
+from tests.test_fused_states import CONFIGS as STATE_CONFIGS
 
 CUDA_DIR = Path(__file__).resolve().parents[1] / "reference_kernels" / "cuda"
 LIF_CU = CUDA_DIR / "lif.cu"
@@ -70,12 +73,14 @@ SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 VECTOR_KERNELS = tuple(name for name in KERNEL_NAMES if name.endswith("_vec"))
 SCALAR_KERNELS = tuple(name for name in KERNEL_NAMES if not name.endswith("_vec"))
 REGISTERS_PER_SM = 65536
-# PLIF with k per channel keeps k and dk per lane and asks for 3 blocks per SM (lif.cu).
+# PLIF with k per channel keeps k and dk per lane, CUBA and ALIF a second state and its
+# adjoint: they ask for 3 blocks per SM (lif.cu).
 MIN_BLOCKS_PER_SM_CHANNELS = 3
+WIDE_PREFIXES = ("plifc_", "cuba_", "alif_")
 
 
 def min_blocks(name: str) -> int:
-    return MIN_BLOCKS_PER_SM_CHANNELS if name.startswith("plifc_") else MIN_BLOCKS_PER_SM
+    return MIN_BLOCKS_PER_SM_CHANNELS if name.startswith(WIDE_PREFIXES) else MIN_BLOCKS_PER_SM
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -142,8 +147,9 @@ def test_launch_shape_constants_agree() -> None:
     source = LIF_CU.read_text()
     assert re.search(rf"^#define LIF_BLOCK_SIZE {BLOCK_SIZE}$", source, re.M)
     assert re.search(rf"^#define LIF_MIN_BLOCKS_PER_SM {MIN_BLOCKS_PER_SM}$", source, re.M)
-    assert re.search(rf"^#define LIF_MIN_BLOCKS_PER_SM_CHANNELS {MIN_BLOCKS_PER_SM_CHANNELS}$",
-                     source, re.M)  # fmt: skip
+    for name in ("CHANNELS", "STATES"):
+        assert re.search(rf"^#define LIF_MIN_BLOCKS_PER_SM_{name} {MIN_BLOCKS_PER_SM_CHANNELS}$",
+                         source, re.M), name  # fmt: skip
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
@@ -209,6 +215,7 @@ def test_ptx_vector_path_is_128_bit(ptx_entries) -> None:
             "lif": (0, 0), "if": (0, 0),
             "plif_forward": (1, 0), "plif_backward": (1, 2),
             "plifc_forward": (lanes, 0), "plifc_backward": (lanes, 0),
+            "cuba": (0, 0), "alif": (0, 0),
         }  # fmt: skip
         prefix = name.split("_")[0]
         expected = allowed.get(prefix) or allowed[f"{prefix}_{name.split('_')[1]}"]
@@ -289,7 +296,7 @@ def test_kernel_name_covers_the_exports() -> None:
         for dtype in DTYPES
         for vector in (False, True)
     }
-    assert names == set(KERNEL_NAMES) and len(KERNEL_NAMES) == 48
+    assert names == set(KERNEL_NAMES) and len(KERNEL_NAMES) == 72  # 6 prefixes x 12
     assert kernel_name("forward", torch.float32, True) == "lif_forward_f32_vec"
 
 
@@ -423,6 +430,48 @@ def test_host_build_if_and_plif_match_oracle(host_lib: ctypes.CDLL, case) -> Non
     prefix = "plifc" if config.neuron == "plif" and config.per_channel else config.neuron
     assert set(kernels.launched) == {kernel_name(direction, dtype, vector, prefix)
                                      for direction in ("forward", "backward")}  # fmt: skip
+
+
+STATE_HOST_CONFIGS = STATE_CONFIGS  # every reset, decay and detach setting of the Triton tests
+
+
+@pytest.mark.parametrize("config", STATE_HOST_CONFIGS, ids=str)
+@pytest.mark.parametrize(("neurons", "dtype"), [
+    (300, torch.float32), (301, torch.float32), (400, torch.float16), (105, torch.bfloat16),
+])  # fmt: skip
+def test_host_build_cuba_and_alif_match_oracle(host_lib: ctypes.CDLL, config, neurons, dtype):
+    """CUBA and ALIF through the host build (reference_kernels.fused_states), on the vector
+    path (N = 300 fp32, 400 fp16) and the scalar one: against the eager oracle in the same
+    precision (float32 inside, one rounding on storing), spikes, V and the state equal bit for
+    bit; dX, with upstream gradients on all three, within the storage dtype's rounding."""
+    (name,) = STATES[config.neuron]
+    kernels = HostKernels(host_lib, max_blocks=2, block=32)
+    x = lif_input((8, neurons), config, seed=neurons).to(dtype)
+    generator = torch.Generator().manual_seed(3)
+    upstream = [torch.randn(x.shape, generator=generator).to(dtype) for _ in range(3)]
+    results = []
+    for fused in (False, True):
+        xr = x.clone().requires_grad_()
+        if fused:
+            spikes, v, state = states_fused(xr, kernels, config, True)
+            state = state[name]
+        else:
+            spikes, states = reference_kernels.multistep(xr, config, return_state=True)
+            v, state = states["v"], states[name]
+        loss = sum((out.float() * g.float()).sum()
+                   for out, g in zip((spikes, v, state), upstream, strict=True))  # fmt: skip
+        loss.backward()
+        results.append((spikes, v, state, xr.grad))
+    oracle, host = results
+    assert 0.05 < float(oracle[0].float().mean()) < 0.7
+    for got, want in zip(host[:3], oracle[:3], strict=True):
+        assert torch.equal(got, want)
+    tolerance = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(host[3].float(), oracle[3].float(), atol=tolerance,
+                               rtol=tolerance)  # fmt: skip
+    vector = use_vector_path(neurons, x.element_size(), ())
+    assert kernels.launched == [kernel_name(direction, dtype, vector, config.neuron)
+                                for direction in ("forward", "backward")]  # fmt: skip
 
 
 def assert_forward_bit_exact(kernels: FusedKernels, case, device: str) -> None:
@@ -734,3 +783,56 @@ def test_cupy_unavailable_reason_explains_itself() -> None:
         assert " ".join(str(exc).split()) in reason
     else:
         assert count == 0 and "no CUDA device" in reason
+
+
+class HostRoutedCupy(CupyKernels):
+    """The CuPy backend's own planning and argument marshalling (entry point, grid, scalars as
+    their C types, pointer order) on CPU tensors, each launch handed to the host build's entry
+    point of the same name: what the GPU would be given, run by the very same kernel body."""
+
+    device_type = "cpu"
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        super().__init__()
+        self.name, self.lib, self.launched = "cupy-host-routed", lib, []
+
+    def _kernel(self, device, name):
+        from reference_kernels.cupy_lif import _Kernel
+
+        return _Kernel(function=name, blocks_per_sm=1, sm_count=2)
+
+    def _stream(self, device):
+        return None
+
+    def _launch(self, device, function, grid, args, stream) -> None:
+        self.launched.append(function)
+        plain = [float(a) if isinstance(a, np.floating) else int(a) for a in args]
+        getattr(self.lib, f"host_launch_{function}")(grid, BLOCK_SIZE, *plain)
+
+
+@pytest.mark.parametrize("config", [STATE_CONFIGS[0], STATE_CONFIGS[4], STATE_CONFIGS[6]],
+                         ids=str)  # fmt: skip
+@pytest.mark.parametrize("neurons", [300, 301])
+def test_cupy_backend_passes_cuba_and_alif_what_their_kernels_take(host_lib, config, neurons):
+    """CupyKernels.forward_states / backward_states, their launches run by the host build:
+    the oracle's spikes, V and state bit for bit and its dX, on both paths."""
+    (name,) = STATES[config.neuron]
+    kernels = HostRoutedCupy(host_lib)
+    x = lif_input((6, neurons), config, seed=2)
+    results = []
+    for fused in (False, True):
+        xr = x.clone().requires_grad_()
+        if fused:
+            spikes, v, state = states_fused(xr, kernels, config, True)
+            state = state[name]
+        else:
+            spikes, states = reference_kernels.multistep(xr, config, return_state=True)
+            v, state = states["v"], states[name]
+        (spikes.sum() + (v * v).sum() + (state * 0.5).sum()).backward()
+        results.append((spikes, v, state, xr.grad))
+    for got, want in zip(results[1][:3], results[0][:3], strict=True):
+        assert torch.equal(got, want)
+    torch.testing.assert_close(results[1][3], results[0][3], atol=1e-5, rtol=1e-5)
+    vector = use_vector_path(neurons, 4, ())
+    assert kernels.launched == [kernel_name(d, torch.float32, vector, config.neuron)
+                                for d in ("forward", "backward")]  # fmt: skip

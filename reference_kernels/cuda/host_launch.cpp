@@ -62,6 +62,43 @@ LIF_HOST_NEURON(if)
 LIF_HOST_NEURON(plif)
 LIF_HOST_NEURON(plifc)
 
+// host_launch_{cuba,alif}_{forward,backward}_NAME: the two-state entry points' parameters.
+#define LIF_HOST_STATES_LAUNCHERS(PREFIX, NAME, S)                                             \
+  extern "C" void host_launch_##PREFIX##_forward_##NAME(                                       \
+      unsigned int grid, unsigned int block, const S* x, S* spikes, S* margin, S* theta,       \
+      S* v_out, S* state_out, long long n, int steps, float tau, float v_threshold,            \
+      float v_reset, int soft_reset, int decay_input, float state_decay, float beta_a) {       \
+    launch_serial(grid, block, [&] {                                                           \
+      PREFIX##_forward_##NAME(x, spikes, margin, theta, v_out, state_out, n, steps, tau,       \
+                              v_threshold, v_reset, soft_reset, decay_input, state_decay,      \
+                              beta_a);                                                         \
+    });                                                                                        \
+  }                                                                                            \
+  extern "C" void host_launch_##PREFIX##_backward_##NAME(                                      \
+      unsigned int grid, unsigned int block, const S* grad_spikes, const S* grad_v,            \
+      const S* grad_state, const S* margin, const S* theta, S* grad_x, long long n, int steps, \
+      float tau, float v_threshold, float v_reset, int soft_reset, int decay_input,            \
+      int detach_reset, int surrogate, float alpha, float state_decay, float beta_a,           \
+      int detach_adaptation) {                                                                 \
+    launch_serial(grid, block, [&] {                                                           \
+      PREFIX##_backward_##NAME(grad_spikes, grad_v, grad_state, margin, theta, grad_x, n,      \
+                               steps, tau, v_threshold, v_reset, soft_reset, decay_input,      \
+                               detach_reset, surrogate, alpha, state_decay, beta_a,            \
+                               detach_adaptation);                                             \
+    });                                                                                        \
+  }
+
+#define LIF_HOST_STATES_NEURON(PREFIX)                       \
+  LIF_HOST_STATES_LAUNCHERS(PREFIX, f32, float)              \
+  LIF_HOST_STATES_LAUNCHERS(PREFIX, f16, unsigned short)     \
+  LIF_HOST_STATES_LAUNCHERS(PREFIX, bf16, unsigned short)    \
+  LIF_HOST_STATES_LAUNCHERS(PREFIX, f32_vec, float)          \
+  LIF_HOST_STATES_LAUNCHERS(PREFIX, f16_vec, unsigned short) \
+  LIF_HOST_STATES_LAUNCHERS(PREFIX, bf16_vec, unsigned short)
+
+LIF_HOST_STATES_NEURON(cuba)
+LIF_HOST_STATES_NEURON(alif)
+
 // Element-wise access to the software conversions, so the tests can check them exhaustively.
 extern "C" void host_half_to_float(const unsigned short* in, float* out, long long count) {
   for (long long i = 0; i < count; ++i) out[i] = lif_half_to_float(in[i]);

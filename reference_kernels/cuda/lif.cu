@@ -1,4 +1,5 @@
-// Fused multi-step neuron (LIF, IF, PLIF) forward and backward (BPTT) kernels in CUDA C.
+// Fused multi-step neuron (LIF, IF, PLIF; CUBA and ALIF at the end) forward and backward (BPTT)
+// kernels in CUDA C.
 //
 // The same algorithm as the Triton kernels and the contract of reference_kernels/fused.py:
 // a contiguous [T, N] layout (element (t, n) at t*N + n), the time loop inside the thread with
@@ -63,6 +64,10 @@
 // thread on the 16-bit vector path, which spilled at 64; its kernels ask for 3 blocks per SM
 // (85 registers).
 #define LIF_MIN_BLOCKS_PER_SM_CHANNELS 3
+
+// CUBA and ALIF keep a second state and its adjoint per lane: 16 registers more per thread on
+// the 16-bit vector path than LIF, so they too ask for 3 blocks per SM (85 registers).
+#define LIF_MIN_BLOCKS_PER_SM_STATES 3
 
 #define LIF_KERNEL_BOUNDED(MIN_BLOCKS) \
   extern "C" __global__ void __launch_bounds__(LIF_BLOCK_SIZE, MIN_BLOCKS)
@@ -653,3 +658,214 @@ LIF_NEURON_ENTRY_POINTS(lif, LIF_NEURON_LIF, LIF_MIN_BLOCKS_PER_SM)
 LIF_NEURON_ENTRY_POINTS(if, LIF_NEURON_IF, LIF_MIN_BLOCKS_PER_SM)
 LIF_NEURON_ENTRY_POINTS(plif, LIF_NEURON_PLIF, LIF_MIN_BLOCKS_PER_SM)
 LIF_NEURON_ENTRY_POINTS(plifc, LIF_NEURON_PLIF_CHANNELS, LIF_MIN_BLOCKS_PER_SM_CHANNELS)
+
+// ---------------------------------------------------------------------------------------------
+// The two-state neurons: CUBA (a synaptic current I) and ALIF (an adaptive threshold A)
+// ---------------------------------------------------------------------------------------------
+//
+// The contract of reference_kernels/fused_states.py and the algorithm of the Triton kernels
+// (triton_lif.py, _states_*): V and the second state in registers over T; forward writes S and
+// the margin H - theta[t] once per step (S from its sign bit in backward, as above), ALIF's
+// theta[t] when `theta_out` is given (the reset's gradient needs it unless detach_reset), and V
+// with the state when `v_out` is given; backward carries gH and gI (CUBA) or gA_d (ALIF) in
+// reverse time, reading dS (and dV, the state's gradient, theta) and writing dX once per step.
+// Both products of the state's recurrence round once (lif_mul_rn), as in PyTorch's eager
+// arithmetic: I = d_syn I + X, theta = theta0 + beta_a (d_a A).
+
+#define LIF_NEURON_CUBA 4
+#define LIF_NEURON_ALIF 5
+
+template <class D, class P, int NEURON>
+__device__ __forceinline__ void states_forward_impl(
+    const typename D::storage* __restrict__ x, typename D::storage* __restrict__ spikes,
+    typename D::storage* __restrict__ margin_out, typename D::storage* __restrict__ theta_out,
+    typename D::storage* __restrict__ v_out, typename D::storage* __restrict__ state_out,
+    long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,
+    int decay_input, float state_decay, float beta_a) {
+  typedef typename P::packet Packet;
+  const int lanes = P::kLanes;
+  if (steps <= 0) {
+    return;
+  }
+  const float v_rest = soft_reset ? 0.0f : v_reset;
+  const unsigned int one = D::bits(D::store(1.0f));
+  const long long packets = n / lanes;
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < packets; i += stride) {
+    float v[lanes];
+    float state[lanes];  // I (CUBA) or A (ALIF), from 0
+    LIF_UNROLL
+    for (int k = 0; k < lanes; ++k) {
+      v[k] = v_rest;
+      state[k] = 0.0f;
+    }
+    long long offset = i * lanes;
+    Packet x_raw = P::load(x, offset);
+    for (int t = 0; t < steps; ++t, offset += n) {
+      Packet x_next = P::zero();
+      if (t + 1 < steps) {
+        x_next = P::load(x, offset + n);
+      }
+      Packet s_out = P::zero(), m_out = P::zero(), th_out = P::zero(), v_new = P::zero(),
+             st_new = P::zero();
+      LIF_UNROLL
+      for (int k = 0; k < lanes; ++k) {
+        const float xt = D::load(D::from_bits(P::get(x_raw, k)));
+        float theta = v_threshold, h, adapted = 0.0f;
+        if (NEURON == LIF_NEURON_CUBA) {
+          state[k] = lif_mul_rn(state[k], state_decay) + xt;
+          h = lif_charge<LIF_NEURON_LIF>(v[k], state[k], v_rest, tau, 0.0f, decay_input);
+        } else {
+          adapted = lif_mul_rn(state[k], state_decay);
+          theta = v_threshold + lif_mul_rn(beta_a, adapted);
+          h = lif_charge<LIF_NEURON_LIF>(v[k], xt, v_rest, tau, 0.0f, decay_input);
+        }
+        const bool fire = h >= theta;
+        v[k] = soft_reset ? (fire ? h - theta : h) : (fire ? v_reset : h);
+        if (NEURON == LIF_NEURON_ALIF) {
+          state[k] = adapted + (fire ? 1.0f : 0.0f);
+        }
+        const float d = h - theta;  // a fired margin's -0.0 made +0.0, as in lif_forward_impl
+        const float margin = fire ? fabsf(d) : d;
+        if (fire) {
+          P::put(s_out, k, one);
+        }
+        P::put(m_out, k, D::bits(D::store(margin)));
+        P::put(th_out, k, D::bits(D::store(theta)));
+        P::put(v_new, k, D::bits(D::store(v[k])));
+        P::put(st_new, k, D::bits(D::store(state[k])));
+      }
+      if (spikes != nullptr) {
+        P::store(spikes, offset, s_out);
+      }
+      if (margin_out != nullptr) {
+        P::store(margin_out, offset, m_out);
+      }
+      if (theta_out != nullptr) {
+        P::store(theta_out, offset, th_out);
+      }
+      if (v_out != nullptr) {
+        P::store(v_out, offset, v_new);
+        P::store(state_out, offset, st_new);
+      }
+      x_raw = x_next;
+    }
+  }
+}
+
+template <class D, class P, int NEURON>
+__device__ __forceinline__ void states_backward_impl(
+    const typename D::storage* __restrict__ grad_spikes,
+    const typename D::storage* __restrict__ grad_v,
+    const typename D::storage* __restrict__ grad_state,
+    const typename D::storage* __restrict__ margin,
+    const typename D::storage* __restrict__ theta_in, typename D::storage* __restrict__ grad_x,
+    long long n, int steps, float tau, float v_threshold, float v_reset, int soft_reset,
+    int decay_input, int detach_reset, int surrogate, float alpha, float state_decay,
+    float beta_a, int detach_adaptation) {
+  typedef typename P::packet Packet;
+  const int lanes = P::kLanes;
+  if (steps <= 0) {
+    return;
+  }
+  const float decay = 1.0f - 1.0f / tau;  // dH[t+1]/dV[t]
+  const long long packets = n / lanes;
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < packets; i += stride) {
+    float grad_h_next[lanes], grad_state_next[lanes];  // gH[t+1], gI[t+1] or gA_d[t+1]
+    LIF_UNROLL
+    for (int k = 0; k < lanes; ++k) {
+      grad_h_next[k] = 0.0f;
+      grad_state_next[k] = 0.0f;
+    }
+    long long offset = (long long)(steps - 1) * n + i * lanes;
+    Packet margin_raw = P::load(margin, offset);
+    Packet gs_raw = P::load(grad_spikes, offset);
+    for (int t = steps - 1; t >= 0; --t, offset -= n) {
+      Packet margin_prev = P::zero(), gs_prev = P::zero();
+      if (t > 0) {
+        margin_prev = P::load(margin, offset - n);
+        gs_prev = P::load(grad_spikes, offset - n);
+      }
+      const Packet gv_raw = grad_v != nullptr ? P::load(grad_v, offset) : P::zero();
+      const Packet gst_raw = grad_state != nullptr ? P::load(grad_state, offset) : P::zero();
+      const Packet th_raw = theta_in != nullptr ? P::load(theta_in, offset) : P::zero();
+      Packet gx_out = P::zero();
+      LIF_UNROLL
+      for (int k = 0; k < lanes; ++k) {
+        const unsigned int m_bits = P::get(margin_raw, k);
+        const float m = D::load(D::from_bits(m_bits));
+        const bool fired = (m_bits >> (D::kBits - 1)) == 0u;
+        const float s = fired ? 1.0f : 0.0f;
+        const float theta =
+            theta_in != nullptr ? D::load(D::from_bits(P::get(th_raw, k))) : v_threshold;
+        const float grad_v_total =
+            grad_h_next[k] * decay + D::load(D::from_bits(P::get(gv_raw, k)));
+        const float grad_state_in = D::load(D::from_bits(P::get(gst_raw, k)));
+        float grad_s = D::load(D::from_bits(P::get(gs_raw, k)));
+        float grad_a = 0.0f;
+        if (NEURON == LIF_NEURON_ALIF) {  // A[t] = A_d[t] + S[t]: A's adjoint reaches S[t]
+          grad_a = grad_state_next[k] * state_decay + grad_state_in;
+          grad_s += grad_a;
+        }
+        if (!detach_reset) {
+          grad_s += grad_v_total * (soft_reset ? -theta : v_reset - (m + theta));
+        }
+        const float grad_m = grad_s * lif_surrogate_grad(m, surrogate, alpha);
+        const float grad_h = grad_m + grad_v_total * (soft_reset ? 1.0f : 1.0f - s);
+        const float grad_in = decay_input ? grad_h / tau : grad_h;
+        float grad_x_k;
+        if (NEURON == LIF_NEURON_ALIF) {
+          const float grad_theta = soft_reset ? -grad_m - grad_v_total * s : -grad_m;
+          grad_state_next[k] = detach_adaptation ? 0.0f : grad_theta * beta_a + grad_a;
+          grad_x_k = grad_in;
+        } else {  // CUBA: I[t] feeds H[t] and, decayed, I[t+1]
+          grad_x_k = grad_in + grad_state_next[k] * state_decay + grad_state_in;
+          grad_state_next[k] = grad_x_k;
+        }
+        P::put(gx_out, k, D::bits(D::store(grad_x_k)));
+        grad_h_next[k] = grad_h;
+      }
+      P::store(grad_x, offset, gx_out);
+      margin_raw = margin_prev;
+      gs_raw = gs_prev;
+    }
+  }
+}
+
+// Entry points {cuba,alif}_{forward,backward}_{f32,f16,bf16}[_vec]: their own parameter list
+// (the state's outputs, gradients and parameters instead of PLIF's k).
+#define LIF_STATES_ENTRY_POINTS(PREFIX, NEURON, NAME, D, PATH)                                 \
+  LIF_KERNEL_BOUNDED(LIF_MIN_BLOCKS_PER_SM_STATES) PREFIX##_forward_##NAME(                    \
+      const D::storage* __restrict__ x, D::storage* __restrict__ spikes,                       \
+      D::storage* __restrict__ margin, D::storage* __restrict__ theta,                         \
+      D::storage* __restrict__ v_out, D::storage* __restrict__ state_out, long long n,         \
+      int steps, float tau, float v_threshold, float v_reset, int soft_reset, int decay_input, \
+      float state_decay, float beta_a) {                                                       \
+    states_forward_impl<D, PATH<D>, NEURON>(x, spikes, margin, theta, v_out, state_out, n,     \
+                                            steps, tau, v_threshold, v_reset, soft_reset,      \
+                                            decay_input, state_decay, beta_a);                 \
+  }                                                                                            \
+  LIF_KERNEL_BOUNDED(LIF_MIN_BLOCKS_PER_SM_STATES) PREFIX##_backward_##NAME(                   \
+      const D::storage* __restrict__ grad_spikes, const D::storage* __restrict__ grad_v,       \
+      const D::storage* __restrict__ grad_state, const D::storage* __restrict__ margin,        \
+      const D::storage* __restrict__ theta, D::storage* __restrict__ grad_x, long long n,      \
+      int steps, float tau, float v_threshold, float v_reset, int soft_reset, int decay_input, \
+      int detach_reset, int surrogate, float alpha, float state_decay, float beta_a,           \
+      int detach_adaptation) {                                                                 \
+    states_backward_impl<D, PATH<D>, NEURON>(grad_spikes, grad_v, grad_state, margin, theta,   \
+                                             grad_x, n, steps, tau, v_threshold, v_reset,      \
+                                             soft_reset, decay_input, detach_reset, surrogate, \
+                                             alpha, state_decay, beta_a, detach_adaptation);   \
+  }
+
+#define LIF_STATES_NEURON_ENTRY_POINTS(PREFIX, NEURON)                 \
+  LIF_STATES_ENTRY_POINTS(PREFIX, NEURON, f32, LifF32, LifScalarPath)     \
+  LIF_STATES_ENTRY_POINTS(PREFIX, NEURON, f16, LifF16, LifScalarPath)     \
+  LIF_STATES_ENTRY_POINTS(PREFIX, NEURON, bf16, LifBF16, LifScalarPath)   \
+  LIF_STATES_ENTRY_POINTS(PREFIX, NEURON, f32_vec, LifF32, LifVectorPath) \
+  LIF_STATES_ENTRY_POINTS(PREFIX, NEURON, f16_vec, LifF16, LifVectorPath) \
+  LIF_STATES_ENTRY_POINTS(PREFIX, NEURON, bf16_vec, LifBF16, LifVectorPath)
+
+LIF_STATES_NEURON_ENTRY_POINTS(cuba, LIF_NEURON_CUBA)
+LIF_STATES_NEURON_ENTRY_POINTS(alif, LIF_NEURON_ALIF)
