@@ -50,6 +50,16 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.randint(0, CLASSES, (BATCH,), generator=generator)
 
 
+def trains(net) -> None:
+    """One step of the network: finite logits, and a gradient on every weight."""
+    x, target = batch()
+    logits = net(x)
+    torch.nn.functional.cross_entropy(logits, target).backward()
+    assert torch.isfinite(logits).all()
+    for name, parameter in net.weight_parameters().items():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
 def build(framework: str, neuron: str, setting: str, kind: str = "fc"):
     problem = registry.networks()[framework].problem()
     if problem is not None:
@@ -69,12 +79,7 @@ def test_each_network_builds_the_neuron_or_says_why_not(framework, neuron, setti
         assert expected in str(refused.value), str(refused.value)
         return
     net = build(framework, neuron, setting)
-    x, target = batch()
-    logits = net(x)
-    torch.nn.functional.cross_entropy(logits, target).backward()
-    assert torch.isfinite(logits).all()
-    for name, parameter in net.weight_parameters().items():
-        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    trains(net)
     decays = [p for n, p in net.named_parameters() if n.endswith(".w")]
     if neuron == "plif":  # one learned decay per spiking layer, and it gets a gradient
         assert len(decays) == 2, [n for n, _ in net.named_parameters()]
@@ -134,7 +139,7 @@ def test_e2e_trains_plif_and_refuses_what_cannot_run():
     assert rows["snntorch"].status == "unsupported"
     assert "adds its input unscaled" in rows["snntorch"].reason
     for args, expected in (
-        (("--neuron", "alif"), "--neuron: unknown 'alif'"),
+        (("--neuron", "alf"), "--neuron: unknown 'alf'"),
         (("--neuron", "if", "--mode", "conversion"), "--neuron if: is for --mode direct"),
     ):
         refused = run_in_process("e2e", *args)
@@ -155,3 +160,55 @@ def test_study_cells_train_each_neuron_in_direct_mode_only(tmp_path):
     assert {k.neuron for k in keys if k.mode == "conversion"} == {"lif"}
     assert len([k for k in keys if k.mode == "direct"]) == 2 * len(
         [k for k in keys if k.mode == "conversion"]) * len(request.neuron_settings)  # fmt: skip
+
+
+# CUBA and ALIF: who builds them natively (canonical setting); the rest refuse with the reason.
+STATE_CONFIGS = {n: make_config(n, surrogate="superspike", alpha=1.0) for n in ("cuba", "alif")}
+STATE_BUILDS = {("reference", "cuba"), ("norse", "cuba"), ("lava-dl", "cuba"),
+                ("reference", "alif")}  # fmt: skip
+STATE_REFUSALS = {("norse", "alif"): "a step of delay", ("spyx", "cuba"): "Spyx trains in JAX",
+                  ("spyx", "alif"): "Spyx trains in JAX"}  # fmt: skip
+
+
+@pytest.mark.parametrize("neuron", ["cuba", "alif"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_each_network_builds_cuba_and_alif_or_says_why_not(framework, neuron):
+    problem = registry.networks()[framework].problem()
+    if problem is not None:
+        pytest.skip(problem)
+    config = STATE_CONFIGS[neuron]
+    if (framework, neuron) not in STATE_BUILDS:
+        with pytest.raises(Unsupported) as refused:
+            build_network(spec("fc"), framework, config, STEPS, SEED, neuron=neuron)
+        expected = STATE_REFUSALS.get((framework, neuron), f"so far, not {neuron.upper()}")
+        assert expected in str(refused.value), str(refused.value)
+        return
+    trains(build_network(spec("fc"), framework, config, STEPS, SEED, neuron=neuron))
+
+
+@pytest.mark.parametrize("kind", ["cnn", "fc"])
+def test_norse_runs_the_reference_cuba_network_natively(kind):
+    """Norse's own LIF with its synaptic current computes the canonical CUBA network: the same
+    logits and weight gradients as the reference network's, which differ from LIF's."""
+    x, target = batch()
+    out, grads = {}, {}
+    for framework, neuron in (("reference", "cuba"), ("norse", "cuba"), ("reference", "lif")):
+        config = make_config(neuron, surrogate="superspike", alpha=1.0)
+        net = build_network(spec(kind), framework, config, STEPS, SEED, neuron=neuron)
+        logits = net(x)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        out[framework, neuron] = logits.detach()
+        grads[framework, neuron] = {name: p.grad.reshape(net.weights()[name].shape)
+                                    for name, p in net.weight_parameters().items()}  # fmt: skip
+    want = out["reference", "cuba"]
+    assert want.abs().sum() > 0 and not torch.allclose(want, out["reference", "lif"], atol=1e-4)
+    torch.testing.assert_close(out["norse", "cuba"], want, atol=1e-4, rtol=0)
+    for name, grad in grads["norse", "cuba"].items():
+        torch.testing.assert_close(grad, grads["reference", "cuba"][name], atol=1e-5, rtol=1e-5)
+
+
+def test_norses_framework_defaults_cuba_is_its_own_lif():
+    net = build_network(spec("fc"), "norse", None, STEPS, SEED, neuron="cuba")
+    assert any("norse.torch.LIF()" in note for note in net.notes), net.notes
+    x, target = batch()
+    torch.nn.functional.cross_entropy(net(x), target).backward()

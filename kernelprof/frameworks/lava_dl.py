@@ -319,6 +319,7 @@ class LavaNetwork(SpikingNetwork):
     """lava-dl (SLAYER) synapses and CUBA neurons in its time-last layout [B, C, H, W, T]."""
 
     framework = "lava-dl"
+    neurons = ("lif", "cuba")  # CUBA: cuba.Neuron with its own current (current_decay 1/tau_syn)
     neuron_reasons = NOT_MAPPED
 
     def __init__(self, spec: NetworkSpec, lif: LIFConfig | None, steps: int, seed: int,
@@ -338,10 +339,13 @@ class LavaNetwork(SpikingNetwork):
             "last axis",
         ]
         if lif is not None:
+            current = "1/tau_syn" if lif.neuron == "cuba" else "1"
             self.notes.append(
-                "LIF is lava's CUBA neuron (current_decay=1, voltage_decay=1/tau"
+                f"{lif.neuron.upper()} is lava's CUBA neuron (current_decay={current}, "
+                "voltage_decay=1/tau"
                 + (", synaptic output divided by tau first" if lif.decay_input else "")
-                + "), an approximation of the canonical LIF (the LIF: notes say how)"
+                + f"), an approximation of the canonical {lif.neuron.upper()} (the "
+                f"{lif.neuron.upper()}: notes say how)"
             )
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
@@ -359,7 +363,7 @@ class LavaNetwork(SpikingNetwork):
             return slayer.synapse.Dense(layer.in_shape[0], layer.out_shape[0])
         neuron = LavaLIF(self.lif_config)
         for note in [*neuron.mapping["approximations"], *TIE_NOTES]:
-            self.note_once(f"LIF: {note}")
+            self.note_once(f"{self.neuron.upper()}: {note}")
         return neuron
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:

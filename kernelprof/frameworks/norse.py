@@ -374,13 +374,22 @@ NO_PLIF = (
 )
 
 
+NO_ALIF_NETWORK = (
+    "Norse's LSNN charges its membrane with the previous step's input, so each ALIF layer of a "
+    "network would add a step of delay that the canonical ALIF has not (check and compare map "
+    "it by running one more step, which a stack of layers cannot)"
+)
+
+
 class NorseNetwork(SpikingNetwork):
     """``norse.torch.SequentialState``: torch layers (``Lift`` -ed over T where they need
-    [B, ...]) and Norse's LIF on [T, B, ...], called without a state as Norse's users do."""
+    [B, ...]) and Norse's LIF on [T, B, ...], called without a state as Norse's users do. CUBA
+    is that LIF with its own synaptic current (tau_syn), as Norse's users run it; its
+    framework-defaults neuron is ``norse.torch.LIF()`` itself, which is current-based."""
 
     framework = "norse"
-    neurons = default_neurons = ("if", "lif")
-    neuron_reasons = {"plif": NO_PLIF}
+    neurons = default_neurons = ("if", "lif", "cuba")
+    neuron_reasons = {"plif": NO_PLIF, "alif": NO_ALIF_NETWORK}
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         import norse.torch as norse_torch
@@ -399,13 +408,18 @@ class NorseNetwork(SpikingNetwork):
         if config.neuron == "if":
             return NorseDefaultLIF(iaf(config, method, norse_alpha, "cpu", torch.float32))
         if not config.decay_input:
-            self.notes.append("LIF: synaptic current multiplied by tau (decay_input=False)")
+            self.note_once(f"{config.neuron.upper()}: input multiplied by tau "
+                           "(decay_input=False)")  # fmt: skip
         return NorseLIF(config, method, norse_alpha)
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
         return NorseDefaultLIF()
 
     def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        if self.neuron == "cuba":  # Norse's default LIF is current-based: tau_syn 5 ms, dt 1 ms
+            self.note_once("CUBA: framework-defaults is norse.torch.LIF(), Norse's own LIF, "
+                           "which filters its input through a synaptic current")  # fmt: skip
+            return NorseDefaultLIF()
         return _default_if()  # IF: IAFParameters() and dt at their defaults
 
     def container(self, modules: list[nn.Module]) -> nn.Module:

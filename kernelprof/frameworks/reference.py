@@ -132,7 +132,7 @@ class ReferenceNetwork(SpikingNetwork):
 
     framework = "reference"
     impl = "torch"
-    neurons = default_neurons = ("if", "lif", "plif")
+    neurons = default_neurons = NEURON_NAMES
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         if layer.category in ("conv", "pool"):

@@ -62,7 +62,8 @@ class E2ERequest(Request):
                        metavar="{direct,conversion}")  # fmt: skip
     neuron: str = option("lif", f"the networks' spiking neuron in direct training "
                          f"({', '.join(E2E_NEURONS)}; canonical: tau 2 or PLIF's tau0 2, hard "
-                         "reset to 0, superspike(1))", parse=one_of(*E2E_NEURONS))  # fmt: skip
+                         "reset to 0, superspike(1); CUBA's tau_syn 4, ALIF's tau_a 20 and "
+                         "beta_a 0.1)", parse=one_of(*E2E_NEURONS))  # fmt: skip
     neuron_setting: str = option(
         "canonical", "canonical: the same neuron in every framework (differences are speed only); "
         "framework-defaults: each framework's neuron as its documentation builds it by default, "

@@ -30,7 +30,7 @@ from reference_kernels.model import (
 
 # The neurons the e2e networks (e2e, study) train with (a network that cannot build one says so
 # in its row); check and compare take every NEURONS.
-E2E_NEURONS = ("if", "lif", "plif")
+E2E_NEURONS = ("if", "lif", "plif", "cuba", "alif")
 DTYPES = ("fp32", "fp16", "bf16")
 # SuperSpike with alpha 1 is the one surrogate SpikingJelly, snnTorch and Norse all express
 # exactly (Norse 1.1's 'super' ignores alpha; SpikingJelly's SuperSpike(a) is a/(1+|x|)^2).
