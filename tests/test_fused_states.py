@@ -151,3 +151,23 @@ def test_torch_compile_fullgraph_gives_eager_results(config):
         outs.append(out)
         grads.append(xr.grad)
     assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_cupy_runs_the_oracles_neuron_on_the_gpu(config):
+    """The CUDA C kernels (impl='cupy') on a GPU, the vector path (N = 512): spikes equal to
+    the oracle's, V, the state and dX within 1e-5, margin and recompute bit-equal."""
+    reason = reference_kernels.unavailable_reason("cupy", "cuda")
+    if reason is not None:
+        pytest.skip(f"unavailable: {reason}")
+    x = lif_input((8, 512), config, seed=4).cuda()
+    upstream = _upstream(x)
+    want = _run(config, x, "torch", upstream=upstream)
+    margin = _run(config, x, "cupy", upstream=upstream)
+    recompute = _run(config, x, "cupy", "recompute", upstream=upstream)
+    assert torch.equal(margin[0], want[0]) and torch.equal(recompute[0], want[0])
+    for got, expected in zip(margin[1:], want[1:], strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    for a, b in zip(margin, recompute, strict=True):
+        assert torch.equal(a, b)
