@@ -207,6 +207,12 @@ def test_norse_runs_the_reference_cuba_network_natively(kind):
         torch.testing.assert_close(grad, grads["reference", "cuba"][name], atol=1e-5, rtol=1e-5)
 
 
+def test_framework_defaults_cuba_elsewhere_is_refused_as_not_built_yet():
+    """snnTorch's refusal of a default IF/PLIF does not stand for CUBA (it has Synaptic)."""
+    with pytest.raises(Unsupported, match="builds LIF so far, not CUBA"):
+        build_network(spec("fc"), "snntorch", None, STEPS, SEED, neuron="cuba")
+
+
 def test_norses_framework_defaults_cuba_is_its_own_lif():
     net = build_network(spec("fc"), "norse", None, STEPS, SEED, neuron="cuba")
     assert any("norse.torch.LIF()" in note for note in net.notes), net.notes

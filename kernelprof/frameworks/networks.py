@@ -196,7 +196,7 @@ class SpikingNetwork(nn.Module, abc.ABC):
     # it knows (make_default_lif for LIF, make_default_neuron for the others).
     neurons: tuple[str, ...] = ("lif",)
     default_neurons: tuple[str, ...] = ("lif",)
-    no_default_neuron = ""  # why the framework has no default IF/PLIF, where it has none
+    no_default_neuron = ""  # why the framework has no default IF or PLIF, where it has none
     neuron_reasons: dict[str, str] = {}  # why it builds no network with a neuron, by neuron
 
     def __init__(self, spec: NetworkSpec, lif: NeuronConfig | None, steps: int, seed: int,
@@ -230,7 +230,15 @@ class SpikingNetwork(nn.Module, abc.ABC):
         known = self.default_neurons if defaults else self.neurons
         if self.neuron in self.neuron_reasons:
             raise Unsupported(self.neuron_reasons[self.neuron])
-        if self.neuron not in known and defaults and self.no_default_neuron:
+        if (
+            self.neuron not in known
+            and defaults
+            and self.no_default_neuron
+            and (
+                self.neuron
+                in ("if", "plif")  # the reason speaks of those; others get the generic one
+            )
+        ):
             raise Unsupported(self.no_default_neuron)
         if self.neuron not in known:
             what = "framework-defaults neuron" if defaults else "network"
