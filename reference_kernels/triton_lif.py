@@ -74,6 +74,16 @@ def _charge(v, current, tau, v_rest, DECAY_INPUT: tl.constexpr):
 
 
 @triton.jit
+def _reset(h, spike, theta, v_rest, SOFT_RESET: tl.constexpr):
+    """V[t] after the step's reset: hard to V_r, or soft, subtracting the step's threshold."""
+    if SOFT_RESET:
+        v = h - spike * theta
+    else:
+        v = spike * v_rest + (1.0 - spike) * h
+    return v
+
+
+@triton.jit
 def _decay_k(k_ptr, offsets, mask, k_channels, k_inner, K_PER_CHANNEL: tl.constexpr):
     """PLIF's k for each lane: one value, or the lane's channel's (outside the time loop)."""
     if K_PER_CHANNEL:
@@ -135,10 +145,7 @@ def _lif_forward_kernel(
         else:  # LIF
             h = _charge(v, x, tau, v_rest, DECAY_INPUT)
         spike = (h >= v_threshold).to(tl.float32)
-        if SOFT_RESET:
-            v = h - spike * v_threshold
-        else:
-            v = spike * v_rest + (1.0 - spike) * h
+        v = _reset(h, spike, v_threshold, v_rest, SOFT_RESET)
         if WRITE_SPIKES:
             tl.store(spikes_ptr + index, spike.to(spikes_ptr.dtype.element_ty), mask=mask)
         if WRITE_MARGIN:
@@ -302,10 +309,7 @@ def _states_forward_kernel(
             theta = v_threshold + beta_a * adapted
             h = _charge(v, x, tau, v_rest, DECAY_INPUT)
         spike = (h >= theta).to(tl.float32)
-        if SOFT_RESET:
-            v = h - spike * theta
-        else:
-            v = spike * v_rest + (1.0 - spike) * h
+        v = _reset(h, spike, theta, v_rest, SOFT_RESET)
         if NEURON == 4:
             state = adapted + spike
         if WRITE_SPIKES:

@@ -384,6 +384,24 @@ __host__ __device__ __forceinline__ float lif_charge(float v, float x, float v_r
   return decay_input ? v + (x - (v - v_rest)) / tau : v - (v - v_rest) / tau + x;
 }
 
+// V[t] after the step's reset: hard to V_r, or soft, subtracting the step's threshold.
+__host__ __device__ __forceinline__ float lif_reset(float h, bool fire, float theta,
+                                                    float v_reset, int soft_reset) {
+  return soft_reset ? (fire ? h - theta : h) : (fire ? v_reset : h);
+}
+
+// The margin H - theta that forward saves. Backward reads S as "the margin's sign bit is
+// clear". In float32 that is exact: H and theta are floats, so fl(H - theta) is negative
+// exactly when H < theta (a difference of two floats is 0 only when they are equal), and
+// rounding to fp16/bf16 keeps the sign even where a tiny negative margin becomes -0.0 (which
+// `>= 0` would misread as a spike). The one float32 difference with the wrong sign is H = -0.0
+// against theta = +0.0: a spike whose margin is -0.0. fabsf on a fired margin (>= 0 or that
+// -0.0) changes only that case, to +0.0, and equals the oracle's margin as a value.
+__host__ __device__ __forceinline__ float lif_margin(float h, float theta, bool fire) {
+  const float d = h - theta;
+  return fire ? fabsf(d) : d;
+}
+
 // PLIF's k of neuron `neuron` (flat index in a row), per channel.
 __device__ __forceinline__ float lif_channel_k(const float* __restrict__ k, long long neuron,
                                                long long k_channels, long long k_inner) {
@@ -468,16 +486,8 @@ __device__ __forceinline__ void lif_forward_impl(
         const float xt = D::load(D::from_bits(P::get(x_raw, k)));
         const float h = lif_charge<NEURON>(v[k], xt, v_rest, tau, kk[k], decay_input);
         const bool fire = h >= v_threshold;  // Heaviside(0) = 1
-        v[k] = soft_reset ? (fire ? h - v_threshold : h) : (fire ? v_reset : h);
-        // Backward reads S as "the margin's sign bit is clear". In float32 that is exact: H and
-        // theta are floats, so fl(H - theta) is negative exactly when H < theta (a difference of
-        // two floats is 0 only when they are equal), and rounding to fp16/bf16 keeps the sign
-        // even where a tiny negative margin becomes -0.0 (which `>= 0` would misread as a
-        // spike). The one float32 difference with the wrong sign is H = -0.0 against theta =
-        // +0.0: a spike whose margin is -0.0. fabsf on a fired margin (>= 0 or that -0.0)
-        // changes only that case, to +0.0, and equals the oracle's margin as a value.
-        const float d = h - v_threshold;
-        const float margin = fire ? fabsf(d) : d;
+        v[k] = lif_reset(h, fire, v_threshold, v_reset, soft_reset);
+        const float margin = lif_margin(h, v_threshold, fire);
         if (fire) {
           P::put(s_out, k, one);  // 0.0 is the zero() bits already
         }
@@ -721,12 +731,11 @@ __device__ __forceinline__ void states_forward_impl(
           h = lif_charge<LIF_NEURON_LIF>(v[k], xt, v_rest, tau, 0.0f, decay_input);
         }
         const bool fire = h >= theta;
-        v[k] = soft_reset ? (fire ? h - theta : h) : (fire ? v_reset : h);
+        v[k] = lif_reset(h, fire, theta, v_reset, soft_reset);
         if (NEURON == LIF_NEURON_ALIF) {
           state[k] = adapted + (fire ? 1.0f : 0.0f);
         }
-        const float d = h - theta;  // a fired margin's -0.0 made +0.0, as in lif_forward_impl
-        const float margin = fire ? fabsf(d) : d;
+        const float margin = lif_margin(h, theta, fire);
         if (fire) {
           P::put(s_out, k, one);
         }
