@@ -123,16 +123,23 @@ class HostKernels:
         self.name = f"cuda-host-{max_blocks}x{block}"
         self.launched: list[str] = []
 
-    def _launch(self, direction: str, like: torch.Tensor, addresses, config, decay, rest):
-        """Runs the entry point; returns PLIF backward's dk partials (else None)."""
+    def _entry(self, direction: str, like: torch.Tensor, addresses, prefix: str):
+        """(launcher, grid) of the entry point for [T, N] ``like`` at these addresses, on the
+        vector or scalar path by the CuPy backend's rule; recorded in ``launched``."""
         if like.device.type != "cpu" or not like.is_contiguous():
             raise ValueError("the host build runs on contiguous CPU tensors")
-        steps, n = like.shape
+        n = like.shape[1]
         vector = use_vector_path(n, like.element_size(), addresses)
-        name = kernel_name(direction, like.dtype, vector, kernel_prefix(config, decay))
+        name = kernel_name(direction, like.dtype, vector, prefix)
         items = n // vector_lanes(like.element_size()) if vector else n
-        grid = persistent_grid(items, self.block, self.max_blocks, 1)
         self.launched.append(name)
+        grid = persistent_grid(items, self.block, self.max_blocks, 1)
+        return getattr(self.lib, f"host_launch_{name}"), grid
+
+    def _launch(self, direction: str, like: torch.Tensor, addresses, config, decay, rest):
+        """Runs the entry point; returns PLIF backward's dk partials (else None)."""
+        launcher, grid = self._entry(direction, like, addresses, kernel_prefix(config, decay))
+        steps, n = like.shape
         pointers = (*addresses, 0 if decay is None else decay.k.data_ptr())
         partials = None
         if direction == "backward":
@@ -140,7 +147,6 @@ class HostKernels:
                 size = dk_partials_size(decay, n, grid, self.block)
                 partials = torch.zeros(max(size, 1), dtype=torch.float32)
             pointers = (*pointers, _address(partials))
-        launcher = getattr(self.lib, f"host_launch_{name}")
         launcher(grid, self.block, *pointers, n, steps, *rest, *decay_scalars(decay))
         return partials
 
@@ -158,16 +164,10 @@ class HostKernels:
         return self._launch("backward", margin, addresses, config, decay, rest)
 
     def _launch_states(self, direction: str, like: torch.Tensor, tensors, config, rest) -> None:
-        if like.device.type != "cpu" or not like.is_contiguous():
-            raise ValueError("the host build runs on contiguous CPU tensors")
-        steps, n = like.shape
         addresses = tuple(_address(t) for t in tensors)
-        vector = use_vector_path(n, like.element_size(), addresses)
-        name = kernel_name(direction, like.dtype, vector, config.neuron)
-        items = n // vector_lanes(like.element_size()) if vector else n
-        grid = persistent_grid(items, self.block, self.max_blocks, 1)
-        self.launched.append(name)
-        getattr(self.lib, f"host_launch_{name}")(grid, self.block, *addresses, n, steps, *rest)
+        launcher, grid = self._entry(direction, like, addresses, config.neuron)
+        steps, n = like.shape
+        launcher(grid, self.block, *addresses, n, steps, *rest)
 
     def forward_states(self, x, spikes, margin, theta, v, state, config: NeuronConfig) -> None:
         """CUBA or ALIF (reference_kernels.fused_states' contract)."""
