@@ -435,6 +435,21 @@ def test_host_build_if_and_plif_match_oracle(host_lib: ctypes.CDLL, case) -> Non
 STATE_HOST_CONFIGS = STATE_CONFIGS  # every reset, decay and detach setting of the Triton tests
 
 
+def _states_and_grad(x, config, kernels, loss) -> tuple:
+    """(S, V, the second state, dX after ``loss``'s backward) of CUBA or ALIF over ``x``: the
+    eager oracle (``kernels`` None), or ``states_fused`` through ``kernels``."""
+    (name,) = STATES[config.neuron]
+    xr = x.clone().requires_grad_()
+    if kernels is None:
+        spikes, states = reference_kernels.multistep(xr, config, return_state=True)
+        v, state = states["v"], states[name]
+    else:
+        spikes, v, states = states_fused(xr, kernels, config, True)
+        state = states[name]
+    loss((spikes, v, state)).backward()
+    return spikes, v, state, xr.grad
+
+
 @pytest.mark.parametrize("config", STATE_HOST_CONFIGS, ids=str)
 @pytest.mark.parametrize(("neurons", "dtype"), [
     (300, torch.float32), (301, torch.float32), (400, torch.float16), (105, torch.bfloat16),
@@ -444,25 +459,16 @@ def test_host_build_cuba_and_alif_match_oracle(host_lib: ctypes.CDLL, config, ne
     path (N = 300 fp32, 400 fp16) and the scalar one: against the eager oracle in the same
     precision (float32 inside, one rounding on storing), spikes, V and the state equal bit for
     bit; dX, with upstream gradients on all three, within the storage dtype's rounding."""
-    (name,) = STATES[config.neuron]
     kernels = HostKernels(host_lib, max_blocks=2, block=32)
     x = lif_input((8, neurons), config, seed=neurons).to(dtype)
     generator = torch.Generator().manual_seed(3)
     upstream = [torch.randn(x.shape, generator=generator).to(dtype) for _ in range(3)]
-    results = []
-    for fused in (False, True):
-        xr = x.clone().requires_grad_()
-        if fused:
-            spikes, v, state = states_fused(xr, kernels, config, True)
-            state = state[name]
-        else:
-            spikes, states = reference_kernels.multistep(xr, config, return_state=True)
-            v, state = states["v"], states[name]
-        loss = sum((out.float() * g.float()).sum()
-                   for out, g in zip((spikes, v, state), upstream, strict=True))  # fmt: skip
-        loss.backward()
-        results.append((spikes, v, state, xr.grad))
-    oracle, host = results
+
+    def loss(outputs):
+        return sum((out.float() * g.float()).sum()
+                   for out, g in zip(outputs, upstream, strict=True))  # fmt: skip
+
+    oracle, host = (_states_and_grad(x, config, route, loss) for route in (None, kernels))
     assert 0.05 < float(oracle[0].float().mean()) < 0.7
     for got, want in zip(host[:3], oracle[:3], strict=True):
         assert torch.equal(got, want)
@@ -816,20 +822,14 @@ class HostRoutedCupy(CupyKernels):
 def test_cupy_backend_passes_cuba_and_alif_what_their_kernels_take(host_lib, config, neurons):
     """CupyKernels.forward_states / backward_states, their launches run by the host build:
     the oracle's spikes, V and state bit for bit and its dX, on both paths."""
-    (name,) = STATES[config.neuron]
     kernels = HostRoutedCupy(host_lib)
     x = lif_input((6, neurons), config, seed=2)
-    results = []
-    for fused in (False, True):
-        xr = x.clone().requires_grad_()
-        if fused:
-            spikes, v, state = states_fused(xr, kernels, config, True)
-            state = state[name]
-        else:
-            spikes, states = reference_kernels.multistep(xr, config, return_state=True)
-            v, state = states["v"], states[name]
-        (spikes.sum() + (v * v).sum() + (state * 0.5).sum()).backward()
-        results.append((spikes, v, state, xr.grad))
+
+    def loss(outputs):
+        spikes, v, state = outputs
+        return spikes.sum() + (v * v).sum() + (state * 0.5).sum()
+
+    results = [_states_and_grad(x, config, route, loss) for route in (None, kernels)]
     for got, want in zip(results[1][:3], results[0][:3], strict=True):
         assert torch.equal(got, want)
     torch.testing.assert_close(results[1][3], results[0][3], atol=1e-5, rtol=1e-5)
