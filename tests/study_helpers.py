@@ -64,6 +64,25 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def wait_for_worker(process: subprocess.Popen, steady_s: float = 1.0,
+                    timeout_s: float = 300) -> set[int]:  # fmt: skip
+    """The processes under ``process`` once the same ones have run for ``steady_s``: a cell's
+    worker at work, not one ending (none runs between two cells). Fails where ``process`` ends
+    first."""
+    deadline = time.monotonic() + timeout_s
+    found, since = set(), time.monotonic()
+    while not found or time.monotonic() - since < steady_s:
+        if process.poll() is not None:
+            raise AssertionError(f"the study ended first: {process.stderr.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no steady worker under {process.pid} after {timeout_s} s")
+        now = alive(descendants(process.pid))
+        if now != found:
+            found, since = now, time.monotonic()
+        time.sleep(0.05)
+    return found
+
+
 def alive(pids: set[int]) -> set[int]:
     """Those of ``pids`` still running (zombies, which hold nothing, left out)."""
     living = set()
