@@ -364,14 +364,12 @@ def test_norse_iaf_and_transparent_synapse_lif_are_named_and_refused_a_path():
     assert not [p for p in document.faster.paths if p.layers]
 
 
-def test_norses_current_based_lif_is_no_canonical_neuron_and_says_why():
+def test_norses_iaf_maps_to_if_and_a_state_passed_in_is_refused():
     pytest.importorskip("norse")
     import norse.torch as norse_torch
 
     from kernelprof.frameworks import norse as nr
 
-    with pytest.raises(base.Unsupported, match=r"CUBA: dt\*tau_syn_inv = 0.2"):
-        nr.module_config(norse_torch.LIF())  # LIFParameters() and dt at their defaults
     iaf = norse_torch.IAF(norse_torch.IAFParameters(v_th=torch.tensor(0.5),
                                                     v_reset=torch.tensor(-0.25)))  # fmt: skip
     assert nr.module_config(iaf) == IFConfig(v_threshold=0.5, v_reset=-0.25, surrogate="superspike",
@@ -439,8 +437,8 @@ def test_rockpool_modules_map_within_the_mappings_limits_or_say_why_not():
     plif = RockpoolNet().plif
     plif.alpha.data.fill_(0.8)
     assert 1 / rp.module_config(plif).tau == pytest.approx(0.2, rel=1e-6)  # k = 1 - alpha now
-    with pytest.raises(base.Unsupported, match="CUBA: synaptic decay beta"):
-        rp.module_config(LIFTorch(4, **common))  # tau_syn = 20 ms: a synaptic current
+    with pytest.raises(base.Unsupported, match="a trained tau_syn"):
+        rp.module_config(LIFTorch(4, **common))  # Rockpool's default: tau_syn trained
     with pytest.raises(base.Unsupported, match="alpha\\*theta = 2"):
         common["threshold"] = Constant(2.0)  # with learning_window 0.5: alpha*theta = 4
         rp.module_config(LIFNeuronTorch(4, tau_mem=Constant(0.02), **common))

@@ -379,7 +379,7 @@ def node_kind(module, package: object, classes: Mapping[str, str], steps: tuple[
     origin = next((cls for cls in mro if cls in kinds), None)
     if origin is None:
         raise Unsupported(f"{type(module).__name__} is none of {', '.join(classes.values())}: "
-                          "kernelprof's kernels compute IF, LIF and PLIF")  # fmt: skip
+                          "the neurons kernelprof maps")  # fmt: skip
     own = [step for step in steps if any(step in vars(cls) for cls in mro[: mro.index(origin)])]
     if own:
         raise Unsupported(f"{type(module).__name__} runs its own {own[0]}")

@@ -630,12 +630,37 @@ def layer_categories() -> dict[type, str]:
             **base.categorised(loss, losses)}  # fmt: skip
 
 
+def neuron_config(module) -> NeuronConfig:
+    """The canonical neuron a slayer ``cuba.Neuron`` computes, named in the reason: it is never
+    exact (fixed point, SLAYER's reset-free backward; see the module docstring). Di = 4096
+    current_decay: LIF where Di = 4096 (no current kept), CUBA with tau_syn = 4096/Di otherwise;
+    Dv = 4096 voltage_decay: IF where Dv = 0, tau = 4096/Dv otherwise. Other slayer neurons
+    (alif, rf, adrf, sigma-delta) are not mapped, with why."""
+    from lava.lib.dl.slayer.neuron import cuba
+
+    if not isinstance(module, cuba.Neuron) or type(module).forward is not cuba.Neuron.forward:
+        raise base.Unsupported(f"{type(module).__name__} is not slayer's cuba.Neuron, the one "
+                               "lava-dl neuron kernelprof maps")  # fmt: skip
+    di = base.one_value(module.current_decay, "current_decay") / module.p_scale
+    dv = base.one_value(module.voltage_decay, "voltage_decay") / module.p_scale
+    membrane = "IF" if dv == 0 else f"tau {1 / dv:.4g}"
+    neuron = "LIF" if di == 1 else f"CUBA (tau_syn {1 / di:.4g})" if di > 0 else "no decay"
+    learned = " (decays learned)" if base.learned(module.current_decay) else ""
+    raise base.Unsupported(
+        f"cuba.Neuron computes the canonical {neuron}, {membrane}{learned}, theta "
+        f"{module._threshold:g}, hard reset to 0, only approximately: Loihi fixed point (states "
+        "in 1/4096 steps), a backward that ignores the reset and an exponential surrogate "
+        "(check's lava-dl row bounds each)"
+    )
+
+
 NEURON_LAYERS = base.NeuronLayers(
     package=_SLAYER,  # not "lava": that namespace is lava-nc's too
     classes=neuron_classes,
     time_steps=neuron_time_steps,
     path=neuron_path,
     categories=layer_categories,
+    faster=base.FasterPaths(config=neuron_config),
 )
 
 FRAMEWORK = base.Framework(

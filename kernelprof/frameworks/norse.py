@@ -60,7 +60,7 @@ from torch import nn
 
 from kernelprof.frameworks import base
 from kernelprof.frameworks.networks import LayerPlan, SpikingNetwork, step_layer
-from reference_kernels.model import IFConfig, LIFConfig, NeuronConfig, surrogate_grad
+from reference_kernels.model import IFConfig, LIFConfig, NeuronConfig, make_config, surrogate_grad
 
 # Which Norse threshold method could stand for each canonical surrogate, and the Norse alpha
 # it would take. Whether it really is the same derivative is verified by _probe_surrogate.
@@ -603,14 +603,17 @@ def _parameters(p, fields: tuple[str, ...]) -> dict[str, float]:
 
 
 def _norse_kind(module) -> str:
-    """The kind of a norse.torch.IAF ("if") or LIF ("lif") that runs its feed-forward step (not
-    the adjoint one); Unsupported for any other module."""
+    """The kind of a norse.torch.IAF ("if"), LIF ("lif") or LSNN ("alif") that runs its
+    feed-forward step (not the adjoint one); Unsupported for any other module."""
     import norse.torch as norse_torch
     from norse.torch.functional.iaf import iaf_feed_forward_step
     from norse.torch.functional.lif import lif_feed_forward_step
+    from norse.torch.functional.lsnn import lsnn_feed_forward_step
 
-    steps = {"if": iaf_feed_forward_step, "lif": lif_feed_forward_step}
-    kind = base.node_kind(module, norse_torch, {"if": "IAF", "lif": "LIF"}, ("forward",))
+    steps = {"if": iaf_feed_forward_step, "lif": lif_feed_forward_step,
+             "alif": lsnn_feed_forward_step}  # fmt: skip
+    kind = base.node_kind(module, norse_torch, {"if": "IAF", "lif": "LIF", "alif": "LSNN"},
+                          ("forward",))  # fmt: skip
     if module.activation is not steps[kind]:
         name = getattr(module.activation, "__name__", type(module.activation).__name__)
         raise base.Unsupported(f"its step is {name}, not {steps[kind].__name__}")
@@ -618,12 +621,14 @@ def _norse_kind(module) -> str:
 
 
 def module_config(module) -> NeuronConfig:
-    """The canonical neuron a Norse ``IAF`` or ``LIF`` computes with its parameters (see
-    :class:`base.FasterPaths`; the inverse of :func:`iaf` and :func:`parameters`): IAF is IF,
-    hard reset to v_reset, attached; LIF is LIF with decay_input, tau = 1/(dt tau_mem_inv),
-    where dt tau_syn_inv = 1 clears the synaptic current every step and v_leak = v_reset.
-    Both fire on v > v_th (the canonical model on >=: they differ at exact ties only).
-    Unsupported, with why, for anything else (a current-based LIF: CUBA)."""
+    """The canonical neuron a Norse ``IAF``, ``LIF`` or ``LSNN`` computes with its parameters
+    (see :class:`base.FasterPaths`; the inverse of :func:`iaf`, :func:`parameters` and
+    :func:`build_lsnn`): IAF is IF, hard reset to v_reset, attached; LIF is LIF with
+    decay_input, tau = 1/(dt tau_mem_inv), where dt tau_syn_inv = 1 clears the synaptic current
+    every step, and CUBA with tau_syn = 1/(dt tau_syn_inv) where it does not; both need
+    v_leak = v_reset. All fire on v > v_th (the canonical model on >=: they differ at exact
+    ties only). LSNN is the canonical ALIF one step late, which no canonical neuron is: the
+    reason says so and names that ALIF. Unsupported, with why, for anything else."""
     kind = _norse_kind(module)
     p = module.p
     surrogate, alpha = _canonical_surrogate(p.method, base.one_value(p.alpha, "alpha"))
@@ -632,28 +637,44 @@ def module_config(module) -> NeuronConfig:
         return IFConfig(v_threshold=found["v_th"], v_reset=found["v_reset"], detach_reset=False,
                         surrogate=surrogate, alpha=alpha)  # fmt: skip
     found = _parameters(p, ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset"))
-    # the step's own products, in the parameters' precision: i' - (dt tau_syn_inv) i'
-    syn = base.one_value(module.dt * torch.as_tensor(p.tau_syn_inv), "dt*tau_syn_inv")
-    if syn != 1.0:
-        raise base.Unsupported(f"CUBA: dt*tau_syn_inv = {syn:g}, so a synaptic current carries "
-                               "over between steps (the canonical LIF has none; the mapping "
-                               "clears it with dt*tau_syn_inv = 1)")  # fmt: skip
     if found["v_leak"] != found["v_reset"]:
         raise base.Unsupported(
             f"v_leak={found['v_leak']:g} != v_reset={found['v_reset']:g}: "
             "the canonical LIF leaks towards its reset potential"
         )
+    # the step's own products, in the parameters' precision: i' - (dt tau_syn_inv) i'
+    syn = base.one_value(module.dt * torch.as_tensor(p.tau_syn_inv), "dt*tau_syn_inv")
     decay = base.one_value(module.dt * torch.as_tensor(p.tau_mem_inv), "dt*tau_mem_inv")
-    if decay <= 0:
-        raise base.Unsupported(f"dt*tau_mem_inv = {decay:g} <= 0")
-    return LIFConfig(
-        tau=1.0 / decay,
-        v_threshold=found["v_th"],
-        v_reset=found["v_reset"],
-        decay_input=True,
-        detach_reset=False,
-        surrogate=surrogate,
-        alpha=alpha,
+    if not 0 < decay <= 1 or not 0 < syn <= 1:
+        raise base.Unsupported(f"dt*tau_mem_inv = {decay:g}, dt*tau_syn_inv = {syn:g}: each "
+                               "decay must lie in (0, 1]")  # fmt: skip
+    common = dict(tau=1.0 / decay, v_threshold=found["v_th"], v_reset=found["v_reset"],
+                  decay_input=True, detach_reset=False, surrogate=surrogate,
+                  alpha=alpha)  # fmt: skip
+    if kind == "alif":
+        _lsnn_config(module, syn, common)
+    if syn != 1.0:
+        return make_config("cuba", neuron_fields={"tau_syn": 1.0 / syn}, **common)
+    return make_config("lif", **common)
+
+
+def _lsnn_config(module, syn: float, common: dict) -> None:
+    """An LSNN's reason: the canonical ALIF it computes one step late (see the module doc)."""
+    if syn != 1.0:
+        raise base.Unsupported(f"LSNN with dt*tau_syn_inv = {syn:g}: an adaptive threshold "
+                               "and a synaptic current together, which no canonical neuron "
+                               "has")  # fmt: skip
+    p = module.p
+    adapt = base.one_value(module.dt * torch.as_tensor(p.tau_adapt_inv), "dt*tau_adapt_inv")
+    beta = base.one_value(p.beta, "beta")
+    if not 0 < adapt <= 1:
+        raise base.Unsupported(f"dt*tau_adapt_inv = {adapt:g}: not in (0, 1]")
+    alif = make_config("alif", neuron_fields={"tau_a": 1.0 / adapt, "beta_a": beta}, **common)
+    raise base.Unsupported(
+        f"LSNN is the canonical ALIF (tau {alif.tau:g}, tau_a {alif.tau_a:g}, beta_a "
+        f"{alif.beta_a:g}, theta0 {alif.v_threshold:g}, hard reset to {alif.v_reset:g}, "
+        f"{alif.surrogate}({alif.alpha:g})) one step late: its membrane charges with the "
+        "previous step's input"
     )
 
 

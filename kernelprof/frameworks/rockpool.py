@@ -506,41 +506,50 @@ def _spiking(module) -> dict:
                 alpha=1.0 / window)  # fmt: skip
 
 
-def _membrane_decay(module, kind: str) -> tuple[float, bool]:
-    """The membrane's decay alpha as the module computes it, and whether it is trained; for
-    LIFTorch, Unsupported unless its synapse passes the input on (no recurrence, one synapse,
-    0 < beta <= 2^-32: I[t] = beta X[t] within 2^-32 of it)."""
+def _membrane_decay(module, kind: str) -> tuple[float, bool, float]:
+    """The membrane's decay alpha as the module computes it, whether it is trained, and the
+    synapse's decay beta (0 for LIFNeuronTorch, which has none). For LIFTorch, Unsupported
+    unless it has no recurrence, one synapse and a fixed beta in (0, 1)."""
     if kind == "neuron":  # LIFNeuronTorch: alpha = exp(-dt/tau_mem)
         alpha = torch.exp(-module.dt / module.tau_mem)
-        return base.one_value(alpha, "tau_mem"), base.learned(module.tau_mem)
+        return base.one_value(alpha, "tau_mem"), base.learned(module.tau_mem), 0.0
     if module._has_rec or bool(torch.count_nonzero(module.w_rec)):
         raise base.Unsupported("recurrent weights (has_rec): the canonical neuron has none")
     if module.n_synapses != 1:
         raise base.Unsupported(f"{module.n_synapses} synapses a neuron, summed")
     membrane, synapse = _LEAK_PARAMETERS[module.leak_mode]
     beta = base.one_value(module.beta, "beta")
-    if not 0.0 < beta <= SYNAPSE_DECAY:
-        raise base.Unsupported(f"CUBA: synaptic decay beta = {beta:g}, so a synaptic current "
-                               "carries over between steps (the mapping makes it transparent "
-                               "with beta = 2^-32 and the input times 2^32)")  # fmt: skip
+    if not 0.0 < beta < 1.0:
+        raise base.Unsupported(f"synaptic decay beta = {beta:g}: not in (0, 1)")
     if base.learned(getattr(module, synapse)):
-        raise base.Unsupported(f"a trained {synapse}: its synapse would not stay transparent")
-    return base.one_value(module.alpha, "alpha"), base.learned(getattr(module, membrane))
+        raise base.Unsupported(f"a trained {synapse}: kernelprof's CUBA has a fixed tau_syn")
+    alpha = base.one_value(module.alpha, "alpha")
+    return alpha, base.learned(getattr(module, membrane)), beta
 
 
 def module_config(module) -> NeuronConfig:
-    """The canonical neuron a Rockpool ``LIFTorch`` (its synapse transparent) or
-    ``LIFNeuronTorch`` computes with its settings (see :class:`base.FasterPaths`; the inverse of
-    :func:`make_lif_torch` and :func:`build_lif_neuron`'s module): soft reset, the input not
-    decayed (LIFTorch's scaled by beta, what the user's weights undo); IF where the membrane
-    decay is 1 (alpha = 1, tau_mem = inf), PLIF at its current decay where that is trained
-    (k = 1 - alpha), LIF otherwise (tau = 1/(1 - alpha)). Unsupported, with why, else."""
+    """The canonical neuron a Rockpool ``LIFTorch`` or ``LIFNeuronTorch`` computes with its
+    settings (see :class:`base.FasterPaths`; the inverse of :func:`make_lif_torch` and
+    :func:`build_lif_neuron`'s module): soft reset, the input not decayed (LIFTorch's scaled by
+    beta, what the user's weights undo). Where LIFTorch's synapse passes the input on
+    (0 < beta <= 2^-32: I[t] = beta X[t] within 2^-32 of it), IF where the membrane decay is 1
+    (alpha = 1, tau_mem = inf), PLIF at its current decay where that is trained (k = 1 -
+    alpha), LIF otherwise (tau = 1/(1 - alpha)); where it does not, CUBA with tau_syn =
+    1/(1 - beta) (I / beta is the canonical current: :func:`synapse_decay`). Unsupported, with
+    why, else."""
     from rockpool.nn.modules import torch as rockpool_torch
 
     kind = base.node_kind(module, rockpool_torch, {"lif": "LIFTorch", "neuron": "LIFNeuronTorch"},
                           ("forward", "evolve"))  # fmt: skip
     common = _spiking(module)
-    alpha, trained = _membrane_decay(module, kind)
+    alpha, trained, beta = _membrane_decay(module, kind)
+    if beta > SYNAPSE_DECAY:
+        if trained or not 0.0 <= alpha < 1.0:
+            raise base.Unsupported(f"CUBA with membrane decay alpha = {alpha:g}"
+                                   f"{' trained' if trained else ''}: kernelprof's CUBA has a "
+                                   "fixed tau in [1, inf)")  # fmt: skip
+        return make_config("cuba", tau=1.0 / (1.0 - alpha), decay_input=False,
+                           neuron_fields={"tau_syn": 1.0 / (1.0 - beta)}, **common)  # fmt: skip
     if trained:
         if not 0.0 < alpha < 1.0:
             raise base.Unsupported(f"trained decay alpha = {alpha:g}: 1 - alpha is not in (0, 1)")

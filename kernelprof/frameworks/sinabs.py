@@ -404,9 +404,11 @@ def layer_categories() -> dict[type, str]:
     return base.categorised(layers, {"SumPool2d": "pool", "SpikingMaxPooling2dLayer": "pool"})
 
 
-# IAF, LIF and their Squeeze forms (the same neuron on [B*T, ...]); a subclass that runs its own
-# forward (LIFRecurrent, IAFRecurrent) or decay is another neuron.
-_LAYER_KINDS = {"if": "IAF", "lif": "LIF", "if-squeeze": "IAFSqueeze", "lif-squeeze": "LIFSqueeze"}
+# IAF, LIF and their Squeeze forms (the same neuron on [B*T, ...]), and ALIF; a subclass that runs
+# its own forward (LIFRecurrent, IAFRecurrent, ALIFRecurrent, ALIFSqueeze) or decay is another
+# neuron.
+_LAYER_KINDS = {"if": "IAF", "lif": "LIF", "if-squeeze": "IAFSqueeze", "lif-squeeze": "LIFSqueeze",
+                "alif": "ALIF"}  # fmt: skip
 _LAYER_STEPS = ("forward", "alpha_mem_calculated")
 
 
@@ -449,16 +451,51 @@ def _layer_surrogate(surrogate_grad_fn, threshold: float) -> float:
 
 
 def layer_config(module) -> NeuronConfig:
-    """The canonical neuron a Sinabs ``IAF`` or ``LIF`` (or its Squeeze form) computes with its
-    settings (see :class:`base.FasterPaths`; the inverse of :func:`sinabs_parameters`): IAF is
-    IF; LIF is LIF (tau = 1/(1 - alpha_mem), decay_input = norm_input) or, with
-    ``train_alphas``, PLIF at its current alpha_mem (k = 1 - alpha_mem); SingleSpike, reset
-    MembraneSubtract (soft) or MembraneReset(0) (hard, detached), SingleExponential with
-    grad_scale 1/2 (piecewise_exp). Unsupported, with why, for anything else."""
+    """The canonical neuron a Sinabs ``IAF``, ``LIF`` (or its Squeeze form) or ``ALIF`` computes
+    with its settings (see :class:`base.FasterPaths`; the inverse of :func:`sinabs_parameters`):
+    IAF is IF; LIF is LIF (tau = 1/(1 - alpha_mem), decay_input = norm_input) or, with
+    ``train_alphas``, PLIF at its current alpha_mem (k = 1 - alpha_mem), and with ``tau_syn``
+    CUBA (tau_syn = 1/(1 - alpha_syn); Sinabs' i_syn = alpha_syn (i_syn + x) is alpha_syn times
+    the canonical current, a scale of the input that the user's weights hold); SingleSpike,
+    reset MembraneSubtract (soft) or MembraneReset(0) (hard, detached), SingleExponential with
+    grad_scale 1/2 (piecewise_exp). ALIF computes the canonical ALIF only approximately: the
+    reason names it. Unsupported, with why, for anything else."""
     from sinabs import layers
-    from sinabs.activation import SingleSpike
 
     kind = base.node_kind(module, layers, _LAYER_KINDS, _LAYER_STEPS).removesuffix("-squeeze")
+    if kind == "alif":
+        _alif_reason(module)
+    common = _spiking_fields(module, base.one_value(_threshold(module), "spike_threshold"))
+    alpha_mem = module.alpha_mem_calculated  # the decay the layer multiplies by, as it does
+    a = base.one_value(alpha_mem, "alpha_mem")
+    syn = _synapse_decay(module)
+    if kind == "if" or (a == 1.0 and not module.norm_input):
+        if syn is not None:
+            raise base.Unsupported("IF with a synaptic current (tau_syn): no canonical neuron")
+        return make_config("if", **common)
+    if module.train_alphas and base.learned(alpha_mem):
+        if syn is not None:
+            raise base.Unsupported("trained alphas with tau_syn: kernelprof's CUBA has fixed "
+                                   "decays")  # fmt: skip
+        if not 0.0 < a < 1.0:
+            raise base.Unsupported(f"learned alpha_mem={a:g}: the decay 1 - alpha is not in (0, 1)")
+        return make_config("plif", tau=1.0 / (1.0 - a), decay_input=bool(module.norm_input),
+                           **common)  # fmt: skip
+    if not 0.0 <= a < 1.0:
+        raise base.Unsupported(f"alpha_mem={a:g}: not in [0, 1) (norm_input scales by 1 - alpha)")
+    fields = {} if syn is None else {"tau_syn": 1.0 / (1.0 - syn)}
+    return make_config("cuba" if fields else "lif", tau=1.0 / (1.0 - a), neuron_fields=fields,
+                       decay_input=bool(module.norm_input), **common)  # fmt: skip
+
+
+def _threshold(module):
+    return module.b0 if hasattr(module, "b0") else module.spike_threshold  # ALIF's is b0
+
+
+def _spiking_fields(module, threshold: float) -> dict:
+    """The canonical threshold, reset and surrogate of a Sinabs layer (SingleSpike only)."""
+    from sinabs.activation import SingleSpike
+
     if module.spike_fn is not SingleSpike and module.spike_fn is not None:
         spike_fn = getattr(module.spike_fn, "__name__", repr(module.spike_fn))
         raise base.Unsupported(
@@ -467,33 +504,51 @@ def layer_config(module) -> NeuronConfig:
         )
     if module.spike_fn is None:
         raise base.Unsupported("spike_fn None: no spikes (a leaky integrator)")
-    if (
-        getattr(module, "tau_syn", None) is not None
-        or getattr(module, "alpha_syn", None) is not None
-    ):
-        raise base.Unsupported("tau_syn: a synaptic current before the membrane (CUBA)")
     if module.min_v_mem is not None:
         raise base.Unsupported(f"min_v_mem={float(module.min_v_mem):g}: v_mem clipped every step")
-    if base.learned(module.spike_threshold):
+    if base.learned(_threshold(module)):
         raise base.Unsupported("a learned spike_threshold")
-    threshold = base.one_value(module.spike_threshold, "spike_threshold")
     if threshold <= 0:
         raise base.Unsupported(f"spike_threshold={threshold:g} <= 0")
-    common = dict(v_threshold=threshold, surrogate="piecewise_exp",
-                  alpha=_layer_surrogate(module.surrogate_grad_fn, threshold),
-                  **_layer_reset(module.reset_fn, threshold))  # fmt: skip
-    alpha_mem = module.alpha_mem_calculated  # the decay the layer multiplies by, as it does
-    a = base.one_value(alpha_mem, "alpha_mem")
-    if kind == "if" or (a == 1.0 and not module.norm_input):
-        return make_config("if", **common)
-    if module.train_alphas and base.learned(alpha_mem):
-        if not 0.0 < a < 1.0:
-            raise base.Unsupported(f"learned alpha_mem={a:g}: the decay 1 - alpha is not in (0, 1)")
-        return make_config("plif", tau=1.0 / (1.0 - a), decay_input=bool(module.norm_input),
-                           **common)  # fmt: skip
-    if not 0.0 <= a < 1.0:
-        raise base.Unsupported(f"alpha_mem={a:g}: not in [0, 1) (norm_input scales by 1 - alpha)")
-    return make_config("lif", tau=1.0 / (1.0 - a), decay_input=bool(module.norm_input), **common)
+    return dict(v_threshold=threshold, surrogate="piecewise_exp",
+                alpha=_layer_surrogate(module.surrogate_grad_fn, threshold),
+                **_layer_reset(module.reset_fn, threshold))  # fmt: skip
+
+
+def _synapse_decay(module) -> float | None:
+    """alpha_syn, the synaptic current's decay (None: no tau_syn); fixed, in (0, 1)."""
+    value = getattr(module, "alpha_syn_calculated", None)
+    if value is None:
+        return None
+    if module.train_alphas and base.learned(value):  # (tau_syn itself, as tau_mem, is read now)
+        raise base.Unsupported("a trained alpha_syn: kernelprof's CUBA has a fixed tau_syn")
+    syn = base.one_value(value, "alpha_syn")
+    if not 0.0 < syn < 1.0:
+        raise base.Unsupported(f"alpha_syn={syn:g}: not in (0, 1)")
+    return syn
+
+
+def _alif_reason(module) -> None:
+    """A Sinabs ALIF's reason: the canonical ALIF it computes but for the threshold's gradient
+    and the surrogate's width (ALIF_NOTE); b = rho b + (1 - rho) S is (1 - rho)/rho times A_d,
+    so beta_a = adapt_scale (1 - rho)/rho and tau_a = 1/(1 - rho)."""
+    if module.train_alphas or module.tau_syn is not None:
+        raise base.Unsupported("ALIF with trained alphas or a tau_syn: no canonical neuron")
+    theta0 = base.one_value(module.b0, "spike_threshold")
+    common = _spiking_fields(module, theta0)
+    a = base.one_value(module.alpha_mem_calculated, "alpha_mem")
+    rho = base.one_value(module.alpha_adapt_calculated, "alpha_adapt")
+    if not 0.0 <= a < 1.0 or not 0.0 < rho < 1.0:
+        raise base.Unsupported(f"alpha_mem={a:g}, alpha_adapt={rho:g}: not in (0, 1)")
+    beta_a = base.one_value(module.adapt_scale, "adapt_scale") * (1.0 - rho) / rho
+    reset = "soft reset" if common["v_reset"] is None else "hard reset to 0"
+    raise base.Unsupported(
+        f"ALIF computes the canonical ALIF (tau {1 / (1 - a):.4g}, tau_a {1 / (1 - rho):.4g}, "
+        f"beta_a {beta_a:.4g}, theta0 {theta0:g}, {reset}, "
+        f"{'decay_input' if module.norm_input else 'input not decayed'}) only approximately: "
+        "SingleSpike passes the threshold no gradient, and its surrogate widens with the "
+        "adapted threshold"
+    )
 
 
 def canonical_layer(module, args: tuple, kwargs: dict) -> NeuronConfig:

@@ -471,17 +471,18 @@ def _leaky_reset(module) -> dict:
 
 
 def leaky_config(module) -> NeuronConfig:
-    """The canonical neuron an ``snn.Leaky`` computes with its settings (see
-    :class:`base.FasterPaths`): IF (beta = 1), LIF with the input not decayed (beta = 1 -
-    1/tau) or, with ``learn_beta``, PLIF (k = 1 - beta now); the inverse of
-    :func:`leaky_kwargs`. It fires on H > theta (the canonical model on H >= theta): the two
-    differ at exact threshold ties only."""
+    """The canonical neuron an ``snn.Leaky`` or ``snn.Synaptic`` computes with its settings (see
+    :class:`base.FasterPaths`): for Leaky, IF (beta = 1), LIF with the input not decayed
+    (beta = 1 - 1/tau) or, with ``learn_beta``, PLIF (k = 1 - beta now); for Synaptic, CUBA
+    (tau_syn = 1/(1 - alpha)); the inverse of :func:`leaky_kwargs`. It fires on H > theta (the
+    canonical model on H >= theta): the two differ at exact threshold ties only."""
     import snntorch as snn
 
-    name = type(module).__name__
-    if not isinstance(module, snn.Leaky) or type(module).forward is not snn.Leaky.forward:
-        raise base.Unsupported(f"{name} is not snn.Leaky: kernelprof maps snnTorch's Leaky onto "
-                               "IF, LIF and PLIF")  # fmt: skip
+    synaptic = _own(module, snn.Synaptic)
+    if not synaptic and not _own(module, snn.Leaky):
+        raise base.Unsupported(f"{type(module).__name__} is neither snn.Leaky nor snn.Synaptic: "
+                               "kernelprof maps snnTorch's Leaky onto IF, LIF and PLIF and its "
+                               "Synaptic onto CUBA")  # fmt: skip
     if module.inhibition or module.state_quant:
         raise base.Unsupported("inhibition or state_quant: no canonical match")
     threshold, beta = module.threshold, module.beta
@@ -496,6 +497,8 @@ def leaky_config(module) -> NeuronConfig:
     if not common["detach_reset"] and common["v_threshold"] < 0:
         raise base.Unsupported("reset_delay=False with a threshold < 0: snnTorch re-applies the "
                                "reset where V after reset (0) exceeds it")  # fmt: skip
+    if synaptic:
+        return _synaptic_config(module, b, common)
     if isinstance(beta, nn.Parameter) and beta.requires_grad:
         if not 0.0 < b < 1.0:
             raise base.Unsupported(f"learned beta={b:g}: the decay 1 - beta is not in (0, 1)")
@@ -507,11 +510,36 @@ def leaky_config(module) -> NeuronConfig:
     return make_config("lif", tau=1.0 / (1.0 - b), decay_input=False, **common)
 
 
+def _own(module, cls: type) -> bool:
+    """Whether ``module`` is a ``cls`` that runs ``cls``'s own forward."""
+    return isinstance(module, cls) and type(module).forward is cls.forward
+
+
+def _synaptic_config(module, beta: float, common: dict) -> NeuronConfig:
+    """CUBA from a Synaptic's alpha (the current's decay) and beta (the membrane's)."""
+    alpha = module.alpha
+    if base.learned(alpha) or base.learned(module.beta):
+        raise base.Unsupported("learn_alpha or learn_beta: kernelprof's CUBA has fixed decays")
+    if not isinstance(alpha, torch.Tensor) or alpha.numel() != 1:
+        raise base.Unsupported("alpha is not one value (one per neuron)")
+    a = float(alpha.detach())
+    if common["detach_reset"]:
+        raise base.Unsupported("reset_delay=True: Synaptic's delayed zero reset clears the "
+                               "whole next membrane, beta mem + syn, dropping that step's "
+                               "current")  # fmt: skip
+    if not 0.0 <= a < 1.0 or not 0.0 <= beta < 1.0:
+        raise base.Unsupported(f"alpha={a:g}, beta={beta:g}: CUBA needs both decays in [0, 1) "
+                               "(snnTorch clamps them to [0, 1]; 1 never decays)")  # fmt: skip
+    return make_config("cuba", tau=1.0 / (1.0 - beta), decay_input=False,
+                       neuron_fields={"tau_syn": 1.0 / (1.0 - a)}, **common)  # fmt: skip
+
+
 def canonical_leaky(module, args: tuple, kwargs: dict) -> NeuronConfig:
-    """A Leaky's call never computes a whole [T, ...] sequence: the script loops over T."""
+    """A Leaky's or Synaptic's call never computes a whole [T, ...] sequence: the script loops
+    over T."""
     leaky_config(module)  # another neuron: that reason first
-    raise base.Unsupported("one time step a call: snn.Leaky takes one step's input and its "
-                           "membrane (the script loops over T)")  # fmt: skip
+    raise base.Unsupported(f"one time step a call: {type(module).__name__} takes one step's "
+                           "input and its states (the script loops over T)")  # fmt: skip
 
 
 NEURON_LAYERS = base.NeuronLayers(

@@ -121,7 +121,7 @@ class Recorder:
         """Wraps the forward of each (entry, module) neuron layer for the step."""
         for entry, module in entries:
             faster = entry.neuron.declaration.faster
-            if faster is None:
+            if faster is None or faster.canonical is None and faster.backends is None:
                 self.none[entry.name] = f"{entry.neuron.framework} offers no other path"
                 continue
             self._wrap(entry.name, module, faster)

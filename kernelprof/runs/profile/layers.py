@@ -251,9 +251,9 @@ def neuron_call(entry: Entry, module: nn.Module, args: tuple) -> NeuronCall:
 
 
 def canonical_neuron(layers, module: nn.Module) -> str:
-    """The canonical neuron (IF, LIF, PLIF) the module's settings compute, in words, from its
-    framework's ``FasterPaths.config``; "none: <why>" where it computes none; "" where the
-    framework does not say."""
+    """The canonical neuron (IF, LIF, PLIF, CUBA, ALIF) the module's settings compute, in words,
+    from its framework's ``FasterPaths.config``; "none: <why>" where it computes none; "" where
+    the framework does not say."""
     from kernelprof.frameworks.base import Unsupported
 
     mapping = layers.faster.config if layers.faster is not None else None
@@ -278,10 +278,17 @@ def config_text(config) -> str:
         parts.insert(0, f"k={1 / config.tau:.4g} now (tau {config.tau:.4g})")
     elif config.neuron == "lif":
         parts.insert(0, f"tau {config.tau:g}")
+    elif config.neuron == "cuba":
+        parts.insert(0, f"tau {config.tau:g}, tau_syn {config.tau_syn:g}")
+    elif config.neuron == "alif":
+        parts.insert(0, f"tau {config.tau:g}, tau_a {config.tau_a:g}, beta_a {config.beta_a:g}")
+        parts[1] = f"theta0 {config.v_threshold:g}"
     if config.neuron != "if":
         parts.append("decay_input" if config.decay_input else "input not decayed")
     if config.detach_reset:
         parts.append("detach_reset")
+    if getattr(config, "detach_adaptation", False):
+        parts.append("detach_adaptation")
     parts.append(f"{config.surrogate}({config.alpha:g})")
     return f"{config.neuron.upper()}: " + ", ".join(parts)
 
