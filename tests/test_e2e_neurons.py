@@ -165,7 +165,7 @@ def test_study_cells_train_each_neuron_in_direct_mode_only(tmp_path):
 # CUBA and ALIF: who builds them natively (canonical setting); the rest refuse with the reason.
 STATE_CONFIGS = {n: make_config(n, surrogate="superspike", alpha=1.0) for n in ("cuba", "alif")}
 STATE_BUILDS = {("reference", "cuba"), ("norse", "cuba"), ("lava-dl", "cuba"),
-                ("reference", "alif")}  # fmt: skip
+                ("snntorch", "cuba"), ("reference", "alif")}  # fmt: skip
 STATE_REFUSALS = {("norse", "alif"): "a step of delay", ("spyx", "cuba"): "Spyx trains in JAX",
                   ("spyx", "alif"): "Spyx trains in JAX"}  # fmt: skip
 
@@ -186,35 +186,52 @@ def test_each_network_builds_cuba_and_alif_or_says_why_not(framework, neuron):
     trains(build_network(spec("fc"), framework, config, STEPS, SEED, neuron=neuron))
 
 
+@pytest.mark.parametrize("framework", ["norse", "snntorch"])
 @pytest.mark.parametrize("kind", ["cnn", "fc"])
-def test_norse_runs_the_reference_cuba_network_natively(kind):
-    """Norse's own LIF with its synaptic current computes the canonical CUBA network: the same
-    logits and weight gradients as the reference network's, which differ from LIF's."""
+def test_norse_and_snntorch_run_the_reference_cuba_network_natively(kind, framework):
+    """Norse's own LIF with its synaptic current, and snnTorch's Synaptic, compute the canonical
+    CUBA network: the same logits and weight gradients as the reference network's, which
+    differ from LIF's."""
+    pytest.importorskip(framework)
     x, target = batch()
     out, grads = {}, {}
-    for framework, neuron in (("reference", "cuba"), ("norse", "cuba"), ("reference", "lif")):
+    for name, neuron in (("reference", "cuba"), (framework, "cuba"), ("reference", "lif")):
         config = make_config(neuron, surrogate="superspike", alpha=1.0)
-        net = build_network(spec(kind), framework, config, STEPS, SEED, neuron=neuron)
+        net = build_network(spec(kind), name, config, STEPS, SEED, neuron=neuron)
         logits = net(x)
         torch.nn.functional.cross_entropy(logits, target).backward()
-        out[framework, neuron] = logits.detach()
-        grads[framework, neuron] = {name: p.grad.reshape(net.weights()[name].shape)
-                                    for name, p in net.weight_parameters().items()}  # fmt: skip
+        out[name, neuron] = logits.detach()
+        grads[name, neuron] = {layer: p.grad.reshape(net.weights()[layer].shape)
+                               for layer, p in net.weight_parameters().items()}  # fmt: skip
     want = out["reference", "cuba"]
     assert want.abs().sum() > 0 and not torch.allclose(want, out["reference", "lif"], atol=1e-4)
-    torch.testing.assert_close(out["norse", "cuba"], want, atol=1e-4, rtol=0)
-    for name, grad in grads["norse", "cuba"].items():
-        torch.testing.assert_close(grad, grads["reference", "cuba"][name], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[framework, "cuba"], want, atol=1e-4, rtol=0)
+    for layer, grad in grads[framework, "cuba"].items():
+        torch.testing.assert_close(grad, grads["reference", "cuba"][layer], atol=1e-5, rtol=1e-5)
 
 
 def test_framework_defaults_cuba_elsewhere_is_refused_as_not_built_yet():
-    """snnTorch's refusal of a default IF/PLIF does not stand for CUBA (it has Synaptic)."""
-    with pytest.raises(Unsupported, match="builds LIF so far, not CUBA"):
-        build_network(spec("fc"), "snntorch", None, STEPS, SEED, neuron="cuba")
+    """SpikingJelly has no current-based neuron of its own that kernelprof builds."""
+    pytest.importorskip("spikingjelly")
+    with pytest.raises(Unsupported, match="builds IF, LIF, PLIF so far, not CUBA"):
+        build_network(spec("fc"), "spikingjelly", None, STEPS, SEED, neuron="cuba")
 
 
-def test_norses_framework_defaults_cuba_is_its_own_lif():
-    net = build_network(spec("fc"), "norse", None, STEPS, SEED, neuron="cuba")
-    assert any("norse.torch.LIF()" in note for note in net.notes), net.notes
+@pytest.mark.parametrize(("framework", "named", "setting"), [
+    ("norse", "norse.torch.LIF()", "tau_syn_inv"),
+    ("snntorch", "snn.Synaptic(alpha=0.9, beta=0.5)", "alpha"),
+    ("lava-dl", "'current_decay': 0.25", "current_decay"),
+])  # fmt: skip
+def test_framework_defaults_cuba_is_each_frameworks_own_neuron_checked_against_cuba(
+    framework, named, setting
+):
+    pytest.importorskip({"lava-dl": "lava.lib.dl.slayer"}.get(framework, framework))
+    net = build_network(spec("fc"), framework, None, STEPS, SEED, neuron="cuba")
+    assert any(named in note for note in net.notes), net.notes
     x, target = batch()
     torch.nn.functional.cross_entropy(net(x), target).backward()
+    differences = neuron_differences(framework, STATE_CONFIGS["cuba"])
+    settings = {s.setting: s for s in differences.settings}
+    assert settings[setting].canonical == repr(STATE_CONFIGS["cuba"].tau_syn)
+    assert differences.check is not None and "canonical CUBA" in differences.check.input
+    assert differences.check.default_firing_rate > 0

@@ -320,6 +320,8 @@ class LavaNetwork(SpikingNetwork):
 
     framework = "lava-dl"
     neurons = ("lif", "cuba")  # CUBA: cuba.Neuron with its own current (current_decay 1/tau_syn)
+    # framework-defaults: the tutorial's cuba.Neuron, a current-based neuron, for LIF and CUBA
+    default_neurons = ("lif", "cuba")
     neuron_reasons = NOT_MAPPED
 
     def __init__(self, spec: NetworkSpec, lif: LIFConfig | None, steps: int, seed: int,
@@ -367,9 +369,13 @@ class LavaNetwork(SpikingNetwork):
         return neuron
 
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
-        self.note_once(f"LIF: lava-dl's CUBA neuron as its SLAYER tutorial sets it "
-                       f"({SLAYER_SOURCE}): {SLAYER_NEURON}, input fed undivided")  # fmt: skip
+        self.note_once(f"{self.neuron.upper()}: lava-dl's CUBA neuron as its SLAYER tutorial "
+                       f"sets it ({SLAYER_SOURCE}): {SLAYER_NEURON}, input fed "
+                       "undivided")  # fmt: skip
         return LavaDefaultLIF()
+
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        return self.make_default_lif(layer)  # CUBA: the same neuron, its current_decay 0.25
 
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
         x = x_seq.movedim(0, -1).contiguous()  # [T, B, C, H, W] -> [B, C, H, W, T]
@@ -671,6 +677,18 @@ FRAMEWORK = base.Framework(
     networks={"lava-dl": LavaNetwork},
     converters={"lava-dl": BOOTSTRAP},
     default_neuron=default_spikes,
+    # CUBA at its defaults is the same tutorial neuron: current_decay 0.25 is tau_syn 4 steps
+    neuron_defaults={
+        "cuba": base.NeuronDefaults(
+            tuple(
+                base.Default(d.setting, d.value, d.source, canonical="tau_syn")
+                if d.setting == "current_decay"
+                else d
+                for d in DEFAULTS
+            ),
+            default_spikes,
+        )
+    },  # fmt: skip
     defaults=DEFAULTS,
     description="SLAYER: Loihi fixed-point CUBA neuron, time-last layout",
     neuron_layers=NEURON_LAYERS,

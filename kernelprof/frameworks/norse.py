@@ -520,6 +520,11 @@ NEURON_DEFAULTS = {
         base.Default("dt", "0.001 (s; IF's v' = v + x does not use it)",
                      "norse/torch/module/snn.py: SNN.__init__"),
     ), lambda x: _default_if()(x)[0]),
+    # CUBA: Norse's default LIF is current-based (dt tau_syn_inv = 0.2: tau_syn 5 steps)
+    "cuba": base.NeuronDefaults(tuple(
+        base.Default(d.setting, d.value, d.source, canonical="tau_syn")
+        if d.setting == "tau_syn_inv" else d for d in DEFAULTS
+    ), default_spikes),
 }  # fmt: skip
 
 

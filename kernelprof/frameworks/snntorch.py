@@ -294,7 +294,8 @@ class SnnTorchNetwork(SpikingNetwork):
     decay_input) multiplies the synaptic current before each Leaky."""
 
     framework = "snntorch"
-    neurons = ("if", "lif", "plif")
+    neurons = ("if", "lif", "plif", "cuba")  # CUBA: snn.Synaptic, stepped as Leaky is
+    default_neurons = ("lif", "cuba")
     no_default_neuron = (
         "snnTorch has no IF or PLIF neuron of its own to take at its defaults: its users write "
         "Leaky(beta=1) or Leaky(learn_beta=True) with a beta of their choosing"
@@ -323,8 +324,16 @@ class SnnTorchNetwork(SpikingNetwork):
         self.input_scale = 1.0  # snnTorch adds the synaptic current undecayed
         return default_lif()
 
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        self.input_scale = 1.0
+        self.note_once(f"CUBA: snn.Synaptic(alpha={DOC_SYNAPTIC['alpha']}, "
+                       f"beta={DOC_SYNAPTIC['beta']}), the values of its docstring's example "
+                       f"({_SYNAPTIC}), every other argument at its default")  # fmt: skip
+        return default_synaptic()
+
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
-        mems = {
+        # Leaky's state is mem; Synaptic's is (syn, mem): spk, syn, mem = lif(x, syn, mem)
+        states = {
             index: module.reset_mem()
             for index, (category, module) in enumerate(self.layers)
             if category == "lif"
@@ -333,11 +342,16 @@ class SnnTorchNetwork(SpikingNetwork):
         for t in range(x_seq.shape[0]):
             y = x_seq[t]
             for index, (category, module) in enumerate(self.layers):
-                if category == "lif":
-                    current = y * self.input_scale if self.input_scale != 1.0 else y
-                    y, mems[index] = module(current, mems[index])
-                else:
+                if category != "lif":
                     y = module(y)
+                    continue
+                current = y * self.input_scale if self.input_scale != 1.0 else y
+                state = states[index]
+                if isinstance(state, tuple):
+                    y, *next_state = module(current, *state)
+                    states[index] = tuple(next_state)
+                else:
+                    y, states[index] = module(current, state)
             outputs.append(y)
         return torch.stack(outputs).mean(0)
 
@@ -378,6 +392,41 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
     spikes = []
     for step in x:
         spike, mem = leaky(step, mem)
+        spikes.append(spike)
+    return torch.stack(spikes).to(x.dtype)
+
+
+# Synaptic's alpha and beta have no defaults either; its docstring's example network writes
+# alpha = 0.9, beta = 0.5 (snntorch/_neurons/synaptic.py).
+_SYNAPTIC = "snntorch/_neurons/synaptic.py: Synaptic"
+DOC_SYNAPTIC = {"alpha": 0.9, "beta": 0.5}
+SYNAPTIC_DEFAULTS = (
+    base.Default("alpha", "required (no default; its docstring's example uses 0.9)", _SYNAPTIC,
+                 canonical="tau_syn"),
+    base.Default("beta", "required (no default; its docstring's example uses 0.5)", _SYNAPTIC,
+                 canonical="tau"),
+    *(d for d in DEFAULTS if d.setting not in ("beta", "input")),
+    base.Default("input", "added undecayed: syn = alpha*syn + I, mem = beta*mem + syn",
+                 "snntorch/_neurons/synaptic.py: Synaptic._base_state_function",
+                 canonical="decay_input"),
+)  # fmt: skip
+
+
+def default_synaptic() -> nn.Module:
+    """``snn.Synaptic(alpha=0.9, beta=0.5)``: the docstring's values, every other argument at its
+    default (atan surrogate, subtractive reset, reset_delay)."""
+    import snntorch as snn
+
+    return snn.Synaptic(**DOC_SYNAPTIC)
+
+
+def default_synaptic_spikes(x: torch.Tensor) -> torch.Tensor:
+    """[T, N] -> [T, N]: the default Synaptic stepped over T."""
+    synaptic = default_synaptic()
+    syn, mem = synaptic.reset_mem()
+    spikes = []
+    for step in x:
+        spike, syn, mem = synaptic(step, syn, mem)
         spikes.append(spike)
     return torch.stack(spikes).to(x.dtype)
 
@@ -574,6 +623,7 @@ FRAMEWORK = base.Framework(
     no_converter="snnTorch ships no ANN-to-SNN converter",
     defaults=DEFAULTS,
     default_neuron=default_spikes,
+    neuron_defaults={"cuba": base.NeuronDefaults(SYNAPTIC_DEFAULTS, default_synaptic_spikes)},
     description="eager PyTorch, one snn.Leaky call per time step",
     neuron_layers=NEURON_LAYERS,
 )
