@@ -257,6 +257,10 @@ REFUSED = {
         or c.surrogate != "piecewise_exp" or c.alpha * c.v_threshold != 2.0 else None
     ),
     ("cuba", "lava-dl"): lambda c: "no subtractive reset" if c.soft_reset else None,
+    ("cuba", "spyx"): lambda c: (
+        "hard reset: Spyx's CuBaLIF" if not c.soft_reset
+        else "detach_reset=True: Spyx's reset" if c.detach_reset else None
+    ),
     ("alif", "norse"): lambda c: (
         "norse cannot express" if c.soft_reset or c.detach_reset or c.detach_adaptation
         or (c.surrogate, c.alpha) not in (("superspike", 1.0), ("sigmoid", 4.0)) else None
@@ -305,7 +309,8 @@ FRAMEWORK_CONFIGS = {
     for (neuron, impl) in REFUSED for config in FRAMEWORK_CONFIGS[neuron]
 ])  # fmt: skip
 def test_frameworks_match_the_oracle_or_are_refused_with_the_reason(impl, config):
-    """Norse's LIF (CUBA) and LSNN (ALIF, one step late), snnTorch's Synaptic (CUBA), Rockpool's
+    """Norse's LIF (CUBA) and LSNN (ALIF, one step late), snnTorch's Synaptic (CUBA), Spyx's
+    CuBaLIF (CUBA, one step late), Rockpool's
     LIFTorch with its synapse (CUBA), lava-dl's cuba.Neuron (approximate: fixed point, SLAYER's
     backward), Sinabs' ALIF (approximate: its surrogate widens with the threshold): against the
     oracle at T = 12 (the current and the threshold build up over the steps), V included where
@@ -344,7 +349,8 @@ def test_frameworks_match_the_oracle_or_are_refused_with_the_reason(impl, config
 
 
 # The second state each framework's checking build exposes, converted to the canonical one.
-EXPOSED = {("norse", "cuba"): "I", ("snntorch", "cuba"): "I", ("norse", "alif"): "A"}
+EXPOSED = {("norse", "cuba"): "I", ("snntorch", "cuba"): "I", ("spyx", "cuba"): "I",
+           ("rockpool", "cuba"): "I", ("norse", "alif"): "A"}  # fmt: skip
 
 
 @pytest.mark.parametrize("config", [CUBAConfig(), ALIFConfig(beta_a=0.3, tau_a=5.0)], ids=str)

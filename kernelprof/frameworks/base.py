@@ -240,6 +240,13 @@ class Default:
     canonical: str = ""
 
 
+def reading(defaults: tuple[Default, ...], setting: str, canonical: str) -> tuple[Default, ...]:
+    """``defaults`` with ``setting`` read against the canonical field ``canonical``: a LIF's
+    defaults serve its current-based neuron, whose synapse setting is then CUBA's tau_syn."""
+    return tuple(Default(d.setting, d.value, d.source, canonical=canonical)
+                 if d.setting == setting else d for d in defaults)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class NeuronDefaults:
     """A framework's IF or PLIF at its documented defaults: the settings and where each is

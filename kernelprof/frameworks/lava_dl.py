@@ -278,6 +278,13 @@ NOT_MAPPED = {
         "before reset (dynamics/leaky_integrator.py: _li_dynamics_bwd), the canonical dw "
         "against V after reset, and kernelprof passes no differing dw as an approximation"
     ),
+    "alif": (
+        "lava-dl's alif.Neuron never resets v: it fires on v >= theta[t] + r[t], where a "
+        "refractory state r grows by 2 theta[t] per spike and decays at its own "
+        "refractory_decay (dynamics/adaptive_threshold.py: _ath_dynamics_fwd), so a spike "
+        "lowers the margin by 2 theta[t], not by theta[t] or to a reset value; and its "
+        "threshold dynamics pass no gradient (_ATHDynamics.backward returns none)"
+    ),
 }  # fmt: skip
 REQUIREMENT = base.Requirement("lava-dl", "==0.6.*", module="lava.lib.dl.slayer")
 LAVA_DL = base.Implementation(
@@ -680,15 +687,9 @@ FRAMEWORK = base.Framework(
     # CUBA at its defaults is the same tutorial neuron: current_decay 0.25 is tau_syn 4 steps
     neuron_defaults={
         "cuba": base.NeuronDefaults(
-            tuple(
-                base.Default(d.setting, d.value, d.source, canonical="tau_syn")
-                if d.setting == "current_decay"
-                else d
-                for d in DEFAULTS
-            ),
-            default_spikes,
+            base.reading(DEFAULTS, "current_decay", "tau_syn"), default_spikes
         )
-    },  # fmt: skip
+    },
     defaults=DEFAULTS,
     description="SLAYER: Loihi fixed-point CUBA neuron, time-last layout",
     neuron_layers=NEURON_LAYERS,

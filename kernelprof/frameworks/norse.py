@@ -521,10 +521,7 @@ NEURON_DEFAULTS = {
                      "norse/torch/module/snn.py: SNN.__init__"),
     ), lambda x: _default_if()(x)[0]),
     # CUBA: Norse's default LIF is current-based (dt tau_syn_inv = 0.2: tau_syn 5 steps)
-    "cuba": base.NeuronDefaults(tuple(
-        base.Default(d.setting, d.value, d.source, canonical="tau_syn")
-        if d.setting == "tau_syn_inv" else d for d in DEFAULTS
-    ), default_spikes),
+    "cuba": base.NeuronDefaults(base.reading(DEFAULTS, "tau_syn_inv", "tau_syn"), default_spikes),
 }  # fmt: skip
 
 

@@ -191,7 +191,13 @@ def _rockpool_build(config, device, dtype, make, scale, path, dw=None) -> base.N
         mod.reset_state()
         spikes, _, record = mod(_batch_first(x) * scale, record=True)
         vmem = record["vmem"].to(x.device)  # recorded after the reset, in CPU tensors
-        return spikes[0].reshape(x.shape).to(x.dtype), vmem[0].reshape(x.shape).to(x.dtype)
+        found = spikes[0].reshape(x.shape).to(x.dtype), vmem[0].reshape(x.shape).to(x.dtype)
+        if config.neuron != "cuba" or config.syn_decay == 0:
+            return found
+        # CUBA: isyn = beta (isyn + X scale) is beta times the current of the scaled input,
+        # whose scale is 1/beta times input_scale: the canonical I is isyn / input_scale
+        isyn = record["isyn"][0, ..., 0].to(x.device) / lif_parameters(config)["input_scale"]
+        return (*found, {"i": isyn.reshape(x.shape).to(x.dtype)})
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return _batch_first(x) * scale
@@ -337,7 +343,8 @@ class RockpoolNetwork(SpikingNetwork):
     layer over the whole sequence. The FC network only: see the module docstring for the CNN."""
 
     framework = "rockpool"
-    neurons = ("if", "lif", "plif")
+    neurons = ("if", "lif", "plif", "cuba")  # CUBA: LIFTorch with its own synapse
+    default_neurons = ("lif", "cuba")  # LIFTorch() at its defaults is current-based
     no_default_neuron = (
         "Rockpool has no IF or PLIF class of its own: LIFTorch() at its defaults (the "
         "framework-defaults LIF) already learns tau_mem, tau_syn, bias and threshold"
@@ -369,6 +376,9 @@ class RockpoolNetwork(SpikingNetwork):
                 "canonical setting's row)"
             )
         return RockpoolLIF(LIFTorch(layer.out_shape[0]), 1.0)
+
+    def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        return self.make_default_lif(layer)  # CUBA: the same LIFTorch(), tau_syn 20 ms
 
     def weight_of(self, module: nn.Module) -> nn.Parameter:
         return module.weight
@@ -588,6 +598,10 @@ FRAMEWORK = base.Framework(
     no_converter="Rockpool ships no ANN-to-SNN converter",
     defaults=DEFAULTS,
     default_neuron=default_spikes,
+    # CUBA at its defaults is the same LIFTorch(): its synapse has tau_syn 20 ms
+    neuron_defaults={
+        "cuba": base.NeuronDefaults(base.reading(DEFAULTS, "tau_syn", "tau_syn"), default_spikes)
+    },
     description="eager PyTorch modules (LIFTorch, LIFNeuronTorch), EXODUS on CUDA",
     neuron_layers=NEURON_LAYERS,
 )

@@ -20,6 +20,12 @@ tests/test_impl_spyx.py:
   pad (1/T more work than a T-step run, stated in the row's path). The input transform is an
   affine map that a user's synaptic weights and bias would hold; it runs in ``prepare``.
   Hard reset, detach_reset=True, tau < 1 (beta clipped at 0) and theta <= 0 are Unsupported.
+* CUBA is ``snn.CuBaLIF(hidden_shape, alpha, beta, threshold, activation)``: per step
+  S = activation(V - threshold), V = V - S threshold, I = alpha I + x, V = beta V + I, its
+  state [V, I] side by side. It resets before the decay, as the canonical model does, so with
+  alpha = 1 - 1/tau_syn, beta = 1 - 1/tau and threshold theta its V after step t is the
+  canonical H[t] and its spike at step t + 1 the canonical S[t], from a zero state, with no
+  input transform (X/tau for decay_input): exact, soft reset attached only, T + 1 steps as LIF.
 * Timing follows Spyx's own benchmark (spyx/bench.py): ``nnx.split`` the module, ``jax.jit``
   a function that merges it and calls ``snn.run``; every timed call ends with
   ``block_until_ready`` (JAX dispatch is asynchronous: without it a call times its dispatch).
@@ -73,6 +79,34 @@ def lif_parameters(config: NeuronConfig) -> dict:
         "offset": -((1.0 - beta) ** 2) * theta,
         "initial": -(1.0 - beta) * theta,  # U[-1] = V[-1] - (1 - beta) theta, V[-1] = 0
         "theta": theta,
+    }
+
+
+def cuba_parameters(config: NeuronConfig) -> dict:
+    """CuBaLIF's alpha, beta and threshold and the input's scale for the canonical CUBA, or
+    Unsupported naming every part Spyx cannot express. CuBaLIF resets before its decay
+    (V = beta (V - S theta) + I, I = alpha I + x), as the canonical model does, so its state V
+    after step t is the canonical H[t] and its spike at step t + 1 the canonical S[t]: no
+    input offset and no initial state are needed, only the step of latency."""
+    problems = []
+    if not config.soft_reset:
+        problems.append("hard reset: Spyx's CuBaLIF subtracts the threshold")
+    elif config.detach_reset:
+        problems.append("detach_reset=True: Spyx's reset keeps the spike's gradient")
+    if config.tau < 1.0:
+        problems.append(f"tau={config.tau:g}: beta = 1 - 1/tau < 0 is clipped to 0 by Spyx")
+    if config.v_threshold <= 0:
+        problems.append("a threshold <= 0 (a state at rest would fire at once)")
+    if problems:
+        raise base.Unsupported("spyx cannot express " + "; ".join(problems))
+    return {
+        "alpha": config.syn_decay,
+        "beta": 1.0 - 1.0 / config.tau,
+        "threshold": float(config.v_threshold),
+        "scale": 1.0 / config.tau if config.decay_input else 1.0,
+        "offset": 0.0,
+        "initial": 0.0,  # V and I at rest
+        "theta": float(config.v_threshold),
     }
 
 
@@ -137,27 +171,33 @@ class SpyxLIF:
         import spyx.nn as snn
         from flax import nnx
 
-        p = lif_parameters(config)
-        self.p, self.neurons = p, neurons
+        cuba = config.neuron == "cuba"
+        p = cuba_parameters(config) if cuba else lif_parameters(config)
+        self.p, self.neurons, self.cuba = p, neurons, cuba
         fires = lambda x: jnp.where(x >= 0, 1.0, 0.0).astype(x.dtype)  # noqa: E731
         activation = axn.custom(surrogate_grad(config), fires)
         if config.neuron == "if":  # U = U + x - S theta: the LIF mapping with beta = 1
             self.module = snn.IF((neurons,), threshold=p["threshold"], activation=activation)
+        elif cuba:  # its state is [V, I] side by side: [B, 2N]
+            self.module = snn.CuBaLIF((neurons,), alpha=p["alpha"], beta=p["beta"],
+                                      threshold=p["threshold"], activation=activation,
+                                      rngs=nnx.Rngs(0))  # fmt: skip
         else:
             self.module = snn.LIF((neurons,), beta=p["beta"], threshold=p["threshold"],
                                   activation=activation, rngs=nnx.Rngs(0))  # fmt: skip
         graphdef, params, rest = nnx.split(self.module, nnx.Param, ...)
         self.params = params
+        width = 2 * neurons if cuba else neurons
 
         def forward(params, x):  # x: [T + 1, B, N], time-major; the users' timed call
             model = nnx.merge(graphdef, params, rest)
-            state = jnp.full((x.shape[1], neurons), p["initial"], x.dtype)
+            state = jnp.full((x.shape[1], width), p["initial"], x.dtype)
             spikes, _ = snn.run(model, x, state=state)
             return spikes
 
         def with_states(x):  # checking only: every step's state, as spyx.nir scans it
             model = nnx.merge(graphdef, params, rest)
-            state = jnp.full((x.shape[1], neurons), p["initial"], x.dtype)
+            state = jnp.full((x.shape[1], width), p["initial"], x.dtype)
 
             def body(carry, x_t):
                 out, new = model(x_t, carry)
@@ -178,17 +218,19 @@ class SpyxLIF:
 
     def canonical_check(self, prepared):
         """jax [T + 1, 1, N] from :meth:`prepare` -> the canonical (S, V after reset) [T, N]
-        (see module doc)."""
+        (see module doc); CUBA adds I, the current of the prepared input."""
         spikes, states = self.with_states(prepared)
         s = spikes[1:, 0]  # Spyx's spike at step t+1 is the canonical S[t]
-        u = states[:-1, 0]  # U[t] = H[t] + initial
-        return s, u - self.p["initial"] - s * self.p["theta"]  # V = H - S theta
+        u = states[:-1, 0, : self.neurons]  # U[t] = H[t] + initial
+        v = u - self.p["initial"] - s * self.p["theta"]  # V = H - S theta
+        return (s, v, states[:-1, 0, self.neurons :]) if self.cuba else (s, v)
 
 
 def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
     if dtype != torch.float32:
         raise base.Unsupported(f"spyx: float32 only here (JAX's x64 is off; {dtype} not adapted)")
-    lif_parameters(config)  # Unsupported before anything is built
+    cuba = config.neuron == "cuba"
+    (cuba_parameters if cuba else lif_parameters)(config)  # Unsupported before anything is built
 
     @cache
     def lif(neurons: int) -> SpyxLIF:
@@ -197,8 +239,12 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.N
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         model = lif(x[0].numel())
         # the input map in torch (prepare's), so dX reaches x through it
-        spikes, v = JaxFunction.apply(model.canonical_check, model.prepare(x))
-        return spikes.reshape(x.shape), v.reshape(x.shape)
+        spikes, v, *current = JaxFunction.apply(model.canonical_check, model.prepare(x))
+        if not cuba:
+            return spikes.reshape(x.shape), v.reshape(x.shape)
+        # CuBaLIF's current is that of the scaled input (X / tau with decay_input)
+        i = current[0].reshape(x.shape) / model.p["scale"]
+        return spikes.reshape(x.shape), v.reshape(x.shape), {"i": i}
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return lif(x[0].numel()).prepare(x)
@@ -223,9 +269,9 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.N
             spikes=spikes,
             phases=phases,
             code="f = jax.jit(lambda p, x: snn.run(nnx.merge(g, p, r), x, state=s0)[0]); "
-            "f(params, x).block_until_ready()",
+            "f(params, x).block_until_ready()" + ("  # g from snn.CuBaLIF" if cuba else ""),
         ),  # fmt: skip
-        path=PATH,
+        path=PATH.replace("snn.run", "snn.run of CuBaLIF") if cuba else PATH,
     )
 
 
@@ -271,9 +317,9 @@ NEURON = base.Implementation(
     build=build,
     requires=(REQUIREMENT, *JAX),
     devices=("cpu",),
-    description="spyx.nn.LIF (IF for IF) through jax.jit(snn.run) on XLA:CPU; jax.vjp / "
-    "value_and_grad",
-    neurons=("if", "lif"),
+    description="spyx.nn.LIF (IF for IF, CuBaLIF for CUBA) through jax.jit(snn.run) on "
+    "XLA:CPU; jax.vjp / value_and_grad",
+    neurons=("if", "lif", "cuba"),
     not_mapped={
         "plif": (
             "Spyx's LIF learns beta (an nnx.Param) but spikes from the state before the step's "
