@@ -45,7 +45,7 @@ def ann_cell(document: ConversionDocument) -> str:
 
 
 def _key(document) -> str:
-    return f"{document.task.dataset} {document.task.model}"
+    return document.task.column
 
 
 def grid(columns: list[tuple[str, Sequence]], render: Callable,

@@ -514,7 +514,7 @@ def _contenders(rows) -> list:
 
 
 def _column_name(document) -> str:
-    return f"{document.task.dataset} {document.task.model}"
+    return document.task.column
 
 
 def fastest_column(document: E2EDocument) -> ClaimColumn:

@@ -26,6 +26,12 @@ from reference_kernels.model import NeuronConfig
 NeuronSetting = Literal["canonical", "framework-defaults"]
 
 
+def column_name(dataset: str, model: str, neuron: str = "lif") -> str:
+    """A study column's name: "fmnist cnn", and the neuron beside it where it is not LIF
+    ("fmnist cnn cuba"), so a study of several neurons names each column apart."""
+    return f"{dataset} {model}" + ("" if neuron == "lif" else f" {neuron}")
+
+
 @record
 class E2ETask:
     """What was trained: the same for every framework of a document."""
@@ -46,6 +52,11 @@ class E2ETask:
     neuron_setting: NeuronSetting = "canonical"
     data_dir: str | None = None
     trace_dir: str | None = None
+
+    @property
+    def column(self) -> str:
+        """Its column in the study's tables (:func:`column_name`)."""
+        return column_name(self.dataset, self.model, self.config.neuron)
 
 
 # ---- the framework-defaults neuron against the canonical one -----------------------------------

@@ -9,7 +9,7 @@ from dataclasses import field
 from typing import Literal
 
 from kernelprof.results.document import Document
-from kernelprof.results.e2e import ConversionDocument, E2EDocument
+from kernelprof.results.e2e import ConversionDocument, E2EDocument, column_name
 from kernelprof.results.record import FrozenDict, record
 
 
@@ -181,7 +181,7 @@ class ColumnSeeds:
 
     @property
     def name(self) -> str:
-        return f"{self.dataset} {self.model}"
+        return column_name(self.dataset, self.model, self.neuron)
 
 
 @record
