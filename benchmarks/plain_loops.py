@@ -52,7 +52,14 @@ CUBA, each framework's own current-based neuron, against Norse (SpikingJelly has
 ALIF, against kernelprof's own eager oracle (``reference_kernels.multistep(x, config)``, the
 ``ref-torch`` row), since no two frameworks' ALIF share a config:
 
-* ``alif`` (``compare --neuron alif``): Norse ``norse.torch.LSNN``.
+* ``alif`` (``compare --neuron alif``): Norse ``norse.torch.LSNN``;
+* ``alif-detached`` (``--neuron alif --detach-reset --detach-adaptation --surrogate
+  piecewise_exp:2``, the configs Sinabs maps): Sinabs ``ALIF``.
+
+And CUBA with a soft reset, the one Spyx's ``CuBaLIF`` has, against the eager oracle too:
+
+* ``cuba-soft`` (``--neuron cuba --reset soft --surrogate piecewise_exp:2``): Spyx
+  ``snn.CuBaLIF`` (JAX, as the ``soft-reset`` set's Spyx loop).
 
     .venv/bin/python benchmarks/plain_loops.py [--set default] [--T 8] [--N 262144]
         [--rounds 5] [--json OUT]
@@ -277,6 +284,8 @@ def rockpool(x: torch.Tensor, config: NeuronConfig):
 
 
 def spyx(x: torch.Tensor, config: NeuronConfig):
+    """``snn.IF``, ``snn.LIF`` or (CUBA) ``snn.CuBaLIF`` through a jitted ``snn.run``, waited for
+    with ``block_until_ready``, as Spyx's own benchmark times it."""
     import jax
     import jax.numpy as jnp
     import spyx.axn as axn
@@ -289,12 +298,16 @@ def spyx(x: torch.Tensor, config: NeuronConfig):
     # Spyx spikes from the state before the step's input: one more step, its last input zero
     if config.neuron == "if":
         lif = snn.IF((x.shape[1],), threshold=config.v_threshold, activation=activation)
+    elif config.neuron == "cuba":  # CuBaLIF resets before its decay: theta as it is
+        lif = snn.CuBaLIF((x.shape[1],), alpha=config.syn_decay, beta=beta,
+                          threshold=config.v_threshold, activation=activation,
+                          rngs=nnx.Rngs(0))  # fmt: skip
     else:
         lif = snn.LIF((x.shape[1],), beta=beta, threshold=beta * config.v_threshold,
                       activation=activation, rngs=nnx.Rngs(0))  # fmt: skip
     graphdef, params, rest = nnx.split(lif, nnx.Param, ...)
     forward = jax.jit(lambda p, xs: snn.run(nnx.merge(graphdef, p, rest), xs)[0])
-    rows = x / config.tau if config.neuron == "lif" else x
+    rows = x / config.tau if getattr(config, "decay_input", False) else x
     padded = torch.cat([rows, torch.zeros_like(x[:1])])
     xs = jnp.asarray(padded.numpy())[:, None, :]  # time-major [T + 1, B, N]
     grad = jnp.asarray(torch.randn(xs.shape, generator=torch.Generator().manual_seed(7)).numpy())
@@ -304,6 +317,22 @@ def spyx(x: torch.Tensor, config: NeuronConfig):
         jax.block_until_ready(value_and_grad(xs))
 
     return once
+
+
+def sinabs_alif(x: torch.Tensor, config: NeuronConfig):
+    """``sinabs.layers.ALIF``, reset to 0 (MembraneReset), batch-first [B, T, N]; rho =
+    exp(-1/tau_adapt) = 1 - 1/tau_a and adapt_scale = beta_a rho / (1 - rho)."""
+    from sinabs.activation import MembraneReset, SingleExponential, SingleSpike
+    from sinabs.layers import ALIF
+
+    rho = 1.0 - 1.0 / config.tau_a
+    layer = ALIF(tau_mem=-1.0 / math.log(1.0 - 1.0 / config.tau), tau_adapt=-1.0 / math.log(rho),
+                 adapt_scale=config.beta_a * rho / (1.0 - rho), norm_input=config.decay_input,
+                 spike_threshold=torch.tensor(config.v_threshold), spike_fn=SingleSpike,
+                 reset_fn=MembraneReset(), surrogate_grad_fn=SingleExponential(
+                     grad_width=1.0 / (config.alpha * config.v_threshold),
+                     grad_scale=0.5))  # fmt: skip
+    return _sinabs_loop(layer, x)
 
 
 def _sj_surrogate(config: NeuronConfig):
@@ -358,6 +387,11 @@ def sinabs_plif(x: torch.Tensor, config: NeuronConfig):
                 surrogate_grad_fn=SingleExponential(
                     grad_width=1.0 / (config.alpha * config.v_threshold),
                     grad_scale=0.5))  # fmt: skip
+    return _sinabs_loop(layer, x)
+
+
+def _sinabs_loop(layer, x: torch.Tensor):
+    """A Sinabs layer called as its users call it: states reset, batch-first [B, T, N]."""
 
     def step(inputs):
         layer.reset_states()
@@ -438,6 +472,19 @@ SETS = {
         ALIFConfig(surrogate="superspike", alpha=1.0), "--neuron alif",
         {"ref-torch": "ref-torch", "norse": "norse"},
         {"ref-torch": reference, "norse": norse_lsnn}, baseline="ref-torch",
+    ),
+    "cuba-soft": NeuronSet(
+        CUBAConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
+        "--neuron cuba --reset soft --surrogate piecewise_exp:2",
+        {"ref-torch": "ref-torch", "spyx": "spyx"},
+        {"ref-torch": reference, "spyx": spyx}, baseline="ref-torch",
+    ),
+    "alif-detached": NeuronSet(
+        ALIFConfig(detach_reset=True, detach_adaptation=True, surrogate="piecewise_exp",
+                   alpha=2.0),
+        "--neuron alif --detach-reset --detach-adaptation --surrogate piecewise_exp:2",
+        {"ref-torch": "ref-torch", "sinabs": "sinabs"},
+        {"ref-torch": reference, "sinabs": sinabs_alif}, baseline="ref-torch",
     ),
 }  # fmt: skip
 PLAIN = {"spikingjelly": spikingjelly, "snntorch": snntorch, "norse": norse, "lava-dl": lava_dl,
