@@ -44,7 +44,8 @@ build it (a PLIF's decay is a parameter the backward also reaches, as in their t
   SpikingJelly, BrainCog ``IFNode`` / ``PLIFNode`` called once per step;
 * ``if-soft`` (``--reset soft --surrogate piecewise_exp:2``): SpikingJelly, Spyx ``snn.IF``.
 
-CUBA, each framework's own current-based neuron, against Norse (SpikingJelly has none):
+CUBA, each framework's own current-based neuron, against Norse (SpikingJelly's CUBALIFNode is
+not mapped yet):
 
 * ``cuba`` (``compare --neuron cuba``, superspike(1), attached hard reset): Norse
   ``norse.torch.LIF`` with its synapse, snnTorch ``Synaptic``, lava-dl ``cuba.Neuron``.

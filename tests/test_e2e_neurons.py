@@ -213,7 +213,8 @@ def test_norse_and_snntorch_run_the_reference_cuba_network_natively(kind, framew
 
 
 def test_framework_defaults_cuba_elsewhere_is_refused_as_not_built_yet():
-    """SpikingJelly has no current-based neuron of its own that kernelprof builds."""
+    """kernelprof builds no SpikingJelly current-based neuron yet (its CUBALIFNode is not
+    mapped)."""
     pytest.importorskip("spikingjelly")
     with pytest.raises(Unsupported, match="builds IF, LIF, PLIF so far, not CUBA"):
         build_network(spec("fc"), "spikingjelly", None, STEPS, SEED, neuron="cuba")
