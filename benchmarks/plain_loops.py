@@ -44,11 +44,11 @@ build it (a PLIF's decay is a parameter the backward also reaches, as in their t
   SpikingJelly, BrainCog ``IFNode`` / ``PLIFNode`` called once per step;
 * ``if-soft`` (``--reset soft --surrogate piecewise_exp:2``): SpikingJelly, Spyx ``snn.IF``.
 
-CUBA, each framework's own current-based neuron, against Norse (SpikingJelly's CUBALIFNode is
-not mapped yet):
+CUBA, each framework's own current-based neuron, against Norse:
 
 * ``cuba`` (``compare --neuron cuba``, superspike(1), attached hard reset): Norse
-  ``norse.torch.LIF`` with its synapse, snnTorch ``Synaptic``, lava-dl ``cuba.Neuron``.
+  ``norse.torch.LIF`` with its synapse, snnTorch ``Synaptic``, lava-dl ``cuba.Neuron``,
+  SpikingJelly ``CUBALIFNode``.
 
 ALIF, against kernelprof's own eager oracle (``reference_kernels.multistep(x, config)``, the
 ``ref-torch`` row), since no two frameworks' ALIF share a config:
@@ -320,6 +320,23 @@ def spyx(x: torch.Tensor, config: NeuronConfig):
     return once
 
 
+def spikingjelly_cuba(x: torch.Tensor, config: NeuronConfig):
+    """CUBA: ``neuron.CUBALIFNode(c_decay=1 - 1/tau_syn, v_decay=1 - 1/tau, ...)``, set to
+    step_mode 'm' (its constructor takes none), reset between calls as its users reset."""
+    from spikingjelly.activation_based import functional, neuron
+
+    node = neuron.CUBALIFNode(c_decay=config.syn_decay, v_decay=1 - 1 / config.tau,
+                              v_threshold=config.v_threshold, v_reset=config.v_reset,
+                              surrogate_function=_sj_surrogate(config))  # fmt: skip
+    functional.set_step_mode(node, "m")
+
+    def step(inputs):
+        functional.reset_net(node)
+        return node(inputs)
+
+    return torch_loop(step, x / config.tau if config.decay_input else x)
+
+
 def sinabs_alif(x: torch.Tensor, config: NeuronConfig):
     """``sinabs.layers.ALIF``, reset to 0 (MembraneReset), batch-first [B, T, N]; rho =
     exp(-1/tau_adapt) = 1 - 1/tau_a and adapt_scale = beta_a rho / (1 - rho)."""
@@ -466,8 +483,10 @@ SETS = {
     ),
     "cuba": NeuronSet(
         CUBAConfig(surrogate="superspike", alpha=1.0), "--neuron cuba",
-        {"norse": "norse", "snntorch": "snntorch", "lava-dl": "lava-dl"},
-        {"norse": norse, "snntorch": snntorch_synaptic, "lava-dl": lava_dl}, baseline="norse",
+        {"norse": "norse", "snntorch": "snntorch", "lava-dl": "lava-dl",
+         "spikingjelly": "spikingjelly"},
+        {"norse": norse, "snntorch": snntorch_synaptic, "lava-dl": lava_dl,
+         "spikingjelly": spikingjelly_cuba}, baseline="norse",
     ),
     "alif": NeuronSet(
         ALIFConfig(surrogate="superspike", alpha=1.0), "--neuron alif",

@@ -236,8 +236,11 @@ def test_check_runs_the_reference_rows_and_says_why_the_others_cannot(neuron):
     assert document["config"]["neuron"] == neuron
     assert rows["ref-torch"]["verdict"] == "exact", rows["ref-torch"]
     assert rows["ref-triton"]["verdict"] in ("exact", "close"), rows["ref-triton"]
-    for impl in ("spikingjelly", "braincog"):
+    refused = ("spikingjelly", "braincog") if neuron == "alif" else ("braincog",)
+    for impl in refused:
         assert rows[impl]["verdict"] == "unsupported" and "so far" in rows[impl]["reason"]
+    if neuron == "cuba":  # SpikingJelly's CUBALIFNode (hard reset to 0, attached)
+        assert rows["spikingjelly"]["verdict"] in ("exact", "close"), rows["spikingjelly"]
 
 
 # What each framework refuses of the configs below (its reason), None where it runs.
@@ -257,6 +260,10 @@ REFUSED = {
         or c.surrogate != "piecewise_exp" or c.alpha * c.v_threshold != 2.0 else None
     ),
     ("cuba", "lava-dl"): lambda c: "no subtractive reset" if c.soft_reset else None,
+    ("cuba", "spikingjelly"): lambda c: (
+        "membrane leaks towards 0" if c.v_reset not in (None, 0.0)
+        else "detach_reset=True: CUBALIFNode" if c.detach_reset else None
+    ),
     ("cuba", "spyx"): lambda c: (
         "hard reset: Spyx's CuBaLIF" if not c.soft_reset
         else "detach_reset=True: Spyx's reset" if c.detach_reset else None
@@ -350,6 +357,7 @@ def test_frameworks_match_the_oracle_or_are_refused_with_the_reason(impl, config
 
 # The second state each framework's checking build exposes, converted to the canonical one.
 EXPOSED = {("norse", "cuba"): "I", ("snntorch", "cuba"): "I", ("spyx", "cuba"): "I",
+           ("spikingjelly", "cuba"): "I",
            ("rockpool", "cuba"): "I", ("norse", "alif"): "A"}  # fmt: skip
 
 
@@ -370,3 +378,23 @@ def test_an_exposed_state_off_by_a_percent_is_wrong(config):
     bad = check_against_oracle(lambda x: run(x, 1.01), x, config)
     assert good.verdict == "exact" and good.states_compared == name.upper()
     assert bad.verdict == "WRONG" and f"{name.upper()} beyond" in bad.reason, bad.reason
+
+
+@pytest.mark.parametrize("impl", ["snntorch", "spikingjelly"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_a_half_precision_current_is_an_approximation_declared_within_its_bounds(impl, dtype):
+    """snnTorch's Synaptic keeps its current in the input's half dtype (its alpha buffer takes
+    the module's dtype), SpikingJelly's CUBALIFNode its V and c: approximate, never WRONG,
+    with the reason naming the half-precision state."""
+    from kernelprof.frameworks import registry
+    from kernelprof.inputs import lif_input
+    from kernelprof.verify.agreement import check_against_oracle
+    from kernelprof.verify.verdicts import classify
+
+    pytest.importorskip(impl)
+    config = CUBAConfig(surrogate="atan", alpha=2.0)
+    build = registry.implementation(impl).build(config, torch.device("cpu"), dtype)
+    x = lif_input((8, 2048), config, seed=0).to(dtype)
+    verdict, reason = classify(check_against_oracle(build.check, x, config), build)
+    assert verdict in ("approximate", "close", "exact"), reason
+    assert any(str(dtype).removeprefix("torch.") in a.reason for a in build.approximations)

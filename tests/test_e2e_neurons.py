@@ -165,7 +165,7 @@ def test_study_cells_train_each_neuron_in_direct_mode_only(tmp_path):
 # CUBA and ALIF: who builds them natively (canonical setting); the rest refuse with the reason.
 STATE_CONFIGS = {n: make_config(n, surrogate="superspike", alpha=1.0) for n in ("cuba", "alif")}
 STATE_BUILDS = {("reference", "cuba"), ("norse", "cuba"), ("lava-dl", "cuba"),
-                ("snntorch", "cuba"), ("reference", "alif")}  # fmt: skip
+                ("snntorch", "cuba"), ("spikingjelly", "cuba"), ("reference", "alif")}  # fmt: skip
 STATE_REFUSALS = {("norse", "alif"): "a step of delay", ("lava-dl", "alif"): "never resets v",
                   ("rockpool", "cuba"): "rockpool cannot express hard reset",
                   ("spyx", "cuba"): "Spyx trains in JAX",
@@ -188,12 +188,12 @@ def test_each_network_builds_cuba_and_alif_or_says_why_not(framework, neuron):
     trains(build_network(spec("fc"), framework, config, STEPS, SEED, neuron=neuron))
 
 
-@pytest.mark.parametrize("framework", ["norse", "snntorch"])
+@pytest.mark.parametrize("framework", ["norse", "snntorch", "spikingjelly"])
 @pytest.mark.parametrize("kind", ["cnn", "fc"])
-def test_norse_and_snntorch_run_the_reference_cuba_network_natively(kind, framework):
-    """Norse's own LIF with its synaptic current, and snnTorch's Synaptic, compute the canonical
-    CUBA network: the same logits and weight gradients as the reference network's, which
-    differ from LIF's."""
+def test_frameworks_run_the_reference_cuba_network_natively(kind, framework):
+    """Norse's own LIF with its synaptic current, snnTorch's Synaptic and SpikingJelly's
+    CUBALIFNode compute the canonical CUBA network: the same logits and weight gradients as the
+    reference network's, which differ from LIF's."""
     pytest.importorskip(framework)
     x, target = batch()
     out, grads = {}, {}
@@ -213,11 +213,10 @@ def test_norse_and_snntorch_run_the_reference_cuba_network_natively(kind, framew
 
 
 def test_framework_defaults_cuba_elsewhere_is_refused_as_not_built_yet():
-    """kernelprof builds no SpikingJelly current-based neuron yet (its CUBALIFNode is not
-    mapped)."""
-    pytest.importorskip("spikingjelly")
+    """BrainCog has no current-based neuron that kernelprof builds."""
+    pytest.importorskip("braincog")
     with pytest.raises(Unsupported, match="builds IF, LIF, PLIF so far, not CUBA"):
-        build_network(spec("fc"), "spikingjelly", None, STEPS, SEED, neuron="cuba")
+        build_network(spec("fc"), "braincog", None, STEPS, SEED, neuron="cuba")
 
 
 @pytest.mark.parametrize(("framework", "named", "setting"), [
@@ -225,6 +224,7 @@ def test_framework_defaults_cuba_elsewhere_is_refused_as_not_built_yet():
     ("snntorch", "snn.Synaptic(alpha=0.9, beta=0.5)", "alpha"),
     ("lava-dl", "'current_decay': 0.25", "current_decay"),
     ("rockpool", None, "tau_syn"),
+    ("spikingjelly", "CUBALIFNode() at its defaults", "c_decay"),
 ])  # fmt: skip
 def test_framework_defaults_cuba_is_each_frameworks_own_neuron_checked_against_cuba(
     framework, named, setting

@@ -239,3 +239,48 @@ def test_a_profile_names_norses_cuba_and_lsnn_and_snntorchs_synaptic_in_its_neur
     )
     assert "one time step a call: Synaptic" in document.faster.none["syn"], document.faster.none
     assert "returns (spikes, state)" in document.faster.none["cuba"], document.faster.none
+
+
+def test_spikingjellys_cubalifnode_is_cuba_and_the_fused_kernel_stands_in_after_a_check():
+    pytest.importorskip("spikingjelly.activation_based")
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+    from kernelprof.frameworks import spikingjelly as sj
+    from tests.test_profile_neurons import COMPILE, _profiled
+
+    class Net(nn.Module):
+        """linear -> CUBALIFNode (multi-step) -> linear."""
+
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc1 = layer.Linear(16, 32, step_mode="m")
+            self.cuba = neuron.CUBALIFNode(c_decay=0.75, v_decay=0.5, v_threshold=1.0,
+                                           surrogate_function=surrogate.ATan())  # fmt: skip
+            functional.set_step_mode(self.cuba, "m")
+            self.fc2 = layer.Linear(32, 8, step_mode="m")
+
+        def forward(self, x):
+            return self.fc2(self.cuba(self.fc1(x)))
+
+    model = Net()
+    assert sj.node_config(model.cuba) == CUBAConfig(tau=2.0, tau_syn=4.0, decay_input=False,
+                                                    surrogate="atan", alpha=2.0)  # fmt: skip
+    x = torch.rand(T, 8, 16, generator=torch.Generator().manual_seed(1))
+    document, by_name = _profiled(model, x, lambda: functional.reset_net(model))
+    assert by_name["cuba"].neuron.canonical == (
+        "CUBA: tau 2, tau_syn 4, theta 1, hard reset to 0, input not decayed, atan(2)"
+    )
+    path = next(p for p in document.faster.paths if p.change == COMPILE)
+    assert path.layers == ("cuba",), path.checks  # checked on the layer's own input, and passed
+    # the node's forward itself against the oracle: spikes and current
+    node = neuron.CUBALIFNode(c_decay=0.75, v_decay=0.5, v_threshold=1.0,
+                              surrogate_function=surrogate.ATan())  # fmt: skip
+    inputs = _x(0.45)
+    spikes, currents = [], []
+    for step in inputs.float():
+        spikes.append(node(step))
+        currents.append(node.c)
+    expected, states = _oracle(inputs, sj.node_config(node))
+    _same_spikes(torch.stack(spikes).double(), expected)
+    torch.testing.assert_close(torch.stack(currents).double(), states["i"], atol=1e-5, rtol=1e-5)

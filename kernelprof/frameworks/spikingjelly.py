@@ -327,6 +327,25 @@ def node_kwargs(config: NeuronConfig) -> dict:
     return {**kwargs, "init_tau": float(config.tau), "decay_input": bool(config.decay_input)}
 
 
+def _half_state(config: NeuronConfig, dtype: torch.dtype) -> list[base.Approximation]:
+    """A half-precision input's approximation: V takes the input's dtype
+    (BaseNode.materialize_states), so the whole recurrence runs in half precision, where the
+    canonical model accumulates in float32."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return []
+    dtype_name = str(dtype).removeprefix("torch.")
+    # Rounding to the state dtype each step (eps 2^-10 fp16, 2^-7 bf16) moves V by a few eps
+    # and flips spikes only within that of the threshold: seen 0.01-0.3 % of spikes, cosine
+    # >= 0.998, |dV| <= 2 eps at T = 8 to 32; the bounds allow 8 eps.
+    eps = torch.finfo(dtype).eps
+    return [base.Approximation(
+        f"membrane state kept in {dtype_name} (SpikingJelly's V takes the input dtype), not "
+        "float32: rounding accumulates over T",
+        spike_mismatch=min(1.0, 8 * eps), grad_cosine_drop=0.01,
+        v_diff=8 * eps * max(1.0, abs(config.v_threshold)),
+    )]  # fmt: skip
+
+
 def _builder(backend: str | None):
     def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
         kwargs = node_kwargs(config)
@@ -378,21 +397,7 @@ def _builder(backend: str | None):
             profiled = _profile(timed, x, device)
             return classify_profile(profiled, shape[0], device, config.neuron)
 
-        approximations = []
-        if dtype in (torch.float16, torch.bfloat16):
-            # V takes the input's dtype (BaseNode.materialize_states), so the whole recurrence
-            # runs in half precision, where the canonical model accumulates in float32.
-            dtype_name = str(dtype).removeprefix("torch.")
-            # Rounding to the state dtype each step (eps 2^-10 fp16, 2^-7 bf16) moves V by a
-            # few eps and flips spikes only within that of the threshold: seen 0.01-0.3 % of
-            # spikes, cosine >= 0.998, |dV| <= 2 eps at T = 8 to 32; the bounds allow 8 eps.
-            eps = torch.finfo(dtype).eps
-            approximations.append(base.Approximation(
-                f"membrane state kept in {dtype_name} (SpikingJelly's V takes the input dtype), "
-                "not float32: rounding accumulates over T",
-                spike_mismatch=min(1.0, 8 * eps), grad_cosine_drop=0.01,
-                v_diff=8 * eps * max(1.0, abs(config.v_threshold)),
-            ))  # fmt: skip
+        approximations = _half_state(config, dtype)
 
         return base.NeuronBuild(
             check=check,
@@ -409,14 +414,97 @@ def _builder(backend: str | None):
     return build
 
 
+def _reset_and_run(node: nn.Module):
+    """The timed call of a node as its users make it: ``functional.reset_net(node)``, then the
+    node on [T, ...]."""
+    from spikingjelly.activation_based import functional
+
+    def timed(x: torch.Tensor) -> torch.Tensor:
+        functional.reset_net(node)
+        return node(x)
+
+    return timed
+
+
+PATH_CUBA = ("python loop: CUBALIFNode.multi_step_forward, one cuba_lif_step per t (eager torch "
+             "ops, no fused op), autograd backward")  # fmt: skip
+
+
+def cuba_kwargs(config: NeuronConfig) -> dict:
+    """``CUBALIFNode``'s arguments for the canonical CUBA (c = c_decay c + x, H = v_decay v + c,
+    then spike and reset: the canonical CUBA with decay_input=False, c_decay = 1 - 1/tau_syn,
+    v_decay = 1 - 1/tau; decay_input scales the input by 1/tau, which the current carries),
+    without the surrogate; Unsupported naming what it cannot express."""
+    surrogate_spec(config)
+    problems = []
+    if config.v_reset is not None and config.v_reset != 0.0:
+        problems.append(f"v_reset={config.v_reset:g}: CUBALIFNode's membrane leaks towards 0 "
+                        "(v_decay v), so its hard reset is to 0 only")  # fmt: skip
+    if config.detach_reset:
+        problems.append("detach_reset=True: CUBALIFNode's constructor takes no detach_reset "
+                        "(BaseNode's default, False)")  # fmt: skip
+    if problems:
+        raise base.Unsupported("spikingjelly cannot express " + "; ".join(problems))
+    return {"c_decay": config.syn_decay, "v_decay": 1.0 - 1.0 / config.tau,
+            "v_threshold": float(config.v_threshold),
+            "v_reset": None if config.v_reset is None else 0.0}  # fmt: skip
+
+
+def build_cuba(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> base.NeuronBuild:
+    """``CUBALIFNode`` as its users run it over [T, ...] (``functional.set_step_mode(node, 'm')``:
+    its constructor takes no step_mode); the checking build steps a twin one step a call and
+    reads its V and current c after each."""
+    kwargs = cuba_kwargs(config)
+    name, alpha = surrogate_spec(config)
+    from spikingjelly.activation_based import functional, neuron, surrogate
+
+    surrogate_function = getattr(surrogate, name)(alpha=alpha)
+    checking = neuron.CUBALIFNode(surrogate_function=surrogate_function, **kwargs).to(device)
+    node = neuron.CUBALIFNode(surrogate_function=surrogate_function, **kwargs).to(device)
+    functional.set_step_mode(node, "m")
+    scale = 1.0 / config.tau if config.decay_input else 1.0
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return x * scale if scale != 1.0 else x  # the synapse's weights would hold 1/tau
+
+    def check(x: torch.Tensor):
+        functional.reset_net(checking)
+        spikes, v, current = [], [], []
+        for step in prepare(x):
+            spikes.append(checking(step))
+            v.append(checking.v)  # V after reset
+            current.append(checking.c)  # the current of the scaled input
+        return torch.stack(spikes), torch.stack(v), {"i": torch.stack(current) / scale}
+
+    return base.NeuronBuild(
+        check=check,
+        timed=base.TimedBuild(
+            run=_reset_and_run(node),
+            prepare=prepare,
+            module=node,
+            code="functional.reset_net(node); spikes = node(x)  # CUBALIFNode, step_mode 'm'",
+        ),  # fmt: skip
+        path=PATH_CUBA,
+        approximations=_half_state(config, dtype),
+    )
+
+
+def _main_build(config: NeuronConfig, device: torch.device, dtype: torch.dtype):
+    """The ``spikingjelly`` row: SpikingJelly's own choice of path; CUBA's own node."""
+    if config.neuron == "cuba":
+        return build_cuba(config, device, dtype)
+    return _builder(None)(config, device, dtype)
+
+
 _implementation = partial(base.Implementation, framework="SpikingJelly", requires=(REQUIREMENT,),
                           neurons=("if", "lif", "plif"))  # fmt: skip
 _add(
     _implementation(
         name="spikingjelly",
-        build=_builder(None),
-        description="neuron.LIFNode / IFNode / ParametricLIFNode(step_mode='m'); on CUDA "
-        "SpikingJelly picks the provider",
+        build=_main_build,
+        description="neuron.LIFNode / IFNode / ParametricLIFNode(step_mode='m'), CUBALIFNode for "
+        "CUBA; on CUDA SpikingJelly picks the provider",
+        neurons=("if", "lif", "plif", "cuba"),
     )
 )
 
@@ -491,14 +579,12 @@ def _legacy_builder(backend: str):
             # neuronal_reset, the cupy kernel returns v_v_seq[1:].
             return spikes, checking.v_seq
 
-        def timed(x: torch.Tensor) -> torch.Tensor:
-            functional.reset_net(node)
-            return node(x)
-
         return base.NeuronBuild(
             check=check,
             timed=base.TimedBuild(
-                run=timed, code="functional.reset_net(node); spikes = node(x)", module=node
+                run=_reset_and_run(node),
+                code="functional.reset_net(node); spikes = node(x)",
+                module=node,
             ),
             path=_LEGACY_PATHS[backend],
             dw=(lambda: checking.w.grad) if config.neuron == "plif" else None,
@@ -545,7 +631,7 @@ class SpikingJellyNetwork(SpikingNetwork):
     ``ParametricLIFNode``) on [T, B, ...]."""
 
     framework = "spikingjelly"
-    neurons = default_neurons = ("if", "lif", "plif")
+    neurons = default_neurons = ("if", "lif", "plif", "cuba")
 
     def make_layer(self, layer: LayerPlan) -> nn.Module:
         from spikingjelly.activation_based import layer as sj_layer
@@ -566,6 +652,8 @@ class SpikingJellyNetwork(SpikingNetwork):
             return sj_layer.Flatten(step_mode="m")
         if layer.category in ("linear", "readout"):
             return sj_layer.Linear(layer.in_shape[0], layer.out_shape[0], bias=False, step_mode="m")
+        if self.neuron == "cuba":
+            return self._cuba_node()
         kwargs = node_kwargs(self.lif_config)
         name, alpha = surrogate_spec(self.lif_config)
         node_class = getattr(neuron, NODE_CLASSES[self.neuron])
@@ -573,10 +661,26 @@ class SpikingJellyNetwork(SpikingNetwork):
             step_mode="m", surrogate_function=getattr(surrogate, name)(alpha=alpha), **kwargs
         )
 
+    def _cuba_node(self) -> nn.Module:
+        """CUBALIFNode, multi-step, its input scaled by 1/tau for decay_input."""
+        from spikingjelly.activation_based import functional, neuron, surrogate
+
+        config = self.lif_config
+        name, alpha = surrogate_spec(config)
+        node = neuron.CUBALIFNode(surrogate_function=getattr(surrogate, name)(alpha=alpha),
+                                  **cuba_kwargs(config))  # fmt: skip
+        functional.set_step_mode(node, "m")
+        scaled = ", its input times 1/tau" if config.decay_input else ""
+        self.note_once(f"CUBA: neuron.CUBALIFNode, set to step_mode 'm' (its constructor takes "
+                       f"none){scaled}")  # fmt: skip
+        return InputScaled(node, 1.0 / config.tau) if config.decay_input else node
+
     def make_default_lif(self, layer: LayerPlan) -> nn.Module:
         return default_lif()
 
     def make_default_neuron(self, layer: LayerPlan) -> nn.Module:
+        if self.neuron == "cuba":
+            self.note_once("CUBA: neuron.CUBALIFNode() at its defaults, set to step_mode 'm'")
         return default_node(self.neuron)
 
     def run(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -638,11 +742,28 @@ def default_spikes(x: torch.Tensor) -> torch.Tensor:
 
 
 def default_node(neuron_name: str) -> nn.Module:
-    """``neuron.IFNode(step_mode="m")`` or ``neuron.ParametricLIFNode(step_mode="m")``, every
-    other argument at its default (NEURON_DEFAULTS)."""
-    from spikingjelly.activation_based import neuron
+    """``neuron.IFNode(step_mode="m")``, ``neuron.ParametricLIFNode(step_mode="m")`` or
+    ``neuron.CUBALIFNode()`` set to step_mode 'm', every other argument at its default
+    (NEURON_DEFAULTS)."""
+    from spikingjelly.activation_based import functional, neuron
 
+    if neuron_name == "cuba":  # its constructor takes no step_mode
+        node = neuron.CUBALIFNode()
+        functional.set_step_mode(node, "m")
+        return node
     return getattr(neuron, NODE_CLASSES[neuron_name])(step_mode="m")
+
+
+class InputScaled(nn.Module):
+    """A node whose input is scaled first (CUBALIFNode for decay_input: the synapse's weights
+    would hold 1/tau); functional.reset_net reaches the node inside."""
+
+    def __init__(self, node: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.node, self.scale = node, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.node(x * self.scale)
 
 
 _IF_NODE = "spikingjelly/activation_based/neuron/integrate_and_fire.py: IFNode.__init__"
@@ -659,6 +780,19 @@ def _node_defaults(source: str) -> tuple[base.Default, ...]:
     )  # fmt: skip
 
 
+_CUBA_NODE = "spikingjelly/activation_based/neuron/lif_variants.py: CUBALIFNode.__init__"
+CUBA_DEFAULTS = (
+    base.Default("c_decay", "0.5 (tau_syn 2)", _CUBA_NODE, canonical="tau_syn"),
+    base.Default("v_decay", "0.75 (tau 4)", _CUBA_NODE, canonical="tau"),
+    base.Default("v_threshold", "0.5", _CUBA_NODE, canonical="v_threshold"),
+    base.Default("v_reset", "0.0 (hard reset)", _CUBA_NODE, canonical="v_reset"),
+    base.Default("surrogate_function", "Rect()", _CUBA_NODE, canonical="surrogate"),
+    base.Default("input", "added undecayed: c = c_decay c + x, v = v_decay v + c",
+                 "spikingjelly/activation_based/functional/neuron.py: cuba_lif_step",
+                 canonical="decay_input"),
+)  # fmt: skip
+
+
 NEURON_DEFAULTS = {
     "if": base.NeuronDefaults(_node_defaults(_IF_NODE), lambda x: default_node("if")(x)),
     "plif": base.NeuronDefaults(
@@ -668,6 +802,7 @@ NEURON_DEFAULTS = {
          *_node_defaults(_PLIF_NODE)),
         lambda x: default_node("plif")(x),
     ),
+    "cuba": base.NeuronDefaults(CUBA_DEFAULTS, lambda x: default_node("cuba")(x)),
 }  # fmt: skip
 
 
@@ -825,11 +960,11 @@ _CANONICAL_SURROGATES = {name: canonical for canonical, name in SURROGATE_CLASSE
 
 
 def _node_kind(module) -> str:
-    """The kind ("if", "lif" or "plif") of the SpikingJelly node class the module is (or
+    """The kind ("if", "lif", "plif" or "cuba") of the SpikingJelly node class the module is (or
     subclasses without a step of its own); Unsupported for any other neuron."""
     from spikingjelly.activation_based import neuron
 
-    return base.node_kind(module, neuron, NODE_CLASSES, _STEP_METHODS)
+    return base.node_kind(module, neuron, {**NODE_CLASSES, "cuba": "CUBALIFNode"}, _STEP_METHODS)
 
 
 def _node_surrogate(surrogate_function) -> tuple[str, float]:
@@ -847,9 +982,9 @@ def _node_surrogate(surrogate_function) -> tuple[str, float]:
 
 
 def node_config(module) -> NeuronConfig:
-    """The canonical neuron a ``LIFNode``, ``IFNode`` or ``ParametricLIFNode`` computes with
-    its settings (see :class:`base.FasterPaths`): PLIF at its current w, tau = 1/sigmoid(w);
-    :class:`base.Unsupported` with the reason for any other node."""
+    """The canonical neuron a ``LIFNode``, ``IFNode``, ``ParametricLIFNode`` or ``CUBALIFNode``
+    computes with its settings (see :class:`base.FasterPaths`): PLIF at its current w, tau =
+    1/sigmoid(w); :class:`base.Unsupported` with the reason for any other node."""
     kind = _node_kind(module)
     surrogate, alpha = _node_surrogate(module.surrogate_function)
     if not isinstance(module.v_threshold, (int, float)) or \
@@ -860,6 +995,8 @@ def node_config(module) -> NeuronConfig:
                   surrogate=surrogate, alpha=alpha)  # fmt: skip
     if kind == "if":
         return make_config("if", **common)
+    if kind == "cuba":
+        return _cuba_config(module, common)
     if kind == "lif":
         if not isinstance(module.tau, (int, float)):
             raise base.Unsupported("a tensor tau")
@@ -874,10 +1011,25 @@ def node_config(module) -> NeuronConfig:
     return make_config("plif", tau=1.0 / k, decay_input=bool(module.decay_input), **common)
 
 
+def _cuba_config(module, common: dict) -> NeuronConfig:
+    """CUBA from a CUBALIFNode's decays (the inverse of :func:`cuba_kwargs`): input not
+    decayed, its membrane leaking towards 0."""
+    decays = {name: getattr(module, name) for name in ("c_decay", "v_decay")}
+    if not all(isinstance(d, (int, float)) and 0.0 <= d < 1.0 for d in decays.values()):
+        raise base.Unsupported(f"decays {decays}: CUBA needs each in [0, 1)")
+    if common["v_reset"] not in (None, 0.0):
+        raise base.Unsupported(f"v_reset={common['v_reset']:g}: CUBALIFNode's membrane leaks "
+                               "towards 0, the canonical one towards its reset "
+                               "potential")  # fmt: skip
+    tau_syn = 1.0 / (1.0 - decays["c_decay"])
+    return make_config("cuba", tau=1.0 / (1.0 - decays["v_decay"]), decay_input=False,
+                       neuron_fields={"tau_syn": tau_syn}, **common)  # fmt: skip
+
+
 def canonical_node(module, args: tuple, kwargs: dict) -> NeuronConfig:
-    """The canonical neuron a multi-step ``LIFNode``, ``IFNode`` or ``ParametricLIFNode`` call
-    computes (see :class:`base.FasterPaths`); :class:`base.Unsupported` with the reason where it
-    computes something else or keeps more."""
+    """The canonical neuron a multi-step ``LIFNode``, ``IFNode``, ``ParametricLIFNode`` or
+    ``CUBALIFNode`` call computes (see :class:`base.FasterPaths`); :class:`base.Unsupported`
+    with the reason where it computes something else or keeps more."""
     config = node_config(module)
     if _step_mode(module) != "m":
         raise base.Unsupported("step_mode 's': one time step a call (the script loops over T)")
@@ -894,6 +1046,8 @@ def canonical_node(module, args: tuple, kwargs: dict) -> NeuronConfig:
                                "between its calls)")  # fmt: skip
     if v != config.v_initial:
         raise base.Unsupported(f"it starts from V={v:g}, not the canonical {config.v_initial:g}")
+    if config.neuron == "cuba" and not (module.c == module._memories_rv.get("c") == 0.0):
+        raise base.Unsupported("its current c carries over from an earlier call")
     return config
 
 
