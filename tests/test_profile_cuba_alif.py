@@ -241,12 +241,8 @@ def test_a_profile_names_norses_cuba_and_lsnn_and_snntorchs_synaptic_in_its_neur
     assert "returns (spikes, state)" in document.faster.none["cuba"], document.faster.none
 
 
-def test_spikingjellys_cubalifnode_is_cuba_and_the_fused_kernel_stands_in_after_a_check():
-    pytest.importorskip("spikingjelly.activation_based")
+def _sj_cuba_net():
     from spikingjelly.activation_based import functional, layer, neuron, surrogate
-
-    from kernelprof.frameworks import spikingjelly as sj
-    from tests.test_profile_neurons import COMPILE, _profiled
 
     class Net(nn.Module):
         """linear -> CUBALIFNode (multi-step) -> linear."""
@@ -263,16 +259,24 @@ def test_spikingjellys_cubalifnode_is_cuba_and_the_fused_kernel_stands_in_after_
         def forward(self, x):
             return self.fc2(self.cuba(self.fc1(x)))
 
-    model = Net()
-    assert sj.node_config(model.cuba) == CUBAConfig(tau=2.0, tau_syn=4.0, decay_input=False,
-                                                    surrogate="atan", alpha=2.0)  # fmt: skip
-    x = torch.rand(T, 8, 16, generator=torch.Generator().manual_seed(1))
-    document, by_name = _profiled(model, x, lambda: functional.reset_net(model))
-    assert by_name["cuba"].neuron.canonical == (
-        "CUBA: tau 2, tau_syn 4, theta 1, hard reset to 0, input not decayed, atan(2)"
-    )
-    path = next(p for p in document.faster.paths if p.change == COMPILE)
-    assert path.layers == ("cuba",), path.checks  # checked on the layer's own input, and passed
+    return Net()
+
+
+def test_spikingjellys_cubalifnode_is_cuba_and_a_multistep_call_from_rest_computes_it():
+    pytest.importorskip("spikingjelly.activation_based")
+    from spikingjelly.activation_based import functional, neuron, surrogate
+
+    from kernelprof.frameworks import spikingjelly as sj
+
+    model = _sj_cuba_net()
+    config = CUBAConfig(tau=2.0, tau_syn=4.0, decay_input=False, surrogate="atan", alpha=2.0)
+    assert sj.node_config(model.cuba) == config
+    x = torch.rand(T, 8, 32)
+    assert sj.canonical_node(model.cuba, (x,), {}) == config  # [T, ...] from rest
+    model.cuba(x)
+    with pytest.raises(base.Unsupported, match="carries over from an earlier call"):
+        sj.canonical_node(model.cuba, (x,), {})  # no reset_net between its calls
+    functional.reset_net(model)
     # the node's forward itself against the oracle: spikes and current
     node = neuron.CUBALIFNode(c_decay=0.75, v_decay=0.5, v_threshold=1.0,
                               surrogate_function=surrogate.ATan())  # fmt: skip
@@ -281,6 +285,23 @@ def test_spikingjellys_cubalifnode_is_cuba_and_the_fused_kernel_stands_in_after_
     for step in inputs.float():
         spikes.append(node(step))
         currents.append(node.c)
-    expected, states = _oracle(inputs, sj.node_config(node))
+    expected, states = _oracle(inputs, config)
     _same_spikes(torch.stack(spikes).double(), expected)
     torch.testing.assert_close(torch.stack(currents).double(), states["i"], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow  # torch.compile of the CUBA kernel: ~50 s on 2 cores
+def test_in_a_profile_the_fused_kernel_stands_in_for_cubalifnode_after_a_check():
+    pytest.importorskip("spikingjelly.activation_based")
+    from spikingjelly.activation_based import functional
+
+    from tests.test_profile_neurons import COMPILE, _profiled
+
+    model = _sj_cuba_net()
+    x = torch.rand(T, 8, 16, generator=torch.Generator().manual_seed(1))
+    document, by_name = _profiled(model, x, lambda: functional.reset_net(model))
+    assert by_name["cuba"].neuron.canonical == (
+        "CUBA: tau 2, tau_syn 4, theta 1, hard reset to 0, input not decayed, atan(2)"
+    )
+    path = next(p for p in document.faster.paths if p.change == COMPILE)
+    assert path.layers == ("cuba",), path.checks  # checked on the layer's own input, and passed
