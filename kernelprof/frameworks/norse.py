@@ -654,13 +654,13 @@ def module_config(module) -> NeuronConfig:
                   decay_input=True, detach_reset=False, surrogate=surrogate,
                   alpha=alpha)  # fmt: skip
     if kind == "alif":
-        _lsnn_config(module, syn, common)
+        _lsnn_reason(module, syn, common)
     if syn != 1.0:
         return make_config("cuba", neuron_fields={"tau_syn": 1.0 / syn}, **common)
     return make_config("lif", **common)
 
 
-def _lsnn_config(module, syn: float, common: dict) -> None:
+def _lsnn_reason(module, syn: float, common: dict) -> None:
     """An LSNN's reason: the canonical ALIF it computes one step late (see the module doc)."""
     if syn != 1.0:
         raise base.Unsupported(f"LSNN with dt*tau_syn_inv = {syn:g}: an adaptive threshold "

@@ -366,12 +366,7 @@ class SnnTorchNetwork(SpikingNetwork):
                     y = module(y)
                     continue
                 current = y * self.input_scale if self.input_scale != 1.0 else y
-                state = states[index]
-                if isinstance(state, tuple):
-                    y, *next_state = module(current, *state)
-                    states[index] = tuple(next_state)
-                else:
-                    y, states[index] = module(current, state)
+                y, states[index] = step_neuron(module, current, states[index])
             outputs.append(y)
         return torch.stack(outputs).mean(0)
 
@@ -405,15 +400,28 @@ def default_lif() -> nn.Module:
     return snn.Leaky(beta=TUTORIAL_BETA)
 
 
-def default_spikes(x: torch.Tensor) -> torch.Tensor:
-    """[T, N] -> [T, N]: the default Leaky stepped over T as the tutorials loop it."""
-    leaky = default_lif()
-    mem = leaky.reset_mem()
+def step_neuron(lif, current: torch.Tensor, state):
+    """One step of a Leaky (its state mem) or a Synaptic (its state (syn, mem)), as the
+    tutorials call each: (spikes, the next state)."""
+    if isinstance(state, tuple):
+        spike, *following = lif(current, *state)
+        return spike, tuple(following)
+    return lif(current, state)
+
+
+def _stepped(lif, x: torch.Tensor) -> torch.Tensor:
+    """[T, N] -> [T, N]: ``lif`` from its reset state, stepped over T."""
+    state = lif.reset_mem()
     spikes = []
-    for step in x:
-        spike, mem = leaky(step, mem)
+    for current in x:
+        spike, state = step_neuron(lif, current, state)
         spikes.append(spike)
     return torch.stack(spikes).to(x.dtype)
+
+
+def default_spikes(x: torch.Tensor) -> torch.Tensor:
+    """[T, N] -> [T, N]: the default Leaky stepped over T as the tutorials loop it."""
+    return _stepped(default_lif(), x)
 
 
 # Synaptic's alpha and beta have no defaults either; its docstring's example network writes
@@ -442,13 +450,7 @@ def default_synaptic() -> nn.Module:
 
 def default_synaptic_spikes(x: torch.Tensor) -> torch.Tensor:
     """[T, N] -> [T, N]: the default Synaptic stepped over T."""
-    synaptic = default_synaptic()
-    syn, mem = synaptic.reset_mem()
-    spikes = []
-    for step in x:
-        spike, syn, mem = synaptic(step, syn, mem)
-        spikes.append(spike)
-    return torch.stack(spikes).to(x.dtype)
+    return _stepped(default_synaptic(), x)
 
 
 # ---- neuron modules in any model (kernelprof profile) ------------------------------------------

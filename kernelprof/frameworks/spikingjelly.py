@@ -460,8 +460,7 @@ def build_cuba(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -
 
     surrogate_function = getattr(surrogate, name)(alpha=alpha)
     checking = neuron.CUBALIFNode(surrogate_function=surrogate_function, **kwargs).to(device)
-    node = neuron.CUBALIFNode(surrogate_function=surrogate_function, **kwargs).to(device)
-    functional.set_step_mode(node, "m")
+    node = cuba_node(surrogate_function=surrogate_function, **kwargs).to(device)
     scale = 1.0 / config.tau if config.decay_input else 1.0
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
@@ -489,11 +488,24 @@ def build_cuba(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -
     )
 
 
+def cuba_node(**kwargs) -> nn.Module:
+    """``neuron.CUBALIFNode(**kwargs)`` set to step_mode 'm' with ``functional.set_step_mode``
+    (its constructor takes no step_mode), as its users run it over [T, ...]."""
+    from spikingjelly.activation_based import functional, neuron
+
+    node = neuron.CUBALIFNode(**kwargs)
+    functional.set_step_mode(node, "m")
+    return node
+
+
+_SJ_BUILD = _builder(None)
+
+
 def _main_build(config: NeuronConfig, device: torch.device, dtype: torch.dtype):
     """The ``spikingjelly`` row: SpikingJelly's own choice of path; CUBA's own node."""
     if config.neuron == "cuba":
         return build_cuba(config, device, dtype)
-    return _builder(None)(config, device, dtype)
+    return _SJ_BUILD(config, device, dtype)
 
 
 _implementation = partial(base.Implementation, framework="SpikingJelly", requires=(REQUIREMENT,),
@@ -663,13 +675,12 @@ class SpikingJellyNetwork(SpikingNetwork):
 
     def _cuba_node(self) -> nn.Module:
         """CUBALIFNode, multi-step, its input scaled by 1/tau for decay_input."""
-        from spikingjelly.activation_based import functional, neuron, surrogate
+        from spikingjelly.activation_based import surrogate
 
         config = self.lif_config
         name, alpha = surrogate_spec(config)
-        node = neuron.CUBALIFNode(surrogate_function=getattr(surrogate, name)(alpha=alpha),
-                                  **cuba_kwargs(config))  # fmt: skip
-        functional.set_step_mode(node, "m")
+        node = cuba_node(surrogate_function=getattr(surrogate, name)(alpha=alpha),
+                         **cuba_kwargs(config))  # fmt: skip
         scaled = ", its input times 1/tau" if config.decay_input else ""
         self.note_once(f"CUBA: neuron.CUBALIFNode, set to step_mode 'm' (its constructor takes "
                        f"none){scaled}")  # fmt: skip
@@ -745,12 +756,10 @@ def default_node(neuron_name: str) -> nn.Module:
     """``neuron.IFNode(step_mode="m")``, ``neuron.ParametricLIFNode(step_mode="m")`` or
     ``neuron.CUBALIFNode()`` set to step_mode 'm', every other argument at its default
     (NEURON_DEFAULTS)."""
-    from spikingjelly.activation_based import functional, neuron
+    from spikingjelly.activation_based import neuron
 
-    if neuron_name == "cuba":  # its constructor takes no step_mode
-        node = neuron.CUBALIFNode()
-        functional.set_step_mode(node, "m")
-        return node
+    if neuron_name == "cuba":
+        return cuba_node()
     return getattr(neuron, NODE_CLASSES[neuron_name])(step_mode="m")
 
 
