@@ -268,6 +268,10 @@ REFUSED = {
         "hard reset: Spyx's CuBaLIF" if not c.soft_reset
         else "detach_reset=True: Spyx's reset" if c.detach_reset else None
     ),
+    ("cuba", "sinabs"): lambda c: (
+        "sinabs cannot express" if c.surrogate != "piecewise_exp"
+        or (c.soft_reset == c.detach_reset) or c.v_reset not in (None, 0.0) else None
+    ),
     ("alif", "norse"): lambda c: (
         "norse cannot express" if c.soft_reset or c.detach_reset or c.detach_adaptation
         or (c.surrogate, c.alpha) not in (("superspike", 1.0), ("sigmoid", 4.0)) else None
@@ -318,7 +322,8 @@ FRAMEWORK_CONFIGS = {
 def test_frameworks_match_the_oracle_or_are_refused_with_the_reason(impl, config):
     """Norse's LIF (CUBA) and LSNN (ALIF, one step late), snnTorch's Synaptic (CUBA), Spyx's
     CuBaLIF (CUBA, one step late), Rockpool's
-    LIFTorch with its synapse (CUBA), lava-dl's cuba.Neuron (approximate: fixed point, SLAYER's
+    LIFTorch with its synapse (CUBA), Sinabs' LIF with tau_syn (CUBA, its input times
+    1/alpha_syn), lava-dl's cuba.Neuron (approximate: fixed point, SLAYER's
     backward), Sinabs' ALIF (approximate: its surrogate widens with the threshold): against the
     oracle at T = 12 (the current and the threshold build up over the steps), V included where
     exposed, or the framework's reason; only soft reset (and lava-dl, Sinabs' ALIF) may be
@@ -345,6 +350,7 @@ def test_frameworks_match_the_oracle_or_are_refused_with_the_reason(impl, config
             assert verdict == "approximate", reason
             if impl == "sinabs":  # its forward is the canonical one, dX bounded
                 assert result.spikes.mismatch_fraction <= 1e-3, reason
+            assert result.states_compared == EXPOSED.get((impl, config.neuron)), result
             continue
         assert verdict in (("exact", "close", "approximate") if config.soft_reset
                            else ("exact", "close")), reason  # fmt: skip
@@ -357,8 +363,35 @@ def test_frameworks_match_the_oracle_or_are_refused_with_the_reason(impl, config
 
 # The second state each framework's checking build exposes, converted to the canonical one.
 EXPOSED = {("norse", "cuba"): "I", ("snntorch", "cuba"): "I", ("spyx", "cuba"): "I",
-           ("spikingjelly", "cuba"): "I",
-           ("rockpool", "cuba"): "I", ("norse", "alif"): "A"}  # fmt: skip
+           ("spikingjelly", "cuba"): "I", ("sinabs", "cuba"): "I",
+           ("rockpool", "cuba"): "I", ("lava-dl", "cuba"): "I",
+           ("norse", "alif"): "A"}  # fmt: skip
+
+
+def test_lava_dls_current_is_compared_within_its_fixed_point_bound_and_wrong_beyond_it():
+    """lava-dl's CUBA current is the canonical I but for its fixed point: within the declared
+    bound (tau_syn 2/4096 per unit of its current, and tau_syn times the rounded current decay
+    per unit of I) it is approximate; 1 % off, it is WRONG, the reason naming I."""
+    from kernelprof.frameworks import registry
+    from kernelprof.inputs import lif_input
+    from kernelprof.verify.agreement import check_against_oracle
+    from kernelprof.verify.verdicts import classify
+
+    pytest.importorskip("lava.lib.dl.slayer")
+    config = CUBAConfig(tau_syn=3.0, tau=4.0, surrogate="superspike", alpha=1.0)
+    build = registry.implementation("lava-dl").build(config, torch.device("cpu"), torch.float32)
+    x = lif_input((16, 2000), config, seed=0)
+
+    def scaled(x, factor):
+        spikes, v, states = build.check(x)
+        return spikes, v, {"i": states["i"] * factor}
+
+    good = check_against_oracle(lambda x: scaled(x, 1.0), x, config)
+    bad = check_against_oracle(lambda x: scaled(x, 1.01), x, config)
+    assert good.state_max_abs_diff > 1e-4, "the fixed point moves I beyond float rounding"
+    assert classify(good, build)[0] == "approximate", classify(good, build)
+    verdict, reason = classify(bad, build)
+    assert verdict == "WRONG" and "|dI| beyond tolerance" in reason, reason
 
 
 @pytest.mark.parametrize("config", [CUBAConfig(), ALIFConfig(beta_a=0.3, tau_a=5.0)], ids=str)
@@ -380,12 +413,14 @@ def test_an_exposed_state_off_by_a_percent_is_wrong(config):
     assert bad.verdict == "WRONG" and f"{name.upper()} beyond" in bad.reason, bad.reason
 
 
-@pytest.mark.parametrize("impl", ["snntorch", "spikingjelly"])
+@pytest.mark.parametrize("impl", ["snntorch", "spikingjelly", "sinabs", "rockpool"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_a_half_precision_current_is_an_approximation_declared_within_its_bounds(impl, dtype):
     """snnTorch's Synaptic keeps its current in the input's half dtype (its alpha buffer takes
-    the module's dtype), SpikingJelly's CUBALIFNode its V and c: approximate, never WRONG,
-    with the reason naming the half-precision state."""
+    the module's dtype), SpikingJelly's CUBALIFNode its V and c; Sinabs and Rockpool keep
+    theirs in float32 but take the input times their scale (1/alpha_syn, 1/beta) rounded to
+    half: approximate, never WRONG, the current within its bound, with the reason naming the
+    half dtype."""
     from kernelprof.frameworks import registry
     from kernelprof.inputs import lif_input
     from kernelprof.verify.agreement import check_against_oracle
@@ -393,8 +428,28 @@ def test_a_half_precision_current_is_an_approximation_declared_within_its_bounds
 
     pytest.importorskip(impl)
     config = CUBAConfig(surrogate="atan", alpha=2.0)
+    if impl in ("sinabs", "rockpool"):  # their surrogate, and the reset both express
+        config = CUBAConfig(v_reset=None, tau_syn=3.0, surrogate="piecewise_exp", alpha=2.0)
     build = registry.implementation(impl).build(config, torch.device("cpu"), dtype)
     x = lif_input((8, 2048), config, seed=0).to(dtype)
     verdict, reason = classify(check_against_oracle(build.check, x, config), build)
     assert verdict in ("approximate", "close", "exact"), reason
     assert any(str(dtype).removeprefix("torch.") in a.reason for a in build.approximations)
+
+
+def test_rockpools_lif_in_float16_is_refused_for_its_transparent_synapses_scale():
+    """LIFTorch's synapse passes a LIF's input on with beta = 2^-32, the input times 2^32:
+    beyond float16's range (every spike was NaN), so float16 is refused with that reason;
+    bfloat16 holds it, and CUBA's real synapse needs no such scale."""
+    from kernelprof.frameworks import registry
+    from kernelprof.frameworks.base import Unsupported
+    from reference_kernels.model import LIFConfig
+
+    pytest.importorskip("rockpool")
+    lif = LIFConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0)
+    rockpool = registry.implementation("rockpool")
+    with pytest.raises(Unsupported, match="float16: LIFTorch's synapse is made transparent"):
+        rockpool.build(lif, torch.device("cpu"), torch.float16)
+    rockpool.build(lif, torch.device("cpu"), torch.bfloat16)
+    rockpool.build(CUBAConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
+                   torch.device("cpu"), torch.float16)  # fmt: skip

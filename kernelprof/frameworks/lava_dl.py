@@ -18,8 +18,9 @@ neuron/dynamics/leaky_integrator.py and .cu, spike/spike.py):
 * The threshold is truncated to 1/64 steps (``int(threshold * 64) / 64``); a neuron fires and
   resets to 0 when v >= theta + 0.01/4096, i.e. v > theta in fixed point. The CPU loop never
   fires nor resets at v == theta; the CUDA kernel casts the threshold to int and resets there
-  without a spike. ``dynamics`` returns v *before* reset, so V after reset is not exposed: run
-  returns None for it.
+  without a spike. ``dynamics`` returns the current and v *before* reset, so V after reset is
+  not exposed (the check returns None for it) and CUBA's current is (compared within the fixed
+  point's bound: ``_fixed_point_current``).
 * Reset is always to 0 and multiplicative: no soft reset. V_r != 0 is a shift of coordinates
   (U = V - V_r rests and resets at 0, threshold theta - V_r), exact.
 * Backward: the voltage's backward is the leak alone, grad[t] = (1 - Dv/4096) grad[t+1] + g[t];
@@ -85,16 +86,30 @@ def surrogate_peak_and_area(surrogate: str, alpha: float) -> tuple[float, float]
 
 def _rounded_decays(current: float, voltage: float) -> list[base.Approximation]:
     """The decays lava rounds to 1/4096 (its quantize(4096 * decay)), where rounding moves
-    them."""
+    them. The current's error e[t] = d e[t-1] + (d_q - d) I[t-1] adds up to at most
+    tau_syn |d_q - d| max|I|: its bound on I, per unit of the current."""
     found = []
     for name, what, decay in (("current", "1/tau_syn", current), ("voltage", "1/tau", voltage)):
         quantised = round(STATE_SCALE * decay)
-        if quantised / STATE_SCALE != decay:
+        moved = abs(quantised / STATE_SCALE - decay)
+        if moved:
             found.append(base.Approximation(
                 f"{name} decay {what} = {decay:.6g} rounded to {quantised}/4096 "
                 f"= {quantised / STATE_SCALE:.6g}", spike_mismatch=0.005, grad_cosine_drop=0.005,
+                state_diff_per_unit=moved / current if name == "current" else 0.0,
             ))  # fmt: skip
     return found
+
+
+def _fixed_point_current(config: NeuronConfig) -> float:
+    """How far lava's CUBA current may lie from the canonical I (a bound, not a measure): each
+    step truncates the decayed current and the input, each by less than 1/4096, and the
+    decay d = 1 - 1/tau_syn shrinks what came before, so the errors add up to less than
+    tau_syn * 2/4096, in the units of lava's current (I/tau with decay_input). 0 for LIF,
+    which exposes no current."""
+    if config.neuron != "cuba":
+        return 0.0
+    return config.tau_syn * 2.0 / STATE_SCALE * (config.tau if config.decay_input else 1.0)
 
 
 def lava_parameters(config: NeuronConfig) -> dict:
@@ -138,6 +153,7 @@ def lava_parameters(config: NeuronConfig) -> dict:
         base.Approximation(
             "fixed point: input and membrane truncated to 1/4096 steps every step (lava "
             "s_scale=4096)", spike_mismatch=0.01, grad_cosine_drop=0.02,
+            state_diff=_fixed_point_current(config),
         ),
         base.Approximation(
             "backward ignores the reset (SLAYER): dV/dH = 1 and no gradient through S in the "
@@ -227,8 +243,13 @@ def build(config: LIFConfig, device: torch.device, dtype: torch.dtype) -> base.N
         return spikes.squeeze(1).t().reshape(shapes[0])
 
     def check(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # dynamics() returns v before reset: V after reset is not exposed.
-        return canonical_spikes(neuron(prepare(x))), None
+        # forward() as lava writes it, its current kept: dynamics() returns v before reset,
+        # so V after reset is not exposed; CUBA's current is I (I/tau with decay_input).
+        current, voltage = neuron.dynamics(prepare(x))
+        spikes = canonical_spikes(neuron.spike(voltage))
+        if config.neuron != "cuba":
+            return spikes, None
+        return spikes, None, {"i": canonical_spikes(current) * (tau if decay_input else 1.0)}
 
     def detect_path() -> str:
         if device.type != "cuda":

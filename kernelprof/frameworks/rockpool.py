@@ -220,6 +220,12 @@ def _rockpool_build(config, device, dtype, make, scale, path, dw=None) -> base.N
             code="mod.reset_state(); spikes, _, _ = mod(x)  # x batch-first [B, T, N]",
         ),  # fmt: skip
         path=path,
+        approximations=base.half_current(
+            config,
+            dtype,
+            "input times 1/beta (the scale a user's weights would hold) rounded "
+            "to {dtype} before LIFTorch's float32 synapse",
+        ),  # fmt: skip
         dw=(lambda: dw(checked[0]) if checked else None) if dw is not None else None,
     )
 
@@ -228,6 +234,12 @@ def build_lif_torch(
     config: NeuronConfig, device: torch.device, dtype: torch.dtype
 ) -> base.NeuronBuild:
     scale = input_scale(config)
+    if scale > torch.finfo(dtype).max:
+        raise base.Unsupported(
+            f"{str(dtype).removeprefix('torch.')}: LIFTorch's synapse is made transparent "
+            f"with beta = 2^-32, so its input is multiplied by {scale:.3g}, beyond the "
+            f"dtype's largest value {torch.finfo(dtype).max:g} (rockpool-neuron has no synapse)"
+        )
     dw = (lambda mod: base.retention_dw(mod.alpha)) if config.neuron == "plif" else None
     return _rockpool_build(config, device, dtype, lambda n: make_lif_torch(config, n, device),
                            scale, PATH_TORCH, dw)  # fmt: skip

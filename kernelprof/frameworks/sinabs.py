@@ -25,6 +25,10 @@ surrogate_gradient_fn.py, and sinabs-exodus's sinabs/exodus/layers/lif.py and sp
 * ``SingleExponential(grad_width, grad_scale)``: grad_scale/(theta*w) * exp(-|v - theta|/(theta*w))
   equals piecewise_exp(alpha) for w = 1/(alpha*theta), grad_scale = 1/2. Sinabs ships no
   sigmoid, atan or fast-sigmoid surrogate, so those raise Unsupported.
+* CUBA is ``LIF(tau_mem, tau_syn)``: i_syn = alpha_syn (i_syn + x), then the LIF charge with
+  i_syn as its input. alpha_syn = exp(-1/tau_syn) = 1 - 1/tau_syn, and the input times
+  1/alpha_syn (``input_scale``, untimed, as a user's weights would hold it) makes i_syn the
+  canonical current I, recorded as ``recordings["i_syn"]``.
 * ``record_states=True`` records v after reset in ``layer.recordings["v_mem"]`` ([B, T, ...]).
 * IF is ``sinabs.layers.IAF`` (LIF with tau_mem = inf, so alpha = 1, and norm_input False):
   v = v + x, with the same spike, reset and surrogate rules.
@@ -91,8 +95,11 @@ def sinabs_parameters(config: NeuronConfig, *, exodus: bool) -> dict:
     problems = []
     if config.neuron == "alif":
         problems += _alif_problems(config)
-    if config.neuron in ("lif", "alif") and config.tau <= 1.0:
+    if config.neuron in ("lif", "alif", "cuba") and config.tau <= 1.0:
         problems.append(f"tau={config.tau:g}: alpha = exp(-1/tau_mem) = 1 - 1/tau needs tau > 1")
+    if config.neuron == "cuba" and config.syn_decay == 0.0:
+        problems.append("tau_syn = 1: alpha_syn = 0 passes no input (i_syn = alpha_syn (i_syn + "
+                        "x)), and a current that decays in one step is LIF's")  # fmt: skip
     if config.v_threshold <= 0:
         problems.append("a threshold <= 0 (SingleExponential's width is proportional to it)")
     if config.soft_reset:
@@ -128,6 +135,8 @@ def sinabs_parameters(config: NeuronConfig, *, exodus: bool) -> dict:
     if config.neuron != "if":  # PLIF: tau0, from which alpha_mem starts
         found["tau_mem"] = -1.0 / math.log(1.0 - 1.0 / config.tau)
         found["norm_input"] = config.decay_input
+    if config.neuron == "cuba":  # i_syn = alpha_syn (i_syn + x): see input_scale
+        found["tau_syn"] = -1.0 / math.log(config.syn_decay)
     if config.neuron == "alif":  # b = rho b + (1 - rho) S is (1 - rho) / rho times A_d[t + 1]
         rho = config.adapt_decay
         found["tau_adapt"] = -1.0 / math.log(rho)
@@ -143,15 +152,24 @@ def _time_first(spikes: torch.Tensor) -> torch.Tensor:
     return spikes.movedim(1, 0)
 
 
+def input_scale(layer) -> float:
+    """What a CUBA layer's input is multiplied by: 1/alpha_syn (its float32 value), so that
+    Sinabs' i_syn = alpha_syn (i_syn + x) is the canonical current (a user's synaptic weights
+    would hold the scale); 1 without a synapse."""
+    alpha_syn = getattr(layer, "alpha_syn_calculated", None)
+    return 1.0 if alpha_syn is None else 1.0 / float(alpha_syn.detach())
+
+
 def _timed(layer) -> base.TimedBuild:
     """The layer as Sinabs users call it, on their batch-first input."""
+    scale = input_scale(layer)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         layer.reset_states()  # the state persists between calls
         return layer(x)
 
     return base.TimedBuild(
-        run=run, prepare=_batch_first, spikes=_time_first, module=layer,
+        run=run, prepare=lambda x: _batch_first(x) * scale, spikes=_time_first, module=layer,
         code="layer.reset_states(); spikes = layer(x)  # x batch-first [B, T, ...]",
     )  # fmt: skip
 
@@ -182,7 +200,7 @@ def _sinabs_layer(config: NeuronConfig, p: dict, device: torch.device, record_st
     tau_mem = p["tau_mem"]
     if config.neuron == "plif" and config.per_channel:
         tau_mem = torch.full((neurons,), tau_mem)
-    return LIF(tau_mem=tau_mem, norm_input=p["norm_input"],
+    return LIF(tau_mem=tau_mem, tau_syn=p.get("tau_syn"), norm_input=p["norm_input"],
                train_alphas=config.neuron == "plif", **common).to(device)  # fmt: skip
 
 
@@ -218,16 +236,22 @@ def _build_sinabs(
         checking = _sinabs_layer(config, p, device, True, x[0].numel()) if learned else standing
         checked[:] = [checking]
         checking.reset_states()  # the state persists between calls
-        spikes = checking(_batch_first(x))
+        spikes = checking(_batch_first(x) * input_scale(checking))
+        recorded = {name: _time_first(state) for name, state in checking.recordings.items()}
         if config.neuron == "alif":  # its recordings alias one state dict: see ALIF_V
             return _time_first(spikes), None
-        return _time_first(spikes), _time_first(checking.recordings["v_mem"])
+        if config.neuron == "cuba":  # i_syn is the canonical current of the scaled input
+            return _time_first(spikes), recorded["v_mem"], {"i": recorded["i_syn"]}
+        return _time_first(spikes), recorded["v_mem"]
 
     if learned and config.per_channel:  # one alpha per neuron of the first timed input
         timed = _timed_lazily(lambda x: _sinabs_layer(config, p, device, False, x[:, 0].numel()))
     else:
         timed = _timed(_sinabs_layer(config, p, device, False))
-    approximations = []
+    approximations = base.half_current(
+        config, dtype, "input times 1/alpha_syn (the scale a user's weights would hold) "
+        "rounded to {dtype} before Sinabs' float32 current",
+    )  # fmt: skip
     path = PATH_SINABS
     if config.neuron == "alif":
         path = f"{PATH_SINABS.replace('lif_forward', 'alif_forward')}; {ALIF_V}"
@@ -274,9 +298,9 @@ _implementation = partial(base.Implementation, framework="Sinabs", requires=(REQ
 SINABS = _implementation(
     name="sinabs",
     build=_build_sinabs,
-    description="sinabs.layers.LIF (IAF for IF, train_alphas for PLIF) with SingleSpike: eager "
-    "loop",
-    neurons=("if", "lif", "plif", "alif"),
+    description="sinabs.layers.LIF (IAF for IF, train_alphas for PLIF, tau_syn for CUBA) with "
+    "SingleSpike: eager loop",
+    neurons=("if", "lif", "plif", "cuba", "alif"),
 )
 SINABS_EXODUS = _implementation(
     name="sinabs-exodus",

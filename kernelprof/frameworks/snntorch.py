@@ -199,20 +199,6 @@ def _double_reset(config: NeuronConfig) -> base.Approximation:
     )  # fmt: skip
 
 
-def _half_current(config: NeuronConfig, dtype: torch.dtype) -> base.Approximation:
-    """Synaptic's current in half precision: its alpha buffer takes the module's dtype, so
-    syn = alpha syn + x stays in the input's dtype (mem is float32 after the first step)."""
-    # Measured at N=4096, T=8 (check's input): fp16 0.02 % of spikes, |dV| 1.6e-3, dX cosine
-    # 0.99998; bf16 0.30 %, 1.3e-2, 0.9994. The bounds allow 8 eps, as SpikingJelly's half V.
-    eps = torch.finfo(dtype).eps
-    return base.Approximation(
-        f"current syn kept in {str(dtype).removeprefix('torch.')} (Synaptic's alpha buffer "
-        "takes the module's dtype), not float32: its rounding accumulates over T",
-        spike_mismatch=min(1.0, 8 * eps), grad_cosine_drop=0.01,
-        v_diff=8 * eps * max(1.0, abs(config.v_threshold)) * config.tau_syn,
-    )  # fmt: skip
-
-
 def _tutorial_loop(timed_lif, *, synaptic: bool):
     """The timed call: snnTorch's tutorial loop over T, as its users write it (tutorial 5's
     for Synaptic), on the Leaky ``timed_lif(current)`` gives."""
@@ -252,8 +238,10 @@ def build(config: NeuronConfig, device: torch.device, dtype: torch.dtype) -> bas
     returns_v = not kwargs["reset_delay"]  # with reset_delay=True, mem is H (before reset)
     if config.v_reset is None:
         approximations.append(_double_reset(config))
-    if config.neuron == "cuba" and dtype.itemsize < 4:
-        approximations.append(_half_current(config, dtype))
+    approximations += base.half_current(
+        config, dtype, "current syn kept in {dtype}, not float32 (Synaptic's alpha buffer "
+        "takes the module's dtype)",
+    )  # fmt: skip
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return x * scale if scale != 1.0 else x

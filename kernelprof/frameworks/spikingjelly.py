@@ -343,6 +343,7 @@ def _half_state(config: NeuronConfig, dtype: torch.dtype) -> list[base.Approxima
         "float32: rounding accumulates over T",
         spike_mismatch=min(1.0, 8 * eps), grad_cosine_drop=0.01,
         v_diff=8 * eps * max(1.0, abs(config.v_threshold)),
+        state_diff_per_unit=base.half_current_per_unit(config, dtype),  # CUBA's c
     )]  # fmt: skip
 
 

@@ -127,6 +127,8 @@ class OracleCheck:
     dw_problem: str = ""  # PLIF: how dw is wrong (magnitude, sign, NaN), "" when it is not
     states_compared: str | None = None  # "I" (CUBA) or "A" (ALIF) where the build exposes it
     state_max_abs_diff: float | None = None
+    state_excess: float = float("-inf")  # > 0: some exposed state beyond atol + rtol*|state|
+    state_scale: float = 0.0  # the oracle's largest |state| where compared (scales a bound)
 
     def figures(self) -> OracleFigures:
         """The record of this comparison (what a results document keeps of it)."""
@@ -175,7 +177,9 @@ def check_against_oracle(
     keep = spikes.comparable
     v_excess = float("-inf") if v is None else max_abs_excess(v, v_ref, tol, tol, keep)
     grad_excess = max_abs_excess(x_impl.grad, x_ref.grad, tol, tol, keep)
-    state_diff, state_problems = _compare_states(states, states_ref, tol, keep)
+    state_diff, state_excess, state_scale, state_problems = _compare_states(
+        states, states_ref, tol, keep
+    )
     problems = [f"NaN or Inf in {non_finite}"] if non_finite else []
     problems += state_problems
     if spikes.non_ties:
@@ -217,6 +221,8 @@ def check_against_oracle(
         dw_problem=dw_problem,
         states_compared=", ".join(_named(states)) or None,
         state_max_abs_diff=state_diff,
+        state_excess=state_excess,
+        state_scale=state_scale,
     )
 
 
@@ -258,16 +264,20 @@ def _named(states: dict) -> dict:
 
 
 def _compare_states(states: dict, states_ref: dict, tol: float, keep):
-    """(largest |state - oracle| over the exposed states or None, problems) for CUBA's I and
-    ALIF's A, on the neurons whose spikes did not diverge."""
-    largest, problems = None, []
+    """(largest |state - oracle| over the exposed states or None, the largest excess over
+    atol + rtol*|oracle|, the oracle's largest |state|, problems) for CUBA's I and ALIF's A, on
+    the neurons whose spikes did not diverge."""
+    largest, excess, scale, problems = None, float("-inf"), 0.0, []
     for name, got in sorted(states.items()):
         want = states_ref[name]
         diff = max_abs_diff(got, want, keep)
         largest = diff if largest is None else max(largest, diff)
-        if max_abs_excess(got, want, tol, tol, keep) > 0:
+        scale = max(scale, max_abs_diff(torch.zeros_like(want), want, keep))
+        beyond = max_abs_excess(got, want, tol, tol, keep)
+        excess = max(excess, beyond)
+        if beyond > 0:
             problems.append(f"{name.upper()} beyond atol=rtol={tol:g}")
-    return largest, problems
+    return largest, excess, scale, problems
 
 
 def _oracle(x: torch.Tensor, config: NeuronConfig, grad_s: torch.Tensor,

@@ -67,6 +67,11 @@ def bound_problems(result: OracleCheck, approximations: list[Approximation]) -> 
         problems.append(f"dX cosine {result.grad_cosine:.4f} < {cosine:.4f}")
     if result.v_excess > v_diff:
         problems.append(f"|dV| beyond tolerance by {result.v_excess:.3g} > {v_diff:.3g}")
+    state_diff = sum(a.state_diff + a.state_diff_per_unit * result.state_scale
+                     for a in approximations)  # fmt: skip
+    if result.state_excess > state_diff:
+        problems.append(f"|d{result.states_compared}| beyond tolerance by "
+                        f"{result.state_excess:.3g} > {state_diff:.3g}")  # fmt: skip
     if result.dw_problem:  # an approximation bounds spikes, dX and V, never PLIF's dw
         problems.append(result.dw_problem)
     return problems
