@@ -60,7 +60,9 @@ ALIF, against kernelprof's own eager oracle (``reference_kernels.multistep(x, co
 And CUBA with a soft reset, the one Spyx's ``CuBaLIF`` has, against the eager oracle too:
 
 * ``cuba-soft`` (``--neuron cuba --reset soft --surrogate piecewise_exp:2``): Spyx
-  ``snn.CuBaLIF`` (JAX, as the ``soft-reset`` set's Spyx loop).
+  ``snn.CuBaLIF`` (JAX, as the ``soft-reset`` set's Spyx loop), Sinabs ``LIF(tau_syn=...)``,
+  SpikingJelly ``CUBALIFNode`` (Rockpool's ``LIFTorch`` refuses N=2^18: its dense N x N
+  recurrent matrix).
 
     .venv/bin/python benchmarks/plain_loops.py [--set default] [--T 8] [--N 262144]
         [--rounds 5] [--json OUT]
@@ -353,6 +355,21 @@ def sinabs_alif(x: torch.Tensor, config: NeuronConfig):
     return _sinabs_loop(layer, x)
 
 
+def sinabs_cuba(x: torch.Tensor, config: NeuronConfig):
+    """CUBA: ``sinabs.layers.LIF(tau_mem, tau_syn)``, subtractive reset, batch-first [B, T, N];
+    i_syn = alpha_syn (i_syn + x), so the input a user's synapse delivers carries 1/alpha_syn."""
+    from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
+    from sinabs.layers import LIF
+
+    layer = LIF(tau_mem=-1.0 / math.log(1.0 - 1.0 / config.tau),
+                tau_syn=-1.0 / math.log(config.syn_decay), norm_input=config.decay_input,
+                spike_threshold=torch.tensor(config.v_threshold), spike_fn=SingleSpike,
+                reset_fn=MembraneSubtract(), surrogate_grad_fn=SingleExponential(
+                    grad_width=1.0 / (config.alpha * config.v_threshold),
+                    grad_scale=0.5))  # fmt: skip
+    return _sinabs_loop(layer, x / float(layer.alpha_syn_calculated.detach()))
+
+
 def _sj_surrogate(config: NeuronConfig):
     from spikingjelly.activation_based import surrogate
 
@@ -496,8 +513,10 @@ SETS = {
     "cuba-soft": NeuronSet(
         CUBAConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0),
         "--neuron cuba --reset soft --surrogate piecewise_exp:2",
-        {"ref-torch": "ref-torch", "spyx": "spyx"},
-        {"ref-torch": reference, "spyx": spyx}, baseline="ref-torch",
+        {"ref-torch": "ref-torch", "spyx": "spyx", "sinabs": "sinabs",
+         "spikingjelly": "spikingjelly"},
+        {"ref-torch": reference, "spyx": spyx, "sinabs": sinabs_cuba,
+         "spikingjelly": spikingjelly_cuba}, baseline="ref-torch",
     ),
     "alif-detached": NeuronSet(
         ALIFConfig(detach_reset=True, detach_adaptation=True, surrogate="piecewise_exp",
