@@ -272,7 +272,7 @@ def _compare_states(states: dict, states_ref: dict, tol: float, keep):
         want = states_ref[name]
         diff = max_abs_diff(got, want, keep)
         largest = diff if largest is None else max(largest, diff)
-        scale = max(scale, max_abs_diff(torch.zeros_like(want), want, keep))
+        scale = max(scale, max_abs_diff(want, torch.zeros_like(want), keep))  # max |oracle|
         beyond = max_abs_excess(got, want, tol, tol, keep)
         excess = max(excess, beyond)
         if beyond > 0:
