@@ -342,31 +342,36 @@ def spikingjelly_cuba(x: torch.Tensor, config: NeuronConfig):
 def sinabs_alif(x: torch.Tensor, config: NeuronConfig):
     """``sinabs.layers.ALIF``, reset to 0 (MembraneReset), batch-first [B, T, N]; rho =
     exp(-1/tau_adapt) = 1 - 1/tau_a and adapt_scale = beta_a rho / (1 - rho)."""
-    from sinabs.activation import MembraneReset, SingleExponential, SingleSpike
+    from sinabs.activation import MembraneReset
     from sinabs.layers import ALIF
 
     rho = 1.0 - 1.0 / config.tau_a
     layer = ALIF(tau_mem=-1.0 / math.log(1.0 - 1.0 / config.tau), tau_adapt=-1.0 / math.log(rho),
                  adapt_scale=config.beta_a * rho / (1.0 - rho), norm_input=config.decay_input,
-                 spike_threshold=torch.tensor(config.v_threshold), spike_fn=SingleSpike,
-                 reset_fn=MembraneReset(), surrogate_grad_fn=SingleExponential(
-                     grad_width=1.0 / (config.alpha * config.v_threshold),
-                     grad_scale=0.5))  # fmt: skip
+                 **_sinabs_spiking(config, MembraneReset()))  # fmt: skip
     return _sinabs_loop(layer, x)
+
+
+def _sinabs_spiking(config: NeuronConfig, reset_fn) -> dict:
+    """A Sinabs layer's spike settings: SingleSpike, ``reset_fn``, and SingleExponential with
+    the canonical piecewise_exp's width."""
+    from sinabs.activation import SingleExponential, SingleSpike
+
+    width = 1.0 / (config.alpha * config.v_threshold)
+    return dict(spike_threshold=torch.tensor(config.v_threshold), spike_fn=SingleSpike,
+                reset_fn=reset_fn,
+                surrogate_grad_fn=SingleExponential(grad_width=width, grad_scale=0.5))  # fmt: skip
 
 
 def sinabs_cuba(x: torch.Tensor, config: NeuronConfig):
     """CUBA: ``sinabs.layers.LIF(tau_mem, tau_syn)``, subtractive reset, batch-first [B, T, N];
     i_syn = alpha_syn (i_syn + x), so the input a user's synapse delivers carries 1/alpha_syn."""
-    from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
+    from sinabs.activation import MembraneSubtract
     from sinabs.layers import LIF
 
     layer = LIF(tau_mem=-1.0 / math.log(1.0 - 1.0 / config.tau),
                 tau_syn=-1.0 / math.log(config.syn_decay), norm_input=config.decay_input,
-                spike_threshold=torch.tensor(config.v_threshold), spike_fn=SingleSpike,
-                reset_fn=MembraneSubtract(), surrogate_grad_fn=SingleExponential(
-                    grad_width=1.0 / (config.alpha * config.v_threshold),
-                    grad_scale=0.5))  # fmt: skip
+                **_sinabs_spiking(config, MembraneSubtract()))  # fmt: skip
     return _sinabs_loop(layer, x / float(layer.alpha_syn_calculated.detach()))
 
 
@@ -413,15 +418,12 @@ def norse_iaf(x: torch.Tensor, config: NeuronConfig):
 
 def sinabs_plif(x: torch.Tensor, config: NeuronConfig):
     """``sinabs.layers.LIF(train_alphas=True)``, subtractive reset, batch-first [B, T, N]."""
-    from sinabs.activation import MembraneSubtract, SingleExponential, SingleSpike
+    from sinabs.activation import MembraneSubtract
     from sinabs.layers import LIF
 
     layer = LIF(tau_mem=-1.0 / math.log(1.0 - 1.0 / config.tau), train_alphas=True,
-                norm_input=config.decay_input, spike_threshold=torch.tensor(config.v_threshold),
-                spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
-                surrogate_grad_fn=SingleExponential(
-                    grad_width=1.0 / (config.alpha * config.v_threshold),
-                    grad_scale=0.5))  # fmt: skip
+                norm_input=config.decay_input,
+                **_sinabs_spiking(config, MembraneSubtract()))  # fmt: skip
     return _sinabs_loop(layer, x)
 
 

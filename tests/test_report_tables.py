@@ -91,3 +91,12 @@ def test_the_e2e_and_conversion_tables_show_every_part():
     for needle in ("ANN (ReLU twin", "test accuracy against T", "snntorch: unsupported: no",
                    "95.0 %"):  # fmt: skip
         assert needle in text, needle
+
+
+def test_the_copy_caption_counts_the_cases_own_passes():
+    """% copy is taken over the traffic model's passes, which ALIF's saved threshold raises to 8;
+    the caption says the count that case's % used (it said LIF's 6 for every neuron)."""
+    lif = compare_case(False)
+    alif = dataclasses.replace(lif, case=dataclasses.replace(lif.case, neuron="alif", saved=2))
+    assert "(6 passes over [T, N])" in rendered(compare.verdict_table(lif))[1]
+    assert "(8 passes over [T, N])" in rendered(compare.verdict_table(alif))[1]

@@ -24,8 +24,8 @@ HEADERS = ("impl", "verdict", "fwd\nms", "bwd\nms", "fwd+bwd\nms", "speed-\nup",
 CAPTION = (
     "ms: device time, median ±half the IQR (as a share of the median), rounds pooled; "
     "speedup: fwd+bwd device time vs the baseline, median of the per-round ratios, with its "
-    "bootstrap interval; % copy: fwd+bwd's traffic (6 passes over [T, N]) in its device time "
-    "against the measured copy bandwidth (GB/s in --format json, csv, md); peak: allocator "
+    "bootstrap interval; % copy: fwd+bwd's traffic ({passes} passes over [T, N]) in its device "
+    "time against the measured copy bandwidth (GB/s in --format json, csv, md); peak: allocator "
     "peak of one fwd+bwd; saved: bytes autograd keeps for backward; mJ: energy per fwd+bwd; "
     f"flag: busy? = {BUSY} (rounds that disagree beyond their page faults, or a part slower "
     "than the whole), faults = rounds that differ by their page faults (said below), warm? = a "
@@ -107,7 +107,9 @@ def verdict_table(case: CompareCase, all_rows: bool = False):
         ])  # fmt: skip
     result = table(_title(case))
     fill(result, HEADERS, cells, left=2)
-    result.caption = plain([CAPTION, *(f"energy: {note}" for note in sorted(energy_notes)),
+    passes = 2 * (2 + case.case.saved)  # the traffic model's (results.analysis.traffic_bytes)
+    result.caption = plain([CAPTION.format(passes=passes),
+                            *(f"energy: {note}" for note in sorted(energy_notes)),
                             *machine_notes(case), *notes,
                             *(["not run here:", *[f"  {line}" for line in not_run]]
                               if not_run else [])])  # fmt: skip
