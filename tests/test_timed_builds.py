@@ -132,3 +132,23 @@ def test_the_timed_closures_hold_the_prepared_input_outside_the_timed_call():
     assert closures.forward().shape == closures.grad.shape
     (grad,) = closures.forward_backward()
     assert grad.shape == closures.x.shape
+
+
+def test_bwd_replays_a_graph_made_after_the_other_phases_forwards():
+    """Sinabs' reset_states zeroes and detaches, in place, the state buffers a forward's graph
+    saved (CUBA's last current): compare's bwd phase, one forward's graph replayed, failed for
+    its LIF(tau_syn) once the fwd phase had run ("a saved tensor that has been detached
+    in-place"). bwd now makes its graph after any other forward, outside the timed calls."""
+    from kernelprof.harness.profiling import profile_phases
+    from reference_kernels.model import CUBAConfig
+
+    config = CUBAConfig(v_reset=None, surrogate="piecewise_exp", alpha=2.0)
+    build = build_or_skip("sinabs", config)
+    closures = timed_closures(build.timed, lif_input((8, 300), config, seed=0), seed=0)
+    phases = closures.phases()
+    first = phases["bwd"]()
+    for phase in ("fwd", "bwd", "fwd+bwd", "bwd", "fwd", "bwd"):  # as rounds and profiles go
+        found = phases[phase]()
+    torch.testing.assert_close(found, first)  # the same graph's gradient each time
+    profiled = profile_phases(phases, CPU, label="sinabs", calls=2)
+    assert len(profiled.op_s["bwd"]) == 2  # each profiled bwd call ran, none failed

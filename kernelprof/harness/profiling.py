@@ -96,6 +96,7 @@ def profile_phases(
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
     with profile(activities=activities, profile_memory=True) as prof:
         for phase, fn in phases.items():
+            getattr(fn, "prepare", lambda: None)()  # a phase's own set-up, outside the ranges
             for _ in range(calls):
                 before()
                 with record_function(f"{label}/{phase}"):

@@ -74,15 +74,40 @@ class TimedClosures:
     own_phases: dict[str, Callable[[], object]] | None = None
 
     def phases(self) -> dict[str, Callable[[], object]]:
-        """fwd, bwd (the graph of one forward, replayed with retain_graph) and fwd+bwd."""
+        """fwd, bwd (the graph of one forward, replayed with retain_graph) and fwd+bwd.
+
+        bwd's graph is made again after any other phase's forward: a framework may reset, in
+        place, the states that graph saved (Sinabs' ``reset_states`` zeroes and detaches its
+        state buffers, the last step's current among the saved tensors). Its ``prepare()``
+        makes it outside a timed or profiled call; a call that finds it gone makes it first."""
         if self.own_phases is not None:
             return {phase: self.own_phases[phase] for phase in PHASES}
-        spikes = self.forward()
+        graph: list[torch.Tensor] = []  # the spikes bwd replays; emptied by any other forward
+
+        def forward() -> torch.Tensor:
+            graph.clear()
+            return self.forward()
+
+        def forward_backward():
+            graph.clear()
+            return self.forward_backward()
+
+        def prepare() -> None:
+            if not graph:
+                graph.append(self.forward())
 
         def backward():
-            return torch.autograd.grad(spikes, self.x, self.grad, retain_graph=True)
+            prepare()
+            return torch.autograd.grad(graph[0], self.x, self.grad, retain_graph=True)
 
-        return {"fwd": self.forward, "bwd": backward, "fwd+bwd": self.forward_backward}
+        backward.prepare = prepare
+        return {"fwd": forward, "bwd": backward, "fwd+bwd": forward_backward}
+
+
+def prepared(closure: Callable[[], object]) -> Callable[[], object]:
+    """``closure`` after its ``prepare()``, where it has one (bwd's graph, made again)."""
+    getattr(closure, "prepare", lambda: None)()
+    return closure
 
 
 def timed_closures(timed, x: torch.Tensor, seed: int) -> TimedClosures:
@@ -173,6 +198,7 @@ class TimingWorker:
         phases = self.closures.phases()
         timings: dict[str, RoundTiming] = {}
         for phase, closure in phases.items():
+            prepared(closure)
             started = time.time()
             first_call_s, settled = None, None
             if number == 1:
@@ -249,7 +275,7 @@ class TimingWorker:
             return {}
         timings = {}
         for phase, closure in phases.items():
-            replay = cuda_graph_replay(closure, self.device)
+            replay = cuda_graph_replay(prepared(closure), self.device)
             if isinstance(replay, str):
                 timings[phase] = GraphTiming(unavailable_reason=replay)
                 continue
