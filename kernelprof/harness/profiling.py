@@ -81,6 +81,13 @@ def warm_up_profiler() -> None:
         torch.empty(0)
 
 
+def prepared(closure: Callable[[], object]) -> Callable[[], object]:
+    """``closure`` after its ``prepare()``, where it has one (compare's bwd: its graph, made
+    again after other phases' forwards)."""
+    getattr(closure, "prepare", lambda: None)()
+    return closure
+
+
 def profile_phases(
     phases: dict[str, Callable[[], object]],
     device: torch.device,
@@ -96,7 +103,7 @@ def profile_phases(
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
     with profile(activities=activities, profile_memory=True) as prof:
         for phase, fn in phases.items():
-            getattr(fn, "prepare", lambda: None)()  # a phase's own set-up, outside the ranges
+            prepared(fn)  # a phase's own set-up, outside the ranges
             for _ in range(calls):
                 before()
                 with record_function(f"{label}/{phase}"):

@@ -27,7 +27,12 @@ import torch
 
 from kernelprof.harness import device as device_facts
 from kernelprof.harness.energy import measure_energy
-from kernelprof.harness.profiling import profile_phases, saved_for_backward_bytes, warm_up_profiler
+from kernelprof.harness.profiling import (
+    prepared,
+    profile_phases,
+    saved_for_backward_bytes,
+    warm_up_profiler,
+)
 from kernelprof.harness.timer import (
     CudaEventTimer,
     HostTimer,
@@ -102,12 +107,6 @@ class TimedClosures:
 
         backward.prepare = prepare
         return {"fwd": forward, "bwd": backward, "fwd+bwd": forward_backward}
-
-
-def prepared(closure: Callable[[], object]) -> Callable[[], object]:
-    """``closure`` after its ``prepare()``, where it has one (bwd's graph, made again)."""
-    getattr(closure, "prepare", lambda: None)()
-    return closure
 
 
 def timed_closures(timed, x: torch.Tensor, seed: int) -> TimedClosures:
